@@ -1,0 +1,158 @@
+/* Schema-driven binding of JSON run configs onto structs. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include "config.h"
+#include "error.h"
+
+int config_apply_set(json_t *root, const char *assignment) {
+    const char *eq = strchr(assignment, '=');
+    if (!eq || eq == assignment) return dr_error("--set %s: expected key.path=value", assignment);
+    char key[512];
+    size_t klen = (size_t)(eq - assignment);
+    if (klen >= sizeof key) return dr_error("--set: key too long");
+    memcpy(key, assignment, klen);
+    key[klen] = 0;
+    json_t *val = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
+    if (!val) val = json_string(eq + 1);
+    json_t *obj = root;
+    char *save = NULL, *part = strtok_r(key, ".", &save);
+    while (part) {
+        char *next = strtok_r(NULL, ".", &save);
+        if (!next) {
+            json_object_set_new(obj, part, val);
+            return DR_OK;
+        }
+        json_t *child = json_object_get(obj, part);
+        if (!child) {
+            child = json_object();
+            json_object_set_new(obj, part, child);
+        } else if (!json_is_object(child)) {
+            json_decref(val);
+            return dr_error("--set %s: '%s' is not a section", assignment, part);
+        }
+        obj = child;
+        part = next;
+    }
+    json_decref(val);
+    return dr_error("--set %s: empty key", assignment);
+}
+
+/* 1 if path is a field, 2 if it is a section (a prefix of some field), 0 if unknown. */
+static int schema_lookup(const CfgField *f, int n, const char *path) {
+    size_t len = strlen(path);
+    int section = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(f[i].key, path) == 0) return 1;
+        if (strncmp(f[i].key, path, len) == 0 && f[i].key[len] == '.') section = 1;
+    }
+    return section ? 2 : 0;
+}
+
+static int check_keys(const json_t *obj, const char *prefix, const CfgField *f, int n,
+                      const char *file) {
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v) {
+        char path[512];
+        snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", k);
+        int kind = schema_lookup(f, n, path);
+        if (kind == 0) return dr_error("%s: unknown key '%s'", file, path);
+        if (kind == 2) {
+            if (!json_is_object(v)) return dr_error("%s: '%s' must be an object", file, path);
+            if (check_keys(v, path, f, n, file)) return DR_ERR;
+        }
+    }
+    return DR_OK;
+}
+
+static const json_t *get_path(const json_t *root, const char *key) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", key);
+    const json_t *obj = root;
+    char *save = NULL;
+    for (char *p = strtok_r(buf, ".", &save); p && obj; p = strtok_r(NULL, ".", &save))
+        obj = json_is_object(obj) ? json_object_get(obj, p) : NULL;
+    return obj;
+}
+
+static int in_choices(const char *s, const char *choices) {
+    size_t n = strlen(s);
+    for (const char *c = choices; c && *c;) {
+        const char *bar = strchr(c, '|');
+        size_t len = bar ? (size_t)(bar - c) : strlen(c);
+        if (len == n && strncmp(c, s, n) == 0) return 1;
+        c = bar ? bar + 1 : NULL;
+    }
+    return 0;
+}
+
+static int bind_one(const json_t *v, const CfgField *f, char *base, const char *file) {
+    switch (f->type) {
+    case CFG_INT: {
+        if (!json_is_integer(v)) return dr_error("%s: '%s' must be an integer", file, f->key);
+        json_int_t x = json_integer_value(v);
+        if ((double)x < f->lo || (double)x > f->hi)
+            return dr_error("%s: '%s' must be in [%.0f, %.0f] (got %lld)", file, f->key, f->lo,
+                            f->hi, (long long)x);
+        *(int *)(base + f->offset) = (int)x;
+        return DR_OK;
+    }
+    case CFG_FLOAT: {
+        if (!json_is_number(v)) return dr_error("%s: '%s' must be a number", file, f->key);
+        double x = json_number_value(v);
+        if (!isfinite(x) || x < f->lo || x > f->hi)
+            return dr_error("%s: '%s' must be in [%g, %g] (got %g)", file, f->key, f->lo, f->hi, x);
+        *(double *)(base + f->offset) = x;
+        return DR_OK;
+    }
+    case CFG_BOOL:
+        if (!json_is_boolean(v)) return dr_error("%s: '%s' must be true or false", file, f->key);
+        *(int *)(base + f->offset) = json_is_true(v);
+        return DR_OK;
+    case CFG_STRING: {
+        if (!json_is_string(v)) return dr_error("%s: '%s' must be a string", file, f->key);
+        const char *s = json_string_value(v);
+        if (f->choices && !in_choices(s, f->choices))
+            return dr_error("%s: '%s' must be one of %s (got '%s')", file, f->key, f->choices, s);
+        if (strlen(s) >= CFG_STR_LEN)
+            return dr_error("%s: '%s' is longer than %d characters", file, f->key, CFG_STR_LEN - 1);
+        snprintf(base + f->offset, CFG_STR_LEN, "%s", s);
+        return DR_OK;
+    }
+    }
+    return DR_ERR;
+}
+
+int config_bind(const json_t *root, const CfgField *fields, int n, void *target, const char *file) {
+    if (!json_is_object(root)) return dr_error("%s: expected a JSON object", file);
+    if (check_keys(root, "", fields, n, file)) return DR_ERR;
+    for (int i = 0; i < n; i++) {
+        const json_t *v = get_path(root, fields[i].key);
+        if (v && bind_one(v, &fields[i], target, file)) return DR_ERR;
+    }
+    return DR_OK;
+}
+
+json_t *config_to_json(const CfgField *fields, int n, const void *target) {
+    json_t *root = json_object();
+    const char *base = target;
+    for (int i = 0; i < n; i++) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "%s", fields[i].key);
+        json_t *obj = root;
+        char *save = NULL, *p = strtok_r(buf, ".", &save);
+        for (char *next; (next = strtok_r(NULL, ".", &save)); p = next) {
+            json_t *c = json_object_get(obj, p);
+            if (!c) json_object_set_new(obj, p, c = json_object());
+            obj = c;
+        }
+        const CfgField *f = &fields[i];
+        json_t *v = f->type == CFG_INT     ? json_integer(*(const int *)(base + f->offset))
+                    : f->type == CFG_FLOAT ? json_real(*(const double *)(base + f->offset))
+                    : f->type == CFG_BOOL  ? json_boolean(*(const int *)(base + f->offset))
+                                           : json_string(base + f->offset);
+        json_object_set_new(obj, p, v);
+    }
+    return root;
+}

@@ -1,0 +1,25 @@
+/* Atomic file output: write to a temporary name beside the target, fsync, rename, so a
+ * reader never sees a half-written file and a failed run leaves nothing behind. */
+#pragma once
+#include <stdio.h>
+
+typedef struct {
+    FILE *fp;
+    char path[4096];
+    char tmp[4096];
+} AtomicFile;
+
+/* Opens PATH.tmp.<pid> for writing. DR_OK or DR_ERR (message names the path). */
+int atomic_open(AtomicFile *af, const char *path);
+/* Flushes, fsyncs and renames onto the target. DR_OK or DR_ERR; the temp file is removed on error.
+ */
+int atomic_commit(AtomicFile *af);
+/* Closes and removes the temporary file without touching the target. */
+void atomic_abort(AtomicFile *af);
+/* Writes a whole buffer atomically. */
+int atomic_write(const char *path, const void *data, size_t n);
+/* mkdir -p. DR_OK or DR_ERR. */
+int make_dirs(const char *path);
+/* 1 if PATH exists and is a regular file / a directory. */
+int file_exists(const char *path);
+int dir_exists(const char *path);

@@ -1,0 +1,78 @@
+/* jansson helpers with errors that name file and field. */
+#include <stdlib.h>
+#include <string.h>
+#include "error.h"
+#include "fileio.h"
+#include "jsonutil.h"
+
+int json_load_path(const char *path, json_t **out) {
+    json_error_t e;
+    if (!file_exists(path)) return dr_error("%s: file not found", path);
+    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
+    if (!j) return dr_error("%s: not valid JSON (line %d: %s)", path, e.line, e.text);
+    *out = j;
+    return DR_OK;
+}
+
+static const json_t *field(const json_t *obj, const char *key, int required, const char *file,
+                           int *status) {
+    const json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
+    *status = DR_OK;
+    if (!v || json_is_null(v)) {
+        if (required) *status = dr_error("%s: missing field '%s'", file, key);
+        return NULL;
+    }
+    return v;
+}
+
+int json_get_int(const json_t *obj, const char *key, int required, const char *file, int *out) {
+    int st;
+    const json_t *v = field(obj, key, required, file, &st);
+    if (!v) return st;
+    if (!json_is_integer(v)) return dr_error("%s: field '%s' must be an integer", file, key);
+    json_int_t x = json_integer_value(v);
+    if (x < -2147483647LL || x > 2147483647LL)
+        return dr_error("%s: field '%s' is out of range (%lld)", file, key, (long long)x);
+    *out = (int)x;
+    return DR_OK;
+}
+
+int json_get_num(const json_t *obj, const char *key, int required, const char *file, double *out) {
+    int st;
+    const json_t *v = field(obj, key, required, file, &st);
+    if (!v) return st;
+    if (!json_is_number(v)) return dr_error("%s: field '%s' must be a number", file, key);
+    *out = json_number_value(v);
+    return DR_OK;
+}
+
+int json_get_bool(const json_t *obj, const char *key, int required, const char *file, int *out) {
+    int st;
+    const json_t *v = field(obj, key, required, file, &st);
+    if (!v) return st;
+    if (!json_is_boolean(v)) return dr_error("%s: field '%s' must be true or false", file, key);
+    *out = json_is_true(v);
+    return DR_OK;
+}
+
+int json_get_str(const json_t *obj, const char *key, int required, const char *file,
+                 const char **out) {
+    int st;
+    const json_t *v = field(obj, key, required, file, &st);
+    if (!v) return st;
+    if (!json_is_string(v)) return dr_error("%s: field '%s' must be a string", file, key);
+    *out = json_string_value(v);
+    return DR_OK;
+}
+
+int json_write_path(const char *path, const json_t *value) {
+    char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    if (!text) return dr_error("%s: could not serialise JSON", path);
+    size_t n = strlen(text);
+    text = realloc(text, n + 2);
+    text[n] = '\n';
+    text[n + 1] = 0;
+    int st = atomic_write(path, text, n + 1);
+    free(text);
+    return st;
+}

@@ -1,0 +1,16 @@
+/* Typed field access on jansson objects with user-facing errors: each getter names the
+ * file and the field and says what was expected. */
+#pragma once
+#include <jansson.h>
+
+/* Loads PATH as JSON. DR_ERR with "<path>: not valid JSON (line L: ...)" or "cannot open". */
+int json_load_path(const char *path, json_t **out);
+/* Each getter: a missing field is an error when required, otherwise leaves *out unchanged;
+ * null counts as missing. DR_OK or DR_ERR. */
+int json_get_int(const json_t *obj, const char *key, int required, const char *file, int *out);
+int json_get_num(const json_t *obj, const char *key, int required, const char *file, double *out);
+int json_get_bool(const json_t *obj, const char *key, int required, const char *file, int *out);
+int json_get_str(const json_t *obj, const char *key, int required, const char *file,
+                 const char **out);
+/* Writes a JSON value atomically with 2-space indentation. */
+int json_write_path(const char *path, const json_t *value);
