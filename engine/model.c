@@ -1,0 +1,348 @@
+/* The Llama-family decoder on the op_* dispatch: parameter layout, initialisation, and the
+ * forward/backward over a (B, T) token batch. The forward keeps every activation the
+ * backward needs; the backward walks the layers in reverse with one layer of scratch. */
+#include <math.h>
+#include <string.h>
+#include "model.h"
+#include "../kernels/philox.h"
+#include "../kernels/rope.h"
+#include "../runtime/check.h"
+#include "../runtime/error.h"
+#include "../runtime/ops.h"
+
+int model_config_validate(const ModelConfig *c, const char *what) {
+    if (c->vocab <= 0 || c->d_model <= 0 || c->n_layers <= 0 || c->n_heads <= 0 ||
+        c->n_kv_heads <= 0 || c->head_dim <= 0 || c->d_ff <= 0 || c->max_pos <= 0)
+        return dr_error("%s: sizes (vocab_size, hidden_size, num_hidden_layers, "
+                        "num_attention_heads, num_key_value_heads, head_dim, "
+                        "intermediate_size, max_position_embeddings) must be positive",
+                        what);
+    if (c->n_heads % c->n_kv_heads != 0)
+        return dr_error("%s: num_attention_heads (%d) must be a multiple of "
+                        "num_key_value_heads (%d)",
+                        what, c->n_heads, c->n_kv_heads);
+    if (c->head_dim % 2 != 0)
+        return dr_error("%s: head_dim (%d) must be even for rotary embeddings", what, c->head_dim);
+    if (!(c->norm_eps > 0) || !(c->rope_theta > 0))
+        return dr_error("%s: rms_norm_eps and rope_theta must be positive", what);
+    if (c->rope_llama3 &&
+        (!(c->rs_factor > 0) || !(c->rs_high_freq > c->rs_low_freq) || c->rs_orig_max_pos <= 0))
+        return dr_error("%s: rope_scaling (llama3) needs factor > 0, high_freq_factor > "
+                        "low_freq_factor and original_max_position_embeddings > 0",
+                        what);
+    return DR_OK;
+}
+
+/* Walks the layout once; with buf == NULL it only counts. */
+static size_t layout(const ModelConfig *c, float *buf, ParamViews *v) {
+    size_t off = 0;
+    size_t d = c->d_model, L = c->n_layers, V = c->vocab, F = c->d_ff;
+    size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
+#define TAKE(field, count)                                                                         \
+    do {                                                                                           \
+        size_t n_ = (count);                                                                       \
+        if (v) v->field = n_ ? buf + off : NULL;                                                   \
+        off += n_;                                                                                 \
+    } while (0)
+    TAKE(embed, V * d);
+    TAKE(attn_norm, L * d);
+    TAKE(wq, L * qd * d);
+    TAKE(bq, c->qkv_bias ? L * qd : 0);
+    TAKE(wk, L * kd * d);
+    TAKE(bk, c->qkv_bias ? L * kd : 0);
+    TAKE(wv, L * kd * d);
+    TAKE(bv, c->qkv_bias ? L * kd : 0);
+    TAKE(wo, L * d * qd);
+    TAKE(bo, c->o_bias ? L * d : 0);
+    TAKE(mlp_norm, L * d);
+    TAKE(w_gate, L * F * d);
+    TAKE(w_up, L * F * d);
+    TAKE(w_down, L * d * F);
+    TAKE(final_norm, d);
+    TAKE(lm_head, c->tied ? 0 : V * d);
+#undef TAKE
+    if (v && c->tied) v->lm_head = v->embed;
+    return off;
+}
+
+size_t model_param_count(const ModelConfig *c) {
+    return layout(c, NULL, NULL);
+}
+
+void model_param_views(const ModelConfig *c, float *buf, ParamViews *v) {
+    memset(v, 0, sizeof *v);
+    layout(c, buf, v);
+}
+
+static void rope_init(Model *m) {
+    const ModelConfig *c = &m->cfg;
+    int half = c->head_dim / 2;
+    float *inv = xmalloc(sizeof(float) * half);
+    for (int j = 0; j < half; j++) {
+        double f = 1.0 / pow((double)c->rope_theta, 2.0 * j / c->head_dim);
+        if (c->rope_llama3) {
+            /* llama3: long wavelengths slowed by factor, short kept, a smooth blend between */
+            double low_wl = c->rs_orig_max_pos / c->rs_low_freq;
+            double high_wl = c->rs_orig_max_pos / c->rs_high_freq;
+            double wl = 2.0 * M_PI / f;
+            if (wl > low_wl) {
+                f = f / c->rs_factor;
+            } else if (wl >= high_wl) {
+                double s =
+                    (c->rs_orig_max_pos / wl - c->rs_low_freq) / (c->rs_high_freq - c->rs_low_freq);
+                f = (1.0 - s) * f / c->rs_factor + s * f;
+            }
+        }
+        inv[j] = (float)f;
+    }
+    size_t n = (size_t)c->max_pos * half;
+    float *cs = xmalloc(sizeof(float) * n), *sn = xmalloc(sizeof(float) * n);
+    rope_tables_cpu(cs, sn, inv, c->max_pos, half);
+    m->rope_cos = be_alloc(m->be, sizeof(float) * n);
+    m->rope_sin = be_alloc(m->be, sizeof(float) * n);
+    be_to_device(m->be, m->rope_cos, cs, sizeof(float) * n);
+    be_to_device(m->be, m->rope_sin, sn, sizeof(float) * n);
+    free(inv);
+    free(cs);
+    free(sn);
+}
+
+static float *act_alloc(Backend be, size_t n) {
+    return be_alloc(be, sizeof(float) * (n ? n : 1));
+}
+
+static void activations_init(Model *m, int B, int T) {
+    const ModelConfig *c = &m->cfg;
+    Activations *a = &m->act;
+    Backend be = m->be;
+    size_t N = (size_t)B * T, d = c->d_model, L = c->n_layers, F = c->d_ff, V = c->vocab;
+    size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
+    a->B = B;
+    a->T = T;
+    a->x = act_alloc(be, (L + 1) * N * d);
+    a->xn1 = act_alloc(be, L * N * d);
+    a->rstd1 = act_alloc(be, L * N);
+    a->q = act_alloc(be, L * N * qd);
+    a->k = act_alloc(be, L * N * kd);
+    a->v = act_alloc(be, L * N * kd);
+    a->att = act_alloc(be, L * N * qd);
+    a->lse = act_alloc(be, L * N * c->n_heads);
+    a->x_mid = act_alloc(be, L * N * d);
+    a->xn2 = act_alloc(be, L * N * d);
+    a->rstd2 = act_alloc(be, L * N);
+    a->gate = act_alloc(be, L * N * F);
+    a->up = act_alloc(be, L * N * F);
+    a->hmlp = act_alloc(be, L * N * F);
+    a->xf = act_alloc(be, N * d);
+    a->rstdf = act_alloc(be, N);
+    a->lse_out = act_alloc(be, N);
+    a->pos = be_alloc(be, sizeof(int) * N);
+    /* the logits chunk: at most ~16 MB of logits, never (tokens x vocab) */
+    size_t chunk = (size_t)(1 << 22) / V;
+    if (chunk < 1) chunk = 1;
+    if (chunk > N) chunk = N;
+    m->logits_chunk = (int)chunk;
+    a->scratch = act_alloc(be, chunk * V);
+    a->dx = NULL; /* backward scratch is allocated with the gradients */
+}
+
+void model_init(Model *m, const ModelConfig *c, Backend be, int B, int T) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *c;
+    m->be = be;
+    m->n_params = model_param_count(c);
+    m->params = be_alloc(be, sizeof(float) * m->n_params);
+    model_param_views(c, m->params, &m->w);
+    rope_init(m);
+    activations_init(m, B, T);
+}
+
+void model_alloc_grads(Model *m) {
+    if (m->grads) return;
+    const ModelConfig *c = &m->cfg;
+    Activations *a = &m->act;
+    size_t N = (size_t)a->B * a->T, d = c->d_model, F = c->d_ff;
+    size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
+    size_t wide = qd > d ? qd : d;
+    m->grads = be_alloc(m->be, sizeof(float) * m->n_params);
+    model_param_views(c, m->grads, &m->g);
+    a->dx = act_alloc(m->be, N * d);
+    a->dtmp = act_alloc(m->be, N * wide);
+    a->dq = act_alloc(m->be, N * qd);
+    a->dk = act_alloc(m->be, N * kd);
+    a->dv = act_alloc(m->be, N * kd);
+    a->datt = act_alloc(m->be, N * qd);
+    a->dgate = act_alloc(m->be, N * F);
+    a->dup = act_alloc(m->be, N * F);
+    a->dh = act_alloc(m->be, N * F);
+}
+
+void model_zero_grads(Model *m) {
+    CHECK(m->grads != NULL);
+    be_memset0(m->be, m->grads, sizeof(float) * m->n_params);
+}
+
+void model_free(Model *m) {
+    Activations *a = &m->act;
+    void *bufs[] = {m->params, m->grads,   m->rope_cos, m->rope_sin, a->x,   a->xn1,   a->rstd1,
+                    a->q,      a->k,       a->v,        a->att,      a->lse, a->x_mid, a->xn2,
+                    a->rstd2,  a->gate,    a->up,       a->hmlp,     a->xf,  a->rstdf, a->lse_out,
+                    a->pos,    a->scratch, a->dx,       a->dtmp,     a->dq,  a->dk,    a->dv,
+                    a->datt,   a->dgate,   a->dup,      a->dh};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) be_free(m->be, bufs[i]);
+    memset(m, 0, sizeof *m);
+}
+
+/* Fills n floats from a Philox stream: normal(0, std) when std > 0, else the constant -std. */
+static void fill(float *host, size_t n, unsigned long long seed, unsigned long long stream,
+                 float std) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        if (std > 0) {
+            philox4 r = philox_draw(seed, stream, i);
+            host[i] = std * philox_normal(r.v[0], r.v[1]);
+        } else {
+            host[i] = -std;
+        }
+    }
+}
+
+void model_init_random(Model *m, unsigned long long seed, float std) {
+    const ModelConfig *c = &m->cfg;
+    float *host = xcalloc(m->n_params, sizeof(float));
+    ParamViews hv;
+    model_param_views(c, host, &hv);
+    size_t d = c->d_model, L = c->n_layers, V = c->vocab, F = c->d_ff;
+    size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
+    /* each tensor its own stream so adding a tensor never shifts the others' draws */
+    fill(hv.embed, V * d, seed, 1, std);
+    fill(hv.attn_norm, L * d, seed, 2, -1.0f);
+    fill(hv.wq, L * qd * d, seed, 3, std);
+    fill(hv.wk, L * kd * d, seed, 4, std);
+    fill(hv.wv, L * kd * d, seed, 5, std);
+    /* output projections scaled down by depth, as GPT-2 does, to keep the residual stable */
+    float std_out = std / sqrtf(2.0f * (float)L);
+    fill(hv.wo, L * d * qd, seed, 6, std_out);
+    fill(hv.mlp_norm, L * d, seed, 7, -1.0f);
+    fill(hv.w_gate, L * F * d, seed, 8, std);
+    fill(hv.w_up, L * F * d, seed, 9, std);
+    fill(hv.w_down, L * d * F, seed, 10, std_out);
+    fill(hv.final_norm, d, seed, 11, -1.0f);
+    if (!c->tied) fill(hv.lm_head, V * d, seed, 12, std);
+    be_to_device(m->be, m->params, host, sizeof(float) * m->n_params);
+    free(host);
+}
+
+/* Per-layer slices of stacked tensors and activations. */
+#define LW(p, l, n) ((p) ? (p) + (size_t)(l) * (n) : NULL)
+
+void model_forward(Model *m, const int *tokens, const int *targets, int B, int T, float *logp,
+                   float *entropy) {
+    const ModelConfig *c = &m->cfg;
+    Activations *a = &m->act;
+    Backend be = m->be;
+    CHECK(B <= a->B && T <= a->T && B * T <= a->B * a->T && T <= c->max_pos);
+    int N = B * T, d = c->d_model, F = c->d_ff, Dh = c->head_dim;
+    int H = c->n_heads, Hkv = c->n_kv_heads, qd = H * Dh, kd = Hkv * Dh;
+    size_t Ncap = (size_t)a->B * a->T;
+    int *pos = xmalloc(sizeof(int) * N);
+    for (int i = 0; i < N; i++) pos[i] = i % T;
+    be_to_device(be, a->pos, pos, sizeof(int) * N);
+    free(pos);
+
+    op_embedding_forward(be, a->x, tokens, m->w.embed, N, d);
+    for (int l = 0; l < c->n_layers; l++) {
+        float *x = a->x + l * Ncap * d, *xn1 = a->xn1 + l * Ncap * d;
+        float *q = a->q + l * Ncap * qd, *k = a->k + l * Ncap * kd, *v = a->v + l * Ncap * kd;
+        float *att = a->att + l * Ncap * qd, *xm = a->x_mid + l * Ncap * d;
+        float *xn2 = a->xn2 + l * Ncap * d, *gate = a->gate + l * Ncap * F;
+        float *up = a->up + l * Ncap * F, *hm = a->hmlp + l * Ncap * F;
+        float *xo = a->x + (l + 1) * Ncap * d;
+        op_rmsnorm_forward(be, xn1, a->rstd1 + l * Ncap, x, LW(m->w.attn_norm, l, d), N, d,
+                           c->norm_eps);
+        op_linear_forward(be, q, xn1, LW(m->w.wq, l, (size_t)qd * d), LW(m->w.bq, l, qd), N, d, qd);
+        op_linear_forward(be, k, xn1, LW(m->w.wk, l, (size_t)kd * d), LW(m->w.bk, l, kd), N, d, kd);
+        op_linear_forward(be, v, xn1, LW(m->w.wv, l, (size_t)kd * d), LW(m->w.bv, l, kd), N, d, kd);
+        op_rope_forward(be, q, a->pos, m->rope_cos, m->rope_sin, N, H, Dh);
+        op_rope_forward(be, k, a->pos, m->rope_cos, m->rope_sin, N, Hkv, Dh);
+        op_attention_forward(be, att, a->lse + l * Ncap * H, q, k, v, B, T, H, Hkv, Dh);
+        op_linear_forward(be, xm, att, LW(m->w.wo, l, (size_t)d * qd), LW(m->w.bo, l, d), N, qd, d);
+        op_add(be, xm, x, (long)N * d);
+        op_rmsnorm_forward(be, xn2, a->rstd2 + l * Ncap, xm, LW(m->w.mlp_norm, l, d), N, d,
+                           c->norm_eps);
+        op_linear_forward(be, gate, xn2, LW(m->w.w_gate, l, (size_t)F * d), NULL, N, d, F);
+        op_linear_forward(be, up, xn2, LW(m->w.w_up, l, (size_t)F * d), NULL, N, d, F);
+        op_swiglu_forward(be, hm, gate, up, (long)N * F);
+        op_linear_forward(be, xo, hm, LW(m->w.w_down, l, (size_t)d * F), NULL, N, F, d);
+        op_add(be, xo, xm, (long)N * d);
+    }
+    op_rmsnorm_forward(be, a->xf, a->rstdf, a->x + c->n_layers * Ncap * d, m->w.final_norm, N, d,
+                       c->norm_eps);
+    op_logprob_forward(be, logp, entropy, a->lse_out, a->xf, m->w.lm_head, targets, N, d, c->vocab,
+                       m->logits_chunk, a->scratch);
+}
+
+void model_backward(Model *m, const int *tokens, const int *targets, int B, int T,
+                    const float *dlogp, const float *dentropy) {
+    const ModelConfig *c = &m->cfg;
+    Activations *a = &m->act;
+    Backend be = m->be;
+    CHECK(m->grads != NULL);
+    int N = B * T, d = c->d_model, F = c->d_ff, Dh = c->head_dim;
+    int H = c->n_heads, Hkv = c->n_kv_heads, qd = H * Dh, kd = Hkv * Dh;
+    size_t Ncap = (size_t)a->B * a->T;
+    ParamViews *g = &m->g, *w = &m->w;
+
+    /* head: dtmp = dL/dxf, then dx = dL/dx_L */
+    be_memset0(be, a->dtmp, sizeof(float) * N * d);
+    op_logprob_backward(be, a->dtmp, g->lm_head, dlogp, dentropy, a->xf, w->lm_head, targets,
+                        a->lse_out, N, d, c->vocab, m->logits_chunk, a->scratch);
+    be_memset0(be, a->dx, sizeof(float) * N * d);
+    op_rmsnorm_backward(be, a->dx, g->final_norm, a->dtmp, a->x + c->n_layers * Ncap * d,
+                        w->final_norm, a->rstdf, N, d);
+
+    for (int l = c->n_layers - 1; l >= 0; l--) {
+        float *x = a->x + l * Ncap * d, *xn1 = a->xn1 + l * Ncap * d;
+        float *q = a->q + l * Ncap * qd, *k = a->k + l * Ncap * kd, *v = a->v + l * Ncap * kd;
+        float *att = a->att + l * Ncap * qd, *xm = a->x_mid + l * Ncap * d;
+        float *xn2 = a->xn2 + l * Ncap * d, *gate = a->gate + l * Ncap * F;
+        float *up = a->up + l * Ncap * F, *hm = a->hmlp + l * Ncap * F;
+        /* MLP: x_{l+1} = x_mid + W_down swiglu(W_gate xn2, W_up xn2); dx flows through the
+         * residual unchanged and gains the norm's contribution */
+        be_memset0(be, a->dh, sizeof(float) * N * F);
+        op_linear_backward(be, a->dh, LW(g->w_down, l, (size_t)d * F), NULL, a->dx, hm,
+                           LW(w->w_down, l, (size_t)d * F), N, F, d);
+        be_memset0(be, a->dgate, sizeof(float) * N * F);
+        be_memset0(be, a->dup, sizeof(float) * N * F);
+        op_swiglu_backward(be, a->dgate, a->dup, a->dh, gate, up, (long)N * F);
+        be_memset0(be, a->dtmp, sizeof(float) * N * d);
+        op_linear_backward(be, a->dtmp, LW(g->w_gate, l, (size_t)F * d), NULL, a->dgate, xn2,
+                           LW(w->w_gate, l, (size_t)F * d), N, d, F);
+        op_linear_backward(be, a->dtmp, LW(g->w_up, l, (size_t)F * d), NULL, a->dup, xn2,
+                           LW(w->w_up, l, (size_t)F * d), N, d, F);
+        op_rmsnorm_backward(be, a->dx, LW(g->mlp_norm, l, d), a->dtmp, xm, LW(w->mlp_norm, l, d),
+                            a->rstd2 + l * Ncap, N, d);
+        /* attention: x_mid = x + W_o attn(rope(W_q xn1), rope(W_k xn1), W_v xn1) */
+        be_memset0(be, a->datt, sizeof(float) * N * qd);
+        op_linear_backward(be, a->datt, LW(g->wo, l, (size_t)d * qd), LW(g->bo, l, d), a->dx, att,
+                           LW(w->wo, l, (size_t)d * qd), N, qd, d);
+        be_memset0(be, a->dq, sizeof(float) * N * qd);
+        be_memset0(be, a->dk, sizeof(float) * N * kd);
+        be_memset0(be, a->dv, sizeof(float) * N * kd);
+        op_attention_backward(be, a->dq, a->dk, a->dv, a->datt, q, k, v, att, a->lse + l * Ncap * H,
+                              B, T, H, Hkv, Dh);
+        op_rope_backward(be, a->dq, a->pos, m->rope_cos, m->rope_sin, N, H, Dh);
+        op_rope_backward(be, a->dk, a->pos, m->rope_cos, m->rope_sin, N, Hkv, Dh);
+        be_memset0(be, a->dtmp, sizeof(float) * N * d);
+        op_linear_backward(be, a->dtmp, LW(g->wq, l, (size_t)qd * d), LW(g->bq, l, qd), a->dq, xn1,
+                           LW(w->wq, l, (size_t)qd * d), N, d, qd);
+        op_linear_backward(be, a->dtmp, LW(g->wk, l, (size_t)kd * d), LW(g->bk, l, kd), a->dk, xn1,
+                           LW(w->wk, l, (size_t)kd * d), N, d, kd);
+        op_linear_backward(be, a->dtmp, LW(g->wv, l, (size_t)kd * d), LW(g->bv, l, kd), a->dv, xn1,
+                           LW(w->wv, l, (size_t)kd * d), N, d, kd);
+        op_rmsnorm_backward(be, a->dx, LW(g->attn_norm, l, d), a->dtmp, x, LW(w->attn_norm, l, d),
+                            a->rstd1 + l * Ncap, N, d);
+    }
+    op_embedding_backward(be, g->embed, a->dx, tokens, N, d);
+}

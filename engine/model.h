@@ -1,0 +1,93 @@
+/* The Llama-family decoder (llama, qwen2, mistral): its configuration, its parameters in
+ * one flat buffer (gradients and optimizer state share the layout), the activations sized
+ * once for the largest batch, and the forward to per-token log-probs and its backward. */
+#pragma once
+#include <stddef.h>
+#include "../runtime/backend.h"
+
+typedef struct {
+    char model_type[32]; /* "llama", "qwen2" or "mistral" */
+    int vocab, d_model, n_layers, n_heads, n_kv_heads, head_dim, d_ff, max_pos;
+    float norm_eps, rope_theta;
+    int qkv_bias;    /* bias on q/k/v projections (qwen2 always, llama with attention_bias) */
+    int o_bias;      /* bias on o_proj (llama with attention_bias) */
+    int tied;        /* lm_head shares the embedding matrix */
+    int rope_llama3; /* llama3 frequency scaling, with the four values below */
+    float rs_factor, rs_low_freq, rs_high_freq;
+    int rs_orig_max_pos;
+    int sliding_window;         /* 0 when attention sees the whole sequence */
+    int bos_id, eos_id, pad_id; /* -1 when absent */
+} ModelConfig;
+
+/* Views into the flat parameter buffer (or a gradient / optimizer buffer of the same layout).
+ * Stacked per-layer tensors carry the layer as the first dimension. Bias pointers are NULL
+ * when the config has no such bias. */
+typedef struct {
+    float *embed;      /* (V, d) */
+    float *attn_norm;  /* (L, d) */
+    float *wq, *bq;    /* (L, Hq*Dh, d), (L, Hq*Dh) */
+    float *wk, *bk;    /* (L, Hkv*Dh, d), (L, Hkv*Dh) */
+    float *wv, *bv;    /* (L, Hkv*Dh, d), (L, Hkv*Dh) */
+    float *wo, *bo;    /* (L, d, Hq*Dh), (L, d) */
+    float *mlp_norm;   /* (L, d) */
+    float *w_gate;     /* (L, F, d) */
+    float *w_up;       /* (L, F, d) */
+    float *w_down;     /* (L, d, F) */
+    float *final_norm; /* (d) */
+    float *lm_head;    /* (V, d); equals embed when tied */
+} ParamViews;
+
+/* Activations for a batch of up to B x T tokens, kept for the backward. */
+typedef struct {
+    int B, T;                /* capacity */
+    float *x;                /* (L+1, B*T, d) residual stream entering each layer, then the final */
+    float *xn1, *rstd1;      /* (L, B*T, d), (L, B*T) attention-norm output and 1/rms */
+    float *q, *k, *v;        /* (L, B*T, Hq*Dh), (L, B*T, Hkv*Dh) x2, after rotary */
+    float *att, *lse;        /* (L, B*T, Hq*Dh), (L, B, Hq, T) */
+    float *x_mid;            /* (L, B*T, d) residual after attention */
+    float *xn2, *rstd2;      /* (L, B*T, d), (L, B*T) */
+    float *gate, *up, *hmlp; /* (L, B*T, F) each */
+    float *xf, *rstdf;       /* (B*T, d), (B*T) final norm */
+    float *lse_out;          /* (B*T) lm_head log-sum-exp */
+    int *pos;                /* (B*T) positions */
+    float *scratch;          /* (chunk, V) logits chunk, reused */
+    /* backward scratch */
+    float *dx, *dtmp, *dq, *dk, *dv, *datt, *dgate, *dup, *dh; /* sized for one layer */
+} Activations;
+
+typedef struct {
+    ModelConfig cfg;
+    Backend be;
+    size_t n_params;
+    float *params; /* (n_params) */
+    float *grads;  /* (n_params), allocated by model_alloc_grads */
+    ParamViews w, g;
+    float *rope_cos, *rope_sin; /* (max_pos, Dh/2) */
+    Activations act;
+    int logits_chunk;
+} Model;
+
+/* Checks a config for internal consistency (positive sizes, heads divide, ...). */
+int model_config_validate(const ModelConfig *c, const char *what);
+/* Number of parameters the config implies, and pointers into buf laid out in order. */
+size_t model_param_count(const ModelConfig *c);
+void model_param_views(const ModelConfig *c, float *buf, ParamViews *v);
+
+/* Allocates parameters (zeroed) and activations for up to B x T tokens. */
+void model_init(Model *m, const ModelConfig *c, Backend be, int B, int T);
+void model_free(Model *m);
+void model_alloc_grads(Model *m);
+void model_zero_grads(Model *m);
+/* Random init as for training from scratch: normal(0, std) matrices, ones for norms,
+ * zero biases; drawn with Philox from seed so every backend gets the same weights. */
+void model_init_random(Model *m, unsigned long long seed, float std);
+
+/* Forward over tokens (B, T) (row-major, right-padded; padding is harmless since attention
+ * is causal). targets (B, T): the token whose log-prob to return at each position, < 0 to
+ * skip. Writes logp (B, T) and, if entropy is not NULL, entropy (B, T). B, T within capacity. */
+void model_forward(Model *m, const int *tokens, const int *targets, int B, int T, float *logp,
+                   float *entropy);
+/* Backward of the last forward, given dL/dlogp (B, T) (and dL/dentropy or NULL);
+ * accumulates into m->grads. */
+void model_backward(Model *m, const int *tokens, const int *targets, int B, int T,
+                    const float *dlogp, const float *dentropy);

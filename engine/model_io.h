@@ -1,0 +1,17 @@
+/* Hugging Face model directories: config.json plus model.safetensors, or shards listed in
+ * model.safetensors.index.json. Reading converts F32/BF16/F16 to fp32; writing produces a
+ * directory that transformers loads unchanged. */
+#pragma once
+#include "model.h"
+
+/* Parses DIR/config.json into c. DR_ERR names the file and the field. */
+int model_config_load(const char *dir, ModelConfig *c);
+/* Reads the weights of DIR into m (initialised with a matching config). */
+int model_weights_load(Model *m, const char *dir);
+/* model_config_load + model_init + model_weights_load, activations for B x T tokens
+ * (T is clamped to max_position_embeddings). */
+int model_load(Model *m, const char *dir, Backend be, int B, int T);
+/* Refuses sequences longer than a sliding-window attention would allow. */
+int model_check_seq_len(const ModelConfig *c, int T, const char *what);
+/* Writes DIR/config.json and DIR/model.safetensors; bf16 selects BF16 storage. */
+int model_save(const Model *m, const char *dir, int bf16);
