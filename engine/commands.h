@@ -1,0 +1,6 @@
+/* The subcommands of the denserl command line. Each returns a process exit code:
+ * 0 on success, 2 (after printing "error: ...") on bad user input. */
+#pragma once
+
+int cmd_train(int argc, char **argv);
+int cmd_logprobs(int argc, char **argv);

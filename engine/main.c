@@ -1,0 +1,32 @@
+/* denserl: the command-line entry point, dispatching to the subcommands. */
+#include <stdio.h>
+#include <string.h>
+#include "commands.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "denserl — RL training of language models with dense process rewards\n\n"
+               "usage:\n"
+               "  denserl train CONFIG.json [--set key.path=value ...]\n"
+               "  denserl logprobs --model DIR --data IN.jsonl --out OUT.jsonl\n"
+               "  denserl --help | --version\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("denserl 0.1.0\n");
+        return 0;
+    }
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
+    if (!strcmp(cmd, "logprobs")) return cmd_logprobs(argc - 2, argv + 2);
+    fprintf(stderr, "error: unknown command '%s' (expected train or logprobs)\n", cmd);
+    return 2;
+}

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Bad input, each case must end with "error: <file>: ..." on stderr, exit code 2, no crash
+# and no output file. Usage: test_bad_input.sh path/to/denserl
+set -u
+BIN=$(realpath "$1")
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+pass=0; fail=0
+
+# expect NAME PATTERN OUTFILE -- command...: exit code 2, stderr "error: " + PATTERN, OUTFILE absent
+expect() {
+    local name=$1 pat=$2 out=$3; shift 4
+    "$@" >"$W/stdout" 2>"$W/stderr"
+    local rc=$? err
+    err=$(cat "$W/stderr")
+    if [ $rc -eq 2 ] && grep -q "^error: " "$W/stderr" && grep -qF -- "$pat" "$W/stderr" &&
+       { [ -z "$out" ] || [ ! -e "$out" ]; } && ! ls "$W"/*.tmp.* >/dev/null 2>&1; then
+        pass=$((pass + 1)); echo "PASS $name: $err"
+    else
+        fail=$((fail + 1)); echo "FAIL $name (rc=$rc): $err"
+    fi
+}
+
+# a small valid model directory and input to break
+cat >"$W/tiny.json" <<JSON
+{"run_dir": "$W/run", "model": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+ "num_key_value_heads": 1, "intermediate_size": 24, "max_position_embeddings": 64},
+ "task": {"max_operands": 2, "max_value": 9}, "sft": {"steps": 0}}
+JSON
+"$BIN" train "$W/tiny.json" >/dev/null 2>&1 || { echo "FAIL could not make a tiny model"; exit 1; }
+M=$W/run/sft
+echo '{"tokens": [1, 5, 7, 2]}' >"$W/ok.jsonl"
+"$BIN" logprobs --model "$M" --data "$W/ok.jsonl" --out "$W/ok.out" || { echo "FAIL valid input"; exit 1; }
+
+mk() { rm -rf "$W/m"; cp -r "$M" "$W/m"; }
+lp() { "$BIN" logprobs --model "$W/m" --data "$W/ok.jsonl" --out "$W/out.jsonl"; }
+edit_config() { python3 - "$W/m/config.json" "$1" <<'PY'
+import json, sys
+p, code = sys.argv[1], sys.argv[2]
+c = json.load(open(p)); exec(code); json.dump(c, open(p, "w"))
+PY
+}
+# rewrite model.safetensors: header edited by python code on h (dict), or raw bytes by `raw`
+edit_st() { python3 - "$W/m/model.safetensors" "$1" <<'PY'
+import json, struct, sys
+p, code = sys.argv[1], sys.argv[2]
+b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n]); data = b[8 + n:]; raw = None
+exec(code)
+if raw is None:
+    hb = json.dumps(h).encode(); hb += b" " * (-len(hb) % 8)
+    raw = struct.pack("<Q", len(hb)) + hb + data
+open(p, "wb").write(raw)
+PY
+}
+
+expect "missing model directory" "$W/nope" "$W/out.jsonl" -- "$BIN" logprobs --model "$W/nope" --data "$W/ok.jsonl" --out "$W/out.jsonl"
+mk; echo '{"model_type": ' >"$W/m/config.json"
+expect "config.json not JSON" "config.json: not valid JSON" "$W/out.jsonl" -- lp
+mk; edit_config 'del c["hidden_size"]'
+expect "config.json lacks a field" "missing field 'hidden_size'" "$W/out.jsonl" -- lp
+mk; edit_config 'c["num_hidden_layers"] = "1"'
+expect "config.json wrong type" "'num_hidden_layers' must be an integer" "$W/out.jsonl" -- lp
+mk; edit_config 'c["model_type"] = "gpt2"'
+expect "unsupported model_type" "model_type 'gpt2' is not supported" "$W/out.jsonl" -- lp
+mk; edit_config 'c["rope_scaling"] = {"rope_type": "yarn", "factor": 4.0}'
+expect "unsupported rope scaling" "type 'yarn' is not supported" "$W/out.jsonl" -- lp
+mk; edit_config 'c["model_type"] = "mistral"; c["sliding_window"] = 2'
+expect "sliding window shorter than the sequence" "sliding window" "$W/out.jsonl" -- lp
+mk; edit_st 'raw = struct.pack("<Q", 1 << 40) + b[8:]'
+expect "safetensors header length past the file" "model.safetensors: header length" "$W/out.jsonl" -- lp
+mk; edit_st 'raw = b[:8] + b"{not json" + b[17:]'
+expect "safetensors header not JSON" "model.safetensors" "$W/out.jsonl" -- lp
+mk; edit_st 'k = next(x for x in h if x != "__metadata__"); h[k]["data_offsets"][1] += 10**6'
+expect "safetensors offsets out of range" "model.safetensors" "$W/out.jsonl" -- lp
+mk; edit_st 'ks = [x for x in h if x != "__metadata__"]; h[ks[1]]["data_offsets"] = h[ks[0]]["data_offsets"]; h[ks[1]]["shape"] = h[ks[0]]["shape"]'
+expect "safetensors offsets overlap" "overlap" "$W/out.jsonl" -- lp
+mk; edit_st 'k = next(x for x in h if x != "__metadata__"); h[k]["dtype"] = "Q7"'
+expect "safetensors unknown dtype" "Q7" "$W/out.jsonl" -- lp
+mk; edit_st 'h["model.norm.weight"]["shape"] = [4, 4]'
+expect "safetensors shape disagrees with config" "model.norm.weight" "$W/out.jsonl" -- lp
+mk; edit_st 'del h["model.norm.weight"]'
+expect "safetensors lacks a tensor" "tensor 'model.norm.weight' is missing" "$W/out.jsonl" -- lp
+mk
+echo 'not json' >"$W/bad.jsonl"
+expect "JSONL line not JSON" "bad.jsonl:1: not valid JSON" "$W/out.jsonl" -- "$BIN" logprobs --model "$W/m" --data "$W/bad.jsonl" --out "$W/out.jsonl"
+printf '{"tokens": [1, 2]}\n{"tokens": [1, "x"]}\n' >"$W/bad.jsonl"
+expect "JSONL non-integer token" "bad.jsonl:2: token 1 is not an integer" "$W/out.jsonl" -- "$BIN" logprobs --model "$W/m" --data "$W/bad.jsonl" --out "$W/out.jsonl"
+echo '{"tokens": [1, 99999]}' >"$W/bad.jsonl"
+expect "JSONL token >= vocab" "outside the vocabulary" "$W/out.jsonl" -- "$BIN" logprobs --model "$W/m" --data "$W/bad.jsonl" --out "$W/out.jsonl"
+echo '{"tokens": [1]}' >"$W/bad.jsonl"
+expect "JSONL fewer than 2 tokens" "at least 2 tokens" "$W/out.jsonl" -- "$BIN" logprobs --model "$W/m" --data "$W/bad.jsonl" --out "$W/out.jsonl"
+expect "run config unknown key" "unknown key 'sft.setps'" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set sft.setps=3
+expect "run config out-of-range value" "'sft.lr' must be in" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set sft.lr=-1
+expect "run config wrong type" "'seed' must be an integer" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set seed=\"x\"
+echo '[1, 2' >"$W/broken.json"
+expect "run config not JSON" "broken.json: not valid JSON" "$W/run2" -- "$BIN" train "$W/broken.json"
+expect "run config missing" "nope.json: file not found" "" -- "$BIN" train "$W/nope.json"
+expect "unknown flag" "unexpected argument" "" -- "$BIN" logprobs --model "$W/m" --bogus x
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
