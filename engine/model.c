@@ -242,7 +242,8 @@ void model_forward(Model *m, const int *tokens, const int *targets, int B, int T
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->act;
     Backend be = m->be;
-    CHECK(B <= a->B && T <= a->T && B * T <= a->B * a->T && T <= c->max_pos);
+    /* any (B, T) that fits the token capacity: per-layer strides use the capacity */
+    CHECK((size_t)B * T <= (size_t)a->B * a->T && T <= c->max_pos);
     int N = B * T, d = c->d_model, F = c->d_ff, Dh = c->head_dim;
     int H = c->n_heads, Hkv = c->n_kv_heads, qd = H * Dh, kd = Hkv * Dh;
     size_t Ncap = (size_t)a->B * a->T;
