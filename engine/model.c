@@ -60,6 +60,8 @@ static size_t layout(const ModelConfig *c, float *buf, ParamViews *v) {
     TAKE(w_down, L * d * F);
     TAKE(final_norm, d);
     TAKE(lm_head, c->tied ? 0 : V * d);
+    TAKE(value_w, c->value_head ? d : 0);
+    TAKE(value_b, c->value_head ? 1 : 0);
 #undef TAKE
     if (v && c->tied) v->lm_head = v->embed;
     return off;
@@ -284,21 +286,48 @@ void model_forward(Model *m, const int *tokens, const int *targets, int B, int T
                        m->logits_chunk, a->scratch);
 }
 
+static void backward_trunk(Model *m, const int *tokens, int B, int T);
+
 void model_backward(Model *m, const int *tokens, const int *targets, int B, int T,
                     const float *dlogp, const float *dentropy) {
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->act;
     Backend be = m->be;
     CHECK(m->grads != NULL);
+    int N = B * T, d = c->d_model;
+    ParamViews *g = &m->g, *w = &m->w;
+
+    /* head: dtmp = dL/dxf */
+    be_memset0(be, a->dtmp, sizeof(float) * N * d);
+    op_logprob_backward(be, a->dtmp, g->lm_head, dlogp, dentropy, a->xf, w->lm_head, targets,
+                        a->lse_out, N, d, c->vocab, m->logits_chunk, a->scratch);
+    backward_trunk(m, tokens, B, T);
+}
+
+void model_values(Model *m, int B, int T, float *values) {
+    CHECK(m->cfg.value_head);
+    op_linear_forward(m->be, values, m->act.xf, m->w.value_w, m->w.value_b, B * T,
+                      m->cfg.d_model, 1);
+}
+
+void model_backward_values(Model *m, const int *tokens, int B, int T, const float *dvalues) {
+    CHECK(m->cfg.value_head && m->grads != NULL);
+    int N = B * T, d = m->cfg.d_model;
+    be_memset0(m->be, m->act.dtmp, sizeof(float) * N * d);
+    op_linear_backward(m->be, m->act.dtmp, m->g.value_w, m->g.value_b, dvalues, m->act.xf,
+                       m->w.value_w, N, d, 1);
+    backward_trunk(m, tokens, B, T);
+}
+
+/* From dL/dxf (in act.dtmp) down through the final norm, the layers and the embedding. */
+static void backward_trunk(Model *m, const int *tokens, int B, int T) {
+    const ModelConfig *c = &m->cfg;
+    Activations *a = &m->act;
+    Backend be = m->be;
     int N = B * T, d = c->d_model, F = c->d_ff, Dh = c->head_dim;
     int H = c->n_heads, Hkv = c->n_kv_heads, qd = H * Dh, kd = Hkv * Dh;
     size_t Ncap = (size_t)a->B * a->T;
     ParamViews *g = &m->g, *w = &m->w;
-
-    /* head: dtmp = dL/dxf, then dx = dL/dx_L */
-    be_memset0(be, a->dtmp, sizeof(float) * N * d);
-    op_logprob_backward(be, a->dtmp, g->lm_head, dlogp, dentropy, a->xf, w->lm_head, targets,
-                        a->lse_out, N, d, c->vocab, m->logits_chunk, a->scratch);
     be_memset0(be, a->dx, sizeof(float) * N * d);
     op_rmsnorm_backward(be, a->dx, g->final_norm, a->dtmp, a->x + c->n_layers * Ncap * d,
                         w->final_norm, a->rstdf, N, d);

@@ -16,6 +16,7 @@ typedef struct {
     float rs_factor, rs_low_freq, rs_high_freq;
     int rs_orig_max_pos;
     int sliding_window;         /* 0 when attention sees the whole sequence */
+    int value_head;             /* a critic: scalar head (value_w, value_b) after the LM layout */
     int bos_id, eos_id, pad_id; /* -1 when absent */
 } ModelConfig;
 
@@ -35,6 +36,8 @@ typedef struct {
     float *w_down;     /* (L, d, F) */
     float *final_norm; /* (d) */
     float *lm_head;    /* (V, d); equals embed when tied */
+    float *value_w;    /* (1, d), critics only */
+    float *value_b;    /* (1), critics only */
 } ParamViews;
 
 /* Activations for a batch of up to B x T tokens, kept for the backward. */
@@ -92,3 +95,7 @@ void model_forward(Model *m, const int *tokens, const int *targets, int B, int T
  * accumulates into m->grads. */
 void model_backward(Model *m, const int *tokens, const int *targets, int B, int T,
                     const float *dlogp, const float *dentropy);
+/* Critics (cfg.value_head): values (B, T) from the last forward's final hidden states, and
+ * the backward of a loss given dL/dvalues (B, T). */
+void model_values(Model *m, int B, int T, float *values);
+void model_backward_values(Model *m, const int *tokens, int B, int T, const float *dvalues);

@@ -46,8 +46,80 @@ static const CfgField FIELDS[] = {
     F("sft.grad_clip", CFG_FLOAT, sft.grad_clip, 0, 1e9, NULL, "global norm; 0 disables"),
     F("sft.log_every", CFG_INT, sft.log_every, 1, 1000000, NULL, "progress line interval"),
     F("sft.eval_every", CFG_INT, sft.eval_every, 0, 1000000, NULL, "held-out eval (0: end)"),
+    F("debug_dump_dir", CFG_STRING, debug_dump_dir, 0, 0, NULL, "per-step RL tensors (\"\": off)"),
+    F("rl.steps", CFG_INT, rl.steps, 0, 10000000, NULL, "RL steps"),
+    F("rl.prompts_per_step", CFG_INT, rl.prompts_per_step, 1, 1 << 20, NULL, "P"),
+    F("rl.samples_per_prompt", CFG_INT, rl.samples_per_prompt, 1, 1024, NULL, "K"),
+    F("rl.max_response_tokens", CFG_INT, rl.max_response_tokens, 1, 1 << 20, NULL, ""),
+    F("rl.temperature", CFG_FLOAT, rl.temperature, 0, 100, NULL, "rollout sampling"),
+    F("rl.top_p", CFG_FLOAT, rl.top_p, 1e-6, 1, NULL, ""),
+    F("rl.top_k", CFG_INT, rl.top_k, 0, 1 << 24, NULL, "0: off"),
+    F("rl.acc_lo", CFG_FLOAT, rl.acc_lo, 0, 1, NULL, "keep groups with mean outcome >= acc_lo"),
+    F("rl.acc_hi", CFG_FLOAT, rl.acc_hi, 0, 1, NULL, "... and <= acc_hi"),
+    F("rl.oversample", CFG_INT, rl.oversample, 1, 64, NULL, "prompts drawn = oversample x P"),
+    F("rl.max_attempts", CFG_INT, rl.max_attempts, 1, 1000, NULL, "draws per step"),
+    F("rl.drop_truncated", CFG_BOOL, rl.drop_truncated, 0, 1, NULL, "drop groups with a cut response"),
+    F("rl.beta", CFG_FLOAT, rl.beta, 0, 1e6, NULL, "implicit PRM reward scale"),
+    F("rl.granularity", CFG_STRING, rl.granularity, 0, 0, "token|step|whole", ""),
+    F("rl.step_delimiter", CFG_STRING, rl.step_delimiter, 0, 0, NULL, "text ending a reasoning step"),
+    F("rl.reward_transform", CFG_STRING, rl.reward_transform, 0, 0, "none|clip|delta", ""),
+    F("rl.clip_eta", CFG_FLOAT, rl.clip_eta, -1e6, 1e6, NULL, ""),
+    F("rl.batch_norm", CFG_BOOL, rl.batch_norm, 0, 1, NULL, "normalise process rewards"),
+    F("rl.prm_update", CFG_STRING, rl.prm_update, 0, 0, "after|before|none", ""),
+    F("rl.prm_lr", CFG_FLOAT, rl.prm_lr, 0, 1, NULL, ""),
+    F("rl.prm_grad_clip", CFG_FLOAT, rl.prm_grad_clip, 0, 1e9, NULL, ""),
+    F("rl.prm_minibatches", CFG_INT, rl.prm_minibatches, 1, 1 << 16, NULL, ""),
+    F("rl.estimator", CFG_STRING, rl.estimator, 0, 0, "rloo|rloo_outcome|grpo|reinforce|gae", ""),
+    F("rl.rloo_variant", CFG_STRING, rl.rloo_variant, 0, 0, "prime|paper", "process baseline"),
+    F("rl.w_process", CFG_FLOAT, rl.w_process, -1e6, 1e6, NULL, ""),
+    F("rl.w_outcome", CFG_FLOAT, rl.w_outcome, -1e6, 1e6, NULL, ""),
+    F("rl.gamma", CFG_FLOAT, rl.gamma, 0, 1, NULL, ""),
+    F("rl.lambda", CFG_FLOAT, rl.lam, 0, 1, NULL, "GAE"),
+    F("rl.ppo_epochs", CFG_INT, rl.ppo_epochs, 1, 1000, NULL, ""),
+    F("rl.ppo_minibatches", CFG_INT, rl.ppo_minibatches, 1, 1 << 16, NULL, ""),
+    F("rl.clip_low", CFG_FLOAT, rl.clip_low, 0, 1, NULL, "ratio >= 1 - clip_low"),
+    F("rl.clip_high", CFG_FLOAT, rl.clip_high, 0, 100, NULL, "ratio <= 1 + clip_high"),
+    F("rl.dual_clip", CFG_FLOAT, rl.dual_clip, 0, 1e6, NULL, "c > 1 enables; 0 off"),
+    F("rl.loss_agg", CFG_STRING, rl.loss_agg, 0, 0, "token-mean|seq-mean-token-mean", ""),
+    F("rl.kl_coef", CFG_FLOAT, rl.kl_coef, 0, 1e6, NULL, "KL to reference in the loss"),
+    F("rl.kl_estimator", CFG_STRING, rl.kl_estimator, 0, 0, "k1|k3", ""),
+    F("rl.entropy_coef", CFG_FLOAT, rl.entropy_coef, 0, 1e6, NULL, ""),
+    F("rl.lr", CFG_FLOAT, rl.lr, 0, 1, NULL, "policy learning rate"),
+    F("rl.weight_decay", CFG_FLOAT, rl.weight_decay, 0, 1, NULL, ""),
+    F("rl.grad_clip", CFG_FLOAT, rl.grad_clip, 0, 1e9, NULL, ""),
+    F("rl.beta1", CFG_FLOAT, rl.beta1, 0, 0.999999, NULL, ""),
+    F("rl.beta2", CFG_FLOAT, rl.beta2, 0, 0.999999, NULL, ""),
+    F("rl.critic", CFG_STRING, rl.critic, 0, 0, "auto|none",
+      "auto: a value head on a copy of the SFT model when the estimator needs one"),
+    F("rl.critic_lr", CFG_FLOAT, rl.critic_lr, 0, 1, NULL, "gae only"),
+    F("rl.value_clip", CFG_FLOAT, rl.value_clip, 0, 1e6, NULL, "gae only"),
+    F("rl.eval_every", CFG_INT, rl.eval_every, 0, 1000000, NULL, "greedy held-out eval (0: end)"),
+    F("rl.log_every", CFG_INT, rl.log_every, 1, 1000000, NULL, ""),
 };
 #define N_FIELDS ((int)(sizeof FIELDS / sizeof FIELDS[0]))
+
+/* Cross-field rules of the RL section, caught before any work starts. */
+static int rl_config_check(const RlConfig *r, const char *path) {
+    int loo = !strcmp(r->estimator, "rloo") || !strcmp(r->estimator, "rloo_outcome");
+    if (loo && r->samples_per_prompt < 2)
+        return dr_error("%s: 'rl.samples_per_prompt' must be >= 2 for the leave-one-out "
+                        "estimator '%s' (got %d)",
+                        path, r->estimator, r->samples_per_prompt);
+    if (r->acc_lo > r->acc_hi)
+        return dr_error("%s: 'rl.acc_lo' (%g) must not exceed 'rl.acc_hi' (%g)", path, r->acc_lo,
+                        r->acc_hi);
+    if (!strcmp(r->estimator, "gae") && !strcmp(r->critic, "none"))
+        return dr_error("%s: 'rl.estimator' \"gae\" needs a critic but 'rl.critic' is \"none\"",
+                        path);
+    if (!(r->beta > 0)) return dr_error("%s: 'rl.beta' must be > 0 (got %g)", path, r->beta);
+    if (r->dual_clip != 0 && r->dual_clip <= 1)
+        return dr_error("%s: 'rl.dual_clip' must be 0 (off) or > 1 (got %g)", path, r->dual_clip);
+    if (strlen(r->step_delimiter) != 1)
+        return dr_error("%s: 'rl.step_delimiter' must be a single character for the character "
+                        "tokenizer (got \"%s\")",
+                        path, r->step_delimiter);
+    return DR_OK;
+}
 
 void run_config_default(RunConfig *c) {
     memset(c, 0, sizeof *c);
@@ -81,6 +153,47 @@ void run_config_default(RunConfig *c) {
     c->sft.eps = 1e-8;
     c->sft.grad_clip = 1.0;
     c->sft.log_every = 10;
+    RlConfig *r = &c->rl;
+    r->steps = 0;
+    r->prompts_per_step = 16;
+    r->samples_per_prompt = 4;
+    r->max_response_tokens = 64;
+    r->temperature = 1.0;
+    r->top_p = 1.0;
+    r->acc_lo = 0.2;
+    r->acc_hi = 0.8;
+    r->oversample = 2;
+    r->max_attempts = 4;
+    r->beta = 0.05;
+    snprintf(r->granularity, CFG_STR_LEN, "token");
+    snprintf(r->step_delimiter, CFG_STR_LEN, ",");
+    snprintf(r->reward_transform, CFG_STR_LEN, "none");
+    r->batch_norm = 1;
+    snprintf(r->prm_update, CFG_STR_LEN, "after");
+    r->prm_lr = 1e-6;
+    r->prm_grad_clip = 10.0;
+    r->prm_minibatches = 1;
+    snprintf(r->estimator, CFG_STR_LEN, "rloo");
+    snprintf(r->rloo_variant, CFG_STR_LEN, "prime");
+    r->w_process = 1.0;
+    r->w_outcome = 1.0;
+    r->gamma = 1.0;
+    r->lam = 1.0;
+    r->ppo_epochs = 1;
+    r->ppo_minibatches = 4;
+    r->clip_low = 0.2;
+    r->clip_high = 0.2;
+    snprintf(r->loss_agg, CFG_STR_LEN, "token-mean");
+    snprintf(r->kl_estimator, CFG_STR_LEN, "k3");
+    r->lr = 5e-7;
+    r->weight_decay = 0.01;
+    r->grad_clip = 1.0;
+    r->beta1 = 0.9;
+    r->beta2 = 0.999;
+    snprintf(r->critic, CFG_STR_LEN, "auto");
+    r->critic_lr = 1e-5;
+    r->value_clip = 0.5;
+    r->log_every = 1;
 }
 
 int run_config_load(RunConfig *c, const char *path, char **sets, int n_sets) {
@@ -106,7 +219,7 @@ int run_config_load(RunConfig *c, const char *path, char **sets, int n_sets) {
     if ((c->model.hidden_size / c->model.num_attention_heads) % 2)
         return dr_error("%s: 'model.hidden_size' / 'model.num_attention_heads' must be even", path);
     if (c->run_dir[0] == 0) return dr_error("%s: 'run_dir' must not be empty", path);
-    return DR_OK;
+    return rl_config_check(&c->rl, path);
 }
 
 json_t *run_config_json(const RunConfig *c) {

@@ -7,8 +7,34 @@ typedef struct {
     double lr, min_lr_ratio, weight_decay, beta1, beta2, eps, grad_clip;
 } SftConfig;
 
+/* The RL phase (PRIME.md): rollouts, filtering, implicit PRM, estimator, PPO. */
+typedef struct {
+    int steps, prompts_per_step, samples_per_prompt, max_response_tokens, top_k;
+    double temperature, top_p;
+    double acc_lo, acc_hi;
+    int oversample, max_attempts, drop_truncated;
+    double beta;
+    char granularity[CFG_STR_LEN], step_delimiter[CFG_STR_LEN], reward_transform[CFG_STR_LEN];
+    double clip_eta;
+    int batch_norm;
+    char prm_update[CFG_STR_LEN];
+    double prm_lr, prm_grad_clip;
+    int prm_minibatches;
+    char estimator[CFG_STR_LEN], rloo_variant[CFG_STR_LEN];
+    double w_process, w_outcome, gamma, lam;
+    int ppo_epochs, ppo_minibatches;
+    double clip_low, clip_high, dual_clip;
+    char loss_agg[CFG_STR_LEN], kl_estimator[CFG_STR_LEN];
+    double kl_coef, entropy_coef;
+    double lr, weight_decay, grad_clip, beta1, beta2;
+    char critic[CFG_STR_LEN];
+    double critic_lr, value_clip;
+    int eval_every, log_every;
+} RlConfig;
+
 typedef struct {
     char run_dir[CFG_STR_LEN];
+    char debug_dump_dir[CFG_STR_LEN];
     int seed;
     char device[CFG_STR_LEN];
     int threads;
@@ -25,6 +51,7 @@ typedef struct {
         int min_operands, max_operands, max_value, eval_size, eval_seed;
     } task;
     SftConfig sft;
+    RlConfig rl;
 } RunConfig;
 
 void run_config_default(RunConfig *c);

@@ -65,3 +65,8 @@ void be_to_host(Backend be, void *dst, const void *src, size_t bytes) {
     CHECK(be == BACKEND_CPU);
     memcpy(dst, src, bytes);
 }
+
+void be_copy(Backend be, void *dst, const void *src, size_t bytes) {
+    CHECK(be == BACKEND_CPU);
+    memcpy(dst, src, bytes);
+}

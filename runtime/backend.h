@@ -19,3 +19,5 @@ void be_memset0(Backend be, void *p, size_t bytes);
 /* Copies between host memory and backend memory (plain memcpy on the CPU). */
 void be_to_device(Backend be, void *dst, const void *src, size_t bytes);
 void be_to_host(Backend be, void *dst, const void *src, size_t bytes);
+/* Copies within backend memory. */
+void be_copy(Backend be, void *dst, const void *src, size_t bytes);

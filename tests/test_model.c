@@ -102,6 +102,49 @@ static void grad_check(const char *name, ModelConfig c) {
     model_free(&m);
 }
 
+/* The critic: L = sum a * values through the scalar head and the whole trunk. */
+static void value_grad_check(void) {
+    ModelConfig c = tiny(0, 1, 0, 0);
+    c.value_head = 1;
+    Model m;
+    model_init(&m, &c, BACKEND_CPU, B, T);
+    randomise(&m, 13);
+    model_alloc_grads(&m);
+    model_zero_grads(&m);
+    int tok[B * T], none[B * T];
+    float a[B * T], logp[B * T], val[B * T];
+    for (int i = 0; i < B * T; i++) {
+        philox4 r = philox_draw(4, 6, i);
+        tok[i] = (int)(r.v[0] % c.vocab);
+        none[i] = -1;
+        a[i] = philox_u01(r.v[1]) - 0.5f;
+    }
+    model_forward(&m, tok, none, B, T, logp, NULL);
+    model_values(&m, B, T, val);
+    model_backward_values(&m, tok, B, T, a);
+    const double eps = 3e-3;
+    int bad = 0;
+    for (size_t i = 0; i < m.n_params; i++) {
+        float keep = m.params[i];
+        double L[2];
+        for (int s = 0; s < 2; s++) {
+            m.params[i] = keep + (s ? -1 : 1) * (float)eps;
+            model_forward(&m, tok, none, B, T, logp, NULL);
+            model_values(&m, B, T, val);
+            L[s] = 0;
+            for (int k = 0; k < B * T; k++) L[s] += (double)a[k] * val[k];
+        }
+        m.params[i] = keep;
+        double fd = (L[0] - L[1]) / (2 * eps);
+        if (fabs(fd - m.grads[i]) > 2e-3 + 2e-2 * fabs(fd)) bad++;
+    }
+    char msg[160];
+    snprintf(msg, sizeof msg, "critic value head: backward vs finite differences over %zu params (%d off)",
+             m.n_params, bad);
+    report(bad == 0 && m.w.value_w != NULL, msg);
+    model_free(&m);
+}
+
 static void checkpoint_roundtrip(void) {
     ModelConfig c = tiny(0, 1, 1, 1);
     Model m, r;
@@ -130,6 +173,7 @@ static void checkpoint_roundtrip(void) {
 int main(void) {
     grad_check("untied, q/k/v/o biases, llama3 rope", tiny(0, 1, 1, 1));
     grad_check("tied embeddings, no biases", tiny(1, 0, 0, 0));
+    value_grad_check();
     checkpoint_roundtrip();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
