@@ -10,3 +10,12 @@ void attention_forward_cpu(float *out, float *lse, const float *q, const float *
 void attention_backward_cpu(float *dq, float *dk, float *dv, const float *dout, const float *q,
                             const float *k, const float *v, const float *out, const float *lse,
                             int B, int T, int H, int Hkv, int D);
+
+/* One new query per sequence against a KV cache, for generation. q (B, H, D); kcache,
+ * vcache (B, Tc, Hkv, D) of one layer, row b already holding positions 0 .. pos[b]
+ * inclusive (entries past pos[b] are never read); pos (B); out (B, H, D). Causal over
+ * [0, pos[b]], scale 1/sqrt(D), query head h reads cache head h / (H / Hkv). */
+void attention_decode_cpu(float *out, const float *q, const float *kcache, const float *vcache,
+                          const int *pos, int B, int Tc, int H, int Hkv, int D);
+/* Writes x (B, width) into cache (B, Tc, width) at row b, position pos[b] (B). */
+void kv_cache_store_cpu(float *cache, const float *x, const int *pos, int B, int Tc, int width);

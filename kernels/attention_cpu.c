@@ -378,3 +378,70 @@ void attention_backward_cpu(float *dq, float *dk, float *dv, const float *dout, 
     free(of);
     free(delta);
 }
+
+/* Decode attention is memory-bound: each (row, kv head) task reads that head's cache once
+ * and serves the whole query group from it, so GQA costs one cache pass, not H / Hkv. */
+void attention_decode_cpu(float *out, const float *q, const float *kcache, const float *vcache,
+                          const int *pos, int B, int Tc, int H, int Hkv, int D) {
+    const float scale = (float)(1.0 / sqrt((double)D));
+    const int group = H / Hkv;
+    const size_t cs = (size_t)Hkv * D; /* position stride of the cache */
+    const long tasks = (long)B * Hkv;
+    /* a short cache pass is cheaper than waking the thread team */
+    long work = 0;
+    for (int b = 0; b < B; b++) work += (long)(pos[b] + 1) * group * D;
+    work *= Hkv;
+#pragma omp parallel if (work > 32768)
+    {
+        float *sc = attn_alloc((size_t)group * Tc * sizeof(float)); /* (group, Tc) S, then P */
+#pragma omp for schedule(dynamic, 1)
+        for (long task = 0; task < tasks; task++) {
+            const int b = (int)(task / Hkv), kh = (int)(task % Hkv), n = pos[b] + 1;
+            const float *kb = kcache + (size_t)b * Tc * cs + (size_t)kh * D;
+            const float *vb = vcache + (size_t)b * Tc * cs + (size_t)kh * D;
+            const float *qb = q + ((size_t)b * H + (size_t)kh * group) * D;
+            float *ob = out + ((size_t)b * H + (size_t)kh * group) * D;
+            for (int t = 0; t < n; t++) {
+                const float *restrict kt = kb + (size_t)t * cs;
+                for (int g = 0; g < group; g++) {
+                    const float *restrict qg = qb + (size_t)g * D;
+                    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+                    for (int i = 0; i < D; i++) s = ATTN_FMA(qg[i], kt[i], s);
+                    sc[(size_t)g * Tc + t] = s * scale;
+                }
+            }
+            for (int g = 0; g < group; g++) {
+                float *row = sc + (size_t)g * Tc;
+                float m = -INFINITY;
+                for (int t = 0; t < n; t++) m = row[t] > m ? row[t] : m;
+                float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+                for (int t = 0; t < n; t++) {
+                    row[t] = attn_exp(row[t] - m);
+                    sum += row[t];
+                }
+                const float inv = 1.0f / sum;
+#pragma omp simd
+                for (int t = 0; t < n; t++) row[t] *= inv;
+            }
+            memset(ob, 0, (size_t)group * D * sizeof(float));
+            for (int t = 0; t < n; t++) {
+                const float *restrict vt = vb + (size_t)t * cs;
+                for (int g = 0; g < group; g++) {
+                    const float p = sc[(size_t)g * Tc + t];
+                    float *restrict og = ob + (size_t)g * D;
+#pragma omp simd
+                    for (int i = 0; i < D; i++) og[i] = ATTN_FMA(p, vt[i], og[i]);
+                }
+            }
+        }
+        free(sc);
+    }
+}
+
+void kv_cache_store_cpu(float *cache, const float *x, const int *pos, int B, int Tc, int width) {
+    for (int b = 0; b < B; b++)
+        memcpy(cache + ((size_t)b * Tc + pos[b]) * width, x + (size_t)b * width,
+               (size_t)width * sizeof(float));
+}

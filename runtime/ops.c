@@ -7,6 +7,7 @@
 #include "../kernels/logprob.h"
 #include "../kernels/rmsnorm.h"
 #include "../kernels/rope.h"
+#include "../kernels/sample.h"
 #include "../kernels/swiglu.h"
 
 void op_embedding_forward(Backend be, float *y, const int *ids, const float *table, int n, int d) {
@@ -69,6 +70,19 @@ void op_attention_backward(Backend be, float *dq, float *dk, float *dv, const fl
     attention_backward_cpu(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, Hkv, D);
 }
 
+void op_attention_decode(Backend be, float *out, const float *q, const float *kcache,
+                         const float *vcache, const int *pos, int B, int Tc, int H, int Hkv,
+                         int D) {
+    CHECK(be == BACKEND_CPU);
+    attention_decode_cpu(out, q, kcache, vcache, pos, B, Tc, H, Hkv, D);
+}
+
+void op_kv_cache_store(Backend be, float *cache, const float *x, const int *pos, int B, int Tc,
+                       int width) {
+    CHECK(be == BACKEND_CPU);
+    kv_cache_store_cpu(cache, x, pos, B, Tc, width);
+}
+
 void op_swiglu_forward(Backend be, float *h, const float *g, const float *u, long n) {
     CHECK(be == BACKEND_CPU);
     swiglu_forward_cpu(h, g, u, n);
@@ -92,6 +106,18 @@ void op_logprob_backward(Backend be, float *dh, float *dw, const float *dlogp,
                          const float *lse, int n, int d, int V, int chunk, float *scratch) {
     CHECK(be == BACKEND_CPU);
     logprob_backward_cpu(dh, dw, dlogp, dentropy, h, w, targets, lse, n, d, V, chunk, scratch);
+}
+
+void op_sample(Backend be, int *out, float *logits, const float *u, int B, int V, float temperature,
+               int top_k, float top_p) {
+    CHECK(be == BACKEND_CPU);
+    sample_cpu(out, logits, u, B, V, temperature, top_k, top_p);
+}
+
+void op_sample_logp(Backend be, int *out, float *logp, float *logits, const float *u, int B, int V,
+                    float temperature, int top_k, float top_p) {
+    CHECK(be == BACKEND_CPU);
+    sample_logp_cpu(out, logp, logits, u, B, V, temperature, top_k, top_p);
 }
 
 void op_adamw_update(Backend be, float *p, const float *g, float *m, float *v, long n,

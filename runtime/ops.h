@@ -24,6 +24,10 @@ void op_attention_forward(Backend be, float *out, float *lse, const float *q, co
 void op_attention_backward(Backend be, float *dq, float *dk, float *dv, const float *dout,
                            const float *q, const float *k, const float *v, const float *out,
                            const float *lse, int B, int T, int H, int Hkv, int D);
+void op_attention_decode(Backend be, float *out, const float *q, const float *kcache,
+                         const float *vcache, const int *pos, int B, int Tc, int H, int Hkv, int D);
+void op_kv_cache_store(Backend be, float *cache, const float *x, const int *pos, int B, int Tc,
+                       int width);
 void op_swiglu_forward(Backend be, float *h, const float *g, const float *u, long n);
 void op_swiglu_backward(Backend be, float *dg, float *du, const float *dh, const float *g,
                         const float *u, long n);
@@ -33,6 +37,10 @@ void op_logprob_forward(Backend be, float *logp, float *entropy, float *lse, con
 void op_logprob_backward(Backend be, float *dh, float *dw, const float *dlogp,
                          const float *dentropy, const float *h, const float *w, const int *targets,
                          const float *lse, int n, int d, int V, int chunk, float *scratch);
+void op_sample(Backend be, int *out, float *logits, const float *u, int B, int V, float temperature,
+               int top_k, float top_p);
+void op_sample_logp(Backend be, int *out, float *logp, float *logits, const float *u, int B, int V,
+                    float temperature, int top_k, float top_p);
 void op_adamw_update(Backend be, float *p, const float *g, float *m, float *v, long n,
                      AdamWParams hp, int t);
 double op_sumsq(Backend be, const float *g, long n);

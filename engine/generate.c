@@ -1,0 +1,258 @@
+/* Batched generation with a KV cache. The prefill runs the prompts (all but their last
+ * token) through model_forward and copies each layer's rotated keys and values into the
+ * caches; each decode step then runs the live rows' newest tokens through the same layers
+ * one position at a time, with the per-row positions driving rotary, the cache write and
+ * the causal extent of attention. Finished rows are swapped out for the last live row, so
+ * the live rows stay packed at the front of the caches and each step's kernels see a dense
+ * batch that shrinks as rows finish. */
+#include "generate.h"
+
+#include <string.h>
+#include "../kernels/philox.h"
+#include "../runtime/check.h"
+#include "../runtime/ops.h"
+
+/* Per-layer slice of a stacked tensor, NULL for an absent bias. */
+#define LW(p, l, n) ((p) ? (p) + (size_t)(l) * (n) : NULL)
+
+SampleParams sample_params_default(void) {
+    return (SampleParams){1.0f, 0, 1.0f, 64};
+}
+
+static float *gen_falloc(Backend be, size_t n) {
+    return be_alloc(be, sizeof(float) * (n ? n : 1));
+}
+
+void generator_init(Generator *g, Model *m, int B_cap, int T_cap) {
+    const ModelConfig *c = &m->cfg;
+    memset(g, 0, sizeof *g);
+    CHECK(B_cap >= 1 && T_cap >= 1 && T_cap <= c->max_pos);
+    /* the longest prefill is T_cap - 1 tokens of one row */
+    CHECK((size_t)T_cap - 1 <= (size_t)m->act.B * m->act.T);
+    g->m = m;
+    g->B_cap = B_cap;
+    g->T_cap = T_cap;
+    Backend be = m->be;
+    size_t B = B_cap, d = c->d_model, F = c->d_ff, V = c->vocab, L = c->n_layers;
+    size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
+    g->kcache = gen_falloc(be, L * B * T_cap * kd);
+    g->vcache = gen_falloc(be, L * B * T_cap * kd);
+    g->x = gen_falloc(be, B * d);
+    g->xn = gen_falloc(be, B * d);
+    g->tmp = gen_falloc(be, B * d);
+    g->rstd = gen_falloc(be, B);
+    g->q = gen_falloc(be, B * qd);
+    g->att = gen_falloc(be, B * qd);
+    g->k = gen_falloc(be, B * kd);
+    g->v = gen_falloc(be, B * kd);
+    g->gate = gen_falloc(be, B * F);
+    g->up = gen_falloc(be, B * F);
+    g->h = gen_falloc(be, B * F);
+    g->logits = gen_falloc(be, B * V);
+    g->u = gen_falloc(be, B);
+    g->logp = gen_falloc(be, B);
+    g->tok = be_alloc(be, sizeof(int) * B);
+    g->pos = be_alloc(be, sizeof(int) * B);
+    g->next = be_alloc(be, sizeof(int) * B);
+    g->h_tok = xcalloc(B, sizeof(int));
+    g->h_pos = xcalloc(B, sizeof(int));
+    g->h_next = xcalloc(B, sizeof(int));
+    g->slot_row = xcalloc(B, sizeof(int));
+    g->done = xcalloc(B, sizeof(int));
+    g->h_u = xcalloc(B, sizeof(float));
+    g->h_logp = xcalloc(B, sizeof(float));
+    size_t Ncap = (size_t)m->act.B * m->act.T;
+    g->pf_tokens = xcalloc(Ncap, sizeof(int));
+    g->pf_targets = xcalloc(Ncap, sizeof(int));
+    g->pf_logp = xcalloc(Ncap, sizeof(float));
+}
+
+void generator_free(Generator *g) {
+    if (!g->m) return;
+    Backend be = g->m->be;
+    void *dev[] = {g->kcache, g->vcache, g->x,   g->xn,   g->tmp, g->rstd, g->q,
+                   g->att,    g->k,      g->v,   g->gate, g->up,  g->h,    g->logits,
+                   g->u,      g->logp,   g->tok, g->pos,  g->next};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) be_free(be, dev[i]);
+    void *host[] = {g->h_tok, g->h_pos,  g->h_next,    g->slot_row,   g->done,
+                    g->h_u,   g->h_logp, g->pf_tokens, g->pf_targets, g->pf_logp};
+    for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
+    memset(g, 0, sizeof *g);
+}
+
+/* Fills the caches of slots 0..n-1 with positions 0 .. prompt_len - 2 of their rows, in
+ * chunks of rows that fit the model's activation capacity. */
+static void gen_prefill(Generator *g, const int *prompts, const int *prompt_len, int n) {
+    Model *m = g->m;
+    const ModelConfig *c = &m->cfg;
+    Backend be = m->be;
+    int Tp = 0;
+    for (int i = 0; i < n; i++) {
+        int len = prompt_len[g->slot_row[i]] - 1;
+        if (len > Tp) Tp = len;
+    }
+    if (Tp == 0) return; /* one-token prompts: the first decode step is the whole prompt */
+    size_t Ncap = (size_t)m->act.B * m->act.T, kd = (size_t)c->n_kv_heads * c->head_dim;
+    size_t lstride = (size_t)g->B_cap * g->T_cap * kd; /* one layer of the cache */
+    int per = (int)(Ncap / (size_t)Tp);
+    for (int s0 = 0; s0 < n; s0 += per) {
+        int rows = n - s0 < per ? n - s0 : per;
+        for (int i = 0; i < rows; i++) {
+            int row = g->slot_row[s0 + i], len = prompt_len[row] - 1;
+            const int *p = prompts + (size_t)row * g->T_cap;
+            /* padding past a short prompt is never attended to by its valid positions */
+            for (int t = 0; t < Tp; t++) g->pf_tokens[i * Tp + t] = t < len ? p[t] : p[0];
+            for (int t = 0; t < Tp; t++) g->pf_targets[i * Tp + t] = -1; /* no lm_head */
+        }
+        model_forward(m, g->pf_tokens, g->pf_targets, rows, Tp, g->pf_logp, NULL);
+        for (int l = 0; l < c->n_layers; l++)
+            for (int i = 0; i < rows; i++) {
+                int len = prompt_len[g->slot_row[s0 + i]] - 1;
+                if (len == 0) continue;
+                size_t dst = (size_t)l * lstride + (size_t)(s0 + i) * g->T_cap * kd;
+                size_t src = (size_t)l * Ncap * kd + (size_t)i * Tp * kd;
+                be_copy(be, g->kcache + dst, m->act.k + src, sizeof(float) * len * kd);
+                be_copy(be, g->vcache + dst, m->act.v + src, sizeof(float) * len * kd);
+            }
+    }
+}
+
+/* One position for slots 0..n-1: h_tok at h_pos in, logits (n, V) out. */
+static void gen_step(Generator *g, int n) {
+    Model *m = g->m;
+    const ModelConfig *c = &m->cfg;
+    const ParamViews *w = &m->w;
+    Backend be = m->be;
+    int d = c->d_model, F = c->d_ff, Dh = c->head_dim, H = c->n_heads, Hkv = c->n_kv_heads;
+    int qd = H * Dh, kd = Hkv * Dh;
+    size_t lstride = (size_t)g->B_cap * g->T_cap * kd;
+    be_to_device(be, g->tok, g->h_tok, sizeof(int) * n);
+    be_to_device(be, g->pos, g->h_pos, sizeof(int) * n);
+    op_embedding_forward(be, g->x, g->tok, w->embed, n, d);
+    for (int l = 0; l < c->n_layers; l++) {
+        float *kc = g->kcache + l * lstride, *vc = g->vcache + l * lstride;
+        op_rmsnorm_forward(be, g->xn, g->rstd, g->x, LW(w->attn_norm, l, d), n, d, c->norm_eps);
+        op_linear_forward(be, g->q, g->xn, LW(w->wq, l, (size_t)qd * d), LW(w->bq, l, qd), n, d,
+                          qd);
+        op_linear_forward(be, g->k, g->xn, LW(w->wk, l, (size_t)kd * d), LW(w->bk, l, kd), n, d,
+                          kd);
+        op_linear_forward(be, g->v, g->xn, LW(w->wv, l, (size_t)kd * d), LW(w->bv, l, kd), n, d,
+                          kd);
+        op_rope_forward(be, g->q, g->pos, m->rope_cos, m->rope_sin, n, H, Dh);
+        op_rope_forward(be, g->k, g->pos, m->rope_cos, m->rope_sin, n, Hkv, Dh);
+        op_kv_cache_store(be, kc, g->k, g->pos, n, g->T_cap, kd);
+        op_kv_cache_store(be, vc, g->v, g->pos, n, g->T_cap, kd);
+        op_attention_decode(be, g->att, g->q, kc, vc, g->pos, n, g->T_cap, H, Hkv, Dh);
+        op_linear_forward(be, g->tmp, g->att, LW(w->wo, l, (size_t)d * qd), LW(w->bo, l, d), n, qd,
+                          d);
+        op_add(be, g->x, g->tmp, (long)n * d);
+        op_rmsnorm_forward(be, g->xn, g->rstd, g->x, LW(w->mlp_norm, l, d), n, d, c->norm_eps);
+        op_linear_forward(be, g->gate, g->xn, LW(w->w_gate, l, (size_t)F * d), NULL, n, d, F);
+        op_linear_forward(be, g->up, g->xn, LW(w->w_up, l, (size_t)F * d), NULL, n, d, F);
+        op_swiglu_forward(be, g->h, g->gate, g->up, (long)n * F);
+        op_linear_forward(be, g->tmp, g->h, LW(w->w_down, l, (size_t)d * F), NULL, n, F, d);
+        op_add(be, g->x, g->tmp, (long)n * d);
+    }
+    op_rmsnorm_forward(be, g->xn, g->rstd, g->x, w->final_norm, n, d, c->norm_eps);
+    op_linear_forward(be, g->logits, g->xn, w->lm_head, NULL, n, d, c->vocab);
+}
+
+/* Moves slot j's state and its cached positions 0 .. h_pos[j] - 1 into slot i. */
+static void gen_move_slot(Generator *g, int i, int j) {
+    const ModelConfig *c = &g->m->cfg;
+    size_t kd = (size_t)c->n_kv_heads * c->head_dim, row = (size_t)g->T_cap * kd;
+    size_t lstride = (size_t)g->B_cap * row, bytes = sizeof(float) * (size_t)g->h_pos[j] * kd;
+    for (int l = 0; l < c->n_layers; l++) {
+        size_t di = l * lstride + i * row, dj = l * lstride + j * row;
+        be_copy(g->m->be, g->kcache + di, g->kcache + dj, bytes);
+        be_copy(g->m->be, g->vcache + di, g->vcache + dj, bytes);
+    }
+    g->h_tok[i] = g->h_tok[j];
+    g->h_pos[i] = g->h_pos[j];
+    g->slot_row[i] = g->slot_row[j];
+    g->done[i] = g->done[j];
+}
+
+/* generate() for B <= B_cap rows. */
+static void gen_wave(Generator *g, const int *prompts, const int *prompt_len, int B,
+                     const SampleParams *sp, int eos_id, int pad_id, unsigned long long seed,
+                     const unsigned long long *row_ids, int *out_tokens, int *resp_len,
+                     int *hit_eos, float *out_logp) {
+    Model *m = g->m;
+    Backend be = m->be;
+    const int T = g->T_cap, V = m->cfg.vocab;
+    int n = 0;
+    for (int b = 0; b < B; b++) {
+        const int len = prompt_len[b];
+        const int *p = prompts + (size_t)b * T;
+        CHECK(len >= 1 && len <= T);
+        for (int t = 0; t < len; t++) CHECK(p[t] >= 0 && p[t] < V);
+        int *o = out_tokens + (size_t)b * T;
+        memcpy(o, p, sizeof(int) * len);
+        for (int t = len; t < T; t++) o[t] = pad_id;
+        if (out_logp) memset(out_logp + (size_t)b * T, 0, sizeof(float) * T);
+        resp_len[b] = 0;
+        hit_eos[b] = 0;
+        if (len < T && sp->max_new_tokens > 0) g->slot_row[n++] = b;
+    }
+    if (n == 0) return;
+    gen_prefill(g, prompts, prompt_len, n);
+    for (int i = 0; i < n; i++) {
+        const int row = g->slot_row[i];
+        g->h_tok[i] = prompts[(size_t)row * T + prompt_len[row] - 1];
+        g->h_pos[i] = prompt_len[row] - 1;
+    }
+    while (n > 0) {
+        gen_step(g, n);
+        g->rows_decoded += n;
+        for (int i = 0; i < n; i++) {
+            const int row = g->slot_row[i];
+            const unsigned long long idx =
+                row_ids[row] * 4096ull + (unsigned long long)resp_len[row];
+            g->h_u[i] = philox_u01(philox_draw(seed, GEN_STREAM, idx).v[0]);
+        }
+        be_to_device(be, g->u, g->h_u, sizeof(float) * n);
+        op_sample_logp(be, g->next, out_logp ? g->logp : NULL, g->logits, g->u, n, V,
+                       sp->temperature, sp->top_k, sp->top_p);
+        be_to_host(be, g->h_next, g->next, sizeof(int) * n);
+        if (out_logp) be_to_host(be, g->h_logp, g->logp, sizeof(float) * n);
+        for (int i = 0; i < n; i++) {
+            const int row = g->slot_row[i], tok = g->h_next[i];
+            const int p = prompt_len[row] + resp_len[row]; /* where the new token goes */
+            out_tokens[(size_t)row * T + p] = tok;
+            if (out_logp) out_logp[(size_t)row * T + p] = g->h_logp[i];
+            resp_len[row]++;
+            const int eos = eos_id >= 0 && tok == eos_id;
+            hit_eos[row] = eos;
+            g->done[i] = eos || resp_len[row] >= sp->max_new_tokens || p + 1 >= T;
+            g->h_tok[i] = tok;
+            g->h_pos[i] = p;
+        }
+        /* Swap each finished slot for the last live one; order is free since a row's
+         * result depends on its row id, not its slot. */
+        for (int i = 0; i < n;) {
+            if (!g->done[i]) {
+                i++;
+                continue;
+            }
+            while (n - 1 > i && g->done[n - 1]) n--;
+            if (n - 1 > i) gen_move_slot(g, i, n - 1);
+            n--;
+            i++;
+        }
+    }
+}
+
+void generate(Generator *g, const int *prompts, const int *prompt_len, int B,
+              const SampleParams *sp, int eos_id, int pad_id, unsigned long long seed,
+              const unsigned long long *row_ids, int *out_tokens, int *resp_len, int *hit_eos,
+              float *out_logp) {
+    CHECK(g->m != NULL && B >= 0);
+    const size_t T = g->T_cap;
+    for (int b0 = 0; b0 < B; b0 += g->B_cap) {
+        const int nb = B - b0 < g->B_cap ? B - b0 : g->B_cap;
+        gen_wave(g, prompts + b0 * T, prompt_len + b0, nb, sp, eos_id, pad_id, seed, row_ids + b0,
+                 out_tokens + b0 * T, resp_len + b0, hit_eos + b0,
+                 out_logp ? out_logp + b0 * T : NULL);
+    }
+}

@@ -1,0 +1,62 @@
+/* Batched generation with a KV cache: the prompts are prefilled through model_forward,
+ * then each step feeds every unfinished row's newest token through the layers at that
+ * row's own position and samples the next one. Finished rows leave the batch, so a step
+ * costs only as much as the rows still generating. */
+#pragma once
+#include "model.h"
+
+/* The Philox stream of generation's uniforms: row b's k-th token draws
+ * philox_draw(seed, GEN_STREAM, row_ids[b] * 4096 + k), so a row's sample depends only on
+ * (seed, row_ids[b], k), never on the batch it shares or its place in it. */
+#define GEN_STREAM 0x47454E45ull /* "GENE" */
+
+typedef struct {
+    float temperature;  /* <= 0: greedy */
+    int top_k;          /* <= 0: no top-k */
+    float top_p;        /* >= 1: no top-p */
+    int max_new_tokens; /* per row, eos included */
+} SampleParams;
+
+SampleParams sample_params_default(void); /* 1.0, 0, 1.0, 64 */
+
+/* Slot i of the batch being decoded is row slot_row[i] of the call; slots stay packed at
+ * 0 .. n_live-1 so every kernel sees a dense batch. */
+typedef struct {
+    Model *m;
+    int B_cap, T_cap;
+    /* backend memory */
+    float *kcache, *vcache; /* (L, B_cap, T_cap, Hkv*Dh) each, after rotary */
+    float *x, *xn, *tmp;    /* (B_cap, d) residual, normed input, projection output */
+    float *rstd;            /* (B_cap) */
+    float *q, *att;         /* (B_cap, Hq*Dh) */
+    float *k, *v;           /* (B_cap, Hkv*Dh) */
+    float *gate, *up, *h;   /* (B_cap, F) */
+    float *logits;          /* (B_cap, V) */
+    float *u, *logp;        /* (B_cap) uniforms, log-probs of the sampled tokens */
+    int *tok, *pos, *next;  /* (B_cap) fed tokens, their positions, sampled tokens */
+    /* host memory */
+    int *h_tok, *h_pos, *h_next, *slot_row, *done; /* (B_cap) */
+    float *h_u, *h_logp;                           /* (B_cap) */
+    int *pf_tokens, *pf_targets;                   /* (act.B*act.T) one prefill chunk */
+    float *pf_logp;                                /* (act.B*act.T) */
+    long long rows_decoded; /* row-steps computed over the generator's life, for accounting */
+} Generator;
+
+/* Allocates caches and step buffers for up to B_cap rows of T_cap tokens (prompt and
+ * response). T_cap must fit the model's context, and T_cap - 1 tokens its activation
+ * capacity, which the prefill goes through. */
+void generator_init(Generator *g, Model *m, int B_cap, int T_cap);
+void generator_free(Generator *g);
+
+/* prompts (B, T_cap) row-major, row b holding prompt_len[b] >= 1 tokens (at most T_cap).
+ * Writes out_tokens (B, T_cap): the prompt, the generated tokens (eos included when
+ * sampled), then pad_id; resp_len (B) the number generated; hit_eos (B) 1 when the row
+ * stopped at eos_id; out_logp (B, T_cap), unless NULL, each generated token's log-prob
+ * under the model at temperature 1 before top-k/top-p, 0 on prompt and padding. A row
+ * stops at eos_id, after max_new_tokens, or when it fills T_cap. B may exceed B_cap: the
+ * rows then go in waves of B_cap, which changes no result. Overwrites the model's
+ * activations (the prefill runs model_forward). */
+void generate(Generator *g, const int *prompts, const int *prompt_len, int B,
+              const SampleParams *sp, int eos_id, int pad_id, unsigned long long seed,
+              const unsigned long long *row_ids, int *out_tokens, int *resp_len, int *hit_eos,
+              float *out_logp);
