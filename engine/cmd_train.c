@@ -5,7 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 #include "commands.h"
+#include <math.h>
+#include <stdlib.h>
 #include "model_io.h"
+#include "prime.h"
+#include "report.h"
 #include "run_config.h"
 #include "sft.h"
 #include "tokenizer_char.h"
@@ -64,12 +68,117 @@ static int prepare(const char *cfg_path, char **sets, int n_sets, RunConfig *rc,
                         "(raise model.max_position_embeddings or lower task.max_operands / "
                         "task.max_value)",
                         cfg_path, need, mc.max_pos);
+    int rl_len = prime_max_len(rc);
+    if (rl_len > mc.max_pos)
+        return dr_error("%s: a prompt (up to %d tokens) plus rl.max_response_tokens (%d) "
+                        "exceeds the model's context of %d tokens",
+                        cfg_path, rl_len - rc->rl.max_response_tokens, rc->rl.max_response_tokens,
+                        mc.max_pos);
+    /* one activation capacity serves SFT batches, the RL batch and generation prefill */
+    int rows = rc->sft.batch_size, n_rl = rc->rl.prompts_per_step * rc->rl.samples_per_prompt;
+    if (n_rl > rows) rows = n_rl;
+    if (rl_len > need) need = rl_len;
     if (strcmp(rc->model.init, "random") == 0) {
-        model_init(m, &mc, be, rc->sft.batch_size, need);
+        model_init(m, &mc, be, rows, need);
         model_init_random(m, (unsigned long long)rc->seed, (float)rc->model.init_std);
         return DR_OK;
     }
-    return model_load(m, rc->model.init, be, rc->sft.batch_size, need);
+    return model_load(m, rc->model.init, be, rows, need);
+}
+
+/* Reads the last SFT loss back from the metrics, for the report. */
+static double last_sft_loss(const char *run_dir) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+    FILE *f = fopen(path, "r");
+    double loss = NAN;
+    if (!f) return loss;
+    char line[8192];
+    while (fgets(line, sizeof line, f)) {
+        json_t *j = json_loads(line, 0, NULL);
+        json_t *l = j ? json_object_get(j, "loss") : NULL;
+        const char *ph = j ? json_string_value(json_object_get(j, "phase")) : NULL;
+        if (l && ph && !strcmp(ph, "sft")) loss = json_number_value(l);
+        if (j) json_decref(j);
+    }
+    fclose(f);
+    return loss;
+}
+
+static void curve_add(double **x, double **y, int *n, double xv, double yv) {
+    *x = realloc(*x, sizeof(double) * (*n + 1));
+    *y = realloc(*y, sizeof(double) * (*n + 1));
+    CHECK(*x && *y);
+    (*x)[*n] = xv;
+    (*y)[(*n)++] = yv;
+}
+
+/* The RL phase: greedy eval of the SFT model, rl.steps PRIME steps, periodic and final
+ * eval, checkpoints of the policy and the PRM. */
+static int rl_run(Model *m, const RunConfig *rc, FILE *metrics, RunReport *rep) {
+    const RlConfig *c = &rc->rl;
+    Prime p;
+    prime_init(&p, rc, m, metrics);
+    rep->sft_eval_accuracy = prime_eval(&p.gen, rc);
+    printf("eval | after SFT | held-out accuracy %.1f%% (greedy, %d problems)\n",
+           100 * rep->sft_eval_accuracy, rc->task.eval_size);
+    curve_add(&rep->eval_step, &rep->eval_acc, &rep->n_eval, 0, rep->sft_eval_accuracy);
+    Progress pr;
+    progress_init(&pr, "rl", c->steps);
+    double t0 = time_now(), tokens = 0;
+    int st = DR_OK;
+    for (int step = 1; step <= c->steps && st == DR_OK; step++) {
+        RolloutStats rs;
+        StepStats ss;
+        st = prime_step(&p, step, &rs, &ss);
+        tokens += rs.response_tokens;
+        double acc = rs.samples > 0 ? rs.outcome_sum / rs.samples : 0;
+        curve_add(&rep->rl_step, &rep->rl_accuracy, &rep->n_rl, step, acc);
+        rep->rl_reward = realloc(rep->rl_reward, sizeof(double) * rep->n_rl);
+        rep->rl_reward[rep->n_rl - 1] = ss.reward_mean;
+        if (step % c->log_every == 0 || step == c->steps)
+            progress_print(&pr, step, tokens, "gen-tok",
+                           "acc %.2f | kept %d/%d | prm loss %.3f acc %.2f | r %+.4f | "
+                           "pg %+.4f | len %.1f",
+                           acc, rs.groups_kept, rs.prompts_drawn, ss.prm_loss, ss.prm_acc,
+                           ss.reward_mean, ss.policy_loss,
+                           rs.samples > 0 ? rs.response_tokens / rs.samples : 0.0);
+        if (c->eval_every > 0 && step % c->eval_every == 0 && step < c->steps) {
+            double a = prime_eval(&p.gen, rc);
+            printf("eval | rl step %d | held-out accuracy %.1f%%\n", step, 100 * a);
+            curve_add(&rep->eval_step, &rep->eval_acc, &rep->n_eval, step, a);
+            json_t *j =
+                json_pack("{s:s, s:i, s:f}", "phase", "rl_eval", "step", step, "eval_accuracy", a);
+            json_dumpf(j, metrics, JSON_COMPACT);
+            fputc('\n', metrics);
+            json_decref(j);
+        }
+    }
+    rep->rl_seconds = time_now() - t0;
+    rep->skipped_updates = p.skipped_updates;
+    if (st == DR_OK) {
+        rep->rl_eval_accuracy = prime_eval(&p.gen, rc);
+        printf("eval | after RL | held-out accuracy %.1f%%\n", 100 * rep->rl_eval_accuracy);
+        curve_add(&rep->eval_step, &rep->eval_acc, &rep->n_eval, c->steps, rep->rl_eval_accuracy);
+        char path[PATH_MAX];
+        int bf16 = strcmp(rc->checkpoint_dtype, "bf16") == 0;
+        snprintf(path, sizeof path, "%s/policy", rc->run_dir);
+        st = model_save(m, path, bf16);
+        snprintf(path, sizeof path, "%s/prm", rc->run_dir);
+        if (st == DR_OK) st = model_save(&p.prm, path, bf16);
+    }
+    prime_free(&p);
+    return st;
+}
+
+/* Greedy eval alone, when the run has no RL phase. */
+static double eval_only(Model *m, const RunConfig *rc) {
+    Generator g;
+    int rows = rc->task.eval_size < 256 ? rc->task.eval_size : 256;
+    generator_init(&g, m, rows, prime_max_len(rc));
+    double a = prime_eval(&g, rc);
+    generator_free(&g);
+    return a;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -107,6 +216,11 @@ int cmd_train(int argc, char **argv) {
     }
     char path[PATH_MAX];
     double t0 = time_now();
+    RunReport rep = {0};
+    rep.sft_steps = rc.sft.steps;
+    rep.rl_steps = rc.rl.steps;
+    rep.sft_eval_accuracy = rep.rl_eval_accuracy = NAN;
+    FILE *metrics = NULL;
     st = make_dirs(rc.run_dir);
     if (st == DR_OK) {
         json_t *j = run_config_json(&rc);
@@ -119,20 +233,42 @@ int cmd_train(int argc, char **argv) {
                backend_name(m.be), omp_get_max_threads());
         snprintf(path, sizeof path, "%s/metrics.jsonl", rc.run_dir);
         remove(path); /* a rerun into the same directory starts a fresh log */
-        st = sft_run(&m, &rc, rc.run_dir);
+        if (rc.sft.steps > 0) st = sft_run(&m, &rc, rc.run_dir);
+        rep.sft_seconds = time_now() - t0;
+        rep.final_sft_loss = last_sft_loss(rc.run_dir);
     }
     if (st == DR_OK) {
         snprintf(path, sizeof path, "%s/sft", rc.run_dir);
         st = model_save(&m, path, strcmp(rc.checkpoint_dtype, "bf16") == 0);
         if (st == DR_OK) printf("checkpoint: %s (Hugging Face layout)\n", path);
     }
+    if (st == DR_OK) {
+        snprintf(path, sizeof path, "%s/metrics.jsonl", rc.run_dir);
+        metrics = fopen(path, "a");
+        if (!metrics) st = dr_error("%s: cannot open for appending", path);
+    }
+    if (st == DR_OK && rc.rl.steps > 0) {
+        st = rl_run(&m, &rc, metrics, &rep);
+        if (st == DR_OK) printf("checkpoints: %s/policy, %s/prm\n", rc.run_dir, rc.run_dir);
+    } else if (st == DR_OK) {
+        rep.sft_eval_accuracy = eval_only(&m, &rc);
+        printf("eval | after SFT | held-out accuracy %.1f%% (greedy, %d problems)\n",
+               100 * rep.sft_eval_accuracy, rc.task.eval_size);
+    }
+    if (metrics) fclose(metrics);
+    rep.wall_seconds = time_now() - t0;
+    if (st == DR_OK) st = report_write(rc.run_dir, cfg_path, &rep);
     model_free(&m);
+    free(rep.eval_step);
+    free(rep.eval_acc);
+    free(rep.rl_step);
+    free(rep.rl_accuracy);
+    free(rep.rl_reward);
     if (st) {
         fprintf(stderr, "error: %s\n", dr_last_error());
         return 2;
     }
-    char dur[32];
-    format_duration(time_now() - t0, dur, sizeof dur);
-    printf("done in %s -> %s\n", dur, rc.run_dir);
+    report_print(&rep);
+    printf("run directory: %s (report.md, report.json, curves.svg, metrics.jsonl)\n", rc.run_dir);
     return 0;
 }

@@ -4,3 +4,4 @@
 
 int cmd_train(int argc, char **argv);
 int cmd_logprobs(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);

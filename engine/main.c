@@ -8,6 +8,7 @@ static void usage(FILE *f) {
                "usage:\n"
                "  denserl train CONFIG.json [--set key.path=value ...]\n"
                "  denserl logprobs --model DIR --data IN.jsonl --out OUT.jsonl\n"
+               "  denserl inspect DUMP.safetensors [--row I] [--rows N] [--plain]\n"
                "  denserl --help | --version\n");
 }
 
@@ -27,6 +28,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "logprobs")) return cmd_logprobs(argc - 2, argv + 2);
-    fprintf(stderr, "error: unknown command '%s' (expected train or logprobs)\n", cmd);
+    if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
+    fprintf(stderr, "error: unknown command '%s' (expected train, logprobs or inspect)\n", cmd);
     return 2;
 }

@@ -306,8 +306,8 @@ void model_backward(Model *m, const int *tokens, const int *targets, int B, int 
 
 void model_values(Model *m, int B, int T, float *values) {
     CHECK(m->cfg.value_head);
-    op_linear_forward(m->be, values, m->act.xf, m->w.value_w, m->w.value_b, B * T,
-                      m->cfg.d_model, 1);
+    op_linear_forward(m->be, values, m->act.xf, m->w.value_w, m->w.value_b, B * T, m->cfg.d_model,
+                      1);
 }
 
 void model_backward_values(Model *m, const int *tokens, int B, int T, const float *dvalues) {

@@ -88,7 +88,8 @@ void model_init_random(Model *m, unsigned long long seed, float std);
 /* Forward over tokens (B, T) (row-major, right-padded; padding is harmless since attention
  * is causal). targets (B, T): the token whose log-prob to return at each position, < 0 to
  * skip. Writes logp (B, T) and, if entropy is not NULL, entropy (B, T). B * T must fit the
- * capacity given to model_init and T the context. Column t of logp is log p(targets[t] | tokens[..t]). */
+ * capacity given to model_init and T the context. Column t of logp is log p(targets[t] |
+ * tokens[..t]). */
 void model_forward(Model *m, const int *tokens, const int *targets, int B, int T, float *logp,
                    float *entropy);
 /* Backward of the last forward, given dL/dlogp (B, T) (and dL/dentropy or NULL);

@@ -1,0 +1,524 @@
+/* The PRIME step: pack rollouts, log-probs of the three models, implicit process rewards,
+ * the PRM update, advantages, PPO (and the critic for gae), metrics. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include "dump.h"
+#include "prime.h"
+#include "tokenizer_char.h"
+#include "../runtime/check.h"
+#include "../runtime/error.h"
+#include "../runtime/log.h"
+#include "../runtime/ops.h"
+#include "../runtime/ops_rl.h"
+
+int prime_max_len(const RunConfig *rc) {
+    char digits[32];
+    int dv = snprintf(digits, sizeof digits, "%d", rc->task.max_value);
+    int prompt = 1 + 2 + rc->task.max_operands * (dv + 1);
+    return prompt + rc->rl.max_response_tokens;
+}
+
+static float *fbuf(size_t n) {
+    return xcalloc(n ? n : 1, sizeof(float));
+}
+
+static void batch_init(StepBatch *b, int n, int t) {
+    size_t nt = (size_t)n * t;
+    memset(b, 0, sizeof *b);
+    b->tokens = xcalloc(nt, sizeof(int));
+    b->targets = xcalloc(nt, sizeof(int));
+    b->group = xcalloc(n, sizeof(int));
+    b->prompt_len = xcalloc(n, sizeof(int));
+    b->resp_len = xcalloc(n, sizeof(int));
+    b->mask = fbuf(nt);
+    b->outcome = fbuf(n);
+    b->score = fbuf(n);
+    float **nt_bufs[] = {&b->logp_old,   &b->logp_ref, &b->logp_prm, &b->entropy, &b->reward,
+                         &b->advantages, &b->returns,  &b->values,   &b->work,    &b->work2,
+                         &b->dlogp,      &b->dent,     &b->logp_new, &b->ent_new};
+    for (size_t i = 0; i < sizeof nt_bufs / sizeof nt_bufs[0]; i++) *nt_bufs[i] = fbuf(nt);
+}
+
+static void batch_free(StepBatch *b) {
+    void *bufs[] = {b->tokens,  b->targets,    b->group,    b->prompt_len, b->resp_len, b->mask,
+                    b->outcome, b->score,      b->logp_old, b->logp_ref,   b->logp_prm, b->entropy,
+                    b->reward,  b->advantages, b->returns,  b->values,     b->work,     b->work2,
+                    b->dlogp,   b->dent,       b->logp_new, b->ent_new};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    memset(b, 0, sizeof *b);
+}
+
+/* A frozen or trainable copy of the policy with capacity for the packed batch. */
+static void clone_model(Model *dst, const Model *src, int value_head, int n, int t) {
+    ModelConfig c = src->cfg;
+    c.value_head = value_head;
+    model_init(dst, &c, src->be, n, t);
+    be_copy(src->be, dst->params, src->params, sizeof(float) * src->n_params);
+}
+
+void prime_init(Prime *p, const RunConfig *rc, Model *policy, FILE *metrics) {
+    const RlConfig *c = &rc->rl;
+    memset(p, 0, sizeof *p);
+    p->rc = rc;
+    p->policy = policy;
+    p->metrics = metrics;
+    p->n_max = c->prompts_per_step * c->samples_per_prompt;
+    p->t_max = prime_max_len(rc);
+    clone_model(&p->prm, policy, 0, p->n_max, p->t_max);
+    clone_model(&p->ref, policy, 0, p->n_max, p->t_max);
+    p->has_critic = strcmp(c->estimator, "gae") == 0;
+    if (p->has_critic) {
+        clone_model(&p->critic, policy, 1, p->n_max, p->t_max);
+        model_alloc_grads(&p->critic);
+        adamw_init(&p->opt_critic, policy->be, p->critic.n_params);
+    }
+    model_alloc_grads(policy);
+    model_alloc_grads(&p->prm);
+    adamw_init(&p->opt_policy, policy->be, policy->n_params);
+    adamw_init(&p->opt_prm, policy->be, p->prm.n_params);
+    int gen_rows = c->oversample * p->n_max;
+    if (gen_rows < rc->task.eval_size)
+        gen_rows = rc->task.eval_size < 256 ? rc->task.eval_size : 256;
+    generator_init(&p->gen, policy, gen_rows, p->t_max);
+    rollout_init(&p->rollout, rc, &p->gen, p->t_max);
+    groups_init(&p->groups, c->prompts_per_step, c->samples_per_prompt, p->t_max);
+    batch_init(&p->b, p->n_max, p->t_max);
+    p->no_targets = xmalloc(sizeof(int) * p->n_max * p->t_max);
+    for (int i = 0; i < p->n_max * p->t_max; i++) p->no_targets[i] = -1;
+}
+
+void prime_free(Prime *p) {
+    model_free(&p->prm);
+    model_free(&p->ref);
+    adamw_free(&p->opt_policy);
+    adamw_free(&p->opt_prm);
+    if (p->has_critic) {
+        model_free(&p->critic);
+        adamw_free(&p->opt_critic);
+    }
+    generator_free(&p->gen);
+    rollout_free(&p->rollout);
+    groups_free(&p->groups);
+    batch_free(&p->b);
+    free(p->no_targets);
+}
+
+/* Rows of the step's groups, trimmed to the longest row, with prediction-aligned targets. */
+static void pack(Prime *p) {
+    StepBatch *b = &p->b;
+    const Groups *g = &p->groups;
+    int N = g->n * g->K, T = 2;
+    for (int i = 0; i < N; i++)
+        if (g->prompt_len[i] + g->resp_len[i] > T) T = g->prompt_len[i] + g->resp_len[i];
+    b->N = N;
+    b->T = T;
+    for (int i = 0; i < N; i++) {
+        const int *src = g->tokens + (size_t)i * g->Tcap;
+        int *tok = b->tokens + (size_t)i * T, *tg = b->targets + (size_t)i * T;
+        float *m = b->mask + (size_t)i * T;
+        int pl = g->prompt_len[i], end = pl + g->resp_len[i];
+        for (int t = 0; t < T; t++) {
+            tok[t] = t < end ? src[t] : CHARTOK_PAD;
+            int resp = t + 1 >= pl && t + 1 < end;
+            tg[t] = resp ? src[t + 1] : -1;
+            m[t] = resp ? 1.0f : 0.0f;
+        }
+        b->outcome[i] = g->outcome[i];
+        b->group[i] = i / g->K;
+        b->prompt_len[i] = pl;
+        b->resp_len[i] = g->resp_len[i];
+    }
+}
+
+static int rows_valid(const float *mask, int n, int T, double *tokens) {
+    int rows = 0;
+    double tok = 0;
+    for (int i = 0; i < n; i++) {
+        double s = 0;
+        for (int t = 0; t < T; t++) s += mask[(size_t)i * T + t];
+        tok += s;
+        rows += s > 0;
+    }
+    *tokens = tok;
+    return rows;
+}
+
+/* Contiguous row range of mini-batch k out of m over N rows. */
+static void mb_range(int N, int m, int k, int *r0, int *r1) {
+    *r0 = (int)((long)N * k / m);
+    *r1 = (int)((long)N * (k + 1) / m);
+}
+
+/* PRM cross-entropy on outcomes (PRIME.md section 4). With reuse, the PRM's last forward
+ * over the whole batch (which produced logp_prm) is differentiated directly: the "single
+ * forward" of the after mode. */
+static void prm_update(Prime *p, int reuse, StepStats *ss) {
+    const RlConfig *c = &p->rc->rl;
+    StepBatch *b = &p->b;
+    int N = b->N, T = b->T, M = c->prm_minibatches > N ? N : c->prm_minibatches;
+    if (M > 1) reuse = 0;
+    AdamWParams hp = {(float)c->prm_lr, 0.9f, 0.999f, 1e-8f, 0.0f};
+    double loss = 0, correct = 0, gn_max = 0;
+    for (int k = 0; k < M; k++) {
+        int r0, r1;
+        mb_range(N, M, k, &r0, &r1);
+        int n = r1 - r0;
+        size_t o = (size_t)r0 * T;
+        float *lp = reuse ? b->logp_prm : b->work;
+        if (!reuse) model_forward(&p->prm, b->tokens + o, b->targets + o, n, T, lp + o, NULL);
+        double l = op_prm_loss(p->prm.be, b->dlogp + o, b->score + r0, lp + o, b->logp_ref + o,
+                               b->mask + o, b->outcome + r0, n, T, (float)c->beta, n);
+        loss += l * n;
+        for (int i = r0; i < r1; i++) correct += (b->score[i] > 0) == (b->outcome[i] > 0.5f);
+        if (!strcmp(c->prm_update, "none")) continue;
+        model_zero_grads(&p->prm);
+        model_backward(&p->prm, b->tokens + o, b->targets + o, n, T, b->dlogp + o, NULL);
+        double gn = isfinite(l)
+                        ? adamw_step(&p->opt_prm, p->prm.params, p->prm.grads, hp, c->prm_grad_clip)
+                        : NAN;
+        if (!isfinite(gn)) ss->skipped++;
+        if (gn > gn_max || !isfinite(gn)) gn_max = gn;
+    }
+    ss->prm_loss = loss / N;
+    ss->prm_acc = correct / N;
+    ss->prm_grad_norm = gn_max;
+}
+
+/* PRIME.md section 5: advantages and returns from the process rewards and outcomes. */
+static void advantages(Prime *p, StepStats *ss) {
+    const RlConfig *c = &p->rc->rl;
+    StepBatch *b = &p->b;
+    Backend be = p->policy->be;
+    int N = b->N, T = b->T, K = c->samples_per_prompt;
+    const char *est = c->estimator;
+    float *proc = b->work, *comb = b->work2, *outn = b->score; /* score is free by now */
+    float wp = (float)c->w_process, wo = (float)c->w_outcome;
+    int whiten = 1;
+    if (!strcmp(est, "gae")) {
+        op_combine_rewards(be, comb, b->reward, b->outcome, b->mask, N, T, wp, wo);
+        op_gae(be, b->advantages, b->returns, comb, b->values, b->mask, N, T, (float)c->gamma,
+               (float)c->lam);
+    } else {
+        const float *pr = b->reward, *oc = b->outcome;
+        if (!strcmp(est, "rloo") || !strcmp(est, "rloo_outcome")) {
+            op_rloo_outcome(be, outn, b->outcome, N, K);
+            oc = outn;
+            if (!strcmp(est, "rloo_outcome")) {
+                pr = NULL;
+                wp = 0;
+            } else {
+                op_rloo_process(be, proc, b->reward, b->mask, N, T, K,
+                                !strcmp(c->rloo_variant, "paper"));
+                pr = proc;
+            }
+        } else if (!strcmp(est, "grpo")) {
+            op_grpo_outcome(be, outn, b->outcome, N, K, 1e-6f);
+            op_grpo_process(be, proc, b->reward, b->mask, N, T, K, 1e-6f);
+            oc = outn;
+            pr = proc;
+            whiten = 0;
+        }
+        op_combine_rewards(be, comb, pr, oc, b->mask, N, T, wp, wo);
+        op_discounted_returns(be, b->returns, comb, b->mask, N, T, (float)c->gamma);
+        be_copy(be, b->advantages, b->returns, sizeof(float) * N * T);
+    }
+    double s = 0, s2 = 0, n = 0;
+    op_masked_moments(be, &s, &s2, &n, b->advantages, b->mask, N, T);
+    if (whiten) {
+        op_whiten(be, b->advantages, b->advantages, b->mask, N, T, s, s2, n);
+        s = s2 = n = 0;
+        op_masked_moments(be, &s, &s2, &n, b->advantages, b->mask, N, T);
+    }
+    ss->adv_mean = n > 0 ? s / n : 0;
+    ss->adv_std = n > 1 ? sqrt(fmax(0, (s2 - s * s / n) / (n - 1))) : 0;
+}
+
+static PpoParams ppo_params(const RlConfig *c) {
+    PpoParams pp = {(float)c->clip_low,
+                    (float)c->clip_high,
+                    (float)c->dual_clip,
+                    !strcmp(c->loss_agg, "seq-mean-token-mean") ? PPO_AGG_SEQ_MEAN_TOKEN_MEAN
+                                                                : PPO_AGG_TOKEN_MEAN,
+                    (float)c->kl_coef,
+                    !strcmp(c->kl_estimator, "k1") ? KL_K1 : KL_K3,
+                    (float)c->entropy_coef};
+    return pp;
+}
+
+/* PRIME.md section 6: ppo_epochs passes over ppo_minibatches contiguous row ranges. */
+static void policy_update(Prime *p, StepStats *ss) {
+    const RlConfig *c = &p->rc->rl;
+    StepBatch *b = &p->b;
+    Model *m = p->policy;
+    int N = b->N, T = b->T, M = c->ppo_minibatches > N ? N : c->ppo_minibatches;
+    PpoParams pp = ppo_params(c);
+    int want_ent = c->entropy_coef > 0;
+    AdamWParams hp = {(float)c->lr, (float)c->beta1, (float)c->beta2, 1e-8f,
+                      (float)c->weight_decay};
+    double loss = 0, clip = 0, klo = 0, klr = 0, valid = 0, gn_max = 0;
+    int updates = 0;
+    for (int e = 0; e < c->ppo_epochs; e++) {
+        for (int k = 0; k < M; k++) {
+            int r0, r1;
+            mb_range(N, M, k, &r0, &r1);
+            int n = r1 - r0;
+            size_t o = (size_t)r0 * T;
+            double tok;
+            int seqs = rows_valid(b->mask + o, n, T, &tok);
+            if (tok == 0) continue;
+            model_forward(m, b->tokens + o, b->targets + o, n, T, b->logp_new + o,
+                          want_ent ? b->ent_new + o : NULL);
+            PpoStats st;
+            double l = op_ppo_loss(m->be, b->dlogp + o, want_ent ? b->dent + o : NULL, &st,
+                                   b->logp_new + o, b->logp_old + o, b->logp_ref + o,
+                                   want_ent ? b->ent_new + o : NULL, b->advantages + o, b->mask + o,
+                                   n, T, pp, tok, seqs);
+            double gn = NAN;
+            if (isfinite(l)) {
+                model_zero_grads(m);
+                model_backward(m, b->tokens + o, b->targets + o, n, T, b->dlogp + o,
+                               want_ent ? b->dent + o : NULL);
+                gn = adamw_step(&p->opt_policy, m->params, m->grads, hp, c->grad_clip);
+            }
+            if (!isfinite(gn)) {
+                ss->skipped++;
+                continue;
+            }
+            updates++;
+            if (gn > gn_max) gn_max = gn;
+            loss += st.pg_loss * st.valid;
+            clip += st.clip_frac * st.valid;
+            klo += st.approx_kl_old * st.valid;
+            klr += (c->kl_coef > 0 ? st.kl_ref : 0) * st.valid;
+            valid += st.valid;
+        }
+    }
+    ss->policy_loss = valid > 0 ? loss / valid : NAN;
+    ss->clip_frac = valid > 0 ? clip / valid : 0;
+    ss->kl_old = valid > 0 ? klo / valid : 0;
+    ss->grad_norm = updates ? gn_max : NAN;
+    (void)klr;
+}
+
+/* The critic's clipped value loss against the returns (gae only). */
+static void critic_update(Prime *p, const int *no_targets, StepStats *ss) {
+    const RlConfig *c = &p->rc->rl;
+    StepBatch *b = &p->b;
+    int N = b->N, T = b->T, M = c->ppo_minibatches > N ? N : c->ppo_minibatches;
+    AdamWParams hp = {(float)c->critic_lr, 0.9f, 0.999f, 1e-8f, 0.0f};
+    double loss = 0, gn_max = 0, cf;
+    for (int e = 0; e < c->ppo_epochs; e++) {
+        for (int k = 0; k < M; k++) {
+            int r0, r1;
+            mb_range(N, M, k, &r0, &r1);
+            int n = r1 - r0;
+            size_t o = (size_t)r0 * T;
+            double tok;
+            rows_valid(b->mask + o, n, T, &tok);
+            if (tok == 0) continue;
+            model_forward(&p->critic, b->tokens + o, no_targets + o, n, T, b->work + o, NULL);
+            model_values(&p->critic, n, T, b->work2 + o);
+            double l = op_value_loss(p->critic.be, b->dlogp + o, &cf, b->work2 + o, b->values + o,
+                                     b->returns + o, b->mask + o, n, T, (float)c->value_clip, tok);
+            model_zero_grads(&p->critic);
+            model_backward_values(&p->critic, b->tokens + o, n, T, b->dlogp + o);
+            double gn = isfinite(l) ? adamw_step(&p->opt_critic, p->critic.params, p->critic.grads,
+                                                 hp, c->grad_clip)
+                                    : NAN;
+            if (!isfinite(gn)) ss->skipped++;
+            loss += l;
+            if (gn > gn_max) gn_max = gn;
+        }
+    }
+    ss->critic_loss = loss / (M * c->ppo_epochs);
+    ss->critic_grad_norm = gn_max;
+}
+
+static void reward_stats(const StepBatch *b, StepStats *ss) {
+    double s = 0, n = 0, lo = INFINITY, hi = -INFINITY;
+    for (size_t i = 0; i < (size_t)b->N * b->T; i++) {
+        if (b->mask[i] == 0) continue;
+        double r = b->reward[i];
+        s += r;
+        n++;
+        lo = fmin(lo, r);
+        hi = fmax(hi, r);
+    }
+    ss->reward_mean = n > 0 ? s / n : 0;
+    ss->reward_min = n > 0 ? lo : 0;
+    ss->reward_max = n > 0 ? hi : 0;
+}
+
+static double mean_entropy(const StepBatch *b) {
+    double s = 0, n = 0;
+    for (size_t i = 0; i < (size_t)b->N * b->T; i++)
+        if (b->mask[i] != 0) s += b->entropy[i], n++;
+    return n > 0 ? s / n : 0;
+}
+
+/* Mean k3 estimate of KL(policy || reference) over response tokens, before the update. */
+static double kl_to_ref(const StepBatch *b) {
+    double s = 0, n = 0;
+    for (size_t i = 0; i < (size_t)b->N * b->T; i++) {
+        if (b->mask[i] == 0) continue;
+        double d = (double)b->logp_ref[i] - b->logp_old[i];
+        s += exp(d) - d - 1;
+        n++;
+    }
+    return n > 0 ? s / n : 0;
+}
+
+static int granularity_id(const char *g) {
+    return !strcmp(g, "step") ? REWARD_STEP : !strcmp(g, "whole") ? REWARD_WHOLE : REWARD_TOKEN;
+}
+
+static int transform_id(const char *t) {
+    return !strcmp(t, "clip")    ? REWARD_XFORM_CLIP
+           : !strcmp(t, "delta") ? REWARD_XFORM_DELTA
+                                 : REWARD_XFORM_NONE;
+}
+
+/* Reference, PRM (after the PRM update in "before" mode) and policy log-probs, the critic's
+ * values, then the process rewards. */
+static void logprobs_and_rewards(Prime *p, StepStats *ss) {
+    const RlConfig *c = &p->rc->rl;
+    StepBatch *b = &p->b;
+    int N = b->N, T = b->T;
+    double t0 = time_now();
+    model_forward(&p->ref, b->tokens, b->targets, N, T, b->logp_ref, NULL);
+    model_forward(p->policy, b->tokens, b->targets, N, T, b->logp_old, b->entropy);
+    if (p->has_critic) {
+        model_forward(&p->critic, b->tokens, p->no_targets, N, T, b->work, NULL);
+        model_values(&p->critic, N, T, b->values);
+    }
+    ss->t_logprobs = time_now() - t0;
+    if (!strcmp(c->prm_update, "before")) {
+        t0 = time_now();
+        prm_update(p, 0, ss);
+        ss->t_prm = time_now() - t0;
+    }
+    t0 = time_now();
+    model_forward(&p->prm, b->tokens, b->targets, N, T, b->logp_prm, NULL);
+    ss->t_logprobs += time_now() - t0;
+    int delim[2];
+    CHECK(chartok_encode(c->step_delimiter, delim, 2) == 1);
+    op_prime_token_rewards(p->policy->be, b->reward, b->logp_prm, b->logp_ref, b->mask, b->targets,
+                           N, T, (float)c->beta, granularity_id(c->granularity), delim[0],
+                           transform_id(c->reward_transform), (float)c->clip_eta);
+}
+
+static void metrics_write(Prime *p, int step, const RolloutStats *rs, const StepStats *ss) {
+    if (!p->metrics) return;
+    const StepBatch *b = &p->b;
+    double toks = (double)b->N * b->T;
+    json_t *j = json_pack(
+        "{s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+        "phase", "rl", "step", step, "prompts_drawn", rs->prompts_drawn, "groups_kept",
+        rs->groups_kept, "accuracy", rs->samples > 0 ? rs->outcome_sum / rs->samples : 0.0,
+        "response_len", rs->samples > 0 ? rs->response_tokens / rs->samples : 0.0,
+        "truncation_rate", rs->samples > 0 ? rs->truncated_rows / rs->samples : 0.0, "prm_loss",
+        ss->prm_loss, "prm_acc", ss->prm_acc, "reward_mean", ss->reward_mean, "reward_min",
+        ss->reward_min, "reward_max", ss->reward_max, "adv_mean", ss->adv_mean, "adv_std",
+        ss->adv_std, "policy_loss", ss->policy_loss, "clip_frac", ss->clip_frac, "kl_old",
+        ss->kl_old);
+    json_object_set_new(j, "kl_ref", json_real(ss->kl_ref));
+    json_object_set_new(j, "entropy", json_real(ss->entropy));
+    json_object_set_new(j, "grad_norm", json_real(ss->grad_norm));
+    json_object_set_new(j, "prm_grad_norm", json_real(ss->prm_grad_norm));
+    if (p->has_critic) {
+        json_object_set_new(j, "critic_loss", json_real(ss->critic_loss));
+        json_object_set_new(j, "critic_grad_norm", json_real(ss->critic_grad_norm));
+    }
+    json_object_set_new(j, "batch_norm_divisor", json_real(ss->batch_norm_div));
+    json_object_set_new(j, "lr", json_real(p->rc->rl.lr));
+    json_object_set_new(j, "prm_lr", json_real(p->rc->rl.prm_lr));
+    json_object_set_new(j, "skipped_updates", json_integer(p->skipped_updates));
+    json_t *ph =
+        json_pack("{s:{s:f, s:f}, s:{s:f}, s:{s:f, s:f}, s:{s:f, s:f}, s:{s:f}, s:{s:f, s:f}}",
+                  "generate", "s", rs->t_generate, "tokens_per_s",
+                  rs->t_generate > 0 ? rs->response_tokens / rs->t_generate : 0.0, "verify", "s",
+                  rs->t_verify, "logprobs", "s", ss->t_logprobs, "tokens_per_s",
+                  ss->t_logprobs > 0 ? 3 * toks / ss->t_logprobs : 0.0, "prm_update", "s",
+                  ss->t_prm, "tokens_per_s", ss->t_prm > 0 ? toks / ss->t_prm : 0.0, "advantages",
+                  "s", ss->t_adv, "policy_update", "s", ss->t_policy, "tokens_per_s",
+                  ss->t_policy > 0 ? toks * p->rc->rl.ppo_epochs / ss->t_policy : 0.0);
+    json_object_set_new(j, "phases", ph);
+    json_dumpf(j, p->metrics, JSON_COMPACT | JSON_REAL_PRECISION(7));
+    fputc('\n', p->metrics);
+    fflush(p->metrics);
+    json_decref(j);
+}
+
+int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
+    const RlConfig *c = &p->rc->rl;
+    StepBatch *b = &p->b;
+    memset(ss, 0, sizeof *ss);
+    rollout_step(&p->rollout, &p->groups, rs);
+    if (p->groups.n == 0) { /* nothing passed the filter: no update this step */
+        ss->policy_loss = NAN;
+        metrics_write(p, step, rs, ss);
+        return DR_OK;
+    }
+    pack(p);
+    logprobs_and_rewards(p, ss);
+    ss->kl_ref = kl_to_ref(b);
+    ss->entropy = mean_entropy(b);
+    if (strcmp(c->prm_update, "before") != 0) {
+        double t0 = time_now();
+        prm_update(p, 1, ss); /* "after" trains; "none" only scores */
+        ss->t_prm = time_now() - t0;
+    }
+    double t0 = time_now();
+    ss->batch_norm_div = 1;
+    if (c->batch_norm) {
+        ss->batch_norm_div =
+            op_reward_suffix_absmax(p->policy->be, b->reward, b->mask, b->N, b->T) + 1e-6;
+        op_scale(p->policy->be, b->reward, (long)b->N * b->T, (float)(1.0 / ss->batch_norm_div));
+    }
+    reward_stats(b, ss);
+    advantages(p, ss);
+    ss->t_adv = time_now() - t0;
+    if (p->rc->debug_dump_dir[0] && dump_step(p->rc->debug_dump_dir, step, b, p->rc, p->has_critic))
+        return DR_ERR;
+    t0 = time_now();
+    policy_update(p, ss);
+    if (p->has_critic) critic_update(p, p->no_targets, ss);
+    ss->t_policy = time_now() - t0;
+    p->skipped_updates += ss->skipped;
+    metrics_write(p, step, rs, ss);
+    return DR_OK;
+}
+
+double prime_eval(Generator *gen, const RunConfig *rc) {
+    ArithParams ap = {rc->task.min_operands, rc->task.max_operands, rc->task.max_value};
+    int n = rc->task.eval_size, B = gen->B_cap, T = gen->T_cap;
+    int *prompts = xcalloc((size_t)B * T, sizeof(int)), *plen = xcalloc(B, sizeof(int));
+    int *out = xcalloc((size_t)B * T, sizeof(int)), *rlen = xcalloc(B, sizeof(int));
+    int *eos = xcalloc(B, sizeof(int));
+    unsigned long long *ids = xcalloc(B, sizeof(unsigned long long));
+    SampleParams sp = sample_params_default();
+    sp.temperature = 0; /* greedy */
+    sp.max_new_tokens = rc->rl.max_response_tokens;
+    double correct = 0;
+    for (int first = 0; first < n; first += B) {
+        int rows = n - first < B ? n - first : B;
+        for (int r = 0; r < rows; r++) {
+            plen[r] = task_prompt_tokens(&ap, (unsigned long long)rc->task.eval_seed, first + r,
+                                         prompts + (size_t)r * T, T);
+            ids[r] = (unsigned long long)(first + r);
+        }
+        generate(gen, prompts, plen, rows, &sp, CHARTOK_EOS, CHARTOK_PAD, 0, ids, out, rlen, eos,
+                 NULL);
+        for (int r = 0; r < rows; r++)
+            correct += rollout_verify(out + (size_t)r * T, plen[r], rlen[r]);
+    }
+    free(prompts);
+    free(plen);
+    free(out);
+    free(rlen);
+    free(eos);
+    free(ids);
+    return correct / n;
+}

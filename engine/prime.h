@@ -1,0 +1,61 @@
+/* The PRIME RL phase (PRIME.md): per step, rollouts, reference / PRM / policy log-probs,
+ * implicit process rewards, the online PRM update, advantages, PPO, metrics and the debug
+ * dump. The policy, PRM, reference and (for gae) critic are separate models. */
+#pragma once
+#include <stdio.h>
+#include "generate.h"
+#include "model.h"
+#include "optimizer.h"
+#include "rollout.h"
+#include "run_config.h"
+
+/* One step's packed batch; (N, T) arrays use the model's prediction alignment: column t
+ * holds the log-prob of targets[i, t] = tokens[i, t + 1]. */
+typedef struct {
+    int N, T;
+    int *tokens;                /* (N, T) */
+    int *targets;               /* (N, T), -1 off the response */
+    float *mask;                /* (N, T) 1 where targets is a response token */
+    float *outcome;             /* (N) */
+    int *group;                 /* (N) group index within the step */
+    int *prompt_len, *resp_len; /* (N) */
+    float *logp_old, *logp_ref, *logp_prm, *entropy;         /* (N, T) */
+    float *reward, *advantages, *returns, *values;           /* (N, T) */
+    float *work, *work2, *dlogp, *dent, *logp_new, *ent_new; /* (N, T) scratch */
+    float *score;                                            /* (N) PRM sequence score s_i */
+} StepBatch;
+
+typedef struct {
+    double prm_loss, prm_acc, policy_loss, clip_frac, kl_old, kl_ref, entropy;
+    double grad_norm, prm_grad_norm, critic_loss, critic_grad_norm;
+    double reward_mean, reward_min, reward_max, adv_mean, adv_std, batch_norm_div;
+    double t_logprobs, t_prm, t_adv, t_policy;
+    int skipped;
+} StepStats;
+
+typedef struct {
+    const RunConfig *rc;
+    Model *policy;
+    Model prm, ref, critic;
+    int has_critic;
+    AdamW opt_policy, opt_prm, opt_critic;
+    Generator gen;
+    Rollout rollout;
+    Groups groups;
+    StepBatch b;
+    int *no_targets; /* (n_max, t_max) all -1: forwards that need no log-probs */
+    int n_max, t_max, skipped_updates;
+    FILE *metrics;
+} Prime;
+
+/* Copies the policy into the PRM, the reference and (if the estimator needs it) a critic;
+ * sizes every buffer once. */
+void prime_init(Prime *p, const RunConfig *rc, Model *policy, FILE *metrics);
+void prime_free(Prime *p);
+/* One RL step; fills stats and writes a metrics line. step is 1-based. Returns DR_OK, or
+ * DR_ERR if the debug dump could not be written. */
+int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss);
+/* Greedy accuracy of a model on the task's fixed held-out set. */
+double prime_eval(Generator *gen, const RunConfig *rc);
+/* Longest row (prompt + response) the RL phase produces. */
+int prime_max_len(const RunConfig *rc);

@@ -1,0 +1,55 @@
+/* Rollouts for the RL step (PRIME.md section 1): draw prompts, sample K responses each,
+ * verify, keep the groups whose mean outcome lies in [acc_lo, acc_hi], oversampling until
+ * P groups pass, with surplus groups carried to the next step. */
+#pragma once
+#include "generate.h"
+#include "run_config.h"
+#include "task_arith.h"
+
+/* Groups of K rows; each row is a prompt followed by its response, padded to Tcap. */
+typedef struct {
+    int K, Tcap, cap;     /* rows per group, row capacity, group capacity */
+    int n;                /* groups held */
+    int *tokens;          /* (cap*K, Tcap) bos prompt response [eos] pad... */
+    int *prompt_len;      /* (cap*K) bos + prompt tokens */
+    int *resp_len;        /* (cap*K) response tokens, eos included */
+    int *truncated;       /* (cap*K) 1 when the response hit the length limit without eos */
+    float *outcome;       /* (cap*K) verifier outcome in [0, 1] */
+    long long *prompt_id; /* (cap) index of the prompt in the task's stream */
+} Groups;
+
+void groups_init(Groups *g, int cap, int K, int Tcap);
+void groups_free(Groups *g);
+/* Appends group i of src to dst (which must have room). */
+void groups_push(Groups *dst, const Groups *src, int i);
+/* Moves the first n groups of src into dst (dst cleared first); src keeps the rest in order. */
+void groups_take(Groups *dst, Groups *src, int n);
+
+typedef struct {
+    int prompts_drawn, groups_kept, attempts, truncated_rows;
+    double outcome_sum, samples; /* before filtering */
+    double response_tokens;      /* generated, before filtering */
+    double t_generate, t_verify; /* seconds */
+} RolloutStats;
+
+typedef struct {
+    const RunConfig *rc;
+    ArithParams task;
+    Generator *gen;
+    Groups scratch; /* one attempt's groups */
+    Groups carry;   /* passing groups not used yet */
+    long long next_prompt;
+    int *prompt_tok, *prompt_len, *resp_len, *hit_eos; /* one attempt's rows */
+    unsigned long long *row_ids;
+} Rollout;
+
+void rollout_init(Rollout *r, const RunConfig *rc, Generator *gen, int Tcap);
+void rollout_free(Rollout *r);
+/* Fills batch with up to P passing groups for this step (fewer when the attempts run out). */
+void rollout_step(Rollout *r, Groups *batch, RolloutStats *st);
+/* Encodes "Q:...=" for problem index of the task stream seed: bos + characters. Returns the
+ * token count. */
+int task_prompt_tokens(const ArithParams *ap, unsigned long long seed, long long index, int *ids,
+                       int max);
+/* The verifier's outcome for one row (prompt and response decoded from the tokens). */
+double rollout_verify(const int *row, int prompt_len, int resp_len);
