@@ -148,6 +148,20 @@ static void attempt(Rollout *r, int n_prompts, RolloutStats *st) {
     st->attempts++;
 }
 
+int group_passes(const float *outcome, const int *truncated, int K, double acc_lo,
+                 double acc_hi, int drop_truncated) {
+    double mean = 0;
+    int cut = 0;
+    for (int k = 0; k < K; k++) {
+        mean += outcome[k];
+        cut |= truncated[k];
+    }
+    mean /= K;
+    /* a small tolerance so that e.g. 1/5 passes a 0.2 bound despite rounding */
+    if (mean < acc_lo - 1e-9 || mean > acc_hi + 1e-9) return 0;
+    return !(drop_truncated && cut);
+}
+
 void rollout_step(Rollout *r, Groups *batch, RolloutStats *st) {
     const RlConfig *c = &r->rc->rl;
     int P = c->prompts_per_step, K = c->samples_per_prompt;
@@ -155,16 +169,8 @@ void rollout_step(Rollout *r, Groups *batch, RolloutStats *st) {
     for (int a = 0; a < c->max_attempts && r->carry.n < P; a++) {
         attempt(r, c->oversample * P, st);
         for (int g = 0; g < r->scratch.n; g++) {
-            double mean = 0;
-            int cut = 0;
-            for (int k = 0; k < K; k++) {
-                mean += r->scratch.outcome[g * K + k];
-                cut |= r->scratch.truncated[g * K + k];
-            }
-            mean /= K;
-            /* a small tolerance so that e.g. 1/5 passes a 0.2 bound despite rounding */
-            int pass = mean >= c->acc_lo - 1e-9 && mean <= c->acc_hi + 1e-9;
-            if (c->drop_truncated && cut) pass = 0;
+            int pass = group_passes(r->scratch.outcome + g * K, r->scratch.truncated + g * K, K,
+                                    c->acc_lo, c->acc_hi, c->drop_truncated);
             if (pass && r->carry.n < r->carry.cap) groups_push(&r->carry, &r->scratch, g);
         }
     }

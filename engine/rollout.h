@@ -43,6 +43,11 @@ typedef struct {
     unsigned long long *row_ids;
 } Rollout;
 
+/* PRIME.md section 1: a group passes when its mean outcome lies in [acc_lo, acc_hi] and,
+ * with drop_truncated, none of its K responses was cut at the length limit. */
+int group_passes(const float *outcome, const int *truncated, int K, double acc_lo,
+                 double acc_hi, int drop_truncated);
+
 void rollout_init(Rollout *r, const RunConfig *rc, Generator *gen, int Tcap);
 void rollout_free(Rollout *r);
 /* Fills batch with up to P passing groups for this step (fewer when the attempts run out). */

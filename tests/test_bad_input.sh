@@ -25,7 +25,8 @@ expect() {
 cat >"$W/tiny.json" <<JSON
 {"run_dir": "$W/run", "model": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
  "num_key_value_heads": 1, "intermediate_size": 24, "max_position_embeddings": 64},
- "task": {"max_operands": 2, "max_value": 9}, "sft": {"steps": 0}}
+ "task": {"max_operands": 2, "max_value": 9, "eval_size": 4}, "sft": {"steps": 0},
+ "rl": {"max_response_tokens": 20}}
 JSON
 "$BIN" train "$W/tiny.json" >/dev/null 2>&1 || { echo "FAIL could not make a tiny model"; exit 1; }
 M=$W/run/sft
@@ -96,6 +97,13 @@ expect "run config wrong type" "'seed' must be an integer" "$W/run2" -- "$BIN" t
 echo '[1, 2' >"$W/broken.json"
 expect "run config not JSON" "broken.json: not valid JSON" "$W/run2" -- "$BIN" train "$W/broken.json"
 expect "run config missing" "nope.json: file not found" "" -- "$BIN" train "$W/nope.json"
+expect "K < 2 with a leave-one-out estimator" "'rl.samples_per_prompt' must be >= 2" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.samples_per_prompt=1
+expect "acc_lo > acc_hi" "'rl.acc_lo' (0.9) must not exceed" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.acc_lo=0.9 --set rl.acc_hi=0.5
+expect "beta <= 0" "'rl.beta' must be > 0" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.beta=0
+expect "gae without a critic" "needs a critic" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.estimator=gae --set rl.critic=none
+expect "prompt longer than the context" "exceeds the model's context" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.max_response_tokens=60
+expect "unknown estimator" "'rl.estimator' must be one of" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.estimator=ppo
+expect "unknown transform" "'rl.reward_transform' must be one of" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.reward_transform=tanh
 expect "unknown flag" "unexpected argument" "" -- "$BIN" logprobs --model "$W/m" --bogus x
 
 echo "$pass passed, $fail failed"
