@@ -5,3 +5,4 @@
 int cmd_train(int argc, char **argv);
 int cmd_logprobs(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_plot(int argc, char **argv);

@@ -9,6 +9,7 @@ static void usage(FILE *f) {
                "  denserl train CONFIG.json [--set key.path=value ...]\n"
                "  denserl logprobs --model DIR --data IN.jsonl --out OUT.jsonl\n"
                "  denserl inspect DUMP.safetensors [--row I] [--rows N] [--plain]\n"
+               "  denserl plot SPEC.json OUT.svg\n"
                "  denserl --help | --version\n");
 }
 
@@ -28,7 +29,9 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "logprobs")) return cmd_logprobs(argc - 2, argv + 2);
+    if (!strcmp(cmd, "plot")) return cmd_plot(argc - 2, argv + 2);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
-    fprintf(stderr, "error: unknown command '%s' (expected train, logprobs or inspect)\n", cmd);
+    fprintf(stderr, "error: unknown command '%s' (expected train, logprobs, inspect or plot)\n",
+            cmd);
     return 2;
 }
