@@ -132,17 +132,23 @@ static int rl_run(Model *m, const RunConfig *rc, FILE *metrics, RunReport *rep) 
         StepStats ss;
         st = prime_step(&p, step, &rs, &ss);
         tokens += rs.response_tokens;
-        double acc = rs.samples > 0 ? rs.outcome_sum / rs.samples : 0;
-        curve_add(&rep->rl_step, &rep->rl_accuracy, &rep->n_rl, step, acc);
-        rep->rl_reward = realloc(rep->rl_reward, sizeof(double) * rep->n_rl);
-        rep->rl_reward[rep->n_rl - 1] = ss.reward_mean;
+        /* a step served from the carry buffer samples nothing: no accuracy to plot */
+        char acc_s[16] = "  - ", len_s[16] = "  - ";
+        if (rs.samples > 0) {
+            double acc = rs.outcome_sum / rs.samples;
+            curve_add(&rep->rl_step, &rep->rl_accuracy, &rep->n_rl, step, acc);
+            rep->rl_reward = realloc(rep->rl_reward, sizeof(double) * rep->n_rl);
+            CHECK(rep->rl_reward);
+            rep->rl_reward[rep->n_rl - 1] = ss.reward_mean;
+            snprintf(acc_s, sizeof acc_s, "%.2f", acc);
+            snprintf(len_s, sizeof len_s, "%.1f", rs.response_tokens / rs.samples);
+        }
         if (step % c->log_every == 0 || step == c->steps)
             progress_print(&pr, step, tokens, "gen-tok",
-                           "acc %.2f | kept %d/%d | prm loss %.3f acc %.2f | r %+.4f | "
-                           "pg %+.4f | len %.1f",
-                           acc, rs.groups_kept, rs.prompts_drawn, ss.prm_loss, ss.prm_acc,
-                           ss.reward_mean, ss.policy_loss,
-                           rs.samples > 0 ? rs.response_tokens / rs.samples : 0.0);
+                           "acc %s | kept %d/%d | prm loss %.3f acc %.2f | r %+.4f | "
+                           "pg %+.4f | len %s",
+                           acc_s, rs.groups_kept, rs.prompts_drawn, ss.prm_loss, ss.prm_acc,
+                           ss.reward_mean, ss.policy_loss, len_s);
         if (c->eval_every > 0 && step % c->eval_every == 0 && step < c->steps) {
             double a = prime_eval(&p.gen, rc);
             printf("eval | rl step %d | held-out accuracy %.1f%%\n", step, 100 * a);

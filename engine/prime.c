@@ -423,6 +423,11 @@ static void metrics_write(Prime *p, int step, const RolloutStats *rs, const Step
         ss->reward_min, "reward_max", ss->reward_max, "adv_mean", ss->adv_mean, "adv_std",
         ss->adv_std, "policy_loss", ss->policy_loss, "clip_frac", ss->clip_frac, "kl_old",
         ss->kl_old);
+    if (rs->samples == 0) { /* the step ran on carried-over groups: nothing was sampled */
+        json_object_set_new(j, "accuracy", json_null());
+        json_object_set_new(j, "response_len", json_null());
+        json_object_set_new(j, "truncation_rate", json_null());
+    }
     json_object_set_new(j, "kl_ref", json_real(ss->kl_ref));
     json_object_set_new(j, "entropy", json_real(ss->entropy));
     json_object_set_new(j, "grad_norm", json_real(ss->grad_norm));
