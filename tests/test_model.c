@@ -139,7 +139,8 @@ static void value_grad_check(void) {
         if (fabs(fd - m.grads[i]) > 2e-3 + 2e-2 * fabs(fd)) bad++;
     }
     char msg[160];
-    snprintf(msg, sizeof msg, "critic value head: backward vs finite differences over %zu params (%d off)",
+    snprintf(msg, sizeof msg,
+             "critic value head: backward vs finite differences over %zu params (%d off)",
              m.n_params, bad);
     report(bad == 0 && m.w.value_w != NULL, msg);
     model_free(&m);

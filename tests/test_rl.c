@@ -28,7 +28,8 @@ static void filter_and_buffer(void) {
                !group_passes(o_none, cut0, 4, 0.2, 0.8, 0),
            "all-right and all-wrong groups are dropped");
     report(group_passes(o5, cut0, 5, 0.2, 0.8, 0), "the bound is inclusive (1/5 at acc_lo 0.2)");
-    report(!group_passes(o_half, cut1, 4, 0.2, 0.8, 1) && group_passes(o_half, cut1, 4, 0.2, 0.8, 0),
+    report(!group_passes(o_half, cut1, 4, 0.2, 0.8, 1) &&
+               group_passes(o_half, cut1, 4, 0.2, 0.8, 0),
            "drop_truncated drops a group with a cut response");
 
     Groups src, carry, batch;
@@ -132,6 +133,14 @@ static void rl_steps(const char *estimator, const char *prm_update, const char *
         right += rs.outcome_sum;
         ok &= isfinite(ss.policy_loss) && isfinite(ss.prm_loss) && isfinite(ss.grad_norm);
     }
+    /* the update must raise the log-probs of tokens with positive advantage: re-score the
+     * last batch with the updated policy */
+    StepBatch *b = &p.b;
+    model_forward(&m, b->tokens, b->targets, b->N, b->T, b->work, NULL);
+    double dot = 0;
+    for (size_t i = 0; i < (size_t)b->N * b->T; i++)
+        if (b->mask[i] != 0) dot += (double)b->advantages[i] * (b->work[i] - b->logp_old[i]);
+    ok &= dot > 0;
     int policy_moved = memcmp(p.ref.params, m.params, sizeof(float) * m.n_params) != 0;
     int prm_moved = memcmp(p.ref.params, p.prm.params, sizeof(float) * m.n_params) != 0;
     int ref_frozen = memcmp(before, p.ref.params, sizeof(float) * m.n_params) == 0;
@@ -139,9 +148,9 @@ static void rl_steps(const char *estimator, const char *prm_update, const char *
     char msg[200];
     snprintf(msg, sizeof msg,
              "3 steps of %s / prm %s / %s / %s: finite, policy %s, PRM %s, reference frozen "
-             "(%.0f right of 36)",
+             "(%.0f right of 36), sum A dlogp %+.3g",
              estimator, prm_update, gran, xform, policy_moved ? "moved" : "STILL",
-             prm_moved ? "moved" : "unchanged", right);
+             prm_moved ? "moved" : "unchanged", right, dot);
     int want_prm = strcmp(prm_update, "none") != 0;
     report(ok && policy_moved && prm_moved == want_prm && ref_frozen, msg);
     prime_free(&p);
@@ -154,8 +163,9 @@ static void check_dump(const char *dir) {
     snprintf(path, sizeof path, "%s/step_000001.safetensors", dir);
     StFile f;
     int ok = st_open(&f, path) == 0;
-    const char *names[] = {"tokens", "response_mask", "group", "outcome", "logp_old", "logp_ref",
-                           "logp_prm", "token_reward", "advantages", "returns", "values"};
+    const char *names[] = {"tokens",     "response_mask", "group",    "outcome",
+                           "logp_old",   "logp_ref",      "logp_prm", "token_reward",
+                           "advantages", "returns",       "values"};
     for (int i = 0; ok && i < 11; i++) ok &= st_find(&f, names[i]) != NULL;
     if (ok) {
         const StTensor *t = st_find(&f, "tokens"), *a = st_find(&f, "advantages");

@@ -859,46 +859,19 @@ static void test_unusual_valid(void) {
     /* out of offset order, a gap, empty tensors (one inside another's range), a scalar,
      * unknown extra fields, metadata last, trailing whitespace, and an odd header length so
      * the data is unaligned */
-    const char *
-        odd = "{" T("b",
-                    "\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16],\"extra\":["
-                    "1]") "," T("e",
-                                "\"dtype\":\"BF16\",\"shape\":[0,5],\"data_offsets\":"
-                                "[4,4]") "," T("a",
-                                               "\"dtype\":\"F16\",\"shape\":[2],"
-                                               "\"data_offsets\":[0,4]") "," T("s",
-                                                                               "\"dtype\":\"I32\","
-                                                                               "\"shape\":[],"
-                                                                               "\"data_offsets\":["
-                                                                               "16,20]") "," T("e2",
-                                                                                               "\"d"
-                                                                                               "typ"
-                                                                                               "e\""
-                                                                                               ":"
-                                                                                               "\"F"
-                                                                                               "32"
-                                                                                               "\","
-                                                                                               "\"s"
-                                                                                               "hap"
-                                                                                               "e\""
-                                                                                               ":["
-                                                                                               "3,"
-                                                                                               "0],"
-                                                                                               "\"d"
-                                                                                               "ata"
-                                                                                               "_of"
-                                                                                               "fse"
-                                                                                               "ts"
-                                                                                               "\":"
-                                                                                               "[12"
-                                                                                               ",12"
-                                                                                               "]") ",\"__"
-                                                                                                    "metada"
-                                                                                                    "ta__"
-                                                                                                    "\":{"
-                                                                                                    "\"k\":"
-                                                                                                    "\"v\"}"
-                                                                                                    "} \n ";
+    /* clang-format off */
+    const char *odd = "{"
+        T("b", "\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16],\"extra\":[1]")
+        ","
+        T("e", "\"dtype\":\"BF16\",\"shape\":[0,5],\"data_offsets\":[4,4]")
+        ","
+        T("a", "\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]")
+        ","
+        T("s", "\"dtype\":\"I32\",\"shape\":[],\"data_offsets\":[16,20]")
+        ","
+        T("e2", "\"dtype\":\"F32\",\"shape\":[3,0],\"data_offsets\":[12,12]")
+        ",\"__metadata__\":{\"k\":\"v\"}} \n ";
+    /* clang-format on */
     size_t hl = strlen(odd);
     unsigned char data[24] = {0};
     uint16_t a0 = 0x3c00, a1 = 0x8001; /* f16 1.0 and the smallest negative subnormal */
