@@ -11,38 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int n_pass, n_fail;
-
-static void check(int ok, const char *what) {
-    if (ok) {
-        n_pass++;
-        printf("PASS: %s\n", what);
-    } else {
-        n_fail++;
-        printf("FAIL: %s\n", what);
-    }
-}
-
-static uint64_t rng_state = 777;
-static double rng_u01(void) { /* splitmix64 */
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return (double)((z ^ (z >> 31)) >> 11) * (1.0 / 9007199254740992.0);
-}
-static float rng_sym(double a) {
-    return (float)(a * (2.0 * rng_u01() - 1.0));
-}
-
-static double max_abs_diff(const float *a, const double *b, int n) {
-    double e = 0;
-    for (int k = 0; k < n; k++) {
-        double d = fabs((double)a[k] - b[k]);
-        if (!(d <= e)) e = d;
-    }
-    return e;
-}
+#include "testutil.h"
 
 /* Random ragged mask: each row a contiguous run at a random place (some rows empty), or,
  * with gaps, each position of a random span valid with probability 0.7. */
@@ -304,7 +273,8 @@ static void test_gae(void) {
             snprintf(what, sizeof what, "gae vs plain loop, %s mask, gamma %.2f lambda %.2f",
                      gaps ? "gapped" : "contiguous", gl[q][0], gl[q][1]);
             /* Sums of up to 57 terms of size ~3: float storage of the result dominates. */
-            check(max_abs_diff(A, rA, N * T) <= 1e-5 && max_abs_diff(R, rR, N * T) <= 1e-5, what);
+            check(max_abs_diff(A, rA, N * T) <= 1e-5 && max_abs_diff(R, rR, N * T) <= 1e-5, "%s",
+                  what);
         }
     }
     /* gamma = lambda = 1 on contiguous rows: A_t = sum_{s >= t} c_s - V_t, an identity
@@ -332,6 +302,7 @@ static void test_last_valid(void) {
 }
 
 int main(void) {
+    rng_seed(777);
     test_last_valid();
     test_rloo_outcome();
     test_rloo_process();
@@ -339,6 +310,5 @@ int main(void) {
     test_combine_returns();
     test_whiten();
     test_gae();
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return test_summary();
 }

@@ -12,39 +12,9 @@
 #include <unistd.h>
 #include "runtime/error.h"
 #include "runtime/fileio.h"
-
-static int g_pass, g_fail;
-
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            g_pass++;                                                                              \
-        } else {                                                                                   \
-            g_fail++;                                                                              \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                 \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
-
-/* EXPECT that ends the current test function on failure, for preconditions whose failure
- * would make the rest crash (e.g. writing to a FILE that was never opened). */
-#define REQUIRE(cond, ...)                                                                         \
-    do {                                                                                           \
-        int ok_ = (cond);                                                                          \
-        EXPECT(ok_, __VA_ARGS__);                                                                  \
-        if (!ok_) return;                                                                          \
-    } while (0)
+#include "testutil.h"
 
 static char g_dir[256];
-
-static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-static uint64_t rng_next(void) {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return g_rng;
-}
 
 /* Reads a whole file; returns its length or -1. */
 static long read_all(const char *path, unsigned char *buf, size_t cap) {
@@ -82,7 +52,7 @@ static void test_commit_visibility(void) {
     char path[512];
     snprintf(path, sizeof path, "%s/out.bin", g_dir);
     unsigned char data[5000], back[6000];
-    for (size_t i = 0; i < sizeof data; i++) data[i] = (unsigned char)rng_next();
+    for (size_t i = 0; i < sizeof data; i++) data[i] = (unsigned char)xorshift_next();
 
     AtomicFile af;
     REQUIRE(atomic_open(&af, path) == DR_OK, "atomic_open: %s", dr_last_error());
@@ -102,7 +72,7 @@ static void test_commit_visibility(void) {
 
     /* overwrite: the old content stays visible until the new one is committed */
     unsigned char data2[100];
-    for (size_t i = 0; i < sizeof data2; i++) data2[i] = (unsigned char)rng_next();
+    for (size_t i = 0; i < sizeof data2; i++) data2[i] = (unsigned char)xorshift_next();
     REQUIRE(atomic_open(&af, path) == DR_OK, "reopen: %s", dr_last_error());
     fwrite(data2, 1, sizeof data2, af.fp);
     fflush(af.fp);
@@ -116,8 +86,8 @@ static void test_commit_visibility(void) {
 
     /* atomic_write with random sizes, including empty */
     for (int rep = 0; rep < 20; rep++) {
-        size_t len = rep == 0 ? 0 : (size_t)(rng_next() % sizeof data);
-        for (size_t i = 0; i < len; i++) data[i] = (unsigned char)rng_next();
+        size_t len = rep == 0 ? 0 : (size_t)(xorshift_next() % sizeof data);
+        for (size_t i = 0; i < len; i++) data[i] = (unsigned char)xorshift_next();
         EXPECT(atomic_write(path, data, len) == DR_OK, "atomic_write: %s", dr_last_error());
         n = read_all(path, back, sizeof back);
         EXPECT(n == (long)len && memcmp(back, data, len) == 0, "atomic_write of %zu bytes read %ld",
@@ -262,19 +232,14 @@ static void test_make_dirs(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/denserl_test_fileio_XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    test_quiet = 1;
+    xorshift_seed(0x9e3779b97f4a7c15ull);
+    if (test_mkdtemp(g_dir, sizeof g_dir, "/tmp/denserl_test_fileio_XXXXXX") != 0) return 1;
     test_commit_visibility();
     test_abort();
     test_failures();
     test_make_dirs();
 
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0) printf("note: could not remove %s\n", g_dir);
-    printf("%d passed, %d failed\n", g_pass, g_fail);
-    return g_fail ? 1 : 0;
+    test_rmtree(g_dir);
+    return test_summary();
 }

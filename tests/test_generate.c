@@ -21,13 +21,7 @@
 #include "../kernels/philox.h"
 #include "../kernels/sample.h"
 #include "../runtime/check.h"
-
-static int passed, failed;
-
-static void report(int ok, const char *what) {
-    printf("%s %s\n", ok ? "PASS" : "FAIL", what);
-    ok ? passed++ : failed++;
-}
+#include "testutil.h"
 
 static float normal(unsigned long long seed, unsigned long long stream, unsigned long long i) {
     philox4 r = philox_draw(seed, stream, i);
@@ -148,7 +142,7 @@ static void check_against_forward(Model *m, const char *name, const int *plen, c
              "%s: decode log-probs == full forward over %d generated tokens (max err %.2e), "
              "layout ok%s",
              name, tokens, worst, greedy ? ", every token the forward's argmax" : "");
-    report(worst <= 1e-4 && tokens > 20 && bad_fmt == 0 && bad_argmax == 0, msg);
+    check(worst <= 1e-4 && tokens > 20 && bad_fmt == 0 && bad_argmax == 0, "%s", msg);
 }
 
 static int rows_equal(const Out *a, int ia, const Out *b, int ib, double logp_tol) {
@@ -212,7 +206,7 @@ static void test_generate(void) {
                  "%s: a row's output is the same alone, in a batch of %d, reversed, and in "
                  "waves of B_cap",
                  names[k], NROWS);
-        report(ok, msg);
+        check(ok, "%s", msg);
     }
 
     /* (c) the same seed and row ids repeat exactly; another seed, or another row id for the
@@ -228,9 +222,9 @@ static void test_generate(void) {
         for (int b = 0; b < NROWS; b++)
             differ_id +=
                 memcmp(o1.tok + b * TCAP, o1.tok + (b + NROWS) * TCAP, sizeof(int) * TCAP) != 0;
-        report(same && differ_seed && differ_id >= NROWS - 1,
-               "sampling: same seed identical, other seed differs, same prompt with another "
-               "row id differs");
+        check(same && differ_seed && differ_id >= NROWS - 1,
+              "sampling: same seed identical, other seed differs, same prompt with another "
+              "row id differs");
     }
 
     /* (d) eos and length limits, and stopped rows are not computed */
@@ -263,7 +257,7 @@ static void test_generate(void) {
                  "eos (token %d) stops %d rows at their first eos, eos kept, pad after; %lld "
                  "row-steps for %lld tokens",
                  eos, n_eos, computed, generated);
-        report(ok && computed == generated, msg);
+        check(ok && computed == generated, "%s", msg);
 
         /* max_new_tokens 4, and T_cap: a 14-token prompt has room for 10 of 12 */
         run(&g, prompts, plen, NROWS, params(0, 0, 1, 4), -1, 1, ids, &o2);
@@ -284,8 +278,8 @@ static void test_generate(void) {
         /* max_new_tokens 0 generates nothing */
         run(&g, prompts, plen, NROWS, params(1, 0, 1, 0), -1, 1, ids, &o3);
         for (int b = 0; b < NROWS; b++) ok &= o3.len[b] == 0;
-        report(ok, "max_new_tokens and T_cap stop rows (no eos flag); full prompts generate "
-                   "nothing");
+        check(ok, "max_new_tokens and T_cap stop rows (no eos flag); full prompts generate "
+                  "nothing");
     }
     generator_free(&g);
     model_free(&m);
@@ -370,10 +364,10 @@ static void test_sampler_limits(void) {
     memcpy(zc, z, sizeof z);
     sample_cpu(got, zc, u, B, V, 1e-5f, 0, 1.0f);
     for (int b = 0; b < B; b++) ok[3] &= got[b] == want[b];
-    report(ok[0], "sample: temperature 0 is the argmax, lowest index on ties");
-    report(ok[1], "sample: top_k 1 == greedy for any u");
-    report(ok[2], "sample: top_p 1e-6 == greedy for any u");
-    report(ok[3], "sample: temperature 1e-5 == greedy (the temperature -> 0 limit)");
+    check(ok[0], "sample: temperature 0 is the argmax, lowest index on ties");
+    check(ok[1], "sample: top_k 1 == greedy for any u");
+    check(ok[2], "sample: top_p 1e-6 == greedy for any u");
+    check(ok[3], "sample: temperature 1e-5 == greedy (the temperature -> 0 limit)");
 }
 
 /* On V = 5 with known logits: each u's pick equals the float64 inverse CDF (away from
@@ -433,7 +427,7 @@ static void test_sampler_small(void) {
                  "sample V=5 T=%.1f top_k=%d top_p=%.2f: %d kept, picks == float64 inverse CDF "
                  "(%d off), freq within %.1f SE, %d excluded, u=1-1e-7 -> last kept, logp ok",
                  cfg[c].temp, cfg[c].top_k, cfg[c].top_p, n, mismatch, worst_z, excluded);
-        report(mismatch == 0 && worst_z <= 4 && excluded == 0 && last_ok && bad_lp == 0, msg);
+        check(mismatch == 0 && worst_z <= 4 && excluded == 0 && last_ok && bad_lp == 0, "%s", msg);
     }
 }
 
@@ -516,7 +510,7 @@ static void test_sampler_large(void) {
                  "sample V=152000 T=%.1f top_k=%d top_p=%.2f: %d of %d picks (u off CDF edges) == "
                  "float64 full sort (%.1f ms for %d rows)",
                  cfg[c].temp, cfg[c].top_k, cfg[c].top_p, checked - mismatch, checked, ms, B);
-        report(mismatch == 0 && checked >= B * 3 / 4, msg);
+        check(mismatch == 0 && checked >= B * 3 / 4, "%s", msg);
     }
     free(base);
     free(z);
@@ -575,7 +569,7 @@ static void test_attention_decode(void) {
              "attention_decode (GQA 3:1, ragged pos, NaN past pos) == prefill attention's row "
              "(%.1e) and float64 (%.1e)",
              e_fwd, e_ref);
-    report(e_fwd <= 1e-5 && e_ref <= 1e-5, msg);
+    check(e_fwd <= 1e-5 && e_ref <= 1e-5, "%s", msg);
 
     /* kv_cache_store writes exactly row b, position pos[b] */
     enum { W = 7 };
@@ -591,7 +585,7 @@ static void test_attention_decode(void) {
                 float want = t == sp[b] ? x[b * W + i] : before[(b * Tc + t) * W + i];
                 ok &= cache[(b * Tc + t) * W + i] == want;
             }
-    report(ok, "kv_cache_store writes row b at pos[b] and nothing else");
+    check(ok, "kv_cache_store writes row b at pos[b] and nothing else");
 }
 
 int main(void) {
@@ -600,6 +594,5 @@ int main(void) {
     test_sampler_small();
     test_sampler_large();
     test_generate();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return test_summary();
 }

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "testutil.h"
 
 #define TOL_FWD  1e-5
 #define TOL_GRAD 1e-4
@@ -33,34 +34,13 @@
 #define FD_H    1e-5
 #define PREFILL 0.75f
 
-static int n_pass, n_fail;
-
+/* One line per check: "PASS"/"FAIL", the name, and the error against its tolerance. */
 static void report(const char *what, double err, double tol) {
-    int ok = err <= tol; /* NaN fails */
-    if (ok)
-        n_pass++;
-    else
-        n_fail++;
-    printf("%-4s %-62s err %.2e (tol %.0e)\n", ok ? "ok" : "FAIL", what, err, tol);
-}
-
-static void report_bool(const char *what, int ok) {
-    if (ok)
-        n_pass++;
-    else
-        n_fail++;
-    printf("%-4s %s\n", ok ? "ok" : "FAIL", what);
+    check(err <= tol, "%-62s err %.2e (tol %.0e)", what, err, tol); /* NaN fails */
 }
 
 /* ---- random numbers and buffers ---- */
 
-static uint64_t rng_state = 20240611u;
-static double rng_u01(void) { /* splitmix64 */
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return (double)((z ^ (z >> 31)) >> 11) * (1.0 / 9007199254740992.0);
-}
 static float rng_uni(double lo, double hi) {
     return (float)(lo + (hi - lo) * rng_u01());
 }
@@ -219,7 +199,7 @@ static void test_embedding(int n, int d, int V, long ncoords) {
         free(g);
     }
     snprintf(name, sizeof name, "embedding bwd n=%d d=%d bit-identical for 1, 2, 3 threads", n, d);
-    report_bool(name, same);
+    check(same, "%s", name);
     free(ids), free(table), free(dy), free(y), free(tabled), free(yd), free(g0), free(g1);
     free(c.dy);
 }
@@ -292,7 +272,7 @@ static void test_rmsnorm(int n, int d, long ncoords) {
         free(dx), free(dw), free(yy), free(rr);
     }
     snprintf(name, sizeof name, "rmsnorm n=%d d=%d bit-identical for 1, 2, 3 threads", n, d);
-    report_bool(name, same);
+    check(same, "%s", name);
     free(x), free(w), free(dy), free(y), free(rstd), free(xd), free(wd), free(yd), free(rd);
     free(dx0), free(dw0), free(dx1), free(dw1), free(c.dy);
 }
@@ -360,9 +340,9 @@ static void test_linear(int n, int in, int out, long ncoords) {
     linear_backward_cpu(NULL, dw, NULL, dy, x, w, n, in, out);
     linear_backward_cpu(NULL, NULL, db, dy, x, w, n, in, out);
     snprintf(name, sizeof name, "linear bwd n=%d in=%d out=%d NULL grads skipped", n, in, out);
-    report_bool(name, !memcmp(dx, dx0, nx * sizeof(float)) &&
-                          !memcmp(dw, dw0, nw * sizeof(float)) &&
-                          !memcmp(db, db0, out * sizeof(float)));
+    check(!memcmp(dx, dx0, nx * sizeof(float)) && !memcmp(dw, dw0, nw * sizeof(float)) &&
+              !memcmp(db, db0, out * sizeof(float)),
+          "%s", name);
     free(x), free(w), free(b), free(dy), free(xd), free(wd), free(bd), free(yd), free(c.dy);
     free(dx0), free(dw0), free(db0), free(dx1), free(dw1), free(db1), free(dx), free(dw), free(db);
 }
@@ -533,7 +513,7 @@ static void test_swiglu_extremes(void) {
         e = fmax(e, fabs(du[i] - rdu) / (1.0 + fabs(rdu)));
         e = fmax(e, fabs(dg[i] - rdg) / (1.0 + fabs(rdg)));
     }
-    report_bool("swiglu |g| up to 1e30: fwd and bwd finite", finite);
+    check(finite, "swiglu |g| up to 1e30: fwd and bwd finite");
     report("swiglu |g| up to 1e30: |err| / (1 + |ref|)", e, TOL_FWD);
     free(u), free(dh), free(h), free(dg), free(du);
 }
@@ -642,7 +622,7 @@ static void test_attention(int B, int T, int H, int Hkv, int D, long ncoords) {
         }
     snprintf(name, sizeof name, "attention %s causal: tokens <= %d unchanged by later ones", tag,
              t0);
-    report_bool(name, same && (t0 + 1 >= T || later_moved));
+    check(same && (t0 + 1 >= T || later_moved), "%s", name);
 
     /* Same bits for any thread count, forward and backward. */
     int det = 1;
@@ -661,7 +641,7 @@ static void test_attention(int B, int T, int H, int Hkv, int D, long ncoords) {
         free(o3), free(l3);
     }
     snprintf(name, sizeof name, "attention %s bit-identical for 1, 2, 3 threads", tag);
-    report_bool(name, det);
+    check(det, "%s", name);
 
     free(q), free(k), free(v), free(dout), free(out), free(lse), free(qd), free(kd), free(vd);
     free(od), free(ld), free(c.dout), free(q2), free(k2), free(v2), free(out2), free(lse2);
@@ -670,6 +650,7 @@ static void test_attention(int B, int T, int H, int Hkv, int D, long ncoords) {
 }
 
 int main(void) {
+    rng_seed(20240611u);
     g_default_threads = omp_get_max_threads();
 
     test_embedding(13, 37, 5, 1L << 30);
@@ -700,6 +681,5 @@ int main(void) {
     test_attention(1, 130, 4, 2, 64, 20);
     test_attention(1, 100, 2, 1, 128, 10);
 
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return test_summary();
 }

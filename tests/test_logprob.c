@@ -9,28 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int n_pass, n_fail;
-
-static void check(int ok, const char *what) {
-    if (ok) {
-        n_pass++;
-    } else {
-        n_fail++;
-        printf("FAIL: %s\n", what);
-    }
-}
-
-static uint64_t rng_state;
-static double rng_u01(void) { /* splitmix64 */
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return (double)((z ^ (z >> 31)) >> 11) * (1.0 / 9007199254740992.0);
-}
-static float rng_sym(double a) {
-    return (float)(a * (2.0 * rng_u01() - 1.0));
-}
+#include "testutil.h"
 
 static float *randv(long n, double a) {
     float *x = malloc(n * sizeof(float));
@@ -152,18 +131,18 @@ static void check_forward(const char *name, const float *h, const float *w, cons
            es, ee, tol);
     char what[160];
     snprintf(what, sizeof what, "forward %s chunk=%d: logp", name, chunk);
-    check(el < tol, what);
+    check(el < tol, "%s", what);
     snprintf(what, sizeof what, "forward %s chunk=%d: lse", name, chunk);
-    check(es < tol, what);
+    check(es < tol, "%s", what);
     snprintf(what, sizeof what, "forward %s chunk=%d: entropy", name, chunk);
-    check(ee < tol, what);
+    check(ee < tol, "%s", what);
     snprintf(what, sizeof what, "forward %s chunk=%d: skipped rows written as 0", name, chunk);
-    check(skipped_zero, what);
+    check(skipped_zero, "%s", what);
     snprintf(what, sizeof what, "forward %s chunk=%d: entropy=NULL gives the same logp", name,
              chunk);
-    check(same, what);
+    check(same, "%s", what);
     snprintf(what, sizeof what, "forward %s chunk=%d: scratch canaries intact", name, chunk);
-    check(canary, what);
+    check(canary, "%s", what);
     free(z), free(logp), free(lse), free(ent), free(logp2), free(lse2), free(buf);
 }
 
@@ -258,16 +237,16 @@ static void check_backward(const float *h, const float *w, const int *tg, const 
     char what[160];
     const char *tag = b ? "logp+entropy" : "logp only";
     snprintf(what, sizeof what, "backward chunk=%d %s: dh vs central differences", chunk, tag);
-    check(eh < tol, what);
+    check(eh < tol, "%s", what);
     snprintf(what, sizeof what, "backward chunk=%d %s: dw vs central differences", chunk, tag);
-    check(ew < tol, what);
+    check(ew < tol, "%s", what);
     snprintf(what, sizeof what, "backward chunk=%d %s: skipped rows get no dh", chunk, tag);
-    check(skipped_untouched, what);
+    check(skipped_untouched, "%s", what);
     snprintf(what, sizeof what, "backward chunk=%d %s: dh or dw NULL leaves the other alone", chunk,
              tag);
-    check(nulls, what);
+    check(nulls, "%s", what);
     snprintf(what, sizeof what, "backward chunk=%d %s: scratch canaries intact", chunk, tag);
-    check(canary, what);
+    check(canary, "%s", what);
     free(logp), free(lse), free(ent), free(buf);
     free(dh0), free(dw0), free(dh), free(dw), free(dh1), free(dw1);
 }
@@ -312,15 +291,16 @@ static void check_chunk_independence(const float *h, const float *w, const int *
         printf("chunk 1 vs 64: %s rel diff %.2e (tol %.0e)\n", names[k], e, tol);
         char what[96];
         snprintf(what, sizeof what, "chunk 1 vs 64: %s within %.0e", names[k], tol);
-        check(e < tol, what);
+        check(e < tol, "%s", what);
         free(out[0][k]), free(out[1][k]);
     }
     free(a), free(b);
 }
 
 int main(int argc, char **argv) {
+    test_quiet = 1;
     /* A seed on the command line reruns the test on other random inputs. */
-    rng_state = argc > 1 ? strtoull(argv[1], NULL, 0) : 0x5eed1057;
+    rng_seed(argc > 1 ? strtoull(argv[1], NULL, 0) : 0x5eed1057);
     const int n = 37, d = 29, V = 211;
     float *h = randv((long)n * d, 1.0), *w = randv((long)V * d, 1.0);
     int *tg = make_targets(n, V);
@@ -372,6 +352,5 @@ int main(int argc, char **argv) {
     check_chunk_independence(h, w, tg, n, d, V);
 
     free(h), free(w), free(wbig), free(tg);
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return test_summary();
 }

@@ -9,13 +9,7 @@
 #include "../engine/model_io.h"
 #include "../kernels/philox.h"
 #include "../runtime/check.h"
-
-static int passed, failed;
-
-static void report(int ok, const char *what) {
-    printf("%s %s\n", ok ? "PASS" : "FAIL", what);
-    ok ? passed++ : failed++;
-}
+#include "testutil.h"
 
 static ModelConfig tiny(int tied, int qkv_bias, int o_bias, int llama3) {
     ModelConfig c = {0};
@@ -98,7 +92,7 @@ static void grad_check(const char *name, ModelConfig c) {
     snprintf(msg, sizeof msg,
              "%s: backward vs finite differences over %zu params (worst rel %.2e, %d off)", name,
              m.n_params, worst, bad);
-    report(bad == 0, msg);
+    check(bad == 0, "%s", msg);
     model_free(&m);
 }
 
@@ -142,7 +136,7 @@ static void value_grad_check(void) {
     snprintf(msg, sizeof msg,
              "critic value head: backward vs finite differences over %zu params (%d off)",
              m.n_params, bad);
-    report(bad == 0 && m.w.value_w != NULL, msg);
+    check(bad == 0 && m.w.value_w != NULL, "%s", msg);
     model_free(&m);
 }
 
@@ -164,10 +158,8 @@ static void checkpoint_roundtrip(void) {
              memcmp(m.params, r.params, sizeof(float) * m.n_params) == 0;
         model_free(&r);
     }
-    report(ok, "checkpoint written (F32) and read back gives identical parameters and log-probs");
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    CHECK(system(cmd) == 0);
+    check(ok, "checkpoint written (F32) and read back gives identical parameters and log-probs");
+    CHECK(test_rmtree(dir) == 0);
     model_free(&m);
 }
 
@@ -176,6 +168,5 @@ int main(void) {
     grad_check("tied embeddings, no biases", tiny(1, 0, 0, 0));
     value_grad_check();
     checkpoint_roundtrip();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return test_summary();
 }

@@ -8,28 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int n_pass, n_fail;
-
-static void check(int ok, const char *what) {
-    if (ok) {
-        n_pass++;
-    } else {
-        n_fail++;
-        printf("FAIL: %s\n", what);
-    }
-}
-
-static uint64_t rng_state;
-static double rng_u01(void) { /* splitmix64 */
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return (double)((z ^ (z >> 31)) >> 11) * (1.0 / 9007199254740992.0);
-}
-static float rng_sym(double a) {
-    return (float)(a * (2.0 * rng_u01() - 1.0));
-}
+#include "testutil.h"
 
 /* The textbook AdamW step in double: p <- p - lr (mhat / (sqrt(vhat) + eps) + wd p).
  * menv tracks the same average of |g|: the size of the terms m was summed from, which is
@@ -144,12 +123,12 @@ static void test_scale(void) {
 }
 
 int main(int argc, char **argv) {
+    test_quiet = 1;
     /* A seed on the command line reruns the test on other random inputs. */
-    rng_state = argc > 1 ? strtoull(argv[1], NULL, 0) : 20240607;
+    rng_seed(argc > 1 ? strtoull(argv[1], NULL, 0) : 20240607);
     test_adamw(0.01f);
     test_adamw(0.0f);
     test_sumsq();
     test_scale();
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return test_summary();
 }

@@ -5,17 +5,7 @@
 
 #include <math.h>
 #include <stdio.h>
-
-static int n_pass, n_fail;
-
-static void check(int ok, const char *what) {
-    if (ok) {
-        n_pass++;
-    } else {
-        n_fail++;
-        printf("FAIL: %s\n", what);
-    }
-}
+#include "testutil.h"
 
 typedef struct {
     uint32_t ctr[4], key[2], out[4];
@@ -106,9 +96,9 @@ static void test_normal(void) {
 }
 
 int main(void) {
+    test_quiet = 1;
     test_kat();
     test_u01();
     test_normal();
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return test_summary();
 }

@@ -14,22 +14,10 @@
 #include "runtime/error.h"
 #include "runtime/fileio.h"
 #include "runtime/plot.h"
+#include "testutil.h"
 
-static int g_pass, g_fail;
 static char g_dir[4096];
 static char g_py[4200];
-
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            g_pass++;                                                                              \
-        } else {                                                                                   \
-            g_fail++;                                                                              \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                 \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
 
 static const char *SUMMARY_PY =
     "import json, sys, xml.etree.ElementTree as E\n"
@@ -203,12 +191,6 @@ static int no_bad_numbers(const char *file) {
     return !bad;
 }
 
-static unsigned long long g_rng = 0x9E3779B97F4A7C15ull;
-static double urand(void) {
-    g_rng ^= g_rng << 13, g_rng ^= g_rng >> 7, g_rng ^= g_rng << 17;
-    return (double)(g_rng >> 11) / 9007199254740992.0;
-}
-
 /* Random series on two axes with random offsets and scales: every drawn point must sit at
  * px + (x - lo)/(hi - lo)·pw (and likewise for y) where lo/hi are the first and last tick
  * labels, which must be nice and must enclose the data tightly (less than a step of slack
@@ -216,15 +198,15 @@ static double urand(void) {
 static void test_mapping(int trial) {
     enum { N = 37 };
     double x[N], y1[N], y2[N], lo[N], hi[N];
-    double xoff = (urand() - 0.5) * 2000, xs = pow(10, urand() * 6 - 3);
-    double yoff = (urand() - 0.5) * 200, ys = pow(10, urand() * 6 - 3);
-    double roff = (urand() - 0.5) * 20, rs = pow(10, urand() * 4 - 2);
+    double xoff = (xorshift_u01() - 0.5) * 2000, xs = pow(10, xorshift_u01() * 6 - 3);
+    double yoff = (xorshift_u01() - 0.5) * 200, ys = pow(10, xorshift_u01() * 6 - 3);
+    double roff = (xorshift_u01() - 0.5) * 20, rs = pow(10, xorshift_u01() * 4 - 2);
     for (int i = 0; i < N; i++) {
-        x[i] = xoff + xs * (i + 0.3 * urand());
-        y1[i] = yoff + ys * urand();
-        double w = 0.2 * ys * urand();
+        x[i] = xoff + xs * (i + 0.3 * xorshift_u01());
+        y1[i] = yoff + ys * xorshift_u01();
+        double w = 0.2 * ys * xorshift_u01();
         lo[i] = y1[i] - w, hi[i] = y1[i] + w;
-        y2[i] = roff + rs * urand();
+        y2[i] = roff + rs * xorshift_u01();
     }
     PlotSeries s[2] = {{.label = "left", .x = x, .y = y1, .n = N, .lo = lo, .hi = hi},
                        {.label = "right", .x = x, .y = y2, .n = N, .right_axis = 1}};
@@ -478,13 +460,14 @@ int main(int argc, char **argv) {
         printf("python3 not found: skipped\n");
         return 77;
     }
+    test_quiet = 1;
+    xorshift_seed(0x9E3779B97F4A7C15ull);
     int keep = argc > 1;
     if (keep) {
         snprintf(g_dir, sizeof g_dir, "%s", argv[1]);
         if (make_dirs(g_dir) != DR_OK) return fprintf(stderr, "%s\n", dr_last_error()), 1;
     } else {
-        snprintf(g_dir, sizeof g_dir, "/tmp/test_plot.XXXXXX");
-        if (!mkdtemp(g_dir)) return perror("mkdtemp"), 1;
+        if (test_mkdtemp(g_dir, sizeof g_dir, "/tmp/test_plot.XXXXXX") != 0) return 1;
     }
     snprintf(g_py, sizeof g_py, "%s/summary.py", g_dir);
     FILE *py = fopen(g_py, "w");
@@ -499,11 +482,6 @@ int main(int argc, char **argv) {
     test_errors();
     for (int t = 0; t < 12; t++) test_mapping(t);
 
-    if (!keep) {
-        char cmd[4200];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-        if (system(cmd) != 0) printf("could not remove %s\n", g_dir);
-    }
-    printf("%d passed, %d failed\n", g_pass, g_fail);
-    return g_fail ? 1 : 0;
+    if (!keep) test_rmtree(g_dir);
+    return test_summary();
 }

@@ -11,29 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int n_pass, n_fail;
-
-static void check(int ok, const char *what) {
-    if (ok) {
-        n_pass++;
-        printf("PASS: %s\n", what);
-    } else {
-        n_fail++;
-        printf("FAIL: %s\n", what);
-    }
-}
-
-static uint64_t rng_state = 4242;
-static double rng_u01(void) { /* splitmix64 */
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return (double)((z ^ (z >> 31)) >> 11) * (1.0 / 9007199254740992.0);
-}
-static float rng_sym(double a) {
-    return (float)(a * (2.0 * rng_u01() - 1.0));
-}
+#include "testutil.h"
 
 enum { N = 7, T = 19 };
 
@@ -147,14 +125,14 @@ static void test_combo(int agg, int dual, int kl, int ent) {
              agg ? "seq-mean-token-mean" : "token-mean", dual ? "on" : "off", kl ? "k3" : "k1",
              ent ? "on" : "off");
     snprintf(what, sizeof what, "%s loss equals the double reference", tag);
-    check(close_rel(L, r.loss, 1e-12), what);
+    check(close_rel(L, r.loss, 1e-12), "%s", what);
     snprintf(what, sizeof what, "%s stats equal the double reference", tag);
     check(close_rel(st.pg_loss, r.pg, 1e-12) && close_rel(st.kl_ref, r.kl, 1e-12) &&
               close_rel(st.entropy, r.ent, 1e-12) && st.clip_frac == r.clip_frac &&
               close_rel(st.approx_kl_old, r.akl, 1e-12) && st.valid == r.valid,
-          what);
+          "%s", what);
     snprintf(what, sizeof what, "%s every branch occurs in the batch", tag);
-    check(r.clip_frac > 0.1 && r.clip_frac < 0.9, what);
+    check(r.clip_frac > 0.1 && r.clip_frac < 0.9, "%s", what);
 
     double gerr = 0, eerr = 0;
     int masked_zero = 1;
@@ -185,11 +163,11 @@ static void test_combo(int agg, int dual, int kl, int ent) {
         if (b.mask[k] == 0 && (dlogp[k] != 0 || dent[k] != 0)) masked_zero = 0;
     }
     snprintf(what, sizeof what, "%s dloss/dlogp matches central differences", tag);
-    check(gerr <= 1e-4, what);
+    check(gerr <= 1e-4, "%s", what);
     snprintf(what, sizeof what, "%s dloss/dentropy matches central differences", tag);
-    check(eerr <= 1e-6, what);
+    check(eerr <= 1e-6, "%s", what);
     snprintf(what, sizeof what, "%s gradients are 0 on masked positions", tag);
-    check(masked_zero, what);
+    check(masked_zero, "%s", what);
 }
 
 static void test_optional_inputs(void) {
@@ -325,6 +303,7 @@ static void test_value_random(void) {
 }
 
 int main(void) {
+    rng_seed(4242);
     for (int agg = 0; agg < 2; agg++)
         for (int dual = 0; dual < 2; dual++)
             for (int kl = 0; kl < 2; kl++)
@@ -333,6 +312,5 @@ int main(void) {
     test_hand();
     test_value_hand();
     test_value_random();
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return test_summary();
 }

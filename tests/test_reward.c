@@ -9,38 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int n_pass, n_fail;
-
-static void check(int ok, const char *what) {
-    if (ok) {
-        n_pass++;
-        printf("PASS: %s\n", what);
-    } else {
-        n_fail++;
-        printf("FAIL: %s\n", what);
-    }
-}
-
-static uint64_t rng_state = 12345;
-static double rng_u01(void) { /* splitmix64 */
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return (double)((z ^ (z >> 31)) >> 11) * (1.0 / 9007199254740992.0);
-}
-static float rng_sym(double a) {
-    return (float)(a * (2.0 * rng_u01() - 1.0));
-}
-
-static double max_abs_diff(const float *a, const double *b, int n) {
-    double e = 0;
-    for (int k = 0; k < n; k++) {
-        double d = fabs((double)a[k] - b[k]);
-        if (!(d <= e)) e = d; /* NaN counts as the largest error */
-    }
-    return e;
-}
+#include "testutil.h"
 
 /* ---- the hand case ----
  * beta = 0.5, q = logp_prm - logp_ref chosen dyadic so every expected value is exact in float.
@@ -102,7 +71,7 @@ static void test_hand(void) {
             char what[96];
             snprintf(what, sizeof what, "hand case %s/%s matches the hand-computed rewards", gn[g],
                      xn[x]);
-            check(max_abs_diff(r, h_expect[g][x], HN * HT) <= 1e-7, what);
+            check(max_abs_diff(r, h_expect[g][x], HN * HT) <= 1e-7, "%s", what);
         }
     /* Targets are read only for step granularity. */
     prime_token_rewards_cpu(r, prm, ref, h_mask, NULL, HN, HT, 0.5f, REWARD_WHOLE, DELIM,
@@ -179,17 +148,17 @@ static void test_transforms_random(void) {
         static const char *gn[3] = {"token", "step", "whole"};
         char what[128];
         snprintf(what, sizeof what, "%s: slots hold beta sum q (row totals match)", gn[g]);
-        check(sum_ok, what);
+        check(sum_ok, "%s", what);
         snprintf(what, sizeof what, "%s: non-slot positions are 0 under every transform", gn[g]);
-        check(zero_ok, what);
+        check(zero_ok, "%s", what);
         snprintf(what, sizeof what, "%s: clip gives min(rho - eta, 0) on each slot", gn[g]);
-        check(clip_ok, what);
+        check(clip_ok, "%s", what);
         snprintf(what, sizeof what, "%s: clip keeps every reward <= 0", gn[g]);
-        check(clip_le0, what);
+        check(clip_le0, "%s", what);
         snprintf(what, sizeof what, "%s: delta telescopes to the first slot's reward", gn[g]);
-        check(tele_ok, what);
+        check(tele_ok, "%s", what);
         snprintf(what, sizeof what, "%s: delta leaves the last slot unchanged", gn[g]);
-        check(last_ok, what);
+        check(last_ok, "%s", what);
     }
 }
 
@@ -293,10 +262,10 @@ static void test_prm_loss(void) {
 }
 
 int main(void) {
+    rng_seed(12345);
     test_hand();
     test_transforms_random();
     test_suffix_absmax();
     test_prm_loss();
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return test_summary();
 }

@@ -11,26 +11,19 @@
 #include "../engine/tokenizer_char.h"
 #include "../runtime/check.h"
 #include "../runtime/safetensors.h"
-
-static int passed, failed;
-static void report(int ok, const char *what) {
-    printf("%s %s\n", ok ? "PASS" : "FAIL", what);
-    ok ? passed++ : failed++;
-}
+#include "testutil.h"
 
 static void filter_and_buffer(void) {
     float o4[] = {1, 0, 0, 0}, o_all[] = {1, 1, 1, 1}, o_none[] = {0, 0, 0, 0};
     float o_half[] = {1, 0, 1, 0}, o5[] = {1, 0, 0, 0, 0};
     int cut0[5] = {0}, cut1[] = {0, 1, 0, 0};
-    report(group_passes(o4, cut0, 4, 0.2, 0.8, 0) && group_passes(o_half, cut0, 4, 0.2, 0.8, 0),
-           "groups with mean outcome inside [0.2, 0.8] pass");
-    report(!group_passes(o_all, cut0, 4, 0.2, 0.8, 0) &&
-               !group_passes(o_none, cut0, 4, 0.2, 0.8, 0),
-           "all-right and all-wrong groups are dropped");
-    report(group_passes(o5, cut0, 5, 0.2, 0.8, 0), "the bound is inclusive (1/5 at acc_lo 0.2)");
-    report(!group_passes(o_half, cut1, 4, 0.2, 0.8, 1) &&
-               group_passes(o_half, cut1, 4, 0.2, 0.8, 0),
-           "drop_truncated drops a group with a cut response");
+    check(group_passes(o4, cut0, 4, 0.2, 0.8, 0) && group_passes(o_half, cut0, 4, 0.2, 0.8, 0),
+          "groups with mean outcome inside [0.2, 0.8] pass");
+    check(!group_passes(o_all, cut0, 4, 0.2, 0.8, 0) && !group_passes(o_none, cut0, 4, 0.2, 0.8, 0),
+          "all-right and all-wrong groups are dropped");
+    check(group_passes(o5, cut0, 5, 0.2, 0.8, 0), "the bound is inclusive (1/5 at acc_lo 0.2)");
+    check(!group_passes(o_half, cut1, 4, 0.2, 0.8, 1) && group_passes(o_half, cut1, 4, 0.2, 0.8, 0),
+          "drop_truncated drops a group with a cut response");
 
     Groups src, carry, batch;
     groups_init(&src, 5, 2, 3);
@@ -51,7 +44,7 @@ static void filter_and_buffer(void) {
              carry.outcome[1] == 31 && carry.tokens[2 * 3] == 4;
     groups_take(&batch, &carry, 3);
     ok &= batch.n == 2 && carry.n == 0 && batch.prompt_id[1] == 104;
-    report(ok, "the carry buffer hands out groups first-in first-out and keeps the surplus");
+    check(ok, "the carry buffer hands out groups first-in first-out and keeps the surplus");
     groups_free(&src);
     groups_free(&carry);
     groups_free(&batch);
@@ -152,7 +145,7 @@ static void rl_steps(const char *estimator, const char *prm_update, const char *
              estimator, prm_update, gran, xform, policy_moved ? "moved" : "STILL",
              prm_moved ? "moved" : "unchanged", right, dot);
     int want_prm = strcmp(prm_update, "none") != 0;
-    report(ok && policy_moved && prm_moved == want_prm && ref_frozen, msg);
+    check(ok && policy_moved && prm_moved == want_prm && ref_frozen, "%s", msg);
     prime_free(&p);
     model_free(&m);
     free(before);
@@ -174,7 +167,7 @@ static void check_dump(const char *dir) {
              strstr(f.metadata_json, "\"estimator\"") && strstr(f.metadata_json, "gae");
         st_close(&f);
     }
-    report(ok, "debug dump has every PRIME.md tensor with the batch's shapes and the settings");
+    check(ok, "debug dump has every PRIME.md tensor with the batch's shapes and the settings");
 }
 
 int main(void) {
@@ -191,6 +184,5 @@ int main(void) {
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return test_summary();
 }

@@ -27,33 +27,9 @@
 #include "runtime/error.h"
 #include "runtime/fileio.h"
 #include "runtime/safetensors.h"
-
-static int g_pass, g_fail;
-
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            g_pass++;                                                                              \
-        } else {                                                                                   \
-            g_fail++;                                                                              \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                 \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
+#include "testutil.h"
 
 static char g_dir[256];
-
-static uint64_t g_rng = 0x2545f4914f6cdd1dull;
-static uint64_t rng_next(void) {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return g_rng;
-}
-static double rng_unit(void) {
-    return (double)(rng_next() >> 11) * 0x1.0p-53;
-}
 
 static uint32_t fbits(float f) {
     uint32_t u;
@@ -135,35 +111,35 @@ static uint16_t ref_to_f16(float x) {
 /* A hard float for half-precision rounding: random bits, exact ties, near-ties, values near
  * the overflow and underflow boundaries, or ordinary values. */
 static float hard_float(void) {
-    int kind = (int)(rng_next() % 8);
-    float s = (rng_next() & 1) ? -1.0f : 1.0f;
+    int kind = (int)(xorshift_next() % 8);
+    float s = (xorshift_next() & 1) ? -1.0f : 1.0f;
     switch (kind) {
     case 0:
-        return bitsf((uint32_t)rng_next());
+        return bitsf((uint32_t)xorshift_next());
     case 1: { /* exact f16 tie */
-        int c = (int)(rng_next() % 0x7c00);
+        int c = (int)(xorshift_next() % 0x7c00);
         return s * (float)(0.5 * (g_f16_tab[c] + g_f16_tab[c + 1]));
     }
     case 2: { /* exact bf16 tie (the last finite code's midpoint is beyond FLT_MAX) */
-        int c = (int)(rng_next() % 0x7f7f);
+        int c = (int)(xorshift_next() % 0x7f7f);
         return s * (float)(0.5 * (g_bf16_tab[c] + g_bf16_tab[c + 1]));
     }
     case 3: { /* one float ulp either side of a tie */
-        int c = (int)(rng_next() % 0x7c00);
+        int c = (int)(xorshift_next() % 0x7c00);
         float t = (float)(0.5 * (g_f16_tab[c] + g_f16_tab[c + 1]));
-        return s * nextafterf(t, (rng_next() & 1) ? INFINITY : 0.0f);
+        return s * nextafterf(t, (xorshift_next() & 1) ? INFINITY : 0.0f);
     }
     case 4: { /* one float ulp either side of a bf16 tie */
-        int c = (int)(rng_next() % 0x7f7f);
+        int c = (int)(xorshift_next() % 0x7f7f);
         float t = (float)(0.5 * (g_bf16_tab[c] + g_bf16_tab[c + 1]));
-        return s * nextafterf(t, (rng_next() & 1) ? INFINITY : 0.0f);
+        return s * nextafterf(t, (xorshift_next() & 1) ? INFINITY : 0.0f);
     }
     case 5:
-        return s * ldexpf((float)(1.0 + rng_unit()), (int)(rng_next() % 48) - 30);
+        return s * ldexpf((float)(1.0 + xorshift_u01()), (int)(xorshift_next() % 48) - 30);
     case 6:
-        return s * bitsf((uint32_t)(rng_next() % 0x800000)); /* f32 subnormal */
+        return s * bitsf((uint32_t)(xorshift_next() % 0x800000)); /* f32 subnormal */
     default:
-        return s * (float)(rng_unit() * 4.0 - 2.0);
+        return s * (float)(xorshift_u01() * 4.0 - 2.0);
     }
 }
 
@@ -232,7 +208,7 @@ static void test_conversions(void) {
         else if (i < n_edges + n_rand)
             x = hard_float();
         else
-            x = bitsf(0x7f800001u + (uint32_t)(rng_next() % 0x7fffff)) * ((i & 1) ? -1 : 1);
+            x = bitsf(0x7f800001u + (uint32_t)(xorshift_next() % 0x7fffff)) * ((i & 1) ? -1 : 1);
         uint16_t gb = st_f32_to_bf16(x), wb = ref_to_bf16(x);
         uint16_t gh = st_f32_to_f16(x), wh = ref_to_f16(x);
         int okh = isnan(x)
@@ -337,8 +313,9 @@ static int make_entries(RtData *d, StEntry *e) {
     for (int i = 0; i < 3 * 5 * 7; i++) d->f32[i] = hard_float();
     for (int i = 0; i < 17 * 33; i++) d->bf[i] = hard_float();
     for (int i = 0; i < 1000; i++)
-        d->h[i] = (i % 4) ? hard_float() : ldexpf((float)rng_unit(), -(int)(rng_next() % 30));
-    for (int i = 0; i < 24; i++) d->ids[i] = (int32_t)(uint32_t)rng_next();
+        d->h[i] =
+            (i % 4) ? hard_float() : ldexpf((float)xorshift_u01(), -(int)(xorshift_next() % 30));
+    for (int i = 0; i < 24; i++) d->ids[i] = (int32_t)(uint32_t)xorshift_next();
     d->ids[0] = INT32_MIN;
     d->ids[1] = INT32_MAX;
     d->scalar = 3.25f;
@@ -973,48 +950,48 @@ static void test_fuzz(void) {
     for (; iters < 20000 && (iters < 3000 || now_s() - t0 < 3.0); iters++) {
         size_t n = base_n;
         memcpy(buf, base, n);
-        int muts = 1 + (int)(rng_next() % 3);
+        int muts = 1 + (int)(xorshift_next() % 3);
         for (int m = 0; m < muts; m++) {
             size_t hend = 8 + base_hlen < n ? 8 + base_hlen : n; /* most bytes worth hitting */
-            switch (rng_next() % 7) {
+            switch (xorshift_next() % 7) {
             case 0:
-                if (n) buf[rng_next() % n] ^= (unsigned char)(1u << (rng_next() % 8));
+                if (n) buf[xorshift_next() % n] ^= (unsigned char)(1u << (xorshift_next() % 8));
                 break;
             case 1:
-                if (n) buf[rng_next() % n] = (unsigned char)rng_next();
+                if (n) buf[xorshift_next() % n] = (unsigned char)xorshift_next();
                 break;
             case 2: /* a JSON-significant character inside the header */
                 if (hend > 8)
-                    buf[8 + rng_next() % (hend - 8)] =
-                        (unsigned char)special[rng_next() % (sizeof special - 1)];
+                    buf[8 + xorshift_next() % (hend - 8)] =
+                        (unsigned char)special[xorshift_next() % (sizeof special - 1)];
                 break;
             case 3: { /* change one digit: shapes and offsets */
                 if (hend <= 8) break;
-                size_t pos = 8 + rng_next() % (hend - 8);
+                size_t pos = 8 + xorshift_next() % (hend - 8);
                 for (size_t q = 0; q < hend - 8; q++, pos = pos + 1 < hend ? pos + 1 : 8)
                     if (buf[pos] >= '0' && buf[pos] <= '9') {
-                        buf[pos] = (unsigned char)('0' + rng_next() % 10);
+                        buf[pos] = (unsigned char)('0' + xorshift_next() % 10);
                         break;
                     }
                 break;
             }
             case 4:
-                n = rng_next() % (n + 1);
+                n = xorshift_next() % (n + 1);
                 break; /* truncate */
             case 5: {  /* header length field */
                 uint64_t h = 0;
                 if (n >= 8) memcpy(&h, buf, 8);
-                int r = (int)(rng_next() % 3);
-                h = r == 0   ? h + (rng_next() % 17) - 8
-                    : r == 1 ? rng_next() % (n + 16)
-                             : rng_next();
+                int r = (int)(xorshift_next() % 3);
+                h = r == 0   ? h + (xorshift_next() % 17) - 8
+                    : r == 1 ? xorshift_next() % (n + 16)
+                             : xorshift_next();
                 if (n >= 8) memcpy(buf, &h, 8);
                 break;
             }
             default: { /* append garbage */
-                size_t add = rng_next() % 64;
+                size_t add = xorshift_next() % 64;
                 for (size_t q = 0; q < add && n < sizeof buf; q++)
-                    buf[n++] = (unsigned char)rng_next();
+                    buf[n++] = (unsigned char)xorshift_next();
             }
             }
         }
@@ -1043,11 +1020,9 @@ static void test_fuzz(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/denserl_test_st_XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    test_quiet = 1;
+    xorshift_seed(0x2545f4914f6cdd1dull);
+    if (test_mkdtemp(g_dir, sizeof g_dir, "/tmp/denserl_test_st_XXXXXX") != 0) return 1;
     test_conversions();
 
     static RtData data;
@@ -1062,9 +1037,6 @@ int main(void) {
     test_unusual_valid();
     test_fuzz();
 
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0) printf("note: could not remove %s\n", g_dir);
-    printf("%d passed, %d failed\n", g_pass, g_fail);
-    return g_fail ? 1 : 0;
+    test_rmtree(g_dir);
+    return test_summary();
 }

@@ -5,12 +5,7 @@
 #include "../engine/sft.h"
 #include "../engine/task_arith.h"
 #include "../engine/tokenizer_char.h"
-
-static int passed, failed;
-static void report(int ok, const char *what) {
-    printf("%s %s\n", ok ? "PASS" : "FAIL", what);
-    ok ? passed++ : failed++;
-}
+#include "testutil.h"
 
 int main(void) {
     ArithParams ap = {2, 6, 999};
@@ -32,24 +27,23 @@ int main(void) {
         roundtrip &= n > 0 && strcmp(back, text) == 0;
         bound &= 2 + n <= maxlen;
     }
-    report(all_right, "worked solutions of 5000 problems verify as correct");
-    report(wrong_rejected, "an off-by-one final answer is rejected");
-    report(roundtrip, "tokenizer encode/decode round-trips");
-    report(bound, "sft_max_len bounds every problem's length");
+    check(all_right, "worked solutions of 5000 problems verify as correct");
+    check(wrong_rejected, "an off-by-one final answer is rejected");
+    check(roundtrip, "tokenizer encode/decode round-trips");
+    check(bound, "sft_max_len bounds every problem's length");
     const char *p = "Q:47+38-19+6=";
-    report(arith_verify(p, "47+38=85,85-19=66,66+6=72 A:72") == 1.0, "the README example verifies");
-    report(arith_verify(p, "A:72") == 1.0, "only the final answer is judged");
-    report(arith_verify(p, "A:72 A:71") == 0.0, "the last A: counts");
-    report(arith_verify(p, "A:72,") == 0.0, "trailing text after the answer is rejected");
-    report(arith_verify(p, "72") == 0.0, "no A: marker is rejected");
-    report(arith_verify(p, "A:") == 0.0 && arith_verify(p, "A:-") == 0.0, "empty answers rejected");
-    report(arith_verify("Q:5-9=", "A:-4") == 1.0, "negative answers");
-    report(arith_verify("Q:5-9", "A:-4") == 0.0 && arith_verify("garbage", "A:1") == 0.0,
-           "malformed prompts score 0");
-    report(chartok_encode("Q:1?", ids, 10) == -1, "characters outside the alphabet are refused");
+    check(arith_verify(p, "47+38=85,85-19=66,66+6=72 A:72") == 1.0, "the README example verifies");
+    check(arith_verify(p, "A:72") == 1.0, "only the final answer is judged");
+    check(arith_verify(p, "A:72 A:71") == 0.0, "the last A: counts");
+    check(arith_verify(p, "A:72,") == 0.0, "trailing text after the answer is rejected");
+    check(arith_verify(p, "72") == 0.0, "no A: marker is rejected");
+    check(arith_verify(p, "A:") == 0.0 && arith_verify(p, "A:-") == 0.0, "empty answers rejected");
+    check(arith_verify("Q:5-9=", "A:-4") == 1.0, "negative answers");
+    check(arith_verify("Q:5-9", "A:-4") == 0.0 && arith_verify("garbage", "A:1") == 0.0,
+          "malformed prompts score 0");
+    check(chartok_encode("Q:1?", ids, 10) == -1, "characters outside the alphabet are refused");
     int a1[4] = {CHARTOK_BOS, 4, CHARTOK_EOS, 5};
     chartok_decode(a1, 4, text, sizeof text);
-    report(strcmp(text, "1") == 0, "decode skips bos and stops at eos");
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    check(strcmp(text, "1") == 0, "decode skips bos and stops at eos");
+    return test_summary();
 }
