@@ -18,7 +18,7 @@ static float *shift(const float *x, int N, int T) {
     return o;
 }
 
-static json_t *metadata(const RunConfig *rc) {
+static json_t *metadata(const RunConfig *rc, int skipped) {
     const RlConfig *c = &rc->rl;
     char buf[64];
     json_t *m = json_object();
@@ -26,6 +26,8 @@ static json_t *metadata(const RunConfig *rc) {
 #define PUT_F(k, v) (snprintf(buf, sizeof buf, "%.9g", (double)(v)), PUT_S(k, buf))
     PUT_S("tokenizer", "char");
     PUT_S("alignment", "tokens");
+    PUT_S("skipped",
+          skipped ? "true: no group passed the accuracy filter; not trained on" : "false");
     PUT_S("estimator", c->estimator);
     PUT_S("rloo_variant", c->rloo_variant);
     PUT_S("granularity", c->granularity);
@@ -44,7 +46,8 @@ static json_t *metadata(const RunConfig *rc) {
     return m;
 }
 
-int dump_step(const char *dir, int step, const StepBatch *b, const RunConfig *rc, int values) {
+int dump_step(const char *dir, int step, const StepBatch *b, const RunConfig *rc, int values,
+              int skipped) {
     if (make_dirs(dir)) return DR_ERR;
     int N = b->N, T = b->T;
     const char *names[] = {"response_mask", "logp_old",   "logp_ref", "logp_prm",
@@ -62,7 +65,7 @@ int dump_step(const char *dir, int step, const StepBatch *b, const RunConfig *rc
         shifted[k] = shift(src[k], N, T);
         e[n++] = (StEntry){names[k], ST_F32, ST_F32, 2, {N, T}, shifted[k]};
     }
-    json_t *meta = metadata(rc);
+    json_t *meta = metadata(rc, skipped);
     char *meta_s = json_dumps(meta, JSON_COMPACT);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/step_%06d.safetensors", dir, step);

@@ -18,6 +18,8 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    /* progress goes to logs and pipes as it happens, not when a buffer fills */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         usage(stdout);

@@ -9,6 +9,7 @@
 #include "tokenizer_char.h"
 #include "../runtime/check.h"
 #include "../runtime/error.h"
+#include "../runtime/jsonutil.h"
 #include "../runtime/log.h"
 #include "../runtime/ops.h"
 #include "../runtime/ops_rl.h"
@@ -382,7 +383,7 @@ static int transform_id(const char *t) {
 
 /* Reference, PRM (after the PRM update in "before" mode) and policy log-probs, the critic's
  * values, then the process rewards. */
-static void logprobs_and_rewards(Prime *p, StepStats *ss) {
+static void logprobs_and_rewards(Prime *p, StepStats *ss, int train_prm) {
     const RlConfig *c = &p->rc->rl;
     StepBatch *b = &p->b;
     int N = b->N, T = b->T;
@@ -394,7 +395,7 @@ static void logprobs_and_rewards(Prime *p, StepStats *ss) {
         model_values(&p->critic, N, T, b->values);
     }
     ss->t_logprobs = time_now() - t0;
-    if (!strcmp(c->prm_update, "before")) {
+    if (train_prm && !strcmp(c->prm_update, "before")) {
         t0 = time_now();
         prm_update(p, 0, ss);
         ss->t_prm = time_now() - t0;
@@ -409,46 +410,61 @@ static void logprobs_and_rewards(Prime *p, StepStats *ss) {
                            transform_id(c->reward_transform), (float)c->clip_eta);
 }
 
+static json_t *phase(double seconds, double tokens) {
+    json_t *j = json_object();
+    json_object_set_new(j, "s", json_real(seconds));
+    if (tokens >= 0)
+        json_object_set_new(j, "tokens_per_s", json_finite(seconds > 0 ? tokens / seconds : NAN));
+    return j;
+}
+
 static void metrics_write(Prime *p, int step, const RolloutStats *rs, const StepStats *ss) {
     if (!p->metrics) return;
     const StepBatch *b = &p->b;
-    double toks = (double)b->N * b->T;
-    json_t *j = json_pack(
-        "{s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
-        "phase", "rl", "step", step, "prompts_drawn", rs->prompts_drawn, "groups_kept",
-        rs->groups_kept, "accuracy", rs->samples > 0 ? rs->outcome_sum / rs->samples : 0.0,
-        "response_len", rs->samples > 0 ? rs->response_tokens / rs->samples : 0.0,
-        "truncation_rate", rs->samples > 0 ? rs->truncated_rows / rs->samples : 0.0, "prm_loss",
-        ss->prm_loss, "prm_acc", ss->prm_acc, "reward_mean", ss->reward_mean, "reward_min",
-        ss->reward_min, "reward_max", ss->reward_max, "adv_mean", ss->adv_mean, "adv_std",
-        ss->adv_std, "policy_loss", ss->policy_loss, "clip_frac", ss->clip_frac, "kl_old",
-        ss->kl_old);
-    if (rs->samples == 0) { /* the step ran on carried-over groups: nothing was sampled */
-        json_object_set_new(j, "accuracy", json_null());
-        json_object_set_new(j, "response_len", json_null());
-        json_object_set_new(j, "truncation_rate", json_null());
-    }
-    json_object_set_new(j, "kl_ref", json_real(ss->kl_ref));
-    json_object_set_new(j, "entropy", json_real(ss->entropy));
-    json_object_set_new(j, "grad_norm", json_real(ss->grad_norm));
-    json_object_set_new(j, "prm_grad_norm", json_real(ss->prm_grad_norm));
-    if (p->has_critic) {
-        json_object_set_new(j, "critic_loss", json_real(ss->critic_loss));
-        json_object_set_new(j, "critic_grad_norm", json_real(ss->critic_grad_norm));
-    }
-    json_object_set_new(j, "batch_norm_divisor", json_real(ss->batch_norm_div));
-    json_object_set_new(j, "lr", json_real(p->rc->rl.lr));
-    json_object_set_new(j, "prm_lr", json_real(p->rc->rl.prm_lr));
+    double toks = p->groups.n > 0 ? (double)b->N * b->T : 0, n = rs->samples;
+    json_t *j = json_object();
+    json_object_set_new(j, "phase", json_string("rl"));
+    json_object_set_new(j, "step", json_integer(step));
+    json_object_set_new(j, "prompts_drawn", json_integer(rs->prompts_drawn));
+    json_object_set_new(j, "groups_kept", json_integer(rs->groups_kept));
+    /* a step served from the carry buffer samples nothing: those three are null */
+    const struct {
+        const char *key;
+        double value;
+    } nums[] = {
+        {"accuracy", n > 0 ? rs->outcome_sum / n : NAN},
+        {"response_len", n > 0 ? rs->response_tokens / n : NAN},
+        {"truncation_rate", n > 0 ? rs->truncated_rows / n : NAN},
+        {"prm_loss", ss->prm_loss},
+        {"prm_acc", ss->prm_acc},
+        {"reward_mean", ss->reward_mean},
+        {"reward_min", ss->reward_min},
+        {"reward_max", ss->reward_max},
+        {"adv_mean", ss->adv_mean},
+        {"adv_std", ss->adv_std},
+        {"policy_loss", ss->policy_loss},
+        {"clip_frac", ss->clip_frac},
+        {"kl_old", ss->kl_old},
+        {"kl_ref", ss->kl_ref},
+        {"entropy", ss->entropy},
+        {"grad_norm", ss->grad_norm},
+        {"prm_grad_norm", ss->prm_grad_norm},
+        {"critic_loss", p->has_critic ? ss->critic_loss : NAN},
+        {"critic_grad_norm", p->has_critic ? ss->critic_grad_norm : NAN},
+        {"batch_norm_divisor", ss->batch_norm_div},
+        {"lr", p->rc->rl.lr},
+        {"prm_lr", p->rc->rl.prm_lr},
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+        json_object_set_new(j, nums[i].key, json_finite(nums[i].value));
     json_object_set_new(j, "skipped_updates", json_integer(p->skipped_updates));
-    json_t *ph =
-        json_pack("{s:{s:f, s:f}, s:{s:f}, s:{s:f, s:f}, s:{s:f, s:f}, s:{s:f}, s:{s:f, s:f}}",
-                  "generate", "s", rs->t_generate, "tokens_per_s",
-                  rs->t_generate > 0 ? rs->response_tokens / rs->t_generate : 0.0, "verify", "s",
-                  rs->t_verify, "logprobs", "s", ss->t_logprobs, "tokens_per_s",
-                  ss->t_logprobs > 0 ? 3 * toks / ss->t_logprobs : 0.0, "prm_update", "s",
-                  ss->t_prm, "tokens_per_s", ss->t_prm > 0 ? toks / ss->t_prm : 0.0, "advantages",
-                  "s", ss->t_adv, "policy_update", "s", ss->t_policy, "tokens_per_s",
-                  ss->t_policy > 0 ? toks * p->rc->rl.ppo_epochs / ss->t_policy : 0.0);
+    json_t *ph = json_object();
+    json_object_set_new(ph, "generate", phase(rs->t_generate, rs->response_tokens));
+    json_object_set_new(ph, "verify", phase(rs->t_verify, -1));
+    json_object_set_new(ph, "logprobs", phase(ss->t_logprobs, 3 * toks));
+    json_object_set_new(ph, "prm_update", phase(ss->t_prm, toks));
+    json_object_set_new(ph, "advantages", phase(ss->t_adv, -1));
+    json_object_set_new(ph, "policy_update", phase(ss->t_policy, toks * p->rc->rl.ppo_epochs));
     json_object_set_new(j, "phases", ph);
     json_dumpf(j, p->metrics, JSON_COMPACT | JSON_REAL_PRECISION(7));
     fputc('\n', p->metrics);
@@ -456,18 +472,36 @@ static void metrics_write(Prime *p, int step, const RolloutStats *rs, const Step
     json_decref(j);
 }
 
+/* Nothing passed the filter: no update. With a dump directory the last attempt's rollouts
+ * are still scored and dumped (advantages zero, marked in the metadata), so a user can see
+ * why nothing passed. */
+static int skipped_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
+    int st = DR_OK;
+    ss->policy_loss = NAN;
+    if (p->rc->debug_dump_dir[0]) {
+        StepBatch *b = &p->b;
+        rollout_last_attempt(&p->rollout, &p->groups, p->rc->rl.prompts_per_step);
+        pack(p);
+        StepStats scratch = *ss;
+        logprobs_and_rewards(p, &scratch, 0);
+        size_t n = sizeof(float) * b->N * b->T;
+        memset(b->advantages, 0, n);
+        memset(b->returns, 0, n);
+        st = dump_step(p->rc->debug_dump_dir, step, b, p->rc, p->has_critic, 1);
+        p->groups.n = 0;
+    }
+    metrics_write(p, step, rs, ss);
+    return st;
+}
+
 int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
     const RlConfig *c = &p->rc->rl;
     StepBatch *b = &p->b;
     memset(ss, 0, sizeof *ss);
     rollout_step(&p->rollout, &p->groups, rs);
-    if (p->groups.n == 0) { /* nothing passed the filter: no update this step */
-        ss->policy_loss = NAN;
-        metrics_write(p, step, rs, ss);
-        return DR_OK;
-    }
+    if (p->groups.n == 0) return skipped_step(p, step, rs, ss);
     pack(p);
-    logprobs_and_rewards(p, ss);
+    logprobs_and_rewards(p, ss, 1);
     ss->kl_ref = kl_to_ref(b);
     ss->entropy = mean_entropy(b);
     if (strcmp(c->prm_update, "before") != 0) {
@@ -485,7 +519,8 @@ int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
     reward_stats(b, ss);
     advantages(p, ss);
     ss->t_adv = time_now() - t0;
-    if (p->rc->debug_dump_dir[0] && dump_step(p->rc->debug_dump_dir, step, b, p->rc, p->has_critic))
+    if (p->rc->debug_dump_dir[0] &&
+        dump_step(p->rc->debug_dump_dir, step, b, p->rc, p->has_critic, 0))
         return DR_ERR;
     t0 = time_now();
     policy_update(p, ss);

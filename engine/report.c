@@ -12,9 +12,6 @@
 #include "../runtime/log.h"
 #include "../runtime/plot.h"
 
-static json_t *num_or_null(double x) {
-    return isfinite(x) ? json_real(x) : json_null();
-}
 
 static void pct(char *buf, int n, double x) {
     if (isfinite(x))
@@ -29,9 +26,9 @@ int report_write(const char *dir, const char *config_path, const RunReport *r) {
     json_object_set_new(j, "config", json_string(config_path));
     json_object_set_new(j, "sft_steps", json_integer(r->sft_steps));
     json_object_set_new(j, "rl_steps", json_integer(r->rl_steps));
-    json_object_set_new(j, "sft_eval_accuracy", num_or_null(r->sft_eval_accuracy));
-    json_object_set_new(j, "rl_eval_accuracy", num_or_null(r->rl_eval_accuracy));
-    json_object_set_new(j, "final_sft_loss", num_or_null(r->final_sft_loss));
+    json_object_set_new(j, "sft_eval_accuracy", json_finite(r->sft_eval_accuracy));
+    json_object_set_new(j, "rl_eval_accuracy", json_finite(r->rl_eval_accuracy));
+    json_object_set_new(j, "final_sft_loss", json_finite(r->final_sft_loss));
     json_object_set_new(j, "skipped_updates", json_integer(r->skipped_updates));
     json_object_set_new(j, "sft_seconds", json_real(r->sft_seconds));
     json_object_set_new(j, "rl_seconds", json_real(r->rl_seconds));

@@ -148,8 +148,8 @@ static void attempt(Rollout *r, int n_prompts, RolloutStats *st) {
     st->attempts++;
 }
 
-int group_passes(const float *outcome, const int *truncated, int K, double acc_lo,
-                 double acc_hi, int drop_truncated) {
+int group_passes(const float *outcome, const int *truncated, int K, double acc_lo, double acc_hi,
+                 int drop_truncated) {
     double mean = 0;
     int cut = 0;
     for (int k = 0; k < K; k++) {
@@ -176,4 +176,9 @@ void rollout_step(Rollout *r, Groups *batch, RolloutStats *st) {
     }
     groups_take(batch, &r->carry, P);
     st->groups_kept = batch->n;
+}
+
+void rollout_last_attempt(Rollout *r, Groups *dst, int n) {
+    dst->n = 0;
+    for (int g = 0; g < r->scratch.n && g < n; g++) groups_push(dst, &r->scratch, g);
 }

@@ -45,13 +45,16 @@ typedef struct {
 
 /* PRIME.md section 1: a group passes when its mean outcome lies in [acc_lo, acc_hi] and,
  * with drop_truncated, none of its K responses was cut at the length limit. */
-int group_passes(const float *outcome, const int *truncated, int K, double acc_lo,
-                 double acc_hi, int drop_truncated);
+int group_passes(const float *outcome, const int *truncated, int K, double acc_lo, double acc_hi,
+                 int drop_truncated);
 
 void rollout_init(Rollout *r, const RunConfig *rc, Generator *gen, int Tcap);
 void rollout_free(Rollout *r);
 /* Fills batch with up to P passing groups for this step (fewer when the attempts run out). */
 void rollout_step(Rollout *r, Groups *batch, RolloutStats *st);
+/* Copies up to n groups of the last attempt, whether they passed or not (for the debug dump
+ * of a step where nothing passed). */
+void rollout_last_attempt(Rollout *r, Groups *dst, int n);
 /* Encodes "Q:...=" for problem index of the task stream seed: bos + characters. Returns the
  * token count. */
 int task_prompt_tokens(const ArithParams *ap, unsigned long long seed, long long index, int *ids,

@@ -9,6 +9,7 @@
 #include "tokenizer_char.h"
 #include "../runtime/check.h"
 #include "../runtime/error.h"
+#include "../runtime/jsonutil.h"
 #include "../runtime/log.h"
 
 void sft_batch_init(SftBatch *b, int B, int T) {
@@ -161,18 +162,20 @@ int sft_run(Model *m, const RunConfig *rc, const char *run_dir) {
             double mean = loss_acc / loss_n;
             progress_print(&pr, step + 1, tokens, "tok", "loss %.4f | lr %.2e | gnorm %.3f", mean,
                            lr, gn);
-            metrics_line(mf, json_pack("{s:s, s:i, s:f, s:f, s:f, s:f, s:i, s:f}", "phase", "sft",
-                                       "step", step + 1, "loss", mean, "lr", lr, "grad_norm", gn,
-                                       "tokens_per_s", tokens / (time_now() - pr.t0),
-                                       "skipped_steps", skipped, "elapsed_s", time_now() - pr.t0));
+            /* "o" with json_finite: a skipped step's NaN norm becomes null, not a lost line */
+            metrics_line(mf, json_pack("{s:s, s:i, s:o, s:f, s:o, s:f, s:i, s:f}", "phase", "sft",
+                                       "step", step + 1, "loss", json_finite(mean), "lr", lr,
+                                       "grad_norm", json_finite(gn), "tokens_per_s",
+                                       tokens / (time_now() - pr.t0), "skipped_steps", skipped,
+                                       "elapsed_s", time_now() - pr.t0));
             loss_acc = 0;
             loss_n = 0;
         }
         if ((c->eval_every > 0 && (step + 1) % c->eval_every == 0) || last) {
             double el = eval_loss(m, rc, &ap, &b, logp);
             printf("sft eval | step %d | held-out loss %.4f\n", step + 1, el);
-            metrics_line(mf, json_pack("{s:s, s:i, s:f}", "phase", "sft_eval", "step", step + 1,
-                                       "eval_loss", el));
+            metrics_line(mf, json_pack("{s:s, s:i, s:o}", "phase", "sft_eval", "step", step + 1,
+                                       "eval_loss", json_finite(el)));
         }
     }
     adamw_free(&opt);

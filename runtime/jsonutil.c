@@ -1,4 +1,5 @@
 /* jansson helpers with errors that name file and field. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "error.h"
@@ -75,4 +76,8 @@ int json_write_path(const char *path, const json_t *value) {
     int st = atomic_write(path, text, n + 1);
     free(text);
     return st;
+}
+
+json_t *json_finite(double x) {
+    return isfinite(x) ? json_real(x) : json_null();
 }

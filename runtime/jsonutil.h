@@ -12,5 +12,7 @@ int json_get_num(const json_t *obj, const char *key, int required, const char *f
 int json_get_bool(const json_t *obj, const char *key, int required, const char *file, int *out);
 int json_get_str(const json_t *obj, const char *key, int required, const char *file,
                  const char **out);
+/* A JSON real, or null where x is NaN or infinite (JSON has no such numbers). */
+json_t *json_finite(double x);
 /* Writes a JSON value atomically with 2-space indentation. */
 int json_write_path(const char *path, const json_t *value);
