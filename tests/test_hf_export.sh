@@ -22,7 +22,7 @@ one() { # name dtype extra-set...
     "$BIN" train configs/demo.json --set run_dir="$W/$name" --set sft.steps=3 --set sft.batch_size=4 \
         --set task.eval_size=4 --set model.hidden_size=32 --set model.num_hidden_layers=2 \
         --set model.num_attention_heads=4 --set model.intermediate_size=48 \
-        --set checkpoint_dtype="$dtype" "$@" >/dev/null 2>&1 &&
+        --set rl.steps=0 --set checkpoint_dtype="$dtype" "$@" >/dev/null 2>&1 &&
     "$BIN" logprobs --model "$W/$name/sft" --data "$W/in.jsonl" --out "$W/$name.ours" &&
     python3 tests/hf_logprobs.py "$W/$name/sft" "$W/in.jsonl" "$W/$name.hf" 2>"$W/$name.err" &&
     python3 tests/compare_logprobs.py "$W/$name.ours" "$W/$name.hf" --tol 1e-4
