@@ -12,7 +12,6 @@
 #include "../runtime/log.h"
 #include "../runtime/plot.h"
 
-
 static void pct(char *buf, int n, double x) {
     if (isfinite(x))
         snprintf(buf, n, "%.1f%%", 100 * x);
