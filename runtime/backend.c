@@ -1,6 +1,5 @@
 /* Backend selection and backend memory. The CUDA pieces come from backend_cuda.cu when
- * the build has DENSERL_CUDA; the op kernels for CUDA are not part of this build yet, so
- * "cuda" is refused by name and "auto" falls back to the CPU. */
+ * the build has DENSERL_CUDA; "auto" takes the GPU when one answers. */
 #include <stdio.h>
 #include <string.h>
 #include "backend.h"
@@ -8,12 +7,29 @@
 #include "error.h"
 
 #ifdef DENSERL_CUDA
-int cuda_device_count(void); /* backend_cuda.cu */
+#define ON_CUDA(be) ((be) == BACKEND_CUDA)
+/* backend_cuda.cu */
+int cuda_device_count(void);
+void *cuda_alloc(size_t bytes);
+void cuda_free(void *p);
+void cuda_memset0(void *p, size_t bytes);
+void cuda_memset_byte(void *p, int byte, size_t bytes);
+void cuda_copy(void *dst, const void *src, size_t bytes, int kind); /* 0 H2D, 1 D2H, 2 D2D */
+void cuda_synchronize(void);
+void cuda_device_name(char *buf, int n);
+#else
+static int cpu_only(Backend be) {
+    CHECK(be == BACKEND_CPU);
+    return 0;
+}
+#define ON_CUDA(be) cpu_only(be)
 #endif
 
 int backend_cuda_available(void) {
 #ifdef DENSERL_CUDA
-    return cuda_device_count() > 0;
+    static int avail = -1;
+    if (avail < 0) avail = cuda_device_count() > 0;
+    return avail;
 #else
     return 0;
 #endif
@@ -25,15 +41,20 @@ int backend_from_name(const char *name, Backend *out) {
         return DR_OK;
     }
     if (strcmp(name, "auto") == 0) {
-        *out = BACKEND_CPU;
-        if (backend_cuda_available())
-            fprintf(stderr, "denserl: a GPU is present but this build has no CUDA kernels yet; "
-                            "using the CPU\n");
+        *out = backend_cuda_available() ? BACKEND_CUDA : BACKEND_CPU;
+        if (*out == BACKEND_CPU) fprintf(stderr, "denserl: no GPU answered; running on the CPU\n");
         return DR_OK;
     }
-    if (strcmp(name, "cuda") == 0)
-        return dr_error("device \"cuda\": this build has no CUDA kernels yet; use \"cpu\" or "
-                        "\"auto\"");
+    if (strcmp(name, "cuda") == 0) {
+        *out = BACKEND_CUDA;
+#ifdef DENSERL_CUDA
+        if (backend_cuda_available()) return DR_OK;
+        return dr_error("device \"cuda\": no GPU answered (use \"cpu\" or \"auto\")");
+#else
+        return dr_error("device \"cuda\": this binary was built without CUDA (rebuild with "
+                        "-DDENSERL_CUDA=ON, or use \"cpu\")");
+#endif
+    }
     return dr_error("device \"%s\": expected \"cpu\", \"cuda\" or \"auto\"", name);
 }
 
@@ -41,32 +62,80 @@ const char *backend_name(Backend be) {
     return be == BACKEND_CUDA ? "cuda" : "cpu";
 }
 
+void backend_describe(Backend be, char *buf, int n) {
+#ifdef DENSERL_CUDA
+    if (be == BACKEND_CUDA) {
+        cuda_device_name(buf, n);
+        return;
+    }
+#else
+    (void)ON_CUDA(be);
+#endif
+    snprintf(buf, (size_t)n, "cpu");
+}
+
 void *be_alloc(Backend be, size_t bytes) {
-    CHECK(be == BACKEND_CPU);
+#ifdef DENSERL_CUDA
+    if (ON_CUDA(be)) return cuda_alloc(bytes);
+#else
+    (void)ON_CUDA(be);
+#endif
     return xalloc_aligned(bytes);
 }
 
 void be_free(Backend be, void *p) {
-    CHECK(be == BACKEND_CPU);
+#ifdef DENSERL_CUDA
+    if (ON_CUDA(be)) return cuda_free(p);
+#else
+    (void)ON_CUDA(be);
+#endif
     free(p);
 }
 
 void be_memset0(Backend be, void *p, size_t bytes) {
-    CHECK(be == BACKEND_CPU);
-    memset(p, 0, bytes);
+    be_memset_byte(be, p, 0, bytes);
+}
+
+void be_memset_byte(Backend be, void *p, int byte, size_t bytes) {
+#ifdef DENSERL_CUDA
+    if (ON_CUDA(be)) return cuda_memset_byte(p, byte, bytes);
+#else
+    (void)ON_CUDA(be);
+#endif
+    memset(p, byte, bytes);
 }
 
 void be_to_device(Backend be, void *dst, const void *src, size_t bytes) {
-    CHECK(be == BACKEND_CPU);
+#ifdef DENSERL_CUDA
+    if (ON_CUDA(be)) return cuda_copy(dst, src, bytes, 0);
+#else
+    (void)ON_CUDA(be);
+#endif
     memcpy(dst, src, bytes);
 }
 
 void be_to_host(Backend be, void *dst, const void *src, size_t bytes) {
-    CHECK(be == BACKEND_CPU);
+#ifdef DENSERL_CUDA
+    if (ON_CUDA(be)) return cuda_copy(dst, src, bytes, 1);
+#else
+    (void)ON_CUDA(be);
+#endif
     memcpy(dst, src, bytes);
 }
 
 void be_copy(Backend be, void *dst, const void *src, size_t bytes) {
-    CHECK(be == BACKEND_CPU);
-    memcpy(dst, src, bytes);
+#ifdef DENSERL_CUDA
+    if (ON_CUDA(be)) return cuda_copy(dst, src, bytes, 2);
+#else
+    (void)ON_CUDA(be);
+#endif
+    memmove(dst, src, bytes);
+}
+
+void be_synchronize(Backend be) {
+#ifdef DENSERL_CUDA
+    if (ON_CUDA(be)) cuda_synchronize();
+#else
+    (void)ON_CUDA(be);
+#endif
 }

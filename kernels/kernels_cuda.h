@@ -1,0 +1,101 @@
+/* The CUDA twins of the CPU kernels: same arguments, same shapes, same accumulate-or-write
+ * rules as the _cpu function of the same name in the header named beside each group, with
+ * every pointer in device memory. Functions returning a scalar bring it back to the host
+ * (and so wait for the device). Built only with DENSERL_CUDA; runtime/ops*.c dispatch here. */
+#pragma once
+#include <stdint.h>
+#include "advantage.h"
+#include "optim.h"
+#include "ppo.h"
+#include "reward.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* embedding.h, rmsnorm.h, rope.h, swiglu.h, linear.h (cuBLAS, fp32 without TF32) */
+void embedding_forward_cuda(float *y, const int *ids, const float *table, int n, int d);
+void embedding_backward_cuda(float *dtable, const float *dy, const int *ids, int n, int d);
+void rmsnorm_forward_cuda(float *y, float *rstd, const float *x, const float *w, int n, int d,
+                          float eps);
+void rmsnorm_backward_cuda(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                           const float *rstd, int n, int d);
+void rope_forward_cuda(float *x, const int *pos, const float *cos_t, const float *sin_t, int n,
+                       int h, int D);
+void rope_backward_cuda(float *dx, const int *pos, const float *cos_t, const float *sin_t, int n,
+                        int h, int D);
+void swiglu_forward_cuda(float *h, const float *g, const float *u, long n);
+void swiglu_backward_cuda(float *dg, float *du, const float *dh, const float *g, const float *u,
+                          long n);
+void linear_forward_cuda(float *y, const float *x, const float *w, const float *b, int n, int in,
+                         int out);
+void linear_backward_cuda(float *dx, float *dw, float *db, const float *dy, const float *x,
+                          const float *w, int n, int in, int out);
+
+/* optim.h, plus y += x */
+void adamw_update_cuda(float *p, const float *g, float *m, float *v, long n, AdamWParams hp, int t);
+double sumsq_cuda(const float *g, long n);
+void scale_cuda(float *x, long n, float s);
+void add_cuda(float *y, const float *x, long n);
+
+/* attention.h */
+void attention_forward_cuda(float *out, float *lse, const float *q, const float *k, const float *v,
+                            int B, int T, int H, int Hkv, int D);
+void attention_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                             const float *k, const float *v, const float *out, const float *lse,
+                             int B, int T, int H, int Hkv, int D);
+void attention_decode_cuda(float *out, const float *q, const float *kcache, const float *vcache,
+                           const int *pos, int B, int Tc, int H, int Hkv, int D);
+void kv_cache_store_cuda(float *cache, const float *x, const int *pos, int B, int Tc, int width);
+
+/* logprob.h (scratch: chunk * V floats of device memory) */
+void logprob_forward_cuda(float *logp, float *entropy, float *lse, const float *h, const float *w,
+                          const int *targets, int n, int d, int V, int chunk, float *scratch);
+void logprob_backward_cuda(float *dh, float *dw, const float *dlogp, const float *dentropy,
+                           const float *h, const float *w, const int *targets, const float *lse,
+                           int n, int d, int V, int chunk, float *scratch);
+
+/* sample.h */
+void sample_cuda(int *out, float *logits, const float *u, int B, int V, float temperature,
+                 int top_k, float top_p);
+void sample_logp_cuda(int *out, float *logp, float *logits, const float *u, int B, int V,
+                      float temperature, int top_k, float top_p);
+
+/* reward.h */
+void prime_token_rewards_cuda(float *r, const float *logp_prm, const float *logp_ref,
+                              const float *mask, const int *targets, int N, int T, float beta,
+                              int granularity, int step_delim, int transform, float clip_eta);
+float reward_suffix_absmax_cuda(const float *r, const float *mask, int N, int T);
+double prm_loss_cuda(float *dlogp_prm, float *score, const float *logp_prm, const float *logp_ref,
+                     const float *mask, const float *outcome, int N, int T, float beta,
+                     double denom);
+
+/* advantage.h (the double outputs of masked_moments are host pointers) */
+void rloo_outcome_cuda(float *out, const float *o, int N, int K);
+void rloo_process_cuda(float *out, const float *r, const float *mask, int N, int T, int K,
+                       int paper);
+void grpo_outcome_cuda(float *out, const float *o, int N, int K, float eps);
+void grpo_process_cuda(float *out, const float *r, const float *mask, int N, int T, int K,
+                       float eps);
+void combine_rewards_cuda(float *c, const float *proc, const float *out, const float *mask, int N,
+                          int T, float w_proc, float w_out);
+void discounted_returns_cuda(float *G, const float *c, const float *mask, int N, int T,
+                             float gamma);
+void masked_moments_cuda(double *sum, double *sumsq, double *count, const float *x,
+                         const float *mask, int N, int T);
+void whiten_cuda(float *out, const float *x, const float *mask, int N, int T, double sum,
+                 double sumsq, double count);
+void gae_cuda(float *A, float *R, const float *c, const float *V, const float *mask, int N, int T,
+              float gamma, float lam);
+
+/* ppo.h (stats is a host pointer) */
+double ppo_loss_cuda(float *dlogp, float *dent, PpoStats *stats, const float *logp,
+                     const float *logp_old, const float *logp_ref, const float *entropy,
+                     const float *adv, const float *mask, int N, int T, PpoParams p,
+                     double token_denom, double seq_denom);
+double value_loss_cuda(float *dV, double *clip_frac, const float *V, const float *V_old,
+                       const float *R, const float *mask, int N, int T, float eps, double denom);
+
+#ifdef __cplusplus
+}
+#endif
