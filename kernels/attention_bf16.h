@@ -1,0 +1,30 @@
+/* Causal grouped-query flash attention in bf16 on tensor cores (CUDA only): the same
+ * semantics as attention.h (scale 1/sqrt(D), query head h reads key/value head
+ * h / (H / Hkv), lse the natural-log log-sum-exp of the scaled scores), with bf16 tensors
+ * stored as uint16_t bit patterns so that C code can hold and pass them. Every pointer is
+ * device memory. D must be 64 or 128 (anything else aborts with a message); any T >= 1. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* q (B, T, H, D), k, v (B, T, Hkv, D) bf16; writes out (B, T, H, D) bf16 and lse (B, H, T)
+ * fp32. */
+void attention_forward_bf16_cuda(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k,
+                                 const uint16_t *v, int B, int T, int H, int Hkv, int D);
+/* Bytes of device workspace attention_backward_bf16_cuda needs for this shape. */
+size_t attention_backward_bf16_workspace(int B, int T, int H, int Hkv, int D);
+/* WRITES (does not accumulate) dq (B, T, H, D), dk, dv (B, T, Hkv, D) bf16 from dout, q, k,
+ * v, out (bf16, shapes as in the forward) and lse (B, H, T) fp32; workspace holds at least
+ * attention_backward_bf16_workspace(...) bytes of device memory, 16-byte aligned. */
+void attention_backward_bf16_cuda(uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout,
+                                  const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                                  const uint16_t *out, const float *lse, int B, int T, int H,
+                                  int Hkv, int D, void *workspace);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,525 @@
+/* CUDA twins of attention.h in fp32: a flash-attention forward (K/V tiles in shared memory,
+ * online softmax, only out and the row log-sum-exp written), a deterministic two-kernel
+ * FlashAttention-2 backward (one kernel owns a key tile and sums dk, dv over every query
+ * head of its group; another owns a query tile and sums dq; no atomics), a split-key decode
+ * for one query per sequence against the KV cache, and the cache store.
+ *
+ * Every kernel gives one row (a query, or a key) to a group of G adjacent lanes; lane i of
+ * the group holds float4 slices i, i + G, ... of the row's vectors in registers (NV of
+ * them), and dot products finish with a butterfly over the group, which leaves the same
+ * bits in every lane. G = 8 serves D <= 128, G = 16 serves D <= 256. */
+#include "../kernels/kernels_cuda.h"
+#include "../runtime/cuda_util.cuh"
+
+#include <math.h>
+
+#define ATTN_NT        512 /* threads of the forward and backward blocks */
+#define ATTN_BK        32  /* keys (or queries) per shared-memory tile */
+#define ATTN_DEC_NT    256 /* threads of a decode block */
+#define ATTN_FWD_CHUNK 16  /* keys per online-softmax step of the forward */
+
+/* internal linkage: the bf16 attention file has kernels and helpers of the same names */
+namespace {
+
+/* ---- group helpers ---- */
+
+/* Sum over the G lanes of an aligned group; every lane of it gets the same bits, since
+ * each butterfly step adds the same two values (a + b == b + a exactly). */
+template <int G> __device__ __forceinline__ float attn_group_sum(float a) {
+#pragma unroll
+    for (int o = G / 2; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
+    return a;
+}
+
+/* This lane's part of x . y, x in registers, y a row of float4 (shared or global). */
+template <int G, int NV>
+__device__ __forceinline__ float attn_dot(const float4 (&x)[NV], const float4 *y, int lane,
+                                          int D4) {
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < NV; i++) {
+        const int c = lane + i * G;
+        if (c < D4) {
+            const float4 b = y[c];
+            s = fmaf(x[i].x, b.x, s);
+            s = fmaf(x[i].y, b.y, s);
+            s = fmaf(x[i].z, b.z, s);
+            s = fmaf(x[i].w, b.w, s);
+        }
+    }
+    return s;
+}
+
+/* acc += a * y over this lane's slices. */
+template <int G, int NV>
+__device__ __forceinline__ void attn_axpy(float4 (&acc)[NV], float a, const float4 *y, int lane,
+                                          int D4) {
+#pragma unroll
+    for (int i = 0; i < NV; i++) {
+        const int c = lane + i * G;
+        if (c < D4) {
+            const float4 b = y[c];
+            acc[i].x = fmaf(a, b.x, acc[i].x);
+            acc[i].y = fmaf(a, b.y, acc[i].y);
+            acc[i].z = fmaf(a, b.z, acc[i].z);
+            acc[i].w = fmaf(a, b.w, acc[i].w);
+        }
+    }
+}
+
+/* This lane's slices of row (zeros where invalid or past D). */
+template <int G, int NV>
+__device__ __forceinline__ void attn_load_row(float4 (&x)[NV], const float4 *row, bool valid,
+                                              int lane, int D4) {
+#pragma unroll
+    for (int i = 0; i < NV; i++) {
+        const int c = lane + i * G;
+        x[i] = (valid && c < D4) ? row[c] : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+}
+
+template <int NV> __device__ __forceinline__ void attn_zero(float4 (&x)[NV]) {
+#pragma unroll
+    for (int i = 0; i < NV; i++) x[i] = make_float4(0.f, 0.f, 0.f, 0.f);
+}
+
+/* dst[c] += a * x over this lane's slices. */
+template <int G, int NV>
+__device__ __forceinline__ void attn_add_row(float4 *dst, const float4 (&x)[NV], float a, int lane,
+                                             int D4) {
+#pragma unroll
+    for (int i = 0; i < NV; i++) {
+        const int c = lane + i * G;
+        if (c < D4) {
+            float4 o = dst[c];
+            o.x += a * x[i].x;
+            o.y += a * x[i].y;
+            o.z += a * x[i].z;
+            o.w += a * x[i].w;
+            dst[c] = o;
+        }
+    }
+}
+
+/* Stages rows t0 .. t0 + ATTN_BK - 1 of head hh of x (B, T, nh, D) into tile (ATTN_BK, D4),
+ * zeros past T. All threads of the block take part. */
+__device__ __forceinline__ void attn_stage(float4 *tile, const float *__restrict__ x, int b, int t0,
+                                           int hh, int T, int nh, int D4) {
+    for (int idx = threadIdx.x; idx < ATTN_BK * D4; idx += blockDim.x) {
+        const int r = idx / D4, c = idx - r * D4, t = t0 + r;
+        float4 val = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (t < T) val = ((const float4 *)(x + (((size_t)b * T + t) * nh + hh) * D4 * 4))[c];
+        tile[idx] = val;
+    }
+}
+
+/* ---- forward ---- */
+
+/* One online-softmax step over keys 0 .. ATTN_FWD_CHUNK - 1 of the tiles ks, vs: key j is
+ * masked when rel + j > 0 (rel = its index minus the query's). Key 0 of the sequence is in
+ * the first step of every row, so mt is finite from there on and alpha = exp(-inf) = 0. */
+template <int G, int NV>
+__device__ __forceinline__ void
+attn_fwd_chunk(float4 (&acc)[NV], float &m, float &l, const float4 (&qr)[NV], const float4 *ks,
+               const float4 *vs, int rel, int lane, int D4, float scale) {
+    float s[ATTN_FWD_CHUNK];
+    float mt = m;
+#pragma unroll
+    for (int j = 0; j < ATTN_FWD_CHUNK; j++) {
+        s[j] = attn_group_sum<G>(attn_dot<G, NV>(qr, ks + j * D4, lane, D4)) * scale;
+        if (rel + j > 0) s[j] = -INFINITY; /* causal; also every key past T */
+        mt = fmaxf(mt, s[j]);
+    }
+    const float alpha = expf(m - mt);
+    float ps = 0.0f;
+#pragma unroll
+    for (int j = 0; j < ATTN_FWD_CHUNK; j++) {
+        s[j] = expf(s[j] - mt);
+        ps += s[j];
+    }
+    l = l * alpha + ps;
+    m = mt;
+#pragma unroll
+    for (int i = 0; i < NV; i++) {
+        acc[i].x *= alpha;
+        acc[i].y *= alpha;
+        acc[i].z *= alpha;
+        acc[i].w *= alpha;
+    }
+#pragma unroll
+    for (int j = 0; j < ATTN_FWD_CHUNK; j++) attn_axpy<G, NV>(acc, s[j], vs + j * D4, lane, D4);
+}
+
+/* grid (ceil(T / BQ), H, B), BQ = ATTN_NT / G query rows per block; shared K and V tiles
+ * (ATTN_BK, D) each. */
+template <int G, int NV>
+__global__ void __launch_bounds__(ATTN_NT, 1)
+    attn_fwd_kernel(float *__restrict__ out, float *__restrict__ lse, const float *__restrict__ q,
+                    const float *__restrict__ k, const float *__restrict__ v, int T, int H, int Hkv,
+                    int D, float scale) {
+    constexpr int BQ = ATTN_NT / G;
+    extern __shared__ float4 attn_smem[];
+    const int D4 = D >> 2, b = blockIdx.z, h = blockIdx.y, kh = h / (H / Hkv);
+    float4 *ks = attn_smem, *vs = attn_smem + ATTN_BK * D4;
+    const int lane = threadIdx.x % G, q0 = blockIdx.x * BQ, row = q0 + threadIdx.x / G;
+    const bool valid = row < T;
+    float4 qr[NV], acc[NV];
+    attn_load_row<G, NV>(qr, (const float4 *)(q + (((size_t)b * T + row) * H + h) * D), valid, lane,
+                         D4);
+    attn_zero<NV>(acc);
+    float m = -INFINITY, l = 0.0f;
+    const int last = min(q0 + BQ, T) - 1; /* the block's last query sees keys 0 .. last */
+    for (int k0 = 0; k0 <= last; k0 += ATTN_BK) {
+        __syncthreads(); /* the previous tiles are consumed */
+        attn_stage(ks, k, b, k0, kh, T, Hkv, D4);
+        attn_stage(vs, v, b, k0, kh, T, Hkv, D4);
+        __syncthreads();
+#pragma unroll 1
+        for (int j0 = 0; j0 < ATTN_BK; j0 += ATTN_FWD_CHUNK)
+            attn_fwd_chunk<G, NV>(acc, m, l, qr, ks + j0 * D4, vs + j0 * D4, k0 + j0 - row, lane,
+                                  D4, scale);
+    }
+    if (!valid) return;
+    const float inv = 1.0f / l;
+    float4 *o = (float4 *)(out + (((size_t)b * T + row) * H + h) * D);
+#pragma unroll
+    for (int i = 0; i < NV; i++) {
+        const int c = lane + i * G;
+        if (c < D4)
+            o[c] = make_float4(acc[i].x * inv, acc[i].y * inv, acc[i].z * inv, acc[i].w * inv);
+    }
+    if (lane == 0) lse[((size_t)b * H + h) * T + row] = m + logf(l);
+}
+
+/* ---- backward ---- */
+
+/* Delta (B, H, T) = rowsum(dout * out), one warp per (b, t, h) row. */
+__global__ void attn_delta_kernel(float *__restrict__ delta, const float *__restrict__ dout,
+                                  const float *__restrict__ out, int B, int T, int H, int D) {
+    const long n = (long)B * T * H, warps = (long)gridDim.x * (blockDim.x / 32);
+    const int lane = threadIdx.x % 32;
+    /* r is the same for the whole warp, so all of its lanes reach the shuffles */
+    for (long r = (long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; r < n; r += warps) {
+        const float *a = dout + r * D, *o = out + r * D;
+        float s = 0.0f;
+        for (int i = lane; i < D; i += 32) s = fmaf(a[i], o[i], s);
+        for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+        const int h = (int)(r % H), t = (int)(r / H % T), b = (int)(r / H / T);
+        if (lane == 0) delta[((size_t)b * H + h) * T + t] = s;
+    }
+}
+
+/* grid (ceil(T / BKV), Hkv, B), BKV = ATTN_NT / G keys per block. Each key row keeps k, v and
+ * its dk, dv sums in registers and walks the queries t >= its tile's first key, of every
+ * query head of its group in order, staged ATTN_BK at a time: P and dS recomputed from
+ * q, k, lse and Delta, then dv += P dout and dk += dS q. Shared: q and dout tiles, lse and
+ * Delta of the tile. */
+template <int G, int NV>
+__global__ void __launch_bounds__(ATTN_NT, 1)
+    attn_bwd_dkdv_kernel(float *__restrict__ dk, float *__restrict__ dv,
+                         const float *__restrict__ dout, const float *__restrict__ q,
+                         const float *__restrict__ k, const float *__restrict__ v,
+                         const float *__restrict__ lse, const float *__restrict__ delta, int T,
+                         int H, int Hkv, int D, float scale) {
+    constexpr int BKV = ATTN_NT / G;
+    extern __shared__ float4 attn_smem[];
+    const int D4 = D >> 2, b = blockIdx.z, kh = blockIdx.y, group = H / Hkv;
+    float4 *qs = attn_smem, *ds = attn_smem + ATTN_BK * D4;
+    float *ls = (float *)(ds + ATTN_BK * D4), *dls = ls + ATTN_BK;
+    const int lane = threadIdx.x % G, k0 = blockIdx.x * BKV, key = k0 + threadIdx.x / G;
+    const bool valid = key < T;
+    const size_t ko = (((size_t)b * T + key) * Hkv + kh) * D;
+    float4 kr[NV], vr[NV], dka[NV], dva[NV];
+    attn_load_row<G, NV>(kr, (const float4 *)(k + ko), valid, lane, D4);
+    attn_load_row<G, NV>(vr, (const float4 *)(v + ko), valid, lane, D4);
+    attn_zero<NV>(dka);
+    attn_zero<NV>(dva);
+    for (int h = kh * group; h < (kh + 1) * group; h++) {
+        const float *lh = lse + ((size_t)b * H + h) * T, *dh = delta + ((size_t)b * H + h) * T;
+        for (int t0 = k0; t0 < T; t0 += ATTN_BK) {
+            __syncthreads();
+            attn_stage(qs, q, b, t0, h, T, H, D4);
+            attn_stage(ds, dout, b, t0, h, T, H, D4);
+            if (threadIdx.x < ATTN_BK) {
+                const int t = t0 + threadIdx.x;
+                ls[threadIdx.x] = t < T ? lh[t] : 0.0f;
+                dls[threadIdx.x] = t < T ? dh[t] : 0.0f;
+            }
+            __syncthreads();
+#pragma unroll 2
+            for (int r = 0; r < ATTN_BK; r++) {
+                const float4 *qt = qs + r * D4, *dt = ds + r * D4;
+                const float sc = attn_group_sum<G>(attn_dot<G, NV>(kr, qt, lane, D4));
+                const float dp = attn_group_sum<G>(attn_dot<G, NV>(vr, dt, lane, D4));
+                const int t = t0 + r;
+                const float p = (t >= key && t < T) ? expf(sc * scale - ls[r]) : 0.0f;
+                const float dsc = p * (dp - dls[r]);
+                attn_axpy<G, NV>(dva, p, dt, lane, D4);
+                attn_axpy<G, NV>(dka, dsc, qt, lane, D4);
+            }
+        }
+    }
+    if (!valid) return;
+    attn_add_row<G, NV>((float4 *)(dk + ko), dka, scale, lane, D4);
+    attn_add_row<G, NV>((float4 *)(dv + ko), dva, 1.0f, lane, D4);
+}
+
+/* grid (ceil(T / BQ), H, B), BQ = ATTN_NT / G query rows per block. Each query row keeps q,
+ * dout and its dq sum in registers and walks the keys 0 .. its causal limit, staged
+ * ATTN_BK at a time: dS recomputed as in the dk/dv kernel, dq += dS k. */
+template <int G, int NV>
+__global__ void __launch_bounds__(ATTN_NT, 1)
+    attn_bwd_dq_kernel(float *__restrict__ dq, const float *__restrict__ dout,
+                       const float *__restrict__ q, const float *__restrict__ k,
+                       const float *__restrict__ v, const float *__restrict__ lse,
+                       const float *__restrict__ delta, int T, int H, int Hkv, int D, float scale) {
+    constexpr int BQ = ATTN_NT / G;
+    extern __shared__ float4 attn_smem[];
+    const int D4 = D >> 2, b = blockIdx.z, h = blockIdx.y, kh = h / (H / Hkv);
+    float4 *ks = attn_smem, *vs = attn_smem + ATTN_BK * D4;
+    const int lane = threadIdx.x % G, q0 = blockIdx.x * BQ, row = q0 + threadIdx.x / G;
+    const bool valid = row < T;
+    const size_t qo = (((size_t)b * T + row) * H + h) * D;
+    float4 qr[NV], dor[NV], dqa[NV];
+    attn_load_row<G, NV>(qr, (const float4 *)(q + qo), valid, lane, D4);
+    attn_load_row<G, NV>(dor, (const float4 *)(dout + qo), valid, lane, D4);
+    attn_zero<NV>(dqa);
+    const float l = valid ? lse[((size_t)b * H + h) * T + row] : 0.0f;
+    const float dl = valid ? delta[((size_t)b * H + h) * T + row] : 0.0f;
+    const int last = min(q0 + BQ, T) - 1;
+    for (int k0 = 0; k0 <= last; k0 += ATTN_BK) {
+        __syncthreads();
+        attn_stage(ks, k, b, k0, kh, T, Hkv, D4);
+        attn_stage(vs, v, b, k0, kh, T, Hkv, D4);
+        __syncthreads();
+#pragma unroll 2
+        for (int j = 0; j < ATTN_BK; j++) {
+            const float4 *kt = ks + j * D4;
+            const float sc = attn_group_sum<G>(attn_dot<G, NV>(qr, kt, lane, D4));
+            const float dp = attn_group_sum<G>(attn_dot<G, NV>(dor, vs + j * D4, lane, D4));
+            const float p = (k0 + j <= row) ? expf(sc * scale - l) : 0.0f;
+            attn_axpy<G, NV>(dqa, p * (dp - dl), kt, lane, D4);
+        }
+    }
+    if (valid) attn_add_row<G, NV>((float4 *)(dq + qo), dqa, scale, lane, D4);
+}
+
+/* ---- decode ---- */
+
+/* grid (H, B), ATTN_DEC_NT threads: NG = ATTN_DEC_NT / G lane groups split the cache
+ * positions round-robin, each with its own online softmax, merged at the end through
+ * shared memory. */
+template <int G, int NV>
+__global__ void __launch_bounds__(ATTN_DEC_NT)
+    attn_decode_kernel(float *__restrict__ out, const float *__restrict__ q,
+                       const float *__restrict__ kc, const float *__restrict__ vc,
+                       const int *__restrict__ pos, int Tc, int H, int Hkv, int D, float scale) {
+    constexpr int NG = ATTN_DEC_NT / G;
+    __shared__ float4 sacc[NG * G * NV];
+    __shared__ float sm[NG], sl[NG];
+    const int D4 = D >> 2, b = blockIdx.y, h = blockIdx.x, kh = h / (H / Hkv);
+    const int lane = threadIdx.x % G, grp = threadIdx.x / G;
+    const int n = min(pos[b] + 1, Tc);
+    float4 qr[NV], acc[NV];
+    attn_load_row<G, NV>(qr, (const float4 *)(q + ((size_t)b * H + h) * D), true, lane, D4);
+    attn_zero<NV>(acc);
+    float m = -INFINITY, l = 0.0f;
+    /* the loop bound is the same for the whole block, so every lane reaches the shuffles */
+    for (int t0 = 0; t0 < n; t0 += NG) {
+        const int t = t0 + grp;
+        const bool ok = t < n;
+        /* a group past n reads position 0 (always present) and drops the result */
+        const size_t co = (((size_t)b * Tc + (ok ? t : 0)) * Hkv + kh) * D;
+        const float s =
+            attn_group_sum<G>(attn_dot<G, NV>(qr, (const float4 *)(kc + co), lane, D4)) * scale;
+        if (!ok) continue; /* m, l, acc unchanged; no shuffle follows in this iteration */
+        const float mn = fmaxf(m, s), alpha = expf(m - mn), p = expf(s - mn);
+        l = l * alpha + p;
+        m = mn;
+        const float4 *vr = (const float4 *)(vc + co);
+#pragma unroll
+        for (int i = 0; i < NV; i++) {
+            const int c = lane + i * G;
+            float4 w = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (c < D4) w = vr[c];
+            acc[i].x = fmaf(p, w.x, acc[i].x * alpha);
+            acc[i].y = fmaf(p, w.y, acc[i].y * alpha);
+            acc[i].z = fmaf(p, w.z, acc[i].z * alpha);
+            acc[i].w = fmaf(p, w.w, acc[i].w * alpha);
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < NV; i++) sacc[grp * G * NV + lane + i * G] = acc[i];
+    if (lane == 0) {
+        sm[grp] = m;
+        sl[grp] = l;
+    }
+    __syncthreads();
+    float M = -INFINITY;
+    for (int g = 0; g < NG; g++) M = fmaxf(M, sm[g]);
+    float L = 0.0f;
+    for (int g = 0; g < NG; g++) L += sl[g] * expf(sm[g] - M); /* empty groups: 0 * 0 */
+    const float inv = 1.0f / L;
+    float *o = out + ((size_t)b * H + h) * D;
+    for (int c = threadIdx.x; c < D4; c += ATTN_DEC_NT) {
+        float4 r = make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int g = 0; g < NG; g++) {
+            const float w = expf(sm[g] - M);
+            const float4 a = sacc[g * G * NV + c]; /* slice c: lane c % G, reg c / G */
+            r.x = fmaf(w, a.x, r.x);
+            r.y = fmaf(w, a.y, r.y);
+            r.z = fmaf(w, a.z, r.z);
+            r.w = fmaf(w, a.w, r.w);
+        }
+        ((float4 *)o)[c] = make_float4(r.x * inv, r.y * inv, r.z * inv, r.w * inv);
+    }
+}
+
+} // namespace
+
+/* ---- host side ---- */
+
+static void attn_check_shape(const char *fn, int H, int Hkv, int D) {
+    if (D <= 0 || D > 256 || D % 4 != 0 || Hkv <= 0 || H % Hkv != 0) {
+        fprintf(stderr,
+                "fatal: %s: unsupported shape H=%d Hkv=%d D=%d (D a multiple of 4 up to "
+                "256, H a multiple of Hkv)\n",
+                fn, H, Hkv, D);
+        abort();
+    }
+}
+
+static void attn_check_aligned(const char *fn, const void *p) {
+    if ((size_t)p % 16 != 0) {
+        fprintf(stderr, "fatal: %s: pointer %p is not 16-byte aligned\n", fn, p);
+        abort();
+    }
+}
+
+/* Launches kernel with dynamic shared memory smem, raising the kernel's limit past the
+ * default 48 KiB when it needs to (D = 256 tiles take 64 KiB). */
+template <typename K, typename... Args>
+static void attn_launch(K kernel, dim3 grid, int threads, size_t smem, Args... args) {
+    if (smem > 48 * 1024)
+        CUDA_CHECK(
+            cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    kernel<<<grid, threads, smem>>>(args...);
+    LAUNCH_CHECK();
+}
+
+/* Calls F::run<G, NV>() for the lane-group shape that fits D (checked by the caller). */
+template <typename F> static void attn_dispatch(int D, F f) {
+    const int D4 = D / 4;
+    if (D4 <= 8)
+        f.template run<8, 1>();
+    else if (D4 <= 16)
+        f.template run<8, 2>();
+    else if (D4 <= 24)
+        f.template run<8, 3>();
+    else if (D4 <= 32)
+        f.template run<8, 4>();
+    else if (D4 <= 48)
+        f.template run<16, 3>();
+    else
+        f.template run<16, 4>();
+}
+
+struct AttnFwd {
+    float *out, *lse;
+    const float *q, *k, *v;
+    int B, T, H, Hkv, D;
+    float scale;
+    template <int G, int NV> void run() const {
+        const int BQ = ATTN_NT / G;
+        const dim3 grid((T + BQ - 1) / BQ, H, B);
+        const size_t smem = 2 * ATTN_BK * (size_t)D * sizeof(float);
+        attn_launch(attn_fwd_kernel<G, NV>, grid, ATTN_NT, smem, out, lse, q, k, v, T, H, Hkv, D,
+                    scale);
+    }
+};
+
+struct AttnBwd {
+    float *dq, *dk, *dv;
+    const float *dout, *q, *k, *v, *lse, *delta;
+    int B, T, H, Hkv, D;
+    float scale;
+    template <int G, int NV> void run() const {
+        const int BR = ATTN_NT / G;
+        const size_t tiles = 2 * ATTN_BK * (size_t)D * sizeof(float);
+        const dim3 gk((T + BR - 1) / BR, Hkv, B), gq((T + BR - 1) / BR, H, B);
+        attn_launch(attn_bwd_dkdv_kernel<G, NV>, gk, ATTN_NT, tiles + 2 * ATTN_BK * sizeof(float),
+                    dk, dv, dout, q, k, v, lse, delta, T, H, Hkv, D, scale);
+        attn_launch(attn_bwd_dq_kernel<G, NV>, gq, ATTN_NT, tiles, dq, dout, q, k, v, lse, delta, T,
+                    H, Hkv, D, scale);
+    }
+};
+
+struct AttnDecode {
+    float *out;
+    const float *q, *kc, *vc;
+    const int *pos;
+    int B, Tc, H, Hkv, D;
+    float scale;
+    template <int G, int NV> void run() const {
+        attn_decode_kernel<G, NV>
+            <<<dim3(H, B), ATTN_DEC_NT>>>(out, q, kc, vc, pos, Tc, H, Hkv, D, scale);
+        LAUNCH_CHECK();
+    }
+};
+
+static float attn_scale(int D) {
+    return (float)(1.0 / sqrt((double)D)); /* as the CPU computes it */
+}
+
+extern "C" void attention_forward_cuda(float *out, float *lse, const float *q, const float *k,
+                                       const float *v, int B, int T, int H, int Hkv, int D) {
+    attn_check_shape("attention_forward_cuda", H, Hkv, D);
+    if (B <= 0 || T <= 0) return;
+    const void *ptrs[] = {out, q, k, v};
+    for (const void *p : ptrs) attn_check_aligned("attention_forward_cuda", p);
+    attn_dispatch(D, AttnFwd{out, lse, q, k, v, B, T, H, Hkv, D, attn_scale(D)});
+}
+
+extern "C" void attention_backward_cuda(float *dq, float *dk, float *dv, const float *dout,
+                                        const float *q, const float *k, const float *v,
+                                        const float *out, const float *lse, int B, int T, int H,
+                                        int Hkv, int D) {
+    attn_check_shape("attention_backward_cuda", H, Hkv, D);
+    if (B <= 0 || T <= 0) return;
+    const void *ptrs[] = {dq, dk, dv, dout, q, k, v};
+    for (const void *p : ptrs) attn_check_aligned("attention_backward_cuda", p);
+    const long rows = (long)B * T * H;
+    float *delta = (float *)dr_cuda_scratch(SCRATCH_ATTN, (size_t)rows * sizeof(float));
+    attn_delta_kernel<<<dr_blocks(rows, 8), 256>>>(delta, dout, out, B, T, H, D);
+    LAUNCH_CHECK();
+    attn_dispatch(D,
+                  AttnBwd{dq, dk, dv, dout, q, k, v, lse, delta, B, T, H, Hkv, D, attn_scale(D)});
+}
+
+extern "C" void attention_decode_cuda(float *out, const float *q, const float *kcache,
+                                      const float *vcache, const int *pos, int B, int Tc, int H,
+                                      int Hkv, int D) {
+    attn_check_shape("attention_decode_cuda", H, Hkv, D);
+    if (B <= 0 || Tc <= 0) return;
+    const void *ptrs[] = {out, q, kcache, vcache};
+    for (const void *p : ptrs) attn_check_aligned("attention_decode_cuda", p);
+    attn_dispatch(D, AttnDecode{out, q, kcache, vcache, pos, B, Tc, H, Hkv, D, attn_scale(D)});
+}
+
+__global__ void kv_cache_store_kernel(float *__restrict__ cache, const float *__restrict__ x,
+                                      const int *__restrict__ pos, int B, int Tc, int width) {
+    const long n = (long)B * width;
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (long)gridDim.x * blockDim.x) {
+        const int b = (int)(i / width), c = (int)(i % width);
+        cache[((size_t)b * Tc + pos[b]) * width + c] = x[i];
+    }
+}
+
+extern "C" void kv_cache_store_cuda(float *cache, const float *x, const int *pos, int B, int Tc,
+                                    int width) {
+    const long n = (long)B * width;
+    if (n <= 0) return;
+    kv_cache_store_kernel<<<dr_blocks(n, 256), 256>>>(cache, x, pos, B, Tc, width);
+    LAUNCH_CHECK();
+}

@@ -1,0 +1,159 @@
+/* The CUDA attention kernels against their CPU twins on random inputs: forward (out and
+ * lse, outputs poisoned), backward (dq, dk, dv accumulated onto random initial values, and
+ * bit-identical on a second run), decode against a KV cache with per-row positions, and
+ * the cache store. Shapes cover odd T, T = 1, GQA and every lane-group layout of D. */
+#include "testutil.h"
+#include "cudatest.h"
+#include "kernels/attention.h"
+#include "kernels/kernels_cuda.h"
+
+#include <string.h>
+
+/* fp32 forward: the GPU sums each score over D in another order than the CPU and rescales
+ * its running sums per key tile, a few ulps per value. */
+#define TOL_FWD 1e-5
+/* Backward: dS = P (dP - Delta) subtracts two sums of similar size, which magnifies their
+ * rounding differences relative to dS; 2e-5 leaves room for that cancellation. */
+#define TOL_BWD 2e-5
+
+typedef struct {
+    int B, T, H, Hkv, D;
+} Shape;
+
+static void test_forward_backward(Shape s, double amp) {
+    const long nq = (long)s.B * s.T * s.H * s.D, nk = (long)s.B * s.T * s.Hkv * s.D;
+    const long nl = (long)s.B * s.H * s.T;
+    float *q = rand_host(nq, amp), *k = rand_host(nk, amp), *v = rand_host(nk, 1.0);
+    float *dout = rand_host(nq, 1.0);
+    float *dq0 = rand_host(nq, 0.5), *dk0 = rand_host(nk, 0.5), *dv0 = rand_host(nk, 0.5);
+    float *out = malloc(sizeof(float) * nq), *lse = malloc(sizeof(float) * nl);
+    attention_forward_cpu(out, lse, q, k, v, s.B, s.T, s.H, s.Hkv, s.D);
+
+    float *d_q = DEV_F(q, nq), *d_k = DEV_F(k, nk), *d_v = DEV_F(v, nk);
+    float *d_out = DEV_POISON_F(nq), *d_lse = DEV_POISON_F(nl);
+    attention_forward_cuda(d_out, d_lse, d_q, d_k, d_v, s.B, s.T, s.H, s.Hkv, s.D);
+    float *g_out = HOST_F(d_out, nq), *g_lse = HOST_F(d_lse, nl);
+    double e_out = rel_err(g_out, out, nq), e_lse = rel_err(g_lse, lse, nl);
+    check(e_out < TOL_FWD, "forward out B=%d T=%d H=%d Hkv=%d D=%d amp=%g: rel_err %.2e", s.B, s.T,
+          s.H, s.Hkv, s.D, amp, e_out);
+    check(e_lse < TOL_FWD, "forward lse B=%d T=%d H=%d Hkv=%d D=%d amp=%g: rel_err %.2e", s.B, s.T,
+          s.H, s.Hkv, s.D, amp, e_lse);
+
+    /* Both backwards read the CPU's out and lse, so only the backward is compared. */
+    float *dq = malloc(sizeof(float) * nq), *dk = malloc(sizeof(float) * nk),
+          *dv = malloc(sizeof(float) * nk);
+    memcpy(dq, dq0, sizeof(float) * nq);
+    memcpy(dk, dk0, sizeof(float) * nk);
+    memcpy(dv, dv0, sizeof(float) * nk);
+    attention_backward_cpu(dq, dk, dv, dout, q, k, v, out, lse, s.B, s.T, s.H, s.Hkv, s.D);
+    float *d_dout = DEV_F(dout, nq), *d_o = DEV_F(out, nq), *d_l = DEV_F(lse, nl);
+    float *g[2][3];
+    for (int run = 0; run < 2; run++) {
+        float *d_dq = DEV_F(dq0, nq), *d_dk = DEV_F(dk0, nk), *d_dv = DEV_F(dv0, nk);
+        attention_backward_cuda(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_o, d_l, s.B, s.T, s.H,
+                                s.Hkv, s.D);
+        g[run][0] = HOST_F(d_dq, nq);
+        g[run][1] = HOST_F(d_dk, nk);
+        g[run][2] = HOST_F(d_dv, nk);
+        dev_free(d_dq);
+        dev_free(d_dk);
+        dev_free(d_dv);
+    }
+    const char *names[3] = {"dq", "dk", "dv"};
+    const float *want[3] = {dq, dk, dv};
+    const long n[3] = {nq, nk, nk};
+    for (int i = 0; i < 3; i++) {
+        double e = rel_err(g[0][i], want[i], n[i]);
+        check(e < TOL_BWD, "backward %s B=%d T=%d H=%d Hkv=%d D=%d amp=%g: rel_err %.2e", names[i],
+              s.B, s.T, s.H, s.Hkv, s.D, amp, e);
+    }
+    int same = 1;
+    for (int i = 0; i < 3; i++) same &= memcmp(g[0][i], g[1][i], sizeof(float) * n[i]) == 0;
+    check(same, "backward B=%d T=%d H=%d Hkv=%d D=%d: two runs bit-identical", s.B, s.T, s.H, s.Hkv,
+          s.D);
+
+    for (int r = 0; r < 2; r++)
+        for (int i = 0; i < 3; i++) free(g[r][i]);
+    float *hf[] = {q, k, v, dout, dq0, dk0, dv0, out, lse, dq, dk, dv, g_out, g_lse};
+    for (size_t i = 0; i < sizeof hf / sizeof *hf; i++) free(hf[i]);
+    float *df[] = {d_q, d_k, d_v, d_out, d_lse, d_dout, d_o, d_l};
+    for (size_t i = 0; i < sizeof df / sizeof *df; i++) dev_free(df[i]);
+}
+
+/* Decode with pos[b] spread over [0, Tc - 1] (the first row at 0, the last at Tc - 1), the
+ * cache past pos[b] left poisoned on the device to prove it is never read. */
+static void test_decode(int B, int Tc, int H, int Hkv, int D) {
+    const long nq = (long)B * H * D, nc = (long)B * Tc * Hkv * D, row = (long)Hkv * D;
+    float *q = rand_host(nq, 2.0), *kc = rand_host(nc, 1.0), *vc = rand_host(nc, 1.0);
+    int *pos = malloc(sizeof(int) * B);
+    for (int b = 0; b < B; b++) pos[b] = b == 0 ? 0 : b == B - 1 ? Tc - 1 : (int)(rng_u01() * Tc);
+    float *out = malloc(sizeof(float) * nq);
+    attention_decode_cpu(out, q, kc, vc, pos, B, Tc, H, Hkv, D);
+    float *d_kc = DEV_POISON_F(nc), *d_vc = DEV_POISON_F(nc);
+    for (int b = 0; b < B; b++) {
+        const size_t o = (size_t)b * Tc * row, bytes = sizeof(float) * (pos[b] + 1) * row;
+        be_to_device(BACKEND_CUDA, d_kc + o, kc + o, bytes);
+        be_to_device(BACKEND_CUDA, d_vc + o, vc + o, bytes);
+    }
+    float *d_q = DEV_F(q, nq), *d_out = DEV_POISON_F(nq);
+    int *d_pos = DEV_I(pos, B);
+    attention_decode_cuda(d_out, d_q, d_kc, d_vc, d_pos, B, Tc, H, Hkv, D);
+    float *g = HOST_F(d_out, nq);
+    double e = rel_err(g, out, nq);
+    check(e < TOL_FWD, "decode B=%d Tc=%d H=%d Hkv=%d D=%d: rel_err %.2e", B, Tc, H, Hkv, D, e);
+    free(q);
+    free(kc);
+    free(vc);
+    free(pos);
+    free(out);
+    free(g);
+    dev_free(d_kc);
+    dev_free(d_vc);
+    dev_free(d_q);
+    dev_free(d_out);
+    dev_free(d_pos);
+}
+
+static void test_store(int B, int Tc, int width) {
+    const long nc = (long)B * Tc * width;
+    float *cache = rand_host(nc, 1.0), *x = rand_host((long)B * width, 1.0);
+    int *pos = malloc(sizeof(int) * B);
+    for (int b = 0; b < B; b++) pos[b] = (int)(rng_u01() * Tc);
+    float *d_cache = DEV_F(cache, nc), *d_x = DEV_F(x, (long)B * width);
+    int *d_pos = DEV_I(pos, B);
+    kv_cache_store_cpu(cache, x, pos, B, Tc, width);
+    kv_cache_store_cuda(d_cache, d_x, d_pos, B, Tc, width);
+    float *g = HOST_F(d_cache, nc);
+    check(memcmp(g, cache, sizeof(float) * nc) == 0, "kv_cache_store B=%d Tc=%d width=%d: exact", B,
+          Tc, width);
+    free(cache);
+    free(x);
+    free(pos);
+    free(g);
+    dev_free(d_cache);
+    dev_free(d_x);
+    dev_free(d_pos);
+}
+
+int main(void) {
+    CUDA_TEST_BEGIN();
+    rng_seed(20240611);
+    const Shape shapes[] = {
+        {2, 37, 4, 2, 64}, {1, 1, 2, 1, 32},   {2, 200, 6, 2, 128}, {1, 129, 8, 8, 96},
+        {3, 64, 4, 1, 80}, {1, 70, 4, 2, 256}, {2, 33, 2, 1, 160},  {1, 300, 2, 2, 4},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        test_forward_backward(shapes[i], 1.0);
+    /* sharper softmax rows */
+    test_forward_backward((Shape){2, 97, 4, 2, 64}, 3.0);
+    test_decode(2, 37, 4, 2, 64);
+    test_decode(1, 1, 2, 1, 32);
+    test_decode(3, 200, 6, 2, 128);
+    test_decode(2, 129, 8, 8, 96);
+    test_decode(3, 64, 4, 1, 80);
+    test_decode(2, 50, 4, 2, 256);
+    test_decode(4, 4096, 8, 2, 128);
+    test_store(3, 17, 40);
+    test_store(1, 1, 4);
+    return test_summary();
+}

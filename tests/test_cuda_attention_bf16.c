@@ -1,0 +1,179 @@
+/* The bf16 tensor-core flash attention (attention_bf16.h) against the fp32 CPU reference
+ * (attention.h) run on the same bf16-rounded inputs, over shapes with GQA and odd lengths
+ * (T = 1, 37, 130, 200: partial tiles, tiles straddling the diagonal). Outputs are
+ * poisoned before each call, so anything the kernels never write shows up as NaN.
+ * Tolerances: out, dq, dk, dv 2e-2 relative (bf16 outputs, and P and dS rounded to bf16
+ * for the tensor-core products); lse 1e-3 (bf16 products are exact in fp32, so only the
+ * fp32 summation order differs). With DENSERL_ATTN_BENCH set it also times the kernels at
+ * B=4 T=2048 H=16 D=128 with Hkv 16 and 4. Gradients use grad_err (below). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "testutil.h"
+#include "cudatest.h"
+#include "kernels/attention.h"
+#include "kernels/attention_bf16.h"
+
+/* float -> bf16 bits, round to nearest even (inputs are finite). */
+static uint16_t f2bf(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+static float bf2f(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* Rounds x (n) to bf16 in place and returns the bf16 bits (malloc'd). */
+static uint16_t *round_bf16(float *x, long n) {
+    uint16_t *h = malloc(sizeof(uint16_t) * (n ? n : 1));
+    for (long i = 0; i < n; i++) {
+        h[i] = f2bf(x[i]);
+        x[i] = bf2f(h[i]);
+    }
+    return h;
+}
+
+/* rel_err with the reference norm floored at an RMS of 1e-3: at T = 1 the exact dq and dk
+ * are zero (dS = dP - Delta = 0) and both sides hold only fp32 rounding noise. */
+static double grad_err(const float *got, const float *want, long n) {
+    double num = 0, den = 0;
+    for (long i = 0; i < n; i++) {
+        if (!isfinite(got[i])) return INFINITY;
+        num += ((double)got[i] - want[i]) * ((double)got[i] - want[i]);
+        den += (double)want[i] * want[i];
+    }
+    const double floor = 1e-6 * (double)n;
+    return sqrt(num / (den > floor ? den : floor));
+}
+
+static uint16_t *dev_bf16(const uint16_t *h, long n) {
+    return dev_copy_of(h, (size_t)n, sizeof(uint16_t));
+}
+static uint16_t *dev_poison_bf16(long n) {
+    return dev_poisoned((size_t)n, sizeof(uint16_t)); /* 0xffff: a bf16 NaN */
+}
+/* Device bf16 (n) as host floats. */
+static float *host_bf16(const uint16_t *d, long n) {
+    uint16_t *h = host_copy_of(d, (size_t)n, sizeof(uint16_t));
+    float *f = malloc(sizeof(float) * (n ? n : 1));
+    for (long i = 0; i < n; i++) f[i] = bf2f(h[i]);
+    free(h);
+    return f;
+}
+
+static void check_shape(int B, int T, int H, int Hkv, int D) {
+    const long nq = (long)B * T * H * D, nk = (long)B * T * Hkv * D, nl = (long)B * H * T;
+    float *q = rand_host(nq, 2.0), *k = rand_host(nk, 2.0), *v = rand_host(nk, 1.0);
+    float *dout = rand_host(nq, 1.0);
+    uint16_t *qh = round_bf16(q, nq), *kh = round_bf16(k, nk), *vh = round_bf16(v, nk);
+    uint16_t *doh = round_bf16(dout, nq);
+    uint16_t *qd = dev_bf16(qh, nq), *kd = dev_bf16(kh, nk), *vd = dev_bf16(vh, nk);
+
+    /* forward */
+    float *out = malloc(sizeof(float) * nq), *lse = malloc(sizeof(float) * nl);
+    attention_forward_cpu(out, lse, q, k, v, B, T, H, Hkv, D);
+    uint16_t *outd = dev_poison_bf16(nq);
+    float *lsed = DEV_POISON_F(nl);
+    attention_forward_bf16_cuda(outd, lsed, qd, kd, vd, B, T, H, Hkv, D);
+    float *out_g = host_bf16(outd, nq), *lse_g = HOST_F(lsed, nl);
+    const double eo = rel_err(out_g, out, nq), el = rel_err(lse_g, lse, nl);
+    check(eo < 2e-2, "forward out  B=%d T=%d H=%d Hkv=%d D=%d rel_err %.2e", B, T, H, Hkv, D, eo);
+    check(el < 1e-3, "forward lse  B=%d T=%d H=%d Hkv=%d D=%d rel_err %.2e", B, T, H, Hkv, D, el);
+
+    /* backward, both sides from the reference out rounded to bf16 and its lse */
+    uint16_t *outh = round_bf16(out, nq);
+    uint16_t *od = dev_bf16(outh, nq), *dod = dev_bf16(doh, nq);
+    float *lsei = DEV_F(lse, nl);
+    float *dq = calloc(nq, sizeof(float)), *dk = calloc(nk, sizeof(float));
+    float *dv = calloc(nk, sizeof(float));
+    attention_backward_cpu(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, Hkv, D);
+    uint16_t *dqd = dev_poison_bf16(nq), *dkd = dev_poison_bf16(nk), *dvd = dev_poison_bf16(nk);
+    const size_t ws = attention_backward_bf16_workspace(B, T, H, Hkv, D);
+    void *wsd = dev_poisoned(ws, 1);
+    attention_backward_bf16_cuda(dqd, dkd, dvd, dod, qd, kd, vd, od, lsei, B, T, H, Hkv, D, wsd);
+    float *dq_g = host_bf16(dqd, nq), *dk_g = host_bf16(dkd, nk), *dv_g = host_bf16(dvd, nk);
+    const double eq = grad_err(dq_g, dq, nq), ek = grad_err(dk_g, dk, nk),
+                 ev = grad_err(dv_g, dv, nk);
+    check(eq < 2e-2, "backward dq  B=%d T=%d H=%d Hkv=%d D=%d rel_err %.2e", B, T, H, Hkv, D, eq);
+    check(ek < 2e-2, "backward dk  B=%d T=%d H=%d Hkv=%d D=%d rel_err %.2e", B, T, H, Hkv, D, ek);
+    check(ev < 2e-2, "backward dv  B=%d T=%d H=%d Hkv=%d D=%d rel_err %.2e", B, T, H, Hkv, D, ev);
+
+    void *dev[] = {qd, kd, vd, outd, lsed, od, dod, lsei, dqd, dkd, dvd, wsd};
+    for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) dev_free(dev[i]);
+    void *host[] = {q,     k,     v,    dout, qh, kh, vh,   doh,  out, lse,
+                    out_g, lse_g, outh, dq,   dk, dv, dq_g, dk_g, dv_g};
+    for (size_t i = 0; i < sizeof host / sizeof *host; i++) free(host[i]);
+}
+
+#ifdef DENSERL_CUDA
+#include <cuda_runtime.h>
+
+/* Milliseconds per call of the forward and of the backward at one shape (inputs random). */
+static void bench_shape(int B, int T, int H, int Hkv, int D) {
+    const long nq = (long)B * T * H * D, nk = (long)B * T * Hkv * D, nl = (long)B * H * T;
+    uint16_t *bufs[8];
+    const long sizes[8] = {nq, nk, nk, nq, nq, nq, nk, nk}; /* q k v out dout dq dk dv */
+    for (int i = 0; i < 8; i++) {
+        float *x = rand_host(sizes[i], 1.0);
+        uint16_t *h = round_bf16(x, sizes[i]);
+        bufs[i] = dev_bf16(h, sizes[i]);
+        free(x);
+        free(h);
+    }
+    float *lsed = DEV_POISON_F(nl);
+    void *ws = dev_poisoned(attention_backward_bf16_workspace(B, T, H, Hkv, D), 1);
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    const int reps = 20;
+    float msf = 0, msb = 0;
+    for (int pass = 0; pass < 2; pass++) { /* pass 0 warms up */
+        cudaEventRecord(e0, 0);
+        for (int r = 0; r < reps; r++)
+            attention_forward_bf16_cuda(bufs[3], lsed, bufs[0], bufs[1], bufs[2], B, T, H, Hkv, D);
+        cudaEventRecord(e1, 0);
+        cudaEventSynchronize(e1);
+        cudaEventElapsedTime(&msf, e0, e1);
+        cudaEventRecord(e0, 0);
+        for (int r = 0; r < reps; r++)
+            attention_backward_bf16_cuda(bufs[5], bufs[6], bufs[7], bufs[4], bufs[0], bufs[1],
+                                         bufs[2], bufs[3], lsed, B, T, H, Hkv, D, ws);
+        cudaEventRecord(e1, 0);
+        cudaEventSynchronize(e1);
+        cudaEventElapsedTime(&msb, e0, e1);
+    }
+    msf /= reps;
+    msb /= reps;
+    /* causal: half of the 4 B H T^2 D forward flops, 2.5x that backward */
+    const double ff = 2.0 * B * H * (double)T * T * D;
+    printf("bench B=%d T=%d H=%d Hkv=%d D=%d: fwd %.3f ms (%.0f TFLOP/s), bwd %.3f ms "
+           "(%.0f TFLOP/s), fwd+bwd %.3f ms\n",
+           B, T, H, Hkv, D, msf, ff / msf * 1e-9, msb, 2.5 * ff / msb * 1e-9, msf + msb);
+    for (int i = 0; i < 8; i++) dev_free(bufs[i]);
+    dev_free(lsed);
+    dev_free(ws);
+}
+#endif
+
+int main(void) {
+    CUDA_TEST_BEGIN();
+    rng_seed(20240611);
+    check_shape(1, 64, 2, 2, 64);
+    check_shape(2, 200, 4, 2, 128);
+    check_shape(1, 37, 2, 1, 64);
+    check_shape(1, 1, 1, 1, 128);
+    check_shape(2, 130, 4, 4, 64);
+    check_shape(1, 257, 8, 2, 128);
+#ifdef DENSERL_CUDA
+    if (getenv("DENSERL_ATTN_BENCH")) {
+        bench_shape(4, 2048, 16, 16, 128);
+        bench_shape(4, 2048, 16, 4, 128);
+    }
+#endif
+    return test_summary();
+}

@@ -1,0 +1,149 @@
+/* Checks the CUDA fused lm_head log-prob (logprob_forward_cuda, logprob_backward_cuda and the
+ * bf16 variants) against logprob_forward_cpu / logprob_backward_cpu on the same inputs: odd
+ * row counts, vocabularies and widths, chunks smaller and larger than n, skipped rows
+ * (target -1), entropy and dentropy NULL or not, dh and dw accumulated onto random values
+ * or NULL. The bf16 kernels are held against the CPU on bf16-rounded h and w. */
+#include "kernels/kernels_cuda.h"
+#include "kernels/logprob.h"
+#include "kernels/logprob_bf16.h"
+
+#include <stdint.h>
+#include <string.h>
+#include "testutil.h"
+#include "cudatest.h"
+
+typedef struct {
+    int n, V, d, chunk;
+    int with_entropy; /* entropy in the forward, dentropy in the backward */
+    int grads;        /* 3: dh and dw, 1: dh only, 2: dw only */
+} Case;
+
+/* Targets in [0, V) with every third row (from the second) skipped; n == 1 keeps its row. */
+static int *make_targets(int n, int V) {
+    int *t = malloc(sizeof(int) * n);
+    for (int i = 0; i < n; i++) t[i] = i % 3 == 1 ? -1 : (int)(rng_u01() * V);
+    return t;
+}
+
+/* (got - init) against (want - init): the gradient that was added, not the initial values */
+static double delta_err(const float *got, const float *want, const float *init, long n) {
+    float *g = malloc(sizeof(float) * n), *w = malloc(sizeof(float) * n);
+    for (long i = 0; i < n; i++) g[i] = got[i] - init[i], w[i] = want[i] - init[i];
+    double e = rel_err(g, w, n);
+    free(g);
+    free(w);
+    return e;
+}
+
+static uint16_t to_bf16(float x) { /* round to nearest even; inputs here are finite */
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static float from_bf16(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+/* Tolerances: logp and lse 1e-5. The entropy is log s - sum(e u) / s, a difference that
+ * amplifies the last-bit differences of the logits (cuBLAS and the CPU BLAS sum the d
+ * products in different orders), hence 1e-4. The gradients are sums over V terms of dlogits
+ * that themselves sum to about zero per row, in different orders: 1e-4. bf16: 1e-2. */
+static void run_case(Case c, int bf16) {
+    const int n = c.n, V = c.V, d = c.d, chunk = c.chunk;
+    float *h = rand_host((long)n * d, 1.0), *w = rand_host((long)V * d, 1.0);
+    uint16_t *hb = calloc((size_t)n * d, 2), *wb = calloc((size_t)V * d, 2);
+    if (bf16) {
+        for (long i = 0; i < (long)n * d; i++) hb[i] = to_bf16(h[i]), h[i] = from_bf16(hb[i]);
+        for (long i = 0; i < (long)V * d; i++) wb[i] = to_bf16(w[i]), w[i] = from_bf16(wb[i]);
+    }
+    int *t = make_targets(n, V);
+    float *dlogp = rand_host(n, 1.0), *dent = c.with_entropy ? rand_host(n, 1.0) : NULL;
+    float *dh0 = rand_host((long)n * d, 1.0), *dw0 = rand_host((long)V * d, 1.0);
+    const double tol_f = bf16 ? 1e-2 : 1e-5, tol_h = bf16 ? 1e-2 : 1e-4;
+    const double tol_g = bf16 ? 1e-2 : 1e-4;
+    char name[128];
+    snprintf(name, sizeof name, "%s n=%d V=%d d=%d chunk=%d entropy=%d grads=%d",
+             bf16 ? "bf16" : "fp32", n, V, d, chunk, c.with_entropy, c.grads);
+
+    /* CPU reference */
+    float *logp = malloc(sizeof(float) * n), *lse = malloc(sizeof(float) * n);
+    float *ent = malloc(sizeof(float) * n), *scr = malloc(sizeof(float) * chunk * V);
+    logprob_forward_cpu(logp, c.with_entropy ? ent : NULL, lse, h, w, t, n, d, V, chunk, scr);
+    float *dh = malloc(sizeof(float) * n * d), *dw = malloc(sizeof(float) * V * d);
+    memcpy(dh, dh0, sizeof(float) * n * d);
+    memcpy(dw, dw0, sizeof(float) * V * d);
+    logprob_backward_cpu(c.grads & 1 ? dh : NULL, c.grads & 2 ? dw : NULL, dlogp, dent, h, w, t,
+                         lse, n, d, V, chunk, scr);
+
+    /* device */
+    float *g_h = DEV_F(h, (long)n * d), *g_w = DEV_F(w, (long)V * d);
+    uint16_t *g_hb = dev_copy_of(hb, (size_t)n * d, 2), *g_wb = dev_copy_of(wb, (size_t)V * d, 2);
+    int *g_t = DEV_I(t, n);
+    float *g_logp = DEV_POISON_F(n), *g_lse = DEV_POISON_F(n), *g_ent = DEV_POISON_F(n);
+    float *g_scr = DEV_POISON_F((long)chunk * V);
+    float *g_ent_arg = c.with_entropy ? g_ent : NULL;
+    if (bf16)
+        logprob_forward_bf16_cuda(g_logp, g_ent_arg, g_lse, g_hb, g_wb, g_t, n, d, V, chunk, g_scr);
+    else
+        logprob_forward_cuda(g_logp, g_ent_arg, g_lse, g_h, g_w, g_t, n, d, V, chunk, g_scr);
+    float *r_logp = HOST_F(g_logp, n), *r_lse = HOST_F(g_lse, n), *r_ent = HOST_F(g_ent, n);
+    double e = rel_err(r_logp, logp, n);
+    check(e < tol_f, "%s: logp rel_err %.3g", name, e);
+    e = rel_err(r_lse, lse, n);
+    check(e < tol_f, "%s: lse rel_err %.3g", name, e);
+    if (c.with_entropy) {
+        e = rel_err(r_ent, ent, n);
+        check(e < tol_h, "%s: entropy rel_err %.3g", name, e);
+    }
+
+    /* backward from the CPU's lse, so that it is checked on its own */
+    float *g_lse_cpu = DEV_F(lse, n), *g_dlogp = DEV_F(dlogp, n);
+    float *g_dent = c.with_entropy ? DEV_F(dent, n) : NULL;
+    float *g_dh = DEV_F(dh0, (long)n * d), *g_dw = DEV_F(dw0, (long)V * d);
+    float *a_dh = c.grads & 1 ? g_dh : NULL, *a_dw = c.grads & 2 ? g_dw : NULL;
+    be_memset_byte(BACKEND_CUDA, g_scr, 0xff, sizeof(float) * chunk * V);
+    if (bf16)
+        logprob_backward_bf16_cuda(a_dh, a_dw, g_dlogp, g_dent, g_hb, g_wb, g_t, g_lse_cpu, n, d, V,
+                                   chunk, g_scr);
+    else
+        logprob_backward_cuda(a_dh, a_dw, g_dlogp, g_dent, g_h, g_w, g_t, g_lse_cpu, n, d, V, chunk,
+                              g_scr);
+    float *r_dh = HOST_F(g_dh, (long)n * d), *r_dw = HOST_F(g_dw, (long)V * d);
+    e = delta_err(r_dh, dh, dh0, (long)n * d);
+    double ef = rel_err(r_dh, dh, (long)n * d);
+    check(e < tol_g && ef < tol_f, "%s: dh added rel_err %.3g, total rel_err %.3g", name, e, ef);
+    e = delta_err(r_dw, dw, dw0, (long)V * d);
+    ef = rel_err(r_dw, dw, (long)V * d);
+    check(e < tol_g && ef < tol_f, "%s: dw added rel_err %.3g, total rel_err %.3g", name, e, ef);
+
+    void *dev[] = {g_h,   g_w,   g_hb,      g_wb,    g_t,    g_logp, g_lse,
+                   g_ent, g_scr, g_lse_cpu, g_dlogp, g_dent, g_dh,   g_dw};
+    for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) dev_free(dev[i]);
+    void *host[] = {h,   w,   hb,  wb, t,  dlogp,  dent,  dh0,   dw0,  logp,
+                    lse, ent, scr, dh, dw, r_logp, r_lse, r_ent, r_dh, r_dw};
+    for (size_t i = 0; i < sizeof host / sizeof *host; i++) free(host[i]);
+}
+
+int main(void) {
+    CUDA_TEST_BEGIN();
+    rng_seed(20250717);
+    const Case cases[] = {
+        {1, 5, 16, 1, 1, 3},      {1, 1000, 64, 4, 0, 3},    {7, 5, 16, 8, 1, 3},
+        {7, 1000, 96, 3, 1, 1},   {7, 32003, 16, 2, 0, 2},   {33, 1000, 16, 64, 1, 3},
+        {33, 32003, 64, 8, 1, 3}, {33, 32003, 96, 40, 0, 3}, {33, 5, 96, 7, 1, 3},
+        {8, 151936, 64, 3, 1, 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_case(cases[i], 0);
+    const Case bcases[] = {
+        {7, 1000, 96, 3, 1, 3},
+        {33, 32003, 64, 8, 1, 3},
+        {8, 151936, 64, 3, 1, 3},
+    };
+    for (size_t i = 0; i < sizeof bcases / sizeof *bcases; i++) run_case(bcases[i], 1);
+    return test_summary();
+}
