@@ -24,7 +24,7 @@ void openblas_set_num_threads(int n);
 static void random_model_config(const RunConfig *rc, ModelConfig *c) {
     memset(c, 0, sizeof *c);
     snprintf(c->model_type, sizeof c->model_type, "%.31s", rc->model.model_type);
-    c->vocab = CHARTOK_VOCAB;
+    c->vocab = rc->model.vocab_size > CHARTOK_VOCAB ? rc->model.vocab_size : CHARTOK_VOCAB;
     c->d_model = rc->model.hidden_size;
     c->n_layers = rc->model.num_hidden_layers;
     c->n_heads = rc->model.num_attention_heads;
@@ -75,7 +75,7 @@ static int prepare(const char *cfg_path, char **sets, int n_sets, RunConfig *rc,
                         cfg_path, rl_len - rc->rl.max_response_tokens, rc->rl.max_response_tokens,
                         mc.max_pos);
     /* one activation capacity serves SFT batches, the RL batch and generation prefill */
-    int rows = rc->sft.batch_size, n_rl = rc->rl.prompts_per_step * rc->rl.samples_per_prompt;
+    int rows = rc->sft.batch_size, n_rl = prime_micro_rows(rc);
     if (n_rl > rows) rows = n_rl;
     if (rl_len > need) need = rl_len;
     if (strcmp(rc->model.init, "random") == 0) {

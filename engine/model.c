@@ -139,13 +139,20 @@ static void activations_init(Model *m, int B, int T) {
     a->rstdf = act_alloc(be, N);
     a->lse_out = act_alloc(be, N);
     a->pos = be_alloc(be, sizeof(int) * N);
-    /* the logits chunk: at most ~16 MB of logits, never (tokens x vocab) */
-    size_t chunk = (size_t)(1 << 22) / V;
+    /* the logits chunk, never (tokens x vocab): ~16 MB on the CPU (cache-sized rows), 256 MB
+     * on a GPU (enough rows per product to keep the tensor cores busy) */
+    size_t chunk = (size_t)(be == BACKEND_CPU ? 1 << 22 : 1 << 26) / V;
     if (chunk < 1) chunk = 1;
     if (chunk > N) chunk = N;
     m->logits_chunk = (int)chunk;
     a->scratch = act_alloc(be, chunk * V);
     a->dx = NULL; /* backward scratch is allocated with the gradients */
+    if (be != BACKEND_CPU) {
+        a->io_tok = be_alloc(be, sizeof(int) * N);
+        a->io_tgt = be_alloc(be, sizeof(int) * N);
+        a->io_a = act_alloc(be, N);
+        a->io_b = act_alloc(be, N);
+    }
 }
 
 void model_init(Model *m, const ModelConfig *c, Backend be, int B, int T) {
@@ -186,11 +193,12 @@ void model_zero_grads(Model *m) {
 
 void model_free(Model *m) {
     Activations *a = &m->act;
-    void *bufs[] = {m->params, m->grads,   m->rope_cos, m->rope_sin, a->x,   a->xn1,   a->rstd1,
-                    a->q,      a->k,       a->v,        a->att,      a->lse, a->x_mid, a->xn2,
-                    a->rstd2,  a->gate,    a->up,       a->hmlp,     a->xf,  a->rstdf, a->lse_out,
-                    a->pos,    a->scratch, a->dx,       a->dtmp,     a->dq,  a->dk,    a->dv,
-                    a->datt,   a->dgate,   a->dup,      a->dh};
+    void *bufs[] = {m->params, m->grads, m->rope_cos, m->rope_sin, a->x,       a->xn1,
+                    a->rstd1,  a->q,     a->k,        a->v,        a->att,     a->lse,
+                    a->x_mid,  a->xn2,   a->rstd2,    a->gate,     a->up,      a->hmlp,
+                    a->xf,     a->rstdf, a->lse_out,  a->pos,      a->scratch, a->dx,
+                    a->dtmp,   a->dq,    a->dk,       a->dv,       a->datt,    a->dgate,
+                    a->dup,    a->dh,    a->io_tok,   a->io_tgt,   a->io_a,    a->io_b};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) be_free(m->be, bufs[i]);
     memset(m, 0, sizeof *m);
@@ -236,11 +244,27 @@ void model_init_random(Model *m, unsigned long long seed, float std) {
     free(host);
 }
 
+/* Host arrays into the model: used in place on the CPU, copied to dev on a GPU. */
+static const void *io_in(const Model *m, void *dev, const void *host, size_t bytes) {
+    if (!host || m->be == BACKEND_CPU) return host;
+    be_to_device(m->be, dev, host, bytes);
+    return dev;
+}
+
+/* Where the model writes an output destined for host: host itself on the CPU. */
+static void *io_out(const Model *m, void *dev, void *host) {
+    return !host || m->be == BACKEND_CPU ? host : dev;
+}
+
+static void io_back(const Model *m, void *host, const void *dev, size_t bytes) {
+    if (host && m->be != BACKEND_CPU) be_to_host(m->be, host, dev, bytes);
+}
+
 /* Per-layer slices of stacked tensors and activations. */
 #define LW(p, l, n) ((p) ? (p) + (size_t)(l) * (n) : NULL)
 
-void model_forward(Model *m, const int *tokens, const int *targets, int B, int T, float *logp,
-                   float *entropy) {
+static void forward(Model *m, const int *tokens, const int *targets, int B, int T, float *logp,
+                    float *entropy) {
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->act;
     Backend be = m->be;
@@ -286,12 +310,29 @@ void model_forward(Model *m, const int *tokens, const int *targets, int B, int T
                        m->logits_chunk, a->scratch);
 }
 
+void model_forward(Model *m, const int *tokens, const int *targets, int B, int T, float *logp,
+                   float *entropy) {
+    Activations *a = &m->act;
+    size_t N = (size_t)B * T;
+    CHECK(N <= (size_t)a->B * a->T);
+    float *lp = io_out(m, a->io_a, logp), *ent = io_out(m, a->io_b, entropy);
+    forward(m, io_in(m, a->io_tok, tokens, sizeof(int) * N),
+            io_in(m, a->io_tgt, targets, sizeof(int) * N), B, T, lp, ent);
+    io_back(m, logp, lp, sizeof(float) * N);
+    io_back(m, entropy, ent, sizeof(float) * N);
+}
+
 static void backward_trunk(Model *m, const int *tokens, int B, int T);
 
 void model_backward(Model *m, const int *tokens, const int *targets, int B, int T,
                     const float *dlogp, const float *dentropy) {
-    const ModelConfig *c = &m->cfg;
     Activations *a = &m->act;
+    size_t n = (size_t)B * T;
+    tokens = io_in(m, a->io_tok, tokens, sizeof(int) * n);
+    targets = io_in(m, a->io_tgt, targets, sizeof(int) * n);
+    dlogp = io_in(m, a->io_a, dlogp, sizeof(float) * n);
+    dentropy = io_in(m, a->io_b, dentropy, sizeof(float) * n);
+    const ModelConfig *c = &m->cfg;
     Backend be = m->be;
     CHECK(m->grads != NULL);
     int N = B * T, d = c->d_model;
@@ -306,13 +347,16 @@ void model_backward(Model *m, const int *tokens, const int *targets, int B, int 
 
 void model_values(Model *m, int B, int T, float *values) {
     CHECK(m->cfg.value_head);
-    op_linear_forward(m->be, values, m->act.xf, m->w.value_w, m->w.value_b, B * T, m->cfg.d_model,
-                      1);
+    float *vals = io_out(m, m->act.io_a, values);
+    op_linear_forward(m->be, vals, m->act.xf, m->w.value_w, m->w.value_b, B * T, m->cfg.d_model, 1);
+    io_back(m, values, vals, sizeof(float) * B * T);
 }
 
 void model_backward_values(Model *m, const int *tokens, int B, int T, const float *dvalues) {
     CHECK(m->cfg.value_head && m->grads != NULL);
     int N = B * T, d = m->cfg.d_model;
+    tokens = io_in(m, m->act.io_tok, tokens, sizeof(int) * N);
+    dvalues = io_in(m, m->act.io_a, dvalues, sizeof(float) * N);
     be_memset0(m->be, m->act.dtmp, sizeof(float) * N * d);
     op_linear_backward(m->be, m->act.dtmp, m->g.value_w, m->g.value_b, dvalues, m->act.xf,
                        m->w.value_w, N, d, 1);

@@ -54,6 +54,9 @@ typedef struct {
     float *lse_out;          /* (B*T) lm_head log-sum-exp */
     int *pos;                /* (B*T) positions */
     float *scratch;          /* (chunk, V) logits chunk, reused */
+    /* on a GPU, the host arrays of the model's interface pass through these (B*T each) */
+    int *io_tok, *io_tgt;
+    float *io_a, *io_b;
     /* backward scratch */
     float *dx, *dtmp, *dq, *dk, *dv, *datt, *dgate, *dup, *dh; /* sized for one layer */
 } Activations;
@@ -85,7 +88,11 @@ void model_zero_grads(Model *m);
  * zero biases; drawn with Philox from seed so every backend gets the same weights. */
 void model_init_random(Model *m, unsigned long long seed, float std);
 
-/* Forward over tokens (B, T) (row-major, right-padded; padding is harmless since attention
+/* The arrays of this interface (tokens, targets, logp, entropy, dlogp, dentropy, values,
+ * dvalues) are host memory on every backend; on a GPU they are copied through device
+ * buffers of the activations.
+ *
+ * Forward over tokens (B, T) (row-major, right-padded; padding is harmless since attention
  * is causal). targets (B, T): the token whose log-prob to return at each position, < 0 to
  * skip. Writes logp (B, T) and, if entropy is not NULL, entropy (B, T). B * T must fit the
  * capacity given to model_init and T the context. Column t of logp is log p(targets[t] |

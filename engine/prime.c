@@ -14,11 +14,21 @@
 #include "../runtime/ops.h"
 #include "../runtime/ops_rl.h"
 
+/* The step batch (tokens, masks, log-probs, rewards, advantages) lives in host memory on
+ * every backend: the models stage their inputs and outputs through the device, and the
+ * RL math over (N, T) arrays, a few MB at most, runs on the CPU kernels. */
+#define STEP_BE BACKEND_CPU
+
 int prime_max_len(const RunConfig *rc) {
     char digits[32];
     int dv = snprintf(digits, sizeof digits, "%d", rc->task.max_value);
     int prompt = 1 + 2 + rc->task.max_operands * (dv + 1);
     return prompt + rc->rl.max_response_tokens;
+}
+
+int prime_micro_rows(const RunConfig *rc) {
+    int n = rc->rl.prompts_per_step * rc->rl.samples_per_prompt, m = rc->rl.micro_batch_rows;
+    return m > 0 && m < n ? m : n;
 }
 
 static float *fbuf(size_t n) {
@@ -67,11 +77,12 @@ void prime_init(Prime *p, const RunConfig *rc, Model *policy, FILE *metrics) {
     p->metrics = metrics;
     p->n_max = c->prompts_per_step * c->samples_per_prompt;
     p->t_max = prime_max_len(rc);
-    clone_model(&p->prm, policy, 0, p->n_max, p->t_max);
-    clone_model(&p->ref, policy, 0, p->n_max, p->t_max);
+    int rows = prime_micro_rows(rc);
+    clone_model(&p->prm, policy, 0, rows, p->t_max);
+    clone_model(&p->ref, policy, 0, rows, p->t_max);
     p->has_critic = strcmp(c->estimator, "gae") == 0;
     if (p->has_critic) {
-        clone_model(&p->critic, policy, 1, p->n_max, p->t_max);
+        clone_model(&p->critic, policy, 1, rows, p->t_max);
         model_alloc_grads(&p->critic);
         adamw_init(&p->opt_critic, policy->be, p->critic.n_params);
     }
@@ -152,6 +163,24 @@ static void mb_range(int N, int m, int k, int *r0, int *r1) {
     *r1 = (int)((long)N * (k + 1) / m);
 }
 
+/* Rows per model call: the models' activation capacity (rl.micro_batch_rows). */
+static int micro_rows(const Model *m, int T) {
+    int r = (int)((size_t)m->act.B * m->act.T / (size_t)T);
+    return r < 1 ? 1 : r;
+}
+
+/* Log-probs (and entropy, values) of rows r0 .. r0+n-1 in chunks the model holds. */
+static void forward_rows(Model *m, const StepBatch *b, const int *targets, int r0, int n,
+                         float *logp, float *ent, float *values) {
+    int T = b->T, step = micro_rows(m, T);
+    for (int s = r0; s < r0 + n; s += step) {
+        int k = r0 + n - s < step ? r0 + n - s : step;
+        size_t o = (size_t)s * T;
+        model_forward(m, b->tokens + o, targets + o, k, T, logp + o, ent ? ent + o : NULL);
+        if (values) model_values(m, k, T, values + o);
+    }
+}
+
 /* PRM cross-entropy on outcomes (PRIME.md section 4). With reuse, the PRM's last forward
  * over the whole batch (which produced logp_prm) is differentiated directly: the "single
  * forward" of the after mode. */
@@ -159,23 +188,30 @@ static void prm_update(Prime *p, int reuse, StepStats *ss) {
     const RlConfig *c = &p->rc->rl;
     StepBatch *b = &p->b;
     int N = b->N, T = b->T, M = c->prm_minibatches > N ? N : c->prm_minibatches;
-    if (M > 1) reuse = 0;
+    int step = micro_rows(&p->prm, T);
+    if (M > 1 || N > step) reuse = 0;
     AdamWParams hp = {(float)c->prm_lr, 0.9f, 0.999f, 1e-8f, 0.0f};
     double loss = 0, correct = 0, gn_max = 0;
+    int train = strcmp(c->prm_update, "none") != 0;
     for (int k = 0; k < M; k++) {
         int r0, r1;
         mb_range(N, M, k, &r0, &r1);
         int n = r1 - r0;
-        size_t o = (size_t)r0 * T;
         float *lp = reuse ? b->logp_prm : b->work;
-        if (!reuse) model_forward(&p->prm, b->tokens + o, b->targets + o, n, T, lp + o, NULL);
-        double l = op_prm_loss(p->prm.be, b->dlogp + o, b->score + r0, lp + o, b->logp_ref + o,
-                               b->mask + o, b->outcome + r0, n, T, (float)c->beta, n);
+        double l = 0;
+        if (train) model_zero_grads(&p->prm);
+        for (int s = r0; s < r1; s += step) {
+            int rows = r1 - s < step ? r1 - s : step;
+            size_t o = (size_t)s * T;
+            if (!reuse) forward_rows(&p->prm, b, b->targets, s, rows, lp, NULL, NULL);
+            l += op_prm_loss(STEP_BE, b->dlogp + o, b->score + s, lp + o, b->logp_ref + o,
+                             b->mask + o, b->outcome + s, rows, T, (float)c->beta, n);
+            if (train)
+                model_backward(&p->prm, b->tokens + o, b->targets + o, rows, T, b->dlogp + o, NULL);
+        }
         loss += l * n;
         for (int i = r0; i < r1; i++) correct += (b->score[i] > 0) == (b->outcome[i] > 0.5f);
-        if (!strcmp(c->prm_update, "none")) continue;
-        model_zero_grads(&p->prm);
-        model_backward(&p->prm, b->tokens + o, b->targets + o, n, T, b->dlogp + o, NULL);
+        if (!train) continue;
         double gn = isfinite(l)
                         ? adamw_step(&p->opt_prm, p->prm.params, p->prm.grads, hp, c->prm_grad_clip)
                         : NAN;
@@ -191,7 +227,7 @@ static void prm_update(Prime *p, int reuse, StepStats *ss) {
 static void advantages(Prime *p, StepStats *ss) {
     const RlConfig *c = &p->rc->rl;
     StepBatch *b = &p->b;
-    Backend be = p->policy->be;
+    const Backend be = STEP_BE;
     int N = b->N, T = b->T, K = c->samples_per_prompt;
     const char *est = c->estimator;
     float *proc = b->work, *comb = b->work2, *outn = b->score; /* score is free by now */
@@ -248,14 +284,51 @@ static PpoParams ppo_params(const RlConfig *c) {
     return pp;
 }
 
+/* Gradients of one PPO mini-batch (rows r0 .. r0+n-1, tok valid tokens in seqs rows)
+ * summed over micro-batches into the policy's zeroed grads; stats merged over them.
+ * Returns the mini-batch loss (non-finite: the backward was stopped). */
+static double ppo_minibatch(Prime *p, int r0, int n, double tok, int seqs, PpoStats *st) {
+    const RlConfig *c = &p->rc->rl;
+    StepBatch *b = &p->b;
+    Model *m = p->policy;
+    int T = b->T, step = micro_rows(m, T), want_ent = c->entropy_coef > 0;
+    PpoParams pp = ppo_params(c);
+    double loss = 0;
+    memset(st, 0, sizeof *st);
+    model_zero_grads(m);
+    for (int s = r0; s < r0 + n; s += step) {
+        int rows = r0 + n - s < step ? r0 + n - s : step;
+        size_t o = (size_t)s * T;
+        float *ent = want_ent ? b->ent_new + o : NULL, *dent = want_ent ? b->dent + o : NULL;
+        model_forward(m, b->tokens + o, b->targets + o, rows, T, b->logp_new + o, ent);
+        PpoStats cs;
+        double l = op_ppo_loss(STEP_BE, b->dlogp + o, dent, &cs, b->logp_new + o, b->logp_old + o,
+                               b->logp_ref + o, ent, b->advantages + o, b->mask + o, rows, T, pp,
+                               tok, seqs);
+        loss += l;
+        /* pg_loss, kl_ref, entropy are shares of the mini-batch mean; the rest per token */
+        st->pg_loss += cs.pg_loss;
+        st->kl_ref += cs.kl_ref;
+        st->entropy += cs.entropy;
+        st->clip_frac += cs.clip_frac * cs.valid;
+        st->approx_kl_old += cs.approx_kl_old * cs.valid;
+        st->valid += cs.valid;
+        if (!isfinite(l)) return l;
+        model_backward(m, b->tokens + o, b->targets + o, rows, T, b->dlogp + o, dent);
+    }
+    if (st->valid > 0) {
+        st->clip_frac /= st->valid;
+        st->approx_kl_old /= st->valid;
+    }
+    return loss;
+}
+
 /* PRIME.md section 6: ppo_epochs passes over ppo_minibatches contiguous row ranges. */
 static void policy_update(Prime *p, StepStats *ss) {
     const RlConfig *c = &p->rc->rl;
     StepBatch *b = &p->b;
     Model *m = p->policy;
     int N = b->N, T = b->T, M = c->ppo_minibatches > N ? N : c->ppo_minibatches;
-    PpoParams pp = ppo_params(c);
-    int want_ent = c->entropy_coef > 0;
     AdamWParams hp = {(float)c->lr, (float)c->beta1, (float)c->beta2, 1e-8f,
                       (float)c->weight_decay};
     double loss = 0, clip = 0, klo = 0, klr = 0, valid = 0, gn_max = 0;
@@ -269,20 +342,11 @@ static void policy_update(Prime *p, StepStats *ss) {
             double tok;
             int seqs = rows_valid(b->mask + o, n, T, &tok);
             if (tok == 0) continue;
-            model_forward(m, b->tokens + o, b->targets + o, n, T, b->logp_new + o,
-                          want_ent ? b->ent_new + o : NULL);
             PpoStats st;
-            double l = op_ppo_loss(m->be, b->dlogp + o, want_ent ? b->dent + o : NULL, &st,
-                                   b->logp_new + o, b->logp_old + o, b->logp_ref + o,
-                                   want_ent ? b->ent_new + o : NULL, b->advantages + o, b->mask + o,
-                                   n, T, pp, tok, seqs);
-            double gn = NAN;
-            if (isfinite(l)) {
-                model_zero_grads(m);
-                model_backward(m, b->tokens + o, b->targets + o, n, T, b->dlogp + o,
-                               want_ent ? b->dent + o : NULL);
-                gn = adamw_step(&p->opt_policy, m->params, m->grads, hp, c->grad_clip);
-            }
+            double l = ppo_minibatch(p, r0, n, tok, seqs, &st);
+            double gn = isfinite(l)
+                            ? adamw_step(&p->opt_policy, m->params, m->grads, hp, c->grad_clip)
+                            : NAN;
             if (!isfinite(gn)) {
                 ss->skipped++;
                 continue;
@@ -319,12 +383,18 @@ static void critic_update(Prime *p, const int *no_targets, StepStats *ss) {
             double tok;
             rows_valid(b->mask + o, n, T, &tok);
             if (tok == 0) continue;
-            model_forward(&p->critic, b->tokens + o, no_targets + o, n, T, b->work + o, NULL);
-            model_values(&p->critic, n, T, b->work2 + o);
-            double l = op_value_loss(p->critic.be, b->dlogp + o, &cf, b->work2 + o, b->values + o,
-                                     b->returns + o, b->mask + o, n, T, (float)c->value_clip, tok);
+            double l = 0;
+            int step = micro_rows(&p->critic, T);
             model_zero_grads(&p->critic);
-            model_backward_values(&p->critic, b->tokens + o, n, T, b->dlogp + o);
+            for (int s = r0; s < r1; s += step) {
+                int rows = r1 - s < step ? r1 - s : step;
+                size_t so = (size_t)s * T;
+                forward_rows(&p->critic, b, no_targets, s, rows, b->work, NULL, b->work2);
+                l += op_value_loss(STEP_BE, b->dlogp + so, &cf, b->work2 + so, b->values + so,
+                                   b->returns + so, b->mask + so, rows, T, (float)c->value_clip,
+                                   tok);
+                model_backward_values(&p->critic, b->tokens + so, rows, T, b->dlogp + so);
+            }
             double gn = isfinite(l) ? adamw_step(&p->opt_critic, p->critic.params, p->critic.grads,
                                                  hp, c->grad_clip)
                                     : NAN;
@@ -388,12 +458,9 @@ static void logprobs_and_rewards(Prime *p, StepStats *ss, int train_prm) {
     StepBatch *b = &p->b;
     int N = b->N, T = b->T;
     double t0 = time_now();
-    model_forward(&p->ref, b->tokens, b->targets, N, T, b->logp_ref, NULL);
-    model_forward(p->policy, b->tokens, b->targets, N, T, b->logp_old, b->entropy);
-    if (p->has_critic) {
-        model_forward(&p->critic, b->tokens, p->no_targets, N, T, b->work, NULL);
-        model_values(&p->critic, N, T, b->values);
-    }
+    forward_rows(&p->ref, b, b->targets, 0, N, b->logp_ref, NULL, NULL);
+    forward_rows(p->policy, b, b->targets, 0, N, b->logp_old, b->entropy, NULL);
+    if (p->has_critic) forward_rows(&p->critic, b, p->no_targets, 0, N, b->work, NULL, b->values);
     ss->t_logprobs = time_now() - t0;
     if (train_prm && !strcmp(c->prm_update, "before")) {
         t0 = time_now();
@@ -401,12 +468,12 @@ static void logprobs_and_rewards(Prime *p, StepStats *ss, int train_prm) {
         ss->t_prm = time_now() - t0;
     }
     t0 = time_now();
-    model_forward(&p->prm, b->tokens, b->targets, N, T, b->logp_prm, NULL);
+    forward_rows(&p->prm, b, b->targets, 0, N, b->logp_prm, NULL, NULL);
     ss->t_logprobs += time_now() - t0;
     int delim[2];
     CHECK(chartok_encode(c->step_delimiter, delim, 2) == 1);
-    op_prime_token_rewards(p->policy->be, b->reward, b->logp_prm, b->logp_ref, b->mask, b->targets,
-                           N, T, (float)c->beta, granularity_id(c->granularity), delim[0],
+    op_prime_token_rewards(STEP_BE, b->reward, b->logp_prm, b->logp_ref, b->mask, b->targets, N, T,
+                           (float)c->beta, granularity_id(c->granularity), delim[0],
                            transform_id(c->reward_transform), (float)c->clip_eta);
 }
 
@@ -513,8 +580,8 @@ int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
     ss->batch_norm_div = 1;
     if (c->batch_norm) {
         ss->batch_norm_div =
-            op_reward_suffix_absmax(p->policy->be, b->reward, b->mask, b->N, b->T) + 1e-6;
-        op_scale(p->policy->be, b->reward, (long)b->N * b->T, (float)(1.0 / ss->batch_norm_div));
+            op_reward_suffix_absmax(STEP_BE, b->reward, b->mask, b->N, b->T) + 1e-6;
+        op_scale(STEP_BE, b->reward, (long)b->N * b->T, (float)(1.0 / ss->batch_norm_div));
     }
     reward_stats(b, ss);
     advantages(p, ss);

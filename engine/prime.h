@@ -57,5 +57,7 @@ void prime_free(Prime *p);
 int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss);
 /* Greedy accuracy of a model on the task's fixed held-out set. */
 double prime_eval(Generator *gen, const RunConfig *rc);
+/* Rows per model call in the RL step: rl.micro_batch_rows, at most the step's batch. */
+int prime_micro_rows(const RunConfig *rc);
 /* Longest row (prompt + response) the RL phase produces. */
 int prime_max_len(const RunConfig *rc);

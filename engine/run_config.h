@@ -20,6 +20,7 @@ typedef struct {
     char prm_update[CFG_STR_LEN];
     double prm_lr, prm_grad_clip;
     int prm_minibatches;
+    int micro_batch_rows; /* rows per model call, 0: a whole mini-batch */
     char estimator[CFG_STR_LEN], rloo_variant[CFG_STR_LEN];
     double w_process, w_outcome, gamma, lam;
     int ppo_epochs, ppo_minibatches;
@@ -42,6 +43,7 @@ typedef struct {
     struct {
         char init[CFG_STR_LEN]; /* "random" or a Hugging Face model directory */
         char model_type[CFG_STR_LEN];
+        int vocab_size; /* 0: the task tokenizer's */
         int hidden_size, num_hidden_layers, num_attention_heads, num_key_value_heads;
         int intermediate_size, max_position_embeddings, tie_word_embeddings;
         double init_std, rope_theta;
