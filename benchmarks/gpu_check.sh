@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# One call on a GPU machine: build for sm_90a, run every GPU test, time every kernel against
+# the copy and matrix floors measured in the same run, time PyTorch's cuDNN and FlashAttention
+# SDPA on the same attention shapes, run the quick demo on the GPU and one RL step of a
+# Qwen2.5-0.5B-shaped model; the compact table comes last (and as JSON in the output folder).
+#
+# Usage: benchmarks/gpu_check.sh [OUTDIR]      (default gpu_check_out)
+#   STAGES="build tests bench peer demo e2e"   the stages to run (default: all)
+#   E2E_PROMPTS=64                             prompts of the RL step (x 4 samples)
+# Packages the machine lacks (jansson, OpenBLAS) are taken from .gpudeps/debs when present
+# (Debian .deb files, unpacked into .gpudeps/root; nothing is installed system-wide).
+set -u
+OUTDIR=${1:-${OUT:-gpu_check_out}}
+STAGES=${STAGES:-build tests bench peer demo e2e}
+BUILD=${BUILD:-build-gpu}
+mkdir -p "$OUTDIR"
+T0=$(date +%s)
+say() { echo "[gpu_check +$(($(date +%s) - T0))s] $*"; }
+want() { [[ " $STAGES " == *" $1 "* ]]; }
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader
+nproc_=$(nproc)
+
+CMAKE_EXTRA=()
+if [ -d .gpudeps/debs ]; then
+    mkdir -p .gpudeps/root
+    for f in .gpudeps/debs/*.deb; do dpkg -x "$f" .gpudeps/root; done
+    R=$PWD/.gpudeps/root/usr/lib/x86_64-linux-gnu
+    export LD_LIBRARY_PATH=$R:$R/openblas-openmp:${LD_LIBRARY_PATH:-}
+    CMAKE_EXTRA+=(-DDENSERL_DEPS_ROOT="$PWD/.gpudeps/root")
+fi
+
+if want build; then
+    say "build (sm_90a, ptxas report in $OUTDIR/build.log)"
+    if ! { cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a \
+            -DDENSERL_PTXAS_VERBOSE=ON "${CMAKE_EXTRA[@]}" &&
+           cmake --build "$BUILD" -j"$nproc_"; } >"$OUTDIR/build.log" 2>&1; then
+        tail -30 "$OUTDIR/build.log"
+        say "BUILD FAILED"
+        exit 1
+    fi
+    grep -E "spill stores|stack frame" "$OUTDIR/build.log" | grep -v " 0 bytes spill stores" |
+        sort | uniq -c | head -5
+fi
+BIN=$PWD/$BUILD
+
+if want tests; then
+    say "GPU tests (each launch checked: DENSERL_CUDA_SYNC=1)"
+    (cd "$BUILD" && DENSERL_CUDA_SYNC=1 timeout 300 ctest -R "test_(cuda|gpu)_" -j4 \
+        --timeout 120 --output-on-failure) >"$OUTDIR/tests.log" 2>&1
+    grep -E "tests passed|Passed|Failed|Skipped|\*\*\*" "$OUTDIR/tests.log" | tail -15
+    grep -h "^FAIL" "$OUTDIR/tests.log" | head -20
+fi
+
+if want bench; then
+    say "kernel benchmarks"
+    timeout 240 "$BIN/bench_cuda" --json "$OUTDIR/bench.json" >"$OUTDIR/bench.log" 2>&1 ||
+        { tail -5 "$OUTDIR/bench.log"; say "bench_cuda failed"; }
+fi
+
+if want peer; then
+    say "peer: PyTorch SDPA (cuDNN, FlashAttention-2)"
+    PYTHONUNBUFFERED=1 timeout 120 python3 benchmarks/peer_attention.py >"$OUTDIR/peer.json" \
+        2>"$OUTDIR/peer.log" || { tail -5 "$OUTDIR/peer.log"; say "peer failed"; }
+fi
+
+if want demo; then
+    say "quick demo and determinism on the GPU (device auto)"
+    (cd "$BUILD" && timeout 200 ctest -R "test_(demo_quick|determinism)" --timeout 150 \
+        --output-on-failure) >"$OUTDIR/demo.log" 2>&1
+    grep -E "Passed|Failed|tests passed" "$OUTDIR/demo.log" | tail -4
+fi
+
+if want e2e; then
+    P=${E2E_PROMPTS:-64}
+    say "one RL step, Qwen2.5-0.5B shape, $P prompts x 4 samples, 512 response tokens"
+    timeout 300 "$BIN/denserl" train configs/bench_qwen05b.json --set run_dir=/tmp/gpu_check_e2e \
+        --set rl.prompts_per_step="$P" >"$OUTDIR/e2e.log" 2>&1 || { tail -5 "$OUTDIR/e2e.log"; say "e2e failed"; }
+    cp /tmp/gpu_check_e2e/metrics.jsonl "$OUTDIR/e2e_metrics.jsonl" 2>/dev/null
+fi
+
+say "done"
+python3 benchmarks/gpu_table.py "$OUTDIR"

@@ -1,0 +1,59 @@
+"""Prints the compact table of benchmarks/gpu_check.sh from the files it left in OUTDIR
+(bench.json from bench_cuda, peer.json from peer_attention.py, e2e_metrics.jsonl from the RL
+step) and writes them together as OUTDIR/summary.json. Usage: gpu_table.py OUTDIR"""
+import json
+import os
+import sys
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def main():
+    out = sys.argv[1]
+    bench, peer = load(f"{out}/bench.json"), load(f"{out}/peer.json")
+    summary = {"bench": bench, "peer": peer, "e2e": None}
+    if bench:
+        print(f"\n{bench['device']}: copy {bench['copy_GBps']:.0f} GB/s, "
+              f"sgemm {bench['sgemm_TFLOPs']:.1f} TFLOP/s, bf16 gemm {bench['bf16_gemm_TFLOPs']:.0f} TFLOP/s")
+        print(f"{'kernel':<28} {'shape':<34} {'ms':>8} {'rate':>9} {'of floor':>9}")
+        for r in bench["rows"]:
+            if r["name"].startswith("floor"):
+                continue
+            print(f"{r['name']:<28} {r['shape']:<34} {r['ms']:8.3f} {r['rate']:9.1f} "
+                  f"{r['ratio_to_floor']:8.2f}x")
+    if bench and peer:
+        ours = {(r["name"], r["shape"]): r["ms"] for r in bench["rows"]}
+        print("\nattention bf16 fwd+bwd vs PyTorch SDPA (same shapes, same run)")
+        for p in peer["results"]:
+            if "error" in p:
+                print(f"  {p['backend']} Hkv={p['Hkv']}: {p['error']}")
+                continue
+            shape = f"B={p['B']} T={p['T']} H={p['H']}/{p['Hkv']} D={p['D']} causal"
+            f, b = ours.get(("attention bf16 fwd", shape)), ours.get(("attention bf16 fwd+bwd", shape))
+            if f is None or b is None:
+                continue
+            print(f"  vs {p['backend']:<6} Hkv={p['Hkv']:<3} fwd {p['fwd_ms']:.3f} ms / ours {f:.3f} ms "
+                  f"= {p['fwd_ms'] / f:.2f}x   fwd+bwd {p['fwd_bwd_ms']:.3f} / {b:.3f} ms "
+                  f"= {p['fwd_bwd_ms'] / b:.2f}x")
+    e2e = f"{out}/e2e_metrics.jsonl"
+    if os.path.exists(e2e):
+        rows = [json.loads(l) for l in open(e2e) if l.strip()]
+        rl = [r for r in rows if r.get("phase") == "rl"]
+        if rl:
+            summary["e2e"] = rl
+            print("\nRL step, Qwen2.5-0.5B shape (fp32 engine path)")
+            for name, ph in rl[-1]["phases"].items():
+                tps = ph.get("tokens_per_s")
+                print(f"  {name:<14} {ph['s']:8.2f} s" + (f" {tps:12.0f} tok/s" if tps else ""))
+    with open(f"{out}/summary.json", "w") as f:
+        json.dump(summary, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
