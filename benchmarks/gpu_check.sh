@@ -7,8 +7,10 @@
 # Usage: benchmarks/gpu_check.sh [OUTDIR]      (default gpu_check_out)
 #   STAGES="build tests bench peer demo e2e"   the stages to run (default: all)
 #   E2E_PROMPTS=64                             prompts of the RL step (x 4 samples)
-# Packages the machine lacks (jansson, OpenBLAS) are taken from .gpudeps/debs when present
-# (Debian .deb files, unpacked into .gpudeps/root; nothing is installed system-wide).
+# On a GPU machine that cannot install packages, scripts/fetch_gpudeps.sh (run elsewhere)
+# leaves jansson and OpenBLAS as .deb files in .gpudeps/debs; they are unpacked into
+# .gpudeps/root and built against (nothing is installed system-wide). Otherwise run
+# scripts/install_deps.sh first.
 set -u
 OUTDIR=${1:-${OUT:-gpu_check_out}}
 STAGES=${STAGES:-build tests bench peer demo e2e}
