@@ -1,7 +1,10 @@
 /* CUDA implicit process rewards (PRIME.md section 3) and the PRM's outcome loss (section 4),
- * the twins of reward_cpu.c. One block of RL_THREADS threads per row walks the row in
- * chunks: step / whole sums are a segmented block scan, the delta transform a backward scan
- * for "the next slot's value", the suffix-sum maximum a backward sum scan. Cross-row sums
+ * the twins of reward_cpu.c. Step / whole rewards on rows up to RW_SEG_MAX_T take one read of
+ * the inputs (prime_seg_rewards_kernel, RL_VEC positions per thread, the row's slot values
+ * parked in shared memory between a forward and a backward pass). Otherwise one block of
+ * RL_THREADS threads per row walks the row in chunks of RL_THREADS: step / whole sums are a
+ * segmented block scan, the delta transform a backward scan for "the next slot's value", the
+ * suffix-sum maximum a backward sum scan. Cross-row sums
  * go through per-row double partials and one fixed-order reduction block (rl_cuda.cuh). */
 #include "../kernels/kernels_cuda.h"
 #include "../runtime/cuda_util.cuh"
@@ -84,11 +87,122 @@ static __global__ void __launch_bounds__(RL_THREADS)
     }
 }
 
+/* Rows up to this long take the one-read kernel below: its per-row shared memory (RL_SEG_BYTES
+ * per padded position) stays under the default 48 KB. */
+enum { RW_SEG_MAX_T = 4 * RL_CHUNK, RL_SEG_BYTES = sizeof(float) + 1 };
+
+/* Step / whole granularity in one read of the inputs. Pass 1 walks the row forward, RL_VEC
+ * positions per thread: a segmented block scan gives the sum since the previous delimiter
+ * slot entering each thread, the thread runs the sums over its positions and parks each
+ * slot's value and flag in shared memory, in a thread-major layout (only the owning thread
+ * reads them back, without bank conflicts). The row's last valid position is only known at
+ * the end; the sum left over then is exactly its value (nothing valid follows it). Pass 2
+ * walks backward and writes each position once, applying the transform; delta takes the
+ * next slot's value from a reversed scan. */
+static __global__ void __launch_bounds__(RL_THREADS)
+    prime_seg_rewards_kernel(float *r, const float *logp_prm, const float *logp_ref,
+                             const float *mask, const int *targets, int T, float beta, int gran,
+                             int delim, int xform, float eta, int vec) {
+    extern __shared__ float rho_sm[]; /* (nch RL_CHUNK) values, then as many slot flags */
+    const int nch = (T + RL_CHUNK - 1) / RL_CHUNK;
+    unsigned char *slot_sm = (unsigned char *)(rho_sm + (size_t)nch * RL_CHUNK);
+    const size_t o = (size_t)blockIdx.x * T;
+    const float *m = mask + o, *lp = logp_prm + o, *lr = logp_ref + o;
+    const int *tg = targets ? targets + o : NULL;
+    RlSeg carry = {0.0, 0};
+    int last = -1;
+    for (int ch = 0; ch < nch; ch++) {
+        const int t0 = ch * RL_CHUNK + threadIdx.x * RL_VEC;
+        float mv[RL_VEC], a[RL_VEC], b[RL_VEC];
+        int tv[RL_VEC] = {0};
+        rl_load(mv, m, t0, T, vec);
+        rl_load(a, lp, t0, T, vec);
+        rl_load(b, lr, t0, T, vec);
+        if (gran == REWARD_STEP) rl_load(tv, tg, t0, T, vec);
+        double v[RL_VEC];
+        int sl[RL_VEC];
+        RlSeg loc = {0.0, 0};
+#pragma unroll
+        for (int k = 0; k < RL_VEC; k++) {
+            const int valid = mv[k] > 0;
+            v[k] = valid ? (double)beta * ((double)a[k] - b[k]) * mv[k] : 0.0;
+            sl[k] = valid && gran == REWARD_STEP && tv[k] == delim;
+            if (valid) last = t0 + k;
+            loc = rl_combine(loc, RlSeg{sl[k] ? 0.0 : v[k], sl[k]});
+        }
+        RlSeg incl, excl;
+        rl_block_scan_dir<false>(loc, incl, excl, carry);
+        double acc = excl.s;
+#pragma unroll
+        for (int k = 0; k < RL_VEC; k++) {
+            const int idx = ch * RL_CHUNK + k * RL_THREADS + threadIdx.x;
+            float rho = 0.0f;
+            if (sl[k]) {
+                rho = (float)(acc + v[k]);
+                acc = 0.0;
+            } else {
+                acc += v[k];
+            }
+            rho_sm[idx] = rho;
+            slot_sm[idx] = (unsigned char)sl[k];
+        }
+    }
+    last = rl_block_max_int(last);         /* also orders every shared write before pass 2 */
+    const float rho_last = (float)carry.s; /* used only where last is not a delimiter slot */
+    const int act = last >= 0 && xform != REWARD_XFORM_NONE;
+    RlLast next = {0.0, 0};
+    for (int ch = nch - 1; ch >= 0; ch--) {
+        const int t0 = ch * RL_CHUNK + threadIdx.x * RL_VEC;
+        float rho[RL_VEC];
+        int sl[RL_VEC];
+#pragma unroll
+        for (int k = 0; k < RL_VEC; k++) {
+            const int idx = ch * RL_CHUNK + k * RL_THREADS + threadIdx.x;
+            rho[k] = rho_sm[idx];
+            sl[k] = slot_sm[idx];
+            if (t0 + k == last && !sl[k]) rho[k] = rho_last, sl[k] = 1;
+        }
+        if (act && xform == REWARD_XFORM_CLIP) {
+#pragma unroll
+            for (int k = 0; k < RL_VEC; k++)
+                if (sl[k]) {
+                    const float x = rho[k] - eta;
+                    rho[k] = x < 0.0f ? x : 0.0f;
+                }
+        } else if (act) { /* delta: rho_k -= the next slot's untransformed value */
+            RlLast loc = {0.0, 0};
+#pragma unroll
+            for (int k = RL_VEC - 1; k >= 0; k--)
+                if (sl[k]) loc = RlLast{(double)rho[k], 1};
+            RlLast incl, excl;
+            rl_block_scan_dir<true>(loc, incl, excl, next);
+#pragma unroll
+            for (int k = RL_VEC - 1; k >= 0; k--)
+                if (sl[k]) {
+                    const float cur = rho[k];
+                    if (excl.has) rho[k] = cur - (float)excl.v;
+                    excl = RlLast{(double)cur, 1};
+                }
+        }
+        rl_store(r + o, rho, t0, T, vec);
+    }
+}
+
 extern "C" void prime_token_rewards_cuda(float *r, const float *logp_prm, const float *logp_ref,
                                          const float *mask, const int *targets, int N, int T,
                                          float beta, int granularity, int step_delim, int transform,
                                          float clip_eta) {
     if (N <= 0 || T <= 0) return;
+    if (granularity != REWARD_TOKEN && T <= RW_SEG_MAX_T) {
+        const int vec = rl_vec_ok((size_t)T, r, logp_prm, logp_ref, mask) &&
+                        rl_vec_ok((size_t)T, targets, NULL, NULL, NULL);
+        const size_t shmem = (size_t)((T + RL_CHUNK - 1) / RL_CHUNK) * RL_CHUNK * RL_SEG_BYTES;
+        prime_seg_rewards_kernel<<<N, RL_THREADS, shmem>>>(r, logp_prm, logp_ref, mask, targets, T,
+                                                           beta, granularity, step_delim, transform,
+                                                           clip_eta, vec);
+        LAUNCH_CHECK();
+        return;
+    }
     prime_rewards_kernel<<<N, RL_THREADS>>>(r, logp_prm, logp_ref, mask, targets, T, beta,
                                             granularity, step_delim, transform, clip_eta);
     LAUNCH_CHECK();

@@ -1,5 +1,7 @@
-/* Block-level building blocks shared by the RL CUDA kernels (reward, advantage, PPO): a
- * block-wide inclusive/exclusive scan of any associative element type (segmented sums,
+/* Block-level building blocks shared by the RL CUDA kernels (reward, advantage, PPO): wide
+ * per-thread row access (RL_VEC consecutive elements per thread, float4 where the row allows),
+ * a block-wide inclusive/exclusive scan, forward or reversed over the threads, of any
+ * associative element type (segmented sums,
  * "nearest valid value", affine maps for linear recurrences), block sums and maxima in
  * double, the last valid index of a row, and the deterministic two-stage reduction of
  * per-row partials (fixed launch shapes, fixed summation order, no atomics). Every block
@@ -9,7 +11,56 @@
 #include <cuda_runtime.h>
 #include "../runtime/cuda_util.cuh"
 
-enum { RL_THREADS = 256, RL_WARPS = RL_THREADS / 32 };
+#include <stdint.h>
+
+/* A chunk of a row is RL_CHUNK consecutive elements: thread j holds [j RL_VEC, (j+1) RL_VEC). */
+enum { RL_THREADS = 256, RL_WARPS = RL_THREADS / 32, RL_VEC = 8, RL_CHUNK = RL_THREADS * RL_VEC };
+
+/* Whether float4 access is allowed: every row (or group) start a multiple of 4 elements and
+ * every pointer 16-byte aligned (NULL pointers pass). */
+static inline int rl_vec_ok(size_t row_len, const void *a, const void *b, const void *c,
+                            const void *d) {
+    return row_len % 4 == 0 &&
+           ((uintptr_t)a | (uintptr_t)b | (uintptr_t)c | (uintptr_t)d) % 16 == 0;
+}
+
+__device__ __forceinline__ void rl_from_bits(float &x, unsigned u) {
+    x = __uint_as_float(u);
+}
+__device__ __forceinline__ void rl_from_bits(int &x, unsigned u) {
+    x = (int)u;
+}
+
+/* x[k] = p[t0 + k] where t0 + k < n, 0 elsewhere. vec (rl_vec_ok) means p + t0 is 16-byte
+ * aligned whenever t0 is a multiple of 4, which every caller's t0 is. */
+template <class V>
+__device__ __forceinline__ void rl_load(V (&x)[RL_VEC], const V *p, size_t t0, size_t n, int vec) {
+    if (vec && t0 + RL_VEC <= n) {
+#pragma unroll
+        for (int q = 0; q < RL_VEC; q += 4) {
+            const uint4 u = *(const uint4 *)(p + t0 + q);
+            rl_from_bits(x[q], u.x), rl_from_bits(x[q + 1], u.y);
+            rl_from_bits(x[q + 2], u.z), rl_from_bits(x[q + 3], u.w);
+        }
+    } else {
+#pragma unroll
+        for (int k = 0; k < RL_VEC; k++) x[k] = t0 + k < n ? p[t0 + k] : (V)0;
+    }
+}
+
+/* p[t0 + k] = x[k] where t0 + k < n. */
+__device__ __forceinline__ void rl_store(float *p, const float (&x)[RL_VEC], size_t t0, size_t n,
+                                         int vec) {
+    if (vec && t0 + RL_VEC <= n) {
+#pragma unroll
+        for (int q = 0; q < RL_VEC; q += 4)
+            *(float4 *)(p + t0 + q) = make_float4(x[q], x[q + 1], x[q + 2], x[q + 3]);
+    } else {
+#pragma unroll
+        for (int k = 0; k < RL_VEC; k++)
+            if (t0 + k < n) p[t0 + k] = x[k];
+    }
+}
 
 /* ---- scan element types: identity, combine(earlier, later), warp shuffle up ---- */
 
@@ -28,6 +79,9 @@ __device__ __forceinline__ RlSeg rl_combine(RlSeg x, RlSeg y) {
 __device__ __forceinline__ RlSeg rl_shfl_up(RlSeg x, int d) {
     return RlSeg{__shfl_up_sync(0xffffffffu, x.s, d), __shfl_up_sync(0xffffffffu, x.f, d)};
 }
+__device__ __forceinline__ RlSeg rl_shfl_down(RlSeg x, int d) {
+    return RlSeg{__shfl_down_sync(0xffffffffu, x.s, d), __shfl_down_sync(0xffffffffu, x.f, d)};
+}
 
 /* The value of the latest element (in scan order) that has one. */
 struct RlLast {
@@ -42,6 +96,9 @@ __device__ __forceinline__ RlLast rl_combine(RlLast x, RlLast y) {
 }
 __device__ __forceinline__ RlLast rl_shfl_up(RlLast x, int d) {
     return RlLast{__shfl_up_sync(0xffffffffu, x.v, d), __shfl_up_sync(0xffffffffu, x.has, d)};
+}
+__device__ __forceinline__ RlLast rl_shfl_down(RlLast x, int d) {
+    return RlLast{__shfl_down_sync(0xffffffffu, x.v, d), __shfl_down_sync(0xffffffffu, x.has, d)};
 }
 
 /* The affine map g -> a g + b; composing x then y gives g -> y.a (x.a g + x.b) + y.b. This
@@ -58,19 +115,24 @@ __device__ __forceinline__ RlAff rl_combine(RlAff x, RlAff y) {
 __device__ __forceinline__ RlAff rl_shfl_up(RlAff x, int d) {
     return RlAff{__shfl_up_sync(0xffffffffu, x.a, d), __shfl_up_sync(0xffffffffu, x.b, d)};
 }
+__device__ __forceinline__ RlAff rl_shfl_down(RlAff x, int d) {
+    return RlAff{__shfl_down_sync(0xffffffffu, x.a, d), __shfl_down_sync(0xffffffffu, x.b, d)};
+}
 
-/* Scans one chunk of RL_THREADS elements (thread j holds element j) and folds in the carry
- * of the chunks before it: incl = carry + x_0..x_j, excl = carry + x_0..x_{j-1}; carry then
- * covers this chunk too. The same on every thread, so all threads agree on the carry. */
-template <class S> __device__ void rl_block_scan(S x, S &incl, S &excl, S &carry) {
+/* Scans one element per thread, in thread order (REV: in reversed thread order, thread
+ * RL_THREADS-1 first), and folds in the carry of the scans before it: incl = carry + x_0..x_j,
+ * excl = carry + x_0..x_{j-1} in scan order; carry then covers this scan too. The same on
+ * every thread, so all threads agree on the carry. */
+template <bool REV, class S> __device__ void rl_block_scan_dir(S x, S &incl, S &excl, S &carry) {
     __shared__ S warp_tot[RL_WARPS];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (REV) lane = 31 - lane, warp = RL_WARPS - 1 - warp; /* ranks in scan order */
     S v = x;
     for (int d = 1; d < 32; d <<= 1) {
-        S y = rl_shfl_up(v, d);
+        S y = REV ? rl_shfl_down(v, d) : rl_shfl_up(v, d);
         if (lane >= d) v = rl_combine(y, v);
     }
-    S e = rl_shfl_up(v, 1);
+    S e = REV ? rl_shfl_down(v, 1) : rl_shfl_up(v, 1);
     if (lane == 0) e = rl_identity(x);
     if (lane == 31) warp_tot[warp] = v;
     __syncthreads();
@@ -83,6 +145,11 @@ template <class S> __device__ void rl_block_scan(S x, S &incl, S &excl, S &carry
     incl = rl_combine(pre, v);
     excl = rl_combine(pre, e);
     carry = tot;
+}
+
+/* Scans one chunk of RL_THREADS elements (thread j holds element j), forward. */
+template <class S> __device__ void rl_block_scan(S x, S &incl, S &excl, S &carry) {
+    rl_block_scan_dir<false>(x, incl, excl, carry);
 }
 
 /* Sums NV doubles over the block; every thread gets the totals. The xor butterfly leaves
@@ -112,6 +179,18 @@ __device__ __forceinline__ double rl_block_max(double v) {
     __syncthreads();
     double m = part[0];
     for (int w = 1; w < RL_WARPS; w++) m = fmax(m, part[w]);
+    __syncthreads();
+    return m;
+}
+
+__device__ __forceinline__ int rl_block_max_int(int v) {
+    __shared__ int part[RL_WARPS];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int d = 16; d > 0; d >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, d));
+    if (lane == 0) part[warp] = v;
+    __syncthreads();
+    int m = part[0];
+    for (int w = 1; w < RL_WARPS; w++) m = max(m, part[w]);
     __syncthreads();
     return m;
 }

@@ -1,9 +1,10 @@
 /* Holds the CUDA RL kernels (reward.h, advantage.h, ppo.h) against their CPU twins on random
  * ragged batches: rows with a random prompt offset and response length, some rows fully
  * masked, a few with holes in the mask, and NaN on every masked input position (the kernels
- * must never read it into a result). Shapes N = 1, 4, 12, 257 by T = 1, 17, 300, 1025; every
- * reward granularity and transform, both RLOO variants, GRPO with K = 4 or 1, PPO with and
- * without dual clip, both aggregations, k1 / k3, entropy on and off, and the value loss.
+ * must never read it into a result). Shapes N = 1, 4, 12, 257 by T = 1, 17, 300, 1025, and
+ * rows of 4096 to 8200 tokens; every reward granularity and transform, both RLOO variants,
+ * GRPO with K = 4 or 1, PPO with and without dual clip, both aggregations, k1 / k3, entropy on
+ * and off, and the value loss.
  * Every reduction is also run twice and must give bit-identical results. */
 #include <math.h>
 #include <stdio.h>
@@ -373,5 +374,15 @@ int main(void) {
             test_ppo(N, T);
             test_value_loss(N, T);
         }
+    /* rows longer than one 2048-element block step, the 16-byte path (T % 4 == 0), and the
+     * step-reward kernel's multi-step shared-memory layout up to its 8192 limit and past it */
+    const int longT[][2] = {{8, 4100}, {4, 4096}, {5, 8192}, {3, 8200}};
+    for (size_t i = 0; i < sizeof longT / sizeof longT[0]; i++) {
+        int N = longT[i][0], T = longT[i][1];
+        test_rewards(N, T);
+        test_group_ops(N, T);
+        test_row_ops(N, T);
+        test_ppo(N, T);
+    }
     return test_summary();
 }
