@@ -1,14 +1,30 @@
-/* CUDA twin of RMSNorm. One warp per row (8 rows per 256-thread block): the row's sum of
- * squares (or the backward's sum of w dy x) is accumulated in double as on the CPU, reduced by
- * warp shuffles, and the row is then read again (from cache) to write its output; rows of
- * d % 4 == 0 move as float4. The weight gradient is a sum over rows, made deterministic
- * without atomics: each block sums a fixed slice of rows for 256 columns into a scratch row of
- * partials, and a second kernel adds each column's partials in slice order. */
+/* CUDA twin of RMSNorm. Rows with d % 4 == 0 and 512 <= d <= 8192 (aligned) take the register
+ * path: a block of T threads holds a row in registers as K float4 per thread (thread t owns the
+ * float4 columns t, t + T, ..., so each load is coalesced), so the row is read from memory once.
+ * The forward gives each row its own block; the backward gives each block a contiguous group of
+ * rows and keeps per-column partial sums of dy x r in registers across them (every thread owns
+ * the same columns for all its rows), so dx and the weight gradient's partials come from one
+ * read of dy and x. Other shapes use one warp per row, reading the row twice, with the weight
+ * gradient's partials made by a separate pass. The row sums (sum of squares, sum of w dy x) are
+ * accumulated in double as on the CPU. The weight gradient is a sum over rows, made
+ * deterministic without atomics: row groups depend only on (n, d), each writes a scratch row of
+ * partials, and a last kernel adds each column's partials in a fixed order. */
 #include <stdint.h>
 #include "../kernels/kernels_cuda.h"
 #include "../runtime/cuda_util.cuh"
 
-enum { RN_THREADS = 256, RN_WARPS = RN_THREADS / 32, RN_DW_TARGET_BLOCKS = 528 };
+enum {
+    RN_THREADS = 256,
+    RN_WARPS = RN_THREADS / 32,
+    RN_DW_TARGET_BLOCKS = 528,
+    RN_REG_MAXT = 512,               /* threads of a register-path block at most */
+    RN_REG_MIN_D4 = 128,             /* below d = 512 a warp per row is as good */
+    RN_REG_MAX_D4 = 4 * RN_REG_MAXT, /* K = 4 float4 per thread: d = 8192 */
+    RN_BWD_TARGET_BLOCKS = 528,      /* row groups of the fused backward: 4 per SM of an H100 */
+    RN_FIN_COLS = 32,
+    RN_FIN_LANES = 8,
+    RN_FIN_THREADS = RN_FIN_COLS * RN_FIN_LANES
+};
 
 static inline bool rn_al16(const void *p) {
     return ((uintptr_t)p & 15u) == 0;
@@ -18,6 +34,151 @@ static __device__ __forceinline__ double warp_sum(double v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
+
+/* Sum of v over the block (blockDim.x a multiple of 32), the same value in every thread; every
+ * thread adds the warps' sums in warp order, so the result has fixed bits. red holds a slot per
+ * warp; the caller must not reuse it before every thread has passed the next __syncthreads. */
+static __device__ __forceinline__ double block_sum(double v, double *red) {
+    v = warp_sum(v);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+    __syncthreads();
+    const int nw = blockDim.x >> 5;
+    double s = 0.0;
+    for (int i = 0; i < nw; i++) s += red[i];
+    return s;
+}
+
+/* ---- register path ---- */
+
+/* One row per block: y = w * (x * r), r = 1 / sqrt(mean(x^2) + eps). */
+template <int K>
+__global__ void __launch_bounds__(RN_REG_MAXT, K >= 4 ? 2 : 3)
+    rmsnorm_fwd_reg_kernel(float *__restrict__ y, float *__restrict__ rstd,
+                           const float *__restrict__ x, const float *__restrict__ w, int d,
+                           float eps) {
+    __shared__ double red[RN_REG_MAXT / 32];
+    const int tid = threadIdx.x, T = blockDim.x, d4 = d >> 2;
+    const long row = blockIdx.x;
+    const float4 *xr = (const float4 *)(x + row * d), *w4 = (const float4 *)w;
+    float4 *yr = (float4 *)(y + row * d);
+    float4 a[K], b[K];
+    const float4 z = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+        const int c = tid + k * T;
+        a[k] = c < d4 ? xr[c] : z;
+        b[k] = c < d4 ? w4[c] : z;
+    }
+    double s = 0.0;
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+        s += (double)a[k].x * a[k].x;
+        s += (double)a[k].y * a[k].y;
+        s += (double)a[k].z * a[k].z;
+        s += (double)a[k].w * a[k].w;
+    }
+    const double ss = block_sum(s, red);
+    const float r = (float)(1.0 / sqrt(ss / d + (double)eps));
+    /* normalise first, then scale by the weight, as the CPU and Hugging Face round */
+    if (tid == 0) rstd[row] = r;
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+        const int c = tid + k * T;
+        if (c < d4)
+            yr[c] = make_float4(b[k].x * (a[k].x * r), b[k].y * (a[k].y * r), b[k].z * (a[k].z * r),
+                                b[k].w * (a[k].w * r));
+    }
+}
+
+/* Rows [blockIdx.x * rows_per, + rows_per) of: dx_j += r w_j dy_j - x_j r^3 / d * sum_k w_k dy_k
+ * x_k (when dx), and part[blockIdx.x, j] = sum over those rows, in order, of dy_j (x_j r) (when
+ * part). */
+template <int K>
+__global__ void __launch_bounds__(RN_REG_MAXT, K >= 4 ? 1 : 2)
+    rmsnorm_bwd_reg_kernel(float *__restrict__ dx, float *__restrict__ part,
+                           const float *__restrict__ dy, const float *__restrict__ x,
+                           const float *__restrict__ w, const float *__restrict__ rstd, int n,
+                           int d, int rows_per) {
+    /* two sets of slots, alternating by row, so one __syncthreads per row suffices */
+    __shared__ double red[2][RN_REG_MAXT / 32];
+    const int tid = threadIdx.x, T = blockDim.x, d4 = d >> 2;
+    const int i0 = blockIdx.x * rows_per, i1 = min(n, i0 + rows_per);
+    const float4 z = make_float4(0.f, 0.f, 0.f, 0.f);
+    float4 acc[K];
+#pragma unroll
+    for (int k = 0; k < K; k++) acc[k] = z;
+    for (int i = i0; i < i1; i++) {
+        const long off = (long)i * d;
+        const float4 *xr = (const float4 *)(x + off), *gr = (const float4 *)(dy + off);
+        float4 *dxr = dx ? (float4 *)(dx + off) : NULL;
+        /* every load of the row is issued before the block waits in the reduction; w is
+         * re-read per row, from L1, to leave registers for dx */
+        float4 a[K], g[K], o[K];
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            const int c = tid + k * T;
+            a[k] = c < d4 ? xr[c] : z;
+            g[k] = c < d4 ? gr[c] : z;
+            o[k] = dx && c < d4 ? dxr[c] : z;
+        }
+        const float r = rstd[i];
+        if (dx) {
+            double s = 0.0;
+            float4 wv[K];
+#pragma unroll
+            for (int k = 0; k < K; k++) {
+                const int c = tid + k * T;
+                wv[k] = c < d4 ? ((const float4 *)w)[c] : z;
+                s += (double)(wv[k].x * g[k].x) * a[k].x;
+                s += (double)(wv[k].y * g[k].y) * a[k].y;
+                s += (double)(wv[k].z * g[k].z) * a[k].z;
+                s += (double)(wv[k].w * g[k].w) * a[k].w;
+            }
+            const double cs = block_sum(s, red[i & 1]);
+            const float kk = (float)(cs * r * r * r / d);
+#pragma unroll
+            for (int k = 0; k < K; k++) {
+                const int c = tid + k * T;
+                if (c < d4) {
+                    o[k].x += r * wv[k].x * g[k].x - kk * a[k].x;
+                    o[k].y += r * wv[k].y * g[k].y - kk * a[k].y;
+                    o[k].z += r * wv[k].z * g[k].z - kk * a[k].z;
+                    o[k].w += r * wv[k].w * g[k].w - kk * a[k].w;
+                    dxr[c] = o[k];
+                }
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            acc[k].x += g[k].x * (a[k].x * r);
+            acc[k].y += g[k].y * (a[k].y * r);
+            acc[k].z += g[k].z * (a[k].z * r);
+            acc[k].w += g[k].w * (a[k].w * r);
+        }
+    }
+    if (part) {
+        float4 *pr = (float4 *)(part + (long)blockIdx.x * d);
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            const int c = tid + k * T;
+            if (c < d4) pr[c] = acc[k];
+        }
+    }
+}
+
+/* The register path's shape for a row of d4 float4: the fewest float4 per thread (K) that keeps
+ * the block within RN_REG_MAXT threads, and the block rounded up to whole warps. Returns K, or 0
+ * when the row takes the warp-per-row path. */
+static int rn_reg_shape(int d, int *threads) {
+    if (d % 4 != 0) return 0;
+    const int d4 = d / 4;
+    if (d4 < RN_REG_MIN_D4 || d4 > RN_REG_MAX_D4) return 0;
+    const int K = d4 <= RN_REG_MAXT ? 1 : d4 <= 2 * RN_REG_MAXT ? 2 : 4;
+    *threads = ((d4 + K - 1) / K + 31) / 32 * 32;
+    return K;
+}
+
+/* ---- warp-per-row path ---- */
 
 /* Row sums for the forward: sum_j x_j^2 (w == NULL) or, for the backward, sum_j (w_j dy_j) x_j,
  * over this lane's columns; VEC reads float4 (d % 4 == 0, aligned). */
@@ -119,24 +280,54 @@ __global__ void rmsnorm_dw_partial_kernel(float *__restrict__ part, const float 
     part[(long)blockIdx.y * d + j] = s;
 }
 
-/* dw_j += sum over slices, in slice order, of part[slice, j]. */
-__global__ void rmsnorm_dw_final_kernel(float *__restrict__ dw, const float *__restrict__ part,
-                                        int d, int slices) {
-    const int j = blockIdx.x * RN_THREADS + threadIdx.x;
-    if (j >= d) return;
+/* dw_j += sum over slices of part[slice, j]: lane q of a column sums slices q, q + 8, ... in
+ * order, then the 8 lane sums are added in lane order (fixed bits). A block covers 32 columns,
+ * so each warp reads 128 contiguous bytes per slice and 8 slices are in flight per column. */
+__global__ void __launch_bounds__(RN_FIN_THREADS)
+    rmsnorm_dw_final_kernel(float *__restrict__ dw, const float *__restrict__ part, int d,
+                            int slices) {
+    __shared__ float sh[RN_FIN_LANES][RN_FIN_COLS];
+    const int col = threadIdx.x % RN_FIN_COLS, q = threadIdx.x / RN_FIN_COLS;
+    const int j = blockIdx.x * RN_FIN_COLS + col;
     float s = 0.0f;
-    for (int b = 0; b < slices; b++) s += part[(long)b * d + j];
-    dw[j] += s;
+    if (j < d) {
+#pragma unroll 4
+        for (int b = q; b < slices; b += RN_FIN_LANES) s += part[(long)b * d + j];
+    }
+    sh[q][col] = s;
+    __syncthreads();
+    if (q == 0 && j < d) {
+        float t = 0.0f;
+        for (int l = 0; l < RN_FIN_LANES; l++) t += sh[l][col];
+        dw[j] += t;
+    }
+}
+
+static void rmsnorm_dw_final(float *dw, const float *part, int d, int slices) {
+    rmsnorm_dw_final_kernel<<<(unsigned)((d + RN_FIN_COLS - 1) / RN_FIN_COLS), RN_FIN_THREADS>>>(
+        dw, part, d, slices);
+    LAUNCH_CHECK();
 }
 
 extern "C" void rmsnorm_forward_cuda(float *y, float *rstd, const float *x, const float *w, int n,
                                      int d, float eps) {
     if (n <= 0 || d <= 0) return;
-    const unsigned grid = (unsigned)((n + RN_WARPS - 1) / RN_WARPS);
-    if (d % 4 == 0 && rn_al16(y) && rn_al16(x) && rn_al16(w))
-        rmsnorm_fwd_kernel<true><<<grid, RN_THREADS>>>(y, rstd, x, w, n, d, eps);
-    else
-        rmsnorm_fwd_kernel<false><<<grid, RN_THREADS>>>(y, rstd, x, w, n, d, eps);
+    const bool al = rn_al16(y) && rn_al16(x) && rn_al16(w);
+    int T = 0;
+    const int K = al ? rn_reg_shape(d, &T) : 0;
+    if (K == 1)
+        rmsnorm_fwd_reg_kernel<1><<<(unsigned)n, T>>>(y, rstd, x, w, d, eps);
+    else if (K == 2)
+        rmsnorm_fwd_reg_kernel<2><<<(unsigned)n, T>>>(y, rstd, x, w, d, eps);
+    else if (K == 4)
+        rmsnorm_fwd_reg_kernel<4><<<(unsigned)n, T>>>(y, rstd, x, w, d, eps);
+    else {
+        const unsigned grid = (unsigned)((n + RN_WARPS - 1) / RN_WARPS);
+        if (d % 4 == 0 && al)
+            rmsnorm_fwd_kernel<true><<<grid, RN_THREADS>>>(y, rstd, x, w, n, d, eps);
+        else
+            rmsnorm_fwd_kernel<false><<<grid, RN_THREADS>>>(y, rstd, x, w, n, d, eps);
+    }
     LAUNCH_CHECK();
 }
 
@@ -153,13 +344,35 @@ static void rmsnorm_dw(float *dw, const float *dy, const float *x, const float *
     rmsnorm_dw_partial_kernel<<<dim3((unsigned)col_blocks, (unsigned)slices), RN_THREADS>>>(
         part, dy, x, rstd, n, d, rows_per);
     LAUNCH_CHECK();
-    rmsnorm_dw_final_kernel<<<(unsigned)col_blocks, RN_THREADS>>>(dw, part, d, slices);
-    LAUNCH_CHECK();
+    rmsnorm_dw_final(dw, part, d, slices);
 }
 
 extern "C" void rmsnorm_backward_cuda(float *dx, float *dw, const float *dy, const float *x,
                                       const float *w, const float *rstd, int n, int d) {
-    if (n <= 0 || d <= 0) return;
+    if (n <= 0 || d <= 0 || (!dx && !dw)) return;
+    int T = 0;
+    const bool al = (!dx || rn_al16(dx)) && rn_al16(dy) && rn_al16(x) && rn_al16(w);
+    const int K = al ? rn_reg_shape(d, &T) : 0;
+    if (K) {
+        /* row groups from (n, d) alone, so dw has the same bits on any GPU */
+        const int rows_per = (n + RN_BWD_TARGET_BLOCKS - 1) / RN_BWD_TARGET_BLOCKS;
+        const int groups = (n + rows_per - 1) / rows_per;
+        float *part =
+            dw ? (float *)dr_cuda_scratch(SCRATCH_REDUCE, sizeof(float) * (size_t)groups * d)
+               : NULL;
+        if (K == 1)
+            rmsnorm_bwd_reg_kernel<1>
+                <<<(unsigned)groups, T>>>(dx, part, dy, x, w, rstd, n, d, rows_per);
+        else if (K == 2)
+            rmsnorm_bwd_reg_kernel<2>
+                <<<(unsigned)groups, T>>>(dx, part, dy, x, w, rstd, n, d, rows_per);
+        else
+            rmsnorm_bwd_reg_kernel<4>
+                <<<(unsigned)groups, T>>>(dx, part, dy, x, w, rstd, n, d, rows_per);
+        LAUNCH_CHECK();
+        if (dw) rmsnorm_dw_final(dw, part, d, groups);
+        return;
+    }
     if (dx) {
         const unsigned grid = (unsigned)((n + RN_WARPS - 1) / RN_WARPS);
         if (d % 4 == 0 && rn_al16(dx) && rn_al16(dy) && rn_al16(x) && rn_al16(w))

@@ -265,9 +265,18 @@ static void run_all(void) {
     test_embedding(1000, 7, 50, 0);
     test_embedding(4097, 64, 50, 1);
     test_embedding(33, 130, 50, 1);
-    static const int rn[] = {1, 5, 300}, rd[] = {7, 64, 896, 4096};
+    /* d from 512 to 8192 (d % 4 == 0) takes the register path with 1, 2 or 4 float4 per
+     * thread; 520 and 2056 leave the block's last threads with no columns */
+    static const int rn[] = {1, 5, 300}, rd[] = {7, 64, 896, 4096, 520, 2056, 5120, 8192};
     for (int a = 0; a < 3; a++)
-        for (int c = 0; c < 4; c++) test_rmsnorm(rn[a], rd[c]);
+        for (int c = 0; c < 8; c++) test_rmsnorm(rn[a], rd[c]);
+    /* more rows than the backward's row groups: several rows per group */
+    test_rmsnorm(1000, 896);
+    test_rmsnorm(1111, 4096);
+    test_rmsnorm(2000, 520);
+    test_rmsnorm(600, 8192);
+    test_rmsnorm(5, 512);  /* the register path's smallest row: 128 threads, one float4 each */
+    test_rmsnorm(3, 8196); /* beyond the register path: a warp per row */
     static const int rD[] = {8, 64, 128, 6};
     for (int c = 0; c < 4; c++) {
         test_rope(1, 3, rD[c]);
