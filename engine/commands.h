@@ -6,3 +6,4 @@ int cmd_train(int argc, char **argv);
 int cmd_logprobs(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_verify(int argc, char **argv);

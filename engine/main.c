@@ -10,6 +10,7 @@ static void usage(FILE *f) {
                "  denserl logprobs --model DIR --data IN.jsonl --out OUT.jsonl\n"
                "  denserl inspect DUMP.safetensors [--row I] [--rows N] [--plain]\n"
                "  denserl plot SPEC.json OUT.svg\n"
+               "  denserl verify --task gsm8k|math (--answer A --response R | --data IN.jsonl)\n"
                "  denserl --help | --version\n");
 }
 
@@ -33,7 +34,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "logprobs")) return cmd_logprobs(argc - 2, argv + 2);
     if (!strcmp(cmd, "plot")) return cmd_plot(argc - 2, argv + 2);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
-    fprintf(stderr, "error: unknown command '%s' (expected train, logprobs, inspect or plot)\n",
+    if (!strcmp(cmd, "verify")) return cmd_verify(argc - 2, argv + 2);
+    fprintf(stderr, "error: unknown command '%s' (expected train, logprobs, inspect, plot or verify)\n",
             cmd);
     return 2;
 }
