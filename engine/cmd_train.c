@@ -47,6 +47,10 @@ static int prepare(const char *cfg_path, char **sets, int n_sets, RunConfig *rc,
     if (run_config_load(rc, cfg_path, sets, n_sets)) return DR_ERR;
     Backend be;
     if (backend_from_name(rc->device, &be)) return dr_error("%s: %s", cfg_path, dr_last_error());
+    if (strcmp(rc->precision, "bf16") == 0 && be != BACKEND_CUDA)
+        return dr_error("%s: 'precision' \"bf16\" runs on a GPU only, and this run is on the CPU "
+                        "(use \"fp32\")",
+                        cfg_path);
     if (rc->threads > 0) {
         omp_set_num_threads(rc->threads);
         openblas_set_num_threads(rc->threads);
@@ -81,9 +85,14 @@ static int prepare(const char *cfg_path, char **sets, int n_sets, RunConfig *rc,
     if (strcmp(rc->model.init, "random") == 0) {
         model_init(m, &mc, be, rows, need);
         model_init_random(m, (unsigned long long)rc->seed, (float)rc->model.init_std);
-        return DR_OK;
+    } else if (model_load(m, rc->model.init, be, rows, need)) {
+        return DR_ERR;
     }
-    return model_load(m, rc->model.init, be, rows, need);
+    if (strcmp(rc->precision, "bf16") == 0 && model_use_bf16(m)) {
+        model_free(m);
+        return dr_error("%s: %s", cfg_path, dr_last_error());
+    }
+    return DR_OK;
 }
 
 /* Reads the last SFT loss back from the metrics, for the report. */

@@ -126,35 +126,32 @@ static void gen_step(Generator *g, int n) {
     int d = c->d_model, F = c->d_ff, Dh = c->head_dim, H = c->n_heads, Hkv = c->n_kv_heads;
     int qd = H * Dh, kd = Hkv * Dh;
     size_t lstride = (size_t)g->B_cap * g->T_cap * kd;
+    model_refresh_weights(m);
     be_to_device(be, g->tok, g->h_tok, sizeof(int) * n);
     be_to_device(be, g->pos, g->h_pos, sizeof(int) * n);
     op_embedding_forward(be, g->x, g->tok, w->embed, n, d);
     for (int l = 0; l < c->n_layers; l++) {
         float *kc = g->kcache + l * lstride, *vc = g->vcache + l * lstride;
         op_rmsnorm_forward(be, g->xn, g->rstd, g->x, LW(w->attn_norm, l, d), n, d, c->norm_eps);
-        op_linear_forward(be, g->q, g->xn, LW(w->wq, l, (size_t)qd * d), LW(w->bq, l, qd), n, d,
-                          qd);
-        op_linear_forward(be, g->k, g->xn, LW(w->wk, l, (size_t)kd * d), LW(w->bk, l, kd), n, d,
-                          kd);
-        op_linear_forward(be, g->v, g->xn, LW(w->wv, l, (size_t)kd * d), LW(w->bv, l, kd), n, d,
-                          kd);
+        model_linear(m, g->q, g->xn, LW(w->wq, l, (size_t)qd * d), LW(w->bq, l, qd), n, d, qd);
+        model_linear(m, g->k, g->xn, LW(w->wk, l, (size_t)kd * d), LW(w->bk, l, kd), n, d, kd);
+        model_linear(m, g->v, g->xn, LW(w->wv, l, (size_t)kd * d), LW(w->bv, l, kd), n, d, kd);
         op_rope_forward(be, g->q, g->pos, m->rope_cos, m->rope_sin, n, H, Dh);
         op_rope_forward(be, g->k, g->pos, m->rope_cos, m->rope_sin, n, Hkv, Dh);
         op_kv_cache_store(be, kc, g->k, g->pos, n, g->T_cap, kd);
         op_kv_cache_store(be, vc, g->v, g->pos, n, g->T_cap, kd);
         op_attention_decode(be, g->att, g->q, kc, vc, g->pos, n, g->T_cap, H, Hkv, Dh);
-        op_linear_forward(be, g->tmp, g->att, LW(w->wo, l, (size_t)d * qd), LW(w->bo, l, d), n, qd,
-                          d);
+        model_linear(m, g->tmp, g->att, LW(w->wo, l, (size_t)d * qd), LW(w->bo, l, d), n, qd, d);
         op_add(be, g->x, g->tmp, (long)n * d);
         op_rmsnorm_forward(be, g->xn, g->rstd, g->x, LW(w->mlp_norm, l, d), n, d, c->norm_eps);
-        op_linear_forward(be, g->gate, g->xn, LW(w->w_gate, l, (size_t)F * d), NULL, n, d, F);
-        op_linear_forward(be, g->up, g->xn, LW(w->w_up, l, (size_t)F * d), NULL, n, d, F);
+        model_linear(m, g->gate, g->xn, LW(w->w_gate, l, (size_t)F * d), NULL, n, d, F);
+        model_linear(m, g->up, g->xn, LW(w->w_up, l, (size_t)F * d), NULL, n, d, F);
         op_swiglu_forward(be, g->h, g->gate, g->up, (long)n * F);
-        op_linear_forward(be, g->tmp, g->h, LW(w->w_down, l, (size_t)d * F), NULL, n, F, d);
+        model_linear(m, g->tmp, g->h, LW(w->w_down, l, (size_t)d * F), NULL, n, F, d);
         op_add(be, g->x, g->tmp, (long)n * d);
     }
     op_rmsnorm_forward(be, g->xn, g->rstd, g->x, w->final_norm, n, d, c->norm_eps);
-    op_linear_forward(be, g->logits, g->xn, w->lm_head, NULL, n, d, c->vocab);
+    model_linear(m, g->logits, g->xn, w->lm_head, NULL, n, d, c->vocab);
 }
 
 /* Moves slot j's state and its cached positions 0 .. h_pos[j] - 1 into slot i. */

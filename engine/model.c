@@ -9,6 +9,7 @@
 #include "../runtime/check.h"
 #include "../runtime/error.h"
 #include "../runtime/ops.h"
+#include "../runtime/ops_mixed.h"
 
 int model_config_validate(const ModelConfig *c, const char *what) {
     if (c->vocab <= 0 || c->d_model <= 0 || c->n_layers <= 0 || c->n_heads <= 0 ||
@@ -201,6 +202,9 @@ void model_free(Model *m) {
                     a->dup,    a->dh,    a->io_tok,   a->io_tgt,   a->io_a,    a->io_b};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) be_free(m->be, bufs[i]);
+    void *mx[] = {m->mx.w, m->mx.buf[0], m->mx.buf[1], m->mx.buf[2], m->mx.attn_ws};
+    for (size_t i = 0; i < sizeof mx / sizeof mx[0]; i++)
+        if (mx[i]) be_free(m->be, mx[i]);
     memset(m, 0, sizeof *m);
 }
 
@@ -241,7 +245,124 @@ void model_init_random(Model *m, unsigned long long seed, float std) {
     fill(hv.final_norm, d, seed, 11, -1.0f);
     if (!c->tied) fill(hv.lm_head, V * d, seed, 12, std);
     be_to_device(m->be, m->params, host, sizeof(float) * m->n_params);
+    model_params_changed(m);
     free(host);
+}
+
+/* ---- precision: every product, attention and lm_head call goes through these ---- */
+
+int model_use_bf16(Model *m) {
+    if (m->be != BACKEND_CUDA)
+        return dr_error("precision \"bf16\" needs the CUDA backend (device \"cuda\")");
+    m->mx.on = 1;
+    m->mx.w = be_alloc(m->be, sizeof(uint16_t) * m->n_params);
+    m->mx.stale = 1;
+    return DR_OK;
+}
+
+void model_params_changed(Model *m) {
+    m->mx.stale = 1;
+}
+
+void model_refresh_weights(Model *m) {
+    if (!m->mx.on || !m->mx.stale) return;
+    op_cast_bf16(m->be, m->mx.w, m->params, (long)m->n_params);
+    m->mx.stale = 0;
+}
+
+/* The bf16 copy of a parameter tensor (a pointer into params). */
+static const uint16_t *bw(const Model *m, const float *w) {
+    return m->mx.w + (w - m->params);
+}
+
+/* Scratch slot k of at least n bf16 elements, grown on demand. */
+static uint16_t *mx_buf(Model *m, int k, size_t n) {
+    if (n > m->mx.cap[k]) {
+        if (m->mx.buf[k]) be_free(m->be, m->mx.buf[k]);
+        m->mx.buf[k] = be_alloc(m->be, sizeof(uint16_t) * n);
+        m->mx.cap[k] = n;
+    }
+    return m->mx.buf[k];
+}
+
+void model_linear(Model *m, float *y, const float *x, const float *w, const float *b, int n, int in,
+                  int out) {
+    if (!m->mx.on)
+        op_linear_forward(m->be, y, x, w, b, n, in, out);
+    else
+        op_linear_forward_mixed(m->be, y, x, bw(m, w), b, n, in, out, mx_buf(m, 0, (size_t)n * in));
+}
+
+static void lin_bwd(Model *m, float *dx, float *dw, float *db, const float *dy, const float *x,
+                    const float *w, int n, int in, int out) {
+    if (!m->mx.on)
+        op_linear_backward(m->be, dx, dw, db, dy, x, w, n, in, out);
+    else
+        op_linear_backward_mixed(m->be, dx, dw, db, dy, x, bw(m, w), n, in, out,
+                                 mx_buf(m, 1, (size_t)n * out), mx_buf(m, 0, (size_t)n * in));
+}
+
+static int mixed_attention(const Model *m) {
+    return m->mx.on && op_mixed_attention_supported(m->cfg.head_dim);
+}
+
+static void attn_fwd(Model *m, float *out, float *lse, const float *q, const float *k,
+                     const float *v, int B, int T) {
+    const ModelConfig *c = &m->cfg;
+    int H = c->n_heads, Hkv = c->n_kv_heads, D = c->head_dim;
+    if (!mixed_attention(m)) {
+        op_attention_forward(m->be, out, lse, q, k, v, B, T, H, Hkv, D);
+        return;
+    }
+    uint16_t *s = mx_buf(m, 2, op_mixed_attention_scratch(B, T, H, Hkv, D));
+    op_attention_forward_mixed(m->be, out, lse, q, k, v, B, T, H, Hkv, D, s);
+}
+
+static void attn_bwd(Model *m, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                     const float *k, const float *v, const float *out, const float *lse, int B,
+                     int T) {
+    const ModelConfig *c = &m->cfg;
+    int H = c->n_heads, Hkv = c->n_kv_heads, D = c->head_dim;
+    if (!mixed_attention(m)) {
+        op_attention_backward(m->be, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, Hkv, D);
+        return;
+    }
+    uint16_t *s = mx_buf(m, 2, op_mixed_attention_scratch(B, T, H, Hkv, D));
+    size_t ws = op_mixed_attention_workspace(B, T, H, Hkv, D);
+    if (ws > m->mx.attn_ws_cap) {
+        if (m->mx.attn_ws) be_free(m->be, m->mx.attn_ws);
+        m->mx.attn_ws = be_alloc(m->be, ws);
+        m->mx.attn_ws_cap = ws;
+    }
+    op_attention_backward_mixed(m->be, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, Hkv, D, s,
+                                m->mx.attn_ws);
+}
+
+static void lp_fwd(Model *m, float *logp, float *entropy, const int *targets, int N) {
+    const ModelConfig *c = &m->cfg;
+    Activations *a = &m->act;
+    if (!m->mx.on) {
+        op_logprob_forward(m->be, logp, entropy, a->lse_out, a->xf, m->w.lm_head, targets, N,
+                           c->d_model, c->vocab, m->logits_chunk, a->scratch);
+        return;
+    }
+    op_logprob_forward_mixed(m->be, logp, entropy, a->lse_out, a->xf, bw(m, m->w.lm_head), targets,
+                             N, c->d_model, c->vocab, m->logits_chunk, a->scratch,
+                             mx_buf(m, 0, (size_t)N * c->d_model));
+}
+
+static void lp_bwd(Model *m, const float *dlogp, const float *dentropy, const int *targets, int N) {
+    const ModelConfig *c = &m->cfg;
+    Activations *a = &m->act;
+    if (!m->mx.on) {
+        op_logprob_backward(m->be, a->dtmp, m->g.lm_head, dlogp, dentropy, a->xf, m->w.lm_head,
+                            targets, a->lse_out, N, c->d_model, c->vocab, m->logits_chunk,
+                            a->scratch);
+        return;
+    }
+    op_logprob_backward_mixed(m->be, a->dtmp, m->g.lm_head, dlogp, dentropy, a->xf,
+                              bw(m, m->w.lm_head), targets, a->lse_out, N, c->d_model, c->vocab,
+                              m->logits_chunk, a->scratch, mx_buf(m, 0, (size_t)N * c->d_model));
 }
 
 /* Host arrays into the model: used in place on the CPU, copied to dev on a GPU. */
@@ -266,6 +387,7 @@ static void io_back(const Model *m, void *host, const void *dev, size_t bytes) {
 static void forward(Model *m, const int *tokens, const int *targets, int B, int T, float *logp,
                     float *entropy) {
     const ModelConfig *c = &m->cfg;
+    model_refresh_weights(m);
     Activations *a = &m->act;
     Backend be = m->be;
     /* any (B, T) that fits the token capacity: per-layer strides use the capacity */
@@ -288,26 +410,25 @@ static void forward(Model *m, const int *tokens, const int *targets, int B, int 
         float *xo = a->x + (l + 1) * Ncap * d;
         op_rmsnorm_forward(be, xn1, a->rstd1 + l * Ncap, x, LW(m->w.attn_norm, l, d), N, d,
                            c->norm_eps);
-        op_linear_forward(be, q, xn1, LW(m->w.wq, l, (size_t)qd * d), LW(m->w.bq, l, qd), N, d, qd);
-        op_linear_forward(be, k, xn1, LW(m->w.wk, l, (size_t)kd * d), LW(m->w.bk, l, kd), N, d, kd);
-        op_linear_forward(be, v, xn1, LW(m->w.wv, l, (size_t)kd * d), LW(m->w.bv, l, kd), N, d, kd);
+        model_linear(m, q, xn1, LW(m->w.wq, l, (size_t)qd * d), LW(m->w.bq, l, qd), N, d, qd);
+        model_linear(m, k, xn1, LW(m->w.wk, l, (size_t)kd * d), LW(m->w.bk, l, kd), N, d, kd);
+        model_linear(m, v, xn1, LW(m->w.wv, l, (size_t)kd * d), LW(m->w.bv, l, kd), N, d, kd);
         op_rope_forward(be, q, a->pos, m->rope_cos, m->rope_sin, N, H, Dh);
         op_rope_forward(be, k, a->pos, m->rope_cos, m->rope_sin, N, Hkv, Dh);
-        op_attention_forward(be, att, a->lse + l * Ncap * H, q, k, v, B, T, H, Hkv, Dh);
-        op_linear_forward(be, xm, att, LW(m->w.wo, l, (size_t)d * qd), LW(m->w.bo, l, d), N, qd, d);
+        attn_fwd(m, att, a->lse + l * Ncap * H, q, k, v, B, T);
+        model_linear(m, xm, att, LW(m->w.wo, l, (size_t)d * qd), LW(m->w.bo, l, d), N, qd, d);
         op_add(be, xm, x, (long)N * d);
         op_rmsnorm_forward(be, xn2, a->rstd2 + l * Ncap, xm, LW(m->w.mlp_norm, l, d), N, d,
                            c->norm_eps);
-        op_linear_forward(be, gate, xn2, LW(m->w.w_gate, l, (size_t)F * d), NULL, N, d, F);
-        op_linear_forward(be, up, xn2, LW(m->w.w_up, l, (size_t)F * d), NULL, N, d, F);
+        model_linear(m, gate, xn2, LW(m->w.w_gate, l, (size_t)F * d), NULL, N, d, F);
+        model_linear(m, up, xn2, LW(m->w.w_up, l, (size_t)F * d), NULL, N, d, F);
         op_swiglu_forward(be, hm, gate, up, (long)N * F);
-        op_linear_forward(be, xo, hm, LW(m->w.w_down, l, (size_t)d * F), NULL, N, F, d);
+        model_linear(m, xo, hm, LW(m->w.w_down, l, (size_t)d * F), NULL, N, F, d);
         op_add(be, xo, xm, (long)N * d);
     }
     op_rmsnorm_forward(be, a->xf, a->rstdf, a->x + c->n_layers * Ncap * d, m->w.final_norm, N, d,
                        c->norm_eps);
-    op_logprob_forward(be, logp, entropy, a->lse_out, a->xf, m->w.lm_head, targets, N, d, c->vocab,
-                       m->logits_chunk, a->scratch);
+    lp_fwd(m, logp, entropy, targets, N);
 }
 
 void model_forward(Model *m, const int *tokens, const int *targets, int B, int T, float *logp,
@@ -336,12 +457,10 @@ void model_backward(Model *m, const int *tokens, const int *targets, int B, int 
     Backend be = m->be;
     CHECK(m->grads != NULL);
     int N = B * T, d = c->d_model;
-    ParamViews *g = &m->g, *w = &m->w;
 
     /* head: dtmp = dL/dxf */
     be_memset0(be, a->dtmp, sizeof(float) * N * d);
-    op_logprob_backward(be, a->dtmp, g->lm_head, dlogp, dentropy, a->xf, w->lm_head, targets,
-                        a->lse_out, N, d, c->vocab, m->logits_chunk, a->scratch);
+    lp_bwd(m, dlogp, dentropy, targets, N);
     backward_trunk(m, tokens, B, T);
 }
 
@@ -385,36 +504,35 @@ static void backward_trunk(Model *m, const int *tokens, int B, int T) {
         /* MLP: x_{l+1} = x_mid + W_down swiglu(W_gate xn2, W_up xn2); dx flows through the
          * residual unchanged and gains the norm's contribution */
         be_memset0(be, a->dh, sizeof(float) * N * F);
-        op_linear_backward(be, a->dh, LW(g->w_down, l, (size_t)d * F), NULL, a->dx, hm,
-                           LW(w->w_down, l, (size_t)d * F), N, F, d);
+        lin_bwd(m, a->dh, LW(g->w_down, l, (size_t)d * F), NULL, a->dx, hm,
+                LW(w->w_down, l, (size_t)d * F), N, F, d);
         be_memset0(be, a->dgate, sizeof(float) * N * F);
         be_memset0(be, a->dup, sizeof(float) * N * F);
         op_swiglu_backward(be, a->dgate, a->dup, a->dh, gate, up, (long)N * F);
         be_memset0(be, a->dtmp, sizeof(float) * N * d);
-        op_linear_backward(be, a->dtmp, LW(g->w_gate, l, (size_t)F * d), NULL, a->dgate, xn2,
-                           LW(w->w_gate, l, (size_t)F * d), N, d, F);
-        op_linear_backward(be, a->dtmp, LW(g->w_up, l, (size_t)F * d), NULL, a->dup, xn2,
-                           LW(w->w_up, l, (size_t)F * d), N, d, F);
+        lin_bwd(m, a->dtmp, LW(g->w_gate, l, (size_t)F * d), NULL, a->dgate, xn2,
+                LW(w->w_gate, l, (size_t)F * d), N, d, F);
+        lin_bwd(m, a->dtmp, LW(g->w_up, l, (size_t)F * d), NULL, a->dup, xn2,
+                LW(w->w_up, l, (size_t)F * d), N, d, F);
         op_rmsnorm_backward(be, a->dx, LW(g->mlp_norm, l, d), a->dtmp, xm, LW(w->mlp_norm, l, d),
                             a->rstd2 + l * Ncap, N, d);
         /* attention: x_mid = x + W_o attn(rope(W_q xn1), rope(W_k xn1), W_v xn1) */
         be_memset0(be, a->datt, sizeof(float) * N * qd);
-        op_linear_backward(be, a->datt, LW(g->wo, l, (size_t)d * qd), LW(g->bo, l, d), a->dx, att,
-                           LW(w->wo, l, (size_t)d * qd), N, qd, d);
+        lin_bwd(m, a->datt, LW(g->wo, l, (size_t)d * qd), LW(g->bo, l, d), a->dx, att,
+                LW(w->wo, l, (size_t)d * qd), N, qd, d);
         be_memset0(be, a->dq, sizeof(float) * N * qd);
         be_memset0(be, a->dk, sizeof(float) * N * kd);
         be_memset0(be, a->dv, sizeof(float) * N * kd);
-        op_attention_backward(be, a->dq, a->dk, a->dv, a->datt, q, k, v, att, a->lse + l * Ncap * H,
-                              B, T, H, Hkv, Dh);
+        attn_bwd(m, a->dq, a->dk, a->dv, a->datt, q, k, v, att, a->lse + l * Ncap * H, B, T);
         op_rope_backward(be, a->dq, a->pos, m->rope_cos, m->rope_sin, N, H, Dh);
         op_rope_backward(be, a->dk, a->pos, m->rope_cos, m->rope_sin, N, Hkv, Dh);
         be_memset0(be, a->dtmp, sizeof(float) * N * d);
-        op_linear_backward(be, a->dtmp, LW(g->wq, l, (size_t)qd * d), LW(g->bq, l, qd), a->dq, xn1,
-                           LW(w->wq, l, (size_t)qd * d), N, d, qd);
-        op_linear_backward(be, a->dtmp, LW(g->wk, l, (size_t)kd * d), LW(g->bk, l, kd), a->dk, xn1,
-                           LW(w->wk, l, (size_t)kd * d), N, d, kd);
-        op_linear_backward(be, a->dtmp, LW(g->wv, l, (size_t)kd * d), LW(g->bv, l, kd), a->dv, xn1,
-                           LW(w->wv, l, (size_t)kd * d), N, d, kd);
+        lin_bwd(m, a->dtmp, LW(g->wq, l, (size_t)qd * d), LW(g->bq, l, qd), a->dq, xn1,
+                LW(w->wq, l, (size_t)qd * d), N, d, qd);
+        lin_bwd(m, a->dtmp, LW(g->wk, l, (size_t)kd * d), LW(g->bk, l, kd), a->dk, xn1,
+                LW(w->wk, l, (size_t)kd * d), N, d, kd);
+        lin_bwd(m, a->dtmp, LW(g->wv, l, (size_t)kd * d), LW(g->bv, l, kd), a->dv, xn1,
+                LW(w->wv, l, (size_t)kd * d), N, d, kd);
         op_rmsnorm_backward(be, a->dx, LW(g->attn_norm, l, d), a->dtmp, x, LW(w->attn_norm, l, d),
                             a->rstd1 + l * Ncap, N, d);
     }

@@ -3,6 +3,7 @@
  * once for the largest batch, and the forward to per-token log-probs and its backward. */
 #pragma once
 #include <stddef.h>
+#include <stdint.h>
 #include "../runtime/backend.h"
 
 typedef struct {
@@ -61,9 +62,22 @@ typedef struct {
     float *dx, *dtmp, *dq, *dk, *dv, *datt, *dgate, *dup, *dh; /* sized for one layer */
 } Activations;
 
+/* Mixed precision (model_use_bf16): bf16 copies of the weights and of the activations go
+ * into the matrix products and attention, everything else stays fp32. */
+typedef struct {
+    int on;
+    uint16_t *w;      /* (n_params) bf16 copy of params, remade when stale */
+    int stale;        /* params changed since w was made */
+    uint16_t *buf[3]; /* activation copies: product input, product output gradient, attention */
+    size_t cap[3];    /* their sizes in elements */
+    void *attn_ws;    /* attention backward workspace */
+    size_t attn_ws_cap;
+} MixedState;
+
 typedef struct {
     ModelConfig cfg;
     Backend be;
+    MixedState mx;
     size_t n_params;
     float *params; /* (n_params) */
     float *grads;  /* (n_params), allocated by model_alloc_grads */
@@ -84,6 +98,20 @@ void model_init(Model *m, const ModelConfig *c, Backend be, int B, int T);
 void model_free(Model *m);
 void model_alloc_grads(Model *m);
 void model_zero_grads(Model *m);
+/* Switches the model to mixed precision (CUDA only; DR_ERR otherwise): fp32 master weights,
+ * bf16 copies in the products, attention (head dim 64 or 128; others stay fp32) and lm_head. */
+int model_use_bf16(Model *m);
+/* Must follow every change of m->params made outside the model (optimizer steps, copies)
+ * so that the bf16 copy is remade before the next forward. */
+void model_params_changed(Model *m);
+/* y (n, out) = x (n, in) W^T + b with W, b pointers into this model's parameters, in the
+ * model's precision; for generation's steps. */
+void model_linear(Model *m, float *y, const float *x, const float *w, const float *b, int n, int in,
+                  int out);
+/* Remakes the bf16 weight copy if it is stale (done by every forward; generation calls it
+ * before its steps). */
+void model_refresh_weights(Model *m);
+
 /* Random init as for training from scratch: normal(0, std) matrices, ones for norms,
  * zero biases; drawn with Philox from seed so every backend gets the same weights. */
 void model_init_random(Model *m, unsigned long long seed, float std);

@@ -309,7 +309,10 @@ int model_weights_load(Model *m, const char *dir) {
             st = dr_error("%s: tensor '%s' has dtype %s (expected F32, BF16 or F16)", file,
                           t[i].name, st_dtype_name(x->dtype));
     }
-    if (st == DR_OK) be_to_device(m->be, m->params, host, sizeof(float) * m->n_params);
+    if (st == DR_OK) {
+        be_to_device(m->be, m->params, host, sizeof(float) * m->n_params);
+        model_params_changed(m);
+    }
     free(t);
     free(host);
     shards_close(&s);

@@ -67,6 +67,7 @@ static void clone_model(Model *dst, const Model *src, int value_head, int n, int
     c.value_head = value_head;
     model_init(dst, &c, src->be, n, t);
     be_copy(src->be, dst->params, src->params, sizeof(float) * src->n_params);
+    if (src->mx.on) CHECK(model_use_bf16(dst) == DR_OK);
 }
 
 void prime_init(Prime *p, const RunConfig *rc, Model *policy, FILE *metrics) {
@@ -215,6 +216,7 @@ static void prm_update(Prime *p, int reuse, StepStats *ss) {
         double gn = isfinite(l)
                         ? adamw_step(&p->opt_prm, p->prm.params, p->prm.grads, hp, c->prm_grad_clip)
                         : NAN;
+        model_params_changed(&p->prm);
         if (!isfinite(gn)) ss->skipped++;
         if (gn > gn_max || !isfinite(gn)) gn_max = gn;
     }
@@ -347,6 +349,7 @@ static void policy_update(Prime *p, StepStats *ss) {
             double gn = isfinite(l)
                             ? adamw_step(&p->opt_policy, m->params, m->grads, hp, c->grad_clip)
                             : NAN;
+            model_params_changed(m);
             if (!isfinite(gn)) {
                 ss->skipped++;
                 continue;
@@ -398,6 +401,7 @@ static void critic_update(Prime *p, const int *no_targets, StepStats *ss) {
             double gn = isfinite(l) ? adamw_step(&p->opt_critic, p->critic.params, p->critic.grads,
                                                  hp, c->grad_clip)
                                     : NAN;
+            model_params_changed(&p->critic);
             if (!isfinite(gn)) ss->skipped++;
             loss += l;
             if (gn > gn_max) gn_max = gn;

@@ -13,6 +13,8 @@ static const CfgField FIELDS[] = {
     F("run_dir", CFG_STRING, run_dir, 0, 0, NULL, "directory for metrics and checkpoints"),
     F("seed", CFG_INT, seed, 0, 2147483647, NULL, "fixes every random draw of the run"),
     F("device", CFG_STRING, device, 0, 0, "cpu|cuda|auto", "compute backend"),
+    F("precision", CFG_STRING, precision, 0, 0, "fp32|bf16",
+      "bf16: bf16 copies of weights and activations in the products (GPU only)"),
     F("threads", CFG_INT, threads, 0, 1024, NULL, "CPU threads (0: all cores)"),
     F("checkpoint_dtype", CFG_STRING, checkpoint_dtype, 0, 0, "f32|bf16", "weights on disk"),
     F("model.init", CFG_STRING, model.init, 0, 0, NULL, "\"random\" or a HF model directory"),
@@ -132,6 +134,7 @@ void run_config_default(RunConfig *c) {
     snprintf(c->run_dir, CFG_STR_LEN, "runs/default");
     c->seed = 1234;
     snprintf(c->device, CFG_STR_LEN, "auto");
+    snprintf(c->precision, CFG_STR_LEN, "fp32");
     snprintf(c->checkpoint_dtype, CFG_STR_LEN, "f32");
     snprintf(c->model.init, CFG_STR_LEN, "random");
     snprintf(c->model.model_type, CFG_STR_LEN, "llama");

@@ -38,6 +38,7 @@ typedef struct {
     char debug_dump_dir[CFG_STR_LEN];
     int seed;
     char device[CFG_STR_LEN];
+    char precision[CFG_STR_LEN]; /* "fp32" or "bf16" (mixed, GPU only) */
     int threads;
     char checkpoint_dtype[CFG_STR_LEN];
     struct {

@@ -153,6 +153,7 @@ int sft_run(Model *m, const RunConfig *rc, const char *run_dir) {
         AdamWParams hp = {(float)lr, (float)c->beta1, (float)c->beta2, (float)c->eps,
                           (float)c->weight_decay};
         double gn = isfinite(loss) ? adamw_step(&opt, m->params, m->grads, hp, c->grad_clip) : NAN;
+        model_params_changed(m);
         if (!isfinite(gn)) skipped++;
         tokens += (double)b.B * b.T;
         loss_acc += loss;

@@ -3,6 +3,7 @@
  * every pointer in device memory. Functions returning a scalar bring it back to the host
  * (and so wait for the device). Built only with DENSERL_CUDA; runtime/ops*.c dispatch here. */
 #pragma once
+#include <stddef.h>
 #include <stdint.h>
 #include "advantage.h"
 #include "optim.h"
@@ -95,6 +96,32 @@ double ppo_loss_cuda(float *dlogp, float *dent, PpoStats *stats, const float *lo
                      double token_denom, double seq_denom);
 double value_loss_cuda(float *dV, double *clip_frac, const float *V, const float *V_old,
                        const float *R, const float *mask, int N, int T, float eps, double denom);
+
+/* Mixed precision (mixed_cuda.cu): fp32 in and out, bf16 copies into the tensor cores.
+ * w is the bf16 copy of the fp32 weight; xs, dys, hs, s are caller scratch of bf16 elements:
+ * xs n*in, dys n*out, hs n*d, s attention_mixed_scratch(...). Accumulate rules as the fp32
+ * ops. Attention needs D = 64 or 128, s of 4 B T (H + Hkv) D elements and, for the backward,
+ * attention_backward_bf16_workspace(...) bytes of ws (runtime/ops_mixed.h gives both). */
+void cast_bf16_cuda(uint16_t *y, const float *x, long n);
+void add_from_bf16_cuda(float *y, const uint16_t *x, long n);
+void linear_forward_mixed_cuda(float *y, const float *x, const uint16_t *w, const float *b, int n,
+                               int in, int out, uint16_t *xs);
+void linear_backward_mixed_cuda(float *dx, float *dw, float *db, const float *dy, const float *x,
+                                const uint16_t *w, int n, int in, int out, uint16_t *dys,
+                                uint16_t *xs);
+void attention_forward_mixed_cuda(float *out, float *lse, const float *q, const float *k,
+                                  const float *v, int B, int T, int H, int Hkv, int D, uint16_t *s);
+void attention_backward_mixed_cuda(float *dq, float *dk, float *dv, const float *dout,
+                                   const float *q, const float *k, const float *v, const float *out,
+                                   const float *lse, int B, int T, int H, int Hkv, int D,
+                                   uint16_t *s, void *ws);
+void logprob_forward_mixed_cuda(float *logp, float *entropy, float *lse, const float *h,
+                                const uint16_t *w, const int *targets, int n, int d, int V,
+                                int chunk, float *scratch, uint16_t *hs);
+void logprob_backward_mixed_cuda(float *dh, float *dw, const float *dlogp, const float *dentropy,
+                                 const float *h, const uint16_t *w, const int *targets,
+                                 const float *lse, int n, int d, int V, int chunk, float *scratch,
+                                 uint16_t *hs);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,8 @@
 /* The whole model on the GPU against the same model on the CPU: identical random weights
  * (Philox on both), then the forward's log-probs and entropies, the backward's gradients,
  * one AdamW step, greedy and sampled generation through the KV cache, and the critic's
- * values. Skipped (77) without CUDA or a GPU. */
+ * values; then the bf16 mixed-precision model against the fp32 one. Skipped (77) without
+ * CUDA or a GPU. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,6 +121,65 @@ static void generation(Model *cpu, Model *gpu, float temperature, float top_p) {
     EXPECT(e < 1e-4, "generation T=%.1f: sampled tokens' log-probs rel_err %.2e", temperature, e);
 }
 
+/* Mixed precision (bf16 copies into products, attention, lm_head) against the fp32 CPU model:
+ * log-probs within 1e-2 relative (bf16 keeps 8 bits of mantissa: ~4e-3 per rounding),
+ * gradients within 3e-2; then a few AdamW steps on both must track each other. Head dim 64
+ * so that the bf16 flash attention is used. */
+static void mixed_precision(void) {
+    ModelConfig c = small_config();
+    c.vocab = 300;
+    c.d_model = 256;
+    c.head_dim = 64;
+    c.d_ff = 384;
+    Model cpu, gpu;
+    model_init(&cpu, &c, BACKEND_CPU, NB, NT);
+    model_init(&gpu, &c, BACKEND_CUDA, NB, NT);
+    model_init_random(&cpu, 9, 0.05f);
+    model_init_random(&gpu, 9, 0.05f);
+    REQUIRE(model_use_bf16(&gpu) == 0, "bf16 on the GPU model");
+    model_alloc_grads(&cpu);
+    model_alloc_grads(&gpu);
+    int tok[NB * NT], tg[NB * NT];
+    float dl[NB * NT];
+    for (int i = 0; i < NB * NT; i++) {
+        tok[i] = (int)(rng_u01() * c.vocab);
+        tg[i] = rng_u01() < 0.2 ? -1 : (int)(rng_u01() * c.vocab);
+        dl[i] = rng_sym(1.0);
+    }
+    float lp[2][NB * NT], ent[2][NB * NT];
+    Model *ms[2] = {&cpu, &gpu};
+    AdamW opt[2];
+    adamw_init(&opt[0], BACKEND_CPU, cpu.n_params);
+    adamw_init(&opt[1], BACKEND_CUDA, gpu.n_params);
+    AdamWParams hp = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
+    for (int step = 0; step < 3; step++) {
+        for (int k = 0; k < 2; k++) {
+            model_forward(ms[k], tok, tg, NB, NT, lp[k], ent[k]);
+            model_zero_grads(ms[k]);
+            model_backward(ms[k], tok, tg, NB, NT, dl, NULL);
+        }
+        double e = rel_err(lp[1], lp[0], NB * NT);
+        EXPECT(e < 1e-2, "bf16 step %d: log-probs vs fp32 CPU rel_err %.2e", step, e);
+        e = rel_err(ent[1], ent[0], NB * NT);
+        EXPECT(e < 1e-2, "bf16 step %d: entropies vs fp32 CPU rel_err %.2e", step, e);
+        if (step == 0) {
+            float *gc = host_params(&cpu, cpu.grads), *gg = host_params(&gpu, gpu.grads);
+            e = rel_err(gg, gc, (long)cpu.n_params);
+            EXPECT(e < 3e-2, "bf16 gradients vs fp32 CPU rel_err %.2e", e);
+            free(gc);
+            free(gg);
+        }
+        for (int k = 0; k < 2; k++) {
+            adamw_step(&opt[k], ms[k]->params, ms[k]->grads, hp, 1.0);
+            model_params_changed(ms[k]);
+        }
+    }
+    adamw_free(&opt[0]);
+    adamw_free(&opt[1]);
+    model_free(&cpu);
+    model_free(&gpu);
+}
+
 int main(void) {
     CUDA_TEST_BEGIN();
     rng_seed(11);
@@ -141,5 +201,6 @@ int main(void) {
     generation(&cpu, &gpu, 0.8f, 0.9f);
     model_free(&cpu);
     model_free(&gpu);
+    mixed_precision();
     return test_summary();
 }

@@ -1,0 +1,131 @@
+/* Mixed precision on the GPU, as automatic mixed precision does it: fp32 master weights and
+ * fp32 activations between ops, bf16 copies of both going into the tensor-core products
+ * (cuBLAS GemmEx, fp32 accumulation and fp32 results) and into the bf16 flash attention.
+ * The casts round to nearest even. Every gradient lands in fp32 with the accumulate rules
+ * of the fp32 ops (linear.h, attention.h), so the model code is the same in both precisions;
+ * the scratch buffers for the bf16 copies belong to the caller. */
+#include <cuda_bf16.h>
+#include "../kernels/attention_bf16.h"
+#include "../kernels/kernels_cuda.h"
+#include "../kernels/logprob_bf16.h"
+#include "../runtime/cuda_util.cuh"
+
+enum { MX_THREADS = 256 };
+
+__global__ void mx_cast_kernel(__nv_bfloat16 *__restrict__ y, const float *__restrict__ x, long n) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n;
+         i += (long)gridDim.x * blockDim.x)
+        y[i] = __float2bfloat16_rn(x[i]);
+}
+
+__global__ void mx_add_kernel(float *__restrict__ y, const __nv_bfloat16 *__restrict__ x, long n) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n;
+         i += (long)gridDim.x * blockDim.x)
+        y[i] += __bfloat162float(x[i]);
+}
+
+/* y (n, out): each row set to b, so that a beta = 1 product adds onto the bias. */
+__global__ void mx_bias_kernel(float *__restrict__ y, const float *__restrict__ b, long total,
+                               int out) {
+    for (long e = blockIdx.x * (long)blockDim.x + threadIdx.x; e < total;
+         e += (long)gridDim.x * blockDim.x)
+        y[e] = b[e % out];
+}
+
+extern "C" void cast_bf16_cuda(uint16_t *y, const float *x, long n) {
+    if (n <= 0) return;
+    mx_cast_kernel<<<dr_blocks(n, MX_THREADS), MX_THREADS>>>((__nv_bfloat16 *)y, x, n);
+    LAUNCH_CHECK();
+}
+
+extern "C" void add_from_bf16_cuda(float *y, const uint16_t *x, long n) {
+    if (n <= 0) return;
+    mx_add_kernel<<<dr_blocks(n, MX_THREADS), MX_THREADS>>>(y, (const __nv_bfloat16 *)x, n);
+    LAUNCH_CHECK();
+}
+
+/* C (m, n) column-major = op(A) op(B) + beta C, bf16 inputs, fp32 accumulation and output. */
+static void mx_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                    const uint16_t *A, int lda, const uint16_t *B, int ldb, float beta, float *C,
+                    int ldc) {
+    const float one = 1.0f;
+    CUBLAS_CHECK(cublasGemmEx(dr_cublas(), ta, tb, m, n, k, &one, A, CUDA_R_16BF, lda, B,
+                              CUDA_R_16BF, ldb, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
+                              CUBLAS_GEMM_DEFAULT));
+}
+
+extern "C" void linear_forward_mixed_cuda(float *y, const float *x, const uint16_t *w,
+                                          const float *b, int n, int in, int out, uint16_t *xs) {
+    if (n <= 0 || out <= 0 || in <= 0) return;
+    const long total = (long)n * out;
+    if (b) {
+        mx_bias_kernel<<<dr_blocks(total, MX_THREADS), MX_THREADS>>>(y, b, total, out);
+        LAUNCH_CHECK();
+    }
+    cast_bf16_cuda(xs, x, (long)n * in);
+    /* y^T (out, n) = W (out, in) x^T; W row-major (out, in) is column-major (in, out) */
+    mx_gemm(CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, w, in, xs, in, b ? 1.0f : 0.0f, y, out);
+}
+
+extern "C" void linear_backward_mixed_cuda(float *dx, float *dw, float *db, const float *dy,
+                                           const float *x, const uint16_t *w, int n, int in,
+                                           int out, uint16_t *dys, uint16_t *xs) {
+    if (n <= 0 || out <= 0 || in <= 0) return;
+    cast_bf16_cuda(dys, dy, (long)n * out);
+    /* dx^T (in, n) += W^T dy^T */
+    if (dx) mx_gemm(CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, w, in, dys, out, 1.0f, dx, in);
+    /* dw^T (in, out) += x^T (in, n) dy (n, out) */
+    if (dw) {
+        cast_bf16_cuda(xs, x, (long)n * in);
+        mx_gemm(CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, xs, in, dys, out, 1.0f, dw, in);
+    }
+    if (db) linear_backward_cuda(NULL, NULL, db, dy, x, NULL, n, in, out);
+}
+
+extern "C" void attention_forward_mixed_cuda(float *out, float *lse, const float *q, const float *k,
+                                             const float *v, int B, int T, int H, int Hkv, int D,
+                                             uint16_t *s) {
+    const long nq = (long)B * T * H * D, nk = (long)B * T * Hkv * D;
+    uint16_t *qb = s, *kb = qb + nq, *vb = kb + nk, *ob = vb + nk;
+    cast_bf16_cuda(qb, q, nq);
+    cast_bf16_cuda(kb, k, nk);
+    cast_bf16_cuda(vb, v, nk);
+    attention_forward_bf16_cuda(ob, lse, qb, kb, vb, B, T, H, Hkv, D);
+    CUDA_CHECK(cudaMemsetAsync(out, 0, sizeof(float) * (size_t)nq, 0));
+    add_from_bf16_cuda(out, ob, nq);
+}
+
+extern "C" void attention_backward_mixed_cuda(float *dq, float *dk, float *dv, const float *dout,
+                                              const float *q, const float *k, const float *v,
+                                              const float *out, const float *lse, int B, int T,
+                                              int H, int Hkv, int D, uint16_t *s, void *ws) {
+    const long nq = (long)B * T * H * D, nk = (long)B * T * Hkv * D;
+    uint16_t *qb = s, *kb = qb + nq, *vb = kb + nk, *ob = vb + nk, *gb = ob + nq;
+    uint16_t *dqb = gb + nq, *dkb = dqb + nq, *dvb = dkb + nk;
+    cast_bf16_cuda(qb, q, nq);
+    cast_bf16_cuda(kb, k, nk);
+    cast_bf16_cuda(vb, v, nk);
+    cast_bf16_cuda(ob, out, nq);
+    cast_bf16_cuda(gb, dout, nq);
+    attention_backward_bf16_cuda(dqb, dkb, dvb, gb, qb, kb, vb, ob, lse, B, T, H, Hkv, D, ws);
+    add_from_bf16_cuda(dq, dqb, nq);
+    add_from_bf16_cuda(dk, dkb, nk);
+    add_from_bf16_cuda(dv, dvb, nk);
+}
+
+extern "C" void logprob_forward_mixed_cuda(float *logp, float *entropy, float *lse, const float *h,
+                                           const uint16_t *w, const int *targets, int n, int d,
+                                           int V, int chunk, float *scratch, uint16_t *hs) {
+    cast_bf16_cuda(hs, h, (long)n * d);
+    logprob_forward_bf16_cuda(logp, entropy, lse, hs, w, targets, n, d, V, chunk, scratch);
+}
+
+extern "C" void logprob_backward_mixed_cuda(float *dh, float *dw, const float *dlogp,
+                                            const float *dentropy, const float *h,
+                                            const uint16_t *w, const int *targets, const float *lse,
+                                            int n, int d, int V, int chunk, float *scratch,
+                                            uint16_t *hs) {
+    cast_bf16_cuda(hs, h, (long)n * d);
+    logprob_backward_bf16_cuda(dh, dw, dlogp, dentropy, hs, w, targets, lse, n, d, V, chunk,
+                               scratch);
+}

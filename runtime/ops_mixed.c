@@ -1,0 +1,86 @@
+/* Dispatch of the mixed-precision ops (ops_mixed.h): CUDA only. */
+#include "ops_mixed.h"
+#include "check.h"
+#include "../kernels/attention_bf16.h"
+#include "../kernels/kernels_cuda.h"
+
+#define MIXED_CALL(be, call)                                                                       \
+    do {                                                                                           \
+        CHECK((be) == BACKEND_CUDA);                                                               \
+        call;                                                                                      \
+    } while (0)
+
+#ifndef DENSERL_CUDA
+/* without CUDA no backend reaches these (backend_from_name never gives CUDA) */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+static void no_cuda(void) {
+    CHECK(!"built without CUDA");
+}
+#define cast_bf16_cuda(...) no_cuda()
+#define linear_forward_mixed_cuda(...) no_cuda()
+#define linear_backward_mixed_cuda(...) no_cuda()
+#define attention_forward_mixed_cuda(...) no_cuda()
+#define attention_backward_mixed_cuda(...) no_cuda()
+#define logprob_forward_mixed_cuda(...) no_cuda()
+#define logprob_backward_mixed_cuda(...) no_cuda()
+#endif
+
+int op_mixed_attention_supported(int D) {
+    return D == 64 || D == 128;
+}
+
+size_t op_mixed_attention_scratch(int B, int T, int H, int Hkv, int D) {
+    const size_t nq = (size_t)B * T * H * D, nk = (size_t)B * T * Hkv * D;
+    return 4 * nq + 4 * nk;
+}
+
+size_t op_mixed_attention_workspace(int B, int T, int H, int Hkv, int D) {
+#ifdef DENSERL_CUDA
+    return attention_backward_bf16_workspace(B, T, H, Hkv, D);
+#else
+    return 0;
+#endif
+}
+
+void op_cast_bf16(Backend be, uint16_t *y, const float *x, long n) {
+    MIXED_CALL(be, cast_bf16_cuda(y, x, n));
+}
+
+void op_linear_forward_mixed(Backend be, float *y, const float *x, const uint16_t *w,
+                             const float *b, int n, int in, int out, uint16_t *xs) {
+    MIXED_CALL(be, linear_forward_mixed_cuda(y, x, w, b, n, in, out, xs));
+}
+
+void op_linear_backward_mixed(Backend be, float *dx, float *dw, float *db, const float *dy,
+                              const float *x, const uint16_t *w, int n, int in, int out,
+                              uint16_t *dys, uint16_t *xs) {
+    MIXED_CALL(be, linear_backward_mixed_cuda(dx, dw, db, dy, x, w, n, in, out, dys, xs));
+}
+
+void op_attention_forward_mixed(Backend be, float *out, float *lse, const float *q, const float *k,
+                                const float *v, int B, int T, int H, int Hkv, int D, uint16_t *s) {
+    MIXED_CALL(be, attention_forward_mixed_cuda(out, lse, q, k, v, B, T, H, Hkv, D, s));
+}
+
+void op_attention_backward_mixed(Backend be, float *dq, float *dk, float *dv, const float *dout,
+                                 const float *q, const float *k, const float *v, const float *out,
+                                 const float *lse, int B, int T, int H, int Hkv, int D, uint16_t *s,
+                                 void *ws) {
+    MIXED_CALL(be, attention_backward_mixed_cuda(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, Hkv,
+                                                 D, s, ws));
+}
+
+void op_logprob_forward_mixed(Backend be, float *logp, float *entropy, float *lse, const float *h,
+                              const uint16_t *w, const int *targets, int n, int d, int V, int chunk,
+                              float *scratch, uint16_t *hs) {
+    MIXED_CALL(be, logprob_forward_mixed_cuda(logp, entropy, lse, h, w, targets, n, d, V, chunk,
+                                              scratch, hs));
+}
+
+void op_logprob_backward_mixed(Backend be, float *dh, float *dw, const float *dlogp,
+                               const float *dentropy, const float *h, const uint16_t *w,
+                               const int *targets, const float *lse, int n, int d, int V, int chunk,
+                               float *scratch, uint16_t *hs) {
+    MIXED_CALL(be, logprob_backward_mixed_cuda(dh, dw, dlogp, dentropy, h, w, targets, lse, n, d, V,
+                                               chunk, scratch, hs));
+}

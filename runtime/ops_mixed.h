@@ -1,0 +1,31 @@
+/* Mixed-precision ops (fp32 master weights and activations, bf16 copies into the tensor
+ * cores): dispatch to the CUDA kernels of kernels_cuda.h. There is no CPU twin — the CPU
+ * runs fp32 — so a run config asks for "precision": "bf16" only with a GPU, and these abort
+ * on the CPU backend. Arguments as documented in kernels/kernels_cuda.h. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include "backend.h"
+
+int op_mixed_attention_supported(int D);
+size_t op_mixed_attention_scratch(int B, int T, int H, int Hkv, int D);   /* bf16 elements */
+size_t op_mixed_attention_workspace(int B, int T, int H, int Hkv, int D); /* bytes */
+void op_cast_bf16(Backend be, uint16_t *y, const float *x, long n);
+void op_linear_forward_mixed(Backend be, float *y, const float *x, const uint16_t *w,
+                             const float *b, int n, int in, int out, uint16_t *xs);
+void op_linear_backward_mixed(Backend be, float *dx, float *dw, float *db, const float *dy,
+                              const float *x, const uint16_t *w, int n, int in, int out,
+                              uint16_t *dys, uint16_t *xs);
+void op_attention_forward_mixed(Backend be, float *out, float *lse, const float *q, const float *k,
+                                const float *v, int B, int T, int H, int Hkv, int D, uint16_t *s);
+void op_attention_backward_mixed(Backend be, float *dq, float *dk, float *dv, const float *dout,
+                                 const float *q, const float *k, const float *v, const float *out,
+                                 const float *lse, int B, int T, int H, int Hkv, int D, uint16_t *s,
+                                 void *ws);
+void op_logprob_forward_mixed(Backend be, float *logp, float *entropy, float *lse, const float *h,
+                              const uint16_t *w, const int *targets, int n, int d, int V, int chunk,
+                              float *scratch, uint16_t *hs);
+void op_logprob_backward_mixed(Backend be, float *dh, float *dw, const float *dlogp,
+                               const float *dentropy, const float *h, const uint16_t *w,
+                               const int *targets, const float *lse, int n, int d, int V, int chunk,
+                               float *scratch, uint16_t *hs);
