@@ -306,72 +306,239 @@ __global__ void __launch_bounds__(ATTN_NT, 1)
 
 /* ---- decode ---- */
 
-/* grid (H, B), ATTN_DEC_NT threads: NG = ATTN_DEC_NT / G lane groups split the cache
- * positions round-robin, each with its own online softmax, merged at the end through
- * shared memory. */
+/* Query heads of one kv group per decode block; a larger group takes several blocks, each
+ * reading the group's K and V. */
+#define ATTN_DEC_QC 8
+/* Fewest keys worth a split of their own. */
+#define ATTN_DEC_MINK 64
+/* dr_cuda_scratch slot of the decode's split partials: slot 6 (SCRATCH_ATTN) holds the
+ * backward's Delta, and 7 is used nowhere else. */
+#define ATTN_DEC_SCRATCH 7
+
+/* Keys per shared-memory tile of the decode, from the widest row the instantiation serves:
+ * a K (or V) tile holds at least ATTN_DEC_NT float4, so each thread fetches one or two of
+ * each per tile, and at most 32 keys, so one warp holds a tile's scores of one query. */
+__host__ __device__ constexpr int attn_dec_bk(int d4max) {
+    return d4max <= 16 ? 32 : d4max <= 32 ? 16 : 8;
+}
+
+/* This thread's slots of the K and V tile at keys t0 .. t0 + BK - 1 of [.., tend): slot i is
+ * row lr[i], float4 column lc[i] (rows >= BK: no slot); zeros past tend, which is never
+ * past pos[b], so no cache entry past it is read. kb, vb point at the (b, kh) head of key 0;
+ * rs is the float distance between positions. */
+template <int LPT, int BK>
+__device__ __forceinline__ void
+attn_dec_fetch(float4 (&pk)[LPT], float4 (&pv)[LPT], const float *__restrict__ kb,
+               const float *__restrict__ vb, size_t rs, const int (&lr)[LPT], const int (&lc)[LPT],
+               int t0, int tend) {
+#pragma unroll
+    for (int i = 0; i < LPT; i++) {
+        pk[i] = make_float4(0.f, 0.f, 0.f, 0.f);
+        pv[i] = pk[i];
+        const int t = t0 + lr[i];
+        if (lr[i] < BK && t < tend) {
+            const size_t o = (size_t)t * rs + (size_t)lc[i] * 4;
+            pk[i] = *(const float4 *)(kb + o);
+            pv[i] = *(const float4 *)(vb + o);
+        }
+    }
+}
+
+/* grid (S, Hkv * nqc, B), ATTN_DEC_NT threads: block (s, kh, qc, b) serves query heads
+ * h0 .. h0 + Gq - 1 (h0 = kh * group + qc * ATTN_DEC_QC) of row b over split s of the keys
+ * 0 .. pos[b], so each K and V row of the cache is read once for its whole query group.
+ * The row's n = pos[b] + 1 keys are cut into S chunks of whole tiles (at least
+ * ATTN_DEC_MINK keys), so a split past the row's end is empty. Per tile: all threads stage
+ * K and V in shared memory (the next tile is fetched into registers meanwhile); lane group
+ * grp scores key grp % BK against queries grp / BK, grp / BK + NG / BK, ...; warp g runs
+ * the online softmax of query g over the tile; then thread (ph, c) adds P V for float4
+ * column c over keys ph, ph + NP, ... of the tile, for every query of the block, all
+ * against the same running max, so the NP phases sum at the end without rescaling.
+ * S == 1 writes out; otherwise each (b, h, s) leaves acc (unnormalised, relative to its
+ * max m) in pacc (B, H, S, D) and (m, l) in pml (B, H, S, 2), m = -inf for an empty
+ * split, for attn_decode_combine_kernel. */
 template <int G, int NV>
-__global__ void __launch_bounds__(ATTN_DEC_NT)
-    attn_decode_kernel(float *__restrict__ out, const float *__restrict__ q,
-                       const float *__restrict__ kc, const float *__restrict__ vc,
-                       const int *__restrict__ pos, int Tc, int H, int Hkv, int D, float scale) {
-    constexpr int NG = ATTN_DEC_NT / G;
-    __shared__ float4 sacc[NG * G * NV];
-    __shared__ float sm[NG], sl[NG];
-    const int D4 = D >> 2, b = blockIdx.y, h = blockIdx.x, kh = h / (H / Hkv);
-    const int lane = threadIdx.x % G, grp = threadIdx.x / G;
+__global__ void __launch_bounds__(ATTN_DEC_NT, 2)
+    attn_decode_split_kernel(float *__restrict__ out, float *__restrict__ pacc,
+                             float *__restrict__ pml, const float *__restrict__ q,
+                             const float *__restrict__ kc, const float *__restrict__ vc,
+                             const int *__restrict__ pos, int Tc, int H, int Hkv, int D,
+                             float scale) {
+    constexpr int NT = ATTN_DEC_NT, QC = ATTN_DEC_QC, D4M = G * NV, BK = attn_dec_bk(D4M);
+    constexpr int NG = NT / G, GSTEP = NG / BK, LPT = (BK * D4M + NT - 1) / NT;
+    /* every lane group of a warp scores the same queries (the loop over g is warp-uniform,
+     * so all lanes reach the shuffles); one warp per query; red fits in ks */
+    static_assert(NG % BK == 0 && BK % (32 / G) == 0 && BK <= 32, "decode score layout");
+    static_assert(QC <= NT / 32 && BK * D4M >= NT, "decode softmax and merge layout");
+    __shared__ float4 ks[BK * D4M], vs[BK * D4M], qs[QC * D4M];
+    __shared__ float ss[QC * BK], salpha[QC], sml[2 * QC];
+
+    const int tid = threadIdx.x, D4 = D >> 2, S = gridDim.x, s = blockIdx.x, b = blockIdx.z;
+    const int group = H / Hkv, nqc = (group + QC - 1) / QC;
+    const int kh = blockIdx.y / nqc, qc = blockIdx.y - kh * nqc;
+    const int Gq = min(QC, group - qc * QC);
+    const size_t r0 = (size_t)b * H + (size_t)kh * group + (size_t)qc * QC; /* row (b, h0) */
     const int n = min(pos[b] + 1, Tc);
-    float4 qr[NV], acc[NV];
-    attn_load_row<G, NV>(qr, (const float4 *)(q + ((size_t)b * H + h) * D), true, lane, D4);
-    attn_zero<NV>(acc);
-    float m = -INFINITY, l = 0.0f;
-    /* the loop bound is the same for the whole block, so every lane reaches the shuffles */
-    for (int t0 = 0; t0 < n; t0 += NG) {
-        const int t = t0 + grp;
-        const bool ok = t < n;
-        /* a group past n reads position 0 (always present) and drops the result */
-        const size_t co = (((size_t)b * Tc + (ok ? t : 0)) * Hkv + kh) * D;
-        const float s =
-            attn_group_sum<G>(attn_dot<G, NV>(qr, (const float4 *)(kc + co), lane, D4)) * scale;
-        if (!ok) continue; /* m, l, acc unchanged; no shuffle follows in this iteration */
-        const float mn = fmaxf(m, s), alpha = expf(m - mn), p = expf(s - mn);
-        l = l * alpha + p;
-        m = mn;
-        const float4 *vr = (const float4 *)(vc + co);
+    int chunk = max((n + S - 1) / S, ATTN_DEC_MINK);
+    chunk = (chunk + BK - 1) / BK * BK;
+    const int tbeg = s * chunk; /* S <= ceil(Tc / ATTN_DEC_MINK): no overflow */
+    const int tend = min(n, tbeg + chunk);
+    if (tbeg >= tend) { /* empty split (never split 0, as n >= 1): the combine skips it */
+        if (tid < Gq) {
+            pml[((r0 + tid) * S + s) * 2] = -INFINITY;
+            pml[((r0 + tid) * S + s) * 2 + 1] = 0.0f;
+        }
+        return;
+    }
+
+    /* the block's query rows are adjacent in q (B, H, D) */
+    for (int i = tid; i < Gq * D4; i += NT) qs[i] = ((const float4 *)(q + r0 * D))[i];
+
+    const size_t rs = (size_t)Hkv * D;
+    const float *kb = kc + (size_t)b * Tc * rs + (size_t)kh * D;
+    const float *vb = vc + (size_t)b * Tc * rs + (size_t)kh * D;
+    int lr[LPT], lc[LPT];
 #pragma unroll
-        for (int i = 0; i < NV; i++) {
-            const int c = lane + i * G;
-            float4 w = make_float4(0.f, 0.f, 0.f, 0.f);
-            if (c < D4) w = vr[c];
-            acc[i].x = fmaf(p, w.x, acc[i].x * alpha);
-            acc[i].y = fmaf(p, w.y, acc[i].y * alpha);
-            acc[i].z = fmaf(p, w.z, acc[i].z * alpha);
-            acc[i].w = fmaf(p, w.w, acc[i].w * alpha);
+    for (int i = 0; i < LPT; i++) {
+        const int idx = tid + i * NT;
+        lr[i] = idx / D4;
+        lc[i] = idx - lr[i] * D4;
+    }
+    const int lane = tid % G, grp = tid / G, js = grp % BK, gs = grp / BK; /* scores */
+    const int warp = tid / 32, l32 = tid % 32;                             /* softmax */
+    const int NP = NT / D4, ph = tid / D4, pc = tid - ph * D4;             /* P V */
+    const bool pv_on = ph < NP;
+    float m = -INFINITY, l = 0.0f; /* of query warp, in warp warp < Gq */
+    float4 acc[QC];
+    attn_zero<QC>(acc);
+    float4 pk[LPT], pv[LPT];
+    attn_dec_fetch<LPT, BK>(pk, pv, kb, vb, rs, lr, lc, tbeg, tend);
+
+    for (int t0 = tbeg; t0 < tend; t0 += BK) {
+        __syncthreads(); /* the previous tile (and its scores) is consumed */
+#pragma unroll
+        for (int i = 0; i < LPT; i++)
+            if (lr[i] < BK) {
+                ks[tid + i * NT] = pk[i];
+                vs[tid + i * NT] = pv[i];
+            }
+        if (t0 + BK < tend) attn_dec_fetch<LPT, BK>(pk, pv, kb, vb, rs, lr, lc, t0 + BK, tend);
+        __syncthreads();
+        {
+            float4 kr[NV];
+            attn_load_row<G, NV>(kr, ks + js * D4, true, lane, D4);
+            const bool live = t0 + js < tend;
+            for (int g = gs; g < Gq; g += GSTEP) {
+                const float d = attn_group_sum<G>(attn_dot<G, NV>(kr, qs + g * D4, lane, D4));
+                if (lane == 0) ss[g * BK + js] = live ? d * scale : -INFINITY;
+            }
+        }
+        __syncthreads();
+        if (warp < Gq) {
+            /* the tile holds a live key (t0 < tend), so mt and mn are finite */
+            const float sc = l32 < BK ? ss[warp * BK + l32] : -INFINITY;
+            float mt = sc;
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, o));
+            const float mn = fmaxf(m, mt), alpha = expf(m - mn), p = expf(sc - mn);
+            const float ps = attn_group_sum<32>(p);
+            l = l * alpha + ps;
+            m = mn;
+            if (l32 < BK) ss[warp * BK + l32] = p;
+            if (l32 == 0) salpha[warp] = alpha;
+        }
+        __syncthreads();
+        if (pv_on) {
+#pragma unroll
+            for (int g = 0; g < QC; g++) {
+                const float a = g < Gq ? salpha[g] : 1.0f;
+                if (a != 1.0f) { /* x * 1 == x, so skipping leaves the same bits */
+                    acc[g].x *= a;
+                    acc[g].y *= a;
+                    acc[g].z *= a;
+                    acc[g].w *= a;
+                }
+            }
+            for (int j = ph; j < BK; j += NP) {
+                const float4 w = vs[j * D4 + pc];
+#pragma unroll
+                for (int g = 0; g < QC; g++) {
+                    if (g < Gq) {
+                        const float p = ss[g * BK + j];
+                        acc[g].x = fmaf(p, w.x, acc[g].x);
+                        acc[g].y = fmaf(p, w.y, acc[g].y);
+                        acc[g].z = fmaf(p, w.z, acc[g].z);
+                        acc[g].w = fmaf(p, w.w, acc[g].w);
+                    }
+                }
+            }
         }
     }
-#pragma unroll
-    for (int i = 0; i < NV; i++) sacc[grp * G * NV + lane + i * G] = acc[i];
-    if (lane == 0) {
-        sm[grp] = m;
-        sl[grp] = l;
+
+    /* sum the NP phases of each query in a fixed order, through ks */
+    if (warp < Gq && l32 == 0) {
+        sml[2 * warp] = m;
+        sml[2 * warp + 1] = l;
     }
-    __syncthreads();
+    float4 *red = ks;
+#pragma unroll
+    for (int g = 0; g < QC; g++) {
+        if (g >= Gq) break; /* Gq is the same for the whole block */
+        __syncthreads();    /* red is free (and sml written) */
+        if (pv_on) red[ph * D4 + pc] = acc[g];
+        __syncthreads();
+        for (int c = tid; c < D4; c += NT) {
+            float4 r = red[c];
+            for (int p = 1; p < NP; p++) {
+                const float4 a = red[p * D4 + c];
+                r.x += a.x;
+                r.y += a.y;
+                r.z += a.z;
+                r.w += a.w;
+            }
+            if (S == 1) {
+                const float inv = 1.0f / sml[2 * g + 1];
+                ((float4 *)out)[(r0 + g) * D4 + c] =
+                    make_float4(r.x * inv, r.y * inv, r.z * inv, r.w * inv);
+            } else {
+                ((float4 *)pacc)[((r0 + g) * S + s) * D4 + c] = r;
+            }
+        }
+        if (S > 1 && tid == 0) {
+            pml[((r0 + g) * S + s) * 2] = sml[2 * g];
+            pml[((r0 + g) * S + s) * 2 + 1] = sml[2 * g + 1];
+        }
+    }
+}
+
+/* One warp per (b, h) row of rows = B * H: merges the S split partials in split order,
+ * skipping empty ones (m = -inf; their acc is never written). Split 0 is never empty, so
+ * M is finite. */
+__global__ void attn_decode_combine_kernel(float *__restrict__ out, const float *__restrict__ pacc,
+                                           const float *__restrict__ pml, int rows, int S, int D4) {
+    const long r = (long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    if (r >= rows) return; /* no shuffles or barriers below */
+    const int lane = threadIdx.x % 32;
+    const float *ml = pml + r * S * 2;
     float M = -INFINITY;
-    for (int g = 0; g < NG; g++) M = fmaxf(M, sm[g]);
+    for (int s = 0; s < S; s++) M = fmaxf(M, ml[2 * s]);
     float L = 0.0f;
-    for (int g = 0; g < NG; g++) L += sl[g] * expf(sm[g] - M); /* empty groups: 0 * 0 */
+    for (int s = 0; s < S; s++)
+        if (ml[2 * s] != -INFINITY) L += ml[2 * s + 1] * expf(ml[2 * s] - M);
     const float inv = 1.0f / L;
-    float *o = out + ((size_t)b * H + h) * D;
-    for (int c = threadIdx.x; c < D4; c += ATTN_DEC_NT) {
-        float4 r = make_float4(0.f, 0.f, 0.f, 0.f);
-        for (int g = 0; g < NG; g++) {
-            const float w = expf(sm[g] - M);
-            const float4 a = sacc[g * G * NV + c]; /* slice c: lane c % G, reg c / G */
-            r.x = fmaf(w, a.x, r.x);
-            r.y = fmaf(w, a.y, r.y);
-            r.z = fmaf(w, a.z, r.z);
-            r.w = fmaf(w, a.w, r.w);
+    for (int c = lane; c < D4; c += 32) {
+        float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int s = 0; s < S; s++) {
+            const float ms = ml[2 * s];
+            if (ms == -INFINITY) continue;
+            const float w = expf(ms - M);
+            const float4 a = ((const float4 *)pacc)[(r * S + s) * D4 + c];
+            o.x = fmaf(w, a.x, o.x);
+            o.y = fmaf(w, a.y, o.y);
+            o.z = fmaf(w, a.z, o.z);
+            o.w = fmaf(w, a.w, o.w);
         }
-        ((float4 *)o)[c] = make_float4(r.x * inv, r.y * inv, r.z * inv, r.w * inv);
+        ((float4 *)out)[r * D4 + c] = make_float4(o.x * inv, o.y * inv, o.z * inv, o.w * inv);
     }
 }
 
@@ -454,6 +621,22 @@ struct AttnBwd {
     }
 };
 
+/* SMs of the current device, asked once. */
+static int attn_sm_count(void) {
+    static int sms = 0;
+    if (!sms) {
+        int dev = 0, v = 0;
+        CUDA_CHECK(cudaGetDevice(&dev));
+        CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
+        sms = v > 0 ? v : 1;
+    }
+    return sms;
+}
+
+/* The split count S fills one wave: as many blocks as the SMs hold at once, cut over
+ * B * Hkv * nqc (kv head, query chunk) tasks, and no more splits than Tc has runs of
+ * ATTN_DEC_MINK keys. pos stays on the device, so S comes from Tc; each row cuts its own
+ * pos[b] + 1 keys into S chunks, and splits past its end are empty. */
 struct AttnDecode {
     float *out;
     const float *q, *kc, *vc;
@@ -461,8 +644,32 @@ struct AttnDecode {
     int B, Tc, H, Hkv, D;
     float scale;
     template <int G, int NV> void run() const {
-        attn_decode_kernel<G, NV>
-            <<<dim3(H, B), ATTN_DEC_NT>>>(out, q, kc, vc, pos, Tc, H, Hkv, D, scale);
+        static int resident = 0; /* blocks of this instantiation one SM holds */
+        if (!resident) {
+            CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                &resident, attn_decode_split_kernel<G, NV>, ATTN_DEC_NT, 0));
+            if (resident < 1) resident = 1;
+        }
+        const int nqc = (H / Hkv + ATTN_DEC_QC - 1) / ATTN_DEC_QC;
+        const long tasks = (long)B * Hkv * nqc, smax = (Tc + ATTN_DEC_MINK - 1) / ATTN_DEC_MINK;
+        long S = (long)resident * attn_sm_count() / tasks;
+        if (S > smax) S = smax;
+        if (S < 1) S = 1;
+        const dim3 grid((unsigned)S, (unsigned)(Hkv * nqc), (unsigned)B);
+        if (S == 1) {
+            attn_decode_split_kernel<G, NV><<<grid, ATTN_DEC_NT>>>(out, nullptr, nullptr, q, kc, vc,
+                                                                   pos, Tc, H, Hkv, D, scale);
+            LAUNCH_CHECK();
+            return;
+        }
+        const int rows = B * H;
+        float *pacc =
+            (float *)dr_cuda_scratch(ATTN_DEC_SCRATCH, (size_t)rows * S * (D + 2) * sizeof(float));
+        float *pml = pacc + (size_t)rows * S * D;
+        attn_decode_split_kernel<G, NV>
+            <<<grid, ATTN_DEC_NT>>>(out, pacc, pml, q, kc, vc, pos, Tc, H, Hkv, D, scale);
+        LAUNCH_CHECK();
+        attn_decode_combine_kernel<<<(rows + 3) / 4, 128>>>(out, pacc, pml, rows, (int)S, D / 4);
         LAUNCH_CHECK();
     }
 };

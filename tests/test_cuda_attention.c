@@ -1,7 +1,8 @@
 /* The CUDA attention kernels against their CPU twins on random inputs: forward (out and
  * lse, outputs poisoned), backward (dq, dk, dv accumulated onto random initial values, and
- * bit-identical on a second run), decode against a KV cache with per-row positions, and
- * the cache store. Shapes cover odd T, T = 1, GQA and every lane-group layout of D. */
+ * bit-identical on a second run), decode against a KV cache with per-row positions (one or
+ * many key splits, bit-identical on a second run), and the cache store. Shapes cover odd T, T = 1,
+ * GQA and every lane-group layout of D. */
 #include "testutil.h"
 #include "cudatest.h"
 #include "kernels/attention.h"
@@ -80,13 +81,23 @@ static void test_forward_backward(Shape s, double amp) {
     for (size_t i = 0; i < sizeof df / sizeof *df; i++) dev_free(df[i]);
 }
 
-/* Decode with pos[b] spread over [0, Tc - 1] (the first row at 0, the last at Tc - 1), the
- * cache past pos[b] left poisoned on the device to prove it is never read. */
-static void test_decode(int B, int Tc, int H, int Hkv, int D) {
+/* How test_decode picks pos[b]: spread over [0, Tc - 1] (the first row at 0, the last at
+ * Tc - 1, the rest random), all Tc - 1 (a full cache), or all 0 (one key). */
+enum { POS_SPREAD, POS_FULL, POS_ZERO };
+
+/* Decode with pos[b] chosen by mode, the cache past pos[b] left poisoned on the device to
+ * prove it is never read; a second run must give the same bits (the split combine merges
+ * in a fixed order). */
+static void test_decode_pos(int B, int Tc, int H, int Hkv, int D, int mode) {
     const long nq = (long)B * H * D, nc = (long)B * Tc * Hkv * D, row = (long)Hkv * D;
     float *q = rand_host(nq, 2.0), *kc = rand_host(nc, 1.0), *vc = rand_host(nc, 1.0);
     int *pos = malloc(sizeof(int) * B);
-    for (int b = 0; b < B; b++) pos[b] = b == 0 ? 0 : b == B - 1 ? Tc - 1 : (int)(rng_u01() * Tc);
+    for (int b = 0; b < B; b++)
+        pos[b] = mode == POS_FULL   ? Tc - 1
+                 : mode == POS_ZERO ? 0
+                 : b == 0           ? 0
+                 : b == B - 1       ? Tc - 1
+                                    : (int)(rng_u01() * Tc);
     float *out = malloc(sizeof(float) * nq);
     attention_decode_cpu(out, q, kc, vc, pos, B, Tc, H, Hkv, D);
     float *d_kc = DEV_POISON_F(nc), *d_vc = DEV_POISON_F(nc);
@@ -100,18 +111,30 @@ static void test_decode(int B, int Tc, int H, int Hkv, int D) {
     attention_decode_cuda(d_out, d_q, d_kc, d_vc, d_pos, B, Tc, H, Hkv, D);
     float *g = HOST_F(d_out, nq);
     double e = rel_err(g, out, nq);
-    check(e < TOL_FWD, "decode B=%d Tc=%d H=%d Hkv=%d D=%d: rel_err %.2e", B, Tc, H, Hkv, D, e);
+    check(e < TOL_FWD, "decode B=%d Tc=%d H=%d Hkv=%d D=%d pos mode %d: rel_err %.2e", B, Tc, H,
+          Hkv, D, mode, e);
+    be_memset_byte(BACKEND_CUDA, d_out, 0xff, sizeof(float) * nq);
+    attention_decode_cuda(d_out, d_q, d_kc, d_vc, d_pos, B, Tc, H, Hkv, D);
+    float *g2 = HOST_F(d_out, nq);
+    check(memcmp(g, g2, sizeof(float) * nq) == 0,
+          "decode B=%d Tc=%d H=%d Hkv=%d D=%d pos mode %d: two runs bit-identical", B, Tc, H, Hkv,
+          D, mode);
     free(q);
     free(kc);
     free(vc);
     free(pos);
     free(out);
     free(g);
+    free(g2);
     dev_free(d_kc);
     dev_free(d_vc);
     dev_free(d_q);
     dev_free(d_out);
     dev_free(d_pos);
+}
+
+static void test_decode(int B, int Tc, int H, int Hkv, int D) {
+    test_decode_pos(B, Tc, H, Hkv, D, POS_SPREAD);
 }
 
 static void test_store(int B, int Tc, int width) {
@@ -153,6 +176,26 @@ int main(void) {
     test_decode(3, 64, 4, 1, 80);
     test_decode(2, 50, 4, 2, 256);
     test_decode(4, 4096, 8, 2, 128);
+    /* one sequence over a long cache: many key splits */
+    test_decode_pos(1, 4096, 32, 8, 128, POS_FULL);
+    /* the benchmarked generation shape (group of 7), full and ragged rows */
+    test_decode_pos(64, 2048, 14, 2, 64, POS_FULL);
+    test_decode(64, 2048, 14, 2, 64);
+    /* many rows: one split per block, several tiles */
+    test_decode(40, 500, 8, 4, 64);
+    /* every row at position 0, with and without splits */
+    test_decode_pos(3, 100, 4, 2, 64, POS_ZERO);
+    test_decode_pos(1, 3000, 8, 2, 128, POS_ZERO);
+    /* no grouping (H == Hkv) */
+    test_decode(3, 300, 4, 4, 64);
+    test_decode_pos(1, 1500, 8, 8, 256, POS_FULL);
+    /* groups wider than one block's query chunk (12 = 8 + 4, 16 = 8 + 8) */
+    test_decode(2, 700, 12, 1, 64);
+    test_decode_pos(1, 999, 16, 1, 32, POS_FULL);
+    /* odd widths and cache lengths */
+    test_decode(5, 333, 6, 3, 20);
+    test_decode(2, 1000, 4, 1, 4);
+    test_decode(3, 777, 10, 2, 196);
     test_store(3, 17, 40);
     test_store(1, 1, 4);
     return test_summary();
