@@ -7,6 +7,17 @@
  * tensor-core products with fp32 accumulation; their backward writes bf16 dlogits over the
  * first half of each fp32 logits row (row stride 2V), so the scratch stays chunk x V floats.
  *
+ * The products are compute-bound and the row kernels memory-bound, so they run on two
+ * streams of their own and overlap: stream g holds every cuBLAS product in chunk order,
+ * stream s the row kernels, and the logits go to two buffers in turn (by default the halves
+ * of the scratch, chunk/2 rows each; DENSERL_LOGPROB_OVERLAP, see lp_overlap_mode). Events
+ * order the two buffers' reuse; both streams start after the default stream's earlier work,
+ * and the default stream waits for both before the call returns, so callers still see one
+ * ordered stream. The cuBLAS handle is set to g inside the call and back to the default
+ * stream before it returns. The results are deterministic run to run (dw sums its steps in
+ * one order on one stream) but a step count other than chunk's changes the products' shapes,
+ * hence the last bits of dh and dw, and of logp through the logits' summation order.
+ *
  * cuBLAS is column-major: a row-major (r, c) array is a column-major (c, r) one, so
  *   z (rows, V) = h (rows, d) @ w^T  is  z' (V, rows) = op_T(w' (d, V)) @ h' (d, rows)
  *   dh (rows, d) += dz @ w            is  dh' (d, rows) += w' (d, V) @ dz' (V, rows)
@@ -171,50 +182,16 @@ static void lp_logits_bf16(float *z, const uint16_t *h, const uint16_t *w, int r
                               CUDA_R_32F, V, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-extern "C" void logprob_forward_cuda(float *logp, float *entropy, float *lse, const float *h,
-                                     const float *w, const int *targets, int n, int d, int V,
-                                     int chunk, float *scratch) {
-    lp_check_args(chunk, V);
-    for (int row0 = 0; row0 < n; row0 += chunk) {
-        const int rows = n - row0 < chunk ? n - row0 : chunk;
-        lp_logits_f32(scratch, h, w, row0, rows, d, V);
-        lp_forward_kernel<<<rows, LP_THREADS>>>(logp, entropy, lse, scratch, targets, row0, V);
-        LAUNCH_CHECK();
-    }
-}
-
-extern "C" void logprob_backward_cuda(float *dh, float *dw, const float *dlogp,
-                                      const float *dentropy, const float *h, const float *w,
-                                      const int *targets, const float *lse, int n, int d, int V,
-                                      int chunk, float *scratch) {
-    lp_check_args(chunk, V);
-    if (!dh && !dw) return;
+/* dh += dz @ w and dw += dz^T @ h from the fp32 dz (rows, V), written in place. */
+static void lp_grads_f32(float *dh, float *dw, const float *dz, const float *h, const float *w,
+                         int row0, int rows, int d, int V) {
     const float one = 1.0f;
-    for (int row0 = 0; row0 < n; row0 += chunk) {
-        const int rows = n - row0 < chunk ? n - row0 : chunk;
-        lp_logits_f32(scratch, h, w, row0, rows, d, V);
-        lp_backward_kernel<false>
-            <<<rows, LP_THREADS>>>(scratch, dlogp, dentropy, targets, lse, row0, V);
-        LAUNCH_CHECK();
-        if (dh)
-            CUBLAS_CHECK(cublasSgemm(dr_cublas(), CUBLAS_OP_N, CUBLAS_OP_N, d, rows, V, &one, w, d,
-                                     scratch, V, &one, dh + (size_t)row0 * d, d));
-        if (dw)
-            CUBLAS_CHECK(cublasSgemm(dr_cublas(), CUBLAS_OP_N, CUBLAS_OP_T, d, V, rows, &one,
-                                     h + (size_t)row0 * d, d, scratch, V, &one, dw, d));
-    }
-}
-
-extern "C" void logprob_forward_bf16_cuda(float *logp, float *entropy, float *lse,
-                                          const uint16_t *h, const uint16_t *w, const int *targets,
-                                          int n, int d, int V, int chunk, float *scratch) {
-    lp_check_args(chunk, V);
-    for (int row0 = 0; row0 < n; row0 += chunk) {
-        const int rows = n - row0 < chunk ? n - row0 : chunk;
-        lp_logits_bf16(scratch, h, w, row0, rows, d, V);
-        lp_forward_kernel<<<rows, LP_THREADS>>>(logp, entropy, lse, scratch, targets, row0, V);
-        LAUNCH_CHECK();
-    }
+    if (dh)
+        CUBLAS_CHECK(cublasSgemm(dr_cublas(), CUBLAS_OP_N, CUBLAS_OP_N, d, rows, V, &one, w, d, dz,
+                                 V, &one, dh + (size_t)row0 * d, d));
+    if (dw)
+        CUBLAS_CHECK(cublasSgemm(dr_cublas(), CUBLAS_OP_N, CUBLAS_OP_T, d, V, rows, &one,
+                                 h + (size_t)row0 * d, d, dz, V, &one, dw, d));
 }
 
 /* dh += dz @ w and dw += dz^T @ h from the bf16 dz (rows, V) of row stride 2V. */
@@ -232,18 +209,220 @@ static void lp_grads_bf16(float *dh, float *dw, const uint16_t *dz, const uint16
                                   dw, CUDA_R_32F, d, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
+/* The fp32 and bf16 entry points differ only in their products and in how dz is stored. */
+struct LpOperands {
+    const void *h, *w; /* (n, d), (V, d): fp32, or bf16 bits when bf16 */
+    int d, V;
+    bool bf16;
+};
+
+static void lp_logits(float *z, const LpOperands &o, int row0, int rows) {
+    if (o.bf16)
+        lp_logits_bf16(z, (const uint16_t *)o.h, (const uint16_t *)o.w, row0, rows, o.d, o.V);
+    else
+        lp_logits_f32(z, (const float *)o.h, (const float *)o.w, row0, rows, o.d, o.V);
+}
+
+static void lp_grads(float *dh, float *dw, const float *z, const LpOperands &o, int row0,
+                     int rows) {
+    if (o.bf16)
+        lp_grads_bf16(dh, dw, (const uint16_t *)z, (const uint16_t *)o.h, (const uint16_t *)o.w,
+                      row0, rows, o.d, o.V);
+    else
+        lp_grads_f32(dh, dw, z, (const float *)o.h, (const float *)o.w, row0, rows, o.d, o.V);
+}
+
+static void lp_dz(cudaStream_t st, float *z, const float *dlogp, const float *dentropy,
+                  const int *targets, const float *lse, const LpOperands &o, int row0, int rows) {
+    if (o.bf16)
+        lp_backward_kernel<true>
+            <<<rows, LP_THREADS, 0, st>>>(z, dlogp, dentropy, targets, lse, row0, o.V);
+    else
+        lp_backward_kernel<false>
+            <<<rows, LP_THREADS, 0, st>>>(z, dlogp, dentropy, targets, lse, row0, o.V);
+    LAUNCH_CHECK();
+}
+
+/* ---- the two-stream pipeline ---- */
+
+/* How rows go through the products (DENSERL_LOGPROB_OVERLAP, read at every call so that a
+ * test or a benchmark can compare them in one process):
+ *   0: serial, chunk rows a step, all on the default stream (the original path);
+ *   1 or unset: the caller's scratch split into two halves of chunk/2 rows, the products of
+ *      one half overlapping the row kernel of the other (serial when chunk < 2);
+ *   2: two whole buffers of chunk rows, the caller's scratch and a runtime-owned second one
+ *      (dr_cuda_scratch slot SCRATCH_LOGPROB, chunk x V floats more device memory). Steps of
+ *      chunk rows keep the number of reads of w, and of read-modify-writes of dw in the
+ *      backward, what they were in mode 0; halves double them. */
+static int lp_overlap_mode(void) {
+    const char *e = getenv("DENSERL_LOGPROB_OVERLAP");
+    if (!e || !*e) return 1;
+    return e[0] == '0' ? 0 : e[0] == '2' ? 2 : 1;
+}
+
+struct LpPlan {
+    int step;      /* rows per step */
+    float *buf[2]; /* step k uses buf[k & 1], each step x V floats */
+    bool overlap;
+};
+
+static LpPlan lp_plan(int n, int chunk, int V, float *scratch) {
+    LpPlan p = {chunk, {scratch, scratch}, false};
+    const int mode = lp_overlap_mode();
+    if (mode == 1 && chunk >= 2 && n > chunk / 2) {
+        p.step = chunk / 2;
+        p.buf[1] = scratch + (size_t)p.step * V;
+        p.overlap = true;
+    } else if (mode == 2 && n > chunk) {
+        p.buf[1] = (float *)dr_cuda_scratch(SCRATCH_LOGPROB, sizeof(float) * (size_t)chunk * V);
+        p.overlap = true;
+    }
+    return p;
+}
+
+/* Stream g runs every cuBLAS product, in chunk order (so dw sums its chunks in a fixed
+ * order); stream s runs the row kernels. ready[b]: the logits in buf[b] are written;
+ * done[b]: the row kernel on buf[b] is finished. Created once, for the device current at
+ * the first call (one device per process). */
+struct LpPipe {
+    cudaStream_t g, s;
+    cudaEvent_t entry, end_g, end_s, ready[2], done[2];
+};
+
+static LpPipe *lp_pipe(void) {
+    static LpPipe p;
+    static bool made = false;
+    if (!made) {
+        CUDA_CHECK(cudaStreamCreateWithFlags(&p.g, cudaStreamNonBlocking));
+        CUDA_CHECK(cudaStreamCreateWithFlags(&p.s, cudaStreamNonBlocking));
+        cudaEvent_t *ev[] = {&p.entry,    &p.end_g,   &p.end_s,  &p.ready[0],
+                             &p.ready[1], &p.done[0], &p.done[1]};
+        for (size_t i = 0; i < sizeof ev / sizeof *ev; i++)
+            CUDA_CHECK(cudaEventCreateWithFlags(ev[i], cudaEventDisableTiming));
+        made = true;
+    }
+    return &p;
+}
+
+/* Both streams start after everything already queued on the default stream, and the
+ * products go to g. */
+static void lp_pipe_begin(LpPipe *p) {
+    CUDA_CHECK(cudaEventRecord(p->entry, 0));
+    CUDA_CHECK(cudaStreamWaitEvent(p->g, p->entry, 0));
+    CUDA_CHECK(cudaStreamWaitEvent(p->s, p->entry, 0));
+    CUBLAS_CHECK(cublasSetStream(dr_cublas(), p->g));
+}
+
+/* The default stream resumes after both streams, and the handle goes back to it: every
+ * other caller of dr_cublas() expects the default stream. */
+static void lp_pipe_end(LpPipe *p) {
+    CUDA_CHECK(cudaEventRecord(p->end_g, p->g));
+    CUDA_CHECK(cudaEventRecord(p->end_s, p->s));
+    CUDA_CHECK(cudaStreamWaitEvent(0, p->end_g, 0));
+    CUDA_CHECK(cudaStreamWaitEvent(0, p->end_s, 0));
+    CUBLAS_CHECK(cublasSetStream(dr_cublas(), 0));
+}
+
+/* g: logits(k) into buf[k & 1] once the row kernel of step k - 2 has read that buffer;
+ * s: the row kernel of step k once logits(k) are written. logits(k + 1) runs beside it. */
+static void lp_forward_run(float *logp, float *entropy, float *lse, const LpOperands &o,
+                           const int *targets, int n, int chunk, float *scratch) {
+    lp_check_args(chunk, o.V);
+    const LpPlan pl = lp_plan(n, chunk, o.V, scratch);
+    if (!pl.overlap) {
+        for (int row0 = 0; row0 < n; row0 += chunk) {
+            const int rows = n - row0 < chunk ? n - row0 : chunk;
+            lp_logits(scratch, o, row0, rows);
+            lp_forward_kernel<<<rows, LP_THREADS>>>(logp, entropy, lse, scratch, targets, row0,
+                                                    o.V);
+            LAUNCH_CHECK();
+        }
+        return;
+    }
+    LpPipe *p = lp_pipe();
+    lp_pipe_begin(p);
+    for (int k = 0, row0 = 0; row0 < n; k++, row0 += pl.step) {
+        const int rows = n - row0 < pl.step ? n - row0 : pl.step, b = k & 1;
+        if (k >= 2) CUDA_CHECK(cudaStreamWaitEvent(p->g, p->done[b], 0));
+        lp_logits(pl.buf[b], o, row0, rows);
+        CUDA_CHECK(cudaEventRecord(p->ready[b], p->g));
+        CUDA_CHECK(cudaStreamWaitEvent(p->s, p->ready[b], 0));
+        lp_forward_kernel<<<rows, LP_THREADS, 0, p->s>>>(logp, entropy, lse, pl.buf[b], targets,
+                                                         row0, o.V);
+        LAUNCH_CHECK();
+        CUDA_CHECK(cudaEventRecord(p->done[b], p->s));
+    }
+    lp_pipe_end(p);
+}
+
+/* g runs logits(0), then for each k: logits(k + 1), [wait dz(k)] grads(k); s runs
+ * [wait logits(k)] dz(k). dz(k) overlaps logits(k + 1) and grads(k - 1). buf[k & 1] is
+ * rewritten by logits(k + 2), which g issues after grads(k), which waited for dz(k): no
+ * event is needed for that reuse. */
+static void lp_backward_run(float *dh, float *dw, const float *dlogp, const float *dentropy,
+                            const LpOperands &o, const int *targets, const float *lse, int n,
+                            int chunk, float *scratch) {
+    lp_check_args(chunk, o.V);
+    if (!dh && !dw) return;
+    const LpPlan pl = lp_plan(n, chunk, o.V, scratch);
+    if (!pl.overlap) {
+        for (int row0 = 0; row0 < n; row0 += chunk) {
+            const int rows = n - row0 < chunk ? n - row0 : chunk;
+            lp_logits(scratch, o, row0, rows);
+            lp_dz(0, scratch, dlogp, dentropy, targets, lse, o, row0, rows);
+            lp_grads(dh, dw, scratch, o, row0, rows);
+        }
+        return;
+    }
+    LpPipe *p = lp_pipe();
+    lp_pipe_begin(p);
+    const int step = pl.step, nk = (n + step - 1) / step;
+    lp_logits(pl.buf[0], o, 0, n < step ? n : step);
+    CUDA_CHECK(cudaEventRecord(p->ready[0], p->g));
+    for (int k = 0; k < nk; k++) {
+        const int row0 = k * step, rows = n - row0 < step ? n - row0 : step, b = k & 1;
+        if (k + 1 < nk) {
+            const int r1 = row0 + step;
+            lp_logits(pl.buf[b ^ 1], o, r1, n - r1 < step ? n - r1 : step);
+            CUDA_CHECK(cudaEventRecord(p->ready[b ^ 1], p->g));
+        }
+        CUDA_CHECK(cudaStreamWaitEvent(p->s, p->ready[b], 0));
+        lp_dz(p->s, pl.buf[b], dlogp, dentropy, targets, lse, o, row0, rows);
+        CUDA_CHECK(cudaEventRecord(p->done[b], p->s));
+        CUDA_CHECK(cudaStreamWaitEvent(p->g, p->done[b], 0));
+        lp_grads(dh, dw, pl.buf[b], o, row0, rows);
+    }
+    lp_pipe_end(p);
+}
+
+/* ---- entry points ---- */
+
+extern "C" void logprob_forward_cuda(float *logp, float *entropy, float *lse, const float *h,
+                                     const float *w, const int *targets, int n, int d, int V,
+                                     int chunk, float *scratch) {
+    const LpOperands o = {h, w, d, V, false};
+    lp_forward_run(logp, entropy, lse, o, targets, n, chunk, scratch);
+}
+
+extern "C" void logprob_backward_cuda(float *dh, float *dw, const float *dlogp,
+                                      const float *dentropy, const float *h, const float *w,
+                                      const int *targets, const float *lse, int n, int d, int V,
+                                      int chunk, float *scratch) {
+    const LpOperands o = {h, w, d, V, false};
+    lp_backward_run(dh, dw, dlogp, dentropy, o, targets, lse, n, chunk, scratch);
+}
+
+extern "C" void logprob_forward_bf16_cuda(float *logp, float *entropy, float *lse,
+                                          const uint16_t *h, const uint16_t *w, const int *targets,
+                                          int n, int d, int V, int chunk, float *scratch) {
+    const LpOperands o = {h, w, d, V, true};
+    lp_forward_run(logp, entropy, lse, o, targets, n, chunk, scratch);
+}
+
 extern "C" void logprob_backward_bf16_cuda(float *dh, float *dw, const float *dlogp,
                                            const float *dentropy, const uint16_t *h,
                                            const uint16_t *w, const int *targets, const float *lse,
                                            int n, int d, int V, int chunk, float *scratch) {
-    lp_check_args(chunk, V);
-    if (!dh && !dw) return;
-    for (int row0 = 0; row0 < n; row0 += chunk) {
-        const int rows = n - row0 < chunk ? n - row0 : chunk;
-        lp_logits_bf16(scratch, h, w, row0, rows, d, V);
-        lp_backward_kernel<true>
-            <<<rows, LP_THREADS>>>(scratch, dlogp, dentropy, targets, lse, row0, V);
-        LAUNCH_CHECK();
-        lp_grads_bf16(dh, dw, (const uint16_t *)scratch, h, w, row0, rows, d, V);
-    }
+    const LpOperands o = {h, w, d, V, true};
+    lp_backward_run(dh, dw, dlogp, dentropy, o, targets, lse, n, chunk, scratch);
 }

@@ -1,8 +1,11 @@
 /* Checks the CUDA fused lm_head log-prob (logprob_forward_cuda, logprob_backward_cuda and the
  * bf16 variants) against logprob_forward_cpu / logprob_backward_cpu on the same inputs: odd
  * row counts, vocabularies and widths, chunks smaller and larger than n, skipped rows
- * (target -1), entropy and dentropy NULL or not, dh and dw accumulated onto random values
- * or NULL. The bf16 kernels are held against the CPU on bf16-rounded h and w. */
+ * (target -1, scattered or whole steps of them), entropy and dentropy NULL or not, dh and dw
+ * accumulated onto random values or NULL. The bf16 kernels are held against the CPU on
+ * bf16-rounded h and w. Every case runs under each DENSERL_LOGPROB_OVERLAP mode (serial, two
+ * streams over halves of the scratch, two streams over two whole buffers), and the
+ * two-stream backward is run twice and must repeat itself bit for bit. */
 #include "kernels/kernels_cuda.h"
 #include "kernels/logprob.h"
 #include "kernels/logprob_bf16.h"
@@ -16,12 +19,15 @@ typedef struct {
     int n, V, d, chunk;
     int with_entropy; /* entropy in the forward, dentropy in the backward */
     int grads;        /* 3: dh and dw, 1: dh only, 2: dw only */
+    int skip_block;   /* 1: rows [n/4, 3n/4) skipped as well, whole steps of them */
 } Case;
 
 /* Targets in [0, V) with every third row (from the second) skipped; n == 1 keeps its row. */
-static int *make_targets(int n, int V) {
+static int *make_targets(int n, int V, int skip_block) {
     int *t = malloc(sizeof(int) * n);
     for (int i = 0; i < n; i++) t[i] = i % 3 == 1 ? -1 : (int)(rng_u01() * V);
+    if (skip_block)
+        for (int i = n / 4; i < 3 * n / 4; i++) t[i] = -1;
     return t;
 }
 
@@ -61,14 +67,13 @@ static void run_case(Case c, int bf16) {
         for (long i = 0; i < (long)n * d; i++) hb[i] = to_bf16(h[i]), h[i] = from_bf16(hb[i]);
         for (long i = 0; i < (long)V * d; i++) wb[i] = to_bf16(w[i]), w[i] = from_bf16(wb[i]);
     }
-    int *t = make_targets(n, V);
+    int *t = make_targets(n, V, c.skip_block);
     float *dlogp = rand_host(n, 1.0), *dent = c.with_entropy ? rand_host(n, 1.0) : NULL;
     float *dh0 = rand_host((long)n * d, 1.0), *dw0 = rand_host((long)V * d, 1.0);
     const double tol_f = bf16 ? 1e-2 : 1e-5, tol_h = bf16 ? 1e-2 : 1e-4;
     const double tol_g = bf16 ? 1e-2 : 1e-4;
     char name[128];
-    snprintf(name, sizeof name, "%s n=%d V=%d d=%d chunk=%d entropy=%d grads=%d",
-             bf16 ? "bf16" : "fp32", n, V, d, chunk, c.with_entropy, c.grads);
+    const char *base = bf16 ? "bf16" : "fp32";
 
     /* CPU reference */
     float *logp = malloc(sizeof(float) * n), *lse = malloc(sizeof(float) * n);
@@ -80,69 +85,102 @@ static void run_case(Case c, int bf16) {
     logprob_backward_cpu(c.grads & 1 ? dh : NULL, c.grads & 2 ? dw : NULL, dlogp, dent, h, w, t,
                          lse, n, d, V, chunk, scr);
 
-    /* device */
+    /* device, once per DENSERL_LOGPROB_OVERLAP mode */
     float *g_h = DEV_F(h, (long)n * d), *g_w = DEV_F(w, (long)V * d);
     uint16_t *g_hb = dev_copy_of(hb, (size_t)n * d, 2), *g_wb = dev_copy_of(wb, (size_t)V * d, 2);
     int *g_t = DEV_I(t, n);
-    float *g_logp = DEV_POISON_F(n), *g_lse = DEV_POISON_F(n), *g_ent = DEV_POISON_F(n);
-    float *g_scr = DEV_POISON_F((long)chunk * V);
-    float *g_ent_arg = c.with_entropy ? g_ent : NULL;
-    if (bf16)
-        logprob_forward_bf16_cuda(g_logp, g_ent_arg, g_lse, g_hb, g_wb, g_t, n, d, V, chunk, g_scr);
-    else
-        logprob_forward_cuda(g_logp, g_ent_arg, g_lse, g_h, g_w, g_t, n, d, V, chunk, g_scr);
-    float *r_logp = HOST_F(g_logp, n), *r_lse = HOST_F(g_lse, n), *r_ent = HOST_F(g_ent, n);
-    double e = rel_err(r_logp, logp, n);
-    check(e < tol_f, "%s: logp rel_err %.3g", name, e);
-    e = rel_err(r_lse, lse, n);
-    check(e < tol_f, "%s: lse rel_err %.3g", name, e);
-    if (c.with_entropy) {
-        e = rel_err(r_ent, ent, n);
-        check(e < tol_h, "%s: entropy rel_err %.3g", name, e);
-    }
-
-    /* backward from the CPU's lse, so that it is checked on its own */
     float *g_lse_cpu = DEV_F(lse, n), *g_dlogp = DEV_F(dlogp, n);
     float *g_dent = c.with_entropy ? DEV_F(dent, n) : NULL;
-    float *g_dh = DEV_F(dh0, (long)n * d), *g_dw = DEV_F(dw0, (long)V * d);
-    float *a_dh = c.grads & 1 ? g_dh : NULL, *a_dw = c.grads & 2 ? g_dw : NULL;
-    be_memset_byte(BACKEND_CUDA, g_scr, 0xff, sizeof(float) * chunk * V);
-    if (bf16)
-        logprob_backward_bf16_cuda(a_dh, a_dw, g_dlogp, g_dent, g_hb, g_wb, g_t, g_lse_cpu, n, d, V,
-                                   chunk, g_scr);
-    else
-        logprob_backward_cuda(a_dh, a_dw, g_dlogp, g_dent, g_h, g_w, g_t, g_lse_cpu, n, d, V, chunk,
-                              g_scr);
-    float *r_dh = HOST_F(g_dh, (long)n * d), *r_dw = HOST_F(g_dw, (long)V * d);
-    e = delta_err(r_dh, dh, dh0, (long)n * d);
-    double ef = rel_err(r_dh, dh, (long)n * d);
-    check(e < tol_g && ef < tol_f, "%s: dh added rel_err %.3g, total rel_err %.3g", name, e, ef);
-    e = delta_err(r_dw, dw, dw0, (long)V * d);
-    ef = rel_err(r_dw, dw, (long)V * d);
-    check(e < tol_g && ef < tol_f, "%s: dw added rel_err %.3g, total rel_err %.3g", name, e, ef);
+    static const char *const modes[] = {"0", "1", "2"};
+    for (int mi = 0; mi < 3; mi++) {
+        if (setenv("DENSERL_LOGPROB_OVERLAP", modes[mi], 1) != 0) abort();
+        snprintf(name, sizeof name,
+                 "%s n=%d V=%d d=%d chunk=%d entropy=%d grads=%d skip=%d mode=%s", base, n, V, d,
+                 chunk, c.with_entropy, c.grads, c.skip_block, modes[mi]);
+        float *g_logp = DEV_POISON_F(n), *g_lse = DEV_POISON_F(n), *g_ent = DEV_POISON_F(n);
+        float *g_scr = DEV_POISON_F((long)chunk * V);
+        float *g_ent_arg = c.with_entropy ? g_ent : NULL;
+        if (bf16)
+            logprob_forward_bf16_cuda(g_logp, g_ent_arg, g_lse, g_hb, g_wb, g_t, n, d, V, chunk,
+                                      g_scr);
+        else
+            logprob_forward_cuda(g_logp, g_ent_arg, g_lse, g_h, g_w, g_t, n, d, V, chunk, g_scr);
+        float *r_logp = HOST_F(g_logp, n), *r_lse = HOST_F(g_lse, n), *r_ent = HOST_F(g_ent, n);
+        double e = rel_err(r_logp, logp, n);
+        check(e < tol_f, "%s: logp rel_err %.3g", name, e);
+        e = rel_err(r_lse, lse, n);
+        check(e < tol_f, "%s: lse rel_err %.3g", name, e);
+        if (c.with_entropy) {
+            e = rel_err(r_ent, ent, n);
+            check(e < tol_h, "%s: entropy rel_err %.3g", name, e);
+        }
 
-    void *dev[] = {g_h,   g_w,   g_hb,      g_wb,    g_t,    g_logp, g_lse,
-                   g_ent, g_scr, g_lse_cpu, g_dlogp, g_dent, g_dh,   g_dw};
+        /* backward from the CPU's lse, so that it is checked on its own; twice, from the
+         * same start, to see that it repeats itself */
+        float *r_dh = NULL, *r_dw = NULL;
+        for (int rep = 0; rep < 2; rep++) {
+            float *g_dh = DEV_F(dh0, (long)n * d), *g_dw = DEV_F(dw0, (long)V * d);
+            float *a_dh = c.grads & 1 ? g_dh : NULL, *a_dw = c.grads & 2 ? g_dw : NULL;
+            be_memset_byte(BACKEND_CUDA, g_scr, 0xff, sizeof(float) * chunk * V);
+            if (bf16)
+                logprob_backward_bf16_cuda(a_dh, a_dw, g_dlogp, g_dent, g_hb, g_wb, g_t, g_lse_cpu,
+                                           n, d, V, chunk, g_scr);
+            else
+                logprob_backward_cuda(a_dh, a_dw, g_dlogp, g_dent, g_h, g_w, g_t, g_lse_cpu, n, d,
+                                      V, chunk, g_scr);
+            float *q_dh = HOST_F(g_dh, (long)n * d), *q_dw = HOST_F(g_dw, (long)V * d);
+            dev_free(g_dh);
+            dev_free(g_dw);
+            if (rep == 0) {
+                r_dh = q_dh, r_dw = q_dw;
+            } else {
+                int same = !memcmp(q_dh, r_dh, sizeof(float) * n * d) &&
+                           !memcmp(q_dw, r_dw, sizeof(float) * V * d);
+                check(same, "%s: backward repeats bit for bit", name);
+                free(q_dh);
+                free(q_dw);
+            }
+        }
+        e = delta_err(r_dh, dh, dh0, (long)n * d);
+        double ef = rel_err(r_dh, dh, (long)n * d);
+        check(e < tol_g && ef < tol_f, "%s: dh added rel_err %.3g, total rel_err %.3g", name, e,
+              ef);
+        e = delta_err(r_dw, dw, dw0, (long)V * d);
+        ef = rel_err(r_dw, dw, (long)V * d);
+        check(e < tol_g && ef < tol_f, "%s: dw added rel_err %.3g, total rel_err %.3g", name, e,
+              ef);
+        void *dev[] = {g_logp, g_lse, g_ent, g_scr};
+        for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) dev_free(dev[i]);
+        void *host[] = {r_logp, r_lse, r_ent, r_dh, r_dw};
+        for (size_t i = 0; i < sizeof host / sizeof *host; i++) free(host[i]);
+    }
+    unsetenv("DENSERL_LOGPROB_OVERLAP");
+
+    void *dev[] = {g_h, g_w, g_hb, g_wb, g_t, g_lse_cpu, g_dlogp, g_dent};
     for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) dev_free(dev[i]);
-    void *host[] = {h,   w,   hb,  wb, t,  dlogp,  dent,  dh0,   dw0,  logp,
-                    lse, ent, scr, dh, dw, r_logp, r_lse, r_ent, r_dh, r_dw};
+    void *host[] = {h, w, hb, wb, t, dlogp, dent, dh0, dw0, logp, lse, ent, scr, dh, dw};
     for (size_t i = 0; i < sizeof host / sizeof *host; i++) free(host[i]);
 }
 
 int main(void) {
     CUDA_TEST_BEGIN();
     rng_seed(20250717);
+    /* n, V, d, chunk, entropy, grads, skip_block. Several steps at every mode: n > chunk;
+     * chunk 1 (serial in mode 1), 2 (halves of one row), odd chunks (halves of chunk/2 rows
+     * and a spare row), n a step or two past a multiple of the chunk, whole skipped steps. */
     const Case cases[] = {
-        {1, 5, 16, 1, 1, 3},      {1, 1000, 64, 4, 0, 3},    {7, 5, 16, 8, 1, 3},
-        {7, 1000, 96, 3, 1, 1},   {7, 32003, 16, 2, 0, 2},   {33, 1000, 16, 64, 1, 3},
-        {33, 32003, 64, 8, 1, 3}, {33, 32003, 96, 40, 0, 3}, {33, 5, 96, 7, 1, 3},
-        {8, 151936, 64, 3, 1, 3},
+        {1, 5, 16, 1, 1, 3, 0},      {1, 1000, 64, 4, 0, 3, 0},    {7, 5, 16, 8, 1, 3, 0},
+        {7, 1000, 96, 3, 1, 1, 0},   {7, 32003, 16, 2, 0, 2, 0},   {33, 1000, 16, 64, 1, 3, 0},
+        {33, 32003, 64, 8, 1, 3, 0}, {33, 32003, 96, 40, 0, 3, 0}, {33, 5, 96, 7, 1, 3, 0},
+        {8, 151936, 64, 3, 1, 3, 0}, {5, 1000, 32, 1, 1, 3, 0},    {9, 777, 48, 2, 1, 3, 0},
+        {50, 1001, 40, 7, 1, 3, 1},  {41, 3000, 24, 5, 0, 3, 1},   {64, 2048, 32, 16, 1, 3, 1},
+        {20, 513, 16, 9, 1, 2, 0},   {18, 513, 16, 12, 1, 1, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_case(cases[i], 0);
     const Case bcases[] = {
-        {7, 1000, 96, 3, 1, 3},
-        {33, 32003, 64, 8, 1, 3},
-        {8, 151936, 64, 3, 1, 3},
+        {7, 1000, 96, 3, 1, 3, 0},   {33, 32003, 64, 8, 1, 3, 0}, {8, 151936, 64, 3, 1, 3, 0},
+        {5, 1000, 32, 1, 1, 3, 0},   {50, 1001, 40, 7, 1, 3, 1},  {41, 3000, 24, 5, 0, 3, 1},
+        {64, 2048, 32, 16, 1, 3, 1}, {20, 513, 16, 9, 1, 2, 0},
     };
     for (size_t i = 0; i < sizeof bcases / sizeof *bcases; i++) run_case(bcases[i], 1);
     return test_summary();
