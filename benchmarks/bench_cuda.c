@@ -88,6 +88,16 @@ static void report(const char *name, const char *shape, int kind, double amount,
     json_array_append_new(g_rows, r);
 }
 
+/* A row whose rate is also compared with a peer's rate (TFLOP/s) measured in this run. */
+static void report_vs(const char *name, const char *shape, int kind, double amount, double ms,
+                      double peer_rate) {
+    report(name, shape, kind, amount, ms);
+    double ratio = amount / (ms * 1e-3) / 1e12 / peer_rate;
+    printf("%-28s %-34s %9s    %.2f of cuBLAS on the same product\n", "", "", "", ratio);
+    json_object_set_new(json_array_get(g_rows, json_array_size(g_rows) - 1), "ratio_to_same_gemm",
+                        json_real(ratio));
+}
+
 /* ---- device buffers of random data ---- */
 
 static uint64_t g_seed = 1;
@@ -410,15 +420,21 @@ static void bench_logprob(int quick) {
         report("gemm bf16 same product", shape, BF16, f, ms);
         double gemm_rate = f / (ms * 1e-3) / 1e12;
         be_free(BACKEND_CUDA, full);
-        TIME_MS(ms, logprob_forward_bf16_cuda(lp, ent, lse, h, w, tg, n, d, V, chunk, scratch));
-        report("logprob bf16 fwd (+entropy)", shape, BF16, f, ms);
-        printf("%-28s %-34s %9s    %.2f of the same-product gemm\n", "", "", "",
-               f / (ms * 1e-3) / 1e12 / gemm_rate);
-        TIME_MS(ms, logprob_backward_bf16_cuda(dh, dw, dlp, NULL, h, w, tg, lse, n, d, V, chunk,
-                                               scratch));
-        report("logprob bf16 bwd", shape, BF16, 3 * f, ms);
-        printf("%-28s %-34s %9s    %.2f of the same-product gemm\n", "", "", "",
-               3 * f / (ms * 1e-3) / 1e12 / gemm_rate);
+        /* the three chunk layouts of DENSERL_LOGPROB_OVERLAP: serial, two half chunks, two
+         * full chunks */
+        static const char *modes[3] = {"serial", "overlap halves", "overlap 2 chunks"};
+        for (int mode = 0; mode < 3; mode++) {
+            char env[2] = {(char)('0' + mode), 0}, name[80];
+            setenv("DENSERL_LOGPROB_OVERLAP", env, 1);
+            TIME_MS(ms, logprob_forward_bf16_cuda(lp, ent, lse, h, w, tg, n, d, V, chunk, scratch));
+            snprintf(name, sizeof name, "logprob bf16 fwd, %s", modes[mode]);
+            report_vs(name, shape, BF16, f, ms, gemm_rate);
+            TIME_MS(ms, logprob_backward_bf16_cuda(dh, dw, dlp, NULL, h, w, tg, lse, n, d, V, chunk,
+                                                   scratch));
+            snprintf(name, sizeof name, "logprob bf16 bwd, %s", modes[mode]);
+            report_vs(name, shape, BF16, 3 * f, ms, gemm_rate);
+        }
+        unsetenv("DENSERL_LOGPROB_OVERLAP");
         if (c == 0) {
             float *hf = rand_dev((size_t)n * d, 1.0f), *wf = rand_dev((size_t)V * d, 0.05f);
             TIME_MS(ms, logprob_forward_cuda(lp, ent, lse, hf, wf, tg, n, d, V, chunk, scratch));

@@ -7,6 +7,7 @@
 # Usage: benchmarks/gpu_check.sh [OUTDIR]      (default gpu_check_out)
 #   STAGES="build tests bench peer demo e2e"   the stages to run (default: all)
 #   E2E_PROMPTS=64                             prompts of the RL step (x 4 samples)
+#   E2E_PRECISIONS="bf16 fp32"                 the precisions it runs in
 # On a GPU machine that cannot install packages, scripts/fetch_gpudeps.sh (run elsewhere)
 # leaves jansson and OpenBLAS as .deb files in .gpudeps/debs; they are unpacked into
 # .gpudeps/root and built against (nothing is installed system-wide). Otherwise run
@@ -74,10 +75,15 @@ fi
 
 if want e2e; then
     P=${E2E_PROMPTS:-64}
-    say "one RL step, Qwen2.5-0.5B shape, $P prompts x 4 samples, 512 response tokens"
-    timeout 300 "$BIN/denserl" train configs/bench_qwen05b.json --set run_dir=/tmp/gpu_check_e2e \
-        --set rl.prompts_per_step="$P" >"$OUTDIR/e2e.log" 2>&1 || { tail -5 "$OUTDIR/e2e.log"; say "e2e failed"; }
-    cp /tmp/gpu_check_e2e/metrics.jsonl "$OUTDIR/e2e_metrics.jsonl" 2>/dev/null
+    for prec in ${E2E_PRECISIONS:-bf16 fp32}; do
+        say "one RL step, Qwen2.5-0.5B shape, $P prompts x 4 samples, 512 response tokens, $prec"
+        rm -rf /tmp/gpu_check_e2e
+        timeout "${E2E_TIMEOUT:-150}" "$BIN/denserl" train configs/bench_qwen05b.json \
+            --set run_dir=/tmp/gpu_check_e2e --set rl.prompts_per_step="$P" \
+            --set precision="$prec" >"$OUTDIR/e2e_$prec.log" 2>&1 ||
+            { tail -5 "$OUTDIR/e2e_$prec.log"; say "e2e $prec failed"; }
+        cp /tmp/gpu_check_e2e/metrics.jsonl "$OUTDIR/e2e_${prec}_metrics.jsonl" 2>/dev/null
+    done
 fi
 
 say "done"

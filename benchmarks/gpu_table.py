@@ -25,8 +25,9 @@ def main():
         for r in bench["rows"]:
             if r["name"].startswith("floor"):
                 continue
+            same = r.get("ratio_to_same_gemm")
             print(f"{r['name']:<28} {r['shape']:<34} {r['ms']:8.3f} {r['rate']:9.1f} "
-                  f"{r['ratio_to_floor']:8.2f}x")
+                  f"{r['ratio_to_floor']:8.2f}x" + (f"  ({same:.2f}x same-product gemm)" if same else ""))
     if bench and peer:
         ours = {(r["name"], r["shape"]): r["ms"] for r in bench["rows"]}
         print("\nattention bf16 fwd+bwd vs PyTorch SDPA (same shapes, same run)")
@@ -41,16 +42,21 @@ def main():
             print(f"  vs {p['backend']:<6} Hkv={p['Hkv']:<3} fwd {p['fwd_ms']:.3f} ms / ours {f:.3f} ms "
                   f"= {p['fwd_ms'] / f:.2f}x   fwd+bwd {p['fwd_bwd_ms']:.3f} / {b:.3f} ms "
                   f"= {p['fwd_bwd_ms'] / b:.2f}x")
-    e2e = f"{out}/e2e_metrics.jsonl"
-    if os.path.exists(e2e):
-        rows = [json.loads(l) for l in open(e2e) if l.strip()]
+    summary["e2e"] = {}
+    for prec in ("bf16", "fp32"):
+        path = f"{out}/e2e_{prec}_metrics.jsonl"
+        if not os.path.exists(path):
+            continue
+        rows = [json.loads(l) for l in open(path) if l.strip()]
         rl = [r for r in rows if r.get("phase") == "rl"]
-        if rl:
-            summary["e2e"] = rl
-            print("\nRL step, Qwen2.5-0.5B shape (fp32 engine path)")
-            for name, ph in rl[-1]["phases"].items():
-                tps = ph.get("tokens_per_s")
-                print(f"  {name:<14} {ph['s']:8.2f} s" + (f" {tps:12.0f} tok/s" if tps else ""))
+        if not rl:
+            continue
+        summary["e2e"][prec] = rl
+        print(f"\nRL step, Qwen2.5-0.5B shape, {prec}: {rl[-1].get('groups_kept', '?')} groups, "
+              f"mean response {rl[-1].get('response_len', float('nan')):.0f} tokens")
+        for name, ph in rl[-1]["phases"].items():
+            tps = ph.get("tokens_per_s")
+            print(f"  {name:<14} {ph['s']:8.2f} s" + (f" {tps:12.0f} tok/s" if tps else ""))
     with open(f"{out}/summary.json", "w") as f:
         json.dump(summary, f, indent=1)
 
