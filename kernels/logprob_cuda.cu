@@ -7,10 +7,12 @@
  * tensor-core products with fp32 accumulation; their backward writes bf16 dlogits over the
  * first half of each fp32 logits row (row stride 2V), so the scratch stays chunk x V floats.
  *
- * The products are compute-bound and the row kernels memory-bound, so they run on two
- * streams of their own and overlap: stream g holds every cuBLAS product in chunk order,
- * stream s the row kernels, and the logits go to two buffers in turn (by default the halves
- * of the scratch, chunk/2 rows each; DENSERL_LOGPROB_OVERLAP, see lp_overlap_mode). Events
+ * By default the steps run serially on the default stream. DENSERL_LOGPROB_OVERLAP=1 or 2
+ * overlaps them on two streams of their own (the products compute-bound, the row kernels
+ * memory-bound): stream g holds every cuBLAS product in chunk order, stream s the row
+ * kernels, and the logits go to two buffers in turn (see lp_overlap_mode). Measured on an
+ * H100 (benchmarks/CUDA_NOTES.md, 2026-11-27) neither overlap beat the serial path: the
+ * products take the whole chip, and halves double the reads of w and dw. Events
  * order the two buffers' reuse; both streams start after the default stream's earlier work,
  * and the default stream waits for both before the call returns, so callers still see one
  * ordered stream. The cuBLAS handle is set to g inside the call and back to the default
@@ -247,8 +249,8 @@ static void lp_dz(cudaStream_t st, float *z, const float *dlogp, const float *de
 
 /* How rows go through the products (DENSERL_LOGPROB_OVERLAP, read at every call so that a
  * test or a benchmark can compare them in one process):
- *   0: serial, chunk rows a step, all on the default stream (the original path);
- *   1 or unset: the caller's scratch split into two halves of chunk/2 rows, the products of
+ *   0 or unset: serial, chunk rows a step, all on the default stream (the fastest measured);
+ *   1: the caller's scratch split into two halves of chunk/2 rows, the products of
  *      one half overlapping the row kernel of the other (serial when chunk < 2);
  *   2: two whole buffers of chunk rows, the caller's scratch and a runtime-owned second one
  *      (dr_cuda_scratch slot SCRATCH_LOGPROB, chunk x V floats more device memory). Steps of
@@ -256,8 +258,8 @@ static void lp_dz(cudaStream_t st, float *z, const float *dlogp, const float *de
  *      backward, what they were in mode 0; halves double them. */
 static int lp_overlap_mode(void) {
     const char *e = getenv("DENSERL_LOGPROB_OVERLAP");
-    if (!e || !*e) return 1;
-    return e[0] == '0' ? 0 : e[0] == '2' ? 2 : 1;
+    if (!e || !*e) return 0;
+    return e[0] == '1' ? 1 : e[0] == '2' ? 2 : 0;
 }
 
 struct LpPlan {
