@@ -621,18 +621,6 @@ struct AttnBwd {
     }
 };
 
-/* SMs of the current device, asked once. */
-static int attn_sm_count(void) {
-    static int sms = 0;
-    if (!sms) {
-        int dev = 0, v = 0;
-        CUDA_CHECK(cudaGetDevice(&dev));
-        CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
-        sms = v > 0 ? v : 1;
-    }
-    return sms;
-}
-
 /* The split count S fills one wave: as many blocks as the SMs hold at once, cut over
  * B * Hkv * nqc (kv head, query chunk) tasks, and no more splits than Tc has runs of
  * ATTN_DEC_MINK keys. pos stays on the device, so S comes from Tc; each row cuts its own
@@ -652,7 +640,7 @@ struct AttnDecode {
         }
         const int nqc = (H / Hkv + ATTN_DEC_QC - 1) / ATTN_DEC_QC;
         const long tasks = (long)B * Hkv * nqc, smax = (Tc + ATTN_DEC_MINK - 1) / ATTN_DEC_MINK;
-        long S = (long)resident * attn_sm_count() / tasks;
+        long S = (long)resident * dr_cuda_sm_count() / tasks;
         if (S > smax) S = smax;
         if (S < 1) S = 1;
         const dim3 grid((unsigned)S, (unsigned)(Hkv * nqc), (unsigned)B);

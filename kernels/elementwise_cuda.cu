@@ -12,21 +12,10 @@
 
 enum { EW_THREADS = 256, EW_WARPS = EW_THREADS / 32 };
 
-static int ew_sm_count(void) {
-    static int sms = 0;
-    if (!sms) {
-        int dev = 0, v = 0;
-        CUDA_CHECK(cudaGetDevice(&dev));
-        CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
-        sms = v > 0 ? v : 1;
-    }
-    return sms;
-}
-
 /* Blocks for a grid-stride loop over n items: one item per thread, at most 16 blocks per SM
  * (8 are resident at 256 threads; the rest hide the tail). */
 static unsigned ew_grid(long n) {
-    unsigned b = dr_blocks(n, EW_THREADS), cap = (unsigned)ew_sm_count() * 16u;
+    unsigned b = dr_blocks(n, EW_THREADS), cap = (unsigned)dr_cuda_sm_count() * 16u;
     return b < cap ? b : cap;
 }
 

@@ -15,17 +15,6 @@ static inline bool opt_al16(const void *p) {
     return ((uintptr_t)p & 15u) == 0;
 }
 
-static int opt_sm_count(void) {
-    static int sms = 0;
-    if (!sms) {
-        int dev = 0, v = 0;
-        CUDA_CHECK(cudaGetDevice(&dev));
-        CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
-        sms = v > 0 ? v : 1;
-    }
-    return sms;
-}
-
 /* The per-step constants, formed on the host exactly as adamw_update_cpu forms them. */
 struct AdamConst {
     float b1, b2, omb1, omb2, eps, step, sqrt_bc2, decay;
@@ -77,7 +66,7 @@ extern "C" void adamw_update_cuda(float *p, const float *g, float *m, float *v, 
     c.decay = (float)(1.0 - (double)hp.lr * hp.weight_decay);
     const long n4 = opt_al16(p) && opt_al16(g) && opt_al16(m) && opt_al16(v) ? n / 4 : 0;
     unsigned blocks = dr_blocks(n4 ? n4 : n, OPT_THREADS);
-    const unsigned cap = (unsigned)opt_sm_count() * 16u;
+    const unsigned cap = (unsigned)dr_cuda_sm_count() * 16u;
     if (blocks > cap) blocks = cap;
     adamw_kernel<<<blocks, OPT_THREADS>>>(p, g, m, v, n, n4, c);
     LAUNCH_CHECK();

@@ -42,6 +42,17 @@ extern "C" void *dr_cuda_scratch(int slot, size_t bytes) {
     return buf[slot];
 }
 
+extern "C" int dr_cuda_sm_count(void) {
+    static int sms = 0;
+    if (!sms) {
+        int dev = 0, v = 0;
+        CUDA_CHECK(cudaGetDevice(&dev));
+        CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
+        sms = v > 0 ? v : 1;
+    }
+    return sms;
+}
+
 extern "C" void *cuda_alloc(size_t bytes) {
     void *p = NULL;
     CUDA_CHECK(cudaMalloc(&p, bytes ? bytes : 1));

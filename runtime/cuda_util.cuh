@@ -42,6 +42,8 @@ int dr_cuda_sync_launches(void);
 /* Device scratch of at least bytes, owned by the runtime and reused across calls (one
  * buffer per slot; a kernel file uses its own slot number from the list below). */
 void *dr_cuda_scratch(int slot, size_t bytes);
+/* Multiprocessors of the current device, asked once. */
+int dr_cuda_sm_count(void);
 }
 enum {
     SCRATCH_REDUCE = 0,
