@@ -1,10 +1,13 @@
 /* `denserl train CONFIG.json [--set k=v ...]`: resolve and check the whole config before
  * any work, build or load the model, run the phases, write the run directory. */
+#include <dirent.h>
 #include <limits.h>
+#include <unistd.h>
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>
 #include "commands.h"
+#include "dist.h"
 #include <math.h>
 #include <stdlib.h>
 #include "model_io.h"
@@ -41,12 +44,47 @@ static void random_model_config(const RunConfig *rc, ModelConfig *c) {
     c->pad_id = CHARTOK_PAD;
 }
 
+/* Removes a flat directory of files (a non-root rank's private run directory). */
+static void remove_flat_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char path[PATH_MAX];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            remove(path);
+        }
+    closedir(d);
+    rmdir(dir);
+}
+
+/* Ranks other than 0 compute what rank 0 computes but keep nothing: their console goes to
+ * /dev/null and their run files (metrics, report) to a private temporary directory under
+ * $TMPDIR (removed at the end of a run that finishes); rank 0 alone writes checkpoints and
+ * the debug dump. */
+static int quiet_rank(RunConfig *rc) {
+    char dir[sizeof rc->run_dir];
+    const char *tmp = getenv("TMPDIR");
+    int n = snprintf(dir, sizeof dir, "%.200s/denserl-rank%d-XXXXXX", tmp && *tmp ? tmp : "/tmp",
+                     dist_rank());
+    if (n >= (int)sizeof dir || !mkdtemp(dir))
+        return dr_error("rank %d: cannot make a temporary directory", dist_rank());
+    memcpy(rc->run_dir, dir, sizeof dir);
+    rc->debug_dump_dir[0] = 0;
+    if (!freopen("/dev/null", "w", stdout)) return dr_error("cannot silence rank %d", dist_rank());
+    return DR_OK;
+}
+
 /* Everything that can be wrong with the inputs is found here, before the run directory
  * exists. */
 static int prepare(const char *cfg_path, char **sets, int n_sets, RunConfig *rc, Model *m) {
     if (run_config_load(rc, cfg_path, sets, n_sets)) return DR_ERR;
     Backend be;
     if (backend_from_name(rc->device, &be)) return dr_error("%s: %s", cfg_path, dr_last_error());
+    if (dist_init(be)) return dr_error("%s: %s", cfg_path, dr_last_error());
+    dist_set_zero_stage(rc->zero_stage);
+    if (!dist_is_root() && quiet_rank(rc)) return DR_ERR;
     if (strcmp(rc->precision, "bf16") == 0 && be != BACKEND_CUDA)
         return dr_error("%s: 'precision' \"bf16\" runs on a GPU only, and this run is on the CPU "
                         "(use \"fp32\")",
@@ -178,9 +216,9 @@ static int rl_run(Model *m, const RunConfig *rc, FILE *metrics, RunReport *rep) 
         char path[PATH_MAX];
         int bf16 = strcmp(rc->checkpoint_dtype, "bf16") == 0;
         snprintf(path, sizeof path, "%s/policy", rc->run_dir);
-        st = model_save(m, path, bf16);
+        if (dist_is_root()) st = model_save(m, path, bf16);
         snprintf(path, sizeof path, "%s/prm", rc->run_dir);
-        if (st == DR_OK) st = model_save(&p.prm, path, bf16);
+        if (st == DR_OK && dist_is_root()) st = model_save(&p.prm, path, bf16);
     }
     prime_free(&p);
     return st;
@@ -244,8 +282,8 @@ int cmd_train(int argc, char **argv) {
         json_decref(j);
     }
     if (st == DR_OK) {
-        printf("denserl train | %s | %zu parameters | %s | %d threads\n", cfg_path, m.n_params,
-               backend_name(m.be), omp_get_max_threads());
+        printf("denserl train | %s | %zu parameters | %s | %d threads | %s\n", cfg_path, m.n_params,
+               backend_name(m.be), omp_get_max_threads(), dist_describe());
         snprintf(path, sizeof path, "%s/metrics.jsonl", rc.run_dir);
         remove(path); /* a rerun into the same directory starts a fresh log */
         if (rc.sft.steps > 0) st = sft_run(&m, &rc, rc.run_dir);
@@ -254,7 +292,7 @@ int cmd_train(int argc, char **argv) {
     }
     if (st == DR_OK) {
         snprintf(path, sizeof path, "%s/sft", rc.run_dir);
-        st = model_save(&m, path, strcmp(rc.checkpoint_dtype, "bf16") == 0);
+        if (dist_is_root()) st = model_save(&m, path, strcmp(rc.checkpoint_dtype, "bf16") == 0);
         if (st == DR_OK) printf("checkpoint: %s (Hugging Face layout)\n", path);
     }
     if (st == DR_OK) {
@@ -281,9 +319,12 @@ int cmd_train(int argc, char **argv) {
     free(rep.rl_reward);
     if (st) {
         fprintf(stderr, "error: %s\n", dr_last_error());
+        if (dist_size() > 1) dist_abort(2, "a rank failed; stopping every rank");
         return 2;
     }
     report_print(&rep);
     printf("run directory: %s (report.md, report.json, curves.svg, metrics.jsonl)\n", rc.run_dir);
+    if (!dist_is_root()) remove_flat_dir(rc.run_dir); /* the private temporary directory */
+    dist_finalize();
     return 0;
 }

@@ -1,13 +1,18 @@
 /* AdamW driver over flat buffers. */
 #include <math.h>
+#include "dist.h"
 #include "optimizer.h"
 #include "../runtime/ops.h"
 
 void adamw_init(AdamW *o, Backend be, size_t n) {
     o->be = be;
     o->n = n;
-    o->m = be_alloc(be, sizeof(float) * n);
-    o->v = be_alloc(be, sizeof(float) * n);
+    o->zero = dist_size() > 1 && dist_zero_stage() == 1;
+    o->lo = 0;
+    o->hi = n;
+    if (o->zero) dist_shard(n, &o->lo, &o->hi);
+    o->m = be_alloc(be, sizeof(float) * (o->hi - o->lo));
+    o->v = be_alloc(be, sizeof(float) * (o->hi - o->lo));
     o->t = 0;
 }
 
@@ -22,11 +27,19 @@ double grad_norm(Backend be, const float *grads, size_t n) {
 }
 
 double adamw_step(AdamW *o, float *params, float *grads, AdamWParams hp, double max_norm) {
-    double norm = grad_norm(o->be, grads, o->n);
+    long k = (long)(o->hi - o->lo);
+    float *g = grads + o->lo, *p = params + o->lo;
+    if (o->zero)
+        dist_reduce_scatter_grads(grads, o->n);
+    else
+        dist_sum_grads(grads, o->n);
+    double ss = op_sumsq(o->be, g, k);
+    if (o->zero) dist_sum_f64(&ss, 1);
+    double norm = sqrt(ss);
     if (!isfinite(norm)) return norm;
-    if (max_norm > 0 && norm > max_norm)
-        op_scale(o->be, grads, (long)o->n, (float)(max_norm / norm));
+    if (max_norm > 0 && norm > max_norm) op_scale(o->be, g, k, (float)(max_norm / norm));
     o->t++;
-    op_adamw_update(o->be, params, grads, o->m, o->v, (long)o->n, hp, o->t);
+    op_adamw_update(o->be, p, g, o->m, o->v, k, hp, o->t);
+    if (o->zero) dist_allgather_params(params, o->n);
     return norm;
 }

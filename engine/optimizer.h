@@ -1,5 +1,8 @@
 /* AdamW over a model's flat parameter buffer, with global grad-norm clipping and the
- * non-finite guard: a step whose gradient norm is not finite is not applied. */
+ * non-finite guard: a step whose gradient norm is not finite is not applied. With several
+ * ranks (engine/dist.h) a step first sums the gradients over ranks; with ZeRO stage 1 each
+ * rank keeps the moments of its range of the buffer only, updates that range and gathers
+ * the parameters from the others. */
 #pragma once
 #include <stddef.h>
 #include "../kernels/optim.h"
@@ -8,14 +11,17 @@
 typedef struct {
     Backend be;
     size_t n;
-    float *m, *v; /* (n) first and second moments, same layout as the parameters */
-    int t;        /* updates applied so far */
+    size_t lo, hi; /* the range of the buffer this rank updates (all of it without ZeRO) */
+    int zero;      /* ZeRO stage 1 over several ranks */
+    float *m, *v;  /* (hi - lo) first and second moments, the parameters' layout */
+    int t;         /* updates applied so far */
 } AdamW;
 
 void adamw_init(AdamW *o, Backend be, size_t n);
 void adamw_free(AdamW *o);
 /* L2 norm of the whole gradient buffer. */
 double grad_norm(Backend be, const float *grads, size_t n);
-/* Clips grads to max_norm (if > 0) and applies one update; returns the norm before
- * clipping. If that norm is not finite nothing is changed and the caller counts a skip. */
+/* Sums grads over ranks, clips them to max_norm (if > 0) and applies one update; returns
+ * the norm before clipping, the same on every rank. If that norm is not finite nothing is
+ * changed and the caller counts a skip. Every rank must call it together. */
 double adamw_step(AdamW *o, float *params, float *grads, AdamWParams hp, double max_norm);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "dist.h"
 #include "dump.h"
 #include "prime.h"
 #include "tokenizer_char.h"
@@ -182,6 +183,17 @@ static void forward_rows(Model *m, const StepBatch *b, const int *targets, int r
     }
 }
 
+/* The same over the whole batch, each rank taking its rows; every rank ends with all. */
+static void forward_batch(Model *m, const StepBatch *b, const int *targets, float *logp, float *ent,
+                          float *values) {
+    int lo, hi;
+    dist_rows(0, b->N, &lo, &hi);
+    forward_rows(m, b, targets, lo, hi - lo, logp, ent, values);
+    dist_complete_rows_f32(logp, 0, b->N, b->T);
+    if (ent) dist_complete_rows_f32(ent, 0, b->N, b->T);
+    if (values) dist_complete_rows_f32(values, 0, b->N, b->T);
+}
+
 /* PRM cross-entropy on outcomes (PRIME.md section 4). With reuse, the PRM's last forward
  * over the whole batch (which produced logp_prm) is differentiated directly: the "single
  * forward" of the after mode. */
@@ -189,8 +201,9 @@ static void prm_update(Prime *p, int reuse, StepStats *ss) {
     const RlConfig *c = &p->rc->rl;
     StepBatch *b = &p->b;
     int N = b->N, T = b->T, M = c->prm_minibatches > N ? N : c->prm_minibatches;
-    int step = micro_rows(&p->prm, T);
-    if (M > 1 || N > step) reuse = 0;
+    int step = micro_rows(&p->prm, T), lo, hi;
+    dist_rows(0, N, &lo, &hi);
+    if (M > 1 || hi - lo > step) reuse = 0; /* the PRM's activations hold this rank's rows */
     AdamWParams hp = {(float)c->prm_lr, 0.9f, 0.999f, 1e-8f, 0.0f};
     double loss = 0, correct = 0, gn_max = 0;
     int train = strcmp(c->prm_update, "none") != 0;
@@ -198,11 +211,12 @@ static void prm_update(Prime *p, int reuse, StepStats *ss) {
         int r0, r1;
         mb_range(N, M, k, &r0, &r1);
         int n = r1 - r0;
+        dist_rows(r0, n, &lo, &hi);
         float *lp = reuse ? b->logp_prm : b->work;
         double l = 0;
         if (train) model_zero_grads(&p->prm);
-        for (int s = r0; s < r1; s += step) {
-            int rows = r1 - s < step ? r1 - s : step;
+        for (int s = lo; s < hi; s += step) {
+            int rows = hi - s < step ? hi - s : step;
             size_t o = (size_t)s * T;
             if (!reuse) forward_rows(&p->prm, b, b->targets, s, rows, lp, NULL, NULL);
             l += op_prm_loss(STEP_BE, b->dlogp + o, b->score + s, lp + o, b->logp_ref + o,
@@ -210,12 +224,14 @@ static void prm_update(Prime *p, int reuse, StepStats *ss) {
             if (train)
                 model_backward(&p->prm, b->tokens + o, b->targets + o, rows, T, b->dlogp + o, NULL);
         }
+        dist_sum_f64(&l, 1);
+        dist_complete_rows_f32(b->score, r0, n, 1);
         loss += l * n;
         for (int i = r0; i < r1; i++) correct += (b->score[i] > 0) == (b->outcome[i] > 0.5f);
         if (!train) continue;
-        double gn = isfinite(l)
-                        ? adamw_step(&p->opt_prm, p->prm.params, p->prm.grads, hp, c->prm_grad_clip)
-                        : NAN;
+        double gn = NAN;
+        if (isfinite(l))
+            gn = adamw_step(&p->opt_prm, p->prm.params, p->prm.grads, hp, c->prm_grad_clip);
         model_params_changed(&p->prm);
         if (!isfinite(gn)) ss->skipped++;
         if (gn > gn_max || !isfinite(gn)) gn_max = gn;
@@ -293,13 +309,15 @@ static double ppo_minibatch(Prime *p, int r0, int n, double tok, int seqs, PpoSt
     const RlConfig *c = &p->rc->rl;
     StepBatch *b = &p->b;
     Model *m = p->policy;
-    int T = b->T, step = micro_rows(m, T), want_ent = c->entropy_coef > 0;
+    int T = b->T, step = micro_rows(m, T), want_ent = c->entropy_coef > 0, lo, hi;
     PpoParams pp = ppo_params(c);
-    double loss = 0;
+    /* loss, pg_loss, kl_ref, entropy, clip_frac x valid, approx_kl_old x valid, valid */
+    double acc[7] = {0};
     memset(st, 0, sizeof *st);
     model_zero_grads(m);
-    for (int s = r0; s < r0 + n; s += step) {
-        int rows = r0 + n - s < step ? r0 + n - s : step;
+    dist_rows(r0, n, &lo, &hi);
+    for (int s = lo; s < hi && isfinite(acc[0]); s += step) {
+        int rows = hi - s < step ? hi - s : step;
         size_t o = (size_t)s * T;
         float *ent = want_ent ? b->ent_new + o : NULL, *dent = want_ent ? b->dent + o : NULL;
         model_forward(m, b->tokens + o, b->targets + o, rows, T, b->logp_new + o, ent);
@@ -307,22 +325,28 @@ static double ppo_minibatch(Prime *p, int r0, int n, double tok, int seqs, PpoSt
         double l = op_ppo_loss(STEP_BE, b->dlogp + o, dent, &cs, b->logp_new + o, b->logp_old + o,
                                b->logp_ref + o, ent, b->advantages + o, b->mask + o, rows, T, pp,
                                tok, seqs);
-        loss += l;
         /* pg_loss, kl_ref, entropy are shares of the mini-batch mean; the rest per token */
-        st->pg_loss += cs.pg_loss;
-        st->kl_ref += cs.kl_ref;
-        st->entropy += cs.entropy;
-        st->clip_frac += cs.clip_frac * cs.valid;
-        st->approx_kl_old += cs.approx_kl_old * cs.valid;
-        st->valid += cs.valid;
-        if (!isfinite(l)) return l;
-        model_backward(m, b->tokens + o, b->targets + o, rows, T, b->dlogp + o, dent);
+        double add[7] = {l,
+                         cs.pg_loss,
+                         cs.kl_ref,
+                         cs.entropy,
+                         cs.clip_frac * cs.valid,
+                         cs.approx_kl_old * cs.valid,
+                         cs.valid};
+        for (int k = 0; k < 7; k++) acc[k] += add[k];
+        if (isfinite(l))
+            model_backward(m, b->tokens + o, b->targets + o, rows, T, b->dlogp + o, dent);
     }
+    dist_sum_f64(acc, 7); /* every rank reaches this, whatever its rows held */
+    st->pg_loss = acc[1];
+    st->kl_ref = acc[2];
+    st->entropy = acc[3];
+    st->valid = acc[6];
     if (st->valid > 0) {
-        st->clip_frac /= st->valid;
-        st->approx_kl_old /= st->valid;
+        st->clip_frac = acc[4] / st->valid;
+        st->approx_kl_old = acc[5] / st->valid;
     }
-    return loss;
+    return acc[0];
 }
 
 /* PRIME.md section 6: ppo_epochs passes over ppo_minibatches contiguous row ranges. */
@@ -387,10 +411,11 @@ static void critic_update(Prime *p, const int *no_targets, StepStats *ss) {
             rows_valid(b->mask + o, n, T, &tok);
             if (tok == 0) continue;
             double l = 0;
-            int step = micro_rows(&p->critic, T);
+            int step = micro_rows(&p->critic, T), lo, hi;
+            dist_rows(r0, n, &lo, &hi);
             model_zero_grads(&p->critic);
-            for (int s = r0; s < r1; s += step) {
-                int rows = r1 - s < step ? r1 - s : step;
+            for (int s = lo; s < hi; s += step) {
+                int rows = hi - s < step ? hi - s : step;
                 size_t so = (size_t)s * T;
                 forward_rows(&p->critic, b, no_targets, s, rows, b->work, NULL, b->work2);
                 l += op_value_loss(STEP_BE, b->dlogp + so, &cf, b->work2 + so, b->values + so,
@@ -398,6 +423,7 @@ static void critic_update(Prime *p, const int *no_targets, StepStats *ss) {
                                    tok);
                 model_backward_values(&p->critic, b->tokens + so, rows, T, b->dlogp + so);
             }
+            dist_sum_f64(&l, 1);
             double gn = isfinite(l) ? adamw_step(&p->opt_critic, p->critic.params, p->critic.grads,
                                                  hp, c->grad_clip)
                                     : NAN;
@@ -462,9 +488,9 @@ static void logprobs_and_rewards(Prime *p, StepStats *ss, int train_prm) {
     StepBatch *b = &p->b;
     int N = b->N, T = b->T;
     double t0 = time_now();
-    forward_rows(&p->ref, b, b->targets, 0, N, b->logp_ref, NULL, NULL);
-    forward_rows(p->policy, b, b->targets, 0, N, b->logp_old, b->entropy, NULL);
-    if (p->has_critic) forward_rows(&p->critic, b, p->no_targets, 0, N, b->work, NULL, b->values);
+    forward_batch(&p->ref, b, b->targets, b->logp_ref, NULL, NULL);
+    forward_batch(p->policy, b, b->targets, b->logp_old, b->entropy, NULL);
+    if (p->has_critic) forward_batch(&p->critic, b, p->no_targets, b->work, NULL, b->values);
     ss->t_logprobs = time_now() - t0;
     if (train_prm && !strcmp(c->prm_update, "before")) {
         t0 = time_now();
@@ -472,7 +498,7 @@ static void logprobs_and_rewards(Prime *p, StepStats *ss, int train_prm) {
         ss->t_prm = time_now() - t0;
     }
     t0 = time_now();
-    forward_rows(&p->prm, b, b->targets, 0, N, b->logp_prm, NULL, NULL);
+    forward_batch(&p->prm, b, b->targets, b->logp_prm, NULL, NULL);
     ss->t_logprobs += time_now() - t0;
     int delim[2];
     CHECK(chartok_encode(c->step_delimiter, delim, 2) == 1);
@@ -529,6 +555,8 @@ static void metrics_write(Prime *p, int step, const RolloutStats *rs, const Step
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
         json_object_set_new(j, nums[i].key, json_finite(nums[i].value));
     json_object_set_new(j, "skipped_updates", json_integer(p->skipped_updates));
+    json_object_set_new(j, "ranks", json_integer(dist_size()));
+    json_object_set_new(j, "comm_bytes_per_rank", json_real(ss->comm_bytes));
     json_t *ph = json_object();
     json_object_set_new(ph, "generate", phase(rs->t_generate, rs->response_tokens));
     json_object_set_new(ph, "verify", phase(rs->t_verify, -1));
@@ -569,6 +597,7 @@ int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
     const RlConfig *c = &p->rc->rl;
     StepBatch *b = &p->b;
     memset(ss, 0, sizeof *ss);
+    double sent0 = dist_bytes_sent();
     rollout_step(&p->rollout, &p->groups, rs);
     if (p->groups.n == 0) return skipped_step(p, step, rs, ss);
     pack(p);
@@ -598,6 +627,7 @@ int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
     if (p->has_critic) critic_update(p, p->no_targets, ss);
     ss->t_policy = time_now() - t0;
     p->skipped_updates += ss->skipped;
+    ss->comm_bytes = dist_bytes_sent() - sent0;
     metrics_write(p, step, rs, ss);
     return DR_OK;
 }
@@ -613,8 +643,10 @@ double prime_eval(Generator *gen, const RunConfig *rc) {
     sp.temperature = 0; /* greedy */
     sp.max_new_tokens = rc->rl.max_response_tokens;
     double correct = 0;
-    for (int first = 0; first < n; first += B) {
-        int rows = n - first < B ? n - first : B;
+    int lo, hi; /* this rank's problems; greedy, so each problem's answer is the same anywhere */
+    dist_rows(0, n, &lo, &hi);
+    for (int first = lo; first < hi; first += B) {
+        int rows = hi - first < B ? hi - first : B;
         for (int r = 0; r < rows; r++) {
             plen[r] = task_prompt_tokens(&ap, (unsigned long long)rc->task.eval_seed, first + r,
                                          prompts + (size_t)r * T, T);
@@ -631,5 +663,6 @@ double prime_eval(Generator *gen, const RunConfig *rc) {
     free(rlen);
     free(eos);
     free(ids);
+    dist_sum_f64(&correct, 1);
     return correct / n;
 }

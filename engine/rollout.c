@@ -1,6 +1,7 @@
 /* Rollouts: sampling, verification, accuracy filtering and the carry-over buffer. */
 #include <stdlib.h>
 #include <string.h>
+#include "dist.h"
 #include "rollout.h"
 #include "tokenizer_char.h"
 #include "../runtime/check.h"
@@ -126,9 +127,17 @@ static void attempt(Rollout *r, int n_prompts, RolloutStats *st) {
     sp.top_p = (float)c->top_p;
     sp.max_new_tokens = c->max_response_tokens;
     double t0 = time_now();
-    generate(r->gen, r->prompt_tok, r->prompt_len, rows, &sp, CHARTOK_EOS, CHARTOK_PAD,
-             (unsigned long long)r->rc->seed, r->row_ids, r->scratch.tokens, r->resp_len,
-             r->hit_eos, NULL);
+    /* each rank samples its share of the rows (a row's draws depend on its id alone), then
+     * every rank gets all of them */
+    int lo, hi;
+    dist_rows(0, rows, &lo, &hi);
+    size_t o = (size_t)lo * T;
+    generate(r->gen, r->prompt_tok + o, r->prompt_len + lo, hi - lo, &sp, CHARTOK_EOS, CHARTOK_PAD,
+             (unsigned long long)r->rc->seed, r->row_ids + lo, r->scratch.tokens + o,
+             r->resp_len + lo, r->hit_eos + lo, NULL);
+    dist_complete_rows_i32(r->scratch.tokens, 0, rows, T);
+    dist_complete_rows_i32(r->resp_len, 0, rows, 1);
+    dist_complete_rows_i32(r->hit_eos, 0, rows, 1);
     double t1 = time_now();
     r->scratch.n = n_prompts;
     for (int i = 0; i < rows; i++) {

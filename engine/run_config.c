@@ -13,6 +13,8 @@ static const CfgField FIELDS[] = {
     F("run_dir", CFG_STRING, run_dir, 0, 0, NULL, "directory for metrics and checkpoints"),
     F("seed", CFG_INT, seed, 0, 2147483647, NULL, "fixes every random draw of the run"),
     F("device", CFG_STRING, device, 0, 0, "cpu|cuda|auto", "compute backend"),
+    F("zero_stage", CFG_INT, zero_stage, 0, 1, NULL,
+      "1: AdamW moments and updates sharded over the ranks (ZeRO-1)"),
     F("precision", CFG_STRING, precision, 0, 0, "fp32|bf16",
       "bf16: bf16 copies of weights and activations in the products (GPU only)"),
     F("threads", CFG_INT, threads, 0, 1024, NULL, "CPU threads (0: all cores)"),

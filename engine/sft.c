@@ -5,6 +5,7 @@
 #include <string.h>
 #include <jansson.h>
 #include "optimizer.h"
+#include "dist.h"
 #include "sft.h"
 #include "tokenizer_char.h"
 #include "../runtime/check.h"
@@ -82,16 +83,22 @@ int sft_batch_fill(SftBatch *b, const ArithParams *ap, unsigned long long seed,
 }
 
 double sft_loss(Model *m, const SftBatch *b, int train, float *logp, float *dlogp) {
-    int N = b->B * b->T;
-    model_forward(m, b->tokens, b->targets, b->B, b->T, logp, NULL);
+    /* with several ranks each takes its rows; the mean is over the whole batch's targets */
+    int lo, hi, T = b->T;
+    dist_rows(0, b->B, &lo, &hi);
+    size_t o = (size_t)lo * T, N = (size_t)(hi - lo) * T;
     double sum = 0;
-    for (int i = 0; i < N; i++)
-        if (b->targets[i] >= 0) sum -= logp[i];
-    double n = b->n_target > 0 ? b->n_target : 1;
-    if (train) {
-        for (int i = 0; i < N; i++) dlogp[i] = b->targets[i] >= 0 ? (float)(-1.0 / n) : 0.0f;
-        model_backward(m, b->tokens, b->targets, b->B, b->T, dlogp, NULL);
+    if (hi > lo) {
+        model_forward(m, b->tokens + o, b->targets + o, hi - lo, T, logp + o, NULL);
+        for (size_t i = o; i < o + N; i++)
+            if (b->targets[i] >= 0) sum -= logp[i];
     }
+    double n = b->n_target > 0 ? b->n_target : 1;
+    if (train && hi > lo) {
+        for (size_t i = o; i < o + N; i++) dlogp[i] = b->targets[i] >= 0 ? (float)(-1.0 / n) : 0.0f;
+        model_backward(m, b->tokens + o, b->targets + o, hi - lo, T, dlogp + o, NULL);
+    }
+    dist_sum_f64(&sum, 1);
     return sum / n;
 }
 

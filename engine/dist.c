@@ -1,0 +1,119 @@
+/* Data parallelism over runtime/comm.h (dist.h). */
+#include "dist.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../runtime/check.h"
+#include "../runtime/comm.h"
+#include "../runtime/error.h"
+
+static Comm *g_comm;
+static int g_rank, g_size = 1, g_zero;
+
+int dist_init(Backend be) {
+    if (g_comm) return DR_OK;
+    if (comm_init(&g_comm, "auto", be)) return DR_ERR;
+    g_rank = comm_rank(g_comm);
+    g_size = comm_size(g_comm);
+    return DR_OK;
+}
+
+void dist_finalize(void) {
+    comm_finalize(g_comm);
+    g_comm = NULL;
+    g_rank = 0;
+    g_size = 1;
+}
+
+int dist_rank(void) {
+    return g_rank;
+}
+
+int dist_size(void) {
+    return g_size;
+}
+
+const char *dist_describe(void) {
+    static char buf[64];
+    if (g_size == 1) return "1 rank";
+    snprintf(buf, sizeof buf, "%d ranks over %s", g_size, comm_name(g_comm));
+    return buf;
+}
+
+void dist_rows(int r0, int n, int *lo, int *hi) {
+    size_t a, b;
+    comm_shard_range((size_t)n, g_rank, g_size, &a, &b);
+    *lo = r0 + (int)a;
+    *hi = r0 + (int)b;
+}
+
+/* Sum over ranks of rows r0..r0+n-1 where each rank contributes only its own rows. */
+static void complete_rows(double *tmp, int r0, int n, int T) {
+    int lo, hi;
+    dist_rows(r0, n, &lo, &hi);
+    for (int i = r0; i < r0 + n; i++)
+        if (i < lo || i >= hi) memset(tmp + (size_t)(i - r0) * T, 0, sizeof(double) * T);
+    comm_allreduce_sum_f64(g_comm, tmp, (size_t)n * T);
+}
+
+void dist_complete_rows_f32(float *buf, int r0, int n, int T) {
+    if (g_size == 1 || n <= 0) return;
+    size_t m = (size_t)n * T;
+    double *tmp = xmalloc(sizeof(double) * m);
+    const float *src = buf + (size_t)r0 * T;
+    for (size_t k = 0; k < m; k++) tmp[k] = src[k];
+    complete_rows(tmp, r0, n, T);
+    float *dst = buf + (size_t)r0 * T;
+    for (size_t k = 0; k < m; k++) dst[k] = (float)tmp[k];
+    free(tmp);
+}
+
+void dist_complete_rows_i32(int *buf, int r0, int n, int T) {
+    if (g_size == 1 || n <= 0) return;
+    size_t m = (size_t)n * T;
+    double *tmp = xmalloc(sizeof(double) * m);
+    const int *src = buf + (size_t)r0 * T;
+    for (size_t k = 0; k < m; k++) tmp[k] = src[k];
+    complete_rows(tmp, r0, n, T);
+    int *dst = buf + (size_t)r0 * T;
+    for (size_t k = 0; k < m; k++) dst[k] = (int)tmp[k];
+    free(tmp);
+}
+
+void dist_sum_f64(double *v, size_t n) {
+    if (g_size > 1 && n) comm_allreduce_sum_f64(g_comm, v, n);
+}
+
+void dist_sum_grads(float *g, size_t n) {
+    if (g_size > 1 && n) comm_allreduce_sum_f32(g_comm, g, n);
+}
+
+double dist_bytes_sent(void) {
+    return g_comm ? (double)comm_bytes_sent(g_comm, COMM_OP_TOTAL) : 0.0;
+}
+
+void dist_abort(int code, const char *msg) {
+    if (g_size > 1) comm_abort(g_comm, code, msg);
+    fprintf(stderr, "%s\n", msg);
+    exit(code);
+}
+
+void dist_set_zero_stage(int stage) {
+    g_zero = stage;
+}
+
+int dist_zero_stage(void) {
+    return g_zero;
+}
+
+void dist_shard(size_t n, size_t *lo, size_t *hi) {
+    comm_shard_range(n, g_rank, g_size, lo, hi);
+}
+
+void dist_reduce_scatter_grads(float *g, size_t n) {
+    if (g_size > 1 && n) comm_reduce_scatter_sum_f32(g_comm, g, n);
+}
+
+void dist_allgather_params(float *p, size_t n) {
+    if (g_size > 1 && n) comm_allgather_f32(g_comm, p, n);
+}
