@@ -1,0 +1,192 @@
+/* `denserl generate`: replies of a Hugging Face model to one prompt or to the questions of a
+ * JSONL dataset, formatted with a chat template and sampled in batches with the KV-cache
+ * generator; one JSON line per reply, on stdout or in a file written atomically. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include "commands.h"
+#include "dataset.h"
+#include "textgen.h"
+#include "../runtime/check.h"
+#include "../runtime/error.h"
+#include "../runtime/fileio.h"
+#include "../runtime/log.h"
+
+static const char USAGE[] =
+    "usage: denserl generate --model DIR (--prompt TEXT | --data FILE [--task gsm8k|math|custom])\n"
+    "                        [options]\n"
+    "  --prompt TEXT          one prompt\n"
+    "  --data FILE            a JSONL dataset; --task picks its fields (gsm8k by default)\n"
+    "  --prompt-field F, --answer-field F   field names (required for --task custom)\n"
+    "  --max-bad-fraction X   fail when more of the data lines are bad (0.01)\n"
+    "  --limit N              only the first N questions\n"
+    "  --samples K            replies per prompt (1)\n"
+    "  --out FILE             write the JSONL there instead of stdout\n";
+
+typedef struct {
+    const char *prompt, *data, *task, *out;
+    DatasetFields fields;
+    double max_bad;
+    int samples, limit;
+} GenArgs;
+
+/* One JSON line per reply. */
+static void write_reply(FILE *f, int index, int sample, const char *prompt, const char *gold,
+                        const TextGenResult *r) {
+    json_t *o = json_object();
+    json_object_set_new(o, "index", json_integer(index));
+    json_object_set_new(o, "sample", json_integer(sample));
+    json_object_set_new(o, "prompt", json_text_lossy(prompt, strlen(prompt)));
+    if (gold) json_object_set_new(o, "gold", json_text_lossy(gold, strlen(gold)));
+    json_object_set_new(o, "response", json_text_lossy(r->text, r->len));
+    json_object_set_new(o, "tokens", json_integer(r->tokens));
+    json_object_set_new(o, "finish", json_string(r->stopped ? "stop" : "length"));
+    char *s = json_dumps(o, JSON_COMPACT);
+    CHECK(s);
+    fputs(s, f);
+    fputc('\n', f);
+    free(s);
+    json_decref(o);
+}
+
+static int run(const TextGenOptions *opt, const GenArgs *a) {
+    TextGen tg;
+    if (textgen_open(&tg, opt)) return DR_ERR;
+    Dataset ds = {0};
+    int n = 1;
+    const char **texts = NULL;
+    int *lines = NULL;
+    if (a->data) {
+        if (dataset_load(a->data, a->task, &a->fields, a->max_bad, &ds)) {
+            textgen_close(&tg);
+            return DR_ERR;
+        }
+        n = a->limit > 0 && a->limit < ds.n ? a->limit : ds.n;
+        texts = xmalloc(sizeof(char *) * n);
+        lines = xmalloc(sizeof(int) * n);
+        for (int i = 0; i < n; i++) texts[i] = ds.items[i].prompt, lines[i] = ds.items[i].line;
+    } else {
+        texts = xmalloc(sizeof(char *));
+        texts[0] = a->prompt;
+    }
+    TextGenPrompts p;
+    int st = textgen_encode_all(&tg, n, texts, a->data, lines, &p);
+    const int K = a->samples;
+    const int rows = textgen_rows_per_call(opt->batch, n, K);
+    if (st == DR_OK) st = textgen_start(&tg, p.max_len, rows);
+    AtomicFile af = {0};
+    FILE *f = stdout;
+    if (st == DR_OK && a->out) {
+        st = atomic_open(&af, a->out);
+        f = af.fp;
+    }
+    if (st == DR_OK) {
+        const int per = rows / K, total = n * K;
+        int **ids = xmalloc(sizeof(int *) * rows);
+        int *lens = xmalloc(sizeof(int) * rows);
+        unsigned long long *rid = xmalloc(sizeof(unsigned long long) * rows);
+        TextGenResult *res = xmalloc(sizeof(TextGenResult) * rows);
+        double t0 = time_now();
+        for (int i0 = 0; i0 < n; i0 += per) {
+            const int np = n - i0 < per ? n - i0 : per;
+            for (int r = 0; r < np * K; r++) {
+                const int i = i0 + r / K, s = r % K;
+                ids[r] = p.ids[i];
+                lens[r] = p.len[i];
+                /* sample s of question i draws the same stream whatever K and the batch */
+                rid[r] = ((unsigned long long)i << 16) + (unsigned long long)s;
+            }
+            textgen_run(&tg, np * K, ids, lens, rid, res);
+            for (int r = 0; r < np * K; r++) {
+                const int i = i0 + r / K;
+                write_reply(f, i, r % K, texts[i], a->data ? ds.items[i].gold : NULL, &res[r]);
+                textgen_result_free(&res[r]);
+            }
+            if (np < n) {
+                const int done = (i0 + np) * K;
+                const double el = time_now() - t0;
+                char eta[32];
+                format_duration(el / done * (total - done), eta, sizeof eta);
+                fprintf(stderr, "generate %d/%d replies | %.0f tokens/s | ETA %s\n", done, total,
+                        el > 0 ? tg.tokens_generated / el : 0.0, eta);
+            }
+        }
+        free(ids);
+        free(lens);
+        free(rid);
+        free(res);
+        if (a->out) st = atomic_commit(&af);
+    }
+    textgen_prompts_free(&p);
+    free(texts);
+    free(lines);
+    dataset_free(&ds);
+    textgen_close(&tg);
+    return st;
+}
+
+int cmd_generate(int argc, char **argv) {
+    TextGenOptions opt;
+    textgen_options_default(&opt);
+    GenArgs a = {0};
+    a.task = "gsm8k";
+    a.samples = 1;
+    a.max_bad = DATASET_MAX_BAD_DEFAULT;
+    int st = DR_OK;
+    for (int i = 0; i < argc && st == DR_OK; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("%s%s", USAGE, TEXTGEN_FLAGS_USAGE);
+            return 0;
+        }
+        int used = textgen_parse_flag(&opt, argc, argv, &i);
+        if (used) {
+            st = used < 0 ? DR_ERR : DR_OK;
+            continue;
+        }
+        const char *f = argv[i];
+        const char **slot = !strcmp(f, "--prompt")         ? &a.prompt
+                            : !strcmp(f, "--data")         ? &a.data
+                            : !strcmp(f, "--task")         ? &a.task
+                            : !strcmp(f, "--out")          ? &a.out
+                            : !strcmp(f, "--prompt-field") ? &a.fields.prompt_field
+                            : !strcmp(f, "--answer-field") ? &a.fields.answer_field
+                                                           : NULL;
+        int is_num =
+            !strcmp(f, "--samples") || !strcmp(f, "--limit") || !strcmp(f, "--max-bad-fraction");
+        if (!slot && !is_num) {
+            st = dr_error("generate: unexpected argument '%s' (denserl generate --help lists "
+                          "the options)",
+                          f);
+        } else if (i + 1 >= argc) {
+            st = dr_error("%s: expected a value after it", f);
+        } else if (slot) {
+            *slot = argv[++i];
+        } else {
+            const char *v = argv[++i];
+            long long n = 0;
+            if (!strcmp(f, "--max-bad-fraction")) {
+                st = textgen_flag_num(f, v, &a.max_bad);
+                if (st == DR_OK && !(a.max_bad >= 0 && a.max_bad <= 1))
+                    st = dr_error("%s: expected a number in [0, 1], got '%s'", f, v);
+            } else if (!strcmp(f, "--samples")) {
+                st = textgen_flag_int(f, v, 1, 65535, &n);
+                a.samples = (int)n;
+            } else {
+                st = textgen_flag_int(f, v, 0, 1 << 30, &n);
+                a.limit = (int)n;
+            }
+        }
+    }
+    if (st == DR_OK && !opt.model_dir) st = dr_error("generate: --model DIR is required");
+    if (st == DR_OK && !a.prompt == !a.data)
+        st = dr_error("generate: give exactly one of --prompt TEXT and --data FILE");
+    if (st == DR_OK && a.data && !dataset_preset_valid(a.task))
+        st = dr_error("--task: expected gsm8k, math or custom, got '%s'", a.task);
+    if (st == DR_OK) st = run(&opt, &a);
+    if (st) {
+        fprintf(stderr, "error: %s\n", dr_last_error());
+        return 2;
+    }
+    return 0;
+}
