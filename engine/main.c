@@ -11,6 +11,13 @@ static void usage(FILE *f) {
                "  denserl inspect DUMP.safetensors [--row I] [--rows N] [--plain]\n"
                "  denserl plot SPEC.json OUT.svg\n"
                "  denserl verify --task gsm8k|math (--answer A --response R | --data IN.jsonl)\n"
+               "  denserl generate --model DIR (--prompt TEXT | --data IN.jsonl [--task T]) "
+               "[options]\n"
+               "  denserl eval --model DIR --data IN.jsonl --task gsm8k|math [--samples K] "
+               "[options]\n"
+               "  denserl bench CONFIG.json [--set k=v ...] [--shape NAME | --model-config DIR] "
+               "[--warmup W] [--steps S] [--json OUT.json]\n"
+               "  (denserl generate --help and denserl eval --help list the options)\n"
                "  denserl --help | --version\n");
 }
 
@@ -35,7 +42,12 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "plot")) return cmd_plot(argc - 2, argv + 2);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
     if (!strcmp(cmd, "verify")) return cmd_verify(argc - 2, argv + 2);
-    fprintf(stderr, "error: unknown command '%s' (expected train, logprobs, inspect, plot or verify)\n",
+    if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
+    fprintf(stderr,
+            "error: unknown command '%s' (expected train, logprobs, inspect, plot, verify, "
+            "generate, eval or bench)\n",
             cmd);
     return 2;
 }

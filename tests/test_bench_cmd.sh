@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# `denserl bench` on the CPU: a tiny model from a config.json given by --model-config and the
+# built-in "tiny" shape each run 1 warm-up + 1 timed PRIME step, print the phase table and
+# write a JSON report with every phase, positive times and a positive matrix rate; bad
+# flags and bad inputs exit 2 with "error: ...".
+# Usage: test_bench_cmd.sh path/to/denserl
+set -u
+BIN=$(realpath "$1")
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "PASS $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+expect() { case "$3" in *"$2"*) ok "$1" ;; *) bad "$1: expected '$2' in '$3'" ;; esac; }
+
+cat >"$W/run.json" <<'JSON'
+{"run_dir": "unused", "seed": 5, "device": "cpu", "threads": 1,
+ "model": {"init": "random", "model_type": "llama", "hidden_size": 32, "num_hidden_layers": 1,
+   "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 64,
+   "max_position_embeddings": 64},
+ "task": {"name": "arith", "max_operands": 3, "max_value": 9, "eval_size": 4},
+ "rl": {"prompts_per_step": 3, "samples_per_prompt": 2, "max_response_tokens": 12,
+   "micro_batch_rows": 2, "ppo_minibatches": 2, "prm_minibatches": 1}}
+JSON
+mkdir -p "$W/model"
+cat >"$W/model/config.json" <<'JSON'
+{"model_type": "qwen2", "vocab_size": 48, "hidden_size": 24, "intermediate_size": 40,
+ "num_hidden_layers": 2, "num_attention_heads": 3, "num_key_value_heads": 1,
+ "max_position_embeddings": 128, "rope_theta": 10000.0, "tie_word_embeddings": true}
+JSON
+
+# check_json FILE: every phase present with a positive time, positive rate and memory
+check_json() {
+    python3 - "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+errs = []
+for ph in ("generate", "logprobs", "prm_update", "advantages", "policy_update"):
+    e = r["phases"].get(ph)
+    if e is None or not e["s"] > 0 or not e["tokens_per_s"] > 0:
+        errs.append(f"{ph}: {e}")
+for ph in ("generate", "logprobs", "prm_update", "policy_update"):
+    e = r["phases"][ph]
+    if not (e["tflop"] > 0 and e["tflops"] > 0 and e["mfu"] > 0):
+        errs.append(f"{ph} flops: {e}")
+if not r["step"]["s"] > 0: errs.append("step time")
+if not r["matrix_rate_tflops"] > 0: errs.append("matrix rate")
+if not r["memory"]["peak_bytes"] > 0: errs.append("memory")
+if not r["time_to_first_step_s"] > 0: errs.append("time to first step")
+if r["steps"] != 1 or r["warmup"] != 1: errs.append("step counts")
+if r["batch"]["rows"] != 6: errs.append("rows %d" % r["batch"]["rows"])
+print("; ".join(errs) if errs else "ok")
+PY
+}
+
+out=$("$BIN" bench "$W/run.json" --model-config "$W/model/config.json" --warmup 1 --steps 1 \
+    --json "$W/a.json" 2>&1)
+st=$?
+[ $st -eq 0 ] && ok "model-config run exits 0" || bad "model-config run exit $st: $out"
+for ph in generate logprobs prm_update advantages policy_update "step (total)" MFU; do
+    expect "table shows $ph" "$ph" "$out"
+done
+expect "one warm-up step" "warm-up 1/1" "$out"
+expect "one timed step" "step 1/1" "$out"
+if [ -f "$W/a.json" ]; then
+    res=$(check_json "$W/a.json" 2>&1)
+    expect "model-config JSON valid" "ok" "$res"
+    expect "shape from --model-config" '"vocab": 48' "$(cat "$W/a.json")"
+else
+    bad "model-config JSON written"
+fi
+
+cp "$W/model/config.json" "$W/other.json"
+err=$("$BIN" bench "$W/run.json" --model-config "$W/other.json" 2>&1 >/dev/null)
+[ $? -eq 2 ] && ok "a .json not named config.json exits 2" || bad "other.json exit code"
+out=$("$BIN" bench "$W/run.json" --shape tiny --warmup 1 --steps 1 --set rl.max_response_tokens=8 \
+    --json "$W/b.json" 2>&1)
+st=$?
+[ $st -eq 0 ] && ok "tiny shape run exits 0" || bad "tiny shape run exit $st: $out"
+[ -f "$W/b.json" ] && expect "tiny JSON valid" "ok" "$(check_json "$W/b.json" 2>&1)" ||
+    bad "tiny JSON written"
+
+# bad flags and inputs: exit 2 with an error line, nothing written
+for args in "--steps 0" "--steps x" "--warmup -1" "--shape gpt9" "--bogus" "--json" \
+    "--shape tiny --model-config $W/model" "--model-config $W/missing"; do
+    # shellcheck disable=SC2086
+    err=$("$BIN" bench "$W/run.json" $args --json "$W/bad.json" 2>&1 >/dev/null)
+    st=$?
+    [ $st -eq 2 ] && ok "'$args' exits 2" || bad "'$args' exit $st"
+    expect "'$args' prints error" "error:" "$err"
+done
+err=$("$BIN" bench 2>&1 >/dev/null)
+[ $? -eq 2 ] && ok "no config exits 2" || bad "no config exit code"
+err=$("$BIN" bench "$W/missing.json" 2>&1 >/dev/null)
+[ $? -eq 2 ] && ok "missing config exits 2" || bad "missing config exit code"
+err=$("$BIN" bench "$W/run.json" --shape tiny --set precision=bf16 2>&1 >/dev/null)
+[ $? -eq 2 ] && ok "bf16 on the CPU exits 2" || bad "bf16 on CPU exit code"
+[ -e "$W/bad.json" ] && bad "a failed run wrote JSON" || ok "failed runs write nothing"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
