@@ -17,6 +17,7 @@ static void usage(FILE *f) {
                "[options]\n"
                "  denserl bench CONFIG.json [--set k=v ...] [--shape NAME | --model-config DIR] "
                "[--warmup W] [--steps S] [--json OUT.json]\n"
+               "  denserl score --prm DIR --ref DIR --data IN.jsonl [--out OUT.jsonl] [options]\n"
                "  (denserl generate --help and denserl eval --help list the options)\n"
                "  denserl --help | --version\n");
 }
@@ -45,9 +46,10 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
+    if (!strcmp(cmd, "score")) return cmd_score(argc - 2, argv + 2);
     fprintf(stderr,
             "error: unknown command '%s' (expected train, logprobs, inspect, plot, verify, "
-            "generate, eval or bench)\n",
+            "generate, eval, bench or score)\n",
             cmd);
     return 2;
 }
