@@ -245,7 +245,7 @@ static int prepare(const BenchArgs *a, RunConfig *rc, ModelConfig *mc, Backend *
     if (mc->vocab < CHARTOK_VOCAB)
         return dr_error("%s: vocab_size %d is smaller than the task's %d tokens", *shape_name,
                         mc->vocab, CHARTOK_VOCAB);
-    int len = prime_max_len(rc);
+    int len = prime_max_len(NULL, rc);
     if (model_check_seq_len(mc, len, *shape_name)) return DR_ERR;
     if (rc->threads > 0) {
         omp_set_num_threads(rc->threads);
@@ -449,7 +449,7 @@ int cmd_bench(int argc, char **argv) {
     backend_describe(r.be, r.device, sizeof r.device);
     r.mem_base = bench_memory_used(r.be, &r.mem_total);
     Model m;
-    model_init(&m, &mc, r.be, prime_micro_rows(&rc), prime_max_len(&rc));
+    model_init(&m, &mc, r.be, prime_micro_rows(&rc), prime_max_len(NULL, &rc));
     model_init_random(&m, (unsigned long long)rc.seed, (float)rc.model.init_std);
     if (!strcmp(rc.precision, "bf16") && model_use_bf16(&m)) {
         fprintf(stderr, "error: %s: %s\n", a.cfg_path, dr_last_error());
@@ -458,7 +458,7 @@ int cmd_bench(int argc, char **argv) {
         return 2;
     }
     Prime p;
-    prime_init(&p, &rc, &m, NULL);
+    prime_init(&p, &rc, NULL, &m, NULL);
     printf("denserl bench | %s | shape %s | %zu parameters | %s | %s | %d threads | %d x %d rows, "
            "up to %d response tokens | %d warm-up + %d timed steps\n",
            a.cfg_path, r.shape, m.n_params, r.device, rc.precision, omp_get_max_threads(),

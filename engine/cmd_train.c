@@ -15,6 +15,7 @@
 #include "report.h"
 #include "run_config.h"
 #include "sft.h"
+#include "task.h"
 #include "tokenizer_char.h"
 #include "../runtime/check.h"
 #include "../runtime/error.h"
@@ -76,25 +77,11 @@ static int quiet_rank(RunConfig *rc) {
     return DR_OK;
 }
 
-/* Everything that can be wrong with the inputs is found here, before the run directory
- * exists. */
-static int prepare(const char *cfg_path, char **sets, int n_sets, RunConfig *rc, Model *m) {
-    if (run_config_load(rc, cfg_path, sets, n_sets)) return DR_ERR;
-    Backend be;
-    if (backend_from_name(rc->device, &be)) return dr_error("%s: %s", cfg_path, dr_last_error());
-    if (dist_init(be)) return dr_error("%s: %s", cfg_path, dr_last_error());
-    dist_set_zero_stage(rc->zero_stage);
-    if (!dist_is_root() && quiet_rank(rc)) return DR_ERR;
-    if (strcmp(rc->precision, "bf16") == 0 && be != BACKEND_CUDA)
-        return dr_error("%s: 'precision' \"bf16\" runs on a GPU only, and this run is on the CPU "
-                        "(use \"fp32\")",
-                        cfg_path);
-    if (rc->threads > 0) {
-        omp_set_num_threads(rc->threads);
-        openblas_set_num_threads(rc->threads);
-    }
+/* The model of rc, checked against the task. */
+static int prepare_model(const char *cfg_path, const RunConfig *rc, const Task *task, Backend be,
+                         Model *m) {
     ArithParams ap = {rc->task.min_operands, rc->task.max_operands, rc->task.max_value};
-    int need = sft_max_len(&ap);
+    int need = task->kind == TASK_ARITH ? sft_max_len(&ap) : 0; /* no SFT on datasets */
     ModelConfig mc;
     if (strcmp(rc->model.init, "random") == 0) {
         random_model_config(rc, &mc);
@@ -102,15 +89,15 @@ static int prepare(const char *cfg_path, char **sets, int n_sets, RunConfig *rc,
     } else if (model_config_load(rc->model.init, &mc)) {
         return DR_ERR;
     }
-    if (mc.vocab < CHARTOK_VOCAB)
+    if (mc.vocab < task->vocab)
         return dr_error("%s: model vocab_size %d is smaller than the task's %d tokens",
-                        rc->model.init, mc.vocab, CHARTOK_VOCAB);
+                        rc->model.init, mc.vocab, task->vocab);
     if (need > mc.max_pos)
         return dr_error("%s: task problems need up to %d tokens but the model's context is %d "
                         "(raise model.max_position_embeddings or lower task.max_operands / "
                         "task.max_value)",
                         cfg_path, need, mc.max_pos);
-    int rl_len = prime_max_len(rc);
+    int rl_len = prime_max_len(task, rc);
     if (rl_len > mc.max_pos)
         return dr_error("%s: a prompt (up to %d tokens) plus rl.max_response_tokens (%d) "
                         "exceeds the model's context of %d tokens",
@@ -129,6 +116,32 @@ static int prepare(const char *cfg_path, char **sets, int n_sets, RunConfig *rc,
     if (strcmp(rc->precision, "bf16") == 0 && model_use_bf16(m)) {
         model_free(m);
         return dr_error("%s: %s", cfg_path, dr_last_error());
+    }
+    return DR_OK;
+}
+
+/* Everything that can be wrong with the inputs is found here, before the run directory
+ * exists. */
+static int prepare(const char *cfg_path, char **sets, int n_sets, RunConfig *rc, Task *task,
+                   Model *m) {
+    if (run_config_load(rc, cfg_path, sets, n_sets)) return DR_ERR;
+    Backend be;
+    if (backend_from_name(rc->device, &be)) return dr_error("%s: %s", cfg_path, dr_last_error());
+    if (dist_init(be)) return dr_error("%s: %s", cfg_path, dr_last_error());
+    dist_set_zero_stage(rc->zero_stage);
+    if (!dist_is_root() && quiet_rank(rc)) return DR_ERR;
+    if (strcmp(rc->precision, "bf16") == 0 && be != BACKEND_CUDA)
+        return dr_error("%s: 'precision' \"bf16\" runs on a GPU only, and this run is on the CPU "
+                        "(use \"fp32\")",
+                        cfg_path);
+    if (rc->threads > 0) {
+        omp_set_num_threads(rc->threads);
+        openblas_set_num_threads(rc->threads);
+    }
+    if (task_open(task, rc, cfg_path)) return DR_ERR;
+    if (prepare_model(cfg_path, rc, task, be, m)) {
+        task_close(task);
+        return DR_ERR;
     }
     return DR_OK;
 }
@@ -162,13 +175,13 @@ static void curve_add(double **x, double **y, int *n, double xv, double yv) {
 
 /* The RL phase: greedy eval of the SFT model, rl.steps PRIME steps, periodic and final
  * eval, checkpoints of the policy and the PRM. */
-static int rl_run(Model *m, const RunConfig *rc, FILE *metrics, RunReport *rep) {
+static int rl_run(Model *m, const RunConfig *rc, const Task *task, FILE *metrics, RunReport *rep) {
     const RlConfig *c = &rc->rl;
     Prime p;
-    prime_init(&p, rc, m, metrics);
-    rep->sft_eval_accuracy = prime_eval(&p.gen, rc);
+    prime_init(&p, rc, task, m, metrics);
+    rep->sft_eval_accuracy = prime_eval(&p.gen, task, rc);
     printf("eval | after SFT | held-out accuracy %.1f%% (greedy, %d problems)\n",
-           100 * rep->sft_eval_accuracy, rc->task.eval_size);
+           100 * rep->sft_eval_accuracy, task->eval_n);
     curve_add(&rep->eval_step, &rep->eval_acc, &rep->n_eval, 0, rep->sft_eval_accuracy);
     Progress pr;
     progress_init(&pr, "rl", c->steps);
@@ -197,7 +210,7 @@ static int rl_run(Model *m, const RunConfig *rc, FILE *metrics, RunReport *rep) 
                            acc_s, rs.groups_kept, rs.prompts_drawn, ss.prm_loss, ss.prm_acc,
                            ss.reward_mean, ss.policy_loss, len_s);
         if (c->eval_every > 0 && step % c->eval_every == 0 && step < c->steps) {
-            double a = prime_eval(&p.gen, rc);
+            double a = prime_eval(&p.gen, task, rc);
             printf("eval | rl step %d | held-out accuracy %.1f%%\n", step, 100 * a);
             curve_add(&rep->eval_step, &rep->eval_acc, &rep->n_eval, step, a);
             json_t *j =
@@ -210,7 +223,7 @@ static int rl_run(Model *m, const RunConfig *rc, FILE *metrics, RunReport *rep) 
     rep->rl_seconds = time_now() - t0;
     rep->skipped_updates = p.skipped_updates;
     if (st == DR_OK) {
-        rep->rl_eval_accuracy = prime_eval(&p.gen, rc);
+        rep->rl_eval_accuracy = prime_eval(&p.gen, task, rc);
         printf("eval | after RL | held-out accuracy %.1f%%\n", 100 * rep->rl_eval_accuracy);
         curve_add(&rep->eval_step, &rep->eval_acc, &rep->n_eval, c->steps, rep->rl_eval_accuracy);
         char path[PATH_MAX];
@@ -225,11 +238,11 @@ static int rl_run(Model *m, const RunConfig *rc, FILE *metrics, RunReport *rep) 
 }
 
 /* Greedy eval alone, when the run has no RL phase. */
-static double eval_only(Model *m, const RunConfig *rc) {
+static double eval_only(Model *m, const RunConfig *rc, const Task *task) {
     Generator g;
-    int rows = rc->task.eval_size < 256 ? rc->task.eval_size : 256;
-    generator_init(&g, m, rows, prime_max_len(rc));
-    double a = prime_eval(&g, rc);
+    int rows = task->eval_n < 256 ? task->eval_n : 256;
+    generator_init(&g, m, rows, prime_max_len(task, rc));
+    double a = prime_eval(&g, task, rc);
     generator_free(&g);
     return a;
 }
@@ -260,8 +273,9 @@ int cmd_train(int argc, char **argv) {
         return 2;
     }
     RunConfig rc;
+    Task task;
     Model m;
-    int st = prepare(cfg_path, sets, n_sets, &rc, &m);
+    int st = prepare(cfg_path, sets, n_sets, &rc, &task, &m);
     free(sets);
     if (st) {
         fprintf(stderr, "error: %s\n", dr_last_error());
@@ -301,17 +315,18 @@ int cmd_train(int argc, char **argv) {
         if (!metrics) st = dr_error("%s: cannot open for appending", path);
     }
     if (st == DR_OK && rc.rl.steps > 0) {
-        st = rl_run(&m, &rc, metrics, &rep);
+        st = rl_run(&m, &rc, &task, metrics, &rep);
         if (st == DR_OK) printf("checkpoints: %s/policy, %s/prm\n", rc.run_dir, rc.run_dir);
     } else if (st == DR_OK) {
-        rep.sft_eval_accuracy = eval_only(&m, &rc);
+        rep.sft_eval_accuracy = eval_only(&m, &rc, &task);
         printf("eval | after SFT | held-out accuracy %.1f%% (greedy, %d problems)\n",
-               100 * rep.sft_eval_accuracy, rc.task.eval_size);
+               100 * rep.sft_eval_accuracy, task.eval_n);
     }
     if (metrics) fclose(metrics);
     rep.wall_seconds = time_now() - t0;
     if (st == DR_OK) st = report_write(rc.run_dir, cfg_path, &rep);
     model_free(&m);
+    task_close(&task);
     free(rep.eval_step);
     free(rep.eval_acc);
     free(rep.rl_step);

@@ -7,7 +7,6 @@
 #include "dist.h"
 #include "dump.h"
 #include "prime.h"
-#include "tokenizer_char.h"
 #include "../runtime/check.h"
 #include "../runtime/error.h"
 #include "../runtime/jsonutil.h"
@@ -20,11 +19,14 @@
  * RL math over (N, T) arrays, a few MB at most, runs on the CPU kernels. */
 #define STEP_BE BACKEND_CPU
 
-int prime_max_len(const RunConfig *rc) {
-    char digits[32];
-    int dv = snprintf(digits, sizeof digits, "%d", rc->task.max_value);
-    int prompt = 1 + 2 + rc->task.max_operands * (dv + 1);
-    return prompt + rc->rl.max_response_tokens;
+int prime_max_len(const Task *task, const RunConfig *rc) {
+    Task arith;
+    if (!task) {
+        /* the prompt length does not depend on the step delimiter */
+        (void)task_open_arith(&arith, rc);
+        task = &arith;
+    }
+    return task->max_prompt + rc->rl.max_response_tokens;
 }
 
 int prime_micro_rows(const RunConfig *rc) {
@@ -71,14 +73,20 @@ static void clone_model(Model *dst, const Model *src, int value_head, int n, int
     if (src->mx.on) CHECK(model_use_bf16(dst) == DR_OK);
 }
 
-void prime_init(Prime *p, const RunConfig *rc, Model *policy, FILE *metrics) {
+void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, FILE *metrics) {
     const RlConfig *c = &rc->rl;
     memset(p, 0, sizeof *p);
     p->rc = rc;
+    if (!task) {
+        CHECK(task_open_arith(&p->own_task, rc) == DR_OK);
+        p->owns_task = 1;
+        task = &p->own_task;
+    }
+    p->task = task;
     p->policy = policy;
     p->metrics = metrics;
     p->n_max = c->prompts_per_step * c->samples_per_prompt;
-    p->t_max = prime_max_len(rc);
+    p->t_max = prime_max_len(task, rc);
     int rows = prime_micro_rows(rc);
     clone_model(&p->prm, policy, 0, rows, p->t_max);
     clone_model(&p->ref, policy, 0, rows, p->t_max);
@@ -93,10 +101,9 @@ void prime_init(Prime *p, const RunConfig *rc, Model *policy, FILE *metrics) {
     adamw_init(&p->opt_policy, policy->be, policy->n_params);
     adamw_init(&p->opt_prm, policy->be, p->prm.n_params);
     int gen_rows = c->oversample * p->n_max;
-    if (gen_rows < rc->task.eval_size)
-        gen_rows = rc->task.eval_size < 256 ? rc->task.eval_size : 256;
+    if (gen_rows < task->eval_n) gen_rows = task->eval_n < 256 ? task->eval_n : 256;
     generator_init(&p->gen, policy, gen_rows, p->t_max);
-    rollout_init(&p->rollout, rc, &p->gen, p->t_max);
+    rollout_init(&p->rollout, rc, task, &p->gen, p->t_max);
     groups_init(&p->groups, c->prompts_per_step, c->samples_per_prompt, p->t_max);
     batch_init(&p->b, p->n_max, p->t_max);
     p->no_targets = xmalloc(sizeof(int) * p->n_max * p->t_max);
@@ -117,6 +124,7 @@ void prime_free(Prime *p) {
     groups_free(&p->groups);
     batch_free(&p->b);
     free(p->no_targets);
+    if (p->owns_task) task_close(&p->own_task);
 }
 
 /* Rows of the step's groups, trimmed to the longest row, with prediction-aligned targets. */
@@ -134,7 +142,7 @@ static void pack(Prime *p) {
         float *m = b->mask + (size_t)i * T;
         int pl = g->prompt_len[i], end = pl + g->resp_len[i];
         for (int t = 0; t < T; t++) {
-            tok[t] = t < end ? src[t] : CHARTOK_PAD;
+            tok[t] = t < end ? src[t] : p->task->pad_id;
             int resp = t + 1 >= pl && t + 1 < end;
             tg[t] = resp ? src[t + 1] : -1;
             m[t] = resp ? 1.0f : 0.0f;
@@ -500,10 +508,8 @@ static void logprobs_and_rewards(Prime *p, StepStats *ss, int train_prm) {
     t0 = time_now();
     forward_batch(&p->prm, b, b->targets, b->logp_prm, NULL, NULL);
     ss->t_logprobs += time_now() - t0;
-    int delim[2];
-    CHECK(chartok_encode(c->step_delimiter, delim, 2) == 1);
     op_prime_token_rewards(STEP_BE, b->reward, b->logp_prm, b->logp_ref, b->mask, b->targets, N, T,
-                           (float)c->beta, granularity_id(c->granularity), delim[0],
+                           (float)c->beta, granularity_id(c->granularity), p->task->delim_id,
                            transform_id(c->reward_transform), (float)c->clip_eta);
 }
 
@@ -632,9 +638,8 @@ int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
     return DR_OK;
 }
 
-double prime_eval(Generator *gen, const RunConfig *rc) {
-    ArithParams ap = {rc->task.min_operands, rc->task.max_operands, rc->task.max_value};
-    int n = rc->task.eval_size, B = gen->B_cap, T = gen->T_cap;
+double prime_eval(Generator *gen, const Task *task, const RunConfig *rc) {
+    int n = task->eval_n, B = gen->B_cap, T = gen->T_cap;
     int *prompts = xcalloc((size_t)B * T, sizeof(int)), *plen = xcalloc(B, sizeof(int));
     int *out = xcalloc((size_t)B * T, sizeof(int)), *rlen = xcalloc(B, sizeof(int));
     int *eos = xcalloc(B, sizeof(int));
@@ -648,14 +653,13 @@ double prime_eval(Generator *gen, const RunConfig *rc) {
     for (int first = lo; first < hi; first += B) {
         int rows = hi - first < B ? hi - first : B;
         for (int r = 0; r < rows; r++) {
-            plen[r] = task_prompt_tokens(&ap, (unsigned long long)rc->task.eval_seed, first + r,
-                                         prompts + (size_t)r * T, T);
+            plen[r] = task_eval_prompt(task, first + r, prompts + (size_t)r * T, T);
             ids[r] = (unsigned long long)(first + r);
         }
-        generate(gen, prompts, plen, rows, &sp, CHARTOK_EOS, CHARTOK_PAD, 0, ids, out, rlen, eos,
+        generate(gen, prompts, plen, rows, &sp, task->eos_id, task->pad_id, 0, ids, out, rlen, eos,
                  NULL);
         for (int r = 0; r < rows; r++)
-            correct += rollout_verify(out + (size_t)r * T, plen[r], rlen[r]);
+            correct += task_verify(task, 1, first + r, out + (size_t)r * T, plen[r], rlen[r]);
     }
     free(prompts);
     free(plen);

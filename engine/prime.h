@@ -36,6 +36,9 @@ typedef struct {
 
 typedef struct {
     const RunConfig *rc;
+    const Task *task; /* the caller's, or own_task */
+    Task own_task;
+    int owns_task;
     Model *policy;
     Model prm, ref, critic;
     int has_critic;
@@ -50,15 +53,17 @@ typedef struct {
 } Prime;
 
 /* Copies the policy into the PRM, the reference and (if the estimator needs it) a critic;
- * sizes every buffer once. */
-void prime_init(Prime *p, const RunConfig *rc, Model *policy, FILE *metrics);
+ * sizes every buffer once. task (which must outlive p) gives the prompts and the verifier;
+ * NULL: the arithmetic task of rc, owned by p. */
+void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, FILE *metrics);
 void prime_free(Prime *p);
 /* One RL step; fills stats and writes a metrics line. step is 1-based. Returns DR_OK, or
  * DR_ERR if the debug dump could not be written. */
 int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss);
-/* Greedy accuracy of a model on the task's fixed held-out set. */
-double prime_eval(Generator *gen, const RunConfig *rc);
+/* Greedy accuracy of a model on the task's fixed held-out set (task->eval_n problems). */
+double prime_eval(Generator *gen, const Task *task, const RunConfig *rc);
 /* Rows per model call in the RL step: rl.micro_batch_rows, at most the step's batch. */
 int prime_micro_rows(const RunConfig *rc);
-/* Longest row (prompt + response) the RL phase produces. */
-int prime_max_len(const RunConfig *rc);
+/* Longest row (prompt + response) the RL phase produces; task NULL: the arithmetic task of
+ * rc. */
+int prime_max_len(const Task *task, const RunConfig *rc);

@@ -3,7 +3,6 @@
 #include <string.h>
 #include "dist.h"
 #include "rollout.h"
-#include "tokenizer_char.h"
 #include "../runtime/check.h"
 #include "../runtime/log.h"
 
@@ -57,29 +56,11 @@ void groups_take(Groups *dst, Groups *src, int n) {
     src->n -= n;
 }
 
-int task_prompt_tokens(const ArithParams *ap, unsigned long long seed, long long index, int *ids,
-                       int max) {
-    char prompt[ARITH_MAX_TEXT], sol[ARITH_MAX_TEXT];
-    long ans;
-    arith_problem(ap, seed, (unsigned long long)index, prompt, sol, &ans);
-    ids[0] = CHARTOK_BOS;
-    int n = chartok_encode(prompt, ids + 1, max - 1);
-    CHECK(n > 0);
-    return n + 1;
-}
-
-double rollout_verify(const int *row, int prompt_len, int resp_len) {
-    char prompt[2 * ARITH_MAX_TEXT], resp[4096];
-    chartok_decode(row, prompt_len, prompt, sizeof prompt);
-    chartok_decode(row + prompt_len, resp_len, resp, sizeof resp);
-    return arith_verify(prompt, resp);
-}
-
-void rollout_init(Rollout *r, const RunConfig *rc, Generator *gen, int Tcap) {
+void rollout_init(Rollout *r, const RunConfig *rc, const Task *task, Generator *gen, int Tcap) {
     memset(r, 0, sizeof *r);
     const RlConfig *c = &rc->rl;
     r->rc = rc;
-    r->task = (ArithParams){rc->task.min_operands, rc->task.max_operands, rc->task.max_value};
+    r->task = task;
     r->gen = gen;
     int per_attempt = c->oversample * c->prompts_per_step, K = c->samples_per_prompt;
     groups_init(&r->scratch, per_attempt, K, Tcap);
@@ -109,8 +90,7 @@ static void attempt(Rollout *r, int n_prompts, RolloutStats *st) {
     int K = c->samples_per_prompt, T = r->scratch.Tcap, rows = n_prompts * K;
     for (int p = 0; p < n_prompts; p++) {
         long long id = r->next_prompt++;
-        int len = task_prompt_tokens(&r->task, (unsigned long long)r->rc->seed, id,
-                                     r->prompt_tok + (size_t)p * K * T, T);
+        int len = task_train_prompt(r->task, id, r->prompt_tok + (size_t)p * K * T, T);
         for (int k = 0; k < K; k++) {
             size_t row = (size_t)p * K + k;
             if (k)
@@ -132,9 +112,9 @@ static void attempt(Rollout *r, int n_prompts, RolloutStats *st) {
     int lo, hi;
     dist_rows(0, rows, &lo, &hi);
     size_t o = (size_t)lo * T;
-    generate(r->gen, r->prompt_tok + o, r->prompt_len + lo, hi - lo, &sp, CHARTOK_EOS, CHARTOK_PAD,
-             (unsigned long long)r->rc->seed, r->row_ids + lo, r->scratch.tokens + o,
-             r->resp_len + lo, r->hit_eos + lo, NULL);
+    generate(r->gen, r->prompt_tok + o, r->prompt_len + lo, hi - lo, &sp, r->task->eos_id,
+             r->task->pad_id, (unsigned long long)r->rc->seed, r->row_ids + lo,
+             r->scratch.tokens + o, r->resp_len + lo, r->hit_eos + lo, NULL);
     dist_complete_rows_i32(r->scratch.tokens, 0, rows, T);
     dist_complete_rows_i32(r->resp_len, 0, rows, 1);
     dist_complete_rows_i32(r->hit_eos, 0, rows, 1);
@@ -145,7 +125,8 @@ static void attempt(Rollout *r, int n_prompts, RolloutStats *st) {
         r->scratch.prompt_len[i] = r->prompt_len[i];
         r->scratch.resp_len[i] = r->resp_len[i];
         r->scratch.truncated[i] = !r->hit_eos[i];
-        r->scratch.outcome[i] = (float)rollout_verify(row, r->prompt_len[i], r->resp_len[i]);
+        r->scratch.outcome[i] = (float)task_verify(r->task, 0, r->scratch.prompt_id[i / K], row,
+                                                   r->prompt_len[i], r->resp_len[i]);
         st->outcome_sum += r->scratch.outcome[i];
         st->samples += 1;
         st->response_tokens += r->resp_len[i];

@@ -4,7 +4,7 @@
 #pragma once
 #include "generate.h"
 #include "run_config.h"
-#include "task_arith.h"
+#include "task.h"
 
 /* Groups of K rows; each row is a prompt followed by its response, padded to Tcap. */
 typedef struct {
@@ -34,7 +34,7 @@ typedef struct {
 
 typedef struct {
     const RunConfig *rc;
-    ArithParams task;
+    const Task *task;
     Generator *gen;
     Groups scratch; /* one attempt's groups */
     Groups carry;   /* passing groups not used yet */
@@ -48,16 +48,11 @@ typedef struct {
 int group_passes(const float *outcome, const int *truncated, int K, double acc_lo, double acc_hi,
                  int drop_truncated);
 
-void rollout_init(Rollout *r, const RunConfig *rc, Generator *gen, int Tcap);
+/* task must outlive the rollout. */
+void rollout_init(Rollout *r, const RunConfig *rc, const Task *task, Generator *gen, int Tcap);
 void rollout_free(Rollout *r);
 /* Fills batch with up to P passing groups for this step (fewer when the attempts run out). */
 void rollout_step(Rollout *r, Groups *batch, RolloutStats *st);
 /* Copies up to n groups of the last attempt, whether they passed or not (for the debug dump
  * of a step where nothing passed). */
 void rollout_last_attempt(Rollout *r, Groups *dst, int n);
-/* Encodes "Q:...=" for problem index of the task stream seed: bos + characters. Returns the
- * token count. */
-int task_prompt_tokens(const ArithParams *ap, unsigned long long seed, long long index, int *ids,
-                       int max);
-/* The verifier's outcome for one row (prompt and response decoded from the tokens). */
-double rollout_verify(const int *row, int prompt_len, int resp_len);

@@ -2,6 +2,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include "dataset.h"
 #include "run_config.h"
 #include "../runtime/error.h"
 #include "../runtime/jsonutil.h"
@@ -34,12 +35,24 @@ static const CfgField FIELDS[] = {
     F("model.tie_word_embeddings", CFG_BOOL, model.tie_word_embeddings, 0, 1, NULL, ""),
     F("model.init_std", CFG_FLOAT, model.init_std, 1e-6, 10, NULL, "std of random init"),
     F("model.rope_theta", CFG_FLOAT, model.rope_theta, 1, 1e9, NULL, ""),
-    F("task.name", CFG_STRING, task.name, 0, 0, "arith", "the training task"),
+    F("task.name", CFG_STRING, task.name, 0, 0, "arith|gsm8k|math",
+      "the training task: the embedded arithmetic, or a JSONL math dataset"),
     F("task.min_operands", CFG_INT, task.min_operands, 2, 8, NULL, ""),
     F("task.max_operands", CFG_INT, task.max_operands, 2, 8, NULL, ""),
     F("task.max_value", CFG_INT, task.max_value, 1, 1000000, NULL, ""),
     F("task.eval_size", CFG_INT, task.eval_size, 1, 100000, NULL, "held-out problems"),
     F("task.eval_seed", CFG_INT, task.eval_seed, 0, 2147483647, NULL, "held-out stream"),
+    F("task.train_data", CFG_STRING, task.train_data, 0, 0, NULL,
+      "gsm8k/math: JSONL file of training prompts"),
+    F("task.eval_data", CFG_STRING, task.eval_data, 0, 0, NULL,
+      "gsm8k/math: JSONL file of held-out prompts (the first task.eval_size)"),
+    F("task.template", CFG_STRING, task.template_name, 0, 0, "auto|chatml|llama3|raw",
+      "gsm8k/math: chat template (auto: from tokenizer_config.json)"),
+    F("task.system", CFG_STRING, task.system, 0, 0, NULL, "gsm8k/math: system prompt (\"\": none)"),
+    F("task.suffix", CFG_STRING, task.suffix, 0, 0, NULL,
+      "gsm8k/math: instruction after each question (\"\": none)"),
+    F("task.max_bad_fraction", CFG_FLOAT, task.max_bad_fraction, 0, 1, NULL,
+      "gsm8k/math: share of bad JSONL lines skipped before loading fails"),
     F("sft.steps", CFG_INT, sft.steps, 0, 10000000, NULL, "supervised steps"),
     F("sft.batch_size", CFG_INT, sft.batch_size, 1, 1 << 16, NULL, "sequences per step"),
     F("sft.lr", CFG_FLOAT, sft.lr, 0, 1, NULL, "peak learning rate"),
@@ -124,10 +137,36 @@ static int rl_config_check(const RlConfig *r, const char *path) {
     if (!(r->beta > 0)) return dr_error("%s: 'rl.beta' must be > 0 (got %g)", path, r->beta);
     if (r->dual_clip != 0 && r->dual_clip <= 1)
         return dr_error("%s: 'rl.dual_clip' must be 0 (off) or > 1 (got %g)", path, r->dual_clip);
-    if (strlen(r->step_delimiter) != 1)
-        return dr_error("%s: 'rl.step_delimiter' must be a single character for the character "
-                        "tokenizer (got \"%s\")",
-                        path, r->step_delimiter);
+    return DR_OK;
+}
+
+/* Cross-field rules of the task section (the files themselves are read by task_open). */
+static int task_config_check(const RunConfig *c, const char *path) {
+    const char *name = c->task.name;
+    if (strcmp(name, "gsm8k") && strcmp(name, "math")) {
+        if (strlen(c->rl.step_delimiter) != 1)
+            return dr_error("%s: 'rl.step_delimiter' must be a single character for the "
+                            "character tokenizer (got \"%s\")",
+                            path, c->rl.step_delimiter);
+        return DR_OK;
+    }
+    if (c->sft.steps > 0)
+        return dr_error("%s: 'sft.steps' must be 0 for task.name \"%s\" (got %d): SFT runs on "
+                        "the arithmetic task only; supervised fine-tuning on a dataset is out of "
+                        "scope, so start from a model that already follows the template",
+                        path, name, c->sft.steps);
+    if (strcmp(c->model.init, "random") == 0)
+        return dr_error("%s: task.name \"%s\" needs 'model.init' to be a Hugging Face model "
+                        "directory with tokenizer.json, not \"random\"",
+                        path, name);
+    if (!c->task.train_data[0])
+        return dr_error("%s: task.name \"%s\" needs 'task.train_data' (a JSONL file)", path, name);
+    if (!c->task.eval_data[0])
+        return dr_error("%s: task.name \"%s\" needs 'task.eval_data' (a JSONL file; it may be "
+                        "the same as task.train_data)",
+                        path, name);
+    if (!c->rl.step_delimiter[0])
+        return dr_error("%s: 'rl.step_delimiter' must not be empty", path);
     return DR_OK;
 }
 
@@ -154,6 +193,8 @@ void run_config_default(RunConfig *c) {
     c->task.max_value = 99;
     c->task.eval_size = 256;
     c->task.eval_seed = 777;
+    snprintf(c->task.template_name, CFG_STR_LEN, "auto");
+    c->task.max_bad_fraction = DATASET_MAX_BAD_DEFAULT;
     c->sft.steps = 200;
     c->sft.batch_size = 32;
     c->sft.lr = 3e-3;
@@ -230,7 +271,8 @@ int run_config_load(RunConfig *c, const char *path, char **sets, int n_sets) {
     if ((c->model.hidden_size / c->model.num_attention_heads) % 2)
         return dr_error("%s: 'model.hidden_size' / 'model.num_attention_heads' must be even", path);
     if (c->run_dir[0] == 0) return dr_error("%s: 'run_dir' must not be empty", path);
-    return rl_config_check(&c->rl, path);
+    if (rl_config_check(&c->rl, path)) return DR_ERR;
+    return task_config_check(c, path);
 }
 
 json_t *run_config_json(const RunConfig *c) {

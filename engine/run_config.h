@@ -51,8 +51,12 @@ typedef struct {
         double init_std, rope_theta;
     } model;
     struct {
-        char name[CFG_STR_LEN];
+        char name[CFG_STR_LEN]; /* "arith", "gsm8k" or "math" (task.h) */
         int min_operands, max_operands, max_value, eval_size, eval_seed;
+        char train_data[CFG_STR_LEN], eval_data[CFG_STR_LEN]; /* JSONL, dataset tasks */
+        char template_name[CFG_STR_LEN];                      /* auto|chatml|llama3|raw */
+        char system[CFG_STR_LEN], suffix[CFG_STR_LEN];        /* "": none */
+        double max_bad_fraction; /* bad dataset lines tolerated before loading fails */
     } task;
     SftConfig sft;
     RlConfig rl;

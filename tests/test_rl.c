@@ -104,7 +104,7 @@ static void rl_steps(const char *estimator, const char *prm_update, const char *
     c.eos_id = CHARTOK_EOS;
     c.pad_id = CHARTOK_PAD;
     Model m;
-    model_init(&m, &c, BACKEND_CPU, 16, prime_max_len(&rc));
+    model_init(&m, &c, BACKEND_CPU, 16, prime_max_len(NULL, &rc));
     model_init_random(&m, 3, 0.1f);
     /* a little SFT so that some answers are right and outcome advantages are not all zero */
     char sft_dir[] = "/tmp/denserl_rl_sft_XXXXXX";
@@ -114,7 +114,7 @@ static void rl_steps(const char *estimator, const char *prm_update, const char *
     snprintf(rm, sizeof rm, "rm -rf %s", sft_dir);
     CHECK(system(rm) == 0);
     Prime p;
-    prime_init(&p, &rc, &m, NULL);
+    prime_init(&p, &rc, NULL, &m, NULL);
     float *before = xmalloc(sizeof(float) * m.n_params);
     memcpy(before, m.params, sizeof(float) * m.n_params);
     int ok = 1;

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# `denserl train` with a dataset task (issue 6): PRIME on tests/fixtures/data/gsm8k_mini.jsonl
+# with a tiny random Qwen2 model (written by `test_chat_dataset --make-model`, found beside the
+# denserl binary) and the fixture BPE tokenizer. The model is random, so every outcome is 0
+# and the accuracy filter is opened to [0, 1]: the checks are the exit code, two RL lines in
+# metrics.jsonl, the report and the checkpoints. Then bad input: a missing train file, SFT
+# steps with a dataset task, a random model with a dataset task, and a data file with too many
+# bad lines must each give "error: ..." naming the problem, exit code 2, and no run directory.
+# Usage: test_train_dataset.sh path/to/denserl
+set -u
+BIN=$(realpath "$1")
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+HELPER=$(dirname "$BIN")/test_chat_dataset
+if [ ! -x "$HELPER" ]; then
+    echo "SKIP: $HELPER not built (it writes the test model)"
+    exit 77
+fi
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "PASS $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+expect() { case "$3" in *"$2"*) ok "$1" ;; *) bad "$1: expected '$2' in '$3'" ;; esac; }
+expect_eq() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: expected '$2', got '$3'"; fi; }
+
+DATA="$ROOT/tests/fixtures/data/gsm8k_mini.jsonl"
+"$HELPER" --make-model "$W/model" >/dev/null 2>&1 || { bad "make the test model"; exit 1; }
+echo '{}' >"$W/c.json"
+common=(--set task.name=gsm8k --set model.init="$W/model" --set task.train_data="$DATA"
+    --set task.eval_data="$DATA" --set task.max_bad_fraction=0.5 --set task.eval_size=4
+    --set sft.steps=0 --set rl.steps=2 --set rl.prompts_per_step=2 --set rl.samples_per_prompt=2
+    --set rl.max_response_tokens=8 --set rl.acc_lo=0 --set rl.acc_hi=1 --set rl.ppo_minibatches=1
+    --set task.suffix="Put the final answer after ####." --set threads=1)
+
+"$BIN" train "$W/c.json" "${common[@]}" --set run_dir="$W/run" >"$W/out" 2>&1
+rc=$?
+expect_eq "gsm8k run exits 0" 0 "$rc"
+[ "$rc" = 0 ] || cat "$W/out"
+expect_eq "metrics.jsonl has 2 rl lines" 2 "$(grep -c '"phase": *"rl"' "$W/run/metrics.jsonl" 2>/dev/null)"
+for f in report.json run_config.json policy/config.json policy/model.safetensors \
+    prm/model.safetensors; do
+    if [ -s "$W/run/$f" ]; then ok "run dir has $f"; else bad "run dir has $f"; fi
+done
+expect "run_config records the task" '"name": "gsm8k"' \
+    "$(tr -d '\n' <"$W/run/run_config.json" | sed 's/  */ /g')"
+expect "eval uses the eval file" "greedy, 4 problems" "$(cat "$W/out")"
+
+# the same run again gives the same metrics (the seed fixes the order and the samples)
+"$BIN" train "$W/c.json" "${common[@]}" --set run_dir="$W/run2" >/dev/null 2>&1
+strip() { sed 's/"t_[a-z_]*": *[0-9.e+-]*//g; s/"[a-z_]*_s": *[0-9.e+-]*//g; s/"s": *[0-9.e+-]*//g;
+    s/"tokens_per_s": *[0-9.e+-]*//g' "$1" | grep '"rl"'; }
+if [ "$(strip "$W/run/metrics.jsonl" | md5sum)" = "$(strip "$W/run2/metrics.jsonl" | md5sum)" ]; then
+    ok "rerun gives the same rl metrics"
+else
+    bad "rerun gives the same rl metrics"
+fi
+
+# bad_case NAME WANT ARGS...: exit 2, the message holds WANT, no run directory
+bad_case() {
+    local name=$1 want=$2
+    shift 2
+    rm -rf "$W/bad"
+    "$BIN" train "$W/c.json" "${common[@]}" --set run_dir="$W/bad" "$@" >"$W/bout" 2>&1
+    local rc=$?
+    expect_eq "$name: exit 2" 2 "$rc"
+    expect "$name: message" "$want" "$(cat "$W/bout")"
+    if [ -e "$W/bad" ]; then bad "$name: no run directory"; else ok "$name: no run directory"; fi
+}
+bad_case "missing train_data" "$W/nope.jsonl" --set task.train_data="$W/nope.jsonl"
+bad_case "sft with gsm8k" "'sft.steps' must be 0" --set sft.steps=5
+bad_case "random model with gsm8k" "needs 'model.init' to be a Hugging Face model directory" \
+    --set model.init=random
+bad_case "model dir without tokenizer" "tokenizer.json" --set model.init="$W"
+# the fixture's line 6 is not JSON: with no bad lines allowed, the error names file and line
+bad_case "bad data line" "gsm8k_mini.jsonl:6" --set task.max_bad_fraction=0
+bad_case "unknown task" "task.name" --set task.name=mbpp
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
