@@ -26,12 +26,7 @@ static const char USAGE[] =
     "  --prompt-field F, --answer-field F   field names (required for --task custom)\n"
     "  --max-bad-fraction X   fail when more of the data lines are bad (0.01)\n";
 
-typedef struct {
-    const char *data, *task, *out;
-    DatasetFields fields;
-    double max_bad;
-    int samples, limit;
-} EvalArgs;
+typedef TextGenData EvalArgs;
 
 typedef struct {
     int problems, samples;
@@ -192,38 +187,14 @@ int cmd_eval(int argc, char **argv) {
             st = used < 0 ? DR_ERR : DR_OK;
             continue;
         }
-        const char *f = argv[i];
-        const char **slot = !strcmp(f, "--data")           ? &a.data
-                            : !strcmp(f, "--task")         ? &a.task
-                            : !strcmp(f, "--out")          ? &a.out
-                            : !strcmp(f, "--prompt-field") ? &a.fields.prompt_field
-                            : !strcmp(f, "--answer-field") ? &a.fields.answer_field
-                                                           : NULL;
-        int is_num =
-            !strcmp(f, "--samples") || !strcmp(f, "--limit") || !strcmp(f, "--max-bad-fraction");
-        if (!slot && !is_num) {
-            st = dr_error("eval: unexpected argument '%s' (denserl eval --help lists the "
-                          "options)",
-                          f);
-        } else if (i + 1 >= argc) {
-            st = dr_error("%s: expected a value after it", f);
-        } else if (slot) {
-            *slot = argv[++i];
-        } else {
-            const char *v = argv[++i];
-            long long n = 0;
-            if (!strcmp(f, "--max-bad-fraction")) {
-                st = textgen_flag_num(f, v, &a.max_bad);
-                if (st == DR_OK && !(a.max_bad >= 0 && a.max_bad <= 1))
-                    st = dr_error("%s: expected a number in [0, 1], got '%s'", f, v);
-            } else if (!strcmp(f, "--samples")) {
-                st = textgen_flag_int(f, v, 1, 65535, &n);
-                a.samples = (int)n;
-            } else {
-                st = textgen_flag_int(f, v, 0, 1 << 30, &n);
-                a.limit = (int)n;
-            }
+        used = textgen_parse_data_flag(&a, 0, argc, argv, &i);
+        if (used) {
+            st = used < 0 ? DR_ERR : DR_OK;
+            continue;
         }
+        st = dr_error("eval: unexpected argument '%s' (denserl eval --help lists the "
+                      "options)",
+                      argv[i]);
     }
     if (st == DR_OK && (!opt.model_dir || !a.data || !a.task))
         st = dr_error("eval: --model DIR, --data FILE and --task gsm8k|math|custom are required");

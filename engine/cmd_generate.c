@@ -24,12 +24,7 @@ static const char USAGE[] =
     "  --samples K            replies per prompt (1)\n"
     "  --out FILE             write the JSONL there instead of stdout\n";
 
-typedef struct {
-    const char *prompt, *data, *task, *out;
-    DatasetFields fields;
-    double max_bad;
-    int samples, limit;
-} GenArgs;
+typedef TextGenData GenArgs;
 
 /* One JSON line per reply. */
 static void write_reply(FILE *f, int index, int sample, const char *prompt, const char *gold,
@@ -144,39 +139,14 @@ int cmd_generate(int argc, char **argv) {
             st = used < 0 ? DR_ERR : DR_OK;
             continue;
         }
-        const char *f = argv[i];
-        const char **slot = !strcmp(f, "--prompt")         ? &a.prompt
-                            : !strcmp(f, "--data")         ? &a.data
-                            : !strcmp(f, "--task")         ? &a.task
-                            : !strcmp(f, "--out")          ? &a.out
-                            : !strcmp(f, "--prompt-field") ? &a.fields.prompt_field
-                            : !strcmp(f, "--answer-field") ? &a.fields.answer_field
-                                                           : NULL;
-        int is_num =
-            !strcmp(f, "--samples") || !strcmp(f, "--limit") || !strcmp(f, "--max-bad-fraction");
-        if (!slot && !is_num) {
-            st = dr_error("generate: unexpected argument '%s' (denserl generate --help lists "
-                          "the options)",
-                          f);
-        } else if (i + 1 >= argc) {
-            st = dr_error("%s: expected a value after it", f);
-        } else if (slot) {
-            *slot = argv[++i];
-        } else {
-            const char *v = argv[++i];
-            long long n = 0;
-            if (!strcmp(f, "--max-bad-fraction")) {
-                st = textgen_flag_num(f, v, &a.max_bad);
-                if (st == DR_OK && !(a.max_bad >= 0 && a.max_bad <= 1))
-                    st = dr_error("%s: expected a number in [0, 1], got '%s'", f, v);
-            } else if (!strcmp(f, "--samples")) {
-                st = textgen_flag_int(f, v, 1, 65535, &n);
-                a.samples = (int)n;
-            } else {
-                st = textgen_flag_int(f, v, 0, 1 << 30, &n);
-                a.limit = (int)n;
-            }
+        used = textgen_parse_data_flag(&a, 1, argc, argv, &i);
+        if (used) {
+            st = used < 0 ? DR_ERR : DR_OK;
+            continue;
         }
+        st = dr_error("generate: unexpected argument '%s' (denserl generate --help lists the "
+                      "options)",
+                      argv[i]);
     }
     if (st == DR_OK && !opt.model_dir) st = dr_error("generate: --model DIR is required");
     if (st == DR_OK && !a.prompt == !a.data)

@@ -351,3 +351,34 @@ json_t *json_text_lossy(const char *s, size_t len) {
     CHECK(j);
     return j;
 }
+
+int textgen_parse_data_flag(TextGenData *d, int allow_prompt, int argc, char **argv, int *i) {
+    const char *f = argv[*i];
+    const char **slot = allow_prompt && !strcmp(f, "--prompt") ? &d->prompt
+                        : !strcmp(f, "--data")                 ? &d->data
+                        : !strcmp(f, "--task")                 ? &d->task
+                        : !strcmp(f, "--out")                  ? &d->out
+                        : !strcmp(f, "--prompt-field")         ? &d->fields.prompt_field
+                        : !strcmp(f, "--answer-field")         ? &d->fields.answer_field
+                                                               : NULL;
+    int is_num =
+        !strcmp(f, "--samples") || !strcmp(f, "--limit") || !strcmp(f, "--max-bad-fraction");
+    if (!slot && !is_num) return 0;
+    if (*i + 1 >= argc) return dr_error("%s: expected a value after it", f);
+    const char *v = argv[++*i];
+    long long n = 0;
+    if (slot) {
+        *slot = v;
+    } else if (!strcmp(f, "--max-bad-fraction")) {
+        if (textgen_flag_num(f, v, &d->max_bad)) return DR_ERR;
+        if (!(d->max_bad >= 0 && d->max_bad <= 1))
+            return dr_error("%s: expected a number in [0, 1], got '%s'", f, v);
+    } else if (!strcmp(f, "--samples")) {
+        if (textgen_flag_int(f, v, 1, 65535, &n)) return DR_ERR;
+        d->samples = (int)n;
+    } else {
+        if (textgen_flag_int(f, v, 0, 1 << 30, &n)) return DR_ERR;
+        d->limit = (int)n;
+    }
+    return 1;
+}

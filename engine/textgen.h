@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <jansson.h>
 #include "chat_template.h"
+#include "dataset.h"
 #include "generate.h"
 #include "model.h"
 #include "tokenizer_bpe.h"
@@ -44,6 +45,20 @@ int textgen_flag_num(const char *flag, const char *s, double *out);
 int textgen_flag_int(const char *flag, const char *s, long long lo, long long hi, long long *out);
 /* The usage text of the shared flags. */
 extern const char TEXTGEN_FLAGS_USAGE[];
+
+/* The input and output flags of generate and eval: --prompt (generate only), --data, --task,
+ * --out, --prompt-field, --answer-field, --samples, --limit, --max-bad-fraction. */
+typedef struct {
+    const char *prompt, *data, *task, *out;
+    DatasetFields fields;
+    double max_bad;
+    int samples, limit;
+} TextGenData;
+
+/* Parses argv[*i] if it is one of those flags (--prompt only when allow_prompt), moving *i
+ * past its value: 1 when consumed, 0 when it is not one of them, DR_ERR (message names the
+ * flag) on a missing or bad value. */
+int textgen_parse_data_flag(TextGenData *d, int allow_prompt, int argc, char **argv, int *i);
 
 typedef struct {
     char *text;  /* the reply, decoded up to its stop token (excluded); invalid UTF-8 kept */
