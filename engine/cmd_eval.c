@@ -176,26 +176,8 @@ int cmd_eval(int argc, char **argv) {
     EvalArgs a = {0};
     a.samples = 1;
     a.max_bad = DATASET_MAX_BAD_DEFAULT;
-    int st = DR_OK;
-    for (int i = 0; i < argc && st == DR_OK; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("%s%s", USAGE, TEXTGEN_FLAGS_USAGE);
-            return 0;
-        }
-        int used = textgen_parse_flag(&opt, argc, argv, &i);
-        if (used) {
-            st = used < 0 ? DR_ERR : DR_OK;
-            continue;
-        }
-        used = textgen_parse_data_flag(&a, 0, argc, argv, &i);
-        if (used) {
-            st = used < 0 ? DR_ERR : DR_OK;
-            continue;
-        }
-        st = dr_error("eval: unexpected argument '%s' (denserl eval --help lists the "
-                      "options)",
-                      argv[i]);
-    }
+    int st = textgen_parse_args(&opt, &a, 0, "eval", USAGE, argc, argv);
+    if (st == 1) return 0; /* --help */
     if (st == DR_OK && (!opt.model_dir || !a.data || !a.task))
         st = dr_error("eval: --model DIR, --data FILE and --task gsm8k|math|custom are required");
     if (st == DR_OK && !dataset_preset_valid(a.task))

@@ -128,26 +128,8 @@ int cmd_generate(int argc, char **argv) {
     a.task = "gsm8k";
     a.samples = 1;
     a.max_bad = DATASET_MAX_BAD_DEFAULT;
-    int st = DR_OK;
-    for (int i = 0; i < argc && st == DR_OK; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("%s%s", USAGE, TEXTGEN_FLAGS_USAGE);
-            return 0;
-        }
-        int used = textgen_parse_flag(&opt, argc, argv, &i);
-        if (used) {
-            st = used < 0 ? DR_ERR : DR_OK;
-            continue;
-        }
-        used = textgen_parse_data_flag(&a, 1, argc, argv, &i);
-        if (used) {
-            st = used < 0 ? DR_ERR : DR_OK;
-            continue;
-        }
-        st = dr_error("generate: unexpected argument '%s' (denserl generate --help lists the "
-                      "options)",
-                      argv[i]);
-    }
+    int st = textgen_parse_args(&opt, &a, 1, "generate", USAGE, argc, argv);
+    if (st == 1) return 0; /* --help */
     if (st == DR_OK && !opt.model_dir) st = dr_error("generate: --model DIR is required");
     if (st == DR_OK && !a.prompt == !a.data)
         st = dr_error("generate: give exactly one of --prompt TEXT and --data FILE");

@@ -382,3 +382,20 @@ int textgen_parse_data_flag(TextGenData *d, int allow_prompt, int argc, char **a
     }
     return 1;
 }
+
+int textgen_parse_args(TextGenOptions *o, TextGenData *d, int allow_prompt, const char *cmd,
+                       const char *usage, int argc, char **argv) {
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("%s%s", usage, TEXTGEN_FLAGS_USAGE);
+            return 1;
+        }
+        int used = textgen_parse_flag(o, argc, argv, &i);
+        if (!used) used = textgen_parse_data_flag(d, allow_prompt, argc, argv, &i);
+        if (used < 0) return DR_ERR;
+        if (!used)
+            return dr_error("%s: unexpected argument '%s' (denserl %s --help lists the options)",
+                            cmd, argv[i], cmd);
+    }
+    return DR_OK;
+}

@@ -59,6 +59,11 @@ typedef struct {
  * past its value: 1 when consumed, 0 when it is not one of them, DR_ERR (message names the
  * flag) on a missing or bad value. */
 int textgen_parse_data_flag(TextGenData *d, int allow_prompt, int argc, char **argv, int *i);
+/* A whole command line of cmd ("generate" or "eval"): the shared and data flags, --help
+ * printing usage then the shared flags' usage. DR_OK, 1 when help was printed, or DR_ERR
+ * (message names the argument). */
+int textgen_parse_args(TextGenOptions *o, TextGenData *d, int allow_prompt, const char *cmd,
+                       const char *usage, int argc, char **argv);
 
 typedef struct {
     char *text;  /* the reply, decoded up to its stop token (excluded); invalid UTF-8 kept */
