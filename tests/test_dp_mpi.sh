@@ -34,26 +34,15 @@ run r3 3
 run r2z 2 --set zero_stage=1
 grep -q "2 ranks over mpi" "$W/r2.log" && echo "PASS the 2-rank run says so" ||
     { echo "FAIL no '2 ranks over mpi' line"; fail=1; }
-python3 - "$W" <<'PY' || fail=1
-import json, struct, sys
+python3 - "$W" "$(dirname "$0")" <<'PY' || fail=1
+import sys
+sys.path.insert(0, sys.argv[2])
+from st_reldiff import reldiff
 w = sys.argv[1]
-def tensors(path):
-    b = open(path, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    out = {}
-    for k, v in h.items():
-        if k == "__metadata__": continue
-        s, e = v["data_offsets"]
-        out[k] = struct.unpack(f"<{(e - s) // 4}f", b[8 + n + s:8 + n + e])
-    return out
 bad = 0
 for ref, other, tol in (("r1", "r2", 1e-5), ("r1", "r3", 1e-5), ("r2", "r2z", 1e-6)):
     for m in ("sft", "policy", "prm"):
-        a = tensors(f"{w}/{ref}/{m}/model.safetensors")
-        b = tensors(f"{w}/{other}/{m}/model.safetensors")
-        num = sum((p - q) ** 2 for k in a for p, q in zip(a[k], b[k]))
-        rel = (num / sum(p * p for k in a for p in a[k])) ** 0.5
+        rel = reldiff(f"{w}/{ref}/{m}/model.safetensors", f"{w}/{other}/{m}/model.safetensors")
         ok = rel <= tol
         bad += not ok
         print("PASS" if ok else "FAIL", f"{m} {ref} vs {other}: relative difference {rel:.2e} (<= {tol:g})")

@@ -11,22 +11,14 @@ common=(--set sft.steps=20 --set rl.steps=2 --set task.eval_size=16 --set rl.prm
     cat "$W/out1"; echo "FAIL whole-batch run"; exit 1; }
 "$BIN" train configs/demo.json "${common[@]}" --set rl.micro_batch_rows=7 \
     --set run_dir="$W/micro" >"$W/out2" 2>&1 || { cat "$W/out2"; echo "FAIL micro-batch run"; exit 1; }
-python3 - "$W" <<'PY'
-import json, struct, sys
+python3 - "$W" "$(dirname "$0")" <<'PY'
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from st_reldiff import reldiff
 w = sys.argv[1]
 def rl(run):
     return [json.loads(l) for l in open(f"{w}/{run}/metrics.jsonl") if '"phase": "rl"' in l
             or json.loads(l).get("phase") == "rl"]
-def tensors(path):
-    b = open(path, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    out = {}
-    for k, v in h.items():
-        if k == "__metadata__": continue
-        s, e = v["data_offsets"]
-        out[k] = struct.unpack(f"<{(e - s) // 4}f", b[8 + n + s:8 + n + e])
-    return out
 fails = 0
 a, b = rl("whole"), rl("micro")
 assert len(a) == len(b) == 2
@@ -36,10 +28,7 @@ for x, y in zip(a, b):
         print(("PASS" if ok else "FAIL"), f"step {x['step']} {k}: whole {x[k]:.7g} micro {y[k]:.7g}")
         fails += not ok
 for m in ("policy", "prm"):
-    ta, tb = tensors(f"{w}/whole/{m}/model.safetensors"), tensors(f"{w}/micro/{m}/model.safetensors")
-    num = sum((p - q) ** 2 for k in ta for p, q in zip(ta[k], tb[k]))
-    den = sum(p * p for k in ta for p in ta[k])
-    rel = (num / den) ** 0.5
+    rel = reldiff(f"{w}/whole/{m}/model.safetensors", f"{w}/micro/{m}/model.safetensors")
     ok = rel < 1e-5
     print(("PASS" if ok else "FAIL"), f"{m} weights after RL: relative difference {rel:.2e}")
     fails += not ok
