@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kernels/attention_bf16.h"
+#include "kernels/attention_cudnn.h"
 #include "kernels/kernels_cuda.h"
 #include "kernels/logprob_bf16.h"
 #include "kernels/philox.h"
@@ -95,6 +96,17 @@ static void report_vs(const char *name, const char *shape, int kind, double amou
     double ratio = amount / (ms * 1e-3) / 1e12 / peer_rate;
     printf("%-28s %-34s %9s    %.2f of cuBLAS on the same product\n", "", "", "", ratio);
     json_object_set_new(json_array_get(g_rows, json_array_size(g_rows) - 1), "ratio_to_same_gemm",
+                        json_real(ratio));
+}
+
+/* A row for cuDNN's version of a hand-written kernel timed just before it, with the ratio of
+ * the two times (hand-written / cuDNN: above 1, cuDNN is faster). */
+static void report_cudnn(const char *name, const char *shape, double amount, double ms,
+                         double hand_ms) {
+    report(name, shape, BF16, amount, ms);
+    double ratio = hand_ms / ms;
+    printf("%-28s %-34s %9s    %.2f hand-written / cuDNN time\n", "", "", "", ratio);
+    json_object_set_new(json_array_get(g_rows, json_array_size(g_rows) - 1), "hand_over_cudnn",
                         json_real(ratio));
 }
 
@@ -377,6 +389,15 @@ static void bench_attention(int quick) {
                                                  ws));
         report("attention bf16 bwd", shape, BF16, 2.5 * f, ms);
         report("attention bf16 fwd+bwd", shape, BF16, 3.5 * f, fwd + ms);
+        if (attention_cudnn_available()) { /* cuDNN's fused attention on the same buffers */
+            double bwd = ms, cfwd;
+            TIME_MS(cfwd, attention_forward_cudnn(o, lse, q, k, v, B, T, H, Hkv, D));
+            report_cudnn("attention cuDNN fwd", shape, f, cfwd, fwd);
+            TIME_MS(ms,
+                    attention_backward_cudnn(dq, dk, dv, dout, q, k, v, o, lse, B, T, H, Hkv, D));
+            report_cudnn("attention cuDNN bwd", shape, 2.5 * f, ms, bwd);
+            report_cudnn("attention cuDNN fwd+bwd", shape, 3.5 * f, cfwd + ms, fwd + bwd);
+        }
         FREE(q, k, v, dout, o, dq, dk, dv, lse, ws);
         if (c == 0) continue; /* fp32 kernels: the engine's path, on the GQA shape only */
         float *qf = rand_dev(nq, 1.0f), *kf = rand_dev(nk, 1.0f), *vf = rand_dev(nk, 1.0f);
