@@ -451,7 +451,7 @@ int cmd_bench(int argc, char **argv) {
     Model m;
     model_init(&m, &mc, r.be, prime_micro_rows(&rc), prime_max_len(NULL, &rc));
     model_init_random(&m, (unsigned long long)rc.seed, (float)rc.model.init_std);
-    if (!strcmp(rc.precision, "bf16") && model_use_bf16(&m)) {
+    if (!strcmp(rc.precision, "bf16") && model_use_bf16(&m, rc.attention)) {
         fprintf(stderr, "error: %s: %s\n", a.cfg_path, dr_last_error());
         model_free(&m);
         free(a.sets);

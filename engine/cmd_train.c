@@ -113,7 +113,7 @@ static int prepare_model(const char *cfg_path, const RunConfig *rc, const Task *
     } else if (model_load(m, rc->model.init, be, rows, need)) {
         return DR_ERR;
     }
-    if (strcmp(rc->precision, "bf16") == 0 && model_use_bf16(m)) {
+    if (strcmp(rc->precision, "bf16") == 0 && model_use_bf16(m, rc->attention)) {
         model_free(m);
         return dr_error("%s: %s", cfg_path, dr_last_error());
     }

@@ -251,10 +251,18 @@ void model_init_random(Model *m, unsigned long long seed, float std) {
 
 /* ---- precision: every product, attention and lm_head call goes through these ---- */
 
-int model_use_bf16(Model *m) {
+int model_use_bf16(Model *m, const char *attention) {
     if (m->be != BACKEND_CUDA)
         return dr_error("precision \"bf16\" needs the CUDA backend (device \"cuda\")");
+    int cudnn = attention && !strcmp(attention, "cudnn");
+    if (cudnn && !op_mixed_attention_supported(m->cfg.head_dim))
+        return dr_error("attention \"cudnn\" needs head_dim 64 or 128 (this model: %d)",
+                        m->cfg.head_dim);
+    if (cudnn && !op_mixed_attention_cudnn_available())
+        return dr_error("attention \"cudnn\": cuDNN's fused attention is not available here "
+                        "(see the line above); use \"flash\"");
     m->mx.on = 1;
+    m->mx.cudnn_attn = cudnn;
     m->mx.w = be_alloc(m->be, sizeof(uint16_t) * m->n_params);
     m->mx.stale = 1;
     return DR_OK;
@@ -315,7 +323,7 @@ static void attn_fwd(Model *m, float *out, float *lse, const float *q, const flo
         return;
     }
     uint16_t *s = mx_buf(m, 2, op_mixed_attention_scratch(B, T, H, Hkv, D));
-    op_attention_forward_mixed(m->be, out, lse, q, k, v, B, T, H, Hkv, D, s);
+    op_attention_forward_mixed(m->be, out, lse, q, k, v, B, T, H, Hkv, D, s, m->mx.cudnn_attn);
 }
 
 static void attn_bwd(Model *m, float *dq, float *dk, float *dv, const float *dout, const float *q,
@@ -335,7 +343,7 @@ static void attn_bwd(Model *m, float *dq, float *dk, float *dv, const float *dou
         m->mx.attn_ws_cap = ws;
     }
     op_attention_backward_mixed(m->be, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, Hkv, D, s,
-                                m->mx.attn_ws);
+                                m->mx.attn_ws, m->mx.cudnn_attn);
 }
 
 static void lp_fwd(Model *m, float *logp, float *entropy, const int *targets, int N) {

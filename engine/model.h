@@ -66,6 +66,7 @@ typedef struct {
  * into the matrix products and attention, everything else stays fp32. */
 typedef struct {
     int on;
+    int cudnn_attn;   /* attention through cuDNN's fused kernels instead of the hand-written */
     uint16_t *w;      /* (n_params) bf16 copy of params, remade when stale */
     int stale;        /* params changed since w was made */
     uint16_t *buf[3]; /* activation copies: product input, product output gradient, attention */
@@ -99,8 +100,10 @@ void model_free(Model *m);
 void model_alloc_grads(Model *m);
 void model_zero_grads(Model *m);
 /* Switches the model to mixed precision (CUDA only; DR_ERR otherwise): fp32 master weights,
- * bf16 copies in the products, attention (head dim 64 or 128; others stay fp32) and lm_head. */
-int model_use_bf16(Model *m);
+ * bf16 copies in the products, attention (head dim 64 or 128; others stay fp32) and lm_head.
+ * attention: "flash" (or NULL) the hand-written kernels, "cudnn" cuDNN's fused attention
+ * (DR_ERR where cuDNN cannot run it or the head dim is not 64 or 128). */
+int model_use_bf16(Model *m, const char *attention);
 /* Must follow every change of m->params made outside the model (optimizer steps, copies)
  * so that the bf16 copy is remade before the next forward. */
 void model_params_changed(Model *m);

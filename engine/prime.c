@@ -70,7 +70,7 @@ static void clone_model(Model *dst, const Model *src, int value_head, int n, int
     c.value_head = value_head;
     model_init(dst, &c, src->be, n, t);
     be_copy(src->be, dst->params, src->params, sizeof(float) * src->n_params);
-    if (src->mx.on) CHECK(model_use_bf16(dst) == DR_OK);
+    if (src->mx.on) CHECK(model_use_bf16(dst, src->mx.cudnn_attn ? "cudnn" : "flash") == DR_OK);
 }
 
 void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, FILE *metrics) {

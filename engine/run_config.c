@@ -18,6 +18,8 @@ static const CfgField FIELDS[] = {
       "1: AdamW moments and updates sharded over the ranks (ZeRO-1)"),
     F("precision", CFG_STRING, precision, 0, 0, "fp32|bf16",
       "bf16: bf16 copies of weights and activations in the products (GPU only)"),
+    F("attention", CFG_STRING, attention, 0, 0, "flash|cudnn",
+      "bf16 attention: the hand-written flash kernels or cuDNN's fused attention"),
     F("threads", CFG_INT, threads, 0, 1024, NULL, "CPU threads (0: all cores)"),
     F("checkpoint_dtype", CFG_STRING, checkpoint_dtype, 0, 0, "f32|bf16", "weights on disk"),
     F("model.init", CFG_STRING, model.init, 0, 0, NULL, "\"random\" or a HF model directory"),
@@ -176,6 +178,7 @@ void run_config_default(RunConfig *c) {
     c->seed = 1234;
     snprintf(c->device, CFG_STR_LEN, "auto");
     snprintf(c->precision, CFG_STR_LEN, "fp32");
+    snprintf(c->attention, CFG_STR_LEN, "flash");
     snprintf(c->checkpoint_dtype, CFG_STR_LEN, "f32");
     snprintf(c->model.init, CFG_STR_LEN, "random");
     snprintf(c->model.model_type, CFG_STR_LEN, "llama");
@@ -271,6 +274,9 @@ int run_config_load(RunConfig *c, const char *path, char **sets, int n_sets) {
     if ((c->model.hidden_size / c->model.num_attention_heads) % 2)
         return dr_error("%s: 'model.hidden_size' / 'model.num_attention_heads' must be even", path);
     if (c->run_dir[0] == 0) return dr_error("%s: 'run_dir' must not be empty", path);
+    if (!strcmp(c->attention, "cudnn") && strcmp(c->precision, "bf16"))
+        return dr_error("%s: 'attention' \"cudnn\" needs 'precision' \"bf16\" (got \"%s\")", path,
+                        c->precision);
     if (rl_config_check(&c->rl, path)) return DR_ERR;
     return task_config_check(c, path);
 }

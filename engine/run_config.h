@@ -39,6 +39,7 @@ typedef struct {
     int seed;
     char device[CFG_STR_LEN];
     char precision[CFG_STR_LEN]; /* "fp32" or "bf16" (mixed, GPU only) */
+    char attention[CFG_STR_LEN]; /* "flash" or "cudnn" (bf16 only) */
     int zero_stage;              /* 0: optimizer state on every rank; 1: sharded */
     int threads;
     char checkpoint_dtype[CFG_STR_LEN];

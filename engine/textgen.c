@@ -28,6 +28,7 @@ const char TEXTGEN_FLAGS_USAGE[] =
     "  --seed S               random seed (1234)\n"
     "  --device D             auto, cpu or cuda\n"
     "  --precision P          fp32, or bf16 on a GPU\n"
+    "  --attention A          flash (default) or cudnn, with bf16\n"
     "  --batch N              rows per generation call (64)\n";
 
 void textgen_options_default(TextGenOptions *o) {
@@ -35,6 +36,7 @@ void textgen_options_default(TextGenOptions *o) {
     o->template_name = "auto";
     o->device = "auto";
     o->precision = "fp32";
+    o->attention = "flash";
     o->sp = sample_params_default();
     o->sp.max_new_tokens = 512;
     o->seed = 1234;
@@ -62,8 +64,9 @@ int textgen_flag_int(const char *flag, const char *s, long long lo, long long hi
 
 int textgen_parse_flag(TextGenOptions *o, int argc, char **argv, int *i) {
     static const char *const flags[] = {
-        "--model", "--template",       "--system", "--suffix", "--temperature", "--top-p",
-        "--top-k", "--max-new-tokens", "--seed",   "--device", "--precision",   "--batch"};
+        "--model",     "--template",  "--system",         "--suffix", "--temperature",
+        "--top-p",     "--top-k",     "--max-new-tokens", "--seed",   "--device",
+        "--precision", "--attention", "--batch"};
     const char *f = argv[*i];
     int known = 0;
     for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) known |= !strcmp(f, flags[k]);
@@ -86,6 +89,10 @@ int textgen_parse_flag(TextGenOptions *o, int argc, char **argv, int *i) {
         if (strcmp(v, "fp32") && strcmp(v, "bf16"))
             return dr_error("--precision: expected fp32 or bf16, got '%s'", v);
         o->precision = v;
+    } else if (!strcmp(f, "--attention")) {
+        if (strcmp(v, "flash") && strcmp(v, "cudnn"))
+            return dr_error("--attention: expected flash or cudnn, got '%s'", v);
+        o->attention = v;
     } else if (!strcmp(f, "--temperature")) {
         if (textgen_flag_num(f, v, &d)) return DR_ERR;
         if (!(d >= 0 && d <= 100)) return dr_error("%s: expected a number >= 0, got '%s'", f, v);
@@ -217,7 +224,7 @@ int textgen_start(TextGen *tg, int max_prompt_len, int rows) {
     if (act_rows < 1) act_rows = 1;
     if (act_rows > rows) act_rows = rows;
     if (model_load(&tg->m, tg->o.model_dir, tg->be, act_rows, tg->T_cap)) return DR_ERR;
-    if (!strcmp(tg->o.precision, "bf16") && model_use_bf16(&tg->m)) {
+    if (!strcmp(tg->o.precision, "bf16") && model_use_bf16(&tg->m, tg->o.attention)) {
         model_free(&tg->m);
         return DR_ERR;
     }

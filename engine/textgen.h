@@ -26,6 +26,7 @@ typedef struct {
     const char *suffix;        /* NULL: none */
     const char *device;        /* auto, cpu, cuda */
     const char *precision;     /* fp32, bf16 (GPU only) */
+    const char *attention;     /* flash, cudnn (bf16 only) */
     SampleParams sp;
     int temperature_set; /* --temperature was given (eval picks its default otherwise) */
     unsigned long long seed;
@@ -36,7 +37,7 @@ typedef struct {
  * seed 1234, 64 rows per call. */
 void textgen_options_default(TextGenOptions *o);
 /* Parses argv[*i] if it is one of the shared flags (--model --template --system --suffix
- * --temperature --top-p --top-k --max-new-tokens --seed --device --precision --batch),
+ * --temperature --top-p --top-k --max-new-tokens --seed --device --precision --attention --batch),
  * moving *i past its value. 1 when consumed, 0 when the flag is not a shared one, DR_ERR
  * (message names the flag) on a missing or bad value. */
 int textgen_parse_flag(TextGenOptions *o, int argc, char **argv, int *i);

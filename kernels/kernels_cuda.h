@@ -109,12 +109,15 @@ void linear_forward_mixed_cuda(float *y, const float *x, const uint16_t *w, cons
 void linear_backward_mixed_cuda(float *dx, float *dw, float *db, const float *dy, const float *x,
                                 const uint16_t *w, int n, int in, int out, uint16_t *dys,
                                 uint16_t *xs);
+/* attention: cudnn != 0 runs cuDNN's fused attention (attention_cudnn.h) instead of the
+ * hand-written bf16 kernels; ws is then unused */
 void attention_forward_mixed_cuda(float *out, float *lse, const float *q, const float *k,
-                                  const float *v, int B, int T, int H, int Hkv, int D, uint16_t *s);
+                                  const float *v, int B, int T, int H, int Hkv, int D, uint16_t *s,
+                                  int cudnn);
 void attention_backward_mixed_cuda(float *dq, float *dk, float *dv, const float *dout,
                                    const float *q, const float *k, const float *v, const float *out,
                                    const float *lse, int B, int T, int H, int Hkv, int D,
-                                   uint16_t *s, void *ws);
+                                   uint16_t *s, void *ws, int cudnn);
 void logprob_forward_mixed_cuda(float *logp, float *entropy, float *lse, const float *h,
                                 const uint16_t *w, const int *targets, int n, int d, int V,
                                 int chunk, float *scratch, uint16_t *hs);

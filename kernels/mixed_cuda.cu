@@ -6,6 +6,7 @@
  * the scratch buffers for the bf16 copies belong to the caller. */
 #include <cuda_bf16.h>
 #include "../kernels/attention_bf16.h"
+#include "../kernels/attention_cudnn.h"
 #include "../kernels/kernels_cuda.h"
 #include "../kernels/logprob_bf16.h"
 #include "../runtime/cuda_util.cuh"
@@ -84,13 +85,16 @@ extern "C" void linear_backward_mixed_cuda(float *dx, float *dw, float *db, cons
 
 extern "C" void attention_forward_mixed_cuda(float *out, float *lse, const float *q, const float *k,
                                              const float *v, int B, int T, int H, int Hkv, int D,
-                                             uint16_t *s) {
+                                             uint16_t *s, int cudnn) {
     const long nq = (long)B * T * H * D, nk = (long)B * T * Hkv * D;
     uint16_t *qb = s, *kb = qb + nq, *vb = kb + nk, *ob = vb + nk;
     cast_bf16_cuda(qb, q, nq);
     cast_bf16_cuda(kb, k, nk);
     cast_bf16_cuda(vb, v, nk);
-    attention_forward_bf16_cuda(ob, lse, qb, kb, vb, B, T, H, Hkv, D);
+    if (cudnn)
+        attention_forward_cudnn(ob, lse, qb, kb, vb, B, T, H, Hkv, D);
+    else
+        attention_forward_bf16_cuda(ob, lse, qb, kb, vb, B, T, H, Hkv, D);
     CUDA_CHECK(cudaMemsetAsync(out, 0, sizeof(float) * (size_t)nq, 0));
     add_from_bf16_cuda(out, ob, nq);
 }
@@ -98,7 +102,8 @@ extern "C" void attention_forward_mixed_cuda(float *out, float *lse, const float
 extern "C" void attention_backward_mixed_cuda(float *dq, float *dk, float *dv, const float *dout,
                                               const float *q, const float *k, const float *v,
                                               const float *out, const float *lse, int B, int T,
-                                              int H, int Hkv, int D, uint16_t *s, void *ws) {
+                                              int H, int Hkv, int D, uint16_t *s, void *ws,
+                                              int cudnn) {
     const long nq = (long)B * T * H * D, nk = (long)B * T * Hkv * D;
     uint16_t *qb = s, *kb = qb + nq, *vb = kb + nk, *ob = vb + nk, *gb = ob + nq;
     uint16_t *dqb = gb + nq, *dkb = dqb + nq, *dvb = dkb + nk;
@@ -107,7 +112,10 @@ extern "C" void attention_backward_mixed_cuda(float *dq, float *dk, float *dv, c
     cast_bf16_cuda(vb, v, nk);
     cast_bf16_cuda(ob, out, nq);
     cast_bf16_cuda(gb, dout, nq);
-    attention_backward_bf16_cuda(dqb, dkb, dvb, gb, qb, kb, vb, ob, lse, B, T, H, Hkv, D, ws);
+    if (cudnn)
+        attention_backward_cudnn(dqb, dkb, dvb, gb, qb, kb, vb, ob, lse, B, T, H, Hkv, D);
+    else
+        attention_backward_bf16_cuda(dqb, dkb, dvb, gb, qb, kb, vb, ob, lse, B, T, H, Hkv, D, ws);
     add_from_bf16_cuda(dq, dqb, nq);
     add_from_bf16_cuda(dk, dkb, nk);
     add_from_bf16_cuda(dv, dvb, nk);

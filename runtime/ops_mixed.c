@@ -2,6 +2,7 @@
 #include "ops_mixed.h"
 #include "check.h"
 #include "../kernels/attention_bf16.h"
+#include "../kernels/attention_cudnn.h"
 #include "../kernels/kernels_cuda.h"
 
 #define MIXED_CALL(be, call)                                                                       \
@@ -16,17 +17,25 @@
 static void no_cuda(void) {
     CHECK(!"built without CUDA");
 }
-#define cast_bf16_cuda(...) no_cuda()
-#define linear_forward_mixed_cuda(...) no_cuda()
-#define linear_backward_mixed_cuda(...) no_cuda()
-#define attention_forward_mixed_cuda(...) no_cuda()
+#define cast_bf16_cuda(...)                no_cuda()
+#define linear_forward_mixed_cuda(...)     no_cuda()
+#define linear_backward_mixed_cuda(...)    no_cuda()
+#define attention_forward_mixed_cuda(...)  no_cuda()
 #define attention_backward_mixed_cuda(...) no_cuda()
-#define logprob_forward_mixed_cuda(...) no_cuda()
-#define logprob_backward_mixed_cuda(...) no_cuda()
+#define logprob_forward_mixed_cuda(...)    no_cuda()
+#define logprob_backward_mixed_cuda(...)   no_cuda()
 #endif
 
 int op_mixed_attention_supported(int D) {
     return D == 64 || D == 128;
+}
+
+int op_mixed_attention_cudnn_available(void) {
+#ifdef DENSERL_CUDA
+    return attention_cudnn_available();
+#else
+    return 0;
+#endif
 }
 
 size_t op_mixed_attention_scratch(int B, int T, int H, int Hkv, int D) {
@@ -58,16 +67,17 @@ void op_linear_backward_mixed(Backend be, float *dx, float *dw, float *db, const
 }
 
 void op_attention_forward_mixed(Backend be, float *out, float *lse, const float *q, const float *k,
-                                const float *v, int B, int T, int H, int Hkv, int D, uint16_t *s) {
-    MIXED_CALL(be, attention_forward_mixed_cuda(out, lse, q, k, v, B, T, H, Hkv, D, s));
+                                const float *v, int B, int T, int H, int Hkv, int D, uint16_t *s,
+                                int cudnn) {
+    MIXED_CALL(be, attention_forward_mixed_cuda(out, lse, q, k, v, B, T, H, Hkv, D, s, cudnn));
 }
 
 void op_attention_backward_mixed(Backend be, float *dq, float *dk, float *dv, const float *dout,
                                  const float *q, const float *k, const float *v, const float *out,
                                  const float *lse, int B, int T, int H, int Hkv, int D, uint16_t *s,
-                                 void *ws) {
+                                 void *ws, int cudnn) {
     MIXED_CALL(be, attention_backward_mixed_cuda(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, Hkv,
-                                                 D, s, ws));
+                                                 D, s, ws, cudnn));
 }
 
 void op_logprob_forward_mixed(Backend be, float *logp, float *entropy, float *lse, const float *h,

@@ -8,6 +8,9 @@
 #include "backend.h"
 
 int op_mixed_attention_supported(int D);
+/* 1 when cuDNN's fused attention can stand in for the hand-written bf16 kernels (the cudnn
+ * argument below); else 0 with the reason printed once */
+int op_mixed_attention_cudnn_available(void);
 size_t op_mixed_attention_scratch(int B, int T, int H, int Hkv, int D);   /* bf16 elements */
 size_t op_mixed_attention_workspace(int B, int T, int H, int Hkv, int D); /* bytes */
 void op_cast_bf16(Backend be, uint16_t *y, const float *x, long n);
@@ -17,11 +20,12 @@ void op_linear_backward_mixed(Backend be, float *dx, float *dw, float *db, const
                               const float *x, const uint16_t *w, int n, int in, int out,
                               uint16_t *dys, uint16_t *xs);
 void op_attention_forward_mixed(Backend be, float *out, float *lse, const float *q, const float *k,
-                                const float *v, int B, int T, int H, int Hkv, int D, uint16_t *s);
+                                const float *v, int B, int T, int H, int Hkv, int D, uint16_t *s,
+                                int cudnn);
 void op_attention_backward_mixed(Backend be, float *dq, float *dk, float *dv, const float *dout,
                                  const float *q, const float *k, const float *v, const float *out,
                                  const float *lse, int B, int T, int H, int Hkv, int D, uint16_t *s,
-                                 void *ws);
+                                 void *ws, int cudnn);
 void op_logprob_forward_mixed(Backend be, float *logp, float *entropy, float *lse, const float *h,
                               const uint16_t *w, const int *targets, int n, int d, int V, int chunk,
                               float *scratch, uint16_t *hs);

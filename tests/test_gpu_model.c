@@ -10,6 +10,7 @@
 #include "engine/generate.h"
 #include "engine/model.h"
 #include "engine/optimizer.h"
+#include "runtime/ops_mixed.h"
 #include "testutil.h"
 #include "cudatest.h"
 
@@ -125,7 +126,7 @@ static void generation(Model *cpu, Model *gpu, float temperature, float top_p) {
  * log-probs within 1e-2 relative (bf16 keeps 8 bits of mantissa: ~4e-3 per rounding),
  * gradients within 3e-2; then a few AdamW steps on both must track each other. Head dim 64
  * so that the bf16 flash attention is used. */
-static void mixed_precision(void) {
+static void mixed_precision(const char *attention) {
     ModelConfig c = small_config();
     c.vocab = 300;
     c.d_model = 256;
@@ -136,7 +137,7 @@ static void mixed_precision(void) {
     model_init(&gpu, &c, BACKEND_CUDA, NB, NT);
     model_init_random(&cpu, 9, 0.05f);
     model_init_random(&gpu, 9, 0.05f);
-    REQUIRE(model_use_bf16(&gpu) == 0, "bf16 on the GPU model");
+    REQUIRE(model_use_bf16(&gpu, attention) == 0, "bf16 on the GPU model, %s attention", attention);
     model_alloc_grads(&cpu);
     model_alloc_grads(&gpu);
     int tok[NB * NT], tg[NB * NT];
@@ -159,13 +160,15 @@ static void mixed_precision(void) {
             model_backward(ms[k], tok, tg, NB, NT, dl, NULL);
         }
         double e = rel_err(lp[1], lp[0], NB * NT);
-        EXPECT(e < 1e-2, "bf16 step %d: log-probs vs fp32 CPU rel_err %.2e", step, e);
+        EXPECT(e < 1e-2, "bf16 (%s) step %d: log-probs vs fp32 CPU rel_err %.2e", attention, step,
+               e);
         e = rel_err(ent[1], ent[0], NB * NT);
-        EXPECT(e < 1e-2, "bf16 step %d: entropies vs fp32 CPU rel_err %.2e", step, e);
+        EXPECT(e < 1e-2, "bf16 (%s) step %d: entropies vs fp32 CPU rel_err %.2e", attention, step,
+               e);
         if (step == 0) {
             float *gc = host_params(&cpu, cpu.grads), *gg = host_params(&gpu, gpu.grads);
             e = rel_err(gg, gc, (long)cpu.n_params);
-            EXPECT(e < 3e-2, "bf16 gradients vs fp32 CPU rel_err %.2e", e);
+            EXPECT(e < 3e-2, "bf16 (%s) gradients vs fp32 CPU rel_err %.2e", attention, e);
             free(gc);
             free(gg);
         }
@@ -201,6 +204,11 @@ int main(void) {
     generation(&cpu, &gpu, 0.8f, 0.9f);
     model_free(&cpu);
     model_free(&gpu);
-    mixed_precision();
+    mixed_precision("flash");
+    if (op_mixed_attention_cudnn_available())
+        mixed_precision("cudnn");
+    else
+        printf("SKIP the bf16 model with cuDNN attention: cuDNN's fused attention is not "
+               "available (line above)\n");
     return test_summary();
 }
