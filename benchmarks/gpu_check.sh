@@ -7,7 +7,8 @@
 # Usage: benchmarks/gpu_check.sh [OUTDIR]      (default gpu_check_out)
 #   STAGES="build tests bench peer demo e2e"   the stages to run (default: all)
 #   E2E_PROMPTS=64                             prompts of the RL step (x 4 samples)
-#   E2E_PRECISIONS="bf16 fp32"                 the precisions it runs in
+#   E2E_PRECISIONS="bf16 bf16-cudnn"           the precisions it runs in (fp32, bf16, and bf16
+#                                              with cuDNN's attention: bf16-cudnn)
 # On a GPU machine that cannot install packages, scripts/fetch_gpudeps.sh (run elsewhere)
 # leaves jansson and OpenBLAS as .deb files in .gpudeps/debs; they are unpacked into
 # .gpudeps/root and built against (nothing is installed system-wide). Otherwise run
@@ -48,7 +49,7 @@ BIN=$PWD/$BUILD
 
 if want tests; then
     say "GPU tests (each launch checked: DENSERL_CUDA_SYNC=1)"
-    (cd "$BUILD" && DENSERL_CUDA_SYNC=1 timeout 300 ctest -R "test_(cuda|gpu)_" -j4 \
+    (cd "$BUILD" && DENSERL_CUDA_SYNC=1 timeout 300 ctest -R "test_(cuda|gpu)_|test_comm$" -j4 \
         --timeout 120 --output-on-failure) >"$OUTDIR/tests.log" 2>&1
     grep -E "tests passed|Passed|Failed|Skipped|\*\*\*" "$OUTDIR/tests.log" | tail -15
     grep -h "^FAIL" "$OUTDIR/tests.log" | head -20
@@ -75,12 +76,14 @@ fi
 
 if want e2e; then
     P=${E2E_PROMPTS:-64}
-    for prec in ${E2E_PRECISIONS:-bf16 fp32}; do
+    for prec in ${E2E_PRECISIONS:-bf16 bf16-cudnn}; do
+        attn=flash
+        [ "$prec" = bf16-cudnn ] && attn=cudnn
         say "one RL step, Qwen2.5-0.5B shape, $P prompts x 4 samples, 512 response tokens, $prec"
         rm -rf /tmp/gpu_check_e2e
         timeout "${E2E_TIMEOUT:-150}" "$BIN/denserl" train configs/bench_qwen05b.json \
             --set run_dir=/tmp/gpu_check_e2e --set rl.prompts_per_step="$P" \
-            --set precision="$prec" >"$OUTDIR/e2e_$prec.log" 2>&1 ||
+            --set precision="${prec%-cudnn}" --set attention="$attn" >"$OUTDIR/e2e_$prec.log" 2>&1 ||
             { tail -5 "$OUTDIR/e2e_$prec.log"; say "e2e $prec failed"; }
         cp /tmp/gpu_check_e2e/metrics.jsonl "$OUTDIR/e2e_${prec}_metrics.jsonl" 2>/dev/null
     done

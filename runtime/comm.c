@@ -134,11 +134,13 @@ int comm_init(Comm **out, const char *kind, Backend be) {
         comm_cuda_select_device(c);
         const char *use = env_nonempty("DENSERL_NCCL");
         size_t id_bytes = comm_nccl_id_bytes();
-        if (c->size > 1 && id_bytes && !(use && strcmp(use, "0") == 0)) {
+        /* one rank needs no NCCL unless DENSERL_NCCL=1 asks for it (a check of the path) */
+        int want = c->size > 1 ? !(use && strcmp(use, "0") == 0) : use && strcmp(use, "1") == 0;
+        if (want && id_bytes) {
             unsigned char id[512];
             CHECK(id_bytes <= sizeof id);
             if (c->rank == 0) comm_nccl_new_id(id);
-            c->t->broadcast(c, id, id_bytes);
+            if (c->size > 1) c->t->broadcast(c, id, id_bytes);
             comm_nccl_open(c, id);
             snprintf(c->name, sizeof c->name, "%s+nccl", kind);
         }
@@ -337,7 +339,7 @@ static float *host_view(Comm *c, float *buf, size_t n, int fill) {
 
 void comm_allreduce_sum_f32(Comm *c, float *buf, size_t n) {
     count(c, COMM_OP_ALLREDUCE, rs_volume(c, n, 4) + ag_volume(c, n, 4));
-    if (c->size == 1 || n == 0) return;
+    if ((c->size == 1 && !c->nccl) || n == 0) return;
 #ifdef DENSERL_CUDA
     if (c->nccl) {
         comm_nccl_allreduce_sum_f32(c, buf, n);
@@ -352,7 +354,7 @@ void comm_allreduce_sum_f32(Comm *c, float *buf, size_t n) {
 
 void comm_reduce_scatter_sum_f32(Comm *c, float *buf, size_t n) {
     count(c, COMM_OP_REDUCE_SCATTER, rs_volume(c, n, 4));
-    if (c->size == 1 || n == 0) return;
+    if ((c->size == 1 && !c->nccl) || n == 0) return;
 #ifdef DENSERL_CUDA
     if (c->nccl) {
         comm_nccl_reduce_scatter_sum_f32(c, buf, n);
@@ -370,7 +372,7 @@ void comm_reduce_scatter_sum_f32(Comm *c, float *buf, size_t n) {
 
 void comm_allgather_f32(Comm *c, float *buf, size_t n) {
     count(c, COMM_OP_ALLGATHER, ag_volume(c, n, 4));
-    if (c->size == 1 || n == 0) return;
+    if ((c->size == 1 && !c->nccl) || n == 0) return;
 #ifdef DENSERL_CUDA
     if (c->nccl) {
         comm_nccl_allgather_f32(c, buf, n);
@@ -413,7 +415,7 @@ void comm_broadcast_be(Comm *c, void *buf, size_t bytes) {
         return;
     }
     count(c, COMM_OP_BROADCAST, c->rank == 0 ? (uint64_t)bytes * (uint64_t)(c->size - 1) : 0);
-    if (c->size == 1 || bytes == 0) return;
+    if ((c->size == 1 && !c->nccl) || bytes == 0) return;
 #ifdef DENSERL_CUDA
     if (c->nccl) {
         comm_nccl_broadcast(c, buf, bytes);

@@ -9,7 +9,8 @@
  * x_{size-1} added left to right in rank order, whatever the transport and its algorithms,
  * so a run repeats bit for bit and a test can compute the expected value itself. NCCL sums
  * on GPU buffers repeat run to run on the same machines but follow NCCL's own order (set
- * DENSERL_NCCL=0 to stage GPU buffers through the host path instead).
+ * DENSERL_NCCL=0 to stage GPU buffers through the host path instead; DENSERL_NCCL=1 opens
+ * NCCL even for a single rank, so that one GPU can exercise the path).
  *
  * ZeRO-1 shards a flat buffer of n elements into contiguous ranges, rank r owning
  * [n*r/size, n*(r+1)/size) (comm_shard_range); any n works, shards differ by at most one.

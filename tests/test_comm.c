@@ -69,6 +69,27 @@ static void clear_env(void) {
 }
 
 /* Every collective on a single rank, on the backend's memory where the API says so. */
+/* On one rank, allreduce, reduce-scatter, allgather and broadcast_be of n backend floats
+ * leave them unchanged. */
+static void one_rank_identities(Comm *c, Backend be, int n) {
+    float *h = malloc(sizeof(float) * n), *back = malloc(sizeof(float) * n);
+    for (int i = 0; i < n; i++) h[i] = 0.125f * (float)i - 3.0f;
+    float *d = be_alloc(be, sizeof(float) * n);
+    be_to_device(be, d, h, sizeof(float) * n);
+    comm_allreduce_sum_f32(c, d, n);
+    comm_reduce_scatter_sum_f32(c, d, n);
+    comm_allgather_f32(c, d, n);
+    comm_broadcast_be(c, d, sizeof(float) * n);
+    be_to_host(be, back, d, sizeof(float) * n);
+    EXPECT(memcmp(back, h, sizeof(float) * n) == 0,
+           "%s on %s, one rank: allreduce/reduce-scatter/allgather/broadcast_be leave %d floats "
+           "unchanged",
+           comm_name(c), backend_name(be), n);
+    be_free(be, d);
+    free(h);
+    free(back);
+}
+
 static void test_single(Backend be) {
     Comm *c = NULL;
     REQUIRE(comm_init(&c, "single", be) == DR_OK, "comm_init single (%s): %s", backend_name(be),
@@ -77,20 +98,7 @@ static void test_single(Backend be) {
            "single: rank 0 of 1, local rank 0");
     EXPECT(strcmp(comm_name(c), "single") == 0, "name \"%s\"", comm_name(c));
 
-    enum { N = 37 };
-    float h[N], back[N];
-    for (int i = 0; i < N; i++) h[i] = 0.25f * (float)i - 3.0f;
-    float *d = be_alloc(be, sizeof h);
-    be_to_device(be, d, h, sizeof h);
-    comm_allreduce_sum_f32(c, d, N);
-    comm_reduce_scatter_sum_f32(c, d, N);
-    comm_allgather_f32(c, d, N);
-    comm_broadcast_be(c, d, sizeof h);
-    be_to_host(be, back, d, sizeof h);
-    EXPECT(memcmp(back, h, sizeof h) == 0,
-           "%s: allreduce/reduce-scatter/allgather/broadcast_be leave the buffer unchanged",
-           backend_name(be));
-    be_free(be, d);
+    one_rank_identities(c, be, 37);
 
     double s[3] = {1.5, -2.25, 1e300};
     comm_allreduce_sum_f64(c, s, 3);
@@ -198,6 +206,28 @@ static void test_choice_and_errors(void) {
     clear_env();
 }
 
+/* DENSERL_NCCL=1 puts one rank's GPU buffers through NCCL: the same identities as the
+ * single-rank checks, now through ncclAllReduce, ReduceScatter, AllGather and Broadcast. */
+static void test_nccl_one_rank(void) {
+    if (!backend_cuda_available()) {
+        printf("SKIP NCCL with one rank (no GPU)\n");
+        return;
+    }
+    setenv("DENSERL_NCCL", "1", 1);
+    Comm *c = NULL;
+    int ok = comm_init(&c, "single", BACKEND_CUDA) == DR_OK;
+    unsetenv("DENSERL_NCCL");
+    REQUIRE(ok, "comm_init single with DENSERL_NCCL=1: %s", dr_last_error());
+    if (!strstr(comm_name(c), "+nccl")) {
+        printf("SKIP NCCL with one rank: built without NCCL (communicator %s)\n", comm_name(c));
+        comm_finalize(c);
+        return;
+    }
+    one_rank_identities(c, BACKEND_CUDA, 1001);
+    EXPECT(comm_calls(c, COMM_OP_TOTAL) == 4, "4 collectives counted");
+    comm_finalize(c);
+}
+
 int main(void) {
     test_shard_ranges();
     test_single(BACKEND_CPU);
@@ -205,6 +235,7 @@ int main(void) {
         test_single(BACKEND_CUDA);
     else
         printf("SKIP CUDA single-rank checks (no GPU)\n");
+    test_nccl_one_rank();
     test_choice_and_errors();
     return test_summary();
 }
