@@ -5,7 +5,9 @@
 # Qwen2.5-0.5B-shaped model; the compact table comes last (and as JSON in the output folder).
 #
 # Usage: benchmarks/gpu_check.sh [OUTDIR]      (default gpu_check_out)
-#   STAGES="build tests bench peer demo e2e"   the stages to run (default: all)
+#   STAGES="build tests bench peer demo e2e compare"   the stages to run (default: all;
+#                                              compare: denserl bench against peer_torch.py
+#                                              on the Qwen2.5-0.5B shape, bf16)
 #   E2E_PROMPTS=64                             prompts of the RL step (x 4 samples)
 #   E2E_PRECISIONS="bf16 bf16-cudnn"           the precisions it runs in (fp32, bf16, and bf16
 #                                              with cuDNN's attention: bf16-cudnn)
@@ -15,7 +17,7 @@
 # scripts/install_deps.sh first.
 set -u
 OUTDIR=${1:-${OUT:-gpu_check_out}}
-STAGES=${STAGES:-build tests bench peer demo e2e}
+STAGES=${STAGES:-build tests bench peer demo e2e compare}
 BUILD=${BUILD:-build-gpu}
 mkdir -p "$OUTDIR"
 T0=$(date +%s)
@@ -89,5 +91,12 @@ if want e2e; then
     done
 fi
 
+if want compare; then
+    say "denserl bench against the PyTorch stack (peer_torch.py), Qwen2.5-0.5B shape, bf16"
+    PYTHONUNBUFFERED=1 timeout "${COMPARE_TIMEOUT:-240}" python3 benchmarks/bench_compare.py \
+        --denserl "$BIN/denserl" --config configs/bench_qwen05b.json --shape qwen2.5-0.5b \
+        --set precision=bf16 --warmup 1 --steps 2 --out-dir "$OUTDIR/compare" \
+        >"$OUTDIR/compare.log" 2>&1 || { tail -5 "$OUTDIR/compare.log"; say "compare failed"; }
+fi
 say "done"
 python3 benchmarks/gpu_table.py "$OUTDIR"

@@ -57,6 +57,15 @@ def main():
         for name, ph in rl[-1]["phases"].items():
             tps = ph.get("tokens_per_s")
             print(f"  {name:<14} {ph['s']:8.2f} s" + (f" {tps:12.0f} tok/s" if tps else ""))
+    cmp_path = f"{out}/compare/compare.json"
+    if os.path.exists(cmp_path):
+        cmp = json.load(open(cmp_path))
+        summary["compare"] = cmp["phases"]
+        print("\ndenserl against the PyTorch stack (tokens/s, same step and batch)")
+        for r in cmp["phases"]:
+            a, b, q = r["denserl_tokens_per_s"], r["pytorch_tokens_per_s"], r["ratio"]
+            print(f"  {r['phase']:<14} {a or 0:12.0f} {b or 0:12.0f}" +
+                  (f"  {q:5.2f}x" if q else "      -"))
     with open(f"{out}/summary.json", "w") as f:
         json.dump(summary, f, indent=1)
 
