@@ -114,18 +114,26 @@ static void report_cudnn(const char *name, const char *shape, double amount, dou
 
 static uint64_t g_seed = 1;
 
-static float *rand_dev(size_t n, float a) {
+/* n device floats, x uniform in [0, 1): a (2x - 1) when centered, else a x^p. */
+static float *uniform_dev(size_t n, float a, float p, int centered) {
     float *h = malloc(sizeof(float) * n);
     uint64_t s = g_seed++;
     for (size_t i = 0; i < n; i += 4) {
         philox4 r = philox_draw(s, 0, i / 4);
-        for (size_t j = 0; j < 4 && i + j < n; j++)
-            h[i + j] = a * (2.0f * philox_u01(r.v[j]) - 1.0f);
+        for (size_t j = 0; j < 4 && i + j < n; j++) {
+            const float x = philox_u01(r.v[j]);
+            h[i + j] = centered ? a * (2.0f * x - 1.0f) : a * powf(x, p);
+        }
     }
     float *d = be_alloc(BACKEND_CUDA, sizeof(float) * n);
     be_to_device(BACKEND_CUDA, d, h, sizeof(float) * n);
     free(h);
     return d;
+}
+
+/* n device floats uniform in [-a, a). */
+static float *rand_dev(size_t n, float a) {
+    return uniform_dev(n, a, 1.0f, 1);
 }
 
 static uint16_t to_bf16(float f) {
@@ -295,17 +303,30 @@ static void bench_decode_sample(int quick) {
     report("attention decode fp32", shape, MEM, 8.0 * cache, ms);
     FREE(kc, vc, q, o, pos);
     int Bs = 256, V = 151936;
-    float *logits = rand_dev((size_t)Bs * V, 8.0f), *u = rand_dev((size_t)Bs, 0.5f);
+    float *u = uniform_dev((size_t)Bs, 1.0f, 1.0f, 0);
     float *lp = be_alloc(BACKEND_CUDA, 4 * (size_t)Bs);
     int *tok = be_alloc(BACKEND_CUDA, sizeof(int) * Bs);
-    snprintf(shape, sizeof shape, "B=%d V=%d", Bs, V);
-    TIME_MS(ms, sample_logp_cuda(tok, lp, logits, u, Bs, V, 0.0f, 0, 1.0f));
-    report("sample greedy", shape, MEM, 4.0 * Bs * V, ms);
-    TIME_MS(ms, sample_logp_cuda(tok, lp, logits, u, Bs, V, 1.0f, 0, 0.9f));
-    report("sample T=1 top-p 0.9", shape, MEM, 4.0 * Bs * V, ms);
-    TIME_MS(ms, sample_logp_cuda(tok, lp, logits, u, Bs, V, 1.0f, 50, 1.0f));
-    report("sample T=1 top-k 50", shape, MEM, 4.0 * Bs * V, ms);
-    FREE(logits, u, lp, tok);
+    /* flat: logits uniform in [-8, 8], the nucleus half the vocabulary; peaked: 24 x^8 for x
+     * uniform in [0, 1), about 5% of the tokens within 8 nats of the top, as an LM's are */
+    for (int peaked = 0; peaked < 2; peaked++) {
+        float *logits =
+            peaked ? uniform_dev((size_t)Bs * V, 24.0f, 8.0f, 0) : rand_dev((size_t)Bs * V, 8.0f);
+        snprintf(shape, sizeof shape, "B=%d V=%d %s", Bs, V, peaked ? "peaked" : "flat");
+        if (!peaked) {
+            TIME_MS(ms, sample_logp_cuda(tok, lp, logits, u, Bs, V, 0.0f, 0, 1.0f));
+            report("sample greedy", shape, MEM, 4.0 * Bs * V, ms);
+        }
+        TIME_MS(ms, sample_logp_cuda(tok, lp, logits, u, Bs, V, 1.0f, 0, 0.9f));
+        report("sample T=1 top-p 0.9", shape, MEM, 4.0 * Bs * V, ms);
+        setenv("DENSERL_SAMPLE_SORT", "full", 1); /* the earlier path: whole rows sorted */
+        TIME_MS(ms, sample_logp_cuda(tok, lp, logits, u, Bs, V, 1.0f, 0, 0.9f));
+        report("sample T=1 top-p 0.9 full sort", shape, MEM, 4.0 * Bs * V, ms);
+        unsetenv("DENSERL_SAMPLE_SORT");
+        TIME_MS(ms, sample_logp_cuda(tok, lp, logits, u, Bs, V, 1.0f, 50, 1.0f));
+        report("sample T=1 top-k 50", shape, MEM, 4.0 * Bs * V, ms);
+        be_free(BACKEND_CUDA, logits);
+    }
+    FREE(u, lp, tok);
 }
 
 static void bench_memory_kernels(int quick) {

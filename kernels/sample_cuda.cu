@@ -1,15 +1,21 @@
 /* CUDA token sampling (sample.h), choosing the same token as sample_cpu for the same logits
- * and u. Greedy: one block per row finds the first maximum. Otherwise every row is sorted
- * in the sampling order (descending logit, equal logits by lower index) with one device
- * radix sort over 64-bit keys (row, logit order, token), a group of rows at a time (at
- * most 4M keys, so the scratch stays 64 MiB however large the batch); then
- * one block per row walks the sorted row with block-wide prefix sums in double: the top-k
- * mass, the top-p cut, and the first token whose cumulative mass exceeds u times the kept
- * mass. The unnormalised probabilities are exp((z - max) / T) computed in double and
- * rounded to float, which agrees with the CPU's correctly rounded expf far more often than
- * the CUDA expf (2 ulp) would. The logits are only read. */
+ * and u. Greedy: one block per row finds the first maximum. Otherwise, as on the CPU, only a
+ * prefix of each row's sampling order (descending logit, equal logits by lower index) is
+ * sorted: one pass per row finds the largest logit cutoff mx + T lr (lr = -8, -16, ..., -128,
+ * then everything) whose tokens hold the top-k or the mass the walk needs, the tokens above
+ * it are compacted, and one device radix sort over 64-bit keys (row, logit order, token)
+ * orders the survivors of a group of rows (at most 4M keys, so the scratch stays 64 MiB
+ * however large the batch). DENSERL_SAMPLE_SORT=full sorts whole rows instead (the previous
+ * path, kept for comparison). Then one block per row walks its sorted prefix with
+ * block-wide prefix sums in double: the top-k mass, the top-p cut, and the first token
+ * whose cumulative mass exceeds u times the kept mass. The unnormalised probabilities are
+ * exp((z - max) / T) computed in double and rounded to float, which agrees with the CPU's
+ * correctly rounded expf far more often than the CUDA expf (2 ulp) would. The logits are
+ * only read. */
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <cub/device/device_radix_sort.cuh>
 #include "../kernels/kernels_cuda.h"
 #include "../runtime/cuda_util.cuh"
@@ -71,6 +77,16 @@ static __device__ int sp_block_min(int v, int *sh) {
     return v;
 }
 
+static __device__ float sp_block_max(float v, float *sh) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
+    __syncthreads();
+    v = (int)(threadIdx.x & 31) < (int)(blockDim.x >> 5) ? sh[threadIdx.x & 31] : -INFINITY;
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
 /* Inclusive prefix sum across the block of one value per thread; *total gets the block's
  * sum. sh: 32 doubles. */
 static __device__ double sp_block_scan(double v, double *sh, double *total) {
@@ -95,10 +111,15 @@ static __device__ double sp_block_scan(double v, double *sh, double *total) {
 
 /* ---- the sampling walk ---- */
 
+/* The unnormalised probability exp((z - mx) / T) of a logit, as the CPU's expf rounds it. */
+static __device__ __forceinline__ float sp_w(float z, float mx, float T) {
+    return (float)exp((double)((z - mx) / T));
+}
+
 /* The unnormalised probability of sorted position j. */
 static __device__ __forceinline__ float sp_weight(const uint64_t *s, int j, int ib, float mx,
                                                   float T) {
-    return (float)exp((double)((sp_key_logit(s[j], ib) - mx) / T));
+    return sp_w(sp_key_logit(s[j], ib), mx, T);
 }
 
 /* Over the sorted positions [0, n), the first j at which the running sum of the weights
@@ -128,18 +149,30 @@ static __device__ int sp_find(const uint64_t *s, int n, int ib, float mx, float 
     return n;
 }
 
-/* One block per row of the group; s: the group's sorted keys, row b0 + blockIdx.x. */
-__global__ void sp_pick_kernel(int *out, const uint64_t *keys, const float *u, int b0, int V,
-                               int ib, float T, int top_k, float top_p) {
+/* One block per row of the group, row b0 + blockIdx.x. Whole rows sorted (off == NULL): the
+ * row's V keys at blockIdx.x * V. Prefixes: off, cnt give where the row's sorted prefix
+ * starts and its length, and zfull the mass of the whole row. */
+__global__ void sp_pick_kernel(int *out, const uint64_t *keys, const int *off, const int *cnt,
+                               const double *zfull, const float *u, int b0, int V, int ib, float T,
+                               int top_k, float top_p) {
     __shared__ double shd[32];
     __shared__ int shi[32];
     const int b = b0 + blockIdx.x;
-    const uint64_t *s = keys + (size_t)blockIdx.x * V;
+    if (off && cnt[blockIdx.x] == 0) { /* no logit compares (all NaN): nothing to walk */
+        if (threadIdx.x == 0) out[b] = 0;
+        return;
+    }
+    const uint64_t *s = keys + (off ? (size_t)off[blockIdx.x] : (size_t)blockIdx.x * V);
     const float mx = sp_key_logit(s[0], ib);
-    const int kk = top_k > 0 && top_k < V ? top_k : V;
-    double zc = 0.0; /* the mass of the top-k */
-    for (int j = threadIdx.x; j < kk; j += blockDim.x) zc += sp_weight(s, j, ib, mx, T);
-    zc = sp_block_sum(zc, shd);
+    const bool topk = top_k > 0 && top_k < V;
+    const int kk = topk ? top_k : off ? cnt[blockIdx.x] : V; /* a prefix holds the top-k */
+    double zc = 0.0; /* the mass of the top-k, or of the whole row */
+    if (topk || !off) {
+        for (int j = threadIdx.x; j < kk; j += blockDim.x) zc += sp_weight(s, j, ib, mx, T);
+        zc = sp_block_sum(zc, shd);
+    } else {
+        zc = zfull[blockIdx.x];
+    }
     int n = kk;
     double zp = zc; /* the mass of the kept tokens */
     if (top_p < 1.0f) {
@@ -203,6 +236,87 @@ __global__ void sp_logp_kernel(float *logp, const float *logits, const int *out,
     if (threadIdx.x == 0) logp[blockIdx.x] = (float)((double)(z[out[blockIdx.x]] - mx) - log(s));
 }
 
+/* ---- the sorted prefix ---- */
+
+enum { SP_CUTS = 6 }; /* lr = -8, -16, -32, -64, -128, then every token */
+
+/* One block per row of the group: the row's cutoff cut[r] (tokens with z >= cut are kept),
+ * how many tokens that keeps (cnt[r]) and the mass of the whole row (zfull[r]), chosen as
+ * sample_cpu chooses its sorted prefix: with top-k, the first cutoff keeping at least k
+ * tokens; otherwise the first whose tokens hold more than (1 + 1e-9) times the mass the
+ * walk needs, top_p (or u) times the row's mass. */
+__global__ void sp_cut_kernel(float *cut, int *cnt, double *zfull, const float *logits,
+                              const float *u, int b0, int V, float T, int top_k, float top_p) {
+    __shared__ double shd[32];
+    __shared__ float shf[32];
+    const float *z = logits + (size_t)(b0 + blockIdx.x) * V;
+    float mx = -INFINITY;
+    for (int v = threadIdx.x; v < V; v += blockDim.x) mx = fmaxf(mx, z[v]);
+    mx = sp_block_max(mx, shf);
+    float cz[SP_CUTS];
+#pragma unroll
+    for (int k = 0; k < SP_CUTS; k++) /* mx + T lr, rounded as the CPU's separate ops */
+        cz[k] = k == SP_CUTS - 1 ? -INFINITY : __fadd_rn(mx, __fmul_rn(T, -8.0f * (1 << k)));
+    double zs = 0.0, mass[SP_CUTS] = {0};
+    int n[SP_CUTS] = {0};
+    for (int v = threadIdx.x; v < V; v += blockDim.x) {
+        const float w = sp_w(z[v], mx, T);
+        zs += w;
+#pragma unroll
+        for (int k = 0; k < SP_CUTS; k++)
+            if (z[v] >= cz[k]) mass[k] += w, n[k]++;
+    }
+    zs = sp_block_sum(zs, shd);
+    const bool topk = top_k > 0 && top_k < V;
+    const double need = (top_p < 1.0f ? (double)top_p : (double)u[b0 + blockIdx.x]) * zs;
+    int pick = SP_CUTS - 1;
+#pragma unroll
+    for (int k = 0; k < SP_CUTS - 1; k++) { /* uniform across the block: block-wide sums */
+        const long nk = llrint(sp_block_sum((double)n[k], shd));
+        const double mk = topk ? 0.0 : sp_block_sum(mass[k], shd);
+        if (topk ? nk >= top_k : nk == V || mk > need * (1.0 + 1e-9)) {
+            pick = k;
+            break;
+        }
+    }
+    float c = -INFINITY; /* cz[pick] and n[pick], unrolled so that both stay in registers */
+    int np = 0;
+#pragma unroll
+    for (int k = 0; k < SP_CUTS; k++)
+        if (k == pick) c = cz[k], np = n[k];
+    const int kept = (int)llrint(sp_block_sum((double)np, shd));
+    if (threadIdx.x == 0) cut[blockIdx.x] = c, cnt[blockIdx.x] = kept, zfull[blockIdx.x] = zs;
+}
+
+/* off[r] = cnt[0] + ... + cnt[r - 1] for r <= rows (one thread: rows are few). */
+__global__ void sp_offsets_kernel(int *off, const int *cnt, int rows) {
+    int s = 0;
+    for (int r = 0; r < rows; r++) off[r] = s, s += cnt[r];
+    off[rows] = s;
+}
+
+/* One block per row: the keys of the tokens at or above the row's cutoff, at off[r] onward
+ * in any order (the sort orders them); fill (rows) starts at zero. */
+__global__ void sp_compact_kernel(uint64_t *keys, int *fill, const int *off, const float *cut,
+                                  const float *logits, int b0, int V, int ib) {
+    const float *z = logits + (size_t)(b0 + blockIdx.x) * V;
+    const float c = cut[blockIdx.x];
+    const unsigned lane = threadIdx.x & 31;
+    for (int base = 0; base < V; base += blockDim.x) { /* the same trip count for a warp */
+        const int v = base + threadIdx.x;
+        const bool keep = v < V && z[v] >= c;
+        const unsigned m = __ballot_sync(0xffffffffu, keep);
+        int w0 = 0;
+        if (lane == 0 && m) w0 = atomicAdd(&fill[blockIdx.x], __popc(m));
+        w0 = __shfl_sync(0xffffffffu, w0, 0);
+        if (keep) {
+            const uint32_t o = ~sp_order(z[v]);
+            keys[off[blockIdx.x] + w0 + __popc(m & ((1u << lane) - 1))] =
+                ((uint64_t)blockIdx.x << (32 + ib)) | ((uint64_t)o << ib) | (uint64_t)v;
+        }
+    }
+}
+
 /* ---- launchers ---- */
 
 /* Sorts rows [b0, b0 + rows) into keys and returns the buffer holding the result. */
@@ -220,18 +334,25 @@ static size_t sp_align(size_t x) {
     return (x + 255) & ~(size_t)255;
 }
 
+/* Rows per group of B rows of V tokens: the row must fit in the key's top 32 - ib bits
+ * (*ib: the bits of a token, V - 1 < 2^ib; *rb: the bits of a row within the group), and a
+ * group's keys are capped at SP_GROUP_KEYS (two buffers of 32 MiB). */
+static long sp_group_rows(int B, int V, int *ib, int *rb) {
+    *ib = 0;
+    while ((1L << *ib) < V) ++*ib;
+    long G = B;
+    if (G > (1L << (32 - *ib))) G = 1L << (32 - *ib);
+    if (G > SP_GROUP_KEYS / V) G = SP_GROUP_KEYS / V > 1 ? SP_GROUP_KEYS / V : 1;
+    *rb = 0;
+    while ((1L << *rb) < G) ++*rb;
+    return G;
+}
+
 /* The temperature path: rows in groups small enough for the row to fit in the key. */
 static void sp_sample_sorted(int *out, const float *logits, const float *u, int B, int V, float T,
                              int top_k, float top_p) {
-    int ib = 0;
-    while ((1L << ib) < V) ib++; /* V - 1 < 2^ib */
-    /* rows per group: the row must fit in the key's top 32 - ib bits, and a group's keys
-     * are capped at SP_GROUP_KEYS (two buffers of 32 MiB) */
-    long G = B;
-    if (G > (1L << (32 - ib))) G = 1L << (32 - ib);
-    if (G > SP_GROUP_KEYS / V) G = SP_GROUP_KEYS / V > 1 ? SP_GROUP_KEYS / V : 1;
-    int rb = 0; /* bits of the row within a group */
-    while ((1L << rb) < G) rb++;
+    int ib, rb;
+    const long G = sp_group_rows(B, V, &ib, &rb);
     const size_t nk = (size_t)G * V;
     size_t temp_bytes = 0;
     cub::DoubleBuffer<uint64_t> probe(NULL, NULL);
@@ -244,9 +365,56 @@ static void sp_sample_sorted(int *out, const float *logits, const float *u, int 
         const int rows = B - b0 < G ? B - b0 : (int)G;
         const uint64_t *s =
             sp_sort_rows(k0, k1, buf + 2 * kb, temp_bytes, logits, b0, rows, V, ib, rb);
-        sp_pick_kernel<<<rows, SP_THREADS>>>(out, s, u, b0, V, ib, T, top_k, top_p);
+        sp_pick_kernel<<<rows, SP_THREADS>>>(out, s, NULL, NULL, NULL, u, b0, V, ib, T, top_k,
+                                             top_p);
         LAUNCH_CHECK();
     }
+}
+
+/* The temperature path over sorted prefixes (the default): per group of rows, the cutoffs,
+ * the prefix offsets, the compacted keys and one sort of them all, then the walk. */
+static void sp_sample_prefix(int *out, const float *logits, const float *u, int B, int V, float T,
+                             int top_k, float top_p) {
+    int ib, rb;
+    const long G = sp_group_rows(B, V, &ib, &rb);
+    const size_t nk = (size_t)G * V; /* the most keys a group can keep */
+    size_t temp_bytes = 0;
+    cub::DoubleBuffer<uint64_t> probe(NULL, NULL);
+    CUDA_CHECK(
+        cub::DeviceRadixSort::SortKeys(NULL, temp_bytes, probe, (long)nk, 0, 32 + ib + rb, 0));
+    const size_t kb = sp_align(nk * sizeof(uint64_t)), tb = sp_align(temp_bytes);
+    const size_t rbytes = sp_align((size_t)G * sizeof(double)); /* per-row arrays */
+    char *buf = (char *)dr_cuda_scratch(SCRATCH_SAMPLE, 2 * kb + tb + 5 * rbytes);
+    uint64_t *k0 = (uint64_t *)buf, *k1 = (uint64_t *)(buf + kb);
+    char *rows_at = buf + 2 * kb + tb;
+    float *cut = (float *)rows_at;
+    int *cnt = (int *)(rows_at + rbytes), *fill = (int *)(rows_at + 2 * rbytes);
+    double *zfull = (double *)(rows_at + 3 * rbytes);
+    int *off = (int *)(rows_at + 4 * rbytes); /* G + 1 ints fit in G doubles */
+    for (int b0 = 0; b0 < B; b0 += G) {
+        const int rows = B - b0 < G ? B - b0 : (int)G;
+        sp_cut_kernel<<<rows, SP_THREADS>>>(cut, cnt, zfull, logits, u, b0, V, T, top_k, top_p);
+        LAUNCH_CHECK();
+        sp_offsets_kernel<<<1, 1>>>(off, cnt, rows);
+        LAUNCH_CHECK();
+        int total = 0;
+        CUDA_CHECK(cudaMemcpy(&total, off + rows, sizeof total, cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaMemsetAsync(fill, 0, sizeof(int) * (size_t)rows, 0));
+        sp_compact_kernel<<<rows, 256>>>(k0, fill, off, cut, logits, b0, V, ib);
+        LAUNCH_CHECK();
+        cub::DoubleBuffer<uint64_t> keys(k0, k1);
+        CUDA_CHECK(cub::DeviceRadixSort::SortKeys(buf + 2 * kb, temp_bytes, keys, (long)total, 0,
+                                                  32 + ib + rb, 0));
+        sp_pick_kernel<<<rows, SP_THREADS>>>(out, keys.Current(), off, cnt, zfull, u, b0, V, ib, T,
+                                             top_k, top_p);
+        LAUNCH_CHECK();
+    }
+}
+
+/* DENSERL_SAMPLE_SORT=full: whole rows sorted (the earlier path), for comparison. */
+static bool sp_full_sort(void) {
+    const char *e = getenv("DENSERL_SAMPLE_SORT");
+    return e && strcmp(e, "full") == 0;
 }
 
 extern "C" void sample_logp_cuda(int *out, float *logp, float *logits, const float *u, int B, int V,
@@ -256,7 +424,10 @@ extern "C" void sample_logp_cuda(int *out, float *logp, float *logits, const flo
         sp_argmax_kernel<<<B, SP_THREADS>>>(out, logits, V);
         LAUNCH_CHECK();
     } else {
-        sp_sample_sorted(out, logits, u, B, V, temperature, top_k, top_p);
+        if (sp_full_sort())
+            sp_sample_sorted(out, logits, u, B, V, temperature, top_k, top_p);
+        else
+            sp_sample_prefix(out, logits, u, B, V, temperature, top_k, top_p);
     }
     if (logp) {
         sp_logp_kernel<<<B, SP_THREADS>>>(logp, logits, out, V);
