@@ -129,6 +129,7 @@ static int prepare(const char *cfg_path, char **sets, int n_sets, RunConfig *rc,
     if (backend_from_name(rc->device, &be)) return dr_error("%s: %s", cfg_path, dr_last_error());
     if (dist_init(be)) return dr_error("%s: %s", cfg_path, dr_last_error());
     dist_set_zero_stage(rc->zero_stage);
+    dist_set_bucket_bytes((size_t)(rc->grad_bucket_mb * 1048576.0));
     if (!dist_is_root() && quiet_rank(rc)) return DR_ERR;
     if (strcmp(rc->precision, "bf16") == 0 && be != BACKEND_CUDA)
         return dr_error("%s: 'precision' \"bf16\" runs on a GPU only, and this run is on the CPU "

@@ -9,6 +9,7 @@
 
 static Comm *g_comm;
 static int g_rank, g_size = 1, g_zero;
+static size_t g_bucket_bytes = (size_t)25 << 20;
 
 int dist_init(Backend be) {
     if (g_comm) return DR_OK;
@@ -88,6 +89,14 @@ void dist_sum_grads(float *g, size_t n) {
     if (g_size > 1 && n) comm_allreduce_sum_f32(g_comm, g, n);
 }
 
+void dist_sum_grads_start(float *g, size_t n) {
+    if (g_size > 1 && n) comm_allreduce_sum_f32_start(g_comm, g, n);
+}
+
+void dist_wait_grads(void) {
+    if (g_size > 1) comm_wait_all(g_comm);
+}
+
 double dist_bytes_sent(void) {
     return g_comm ? (double)comm_bytes_sent(g_comm, COMM_OP_TOTAL) : 0.0;
 }
@@ -104,6 +113,14 @@ void dist_set_zero_stage(int stage) {
 
 int dist_zero_stage(void) {
     return g_zero;
+}
+
+void dist_set_bucket_bytes(size_t bytes) {
+    g_bucket_bytes = bytes;
+}
+
+size_t dist_bucket_bytes(void) {
+    return g_bucket_bytes;
 }
 
 void dist_shard(size_t n, size_t *lo, size_t *hi) {

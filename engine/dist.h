@@ -31,11 +31,19 @@ void dist_complete_rows_i32(int *buf, int r0, int n, int T);
 void dist_sum_f64(double *v, size_t n);
 /* Gradients (n floats of backend memory) summed over ranks, in place. */
 void dist_sum_grads(float *g, size_t n);
+/* The same, started now and finished by dist_wait_grads (comm_allreduce_sum_f32_start):
+ * every rank starts the same sums in the same order. */
+void dist_sum_grads_start(float *g, size_t n);
+void dist_wait_grads(void);
 
 /* ZeRO stage of the optimizers made from now on: 0 replicates the AdamW state, 1 shards it
  * (and the update) by contiguous ranges of the flat parameter buffer. */
 void dist_set_zero_stage(int stage);
 int dist_zero_stage(void);
+/* Gradient buckets of the optimizers made from now on (grad_sync.h), in bytes; 0 sums the
+ * whole buffer at the update instead. */
+void dist_set_bucket_bytes(size_t bytes);
+size_t dist_bucket_bytes(void);
 /* This rank's range [*lo, *hi) of a flat buffer of n elements. */
 void dist_shard(size_t n, size_t *lo, size_t *hi);
 /* ZeRO-1: this rank's shard of g (backend memory) becomes the sum over ranks (the rest of

@@ -68,6 +68,59 @@ static size_t layout(const ModelConfig *c, float *buf, ParamViews *v) {
     return off;
 }
 
+/* Appends [p - base, p - base + n) to the ranges, merged with the last when adjacent. */
+static void add_range(const float *base, const float *p, size_t n, size_t *lo, size_t *hi, int *k) {
+    if (!p || !n) return;
+    size_t a = (size_t)(p - base);
+    if (*k > 0 && hi[*k - 1] == a) {
+        hi[*k - 1] = a + n;
+        return;
+    }
+    CHECK(*k < MODEL_MAX_RANGES);
+    lo[*k] = a;
+    hi[*k] = a + n;
+    ++*k;
+}
+
+int model_param_ranges(const Model *m, int l, size_t *lo, size_t *hi) {
+    const ModelConfig *c = &m->cfg;
+    const ParamViews *w = &m->w;
+    const float *b = m->params;
+    size_t d = c->d_model, F = c->d_ff, V = c->vocab;
+    size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
+    int k = 0;
+    if (l < 0) {
+        add_range(b, w->embed, V * d, lo, hi, &k);
+        add_range(b, w->final_norm, d, lo, hi, &k);
+        if (!c->tied) add_range(b, w->lm_head, V * d, lo, hi, &k);
+        add_range(b, w->value_w, c->value_head ? d : 0, lo, hi, &k);
+        add_range(b, w->value_b, c->value_head ? 1 : 0, lo, hi, &k);
+        return k;
+    }
+    CHECK(l < c->n_layers);
+#define LAYER(p, n) add_range(b, (p) ? (p) + (size_t)l *(n) : NULL, (n), lo, hi, &k)
+    LAYER(w->attn_norm, d);
+    LAYER(w->wq, qd * d);
+    LAYER(w->bq, qd);
+    LAYER(w->wk, kd * d);
+    LAYER(w->bk, kd);
+    LAYER(w->wv, kd * d);
+    LAYER(w->bv, kd);
+    LAYER(w->wo, d * qd);
+    LAYER(w->bo, d);
+    LAYER(w->mlp_norm, d);
+    LAYER(w->w_gate, F * d);
+    LAYER(w->w_up, F * d);
+    LAYER(w->w_down, d * F);
+#undef LAYER
+    return k;
+}
+
+void model_set_grad_ready(Model *m, ModelGradReady fn, void *ctx) {
+    m->grad_ready = fn;
+    m->grad_ready_ctx = ctx;
+}
+
 size_t model_param_count(const ModelConfig *c) {
     return layout(c, NULL, NULL);
 }
@@ -543,6 +596,8 @@ static void backward_trunk(Model *m, const int *tokens, int B, int T) {
                 LW(w->wv, l, (size_t)kd * d), N, d, kd);
         op_rmsnorm_backward(be, a->dx, LW(g->attn_norm, l, d), a->dtmp, x, LW(w->attn_norm, l, d),
                             a->rstd1 + l * Ncap, N, d);
+        if (m->grad_ready) m->grad_ready(m->grad_ready_ctx, l);
     }
     op_embedding_backward(be, g->embed, a->dx, tokens, N, d);
+    if (m->grad_ready) m->grad_ready(m->grad_ready_ctx, -1);
 }

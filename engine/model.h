@@ -75,7 +75,10 @@ typedef struct {
     size_t attn_ws_cap;
 } MixedState;
 
-typedef struct {
+/* Called by the backward as gradients become final (model_set_grad_ready). */
+typedef void (*ModelGradReady)(void *ctx, int layer);
+
+typedef struct Model {
     ModelConfig cfg;
     Backend be;
     MixedState mx;
@@ -86,6 +89,8 @@ typedef struct {
     float *rope_cos, *rope_sin; /* (max_pos, Dh/2) */
     Activations act;
     int logits_chunk;
+    ModelGradReady grad_ready; /* NULL unless a gradient all-reduce overlaps the backward */
+    void *grad_ready_ctx;
 } Model;
 
 /* Checks a config for internal consistency (positive sizes, heads divide, ...). */
@@ -93,6 +98,17 @@ int model_config_validate(const ModelConfig *c, const char *what);
 /* Number of parameters the config implies, and pointers into buf laid out in order. */
 size_t model_param_count(const ModelConfig *c);
 void model_param_views(const ModelConfig *c, float *buf, ParamViews *v);
+
+/* The flat-buffer ranges [lo[i], hi[i]) holding layer l's parameters, or with l = -1 every
+ * parameter outside the layers (embedding, final norm, lm_head, value head); returns how
+ * many (at most MODEL_MAX_RANGES). Over l = -1 .. n_layers-1 they cover the buffer exactly
+ * once. */
+enum { MODEL_MAX_RANGES = 16 };
+int model_param_ranges(const Model *m, int layer, size_t *lo, size_t *hi);
+/* While fn is set, model_backward and model_backward_values call fn(ctx, l) as soon as
+ * layer l's gradients are final for the backward in progress (l = n_layers-1 down to 0),
+ * then fn(ctx, -1) when the rest are. NULL clears it. */
+void model_set_grad_ready(Model *m, ModelGradReady fn, void *ctx);
 
 /* Allocates parameters (zeroed) and activations for up to B x T tokens. */
 void model_init(Model *m, const ModelConfig *c, Backend be, int B, int T);

@@ -1,7 +1,10 @@
 /* AdamW driver over flat buffers. */
 #include <math.h>
+#include <stdlib.h>
 #include "dist.h"
+#include "grad_sync.h"
 #include "optimizer.h"
+#include "../runtime/check.h"
 #include "../runtime/ops.h"
 
 void adamw_init(AdamW *o, Backend be, size_t n) {
@@ -14,9 +17,28 @@ void adamw_init(AdamW *o, Backend be, size_t n) {
     o->m = be_alloc(be, sizeof(float) * (o->hi - o->lo));
     o->v = be_alloc(be, sizeof(float) * (o->hi - o->lo));
     o->t = 0;
+    o->sync = NULL;
+}
+
+void adamw_overlap_backward(AdamW *o, Model *m) {
+    if (o->zero || dist_size() == 1 || dist_bucket_bytes() == 0 || o->sync) return;
+    o->sync = malloc(sizeof *o->sync);
+    CHECK(o->sync != NULL);
+    grad_sync_init(o->sync, m, dist_bucket_bytes());
+}
+
+void adamw_arm(AdamW *o) {
+    if (o->sync) grad_sync_arm(o->sync);
+}
+
+void adamw_skip(AdamW *o) {
+    if (o->sync) grad_sync_finish(o->sync);
 }
 
 void adamw_free(AdamW *o) {
+    if (o->sync) grad_sync_free(o->sync);
+    free(o->sync);
+    o->sync = NULL;
     be_free(o->be, o->m);
     be_free(o->be, o->v);
     o->m = o->v = NULL;
@@ -31,6 +53,8 @@ double adamw_step(AdamW *o, float *params, float *grads, AdamWParams hp, double 
     float *g = grads + o->lo, *p = params + o->lo;
     if (o->zero)
         dist_reduce_scatter_grads(grads, o->n);
+    else if (o->sync)
+        grad_sync_finish(o->sync);
     else
         dist_sum_grads(grads, o->n);
     double ss = op_sumsq(o->be, g, k);

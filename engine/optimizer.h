@@ -11,13 +11,23 @@
 typedef struct {
     Backend be;
     size_t n;
-    size_t lo, hi; /* the range of the buffer this rank updates (all of it without ZeRO) */
-    int zero;      /* ZeRO stage 1 over several ranks */
-    float *m, *v;  /* (hi - lo) first and second moments, the parameters' layout */
-    int t;         /* updates applied so far */
+    size_t lo, hi;         /* the range of the buffer this rank updates (all of it without ZeRO) */
+    int zero;              /* ZeRO stage 1 over several ranks */
+    float *m, *v;          /* (hi - lo) first and second moments, the parameters' layout */
+    int t;                 /* updates applied so far */
+    struct GradSync *sync; /* bucketed all-reduce overlapping the backward, or NULL */
 } AdamW;
 
+struct Model;
 void adamw_init(AdamW *o, Backend be, size_t n);
+/* For an AdamW over model m's parameters with several ranks and ZeRO stage 0: the
+ * gradient sum in buckets of dist_bucket_bytes() (grad_sync.h). adamw_arm(o) before the
+ * last backward ahead of each adamw_step lets the sums start during that backward. */
+void adamw_overlap_backward(AdamW *o, struct Model *m);
+void adamw_arm(AdamW *o);
+/* Instead of adamw_step when the update is skipped (a non-finite loss, the same on every
+ * rank): finishes the sums an armed backward started, so that every rank stays in step. */
+void adamw_skip(AdamW *o);
 void adamw_free(AdamW *o);
 /* L2 norm of the whole gradient buffer. */
 double grad_norm(Backend be, const float *grads, size_t n);

@@ -95,11 +95,14 @@ void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, 
         clone_model(&p->critic, policy, 1, rows, p->t_max);
         model_alloc_grads(&p->critic);
         adamw_init(&p->opt_critic, policy->be, p->critic.n_params);
+        adamw_overlap_backward(&p->opt_critic, &p->critic);
     }
     model_alloc_grads(policy);
     model_alloc_grads(&p->prm);
     adamw_init(&p->opt_policy, policy->be, policy->n_params);
     adamw_init(&p->opt_prm, policy->be, p->prm.n_params);
+    adamw_overlap_backward(&p->opt_policy, policy);
+    adamw_overlap_backward(&p->opt_prm, &p->prm);
     int gen_rows = c->oversample * p->n_max;
     if (gen_rows < task->eval_n) gen_rows = task->eval_n < 256 ? task->eval_n : 256;
     generator_init(&p->gen, policy, gen_rows, p->t_max);
@@ -229,8 +232,9 @@ static void prm_update(Prime *p, int reuse, StepStats *ss) {
             if (!reuse) forward_rows(&p->prm, b, b->targets, s, rows, lp, NULL, NULL);
             l += op_prm_loss(STEP_BE, b->dlogp + o, b->score + s, lp + o, b->logp_ref + o,
                              b->mask + o, b->outcome + s, rows, T, (float)c->beta, n);
-            if (train)
-                model_backward(&p->prm, b->tokens + o, b->targets + o, rows, T, b->dlogp + o, NULL);
+            if (!train) continue;
+            if (s + step >= hi) adamw_arm(&p->opt_prm); /* the update's last backward */
+            model_backward(&p->prm, b->tokens + o, b->targets + o, rows, T, b->dlogp + o, NULL);
         }
         dist_sum_f64(&l, 1);
         dist_complete_rows_f32(b->score, r0, n, 1);
@@ -240,6 +244,8 @@ static void prm_update(Prime *p, int reuse, StepStats *ss) {
         double gn = NAN;
         if (isfinite(l))
             gn = adamw_step(&p->opt_prm, p->prm.params, p->prm.grads, hp, c->prm_grad_clip);
+        else
+            adamw_skip(&p->opt_prm);
         model_params_changed(&p->prm);
         if (!isfinite(gn)) ss->skipped++;
         if (gn > gn_max || !isfinite(gn)) gn_max = gn;
@@ -342,8 +348,9 @@ static double ppo_minibatch(Prime *p, int r0, int n, double tok, int seqs, PpoSt
                          cs.approx_kl_old * cs.valid,
                          cs.valid};
         for (int k = 0; k < 7; k++) acc[k] += add[k];
-        if (isfinite(l))
-            model_backward(m, b->tokens + o, b->targets + o, rows, T, b->dlogp + o, dent);
+        if (!isfinite(l)) continue;
+        if (s + step >= hi) adamw_arm(&p->opt_policy); /* the update's last backward */
+        model_backward(m, b->tokens + o, b->targets + o, rows, T, b->dlogp + o, dent);
     }
     dist_sum_f64(acc, 7); /* every rank reaches this, whatever its rows held */
     st->pg_loss = acc[1];
@@ -378,9 +385,11 @@ static void policy_update(Prime *p, StepStats *ss) {
             if (tok == 0) continue;
             PpoStats st;
             double l = ppo_minibatch(p, r0, n, tok, seqs, &st);
-            double gn = isfinite(l)
-                            ? adamw_step(&p->opt_policy, m->params, m->grads, hp, c->grad_clip)
-                            : NAN;
+            double gn = NAN;
+            if (isfinite(l))
+                gn = adamw_step(&p->opt_policy, m->params, m->grads, hp, c->grad_clip);
+            else
+                adamw_skip(&p->opt_policy);
             model_params_changed(m);
             if (!isfinite(gn)) {
                 ss->skipped++;
@@ -429,12 +438,16 @@ static void critic_update(Prime *p, const int *no_targets, StepStats *ss) {
                 l += op_value_loss(STEP_BE, b->dlogp + so, &cf, b->work2 + so, b->values + so,
                                    b->returns + so, b->mask + so, rows, T, (float)c->value_clip,
                                    tok);
+                if (s + step >= hi) adamw_arm(&p->opt_critic); /* the update's last backward */
                 model_backward_values(&p->critic, b->tokens + so, rows, T, b->dlogp + so);
             }
             dist_sum_f64(&l, 1);
-            double gn = isfinite(l) ? adamw_step(&p->opt_critic, p->critic.params, p->critic.grads,
-                                                 hp, c->grad_clip)
-                                    : NAN;
+            double gn = NAN;
+            if (isfinite(l))
+                gn =
+                    adamw_step(&p->opt_critic, p->critic.params, p->critic.grads, hp, c->grad_clip);
+            else
+                adamw_skip(&p->opt_critic);
             model_params_changed(&p->critic);
             if (!isfinite(gn)) ss->skipped++;
             loss += l;

@@ -16,6 +16,9 @@ static const CfgField FIELDS[] = {
     F("device", CFG_STRING, device, 0, 0, "cpu|cuda|auto", "compute backend"),
     F("zero_stage", CFG_INT, zero_stage, 0, 1, NULL,
       "1: AdamW moments and updates sharded over the ranks (ZeRO-1)"),
+    F("grad_bucket_mb", CFG_FLOAT, grad_bucket_mb, 0, 1e6, NULL,
+      "several ranks, ZeRO-0: gradients summed in buckets of this many MB as the backward "
+      "finishes them (0: one sum at the update)"),
     F("precision", CFG_STRING, precision, 0, 0, "fp32|bf16",
       "bf16: bf16 copies of weights and activations in the products (GPU only)"),
     F("attention", CFG_STRING, attention, 0, 0, "flash|cudnn",
@@ -179,6 +182,7 @@ void run_config_default(RunConfig *c) {
     snprintf(c->device, CFG_STR_LEN, "auto");
     snprintf(c->precision, CFG_STR_LEN, "fp32");
     snprintf(c->attention, CFG_STR_LEN, "flash");
+    c->grad_bucket_mb = 25;
     snprintf(c->checkpoint_dtype, CFG_STR_LEN, "f32");
     snprintf(c->model.init, CFG_STR_LEN, "random");
     snprintf(c->model.model_type, CFG_STR_LEN, "llama");

@@ -41,6 +41,7 @@ typedef struct {
     char precision[CFG_STR_LEN]; /* "fp32" or "bf16" (mixed, GPU only) */
     char attention[CFG_STR_LEN]; /* "flash" or "cudnn" (bf16 only) */
     int zero_stage;              /* 0: optimizer state on every rank; 1: sharded */
+    double grad_bucket_mb;       /* gradient all-reduce buckets overlapping the backward */
     int threads;
     char checkpoint_dtype[CFG_STR_LEN];
     struct {

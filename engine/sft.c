@@ -146,6 +146,7 @@ int sft_run(Model *m, const RunConfig *rc, const char *run_dir) {
     model_alloc_grads(m);
     AdamW opt;
     adamw_init(&opt, m->be, m->n_params);
+    adamw_overlap_backward(&opt, m);
     Progress pr;
     progress_init(&pr, "sft", c->steps);
     double tokens = 0, loss_acc = 0;
@@ -155,11 +156,16 @@ int sft_run(Model *m, const RunConfig *rc, const char *run_dir) {
                             (unsigned long long)step * c->batch_size, c->batch_size);
         if (st) break;
         model_zero_grads(m);
+        adamw_arm(&opt); /* the step's one backward */
         double loss = sft_loss(m, &b, 1, logp, dlogp);
         double lr = lr_at(c, step);
         AdamWParams hp = {(float)lr, (float)c->beta1, (float)c->beta2, (float)c->eps,
                           (float)c->weight_decay};
-        double gn = isfinite(loss) ? adamw_step(&opt, m->params, m->grads, hp, c->grad_clip) : NAN;
+        double gn = NAN;
+        if (isfinite(loss))
+            gn = adamw_step(&opt, m->params, m->grads, hp, c->grad_clip);
+        else
+            adamw_skip(&opt);
         model_params_changed(m);
         if (!isfinite(gn)) skipped++;
         tokens += (double)b.B * b.T;

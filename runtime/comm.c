@@ -159,6 +159,7 @@ void comm_finalize(Comm *c) {
     free(c->sbuf);
     free(c->rbuf);
     free(c->stage);
+    free(c->deferred);
     free(c->cnt_a);
     free(c->cnt_b);
     free(c);
@@ -350,6 +351,56 @@ void comm_allreduce_sum_f32(Comm *c, float *buf, size_t n) {
     host_reduce_scatter(c, h, n, sizeof(float), sum_f32);
     host_allgather(c, h, n, sizeof(float));
     if (h != buf) be_to_device(c->be, buf, h, n * sizeof(float));
+}
+
+void comm_allreduce_sum_f32_start(Comm *c, float *buf, size_t n) {
+    if ((c->size == 1 && !c->nccl) || n == 0) {
+        count(c, COMM_OP_ALLREDUCE, 0);
+        return;
+    }
+#ifdef DENSERL_CUDA
+    if (c->nccl) {
+        count(c, COMM_OP_ALLREDUCE, rs_volume(c, n, 4) + ag_volume(c, n, 4));
+        comm_nccl_allreduce_start(c, buf, n);
+        return;
+    }
+#endif
+    if (c->n_deferred == c->deferred_cap) {
+        size_t cap = c->deferred_cap ? 2 * c->deferred_cap : 16;
+        void *grown = xmalloc(cap * sizeof *c->deferred);
+        if (c->n_deferred) memcpy(grown, c->deferred, c->n_deferred * sizeof *c->deferred);
+        free(c->deferred);
+        c->deferred = grown;
+        c->deferred_cap = cap;
+    }
+    c->deferred[c->n_deferred].buf = buf;
+    c->deferred[c->n_deferred].n = n;
+    c->n_deferred++;
+}
+
+static int by_address(const void *a, const void *b) {
+    const uintptr_t x = (uintptr_t)((const CommDeferred *)a)->buf;
+    const uintptr_t y = (uintptr_t)((const CommDeferred *)b)->buf;
+    return x < y ? -1 : x > y;
+}
+
+void comm_wait_all(Comm *c) {
+#ifdef DENSERL_CUDA
+    if (c->nccl) comm_nccl_wait_all(c);
+#endif
+    /* Deferred sums in address order, adjacent ones merged (the layers' slices of one
+     * gradient buffer become one sum): each element is still summed once, in rank order,
+     * and every rank holds the same list. Counted by the synchronous sums. */
+    size_t n = c->n_deferred, k = 0;
+    qsort(c->deferred, n, sizeof *c->deferred, by_address);
+    for (size_t i = 0; i < n; i++) {
+        if (k > 0 && c->deferred[k - 1].buf + c->deferred[k - 1].n == c->deferred[i].buf)
+            c->deferred[k - 1].n += c->deferred[i].n;
+        else
+            c->deferred[k++] = c->deferred[i];
+    }
+    for (size_t i = 0; i < k; i++) comm_allreduce_sum_f32(c, c->deferred[i].buf, c->deferred[i].n);
+    c->n_deferred = 0;
 }
 
 void comm_reduce_scatter_sum_f32(Comm *c, float *buf, size_t n) {

@@ -64,6 +64,16 @@ void comm_shard_range(size_t n, int rank, int size, size_t *lo, size_t *hi);
 
 /* In place on backend memory: buf (n) becomes the elementwise sum over ranks. */
 void comm_allreduce_sum_f32(Comm *c, float *buf, size_t n);
+/* The same sum, started now and finished by comm_wait_all, so that it can overlap the work
+ * queued after it (a gradient bucket during the rest of the backward). Over NCCL it runs on
+ * the communicator's own stream once the work already queued on the compute stream is
+ * done; the host transports defer it to comm_wait_all, which runs the deferred sums in
+ * address order, adjacent buffers merged into one sum. Every rank must start the same sums
+ * in the same order, and buf must not be touched until comm_wait_all returns. */
+void comm_allreduce_sum_f32_start(Comm *c, float *buf, size_t n);
+/* Finishes every started sum: on return (host transports) or for every kernel queued
+ * after it (NCCL) the buffers hold the sums. */
+void comm_wait_all(Comm *c);
 /* ZeRO-1: on return this rank's shard of buf (n, backend memory) holds the sum over ranks;
  * the rest of buf is unspecified. */
 void comm_reduce_scatter_sum_f32(Comm *c, float *buf, size_t n);

@@ -33,6 +33,12 @@ typedef struct CommTransport {
     void (*finalize)(Comm *c);
 } CommTransport;
 
+/* A sum started on the host path (comm_allreduce_sum_f32_start), run by comm_wait_all. */
+typedef struct {
+    float *buf;
+    size_t n;
+} CommDeferred;
+
 struct Comm {
     const CommTransport *t; /* NULL for the single-rank communicator */
     void *impl;             /* the transport's own state */
@@ -48,6 +54,9 @@ struct Comm {
     size_t stage_cap;
     size_t *cnt_a, *cnt_b; /* (size) per-rank byte counts of a round */
     uint64_t bytes[COMM_OP_N], calls[COMM_OP_N];
+    CommDeferred *deferred; /* (n_deferred) started sums of the host path, in start order */
+    size_t n_deferred, deferred_cap;
+    void *nccl_async; /* comm_nccl.cu: the stream and events of started sums */
 };
 
 /* comm_abort with a formatted message. */
@@ -70,6 +79,9 @@ void comm_nccl_allreduce_sum_f32(Comm *c, float *buf, size_t n);
 void comm_nccl_reduce_scatter_sum_f32(Comm *c, float *buf, size_t n);
 void comm_nccl_allgather_f32(Comm *c, float *buf, size_t n);
 void comm_nccl_broadcast(Comm *c, void *buf, size_t bytes);
+/* Started sums (comm_allreduce_sum_f32_start) on the communicator's own stream. */
+void comm_nccl_allreduce_start(Comm *c, float *buf, size_t n);
+void comm_nccl_wait_all(Comm *c);
 
 #ifdef __cplusplus
 }

@@ -5,6 +5,7 @@
  * "rank R: ..." exit instead of a hang inside a kernel. ncclReduceScatter/ncclAllGather
  * need equal shards, so when size does not divide n the shard layout of comm_shard_range
  * is served by one grouped ncclReduce/ncclBroadcast per shard root instead. */
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "comm_internal.h"
@@ -53,17 +54,20 @@ extern "C" void comm_nccl_open(Comm *c, const void *id) {
     c->nccl = nc;
 }
 
+static void async_free(Comm *c);
+
 extern "C" void comm_nccl_close(Comm *c) {
+    async_free(c);
     if (!c->nccl) return;
     ncclCommDestroy(nccl_of(c));
     c->nccl = NULL;
 }
 
-/* Waits for the stream's queued collective; a failure anywhere ends the job. */
-static void wait_done(Comm *c, const char *what) {
+/* Waits for the collectives queued on stream s; a failure anywhere ends the job. */
+static void wait_stream(Comm *c, cudaStream_t s, const char *what) {
     double t0 = comm_now();
     for (;;) {
-        cudaError_t e = cudaStreamQuery(0);
+        cudaError_t e = cudaStreamQuery(s);
         if (e == cudaSuccess) return;
         if (e != cudaErrorNotReady) comm_failf(c, "%s: %s", what, cudaGetErrorString(e));
         ncclResult_t ae = ncclSuccess;
@@ -82,6 +86,54 @@ static void wait_done(Comm *c, const char *what) {
         struct timespec ts = {0, 20000};
         nanosleep(&ts, NULL);
     }
+}
+
+static void wait_done(Comm *c, const char *what) {
+    wait_stream(c, 0, what);
+}
+
+/* Started sums: a stream of their own that does not wait for the legacy default stream
+ * except through the events below. */
+typedef struct {
+    cudaStream_t stream;
+    cudaEvent_t ready, done;
+    int pending;
+} NcclAsync;
+
+extern "C" void comm_nccl_allreduce_start(Comm *c, float *buf, size_t n) {
+    NcclAsync *a = (NcclAsync *)c->nccl_async;
+    if (!a) {
+        a = (NcclAsync *)calloc(1, sizeof *a);
+        if (!a) comm_failf(c, "out of memory");
+        CUDA_CHECK(cudaStreamCreateWithFlags(&a->stream, cudaStreamNonBlocking));
+        CUDA_CHECK(cudaEventCreateWithFlags(&a->ready, cudaEventDisableTiming));
+        CUDA_CHECK(cudaEventCreateWithFlags(&a->done, cudaEventDisableTiming));
+        c->nccl_async = a;
+    }
+    /* after everything the compute stream has queued so far (the bucket's gradients) */
+    CUDA_CHECK(cudaEventRecord(a->ready, 0));
+    CUDA_CHECK(cudaStreamWaitEvent(a->stream, a->ready, 0));
+    NCCL_OK(c, ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, nccl_of(c), a->stream));
+    a->pending = 1;
+}
+
+extern "C" void comm_nccl_wait_all(Comm *c) {
+    NcclAsync *a = (NcclAsync *)c->nccl_async;
+    if (!a || !a->pending) return;
+    CUDA_CHECK(cudaEventRecord(a->done, a->stream));
+    CUDA_CHECK(cudaStreamWaitEvent(0, a->done, 0)); /* later kernels see the sums */
+    wait_stream(c, a->stream, "started ncclAllReduce");
+    a->pending = 0;
+}
+
+static void async_free(Comm *c) {
+    NcclAsync *a = (NcclAsync *)c->nccl_async;
+    if (!a) return;
+    cudaEventDestroy(a->ready);
+    cudaEventDestroy(a->done);
+    cudaStreamDestroy(a->stream);
+    free(a);
+    c->nccl_async = NULL;
 }
 
 extern "C" void comm_nccl_allreduce_sum_f32(Comm *c, float *buf, size_t n) {
@@ -158,6 +210,12 @@ extern "C" void comm_nccl_allgather_f32(Comm *c, float *, size_t) {
     no_nccl(c);
 }
 extern "C" void comm_nccl_broadcast(Comm *c, void *, size_t) {
+    no_nccl(c);
+}
+extern "C" void comm_nccl_allreduce_start(Comm *c, float *, size_t) {
+    no_nccl(c);
+}
+extern "C" void comm_nccl_wait_all(Comm *c) {
     no_nccl(c);
 }
 

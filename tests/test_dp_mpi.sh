@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Data parallelism on the CPU with MPI: the quick demo run by 1, 2 and 3 ranks must leave the
 # same checkpoints (SFT model, policy and PRM after RL) within 1e-5 relative, and ZeRO-1 must
-# match ZeRO-0; a rank that fails takes the whole job down. Skipped (77) without mpirun.
+# match ZeRO-0, and gradients summed in buckets during the backward (grad_bucket_mb) must
+# equal one sum at the update bit for bit; a rank that fails takes the whole job down.
+# Skipped (77) without mpirun.
 # The PRM's learning rate is lowered to the policy's: Adam's first step moves every weight by
 # about lr whatever the size of its gradient, so float-order differences of 1e-6 in the SFT
 # model flip the sign of near-zero gradients, and at lr 1e-3 that alone gives 3e-4.
@@ -32,6 +34,8 @@ run r1 1
 run r2 2
 run r3 3
 run r2z 2 --set zero_stage=1
+run r2w 2 --set grad_bucket_mb=0     # one gradient sum at the update
+run r2s 2 --set grad_bucket_mb=0.05  # many small buckets started during the backward
 grep -q "2 ranks over mpi" "$W/r2.log" && echo "PASS the 2-rank run says so" ||
     { echo "FAIL no '2 ranks over mpi' line"; fail=1; }
 python3 - "$W" "$(dirname "$0")" <<'PY' || fail=1
@@ -40,7 +44,8 @@ sys.path.insert(0, sys.argv[2])
 from st_reldiff import reldiff
 w = sys.argv[1]
 bad = 0
-for ref, other, tol in (("r1", "r2", 1e-5), ("r1", "r3", 1e-5), ("r2", "r2z", 1e-6)):
+for ref, other, tol in (("r1", "r2", 1e-5), ("r1", "r3", 1e-5), ("r2", "r2z", 1e-6),
+                        ("r2w", "r2", 0), ("r2w", "r2s", 0)):
     for m in ("sft", "policy", "prm"):
         rel = reldiff(f"{w}/{ref}/{m}/model.safetensors", f"{w}/{other}/{m}/model.safetensors")
         ok = rel <= tol

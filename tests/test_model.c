@@ -163,7 +163,56 @@ static void checkpoint_roundtrip(void) {
     model_free(&m);
 }
 
+/* The ranges the bucketed gradient sum starts (model_param_ranges over layer -1 and every
+ * layer) cover the flat buffer exactly once; and the backward reports the layers in order,
+ * last to first, then -1. */
+static int g_seen[8], g_n_seen;
+static void record_ready(void *ctx, int layer) {
+    (void)ctx;
+    if (g_n_seen < 8) g_seen[g_n_seen] = layer;
+    g_n_seen++;
+}
+
+static void ranges_partition(const char *name, ModelConfig c) {
+    Model m;
+    model_init(&m, &c, BACKEND_CPU, B, T);
+    unsigned char *hit = calloc(m.n_params, 1);
+    int ok = 1;
+    for (int l = -1; l < c.n_layers; l++) {
+        size_t lo[MODEL_MAX_RANGES], hi[MODEL_MAX_RANGES];
+        int k = model_param_ranges(&m, l, lo, hi);
+        for (int i = 0; i < k; i++) {
+            ok &= lo[i] < hi[i] && hi[i] <= m.n_params;
+            for (size_t j = lo[i]; j < hi[i] && j < m.n_params; j++) hit[j]++;
+        }
+    }
+    int once = 1;
+    for (size_t j = 0; j < m.n_params; j++) once &= hit[j] == 1;
+    check(ok && once, "%s: the layers' parameter ranges cover all %zu parameters exactly once",
+          name, m.n_params);
+    model_alloc_grads(&m);
+    model_zero_grads(&m);
+    int tok[B * T], tg[B * T];
+    float lp[B * T], dl[B * T];
+    for (int i = 0; i < B * T; i++) tok[i] = i % c.vocab, tg[i] = (i + 1) % c.vocab, dl[i] = 1;
+    model_forward(&m, tok, tg, B, T, lp, NULL);
+    g_n_seen = 0;
+    model_set_grad_ready(&m, record_ready, NULL);
+    model_backward(&m, tok, tg, B, T, dl, NULL);
+    model_set_grad_ready(&m, NULL, NULL);
+    int order = g_n_seen == c.n_layers + 1 && g_seen[c.n_layers] == -1;
+    for (int l = 0; l < c.n_layers && order; l++) order = g_seen[l] == c.n_layers - 1 - l;
+    check(order, "%s: the backward reports layers %d..0, then -1 (%d calls)", name,
+          c.n_layers - 1, g_n_seen);
+    free(hit);
+    model_free(&m);
+}
+
 int main(void) {
+    ranges_partition("untied, biases", tiny(0, 1, 1, 0));
+    ModelConfig critic = tiny(1, 0, 0, 0);
+    critic.value_head = 1;
+    ranges_partition("tied, value head", critic);
     grad_check("untied, q/k/v/o biases, llama3 rope", tiny(0, 1, 1, 1));
     grad_check("tied embeddings, no biases", tiny(1, 0, 0, 0));
     value_grad_check();
