@@ -94,6 +94,9 @@ expect "JSONL fewer than 2 tokens" "at least 2 tokens" "$W/out.jsonl" -- "$BIN" 
 expect "run config unknown key" "unknown key 'sft.setps'" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set sft.setps=3
 expect "run config out-of-range value" "'sft.lr' must be in" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set sft.lr=-1
 expect "run config wrong type" "'seed' must be an integer" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set seed=\"x\"
+expect "cuDNN attention without bf16" "'attention' \"cudnn\" needs 'precision' \"bf16\"" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set attention=cudnn
+expect "unknown attention" "'attention' must be one of flash|cudnn" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set attention=sdpa
+expect "negative gradient bucket" "'grad_bucket_mb' must be in" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set grad_bucket_mb=-1
 echo '[1, 2' >"$W/broken.json"
 expect "run config not JSON" "broken.json: not valid JSON" "$W/run2" -- "$BIN" train "$W/broken.json"
 expect "run config missing" "nope.json: file not found" "" -- "$BIN" train "$W/nope.json"
