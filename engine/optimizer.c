@@ -51,10 +51,11 @@ double grad_norm(Backend be, const float *grads, size_t n) {
 double adamw_step(AdamW *o, float *params, float *grads, AdamWParams hp, double max_norm) {
     long k = (long)(o->hi - o->lo);
     float *g = grads + o->lo, *p = params + o->lo;
+    CHECK(!o->sync || o->sync->m->grads == grads);
     if (o->zero)
         dist_reduce_scatter_grads(grads, o->n);
     else if (o->sync)
-        grad_sync_finish(o->sync);
+        grad_sync_finish(o->sync); /* the sums of o->sync's model: grads must be its buffer */
     else
         dist_sum_grads(grads, o->n);
     double ss = op_sumsq(o->be, g, k);
