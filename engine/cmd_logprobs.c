@@ -10,6 +10,7 @@
 #include "../runtime/check.h"
 #include "../runtime/error.h"
 #include "../runtime/fileio.h"
+#include "../runtime/jsonutil.h"
 
 typedef struct {
     int n;
@@ -23,58 +24,54 @@ static void seqs_free(Sequences *s) {
     free(s->len);
 }
 
+/* One line {"tokens": [ids...]} into the sequences (jsonl_each's callback). */
+typedef struct {
+    Sequences *s;
+    int vocab;
+    size_t alloc;
+} SeqReader;
+
+static int seq_line(json_t *j, const char *path, int lineno, void *ctx) {
+    SeqReader *r = ctx;
+    Sequences *s = r->s;
+    json_t *arr = json_object_get(j, "tokens");
+    if (!json_is_array(arr))
+        return dr_error("%s:%d: expected {\"tokens\": [ids...]}", path, lineno);
+    if (json_array_size(arr) < 2)
+        return dr_error("%s:%d: expected at least 2 tokens, got %zu", path, lineno,
+                        json_array_size(arr));
+    int n = (int)json_array_size(arr), st = DR_OK;
+    int *ids = xmalloc(sizeof(int) * n);
+    for (int k = 0; k < n && st == DR_OK; k++) {
+        json_t *v = json_array_get(arr, k);
+        if (!json_is_integer(v))
+            st = dr_error("%s:%d: token %d is not an integer", path, lineno, k);
+        else if (json_integer_value(v) < 0 || json_integer_value(v) >= r->vocab)
+            st = dr_error("%s:%d: token %lld is outside the vocabulary [0, %d)", path, lineno,
+                          (long long)json_integer_value(v), r->vocab);
+        else
+            ids[k] = (int)json_integer_value(v);
+    }
+    if (st) {
+        free(ids);
+        return st;
+    }
+    if ((size_t)s->n == r->alloc) {
+        r->alloc = r->alloc ? 2 * r->alloc : 64;
+        s->len = realloc(s->len, sizeof(int) * r->alloc);
+        s->tokens = realloc(s->tokens, sizeof(int *) * r->alloc);
+        CHECK(s->len && s->tokens);
+    }
+    s->len[s->n] = n;
+    s->tokens[s->n++] = ids;
+    return DR_OK;
+}
+
 /* Reads every line before any work, so a bad line costs nothing and writes nothing. */
 static int read_jsonl(const char *path, int vocab, Sequences *s) {
     memset(s, 0, sizeof *s);
-    FILE *f = fopen(path, "r");
-    if (!f) return dr_error("%s: cannot open", path);
-    char *line = NULL;
-    size_t cap = 0, alloc = 0;
-    ssize_t got;
-    int lineno = 0, st = DR_OK;
-    while (st == DR_OK && (got = getline(&line, &cap, f)) != -1) {
-        lineno++;
-        if (strspn(line, " \t\r\n") == (size_t)got) continue;
-        json_error_t e;
-        json_t *j = json_loads(line, 0, &e);
-        json_t *arr = j ? json_object_get(j, "tokens") : NULL;
-        if (!j) {
-            st = dr_error("%s:%d: not valid JSON (%s)", path, lineno, e.text);
-        } else if (!json_is_array(arr)) {
-            st = dr_error("%s:%d: expected {\"tokens\": [ids...]}", path, lineno);
-        } else if (json_array_size(arr) < 2) {
-            st = dr_error("%s:%d: expected at least 2 tokens, got %zu", path, lineno,
-                          json_array_size(arr));
-        } else {
-            int n = (int)json_array_size(arr);
-            int *ids = xmalloc(sizeof(int) * n);
-            for (int k = 0; k < n && st == DR_OK; k++) {
-                json_t *v = json_array_get(arr, k);
-                if (!json_is_integer(v))
-                    st = dr_error("%s:%d: token %d is not an integer", path, lineno, k);
-                else if (json_integer_value(v) < 0 || json_integer_value(v) >= vocab)
-                    st = dr_error("%s:%d: token %lld is outside the vocabulary [0, %d)", path,
-                                  lineno, (long long)json_integer_value(v), vocab);
-                else
-                    ids[k] = (int)json_integer_value(v);
-            }
-            if (st == DR_OK) {
-                if ((size_t)s->n == alloc) {
-                    alloc = alloc ? 2 * alloc : 64;
-                    s->len = realloc(s->len, sizeof(int) * alloc);
-                    s->tokens = realloc(s->tokens, sizeof(int *) * alloc);
-                    CHECK(s->len && s->tokens);
-                }
-                s->len[s->n] = n;
-                s->tokens[s->n++] = ids;
-            } else {
-                free(ids);
-            }
-        }
-        if (j) json_decref(j);
-    }
-    free(line);
-    fclose(f);
+    SeqReader r = {s, vocab, 0};
+    int st = jsonl_each(path, seq_line, &r, NULL);
     if (st == DR_OK && s->n == 0) st = dr_error("%s: no sequences", path);
     if (st) seqs_free(s);
     return st;

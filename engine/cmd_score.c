@@ -28,6 +28,7 @@
 #include "../runtime/check.h"
 #include "../runtime/error.h"
 #include "../runtime/fileio.h"
+#include "../runtime/jsonutil.h"
 
 static const char USAGE[] =
     "usage: denserl score --prm DIR --ref DIR --data FILE [options]\n"
@@ -136,44 +137,37 @@ static int parse_item(TextGen *tg, json_t *j, const char *path, int lineno, Scor
     return model_check_seq_len(&tg->cfg, it->n, where);
 }
 
+/* One line into the items (jsonl_each's callback); a failed item is kept, to be freed with
+ * the rest. */
+typedef struct {
+    TextGen *tg;
+    ScoreItem *items;
+    int n, alloc;
+} ItemReader;
+
+static int item_line(json_t *j, const char *path, int lineno, void *ctx) {
+    ItemReader *r = ctx;
+    if (r->n == r->alloc) {
+        r->alloc = r->alloc ? 2 * r->alloc : 64;
+        r->items = realloc(r->items, sizeof(ScoreItem) * (size_t)r->alloc);
+        CHECK(r->items);
+    }
+    return parse_item(r->tg, j, path, lineno, &r->items[r->n++]);
+}
+
 /* Reads every line of PATH before any work, so a bad line costs nothing. */
 static int read_items(TextGen *tg, const char *path, ScoreItem **out, int *n_out) {
     *out = NULL;
     *n_out = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return dr_error("%s: cannot open", path);
-    ScoreItem *items = NULL;
-    int n = 0, alloc = 0, lineno = 0, st = DR_OK;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t got;
-    while (st == DR_OK && (got = getline(&line, &cap, f)) != -1) {
-        lineno++;
-        if (strspn(line, " \t\r\n") == (size_t)got) continue;
-        json_error_t e;
-        json_t *j = json_loadb(line, (size_t)got, 0, &e);
-        if (!j) {
-            st = dr_error("%s:%d: not valid JSON (%s)", path, lineno, e.text);
-            break;
-        }
-        if (n == alloc) {
-            alloc = alloc ? 2 * alloc : 64;
-            items = realloc(items, sizeof(ScoreItem) * (size_t)alloc);
-            CHECK(items);
-        }
-        st = parse_item(tg, j, path, lineno, &items[n]);
-        n++; /* a failed item is freed with the rest */
-        json_decref(j);
-    }
-    free(line);
-    fclose(f);
-    if (st == DR_OK && n == 0) st = dr_error("%s: no lines to score", path);
+    ItemReader r = {tg, NULL, 0, 0};
+    int st = jsonl_each(path, item_line, &r, NULL);
+    if (st == DR_OK && r.n == 0) st = dr_error("%s: no lines to score", path);
     if (st) {
-        items_free(items, n);
+        items_free(r.items, r.n);
         return st;
     }
-    *out = items;
-    *n_out = n;
+    *out = r.items;
+    *n_out = r.n;
     return DR_OK;
 }
 

@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "math_verify.h"
 #include "../runtime/check.h"
+#include "../runtime/jsonutil.h"
 #include "../runtime/error.h"
 
 static const char USAGE[] = "denserl verify --task gsm8k|math (--answer GOLD --response TEXT | "
@@ -66,56 +67,50 @@ static void cases_free(Cases *c) {
     memset(c, 0, sizeof *c);
 }
 
+/* One line {"answer": ..., "response": ...} into the cases (jsonl_each's callback). */
+typedef struct {
+    Cases *c;
+    size_t alloc;
+} CaseReader;
+
+static int case_line(json_t *j, const char *path, int lineno, void *ctx) {
+    CaseReader *rd = ctx;
+    Cases *c = rd->c;
+    json_t *a = json_object_get(j, "answer"), *r = json_object_get(j, "response");
+    if (!json_is_object(j))
+        return dr_error("%s:%d: expected an object {\"answer\": ..., \"response\": ...}", path,
+                        lineno);
+    if (!json_is_string(a) && !json_is_number(a))
+        return dr_error("%s:%d: \"answer\" is missing or not a string or number", path, lineno);
+    if (!json_is_string(r))
+        return dr_error("%s:%d: \"response\" is missing or not a string", path, lineno);
+    if ((size_t)c->n == rd->alloc) {
+        rd->alloc = rd->alloc ? 2 * rd->alloc : 64;
+        c->gold = realloc(c->gold, sizeof(char *) * rd->alloc);
+        c->response = realloc(c->response, sizeof(char *) * rd->alloc);
+        CHECK(c->gold && c->response);
+    }
+    char num[64];
+    const char *gs = json_string_value(a);
+    if (!gs) { /* a bare number, as GSM8K exports sometimes have */
+        if (json_is_integer(a))
+            snprintf(num, sizeof num, "%lld", (long long)json_integer_value(a));
+        else
+            snprintf(num, sizeof num, "%.17g", json_real_value(a));
+        gs = num;
+    }
+    c->gold[c->n] = strdup(gs);
+    c->response[c->n] = strdup(json_string_value(r));
+    CHECK(c->gold[c->n] && c->response[c->n]);
+    c->n++;
+    return DR_OK;
+}
+
 /* Reads every line before printing anything, so a bad line leaves no partial output. */
 static int read_cases(const char *path, Cases *c) {
     memset(c, 0, sizeof *c);
-    FILE *f = fopen(path, "r");
-    if (!f) return dr_error("%s: cannot open", path);
-    char *line = NULL;
-    size_t cap = 0, alloc = 0;
-    ssize_t got;
-    int lineno = 0, st = DR_OK;
-    while (st == DR_OK && (got = getline(&line, &cap, f)) != -1) {
-        lineno++;
-        if (strspn(line, " \t\r\n") == (size_t)got) continue;
-        json_error_t e;
-        json_t *j = json_loads(line, 0, &e);
-        json_t *a = j ? json_object_get(j, "answer") : NULL;
-        json_t *r = j ? json_object_get(j, "response") : NULL;
-        if (!j) {
-            st = dr_error("%s:%d: not valid JSON (%s)", path, lineno, e.text);
-        } else if (!json_is_object(j)) {
-            st = dr_error("%s:%d: expected an object {\"answer\": ..., \"response\": ...}", path,
-                          lineno);
-        } else if (!json_is_string(a) && !json_is_number(a)) {
-            st = dr_error("%s:%d: \"answer\" is missing or not a string or number", path, lineno);
-        } else if (!json_is_string(r)) {
-            st = dr_error("%s:%d: \"response\" is missing or not a string", path, lineno);
-        } else {
-            if ((size_t)c->n == alloc) {
-                alloc = alloc ? 2 * alloc : 64;
-                c->gold = realloc(c->gold, sizeof(char *) * alloc);
-                c->response = realloc(c->response, sizeof(char *) * alloc);
-                CHECK(c->gold && c->response);
-            }
-            char num[64];
-            const char *gs = json_string_value(a);
-            if (!gs) { /* a bare number, as GSM8K exports sometimes have */
-                if (json_is_integer(a))
-                    snprintf(num, sizeof num, "%lld", (long long)json_integer_value(a));
-                else
-                    snprintf(num, sizeof num, "%.17g", json_real_value(a));
-                gs = num;
-            }
-            c->gold[c->n] = strdup(gs);
-            c->response[c->n] = strdup(json_string_value(r));
-            CHECK(c->gold[c->n] && c->response[c->n]);
-            c->n++;
-        }
-        if (j) json_decref(j);
-    }
-    free(line);
-    fclose(f);
+    CaseReader rd = {c, 0};
+    int st = jsonl_each(path, case_line, &rd, NULL);
     if (st) cases_free(c);
     return st;
 }

@@ -1,5 +1,6 @@
 /* jansson helpers with errors that name file and field. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "error.h"
@@ -64,6 +65,32 @@ int json_get_str(const json_t *obj, const char *key, int required, const char *f
     if (!json_is_string(v)) return dr_error("%s: field '%s' must be a string", file, key);
     *out = json_string_value(v);
     return DR_OK;
+}
+
+int jsonl_each(const char *path, JsonlLineFn fn, void *ctx, int *lines) {
+    if (lines) *lines = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return dr_error("%s: cannot open", path);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    int lineno = 0, st = DR_OK;
+    while (st == DR_OK && (got = getline(&line, &cap, f)) != -1) {
+        lineno++;
+        if (strspn(line, " \t\r\n") == (size_t)got) continue;
+        json_error_t e;
+        json_t *j = json_loadb(line, (size_t)got, 0, &e);
+        if (!j) {
+            st = dr_error("%s:%d: not valid JSON (%s)", path, lineno, e.text);
+            break;
+        }
+        if (lines) ++*lines;
+        st = fn(j, path, lineno, ctx);
+        json_decref(j);
+    }
+    free(line);
+    fclose(f);
+    return st;
 }
 
 int json_write_path(const char *path, const json_t *value) {

@@ -14,5 +14,11 @@ int json_get_str(const json_t *obj, const char *key, int required, const char *f
                  const char **out);
 /* A JSON real, or null where x is NaN or infinite (JSON has no such numbers). */
 json_t *json_finite(double x);
+/* Reads the JSONL file PATH line by line: every non-blank line is parsed and handed to
+ * fn(j, path, lineno, ctx) (lineno from 1; j is freed after fn returns). Stops at the first
+ * error: "<path>:<line>: not valid JSON (...)", "<path>: cannot open", or fn's. *lines (if
+ * not NULL) gets the number of non-blank lines handed to fn. DR_OK or DR_ERR. */
+typedef int (*JsonlLineFn)(json_t *j, const char *path, int lineno, void *ctx);
+int jsonl_each(const char *path, JsonlLineFn fn, void *ctx, int *lines);
 /* Writes a JSON value atomically with 2-space indentation. */
 int json_write_path(const char *path, const json_t *value);
