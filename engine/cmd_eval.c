@@ -103,6 +103,33 @@ static void print_summary(const EvalArgs *a, const TextGenOptions *o, const Text
     printf("%-12s %s, %.0f tokens/s\n", "time", dur, seconds > 0 ? t->tokens / seconds : 0.0);
 }
 
+/* textgen_run_all's callback: scores each problem's replies, then a progress line while
+ * problems remain. */
+typedef struct {
+    FILE *out; /* --out, or NULL */
+    const Dataset *ds;
+    int n, k;
+    double t0;
+    EvalTotals t;
+} EvalScorer;
+
+static void score_replies(void *ctx, int i0, int np, TextGenResult *res) {
+    EvalScorer *sc = ctx;
+    EvalTotals *t = &sc->t;
+    for (int q = 0; q < np; q++)
+        score_problem(sc->out, i0 + q, &sc->ds->items[i0 + q], res + q * sc->k, sc->k, t);
+    if (np < sc->n) {
+        const int done = i0 + np;
+        const double el = time_now() - sc->t0;
+        char eta[32];
+        format_duration(el / done * (sc->n - done), eta, sizeof eta);
+        fprintf(stderr,
+                "eval %d/%d problems | pass@1 %.4f | %.2f replies/s, %.0f tokens/s | ETA %s\n",
+                done, sc->n, t->pass1_sum / t->problems, el > 0 ? t->samples / el : 0.0,
+                el > 0 ? t->tokens / el : 0.0, eta);
+    }
+}
+
 static int run(TextGenOptions *opt, const EvalArgs *a) {
     TextGen tg;
     if (textgen_open(&tg, opt)) return DR_ERR;
@@ -122,45 +149,11 @@ static int run(TextGenOptions *opt, const EvalArgs *a) {
     AtomicFile af = {0};
     if (st == DR_OK && a->out) st = atomic_open(&af, a->out);
     if (st == DR_OK) {
-        const int per = rows / K;
-        int **ids = xmalloc(sizeof(int *) * rows);
-        int *lens = xmalloc(sizeof(int) * rows);
-        unsigned long long *rid = xmalloc(sizeof(unsigned long long) * rows);
-        TextGenResult *res = xmalloc(sizeof(TextGenResult) * rows);
-        EvalTotals t = {0};
-        const double t0 = time_now();
-        for (int i0 = 0; i0 < n; i0 += per) {
-            const int np = n - i0 < per ? n - i0 : per;
-            for (int r = 0; r < np * K; r++) {
-                const int i = i0 + r / K, s = r % K;
-                ids[r] = p.ids[i];
-                lens[r] = p.len[i];
-                /* sample s of question i draws the same stream whatever K and the batch */
-                rid[r] = ((unsigned long long)i << 16) + (unsigned long long)s;
-            }
-            textgen_run(&tg, np * K, ids, lens, rid, res);
-            for (int q = 0; q < np; q++)
-                score_problem(a->out ? af.fp : NULL, i0 + q, &ds.items[i0 + q], res + q * K, K, &t);
-            for (int r = 0; r < np * K; r++) textgen_result_free(&res[r]);
-            if (np < n) {
-                const int done = i0 + np;
-                const double el = time_now() - t0;
-                char eta[32];
-                format_duration(el / done * (n - done), eta, sizeof eta);
-                fprintf(stderr,
-                        "eval %d/%d problems | pass@1 %.4f | %.2f replies/s, %.0f tokens/s | "
-                        "ETA %s\n",
-                        done, n, t.pass1_sum / t.problems, el > 0 ? t.samples / el : 0.0,
-                        el > 0 ? t.tokens / el : 0.0, eta);
-            }
-        }
-        const double seconds = time_now() - t0;
-        free(ids);
-        free(lens);
-        free(rid);
-        free(res);
+        EvalScorer sc = {a->out ? af.fp : NULL, &ds, n, K, time_now(), {0}};
+        textgen_run_all(&tg, &p, K, rows, score_replies, &sc);
+        const double seconds = time_now() - sc.t0;
         if (a->out) st = atomic_commit(&af);
-        if (st == DR_OK) print_summary(a, &tg.o, &tg, &ds, &t, seconds);
+        if (st == DR_OK) print_summary(a, &tg.o, &tg, &ds, &sc.t, seconds);
     }
     textgen_prompts_free(&p);
     free(texts);

@@ -45,6 +45,33 @@ static void write_reply(FILE *f, int index, int sample, const char *prompt, cons
     json_decref(o);
 }
 
+/* Where the replies go (textgen_run_all's callback): one JSON line each, then a progress
+ * line while prompts remain. */
+typedef struct {
+    TextGen *tg;
+    FILE *f;
+    const char **texts;
+    const Dataset *ds; /* NULL with --prompt */
+    int n, k;
+    double t0;
+} GenWriter;
+
+static void write_replies(void *ctx, int i0, int np, TextGenResult *res) {
+    GenWriter *w = ctx;
+    for (int r = 0; r < np * w->k; r++) {
+        const int i = i0 + r / w->k;
+        write_reply(w->f, i, r % w->k, w->texts[i], w->ds ? w->ds->items[i].gold : NULL, &res[r]);
+    }
+    if (np < w->n) {
+        const int done = (i0 + np) * w->k, total = w->n * w->k;
+        const double el = time_now() - w->t0;
+        char eta[32];
+        format_duration(el / done * (total - done), eta, sizeof eta);
+        fprintf(stderr, "generate %d/%d replies | %.0f tokens/s | ETA %s\n", done, total,
+                el > 0 ? w->tg->tokens_generated / el : 0.0, eta);
+    }
+}
+
 static int run(const TextGenOptions *opt, const GenArgs *a) {
     TextGen tg;
     if (textgen_open(&tg, opt)) return DR_ERR;
@@ -77,40 +104,8 @@ static int run(const TextGenOptions *opt, const GenArgs *a) {
         f = af.fp;
     }
     if (st == DR_OK) {
-        const int per = rows / K, total = n * K;
-        int **ids = xmalloc(sizeof(int *) * rows);
-        int *lens = xmalloc(sizeof(int) * rows);
-        unsigned long long *rid = xmalloc(sizeof(unsigned long long) * rows);
-        TextGenResult *res = xmalloc(sizeof(TextGenResult) * rows);
-        double t0 = time_now();
-        for (int i0 = 0; i0 < n; i0 += per) {
-            const int np = n - i0 < per ? n - i0 : per;
-            for (int r = 0; r < np * K; r++) {
-                const int i = i0 + r / K, s = r % K;
-                ids[r] = p.ids[i];
-                lens[r] = p.len[i];
-                /* sample s of question i draws the same stream whatever K and the batch */
-                rid[r] = ((unsigned long long)i << 16) + (unsigned long long)s;
-            }
-            textgen_run(&tg, np * K, ids, lens, rid, res);
-            for (int r = 0; r < np * K; r++) {
-                const int i = i0 + r / K;
-                write_reply(f, i, r % K, texts[i], a->data ? ds.items[i].gold : NULL, &res[r]);
-                textgen_result_free(&res[r]);
-            }
-            if (np < n) {
-                const int done = (i0 + np) * K;
-                const double el = time_now() - t0;
-                char eta[32];
-                format_duration(el / done * (total - done), eta, sizeof eta);
-                fprintf(stderr, "generate %d/%d replies | %.0f tokens/s | ETA %s\n", done, total,
-                        el > 0 ? tg.tokens_generated / el : 0.0, eta);
-            }
-        }
-        free(ids);
-        free(lens);
-        free(rid);
-        free(res);
+        GenWriter w = {&tg, f, texts, a->data ? &ds : NULL, n, K, time_now()};
+        textgen_run_all(&tg, &p, K, rows, write_replies, &w);
         if (a->out) st = atomic_commit(&af);
     }
     textgen_prompts_free(&p);

@@ -303,6 +303,31 @@ void textgen_result_free(TextGenResult *r) {
     memset(r, 0, sizeof *r);
 }
 
+void textgen_run_all(TextGen *tg, const TextGenPrompts *p, int k, int rows, TextGenRepliesFn fn,
+                     void *ctx) {
+    const int per = rows / k, n = p->n;
+    int **ids = xmalloc(sizeof(int *) * rows);
+    int *lens = xmalloc(sizeof(int) * rows);
+    unsigned long long *rid = xmalloc(sizeof(unsigned long long) * rows);
+    TextGenResult *res = xmalloc(sizeof(TextGenResult) * rows);
+    for (int i0 = 0; i0 < n; i0 += per) {
+        const int np = n - i0 < per ? n - i0 : per;
+        for (int r = 0; r < np * k; r++) {
+            const int i = i0 + r / k, s = r % k;
+            ids[r] = p->ids[i];
+            lens[r] = p->len[i];
+            rid[r] = ((unsigned long long)i << 16) + (unsigned long long)s;
+        }
+        textgen_run(tg, np * k, ids, lens, rid, res);
+        fn(ctx, i0, np, res);
+        for (int r = 0; r < np * k; r++) textgen_result_free(&res[r]);
+    }
+    free(ids);
+    free(lens);
+    free(rid);
+    free(res);
+}
+
 void textgen_close(TextGen *tg) {
     if (tg->loaded) {
         generator_free(&tg->g);

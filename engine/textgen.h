@@ -124,6 +124,13 @@ int textgen_start(TextGen *tg, int max_prompt_len, int rows);
 void textgen_run(TextGen *tg, int n, int *const *ids, const int *lens,
                  const unsigned long long *row_ids, TextGenResult *res);
 void textgen_result_free(TextGenResult *r);
+/* k replies to each of the prompts p, rows per call (textgen_rows_per_call): after each
+ * call fn(ctx, i0, np, res) gets the np * k replies to prompts i0 .. i0+np-1, reply s of
+ * prompt i at res[(i - i0) * k + s], and they are freed when it returns. Reply s of prompt i
+ * draws the same random stream whatever k and rows. */
+typedef void (*TextGenRepliesFn)(void *ctx, int i0, int np, TextGenResult *res);
+void textgen_run_all(TextGen *tg, const TextGenPrompts *p, int k, int rows, TextGenRepliesFn fn,
+                     void *ctx);
 void textgen_close(TextGen *tg);
 
 /* A JSON string of len bytes; each maximal run of bytes that is not valid UTF-8 becomes one
