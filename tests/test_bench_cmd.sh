@@ -5,14 +5,7 @@
 # flags and bad inputs exit 2 with "error: ...".
 # Usage: test_bench_cmd.sh path/to/denserl
 set -u
-BIN=$(realpath "$1")
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "PASS $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-expect() { case "$3" in *"$2"*) ok "$1" ;; *) bad "$1: expected '$2' in '$3'" ;; esac; }
+source "$(dirname "$0")/shtest.sh"
 
 cat >"$W/run.json" <<'JSON'
 {"run_dir": "unused", "seed": 5, "device": "cpu", "threads": 1,
@@ -98,5 +91,4 @@ err=$("$BIN" bench "$W/run.json" --shape tiny --set precision=bf16 2>&1 >/dev/nu
 [ $? -eq 2 ] && ok "bf16 on the CPU exits 2" || bad "bf16 on CPU exit code"
 [ -e "$W/bad.json" ] && bad "a failed run wrote JSON" || ok "failed runs write nothing"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -8,23 +8,8 @@
 # flag, exit code 2 and no output file.
 # Usage: test_eval_cmd.sh path/to/denserl
 set -u
-BIN=$(realpath "$1")
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-HELPER=$(dirname "$BIN")/test_chat_dataset
-if [ ! -x "$HELPER" ]; then
-    echo "SKIP: $HELPER not built (it writes the test model)"
-    exit 77
-fi
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "PASS $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-# expect NAME WANT GOT: GOT must contain WANT
-expect() { case "$3" in *"$2"*) ok "$1" ;; *) bad "$1: expected '$2' in '$3'" ;; esac; }
-# expect_eq NAME WANT GOT
-expect_eq() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: expected '$2', got '$3'"; fi; }
+source "$(dirname "$0")/shtest.sh"
+need_helper
 # lines FILE: non-empty lines
 lines() {
     local n
@@ -198,5 +183,4 @@ expect_eq "bf16 on the CPU: exit 2" 2 "$?"
 expect_eq "generate --help: exit 0" 0 "$?"
 expect "generate --help lists --suffix" "--suffix" "$(cat "$W/out")"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -5,14 +5,9 @@
 # colour mode must shade each token by its reward, and broken dumps or bad flags must end
 # with "error: ..." and exit code 2. Usage: test_inspect.sh path/to/denserl
 set -u
-BIN=$(realpath "$1")
 command -v python3 >/dev/null || { echo "python3 not found: skipped"; exit 77; }
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
+source "$(dirname "$0")/shtest.sh"
 unset DENSERL_COLOR NO_COLOR
-pass=0; fail=0
-ok() { pass=$((pass + 1)); echo "PASS $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
 
 # mkdump OUT [OPTIONS_JSON]: writes OUT and OUT.json (what inspect should show). Options:
 # tokenizer, values (bool), drop [names], shape {name: shape}, dtype {name: dtype}, seed.
@@ -186,8 +181,8 @@ python3 "$W/mkdump.py" "$W/nometa.safetensors" '{"no_meta": true, "seed": 5}'
 show "no metadata prints [id]" 0,1,2,3 plain "$W/nometa.safetensors.json" -- "$BIN" inspect "$W/nometa.safetensors" --plain
 show "other tokenizers in colour" 3 colour "$W/hf.safetensors.json" -- env DENSERL_COLOR=1 "$BIN" inspect "$W/hf.safetensors" --row 3
 
-# expect NAME PATTERN -- command...: exit code 2, stderr "error: " and PATTERN, no output
-expect() {
+# expect_error NAME PATTERN -- command...: exit code 2, stderr "error: " and PATTERN, no output
+expect_error() {
     local name=$1 pat=$2; shift 3
     "$@" >"$W/out" 2>"$W/err"
     local rc=$?
@@ -199,36 +194,35 @@ expect() {
 }
 mk() { python3 "$W/mkdump.py" "$W/b.safetensors" "$1"; }
 B=$W/b.safetensors
-expect "missing file" "$W/nope.safetensors: cannot open" -- "$BIN" inspect "$W/nope.safetensors"
+expect_error "missing file" "$W/nope.safetensors: cannot open" -- "$BIN" inspect "$W/nope.safetensors"
 printf 'definitely not safetensors' >"$W/junk"
-expect "not safetensors" "$W/junk:" -- "$BIN" inspect "$W/junk"
+expect_error "not safetensors" "$W/junk:" -- "$BIN" inspect "$W/junk"
 mk '{"drop": ["tokens"]}'
-expect "not a dump" "$B: not a debug dump" -- "$BIN" inspect "$B"
+expect_error "not a dump" "$B: not a debug dump" -- "$BIN" inspect "$B"
 mk '{"drop": ["logp_ref"]}'
-expect "missing tensor" "$B: missing tensor 'logp_ref'" -- "$BIN" inspect "$B"
+expect_error "missing tensor" "$B: missing tensor 'logp_ref'" -- "$BIN" inspect "$B"
 mk '{"drop": ["returns"]}'
-expect "missing returns" "$B: missing tensor 'returns'" -- "$BIN" inspect "$B"
+expect_error "missing returns" "$B: missing tensor 'returns'" -- "$BIN" inspect "$B"
 mk '{"shape": {"advantages": [4, 12]}}'
-expect "(N,T) shapes disagree" "$B: tensor 'advantages' has shape (4,12), expected (4,11)" -- "$BIN" inspect "$B"
+expect_error "(N,T) shapes disagree" "$B: tensor 'advantages' has shape (4,12), expected (4,11)" -- "$BIN" inspect "$B"
 mk '{"shape": {"group": [3]}}'
-expect "group shape" "$B: tensor 'group' has shape (3), expected (4)" -- "$BIN" inspect "$B"
+expect_error "group shape" "$B: tensor 'group' has shape (3), expected (4)" -- "$BIN" inspect "$B"
 mk '{"shape": {"tokens": [44]}}'
-expect "tokens not 2-D" "$B: tensor 'tokens' has shape (44), expected (N,T)" -- "$BIN" inspect "$B"
+expect_error "tokens not 2-D" "$B: tensor 'tokens' has shape (44), expected (N,T)" -- "$BIN" inspect "$B"
 mk '{"dtype": {"tokens": "F32"}}'
-expect "tokens not I32" "$B: tensor 'tokens' is F32, expected I32" -- "$BIN" inspect "$B"
+expect_error "tokens not I32" "$B: tensor 'tokens' is F32, expected I32" -- "$BIN" inspect "$B"
 mk '{"dtype": {"token_reward": "I32"}}'
-expect "reward not F32" "$B: tensor 'token_reward' is I32, expected F32" -- "$BIN" inspect "$B"
+expect_error "reward not F32" "$B: tensor 'token_reward' is I32, expected F32" -- "$BIN" inspect "$B"
 mk '{"shape": {"values": [4, 10]}, "values": true}'
-expect "bad optional values" "$B: tensor 'values' has shape (4,10)" -- "$BIN" inspect "$B"
-expect "row out of range" "$D: --row 4 is out of range (the dump has 4 rows, 0..3)" -- "$BIN" inspect "$D" --row 4
-expect "negative row" "--row expects" -- "$BIN" inspect "$D" --row -1
-expect "row not a number" "--row expects" -- "$BIN" inspect "$D" --row 2x
-expect "--rows 0" "--rows expects" -- "$BIN" inspect "$D" --rows 0
-expect "--row without a value" "--row expects" -- "$BIN" inspect "$D" --row
-expect "--row with --rows" "cannot be combined" -- "$BIN" inspect "$D" --row 1 --rows 2
-expect "two files" "unexpected argument" -- "$BIN" inspect "$D" "$D"
-expect "unknown flag" "unexpected argument '--colour'" -- "$BIN" inspect "$D" --colour
-expect "no file" "expected a dump file" -- "$BIN" inspect
+expect_error "bad optional values" "$B: tensor 'values' has shape (4,10)" -- "$BIN" inspect "$B"
+expect_error "row out of range" "$D: --row 4 is out of range (the dump has 4 rows, 0..3)" -- "$BIN" inspect "$D" --row 4
+expect_error "negative row" "--row expects" -- "$BIN" inspect "$D" --row -1
+expect_error "row not a number" "--row expects" -- "$BIN" inspect "$D" --row 2x
+expect_error "--rows 0" "--rows expects" -- "$BIN" inspect "$D" --rows 0
+expect_error "--row without a value" "--row expects" -- "$BIN" inspect "$D" --row
+expect_error "--row with --rows" "cannot be combined" -- "$BIN" inspect "$D" --row 1 --rows 2
+expect_error "two files" "unexpected argument" -- "$BIN" inspect "$D" "$D"
+expect_error "unknown flag" "unexpected argument '--colour'" -- "$BIN" inspect "$D" --colour
+expect_error "no file" "expected a dump file" -- "$BIN" inspect
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

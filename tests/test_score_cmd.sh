@@ -9,25 +9,12 @@
 # line naming the file and line, exit code 2 and no output file.
 # Usage: test_score_cmd.sh path/to/denserl
 set -u
-BIN=$(realpath "$1")
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-HELPER=$(dirname "$BIN")/test_chat_dataset
-if [ ! -x "$HELPER" ]; then
-    echo "SKIP: $HELPER not built (it writes the test model)"
-    exit 77
-fi
+source "$(dirname "$0")/shtest.sh"
+need_helper
 if ! command -v python3 >/dev/null; then
     echo "SKIP: python3 is needed to check the JSON output"
     exit 77
 fi
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "PASS $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-expect() { case "$3" in *"$2"*) ok "$1" ;; *) bad "$1: expected '$2' in '$3'" ;; esac; }
-expect_eq() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: expected '$2', got '$3'"; fi; }
 
 M="$W/model"
 "$HELPER" --make-model "$M" "$ROOT/tests/fixtures/bpe/qwen2" >/dev/null || {
@@ -166,5 +153,4 @@ run_bad "different vocab" "vocabulary of" --prm "$M" --ref "$W/llama" --data "$D
 run_bad "bad granularity" "error: --granularity: expected token or step" --prm "$M" --ref "$M" --data "$D" --granularity whole
 run_bad "missing --ref" "error: score: --prm DIR, --ref DIR and --data FILE are required" --prm "$M" --data "$D"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

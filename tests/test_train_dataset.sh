@@ -8,21 +8,8 @@
 # bad lines must each give "error: ..." naming the problem, exit code 2, and no run directory.
 # Usage: test_train_dataset.sh path/to/denserl
 set -u
-BIN=$(realpath "$1")
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-HELPER=$(dirname "$BIN")/test_chat_dataset
-if [ ! -x "$HELPER" ]; then
-    echo "SKIP: $HELPER not built (it writes the test model)"
-    exit 77
-fi
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "PASS $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-expect() { case "$3" in *"$2"*) ok "$1" ;; *) bad "$1: expected '$2' in '$3'" ;; esac; }
-expect_eq() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: expected '$2', got '$3'"; fi; }
+source "$(dirname "$0")/shtest.sh"
+need_helper
 
 DATA="$ROOT/tests/fixtures/data/gsm8k_mini.jsonl"
 "$HELPER" --make-model "$W/model" >/dev/null 2>&1 || { bad "make the test model"; exit 1; }
@@ -76,5 +63,4 @@ bad_case "model dir without tokenizer" "tokenizer.json" --set model.init="$W"
 bad_case "bad data line" "gsm8k_mini.jsonl:6" --set task.max_bad_fraction=0
 bad_case "unknown task" "task.name" --set task.name=mbpp
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

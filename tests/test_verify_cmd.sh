@@ -5,15 +5,7 @@
 # "error: FILE:LINE: ..." and exit code 2 with nothing on stdout; usage errors exit 2.
 # Usage: test_verify_cmd.sh path/to/denserl
 set -u
-BIN=$(realpath "$1")
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "PASS $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-# expect NAME WANT GOT: GOT must contain WANT
-expect() { case "$3" in *"$2"*) ok "$1" ;; *) bad "$1: expected '$2' in '$3'" ;; esac; }
+source "$(dirname "$0")/shtest.sh"
 
 out=$("$BIN" verify --task math --answer '\frac{3}{4}' \
     --response 'so the answer is $\boxed{\dfrac{3}{4}}$.')
@@ -87,5 +79,4 @@ for args in "--task math" "--task algebra --answer 1 --response 1" "--task math 
     fi
 done
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish
