@@ -4,24 +4,26 @@
  * sorted: one pass per row finds the largest logit cutoff mx + T lr (lr = -8, -16, ..., -128,
  * then everything) whose tokens hold the top-k or the mass the walk needs, the tokens above
  * it are compacted, and one device radix sort over 64-bit keys (row, logit order, token)
- * orders the survivors of a group of rows (at most 4M keys, so the scratch stays 64 MiB
- * however large the batch). DENSERL_SAMPLE_SORT=full sorts whole rows instead (the previous
- * path, kept for comparison). Then one block per row walks its sorted prefix with
- * block-wide prefix sums in double: the top-k mass, the top-p cut, and the first token
- * whose cumulative mass exceeds u times the kept mass. The unnormalised probabilities are
- * exp((z - max) / T) computed in double and rounded to float, which agrees with the CPU's
- * correctly rounded expf far more often than the CUDA expf (2 ulp) would. The logits are
- * only read. */
+ * orders the survivors of a group of rows (at most 16M keys, so the scratch stays 256 MiB
+ * however large the batch). DENSERL_SAMPLE_SORT=full sorts whole rows instead (the earlier
+ * path, kept for comparison; groups of 4M keys). Then one block per row walks its sorted
+ * prefix with block-wide prefix sums in double: the top-k mass, the top-p cut, and the first
+ * token whose cumulative mass exceeds u times the kept mass. The unnormalised probabilities
+ * are exp((z - max) / T) computed in double and rounded to float, which agrees with the
+ * CPU's correctly rounded expf far more often than the CUDA expf (2 ulp) would. The logits
+ * are only read. */
 #include <climits>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <cub/device/device_radix_sort.cuh>
 #include "../kernels/kernels_cuda.h"
 #include "../runtime/cuda_util.cuh"
 
-enum { SP_THREADS = 1024 };       /* a multiple of 32, at most 1024 (32 warp slots below) */
-enum { SP_GROUP_KEYS = 1 << 22 }; /* the most keys one sort takes, unless V is larger */
+enum { SP_THREADS = 1024 };        /* a multiple of 32, at most 1024 (32 warp slots below) */
+enum { SP_GROUP_KEYS = 1 << 22 };  /* whole rows: the most keys one sort takes (V larger: V) */
+enum { SP_PREFIX_KEYS = 1 << 24 }; /* prefixes: the most keys one sort takes (V larger: V) */
 
 /* ---- sort keys ----
  * key = row << (32 + ib) | ~order(z) << ib | token, ib the bits of V - 1: ascending keys
@@ -288,13 +290,6 @@ __global__ void sp_cut_kernel(float *cut, int *cnt, double *zfull, const float *
     if (threadIdx.x == 0) cut[blockIdx.x] = c, cnt[blockIdx.x] = kept, zfull[blockIdx.x] = zs;
 }
 
-/* off[r] = cnt[0] + ... + cnt[r - 1] for r <= rows (one thread: rows are few). */
-__global__ void sp_offsets_kernel(int *off, const int *cnt, int rows) {
-    int s = 0;
-    for (int r = 0; r < rows; r++) off[r] = s, s += cnt[r];
-    off[rows] = s;
-}
-
 /* One block per row: the keys of the tokens at or above the row's cutoff, at off[r] onward
  * in any order (the sort orders them); fill (rows) starts at zero. */
 __global__ void sp_compact_kernel(uint64_t *keys, int *fill, const int *off, const float *cut,
@@ -371,44 +366,74 @@ static void sp_sample_sorted(int *out, const float *logits, const float *u, int 
     }
 }
 
-/* The temperature path over sorted prefixes (the default): per group of rows, the cutoffs,
- * the prefix offsets, the compacted keys and one sort of them all, then the walk. */
+/* The most keys one sort of prefixes takes: SP_PREFIX_KEYS, or DENSERL_SAMPLE_GROUP_KEYS
+ * (tests set it low to make many groups). */
+static long sp_prefix_keys(void) {
+    const char *e = getenv("DENSERL_SAMPLE_GROUP_KEYS");
+    const long n = e ? atol(e) : 0;
+    return n > 0 ? n : (long)SP_PREFIX_KEYS;
+}
+
+/* The temperature path over sorted prefixes (the default). The cutoffs of all B rows come
+ * from one launch (every multiprocessor busy); the host reads the prefix lengths once and
+ * packs consecutive rows into groups of at most SP_PREFIX_KEYS keys (one row may hold all V)
+ * and as many rows as the key's row bits allow; per group the keys are compacted, sorted
+ * once and walked, one block per row. Peaked rows (an LM's) keep a few thousand tokens and
+ * all rows make one group; flat rows keep most of V and need several. */
 static void sp_sample_prefix(int *out, const float *logits, const float *u, int B, int V, float T,
                              int top_k, float top_p) {
-    int ib, rb;
-    const long G = sp_group_rows(B, V, &ib, &rb);
-    const size_t nk = (size_t)G * V; /* the most keys a group can keep */
+    int ib = 0;
+    while ((1L << ib) < V) ++ib;
+    const long cap = sp_prefix_keys() > V ? sp_prefix_keys() : V;
+    const long max_rows = B < (1L << (32 - ib)) ? B : 1L << (32 - ib);
+    int rb = 0;
+    while ((1L << rb) < max_rows) ++rb;
     size_t temp_bytes = 0;
     cub::DoubleBuffer<uint64_t> probe(NULL, NULL);
-    CUDA_CHECK(
-        cub::DeviceRadixSort::SortKeys(NULL, temp_bytes, probe, (long)nk, 0, 32 + ib + rb, 0));
-    const size_t kb = sp_align(nk * sizeof(uint64_t)), tb = sp_align(temp_bytes);
-    const size_t rbytes = sp_align((size_t)G * sizeof(double)); /* per-row arrays */
+    CUDA_CHECK(cub::DeviceRadixSort::SortKeys(NULL, temp_bytes, probe, cap, 0, 32 + ib + rb, 0));
+    const size_t kb = sp_align((size_t)cap * sizeof(uint64_t)), tb = sp_align(temp_bytes);
+    const size_t rbytes = sp_align((size_t)B * sizeof(double)); /* per-row arrays */
     char *buf = (char *)dr_cuda_scratch(SCRATCH_SAMPLE, 2 * kb + tb + 5 * rbytes);
     uint64_t *k0 = (uint64_t *)buf, *k1 = (uint64_t *)(buf + kb);
     char *rows_at = buf + 2 * kb + tb;
     float *cut = (float *)rows_at;
     int *cnt = (int *)(rows_at + rbytes), *fill = (int *)(rows_at + 2 * rbytes);
     double *zfull = (double *)(rows_at + 3 * rbytes);
-    int *off = (int *)(rows_at + 4 * rbytes); /* G + 1 ints fit in G doubles */
-    for (int b0 = 0; b0 < B; b0 += G) {
-        const int rows = B - b0 < G ? B - b0 : (int)G;
-        sp_cut_kernel<<<rows, SP_THREADS>>>(cut, cnt, zfull, logits, u, b0, V, T, top_k, top_p);
-        LAUNCH_CHECK();
-        sp_offsets_kernel<<<1, 1>>>(off, cnt, rows);
-        LAUNCH_CHECK();
-        int total = 0;
-        CUDA_CHECK(cudaMemcpy(&total, off + rows, sizeof total, cudaMemcpyDeviceToHost));
-        CUDA_CHECK(cudaMemsetAsync(fill, 0, sizeof(int) * (size_t)rows, 0));
-        sp_compact_kernel<<<rows, 256>>>(k0, fill, off, cut, logits, b0, V, ib);
+    int *off = (int *)(rows_at + 4 * rbytes);
+    sp_cut_kernel<<<B, SP_THREADS>>>(cut, cnt, zfull, logits, u, 0, V, T, top_k, top_p);
+    LAUNCH_CHECK();
+    int *h = (int *)malloc(sizeof(int) * 3 * (size_t)B); /* cnt, offset, first of a group */
+    if (!h) {
+        fprintf(stderr, "%s:%d: out of memory\n", __FILE__, __LINE__);
+        abort();
+    }
+    int *hcnt = h, *hoff = h + B, *hfirst = h + 2 * B;
+    CUDA_CHECK(cudaMemcpy(hcnt, cnt, sizeof(int) * (size_t)B, cudaMemcpyDeviceToHost));
+    long t = 0, rows = 0; /* offsets restart at zero with each group */
+    for (int b = 0; b < B; b++) {
+        hfirst[b] = b == 0 || rows == max_rows || t + hcnt[b] > cap;
+        if (hfirst[b]) t = 0, rows = 0;
+        hoff[b] = (int)t, t += hcnt[b], rows++;
+    }
+    CUDA_CHECK(cudaMemcpy(off, hoff, sizeof(int) * (size_t)B, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemsetAsync(fill, 0, sizeof(int) * (size_t)B, 0));
+    for (int g0 = 0; g0 < B;) {
+        int n = 1; /* the group: rows g0 .. g0 + n - 1 */
+        while (g0 + n < B && !hfirst[g0 + n]) n++;
+        const long total = (long)hoff[g0 + n - 1] + hcnt[g0 + n - 1];
+        int rbg = 0;
+        while ((1L << rbg) < n) ++rbg;
+        sp_compact_kernel<<<n, 256>>>(k0, fill + g0, off + g0, cut + g0, logits, g0, V, ib);
         LAUNCH_CHECK();
         cub::DoubleBuffer<uint64_t> keys(k0, k1);
-        CUDA_CHECK(cub::DeviceRadixSort::SortKeys(buf + 2 * kb, temp_bytes, keys, (long)total, 0,
-                                                  32 + ib + rb, 0));
-        sp_pick_kernel<<<rows, SP_THREADS>>>(out, keys.Current(), off, cnt, zfull, u, b0, V, ib, T,
-                                             top_k, top_p);
+        CUDA_CHECK(cub::DeviceRadixSort::SortKeys(buf + 2 * kb, temp_bytes, keys, total, 0,
+                                                  32 + ib + rbg, 0));
+        sp_pick_kernel<<<n, SP_THREADS>>>(out, keys.Current(), off + g0, cnt + g0, zfull + g0, u,
+                                          g0, V, ib, T, top_k, top_p);
         LAUNCH_CHECK();
+        g0 += n;
     }
+    free(h);
 }
 
 /* DENSERL_SAMPLE_SORT=full: whole rows sorted (the earlier path), for comparison. */

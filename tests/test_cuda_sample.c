@@ -2,8 +2,10 @@
  * row (greedy; temperature 0.7 and 1.0 with top_k 0, 1, 50 and top_p 1.0, 0.9, 0.5), on
  * rows of several kinds (spread, exact ties including -0 and +0, one dominant logit, all
  * equal, a range so wide that the tail underflows, a tie at the top), with random u plus
- * u = 0 and u just below 1; and the sampled token's log-prob within 1e-5. Both GPU paths:
- * sorted prefixes (the default) and whole rows sorted (DENSERL_SAMPLE_SORT=full). */
+ * u = 0 and u just below 1; and the sampled token's log-prob within 1e-5. Every GPU path:
+ * sorted prefixes (the default), the same with groups of at most V keys so that the rows
+ * spread over many sorts (DENSERL_SAMPLE_GROUP_KEYS=1), and whole rows sorted
+ * (DENSERL_SAMPLE_SORT=full). */
 #include "kernels/kernels_cuda.h"
 #include "kernels/sample.h"
 
@@ -75,8 +77,10 @@ static void run_case(const float *logits, const float *u, int B, int V, float T,
         }
     char name[128];
     snprintf(name, sizeof name, "%s: B=%d V=%d T=%.1f top_k=%d top_p=%.1f",
-             getenv("DENSERL_SAMPLE_SORT") ? "whole rows sorted" : "sorted prefixes", B, V, T,
-             top_k, top_p);
+             getenv("DENSERL_SAMPLE_SORT")         ? "whole rows sorted"
+             : getenv("DENSERL_SAMPLE_GROUP_KEYS") ? "sorted prefixes, small groups"
+                                                   : "sorted prefixes",
+             B, V, T, top_k, top_p);
     if (first >= 0)
         printf("  row %d: cuda %d, cpu %d, u %.9g\n", first, r_tok[first], tok[first], u[first]);
     check(bad == 0, "%s: %d of %d tokens differ", name, bad, B);
@@ -109,13 +113,16 @@ int main(void) {
             u[b] = b % 11 == 0 ? 0.0f : b % 11 == 1 ? 0.99999994f : (float)rng_u01();
         }
         run_case(logits, u, B, V, 0.0f, 0, 1.0f, 1); /* greedy */
-        /* both GPU paths: sorted prefixes (the default) and whole rows sorted */
-        for (int full = 0; full < 2; full++) {
-            if (full) setenv("DENSERL_SAMPLE_SORT", "full", 1);
+        /* every GPU path: sorted prefixes (the default) in one group where they fit, in
+         * groups of at most V keys, and whole rows sorted */
+        for (int path = 0; path < 3; path++) {
+            if (path == 1) setenv("DENSERL_SAMPLE_GROUP_KEYS", "1", 1);
+            if (path == 2) setenv("DENSERL_SAMPLE_SORT", "full", 1);
             for (int it = 0; it < 2; it++)
                 for (int ik = 0; ik < 3; ik++)
                     for (int ip = 0; ip < 3; ip++)
                         run_case(logits, u, B, V, temps[it], top_ks[ik], top_ps[ip], (ik + ip) & 1);
+            unsetenv("DENSERL_SAMPLE_GROUP_KEYS");
             unsetenv("DENSERL_SAMPLE_SORT");
         }
         free(logits);
