@@ -11,6 +11,10 @@
 #   E2E_PROMPTS=64                             prompts of the RL step (x 4 samples)
 #   E2E_PRECISIONS="bf16 bf16-cudnn"           the precisions it runs in (fp32, bf16, and bf16
 #                                              with cuDNN's attention: bf16-cudnn)
+#   STAGES=profile (not in the default)        Nsight Compute's kernel times inside one phase
+#                                              (PROFILE_RANGE, default policy_update) of one
+#                                              bench step, 8 prompts x 4, bf16; the table per
+#                                              kernel name goes to profile.txt
 # On a GPU machine that cannot install packages, scripts/fetch_gpudeps.sh (run elsewhere)
 # leaves jansson and OpenBLAS as .deb files in .gpudeps/debs; they are unpacked into
 # .gpudeps/root and built against (nothing is installed system-wide). Otherwise run
@@ -97,6 +101,24 @@ if want compare; then
         --denserl "$BIN/denserl" --config configs/bench_qwen05b.json --shape qwen2.5-0.5b \
         --set precision=bf16 --warmup 1 --steps 2 --out-dir "$OUTDIR/compare" \
         >"$OUTDIR/compare.log" 2>&1 || { tail -5 "$OUTDIR/compare.log"; say "compare failed"; }
+fi
+if want profile; then
+    NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+    R=${PROFILE_RANGE:-policy_update}
+    say "Nsight Compute: kernel times inside '$R' of one bench step (8 prompts x 4, bf16)"
+    if [ -z "$NCU" ]; then
+        say "no ncu found"
+    else
+        timeout "${PROFILE_TIMEOUT:-240}" "$NCU" --nvtx --nvtx-include "$R/" \
+            --metrics gpu__time_duration.sum --cache-control none --clock-control none --csv \
+            --launch-count "${PROFILE_COUNT:-6000}" \
+            --log-file "$OUTDIR/ncu.csv" "$BIN/denserl" bench configs/bench_qwen05b.json \
+            --shape qwen2.5-0.5b --set precision=bf16 --set rl.prompts_per_step=8 --warmup 0 \
+            --steps 1 >"$OUTDIR/profile.log" 2>&1 || { tail -5 "$OUTDIR/profile.log"; say "profile failed"; }
+        python3 benchmarks/ncu_summary.py "$OUTDIR/ncu.csv" --top 30 --json "$OUTDIR/profile.json" \
+            >"$OUTDIR/profile.txt" 2>&1
+        head -24 "$OUTDIR/profile.txt"
+    fi
 fi
 say "done"
 python3 benchmarks/gpu_table.py "$OUTDIR"

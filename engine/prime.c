@@ -13,6 +13,7 @@
 #include "../runtime/log.h"
 #include "../runtime/ops.h"
 #include "../runtime/ops_rl.h"
+#include "../runtime/prof.h"
 
 /* The step batch (tokens, masks, log-probs, rewards, advantages) lives in host memory on
  * every backend: the models stage their inputs and outputs through the device, and the
@@ -509,17 +510,23 @@ static void logprobs_and_rewards(Prime *p, StepStats *ss, int train_prm) {
     StepBatch *b = &p->b;
     int N = b->N, T = b->T;
     double t0 = time_now();
+    prof_push("logprobs");
     forward_batch(&p->ref, b, b->targets, b->logp_ref, NULL, NULL);
     forward_batch(p->policy, b, b->targets, b->logp_old, b->entropy, NULL);
     if (p->has_critic) forward_batch(&p->critic, b, p->no_targets, b->work, NULL, b->values);
+    prof_pop();
     ss->t_logprobs = time_now() - t0;
     if (train_prm && !strcmp(c->prm_update, "before")) {
         t0 = time_now();
+        prof_push("prm_update");
         prm_update(p, 0, ss);
+        prof_pop();
         ss->t_prm = time_now() - t0;
     }
     t0 = time_now();
+    prof_push("logprobs");
     forward_batch(&p->prm, b, b->targets, b->logp_prm, NULL, NULL);
+    prof_pop();
     ss->t_logprobs += time_now() - t0;
     op_prime_token_rewards(STEP_BE, b->reward, b->logp_prm, b->logp_ref, b->mask, b->targets, N, T,
                            (float)c->beta, granularity_id(c->granularity), p->task->delim_id,
@@ -617,7 +624,9 @@ int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
     StepBatch *b = &p->b;
     memset(ss, 0, sizeof *ss);
     double sent0 = dist_bytes_sent();
+    prof_push("rollout");
     rollout_step(&p->rollout, &p->groups, rs);
+    prof_pop();
     if (p->groups.n == 0) return skipped_step(p, step, rs, ss);
     pack(p);
     logprobs_and_rewards(p, ss, 1);
@@ -625,7 +634,9 @@ int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
     ss->entropy = mean_entropy(b);
     if (strcmp(c->prm_update, "before") != 0) {
         double t0 = time_now();
+        prof_push("prm_update");
         prm_update(p, 1, ss); /* "after" trains; "none" only scores */
+        prof_pop();
         ss->t_prm = time_now() - t0;
     }
     double t0 = time_now();
@@ -642,8 +653,10 @@ int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
         dump_step(p->rc->debug_dump_dir, step, b, p->rc, p->has_critic, 0))
         return DR_ERR;
     t0 = time_now();
+    prof_push("policy_update");
     policy_update(p, ss);
     if (p->has_critic) critic_update(p, p->no_targets, ss);
+    prof_pop();
     ss->t_policy = time_now() - t0;
     p->skipped_updates += ss->skipped;
     ss->comm_bytes = dist_bytes_sent() - sent0;
