@@ -274,6 +274,14 @@ static void bench_flat(int quick) {
     report("add (y += x)", shape, MEM, 12.0 * n, ms);
     TIME_MS(ms, scale_cuda(c, n, 1.0f));
     report("scale", shape, MEM, 8.0 * n, ms);
+    uint16_t *hb = (uint16_t *)d; /* n bf16 in the first half of d, rewritten below */
+    TIME_MS(ms, cast_bf16_cuda(hb, a, n));
+    report("cast fp32 -> bf16", shape, MEM, 6.0 * n, ms);
+    TIME_MS(ms, add_from_bf16_cuda(c, hb, n));
+    report("add bf16 (y += x)", shape, MEM, 10.0 * n, ms);
+    TIME_MS(ms, widen_bf16_cuda(c, hb, n));
+    report("widen bf16 -> fp32", shape, MEM, 6.0 * n, ms);
+    scale_cuda(d, n, 0.0f); /* d is AdamW's first moment below */
     volatile double sink = 0;
     TIME_MS(ms, sink += sumsq_cuda(a, n));
     (void)sink;

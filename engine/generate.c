@@ -134,8 +134,10 @@ static void gen_step(Generator *g, int n) {
         float *kc = g->kcache + l * lstride, *vc = g->vcache + l * lstride;
         op_rmsnorm_forward(be, g->xn, g->rstd, g->x, LW(w->attn_norm, l, d), n, d, c->norm_eps);
         model_linear(m, g->q, g->xn, LW(w->wq, l, (size_t)qd * d), LW(w->bq, l, qd), n, d, qd);
-        model_linear(m, g->k, g->xn, LW(w->wk, l, (size_t)kd * d), LW(w->bk, l, kd), n, d, kd);
-        model_linear(m, g->v, g->xn, LW(w->wv, l, (size_t)kd * d), LW(w->bv, l, kd), n, d, kd);
+        model_linear_again(m, g->k, g->xn, LW(w->wk, l, (size_t)kd * d), LW(w->bk, l, kd), n, d,
+                           kd);
+        model_linear_again(m, g->v, g->xn, LW(w->wv, l, (size_t)kd * d), LW(w->bv, l, kd), n, d,
+                           kd);
         op_rope_forward(be, g->q, g->pos, m->rope_cos, m->rope_sin, n, H, Dh);
         op_rope_forward(be, g->k, g->pos, m->rope_cos, m->rope_sin, n, Hkv, Dh);
         op_kv_cache_store(be, kc, g->k, g->pos, n, g->T_cap, kd);
@@ -145,7 +147,7 @@ static void gen_step(Generator *g, int n) {
         op_add(be, g->x, g->tmp, (long)n * d);
         op_rmsnorm_forward(be, g->xn, g->rstd, g->x, LW(w->mlp_norm, l, d), n, d, c->norm_eps);
         model_linear(m, g->gate, g->xn, LW(w->w_gate, l, (size_t)F * d), NULL, n, d, F);
-        model_linear(m, g->up, g->xn, LW(w->w_up, l, (size_t)F * d), NULL, n, d, F);
+        model_linear_again(m, g->up, g->xn, LW(w->w_up, l, (size_t)F * d), NULL, n, d, F);
         op_swiglu_forward(be, g->h, g->gate, g->up, (long)n * F);
         model_linear(m, g->tmp, g->h, LW(w->w_down, l, (size_t)d * F), NULL, n, F, d);
         op_add(be, g->x, g->tmp, (long)n * d);

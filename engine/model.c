@@ -342,25 +342,66 @@ static uint16_t *mx_buf(Model *m, int k, size_t n) {
         if (m->mx.buf[k]) be_free(m->be, m->mx.buf[k]);
         m->mx.buf[k] = be_alloc(m->be, sizeof(uint16_t) * n);
         m->mx.cap[k] = n;
+        if (k == 0) m->mx.xs_of = NULL;
     }
     return m->mx.buf[k];
 }
 
+/* Slot 0 for a product's input x of n elements: *src is x, or NULL where the slot already
+ * holds bf16(x) and the caller says x is unchanged since (again); the slot is then x's. */
+static uint16_t *mx_input(Model *m, const float *x, size_t n, int again, const float **src) {
+    const int reuse = again && m->mx.xs_of == x && m->mx.n_xs == n;
+    uint16_t *xs = mx_buf(m, 0, n);
+    *src = reuse ? NULL : x;
+    m->mx.xs_of = x;
+    m->mx.n_xs = n;
+    return xs;
+}
+
+static void linear(Model *m, float *y, const float *x, const float *w, const float *b, int n,
+                   int in, int out, int again) {
+    if (!m->mx.on) {
+        op_linear_forward(m->be, y, x, w, b, n, in, out);
+        return;
+    }
+    const float *src;
+    uint16_t *xs = mx_input(m, x, (size_t)n * in, again, &src);
+    op_linear_forward_mixed(m->be, y, src, bw(m, w), b, n, in, out, xs);
+}
+
 void model_linear(Model *m, float *y, const float *x, const float *w, const float *b, int n, int in,
                   int out) {
-    if (!m->mx.on)
-        op_linear_forward(m->be, y, x, w, b, n, in, out);
-    else
-        op_linear_forward_mixed(m->be, y, x, bw(m, w), b, n, in, out, mx_buf(m, 0, (size_t)n * in));
+    linear(m, y, x, w, b, n, in, out, 0);
+}
+
+void model_linear_again(Model *m, float *y, const float *x, const float *w, const float *b, int n,
+                        int in, int out) {
+    linear(m, y, x, w, b, n, in, out, 1);
+}
+
+/* dx += dy W, dw += dy^T x, db += sum dy; again: x is the previous product's input, whose
+ * bf16 copy the previous lin_bwd made for its dw (see model_linear_again). */
+static void lin_bwd_x(Model *m, float *dx, float *dw, float *db, const float *dy, const float *x,
+                      const float *w, int n, int in, int out, int again) {
+    if (!m->mx.on) {
+        op_linear_backward(m->be, dx, dw, db, dy, x, w, n, in, out);
+        return;
+    }
+    const float *src = x;
+    uint16_t *xs = mx_buf(m, 0, (size_t)n * in);
+    if (dw) xs = mx_input(m, x, (size_t)n * in, again, &src); /* only dw reads the copy */
+    op_linear_backward_mixed(m->be, dx, dw, db, dy, src, bw(m, w), n, in, out,
+                             mx_buf(m, 1, (size_t)n * out), xs);
 }
 
 static void lin_bwd(Model *m, float *dx, float *dw, float *db, const float *dy, const float *x,
                     const float *w, int n, int in, int out) {
-    if (!m->mx.on)
-        op_linear_backward(m->be, dx, dw, db, dy, x, w, n, in, out);
-    else
-        op_linear_backward_mixed(m->be, dx, dw, db, dy, x, bw(m, w), n, in, out,
-                                 mx_buf(m, 1, (size_t)n * out), mx_buf(m, 0, (size_t)n * in));
+    lin_bwd_x(m, dx, dw, db, dy, x, w, n, in, out, 0);
+}
+
+static void lin_bwd_again(Model *m, float *dx, float *dw, float *db, const float *dy,
+                          const float *x, const float *w, int n, int in, int out) {
+    lin_bwd_x(m, dx, dw, db, dy, x, w, n, in, out, 1);
 }
 
 static int mixed_attention(const Model *m) {
@@ -410,6 +451,7 @@ static void lp_fwd(Model *m, float *logp, float *entropy, const int *targets, in
     op_logprob_forward_mixed(m->be, logp, entropy, a->lse_out, a->xf, bw(m, m->w.lm_head), targets,
                              N, c->d_model, c->vocab, m->logits_chunk, a->scratch,
                              mx_buf(m, 0, (size_t)N * c->d_model));
+    m->mx.xs_of = NULL; /* slot 0 now holds xf's copy, which no product reuses */
 }
 
 static void lp_bwd(Model *m, const float *dlogp, const float *dentropy, const int *targets, int N) {
@@ -424,6 +466,7 @@ static void lp_bwd(Model *m, const float *dlogp, const float *dentropy, const in
     op_logprob_backward_mixed(m->be, a->dtmp, m->g.lm_head, dlogp, dentropy, a->xf,
                               bw(m, m->w.lm_head), targets, a->lse_out, N, c->d_model, c->vocab,
                               m->logits_chunk, a->scratch, mx_buf(m, 0, (size_t)N * c->d_model));
+    m->mx.xs_of = NULL;
 }
 
 /* Host arrays into the model: used in place on the CPU, copied to dev on a GPU. */
@@ -472,8 +515,8 @@ static void forward(Model *m, const int *tokens, const int *targets, int B, int 
         op_rmsnorm_forward(be, xn1, a->rstd1 + l * Ncap, x, LW(m->w.attn_norm, l, d), N, d,
                            c->norm_eps);
         model_linear(m, q, xn1, LW(m->w.wq, l, (size_t)qd * d), LW(m->w.bq, l, qd), N, d, qd);
-        model_linear(m, k, xn1, LW(m->w.wk, l, (size_t)kd * d), LW(m->w.bk, l, kd), N, d, kd);
-        model_linear(m, v, xn1, LW(m->w.wv, l, (size_t)kd * d), LW(m->w.bv, l, kd), N, d, kd);
+        model_linear_again(m, k, xn1, LW(m->w.wk, l, (size_t)kd * d), LW(m->w.bk, l, kd), N, d, kd);
+        model_linear_again(m, v, xn1, LW(m->w.wv, l, (size_t)kd * d), LW(m->w.bv, l, kd), N, d, kd);
         op_rope_forward(be, q, a->pos, m->rope_cos, m->rope_sin, N, H, Dh);
         op_rope_forward(be, k, a->pos, m->rope_cos, m->rope_sin, N, Hkv, Dh);
         attn_fwd(m, att, a->lse + l * Ncap * H, q, k, v, B, T);
@@ -482,7 +525,7 @@ static void forward(Model *m, const int *tokens, const int *targets, int B, int 
         op_rmsnorm_forward(be, xn2, a->rstd2 + l * Ncap, xm, LW(m->w.mlp_norm, l, d), N, d,
                            c->norm_eps);
         model_linear(m, gate, xn2, LW(m->w.w_gate, l, (size_t)F * d), NULL, N, d, F);
-        model_linear(m, up, xn2, LW(m->w.w_up, l, (size_t)F * d), NULL, N, d, F);
+        model_linear_again(m, up, xn2, LW(m->w.w_up, l, (size_t)F * d), NULL, N, d, F);
         op_swiglu_forward(be, hm, gate, up, (long)N * F);
         model_linear(m, xo, hm, LW(m->w.w_down, l, (size_t)d * F), NULL, N, F, d);
         op_add(be, xo, xm, (long)N * d);
@@ -573,8 +616,8 @@ static void backward_trunk(Model *m, const int *tokens, int B, int T) {
         be_memset0(be, a->dtmp, sizeof(float) * N * d);
         lin_bwd(m, a->dtmp, LW(g->w_gate, l, (size_t)F * d), NULL, a->dgate, xn2,
                 LW(w->w_gate, l, (size_t)F * d), N, d, F);
-        lin_bwd(m, a->dtmp, LW(g->w_up, l, (size_t)F * d), NULL, a->dup, xn2,
-                LW(w->w_up, l, (size_t)F * d), N, d, F);
+        lin_bwd_again(m, a->dtmp, LW(g->w_up, l, (size_t)F * d), NULL, a->dup, xn2,
+                      LW(w->w_up, l, (size_t)F * d), N, d, F);
         op_rmsnorm_backward(be, a->dx, LW(g->mlp_norm, l, d), a->dtmp, xm, LW(w->mlp_norm, l, d),
                             a->rstd2 + l * Ncap, N, d);
         /* attention: x_mid = x + W_o attn(rope(W_q xn1), rope(W_k xn1), W_v xn1) */
@@ -590,10 +633,10 @@ static void backward_trunk(Model *m, const int *tokens, int B, int T) {
         be_memset0(be, a->dtmp, sizeof(float) * N * d);
         lin_bwd(m, a->dtmp, LW(g->wq, l, (size_t)qd * d), LW(g->bq, l, qd), a->dq, xn1,
                 LW(w->wq, l, (size_t)qd * d), N, d, qd);
-        lin_bwd(m, a->dtmp, LW(g->wk, l, (size_t)kd * d), LW(g->bk, l, kd), a->dk, xn1,
-                LW(w->wk, l, (size_t)kd * d), N, d, kd);
-        lin_bwd(m, a->dtmp, LW(g->wv, l, (size_t)kd * d), LW(g->bv, l, kd), a->dv, xn1,
-                LW(w->wv, l, (size_t)kd * d), N, d, kd);
+        lin_bwd_again(m, a->dtmp, LW(g->wk, l, (size_t)kd * d), LW(g->bk, l, kd), a->dk, xn1,
+                      LW(w->wk, l, (size_t)kd * d), N, d, kd);
+        lin_bwd_again(m, a->dtmp, LW(g->wv, l, (size_t)kd * d), LW(g->bv, l, kd), a->dv, xn1,
+                      LW(w->wv, l, (size_t)kd * d), N, d, kd);
         op_rmsnorm_backward(be, a->dx, LW(g->attn_norm, l, d), a->dtmp, x, LW(w->attn_norm, l, d),
                             a->rstd1 + l * Ncap, N, d);
         if (m->grad_ready) m->grad_ready(m->grad_ready_ctx, l);

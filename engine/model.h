@@ -66,12 +66,14 @@ typedef struct {
  * into the matrix products and attention, everything else stays fp32. */
 typedef struct {
     int on;
-    int cudnn_attn;   /* attention through cuDNN's fused kernels instead of the hand-written */
-    uint16_t *w;      /* (n_params) bf16 copy of params, remade when stale */
-    int stale;        /* params changed since w was made */
-    uint16_t *buf[3]; /* activation copies: product input, product output gradient, attention */
-    size_t cap[3];    /* their sizes in elements */
-    void *attn_ws;    /* attention backward workspace */
+    int cudnn_attn;     /* attention through cuDNN's fused kernels instead of the hand-written */
+    uint16_t *w;        /* (n_params) bf16 copy of params, remade when stale */
+    int stale;          /* params changed since w was made */
+    uint16_t *buf[3];   /* activation copies: product input, product output gradient, attention */
+    size_t cap[3];      /* their sizes in elements */
+    const float *xs_of; /* the input whose copy buf[0] holds (n_xs elements), or NULL */
+    size_t n_xs;
+    void *attn_ws; /* attention backward workspace */
     size_t attn_ws_cap;
 } MixedState;
 
@@ -124,9 +126,13 @@ int model_use_bf16(Model *m, const char *attention);
  * so that the bf16 copy is remade before the next forward. */
 void model_params_changed(Model *m);
 /* y (n, out) = x (n, in) W^T + b with W, b pointers into this model's parameters, in the
- * model's precision; for generation's steps. */
+ * model's precision; for generation's steps. model_linear_again is the same for a product
+ * that takes the input of the model_linear (or model_linear_again) call just before, unchanged
+ * since: in bf16 it reuses that call's copy of x instead of casting it again. */
 void model_linear(Model *m, float *y, const float *x, const float *w, const float *b, int n, int in,
                   int out);
+void model_linear_again(Model *m, float *y, const float *x, const float *w, const float *b, int n,
+                        int in, int out);
 /* Remakes the bf16 weight copy if it is stale (done by every forward; generation calls it
  * before its steps). */
 void model_refresh_weights(Model *m);

@@ -99,11 +99,15 @@ double value_loss_cuda(float *dV, double *clip_frac, const float *V, const float
 
 /* Mixed precision (mixed_cuda.cu): fp32 in and out, bf16 copies into the tensor cores.
  * w is the bf16 copy of the fp32 weight; xs, dys, hs, s are caller scratch of bf16 elements:
- * xs n*in, dys n*out, hs n*d, s attention_mixed_scratch(...). Accumulate rules as the fp32
- * ops. Attention needs D = 64 or 128, s of 4 B T (H + Hkv) D elements and, for the backward,
- * attention_backward_bf16_workspace(...) bytes of ws (runtime/ops_mixed.h gives both). */
+ * xs n*in, dys n*out, hs n*d, s attention_mixed_scratch(...). The products cast x into xs;
+ * x NULL says xs holds bf16(x) already (a product of the same input just before). Accumulate
+ * rules as the fp32 ops. Attention needs D = 64 or 128, s of 4 B T (H + Hkv) D elements and, for
+ * the backward, attention_backward_bf16_workspace(...) bytes of ws (runtime/ops_mixed.h gives
+ * both). */
+/* y = bf16(x) rounded to nearest even; y += x and y = x widening bf16 x to fp32. */
 void cast_bf16_cuda(uint16_t *y, const float *x, long n);
 void add_from_bf16_cuda(float *y, const uint16_t *x, long n);
+void widen_bf16_cuda(float *y, const uint16_t *x, long n);
 void linear_forward_mixed_cuda(float *y, const float *x, const uint16_t *w, const float *b, int n,
                                int in, int out, uint16_t *xs);
 void linear_backward_mixed_cuda(float *dx, float *dw, float *db, const float *dy, const float *x,

@@ -5,6 +5,7 @@
  * of the fp32 ops (linear.h, attention.h), so the model code is the same in both precisions;
  * the scratch buffers for the bf16 copies belong to the caller. */
 #include <cuda_bf16.h>
+#include <stdint.h>
 #include "../kernels/attention_bf16.h"
 #include "../kernels/attention_cudnn.h"
 #include "../kernels/kernels_cuda.h"
@@ -13,35 +14,108 @@
 
 enum { MX_THREADS = 256 };
 
-__global__ void mx_cast_kernel(__nv_bfloat16 *__restrict__ y, const float *__restrict__ x, long n) {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n;
-         i += (long)gridDim.x * blockDim.x)
-        y[i] = __float2bfloat16_rn(x[i]);
+/* The element kernels take 8 elements per thread (16-byte loads and stores of the bf16
+ * side) when both pointers are 16-byte aligned, the rest (or everything, unaligned) one at a
+ * time; every element gets the same operation either way. */
+static bool mx_vec_ok(const void *a, const void *b) {
+    return (((uintptr_t)a | (uintptr_t)b) & 15) == 0;
 }
 
-__global__ void mx_add_kernel(float *__restrict__ y, const __nv_bfloat16 *__restrict__ x, long n) {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n;
-         i += (long)gridDim.x * blockDim.x)
-        y[i] += __bfloat162float(x[i]);
+static __device__ __forceinline__ uint32_t mx_pack(float lo, float hi) {
+    return (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(lo)) |
+           (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(hi)) << 16;
 }
 
-/* y (n, out): each row set to b, so that a beta = 1 product adds onto the bias. */
-__global__ void mx_bias_kernel(float *__restrict__ y, const float *__restrict__ b, long total,
-                               int out) {
-    for (long e = blockIdx.x * (long)blockDim.x + threadIdx.x; e < total;
-         e += (long)gridDim.x * blockDim.x)
-        y[e] = b[e % out];
+static __device__ __forceinline__ float mx_lo(uint32_t u) {
+    return __uint_as_float(u << 16);
+}
+static __device__ __forceinline__ float mx_hi(uint32_t u) {
+    return __uint_as_float(u & 0xffff0000u);
+}
+
+__global__ void mx_cast_kernel(__nv_bfloat16 *__restrict__ y, const float *__restrict__ x, long n,
+                               long n8) {
+    const long t = blockIdx.x * (long)blockDim.x + threadIdx.x,
+               stride = (long)gridDim.x * blockDim.x;
+    for (long i = t; i < n8; i += stride) {
+        const float4 a = reinterpret_cast<const float4 *>(x)[2 * i];
+        const float4 b = reinterpret_cast<const float4 *>(x)[2 * i + 1];
+        reinterpret_cast<uint4 *>(y)[i] =
+            make_uint4(mx_pack(a.x, a.y), mx_pack(a.z, a.w), mx_pack(b.x, b.y), mx_pack(b.z, b.w));
+    }
+    for (long i = 8 * n8 + t; i < n; i += stride) y[i] = __float2bfloat16_rn(x[i]);
+}
+
+/* y += x (bf16 widened to fp32) */
+__global__ void mx_add_kernel(float *__restrict__ y, const __nv_bfloat16 *__restrict__ x, long n,
+                              long n8) {
+    const long t = blockIdx.x * (long)blockDim.x + threadIdx.x,
+               stride = (long)gridDim.x * blockDim.x;
+    for (long i = t; i < n8; i += stride) {
+        const uint4 u = reinterpret_cast<const uint4 *>(x)[i];
+        float4 a = reinterpret_cast<float4 *>(y)[2 * i],
+               b = reinterpret_cast<float4 *>(y)[2 * i + 1];
+        a.x += mx_lo(u.x), a.y += mx_hi(u.x), a.z += mx_lo(u.y), a.w += mx_hi(u.y);
+        b.x += mx_lo(u.z), b.y += mx_hi(u.z), b.z += mx_lo(u.w), b.w += mx_hi(u.w);
+        reinterpret_cast<float4 *>(y)[2 * i] = a;
+        reinterpret_cast<float4 *>(y)[2 * i + 1] = b;
+    }
+    for (long i = 8 * n8 + t; i < n; i += stride) y[i] += __bfloat162float(x[i]);
+}
+
+/* y = x (bf16 widened to fp32) */
+__global__ void mx_widen_kernel(float *__restrict__ y, const __nv_bfloat16 *__restrict__ x, long n,
+                                long n8) {
+    const long t = blockIdx.x * (long)blockDim.x + threadIdx.x,
+               stride = (long)gridDim.x * blockDim.x;
+    for (long i = t; i < n8; i += stride) {
+        const uint4 u = reinterpret_cast<const uint4 *>(x)[i];
+        reinterpret_cast<float4 *>(y)[2 * i] =
+            make_float4(mx_lo(u.x), mx_hi(u.x), mx_lo(u.y), mx_hi(u.y));
+        reinterpret_cast<float4 *>(y)[2 * i + 1] =
+            make_float4(mx_lo(u.z), mx_hi(u.z), mx_lo(u.w), mx_hi(u.w));
+    }
+    for (long i = 8 * n8 + t; i < n; i += stride) y[i] = __bfloat162float(x[i]);
+}
+
+/* y (rows, out): each row set to b, so that a beta = 1 product adds onto the bias. A block
+ * per row at a time, its threads over the columns (float4 when out and y allow). */
+__global__ void mx_bias_kernel(float *__restrict__ y, const float *__restrict__ b, long rows,
+                               int out, int vec) {
+    for (long r = blockIdx.x; r < rows; r += gridDim.x) {
+        float *yr = y + r * out;
+        if (vec) {
+            for (int c = threadIdx.x; c < out / 4; c += blockDim.x)
+                reinterpret_cast<float4 *>(yr)[c] = reinterpret_cast<const float4 *>(b)[c];
+        } else {
+            for (int c = threadIdx.x; c < out; c += blockDim.x) yr[c] = b[c];
+        }
+    }
+}
+
+/* Grid for n elements, n8 of them in groups of 8 (n8 = 0: one per thread). */
+static unsigned mx_blocks(long n, long n8) {
+    return dr_blocks(n8 > 0 ? n8 : n, MX_THREADS);
 }
 
 extern "C" void cast_bf16_cuda(uint16_t *y, const float *x, long n) {
     if (n <= 0) return;
-    mx_cast_kernel<<<dr_blocks(n, MX_THREADS), MX_THREADS>>>((__nv_bfloat16 *)y, x, n);
+    const long n8 = mx_vec_ok(x, y) ? n / 8 : 0;
+    mx_cast_kernel<<<mx_blocks(n, n8), MX_THREADS>>>((__nv_bfloat16 *)y, x, n, n8);
     LAUNCH_CHECK();
 }
 
 extern "C" void add_from_bf16_cuda(float *y, const uint16_t *x, long n) {
     if (n <= 0) return;
-    mx_add_kernel<<<dr_blocks(n, MX_THREADS), MX_THREADS>>>(y, (const __nv_bfloat16 *)x, n);
+    const long n8 = mx_vec_ok(x, y) ? n / 8 : 0;
+    mx_add_kernel<<<mx_blocks(n, n8), MX_THREADS>>>(y, (const __nv_bfloat16 *)x, n, n8);
+    LAUNCH_CHECK();
+}
+
+extern "C" void widen_bf16_cuda(float *y, const uint16_t *x, long n) {
+    if (n <= 0) return;
+    const long n8 = mx_vec_ok(x, y) ? n / 8 : 0;
+    mx_widen_kernel<<<mx_blocks(n, n8), MX_THREADS>>>(y, (const __nv_bfloat16 *)x, n, n8);
     LAUNCH_CHECK();
 }
 
@@ -58,12 +132,13 @@ static void mx_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
 extern "C" void linear_forward_mixed_cuda(float *y, const float *x, const uint16_t *w,
                                           const float *b, int n, int in, int out, uint16_t *xs) {
     if (n <= 0 || out <= 0 || in <= 0) return;
-    const long total = (long)n * out;
     if (b) {
-        mx_bias_kernel<<<dr_blocks(total, MX_THREADS), MX_THREADS>>>(y, b, total, out);
+        const int vec = out % 4 == 0 && mx_vec_ok(y, b);
+        const long blocks = n < 65535L * 4 ? n : 65535L * 4;
+        mx_bias_kernel<<<(unsigned)blocks, MX_THREADS>>>(y, b, n, out, vec);
         LAUNCH_CHECK();
     }
-    cast_bf16_cuda(xs, x, (long)n * in);
+    if (x) cast_bf16_cuda(xs, x, (long)n * in); /* x NULL: xs holds bf16(x) already */
     /* y^T (out, n) = W (out, in) x^T; W row-major (out, in) is column-major (in, out) */
     mx_gemm(CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, w, in, xs, in, b ? 1.0f : 0.0f, y, out);
 }
@@ -75,9 +150,9 @@ extern "C" void linear_backward_mixed_cuda(float *dx, float *dw, float *db, cons
     cast_bf16_cuda(dys, dy, (long)n * out);
     /* dx^T (in, n) += W^T dy^T */
     if (dx) mx_gemm(CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, w, in, dys, out, 1.0f, dx, in);
-    /* dw^T (in, out) += x^T (in, n) dy (n, out) */
+    /* dw^T (in, out) += x^T (in, n) dy (n, out); x NULL: xs holds bf16(x) already */
     if (dw) {
-        cast_bf16_cuda(xs, x, (long)n * in);
+        if (x) cast_bf16_cuda(xs, x, (long)n * in);
         mx_gemm(CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, xs, in, dys, out, 1.0f, dw, in);
     }
     if (db) linear_backward_cuda(NULL, NULL, db, dy, x, NULL, n, in, out);
@@ -95,8 +170,7 @@ extern "C" void attention_forward_mixed_cuda(float *out, float *lse, const float
         attention_forward_cudnn(ob, lse, qb, kb, vb, B, T, H, Hkv, D);
     else
         attention_forward_bf16_cuda(ob, lse, qb, kb, vb, B, T, H, Hkv, D);
-    CUDA_CHECK(cudaMemsetAsync(out, 0, sizeof(float) * (size_t)nq, 0));
-    add_from_bf16_cuda(out, ob, nq);
+    widen_bf16_cuda(out, ob, nq);
 }
 
 extern "C" void attention_backward_mixed_cuda(float *dq, float *dk, float *dv, const float *dout,
