@@ -46,36 +46,27 @@ __global__ void mx_cast_kernel(__nv_bfloat16 *__restrict__ y, const float *__res
     for (long i = 8 * n8 + t; i < n; i += stride) y[i] = __float2bfloat16_rn(x[i]);
 }
 
-/* y += x (bf16 widened to fp32) */
-__global__ void mx_add_kernel(float *__restrict__ y, const __nv_bfloat16 *__restrict__ x, long n,
-                              long n8) {
-    const long t = blockIdx.x * (long)blockDim.x + threadIdx.x,
-               stride = (long)gridDim.x * blockDim.x;
-    for (long i = t; i < n8; i += stride) {
-        const uint4 u = reinterpret_cast<const uint4 *>(x)[i];
-        float4 a = reinterpret_cast<float4 *>(y)[2 * i],
-               b = reinterpret_cast<float4 *>(y)[2 * i + 1];
-        a.x += mx_lo(u.x), a.y += mx_hi(u.x), a.z += mx_lo(u.y), a.w += mx_hi(u.y);
-        b.x += mx_lo(u.z), b.y += mx_hi(u.z), b.z += mx_lo(u.w), b.w += mx_hi(u.w);
-        reinterpret_cast<float4 *>(y)[2 * i] = a;
-        reinterpret_cast<float4 *>(y)[2 * i + 1] = b;
-    }
-    for (long i = 8 * n8 + t; i < n; i += stride) y[i] += __bfloat162float(x[i]);
-}
-
-/* y = x (bf16 widened to fp32) */
+/* y = x (ADD: y += x), bf16 x widened to fp32 */
+template <bool ADD>
 __global__ void mx_widen_kernel(float *__restrict__ y, const __nv_bfloat16 *__restrict__ x, long n,
                                 long n8) {
     const long t = blockIdx.x * (long)blockDim.x + threadIdx.x,
                stride = (long)gridDim.x * blockDim.x;
     for (long i = t; i < n8; i += stride) {
         const uint4 u = reinterpret_cast<const uint4 *>(x)[i];
-        reinterpret_cast<float4 *>(y)[2 * i] =
-            make_float4(mx_lo(u.x), mx_hi(u.x), mx_lo(u.y), mx_hi(u.y));
-        reinterpret_cast<float4 *>(y)[2 * i + 1] =
-            make_float4(mx_lo(u.z), mx_hi(u.z), mx_lo(u.w), mx_hi(u.w));
+        float4 a = make_float4(mx_lo(u.x), mx_hi(u.x), mx_lo(u.y), mx_hi(u.y));
+        float4 b = make_float4(mx_lo(u.z), mx_hi(u.z), mx_lo(u.w), mx_hi(u.w));
+        float4 *yi = reinterpret_cast<float4 *>(y) + 2 * i;
+        if (ADD) {
+            const float4 ya = yi[0], yb = yi[1];
+            a = make_float4(ya.x + a.x, ya.y + a.y, ya.z + a.z, ya.w + a.w);
+            b = make_float4(yb.x + b.x, yb.y + b.y, yb.z + b.z, yb.w + b.w);
+        }
+        yi[0] = a;
+        yi[1] = b;
     }
-    for (long i = 8 * n8 + t; i < n; i += stride) y[i] = __bfloat162float(x[i]);
+    for (long i = 8 * n8 + t; i < n; i += stride)
+        y[i] = ADD ? y[i] + __bfloat162float(x[i]) : __bfloat162float(x[i]);
 }
 
 /* y (rows, out): each row set to b, so that a beta = 1 product adds onto the bias. A block
@@ -108,14 +99,14 @@ extern "C" void cast_bf16_cuda(uint16_t *y, const float *x, long n) {
 extern "C" void add_from_bf16_cuda(float *y, const uint16_t *x, long n) {
     if (n <= 0) return;
     const long n8 = mx_vec_ok(x, y) ? n / 8 : 0;
-    mx_add_kernel<<<mx_blocks(n, n8), MX_THREADS>>>(y, (const __nv_bfloat16 *)x, n, n8);
+    mx_widen_kernel<true><<<mx_blocks(n, n8), MX_THREADS>>>(y, (const __nv_bfloat16 *)x, n, n8);
     LAUNCH_CHECK();
 }
 
 extern "C" void widen_bf16_cuda(float *y, const uint16_t *x, long n) {
     if (n <= 0) return;
     const long n8 = mx_vec_ok(x, y) ? n / 8 : 0;
-    mx_widen_kernel<<<mx_blocks(n, n8), MX_THREADS>>>(y, (const __nv_bfloat16 *)x, n, n8);
+    mx_widen_kernel<false><<<mx_blocks(n, n8), MX_THREADS>>>(y, (const __nv_bfloat16 *)x, n, n8);
     LAUNCH_CHECK();
 }
 
