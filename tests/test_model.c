@@ -202,8 +202,8 @@ static void ranges_partition(const char *name, ModelConfig c) {
     model_set_grad_ready(&m, NULL, NULL);
     int order = g_n_seen == c.n_layers + 1 && g_seen[c.n_layers] == -1;
     for (int l = 0; l < c.n_layers && order; l++) order = g_seen[l] == c.n_layers - 1 - l;
-    check(order, "%s: the backward reports layers %d..0, then -1 (%d calls)", name,
-          c.n_layers - 1, g_n_seen);
+    check(order, "%s: the backward reports layers %d..0, then -1 (%d calls)", name, c.n_layers - 1,
+          g_n_seen);
     free(hit);
     model_free(&m);
 }
