@@ -380,9 +380,10 @@ void model_linear_again(Model *m, float *y, const float *x, const float *w, cons
 }
 
 /* dx += dy W, dw += dy^T x, db += sum dy; again: x is the previous product's input, whose
- * bf16 copy the previous lin_bwd made for its dw (see model_linear_again). */
-static void lin_bwd_x(Model *m, float *dx, float *dw, float *db, const float *dy, const float *x,
-                      const float *w, int n, int in, int out, int again) {
+ * bf16 copy the previous lin_bwd made for its dw (see model_linear_again). dyb (bf16 only,
+ * instead of dy, no db): the output gradient already in bf16. */
+static void lin_bwd_x(Model *m, float *dx, float *dw, float *db, const float *dy, uint16_t *dyb,
+                      const float *x, const float *w, int n, int in, int out, int again) {
     if (!m->mx.on) {
         op_linear_backward(m->be, dx, dw, db, dy, x, w, n, in, out);
         return;
@@ -390,18 +391,18 @@ static void lin_bwd_x(Model *m, float *dx, float *dw, float *db, const float *dy
     const float *src = x;
     uint16_t *xs = mx_buf(m, 0, (size_t)n * in);
     if (dw) xs = mx_input(m, x, (size_t)n * in, again, &src); /* only dw reads the copy */
-    op_linear_backward_mixed(m->be, dx, dw, db, dy, src, bw(m, w), n, in, out,
-                             mx_buf(m, 1, (size_t)n * out), xs);
+    op_linear_backward_mixed(m->be, dx, dw, db, dyb ? NULL : dy, src, bw(m, w), n, in, out,
+                             dyb ? dyb : mx_buf(m, 1, (size_t)n * out), xs);
 }
 
 static void lin_bwd(Model *m, float *dx, float *dw, float *db, const float *dy, const float *x,
                     const float *w, int n, int in, int out) {
-    lin_bwd_x(m, dx, dw, db, dy, x, w, n, in, out, 0);
+    lin_bwd_x(m, dx, dw, db, dy, NULL, x, w, n, in, out, 0);
 }
 
 static void lin_bwd_again(Model *m, float *dx, float *dw, float *db, const float *dy,
                           const float *x, const float *w, int n, int in, int out) {
-    lin_bwd_x(m, dx, dw, db, dy, x, w, n, in, out, 1);
+    lin_bwd_x(m, dx, dw, db, dy, NULL, x, w, n, in, out, 1);
 }
 
 static int mixed_attention(const Model *m) {
@@ -526,8 +527,14 @@ static void forward(Model *m, const int *tokens, const int *targets, int B, int 
                            c->norm_eps);
         model_linear(m, gate, xn2, LW(m->w.w_gate, l, (size_t)F * d), NULL, N, d, F);
         model_linear_again(m, up, xn2, LW(m->w.w_up, l, (size_t)F * d), NULL, N, d, F);
-        op_swiglu_forward(be, hm, gate, up, (long)N * F);
-        model_linear(m, xo, hm, LW(m->w.w_down, l, (size_t)d * F), NULL, N, F, d);
+        if (m->mx.on) { /* h only feeds products: kept in bf16 in the first half of hm */
+            op_swiglu_forward_bf16(be, (uint16_t *)hm, gate, up, (long)N * F);
+            op_linear_forward_mixed(be, xo, NULL, bw(m, LW(m->w.w_down, l, (size_t)d * F)), NULL, N,
+                                    F, d, (uint16_t *)hm);
+        } else {
+            op_swiglu_forward(be, hm, gate, up, (long)N * F);
+            model_linear(m, xo, hm, LW(m->w.w_down, l, (size_t)d * F), NULL, N, F, d);
+        }
         op_add(be, xo, xm, (long)N * d);
     }
     op_rmsnorm_forward(be, a->xf, a->rstdf, a->x + c->n_layers * Ncap * d, m->w.final_norm, N, d,
@@ -586,6 +593,50 @@ void model_backward_values(Model *m, const int *tokens, int B, int T, const floa
     backward_trunk(m, tokens, B, T);
 }
 
+/* The MLP's backward in fp32: dtmp = dL/dxn2 from dx, with the weight gradients. */
+static void mlp_backward(Model *m, int l, const float *gate, const float *up, const float *hm,
+                         const float *xn2, int N) {
+    const ModelConfig *c = &m->cfg;
+    Activations *a = &m->act;
+    Backend be = m->be;
+    ParamViews *g = &m->g, *w = &m->w;
+    const int d = c->d_model, F = c->d_ff;
+    be_memset0(be, a->dh, sizeof(float) * N * F);
+    lin_bwd(m, a->dh, LW(g->w_down, l, (size_t)d * F), NULL, a->dx, hm,
+            LW(w->w_down, l, (size_t)d * F), N, F, d);
+    be_memset0(be, a->dgate, sizeof(float) * N * F);
+    be_memset0(be, a->dup, sizeof(float) * N * F);
+    op_swiglu_backward(be, a->dgate, a->dup, a->dh, gate, up, (long)N * F);
+    be_memset0(be, a->dtmp, sizeof(float) * N * d);
+    lin_bwd(m, a->dtmp, LW(g->w_gate, l, (size_t)F * d), NULL, a->dgate, xn2,
+            LW(w->w_gate, l, (size_t)F * d), N, d, F);
+    lin_bwd_again(m, a->dtmp, LW(g->w_up, l, (size_t)F * d), NULL, a->dup, xn2,
+                  LW(w->w_up, l, (size_t)F * d), N, d, F);
+}
+
+/* The same in bf16: dh comes out of its product in bf16, SwiGLU's backward writes dgate and
+ * dup in bf16 (in the first half of their fp32 buffers), and the products take them and the
+ * forward's bf16 h as they are: no fp32 dh, dgate, dup, no zeroing, no casts. */
+static void mlp_backward_bf16(Model *m, int l, const float *gate, const float *up, float *hm,
+                              const float *xn2, int N) {
+    const ModelConfig *c = &m->cfg;
+    Activations *a = &m->act;
+    ParamViews *g = &m->g, *w = &m->w;
+    const int d = c->d_model, F = c->d_ff;
+    uint16_t *dhb = (uint16_t *)a->dh, *dgb = (uint16_t *)a->dgate, *dub = (uint16_t *)a->dup;
+    uint16_t *dys = mx_buf(m, 1, (size_t)N * d);
+    const float *wd = LW(w->w_down, l, (size_t)d * F);
+    op_linear_dx_bf16_mixed(m->be, dhb, a->dx, bw(m, wd), N, F, d, dys); /* dys = bf16(dx) */
+    op_linear_backward_mixed(m->be, NULL, LW(g->w_down, l, (size_t)d * F), NULL, NULL, NULL,
+                             bw(m, wd), N, F, d, dys, (uint16_t *)hm);
+    op_swiglu_backward_bf16(m->be, dgb, dub, dhb, gate, up, (long)N * F);
+    be_memset0(m->be, a->dtmp, sizeof(float) * N * d);
+    lin_bwd_x(m, a->dtmp, LW(g->w_gate, l, (size_t)F * d), NULL, NULL, dgb, xn2,
+              LW(w->w_gate, l, (size_t)F * d), N, d, F, 0);
+    lin_bwd_x(m, a->dtmp, LW(g->w_up, l, (size_t)F * d), NULL, NULL, dub, xn2,
+              LW(w->w_up, l, (size_t)F * d), N, d, F, 1);
+}
+
 /* From dL/dxf (in act.dtmp) down through the final norm, the layers and the embedding. */
 static void backward_trunk(Model *m, const int *tokens, int B, int T) {
     const ModelConfig *c = &m->cfg;
@@ -607,17 +658,10 @@ static void backward_trunk(Model *m, const int *tokens, int B, int T) {
         float *up = a->up + l * Ncap * F, *hm = a->hmlp + l * Ncap * F;
         /* MLP: x_{l+1} = x_mid + W_down swiglu(W_gate xn2, W_up xn2); dx flows through the
          * residual unchanged and gains the norm's contribution */
-        be_memset0(be, a->dh, sizeof(float) * N * F);
-        lin_bwd(m, a->dh, LW(g->w_down, l, (size_t)d * F), NULL, a->dx, hm,
-                LW(w->w_down, l, (size_t)d * F), N, F, d);
-        be_memset0(be, a->dgate, sizeof(float) * N * F);
-        be_memset0(be, a->dup, sizeof(float) * N * F);
-        op_swiglu_backward(be, a->dgate, a->dup, a->dh, gate, up, (long)N * F);
-        be_memset0(be, a->dtmp, sizeof(float) * N * d);
-        lin_bwd(m, a->dtmp, LW(g->w_gate, l, (size_t)F * d), NULL, a->dgate, xn2,
-                LW(w->w_gate, l, (size_t)F * d), N, d, F);
-        lin_bwd_again(m, a->dtmp, LW(g->w_up, l, (size_t)F * d), NULL, a->dup, xn2,
-                      LW(w->w_up, l, (size_t)F * d), N, d, F);
+        if (m->mx.on)
+            mlp_backward_bf16(m, l, gate, up, hm, xn2, N);
+        else
+            mlp_backward(m, l, gate, up, hm, xn2, N);
         op_rmsnorm_backward(be, a->dx, LW(g->mlp_norm, l, d), a->dtmp, xm, LW(w->mlp_norm, l, d),
                             a->rstd2 + l * Ncap, N, d);
         /* attention: x_mid = x + W_o attn(rope(W_q xn1), rope(W_k xn1), W_v xn1) */

@@ -99,15 +99,25 @@ double value_loss_cuda(float *dV, double *clip_frac, const float *V, const float
 
 /* Mixed precision (mixed_cuda.cu): fp32 in and out, bf16 copies into the tensor cores.
  * w is the bf16 copy of the fp32 weight; xs, dys, hs, s are caller scratch of bf16 elements:
- * xs n*in, dys n*out, hs n*d, s attention_mixed_scratch(...). The products cast x into xs;
- * x NULL says xs holds bf16(x) already (a product of the same input just before). Accumulate
- * rules as the fp32 ops. Attention needs D = 64 or 128, s of 4 B T (H + Hkv) D elements and, for
+ * xs n*in, dys n*out, hs n*d, s attention_mixed_scratch(...). The products cast x into xs
+ * and dy into dys; x NULL (dy NULL) says xs (dys) holds bf16(x) (bf16(dy)) already, made by
+ * the caller or a product just before (dy NULL allows no bias gradient). Accumulate rules as
+ * the fp32 ops. Attention needs D = 64 or 128, s of 4 B T (H + Hkv) D elements and, for
  * the backward, attention_backward_bf16_workspace(...) bytes of ws (runtime/ops_mixed.h gives
  * both). */
 /* y = bf16(x) rounded to nearest even; y += x and y = x widening bf16 x to fp32. */
 void cast_bf16_cuda(uint16_t *y, const float *x, long n);
 void add_from_bf16_cuda(float *y, const uint16_t *x, long n);
 void widen_bf16_cuda(float *y, const uint16_t *x, long n);
+/* SwiGLU with bf16 results (elementwise_cuda.cu): h = bf16(silu(g) u); dg, du = bf16 of the
+ * swiglu_backward terms for a bf16 dh, overwritten (not accumulated). */
+void swiglu_forward_bf16_cuda(uint16_t *h, const float *g, const float *u, long n);
+void swiglu_backward_bf16_cuda(uint16_t *dg, uint16_t *du, const uint16_t *dh, const float *g,
+                               const float *u, long n);
+/* dxb (n, in) = bf16(dy (n, out) W (out, in)), overwritten; dys gets bf16(dy), which a dw
+ * product (linear_backward_mixed_cuda with dy NULL) can reuse. */
+void linear_dx_bf16_mixed_cuda(uint16_t *dxb, const float *dy, const uint16_t *w, int n, int in,
+                               int out, uint16_t *dys);
 void linear_forward_mixed_cuda(float *y, const float *x, const uint16_t *w, const float *b, int n,
                                int in, int out, uint16_t *xs);
 void linear_backward_mixed_cuda(float *dx, float *dw, float *db, const float *dy, const float *x,

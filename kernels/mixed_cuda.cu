@@ -6,6 +6,8 @@
  * the scratch buffers for the bf16 copies belong to the caller. */
 #include <cuda_bf16.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include "../kernels/attention_bf16.h"
 #include "../kernels/attention_cudnn.h"
 #include "../kernels/kernels_cuda.h"
@@ -110,14 +112,21 @@ extern "C" void widen_bf16_cuda(float *y, const uint16_t *x, long n) {
     LAUNCH_CHECK();
 }
 
-/* C (m, n) column-major = op(A) op(B) + beta C, bf16 inputs, fp32 accumulation and output. */
+/* C (m, n) column-major = op(A) op(B) + beta C, bf16 inputs, fp32 accumulation; C of type
+ * ct (fp32, or bf16 rounded from the fp32 result). */
+static void mx_gemm_to(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                       const uint16_t *A, int lda, const uint16_t *B, int ldb, float beta, void *C,
+                       cudaDataType_t ct, int ldc) {
+    const float one = 1.0f;
+    CUBLAS_CHECK(cublasGemmEx(dr_cublas(), ta, tb, m, n, k, &one, A, CUDA_R_16BF, lda, B,
+                              CUDA_R_16BF, ldb, &beta, C, ct, ldc, CUBLAS_COMPUTE_32F,
+                              CUBLAS_GEMM_DEFAULT));
+}
+
 static void mx_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                     const uint16_t *A, int lda, const uint16_t *B, int ldb, float beta, float *C,
                     int ldc) {
-    const float one = 1.0f;
-    CUBLAS_CHECK(cublasGemmEx(dr_cublas(), ta, tb, m, n, k, &one, A, CUDA_R_16BF, lda, B,
-                              CUDA_R_16BF, ldb, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
-                              CUBLAS_GEMM_DEFAULT));
+    mx_gemm_to(ta, tb, m, n, k, A, lda, B, ldb, beta, C, CUDA_R_32F, ldc);
 }
 
 extern "C" void linear_forward_mixed_cuda(float *y, const float *x, const uint16_t *w,
@@ -138,7 +147,11 @@ extern "C" void linear_backward_mixed_cuda(float *dx, float *dw, float *db, cons
                                            const float *x, const uint16_t *w, int n, int in,
                                            int out, uint16_t *dys, uint16_t *xs) {
     if (n <= 0 || out <= 0 || in <= 0) return;
-    cast_bf16_cuda(dys, dy, (long)n * out);
+    if (db && !dy) {
+        fprintf(stderr, "fatal: linear_backward_mixed_cuda: the bias gradient needs dy in fp32\n");
+        abort();
+    }
+    if (dy) cast_bf16_cuda(dys, dy, (long)n * out); /* dy NULL: dys holds bf16(dy) already */
     /* dx^T (in, n) += W^T dy^T */
     if (dx) mx_gemm(CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, w, in, dys, out, 1.0f, dx, in);
     /* dw^T (in, out) += x^T (in, n) dy (n, out); x NULL: xs holds bf16(x) already */
@@ -147,6 +160,14 @@ extern "C" void linear_backward_mixed_cuda(float *dx, float *dw, float *db, cons
         mx_gemm(CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, xs, in, dys, out, 1.0f, dw, in);
     }
     if (db) linear_backward_cuda(NULL, NULL, db, dy, x, NULL, n, in, out);
+}
+
+extern "C" void linear_dx_bf16_mixed_cuda(uint16_t *dxb, const float *dy, const uint16_t *w, int n,
+                                          int in, int out, uint16_t *dys) {
+    if (n <= 0 || out <= 0 || in <= 0) return;
+    cast_bf16_cuda(dys, dy, (long)n * out);
+    /* dx^T (in, n) = W^T dy^T, rounded to bf16 */
+    mx_gemm_to(CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, w, in, dys, out, 0.0f, dxb, CUDA_R_16BF, in);
 }
 
 extern "C" void attention_forward_mixed_cuda(float *out, float *lse, const float *q, const float *k,

@@ -18,6 +18,9 @@ static void no_cuda(void) {
     CHECK(!"built without CUDA");
 }
 #define cast_bf16_cuda(...)                no_cuda()
+#define swiglu_forward_bf16_cuda(...)      no_cuda()
+#define swiglu_backward_bf16_cuda(...)     no_cuda()
+#define linear_dx_bf16_mixed_cuda(...)     no_cuda()
 #define linear_forward_mixed_cuda(...)     no_cuda()
 #define linear_backward_mixed_cuda(...)    no_cuda()
 #define attention_forward_mixed_cuda(...)  no_cuda()
@@ -53,6 +56,20 @@ size_t op_mixed_attention_workspace(int B, int T, int H, int Hkv, int D) {
 
 void op_cast_bf16(Backend be, uint16_t *y, const float *x, long n) {
     MIXED_CALL(be, cast_bf16_cuda(y, x, n));
+}
+
+void op_swiglu_forward_bf16(Backend be, uint16_t *h, const float *g, const float *u, long n) {
+    MIXED_CALL(be, swiglu_forward_bf16_cuda(h, g, u, n));
+}
+
+void op_swiglu_backward_bf16(Backend be, uint16_t *dg, uint16_t *du, const uint16_t *dh,
+                             const float *g, const float *u, long n) {
+    MIXED_CALL(be, swiglu_backward_bf16_cuda(dg, du, dh, g, u, n));
+}
+
+void op_linear_dx_bf16_mixed(Backend be, uint16_t *dxb, const float *dy, const uint16_t *w, int n,
+                             int in, int out, uint16_t *dys) {
+    MIXED_CALL(be, linear_dx_bf16_mixed_cuda(dxb, dy, w, n, in, out, dys));
 }
 
 void op_linear_forward_mixed(Backend be, float *y, const float *x, const uint16_t *w,

@@ -14,6 +14,11 @@ int op_mixed_attention_cudnn_available(void);
 size_t op_mixed_attention_scratch(int B, int T, int H, int Hkv, int D);   /* bf16 elements */
 size_t op_mixed_attention_workspace(int B, int T, int H, int Hkv, int D); /* bytes */
 void op_cast_bf16(Backend be, uint16_t *y, const float *x, long n);
+void op_swiglu_forward_bf16(Backend be, uint16_t *h, const float *g, const float *u, long n);
+void op_swiglu_backward_bf16(Backend be, uint16_t *dg, uint16_t *du, const uint16_t *dh,
+                             const float *g, const float *u, long n);
+void op_linear_dx_bf16_mixed(Backend be, uint16_t *dxb, const float *dy, const uint16_t *w, int n,
+                             int in, int out, uint16_t *dys);
 void op_linear_forward_mixed(Backend be, float *y, const float *x, const uint16_t *w,
                              const float *b, int n, int in, int out, uint16_t *xs);
 void op_linear_backward_mixed(Backend be, float *dx, float *dw, float *db, const float *dy,

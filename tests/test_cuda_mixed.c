@@ -4,8 +4,12 @@
  * widen_bf16_cuda bit for bit against the host's float addition and widening, over sizes that
  * leave tails of every length and buffers offset by 1 to 7 elements (the unaligned path);
  * and linear_forward_mixed_cuda with and without a bias, against a double product of the
- * bf16-rounded operands (relative error < 1e-5: fp32 accumulation). Outputs start poisoned.
- * Exits 77 (skip) without a GPU. */
+ * bf16-rounded operands (relative error < 1e-5: fp32 accumulation). Then the bf16-output
+ * pieces of the MLP's mixed path: SwiGLU forward and backward with bf16 results against the
+ * CPU SwiGLU rounded to bf16 (within one bf16 step: the float math may differ in its last
+ * bit and round the other way), the dx product with a bf16 result (linear_dx_bf16_mixed_cuda),
+ * and linear_backward_mixed_cuda fed with the bf16 dy and x that such pieces leave (dy and x
+ * NULL), against double references. Outputs start poisoned. Exits 77 (skip) without a GPU. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +19,7 @@
 
 #ifdef DENSERL_CUDA
 #include "kernels/kernels_cuda.h"
+#include "kernels/swiglu.h"
 #include "bf16test.h"
 
 /* Round to nearest even, for every float (NaN excepted): f2bf's carry also turns the
@@ -108,6 +113,98 @@ static void test_linear_mixed(int n, int in, int out, int bias) {
     free(x), free(w), free(b), free(wb), free(xr), free(want), free(got);
 }
 
+/* got and want (bf16 bits, n) within one bf16 step of each other, elementwise */
+static long bf16_far(const uint16_t *got, const uint16_t *want, long n) {
+    long bad = 0;
+    for (long i = 0; i < n; i++) {
+        const float a = bf2f(got[i]), b = bf2f(want[i]);
+        const float tol = (fabsf(a) > fabsf(b) ? fabsf(a) : fabsf(b)) * (1.0f / 128.0f);
+        if (!(fabsf(a - b) <= tol)) bad++;
+    }
+    return bad;
+}
+
+static void test_swiglu_bf16(long n, int off) {
+    float *g = rand_host(n, 8.0), *u = rand_host(n, 2.0), *dhf = rand_host(n, 1.0);
+    uint16_t *dh = round_bf16(dhf, n); /* dhf: the bf16 values as floats */
+    float *h = calloc((size_t)n, sizeof(float)), *dg = calloc((size_t)n, sizeof(float));
+    float *du = calloc((size_t)n, sizeof(float));
+    swiglu_forward_cpu(h, g, u, n);
+    swiglu_backward_cpu(dg, du, dhf, g, u, n); /* from zero: the overwrite */
+    uint16_t *wh = round_bf16(h, n), *wdg = round_bf16(dg, n), *wdu = round_bf16(du, n);
+    float *d_g = dev_poisoned((size_t)(n + off), 4), *d_u = dev_poisoned((size_t)(n + off), 4);
+    uint16_t *d_dh = dev_poisoned((size_t)(n + off), 2), *d_h = dev_poisoned((size_t)(n + off), 2);
+    uint16_t *d_dg = dev_poisoned((size_t)(n + off), 2), *d_du = dev_poisoned((size_t)(n + off), 2);
+    be_to_device(BACKEND_CUDA, d_g + off, g, sizeof(float) * (size_t)n);
+    be_to_device(BACKEND_CUDA, d_u + off, u, sizeof(float) * (size_t)n);
+    be_to_device(BACKEND_CUDA, d_dh + off, dh, sizeof(uint16_t) * (size_t)n);
+    swiglu_forward_bf16_cuda(d_h + off, d_g + off, d_u + off, n);
+    swiglu_backward_bf16_cuda(d_dg + off, d_du + off, d_dh + off, d_g + off, d_u + off, n);
+    uint16_t *gh = host_copy_of(d_h + off, (size_t)n, 2),
+             *gdg = host_copy_of(d_dg + off, (size_t)n, 2);
+    uint16_t *gdu = host_copy_of(d_du + off, (size_t)n, 2);
+    check(bf16_far(gh, wh, n) == 0, "swiglu_forward_bf16 n=%ld off=%d: within one bf16 step", n,
+          off);
+    check(bf16_far(gdg, wdg, n) == 0 && bf16_far(gdu, wdu, n) == 0,
+          "swiglu_backward_bf16 n=%ld off=%d: dg, du within one bf16 step", n, off);
+    dev_free(d_g), dev_free(d_u), dev_free(d_dh), dev_free(d_h), dev_free(d_dg), dev_free(d_du);
+    free(g), free(u), free(dhf), free(dh), free(h), free(dg), free(du);
+    free(wh), free(wdg), free(wdu), free(gh), free(gdg), free(gdu);
+}
+
+/* dxb = bf16(dy W) (linear_dx_bf16_mixed_cuda), then the weight gradient from the dys it left
+ * and a bf16 x given directly, and dx accumulated from a bf16 dy given directly. */
+static void test_linear_bf16_grads(int n, int in, int out) {
+    float *dy = rand_host((long)n * out, 1.0), *w = rand_host((long)out * in, 1.0);
+    float *x = rand_host((long)n * in, 1.0), *dx0 = rand_host((long)n * in, 1.0);
+    float *dw0 = rand_host((long)out * in, 1.0);
+    uint16_t *wb = round_bf16(w, (long)out * in), *xb = round_bf16(x, (long)n * in);
+    float *dyr = malloc(sizeof(float) * (size_t)n * out);
+    memcpy(dyr, dy, sizeof(float) * (size_t)n * out);
+    uint16_t *dyb = round_bf16(dyr, (long)n * out);
+    float *want_dx = malloc(sizeof(float) * (size_t)n * in),
+          *want_dw = malloc(sizeof(float) * (size_t)out * in);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < in; k++) {
+            double s = 0.0;
+            for (int o = 0; o < out; o++)
+                s += (double)dyr[(size_t)i * out + o] * w[(size_t)o * in + k];
+            want_dx[(size_t)i * in + k] = (float)s;
+        }
+    for (int o = 0; o < out; o++)
+        for (int k = 0; k < in; k++) {
+            double s = dw0[(size_t)o * in + k];
+            for (int i = 0; i < n; i++)
+                s += (double)dyr[(size_t)i * out + o] * x[(size_t)i * in + k];
+            want_dw[(size_t)o * in + k] = (float)s;
+        }
+    float *d_dy = DEV_F(dy, (long)n * out), *d_dw = DEV_F(dw0, (long)out * in);
+    uint16_t *d_w = dev_bf16(wb, (long)out * in), *d_x = dev_bf16(xb, (long)n * in);
+    uint16_t *d_dys = dev_poison_bf16((long)n * out), *d_dxb = dev_poison_bf16((long)n * in);
+    linear_dx_bf16_mixed_cuda(d_dxb, d_dy, d_w, n, in, out, d_dys);
+    linear_backward_mixed_cuda(NULL, d_dw, NULL, NULL, NULL, d_w, n, in, out, d_dys, d_x);
+    float *got_dx = host_bf16(d_dxb, (long)n * in), *got_dw = HOST_F(d_dw, (long)out * in);
+    /* dxb is rounded to bf16: 2^-9 relative per element at most */
+    const double e1 = rel_err(got_dx, want_dx, (long)n * in),
+                 e2 = rel_err(got_dw, want_dw, (long)out * in);
+    check(e1 < 5e-3, "linear_dx_bf16_mixed n=%d in=%d out=%d: rel err %.3g", n, in, out, e1);
+    check(e2 < 1e-5, "linear_backward_mixed dw from bf16 dy and x n=%d in=%d out=%d: rel err %.3g",
+          n, in, out, e2);
+    /* dx += dy W with dy given in bf16 (dy NULL), onto dx0 */
+    float *d_dx = DEV_F(dx0, (long)n * in);
+    uint16_t *d_dyb = dev_bf16(dyb, (long)n * out);
+    linear_backward_mixed_cuda(d_dx, NULL, NULL, NULL, NULL, d_w, n, in, out, d_dyb, d_x);
+    float *got_acc = HOST_F(d_dx, (long)n * in);
+    for (long i = 0; i < (long)n * in; i++) want_dx[i] += dx0[i];
+    const double e3 = rel_err(got_acc, want_dx, (long)n * in);
+    check(e3 < 1e-5, "linear_backward_mixed dx from a bf16 dy n=%d in=%d out=%d: rel err %.3g", n,
+          in, out, e3);
+    dev_free(d_dy), dev_free(d_dw), dev_free(d_w), dev_free(d_x), dev_free(d_dys);
+    dev_free(d_dxb), dev_free(d_dx), dev_free(d_dyb);
+    free(dy), free(w), free(x), free(dx0), free(dw0), free(wb), free(xb), free(dyr), free(dyb);
+    free(want_dx), free(want_dw), free(got_dx), free(got_dw), free(got_acc);
+}
+
 static void run_all(void) {
     const long sizes[] = {1, 7, 8, 9, 15, 16, 17, 1000, 4097, 1000003};
     for (int s = 0; s < 10; s++)
@@ -121,6 +218,10 @@ static void run_all(void) {
     for (int k = 0; k < 5; k++)
         for (int bias = 0; bias < 2; bias++)
             test_linear_mixed(shapes[k][0], shapes[k][1], shapes[k][2], bias);
+    const long sw[] = {1, 3, 4, 5, 1000, 4099, 1000001};
+    for (int k = 0; k < 7; k++)
+        for (int off = 0; off < 4; off++) test_swiglu_bf16(sw[k], off);
+    for (int k = 0; k < 5; k++) test_linear_bf16_grads(shapes[k][0], shapes[k][1], shapes[k][2]);
 }
 #endif
 
