@@ -63,7 +63,8 @@ typedef struct {
 } Activations;
 
 /* Mixed precision (model_use_bf16): bf16 copies of the weights and of the activations go
- * into the matrix products and attention, everything else stays fp32. */
+ * into the matrix products and attention, everything else stays fp32, except the MLP's
+ * hidden activation and its gradients, which only feed products and exist only in bf16. */
 typedef struct {
     int on;
     int cudnn_attn;     /* attention through cuDNN's fused kernels instead of the hand-written */

@@ -2,8 +2,10 @@
  * fp32 activations between ops, bf16 copies of both going into the tensor-core products
  * (cuBLAS GemmEx, fp32 accumulation and fp32 results) and into the bf16 flash attention.
  * The casts round to nearest even. Every gradient lands in fp32 with the accumulate rules
- * of the fp32 ops (linear.h, attention.h), so the model code is the same in both precisions;
- * the scratch buffers for the bf16 copies belong to the caller. */
+ * of the fp32 ops (linear.h, attention.h); the scratch buffers for the bf16 copies belong to
+ * the caller. Where a tensor only feeds products (the MLP's hidden activation and its
+ * gradients), the caller can hand over its bf16 copy instead (x or dy NULL) or have a
+ * product write one (linear_dx_bf16_mixed_cuda), and skip the fp32 tensor. */
 #include <cuda_bf16.h>
 #include <stdint.h>
 #include <stdio.h>
