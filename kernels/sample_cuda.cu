@@ -366,6 +366,23 @@ static void sp_sample_sorted(int *out, const float *logits, const float *u, int 
     }
 }
 
+/* 3 B ints of host memory for the per-row counts, offsets and group starts, kept and grown
+ * across calls (one per decode step). */
+static int *sp_host_rows(int B) {
+    static int *h = NULL;
+    static size_t cap = 0;
+    if (cap < 3 * (size_t)B) {
+        free(h);
+        cap = 3 * (size_t)B;
+        h = (int *)malloc(sizeof(int) * cap);
+        if (!h) {
+            fprintf(stderr, "%s:%d: out of memory\n", __FILE__, __LINE__);
+            abort();
+        }
+    }
+    return h;
+}
+
 /* The most keys one sort of prefixes takes: SP_PREFIX_KEYS, or DENSERL_SAMPLE_GROUP_KEYS
  * (tests set it low to make many groups). */
 static long sp_prefix_keys(void) {
@@ -402,11 +419,7 @@ static void sp_sample_prefix(int *out, const float *logits, const float *u, int 
     int *off = (int *)(rows_at + 4 * rbytes);
     sp_cut_kernel<<<B, SP_THREADS>>>(cut, cnt, zfull, logits, u, 0, V, T, top_k, top_p);
     LAUNCH_CHECK();
-    int *h = (int *)malloc(sizeof(int) * 3 * (size_t)B); /* cnt, offset, first of a group */
-    if (!h) {
-        fprintf(stderr, "%s:%d: out of memory\n", __FILE__, __LINE__);
-        abort();
-    }
+    int *h = sp_host_rows(B); /* cnt, offset, first of a group */
     int *hcnt = h, *hoff = h + B, *hfirst = h + 2 * B;
     CUDA_CHECK(cudaMemcpy(hcnt, cnt, sizeof(int) * (size_t)B, cudaMemcpyDeviceToHost));
     long t = 0, rows = 0; /* offsets restart at zero with each group */
@@ -433,7 +446,6 @@ static void sp_sample_prefix(int *out, const float *logits, const float *u, int 
         LAUNCH_CHECK();
         g0 += n;
     }
-    free(h);
 }
 
 /* DENSERL_SAMPLE_SORT=full: whole rows sorted (the earlier path), for comparison. */
