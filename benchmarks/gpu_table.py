@@ -15,6 +15,9 @@ def load(path):
 
 
 def main():
+    if len(sys.argv) != 2 or not os.path.isdir(sys.argv[1]):
+        sys.exit(f"usage: gpu_table.py OUTDIR (the folder gpu_check.sh wrote; got "
+                 f"{' '.join(sys.argv[1:]) or 'nothing'})")
     out = sys.argv[1]
     bench, peer = load(f"{out}/bench.json"), load(f"{out}/peer.json")
     summary = {"bench": bench, "peer": peer, "e2e": None}
