@@ -8,6 +8,7 @@
 #include <cuda_bf16.h>
 #include <stdint.h>
 #include <cub/device/device_radix_sort.cuh>
+#include "../kernels/bf16_cuda.cuh"
 #include "../kernels/kernels_cuda.h"
 #include "../runtime/cuda_util.cuh"
 
@@ -255,21 +256,12 @@ extern "C" void swiglu_backward_cuda(float *dg, float *du, const float *dh, cons
 /* The bf16 twins for mixed precision: the same float math, the result rounded to bf16 for
  * the product that takes it (h into the down projection; dg, du into the gate and up
  * backward products). The backward overwrites dg and du and reads dh in bf16. */
-static __device__ __forceinline__ uint32_t ew_bf16x2(float lo, float hi) {
-    return (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(lo)) |
-           (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(hi)) << 16;
-}
-
-static __device__ __forceinline__ float ew_bf16_at(const __nv_bfloat16 *p, long i) {
-    return __bfloat162float(p[i]);
-}
-
 __global__ void swiglu_fwd_bf16_kernel(__nv_bfloat16 *__restrict__ h, const float *__restrict__ g,
                                        const float *__restrict__ u, long n, long n4) {
     GRID_STRIDE(i, 0, n4) {
         const float4 a = ((const float4 *)g)[i], b = ((const float4 *)u)[i];
-        ((uint2 *)h)[i] = make_uint2(ew_bf16x2(swiglu_f(a.x, b.x), swiglu_f(a.y, b.y)),
-                                     ew_bf16x2(swiglu_f(a.z, b.z), swiglu_f(a.w, b.w)));
+        ((uint2 *)h)[i] = make_uint2(bf16_pack2(swiglu_f(a.x, b.x), swiglu_f(a.y, b.y)),
+                                     bf16_pack2(swiglu_f(a.z, b.z), swiglu_f(a.w, b.w)));
     }
     GRID_STRIDE(i, n4 * 4, n) h[i] = __float2bfloat16_rn(swiglu_f(g[i], u[i]));
 }
@@ -282,19 +274,18 @@ __global__ void swiglu_bwd_bf16_kernel(__nv_bfloat16 *__restrict__ dg,
     GRID_STRIDE(i, 0, n4) {
         const uint2 c = ((const uint2 *)dh)[i];
         const float4 x = ((const float4 *)g)[i], y = ((const float4 *)u)[i];
-        const float d[4] = {__uint_as_float(c.x << 16), __uint_as_float(c.x & 0xffff0000u),
-                            __uint_as_float(c.y << 16), __uint_as_float(c.y & 0xffff0000u)};
+        const float d[4] = {bf16_lo(c.x), bf16_hi(c.x), bf16_lo(c.y), bf16_hi(c.y)};
         float a[4] = {0.0f, 0.0f, 0.0f, 0.0f}, b[4] = {0.0f, 0.0f, 0.0f, 0.0f};
         swiglu_b(a[0], b[0], d[0], x.x, y.x);
         swiglu_b(a[1], b[1], d[1], x.y, y.y);
         swiglu_b(a[2], b[2], d[2], x.z, y.z);
         swiglu_b(a[3], b[3], d[3], x.w, y.w);
-        ((uint2 *)dg)[i] = make_uint2(ew_bf16x2(a[0], a[1]), ew_bf16x2(a[2], a[3]));
-        ((uint2 *)du)[i] = make_uint2(ew_bf16x2(b[0], b[1]), ew_bf16x2(b[2], b[3]));
+        ((uint2 *)dg)[i] = make_uint2(bf16_pack2(a[0], a[1]), bf16_pack2(a[2], a[3]));
+        ((uint2 *)du)[i] = make_uint2(bf16_pack2(b[0], b[1]), bf16_pack2(b[2], b[3]));
     }
     GRID_STRIDE(i, n4 * 4, n) {
         float a = 0.0f, b = 0.0f;
-        swiglu_b(a, b, ew_bf16_at(dh, i), g[i], u[i]);
+        swiglu_b(a, b, __bfloat162float(dh[i]), g[i], u[i]);
         dg[i] = __float2bfloat16_rn(a);
         du[i] = __float2bfloat16_rn(b);
     }

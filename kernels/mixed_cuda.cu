@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "../kernels/attention_bf16.h"
+#include "../kernels/bf16_cuda.cuh"
 #include "../kernels/attention_cudnn.h"
 #include "../kernels/kernels_cuda.h"
 #include "../kernels/logprob_bf16.h"
@@ -25,18 +26,6 @@ static bool mx_vec_ok(const void *a, const void *b) {
     return (((uintptr_t)a | (uintptr_t)b) & 15) == 0;
 }
 
-static __device__ __forceinline__ uint32_t mx_pack(float lo, float hi) {
-    return (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(lo)) |
-           (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(hi)) << 16;
-}
-
-static __device__ __forceinline__ float mx_lo(uint32_t u) {
-    return __uint_as_float(u << 16);
-}
-static __device__ __forceinline__ float mx_hi(uint32_t u) {
-    return __uint_as_float(u & 0xffff0000u);
-}
-
 __global__ void mx_cast_kernel(__nv_bfloat16 *__restrict__ y, const float *__restrict__ x, long n,
                                long n8) {
     const long t = blockIdx.x * (long)blockDim.x + threadIdx.x,
@@ -44,8 +33,8 @@ __global__ void mx_cast_kernel(__nv_bfloat16 *__restrict__ y, const float *__res
     for (long i = t; i < n8; i += stride) {
         const float4 a = reinterpret_cast<const float4 *>(x)[2 * i];
         const float4 b = reinterpret_cast<const float4 *>(x)[2 * i + 1];
-        reinterpret_cast<uint4 *>(y)[i] =
-            make_uint4(mx_pack(a.x, a.y), mx_pack(a.z, a.w), mx_pack(b.x, b.y), mx_pack(b.z, b.w));
+        reinterpret_cast<uint4 *>(y)[i] = make_uint4(bf16_pack2(a.x, a.y), bf16_pack2(a.z, a.w),
+                                                     bf16_pack2(b.x, b.y), bf16_pack2(b.z, b.w));
     }
     for (long i = 8 * n8 + t; i < n; i += stride) y[i] = __float2bfloat16_rn(x[i]);
 }
@@ -58,8 +47,8 @@ __global__ void mx_widen_kernel(float *__restrict__ y, const __nv_bfloat16 *__re
                stride = (long)gridDim.x * blockDim.x;
     for (long i = t; i < n8; i += stride) {
         const uint4 u = reinterpret_cast<const uint4 *>(x)[i];
-        float4 a = make_float4(mx_lo(u.x), mx_hi(u.x), mx_lo(u.y), mx_hi(u.y));
-        float4 b = make_float4(mx_lo(u.z), mx_hi(u.z), mx_lo(u.w), mx_hi(u.w));
+        float4 a = make_float4(bf16_lo(u.x), bf16_hi(u.x), bf16_lo(u.y), bf16_hi(u.y));
+        float4 b = make_float4(bf16_lo(u.z), bf16_hi(u.z), bf16_lo(u.w), bf16_hi(u.w));
         float4 *yi = reinterpret_cast<float4 *>(y) + 2 * i;
         if (ADD) {
             const float4 ya = yi[0], yb = yi[1];
