@@ -80,7 +80,7 @@ static int quiet_rank(RunConfig *rc) {
 /* The model of rc, checked against the task. */
 static int prepare_model(const char *cfg_path, const RunConfig *rc, const Task *task, Backend be,
                          Model *m) {
-    ArithParams ap = {rc->task.min_operands, rc->task.max_operands, rc->task.max_value};
+    ArithParams ap = {rc->task.min_operands, rc->task.max_operands, rc->task.max_value, 0.0};
     int need = task->kind == TASK_ARITH ? sft_max_len(&ap) : 0; /* no SFT on datasets */
     ModelConfig mc;
     if (strcmp(rc->model.init, "random") == 0) {

@@ -68,6 +68,9 @@ static const CfgField FIELDS[] = {
     F("sft.beta2", CFG_FLOAT, sft.beta2, 0, 0.999999, NULL, ""),
     F("sft.eps", CFG_FLOAT, sft.eps, 1e-12, 1, NULL, ""),
     F("sft.grad_clip", CFG_FLOAT, sft.grad_clip, 0, 1e9, NULL, "global norm; 0 disables"),
+    F("sft.teacher_slip", CFG_FLOAT, sft.teacher_slip, 0, 1, NULL,
+      "share of the worked steps with a negative result that the demonstrations write without "
+      "the minus sign (a flawed teacher for RL to correct); 0: exact demonstrations"),
     F("sft.log_every", CFG_INT, sft.log_every, 1, 1000000, NULL, "progress line interval"),
     F("sft.eval_every", CFG_INT, sft.eval_every, 0, 1000000, NULL, "held-out eval (0: end)"),
     F("debug_dump_dir", CFG_STRING, debug_dump_dir, 0, 0, NULL, "per-step RL tensors (\"\": off)"),

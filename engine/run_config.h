@@ -5,6 +5,7 @@
 typedef struct {
     int steps, batch_size, warmup_steps, log_every, eval_every;
     double lr, min_lr_ratio, weight_decay, beta1, beta2, eps, grad_clip;
+    double teacher_slip; /* arith: share of negative step results shown without their sign */
 } SftConfig;
 
 /* The RL phase (PRIME.md): rollouts, filtering, implicit PRM, estimator, PPO. */

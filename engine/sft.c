@@ -134,7 +134,8 @@ static void metrics_line(FILE *f, json_t *j) {
 
 int sft_run(Model *m, const RunConfig *rc, const char *run_dir) {
     const SftConfig *c = &rc->sft;
-    ArithParams ap = {rc->task.min_operands, rc->task.max_operands, rc->task.max_value};
+    ArithParams ap = {rc->task.min_operands, rc->task.max_operands, rc->task.max_value,
+                      c->teacher_slip};
     char path[4096];
     snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
     FILE *mf = fopen(path, "a");

@@ -39,7 +39,8 @@ int task_is_dataset(const char *name) {
 int task_open_arith(Task *t, const RunConfig *rc) {
     memset(t, 0, sizeof *t);
     t->kind = TASK_ARITH;
-    t->ap = (ArithParams){rc->task.min_operands, rc->task.max_operands, rc->task.max_value};
+    /* prompts and the verifier only: the teacher's slips touch SFT demonstrations alone */
+    t->ap = (ArithParams){rc->task.min_operands, rc->task.max_operands, rc->task.max_value, 0.0};
     t->seed = (unsigned long long)rc->seed;
     t->eval_seed = (unsigned long long)rc->task.eval_seed;
     t->eval_n = rc->task.eval_size;

@@ -5,6 +5,13 @@
 #include "task_arith.h"
 #include "../kernels/philox.h"
 
+/* Whether the flawed teacher drops the sign of step i's result (one draw per step). */
+static int slips(const ArithParams *p, uint64_t seed, uint64_t index, int i) {
+    if (p->slip <= 0) return 0;
+    philox4 r = philox_draw(seed, 0x534c4950ull /* "SLIP" */, index * 2 + (uint64_t)i / 4);
+    return r.v[i % 4] < p->slip * 4294967296.0;
+}
+
 void arith_problem(const ArithParams *p, uint64_t seed, uint64_t index, char *prompt,
                    char *solution, long *answer) {
     philox4 r = philox_draw(seed, 0x41524954ull /* "ARIT" */, index * 8);
@@ -26,6 +33,7 @@ void arith_problem(const ArithParams *p, uint64_t seed, uint64_t index, char *pr
     k = 0;
     for (int i = 1; i < n; i++) {
         long next = ops[i] == '+' ? acc + vals[i] : acc - vals[i];
+        if (next < 0 && slips(p, seed, index, i)) next = -next;
         k += snprintf(solution + k, ARITH_MAX_TEXT - k, "%s%ld%c%ld=%ld", i > 1 ? "," : "", acc,
                       ops[i], vals[i], next);
         acc = next;

@@ -7,6 +7,7 @@
 typedef struct {
     int min_operands, max_operands; /* 2 .. 8 */
     int max_value;                  /* operands drawn from [1, max_value] */
+    double slip; /* solutions only: chance that a negative step result loses its sign */
 } ArithParams;
 
 #define ARITH_MAX_TEXT 256
