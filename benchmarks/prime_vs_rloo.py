@@ -59,15 +59,17 @@ def main():
         sft = os.path.join(runs, f"sft_seed{seed}")
         if not a.report_only:
             print(f"seed {seed}: SFT", flush=True)
-            run([a.bin, "train", a.config, "--set", f"seed={seed}", "--set", "rl.steps=0",
-                 "--set", f"run_dir={sft}"] + extra, sft + ".log")
+            # after the user's overrides, so that their rl.steps cannot add RL to this run
+            run([a.bin, "train", a.config] + extra + ["--set", f"seed={seed}", "--set",
+                 "rl.steps=0", "--set", f"run_dir={sft}"], sft + ".log")
         for est, _ in ESTIMATORS:
             rd = os.path.join(runs, f"{est}_seed{seed}")
             if not a.report_only:
                 print(f"seed {seed}: RL with {est}", flush=True)
-                run([a.bin, "train", a.config, "--set", f"seed={seed}", "--set", "sft.steps=0",
-                     "--set", f"model.init={sft}/sft", "--set", f"rl.estimator={est}",
-                     "--set", f"run_dir={rd}"] + extra, rd + ".log")
+                run([a.bin, "train", a.config] + extra +
+                    ["--set", f"seed={seed}", "--set", "sft.steps=0", "--set",
+                     f"model.init={sft}/sft", "--set", f"rl.estimator={est}", "--set",
+                     f"run_dir={rd}"], rd + ".log")
             curves[est].append(eval_curve(rd))
             train[est].append(train_curve(rd))
 
