@@ -113,12 +113,14 @@ static void test_linear_mixed(int n, int in, int out, int bias) {
     free(x), free(w), free(b), free(wb), free(xr), free(want), free(got);
 }
 
-/* got and want (bf16 bits, n) within one bf16 step of each other, elementwise */
-static long bf16_far(const uint16_t *got, const uint16_t *want, long n) {
+/* got and want (bf16 bits, n) within one bf16 step of each other, elementwise, or within
+ * abs_tol[i] (NULL: none), the fp32 rounding of the terms a result cancelled down from */
+static long bf16_far(const uint16_t *got, const uint16_t *want, const float *abs_tol, long n) {
     long bad = 0;
     for (long i = 0; i < n; i++) {
         const float a = bf2f(got[i]), b = bf2f(want[i]);
-        const float tol = (fabsf(a) > fabsf(b) ? fabsf(a) : fabsf(b)) * (1.0f / 128.0f);
+        float tol = (fabsf(a) > fabsf(b) ? fabsf(a) : fabsf(b)) * (1.0f / 128.0f);
+        if (abs_tol && abs_tol[i] > tol) tol = abs_tol[i];
         if (!(fabsf(a - b) <= tol)) bad++;
     }
     return bad;
@@ -143,10 +145,16 @@ static void test_swiglu_bf16(long n, int off) {
     uint16_t *gh = host_copy_of(d_h + off, (size_t)n, 2),
              *gdg = host_copy_of(d_dg + off, (size_t)n, 2);
     uint16_t *gdu = host_copy_of(d_du + off, (size_t)n, 2);
-    check(bf16_far(gh, wh, n) == 0, "swiglu_forward_bf16 n=%ld off=%d: within one bf16 step", n,
-          off);
-    check(bf16_far(gdg, wdg, n) == 0 && bf16_far(gdu, wdu, n) == 0,
+    /* dg = dh u s (1 + g (1 - s)) passes through zero near g = -1.278, where the device's
+     * expf and fused multiply-adds may differ from the host's by a few fp32 ulps of the
+     * terms before they cancel: allow 1e-5 of |dh u (1 + |g|)| there */
+    float *dg_floor = malloc(sizeof(float) * (size_t)n);
+    for (long i = 0; i < n; i++) dg_floor[i] = 1e-5f * fabsf(dhf[i] * u[i]) * (1.0f + fabsf(g[i]));
+    check(bf16_far(gh, wh, NULL, n) == 0, "swiglu_forward_bf16 n=%ld off=%d: within one bf16 step",
+          n, off);
+    check(bf16_far(gdg, wdg, dg_floor, n) == 0 && bf16_far(gdu, wdu, NULL, n) == 0,
           "swiglu_backward_bf16 n=%ld off=%d: dg, du within one bf16 step", n, off);
+    free(dg_floor);
     dev_free(d_g), dev_free(d_u), dev_free(d_dh), dev_free(d_h), dev_free(d_dg), dev_free(d_du);
     free(g), free(u), free(dhf), free(dh), free(h), free(dg), free(du);
     free(wh), free(wdg), free(wdu), free(gh), free(gdg), free(gdu);
