@@ -253,7 +253,21 @@ static void prm_update(Prime *p, int reuse, StepStats *ss) {
     }
     ss->prm_loss = loss / N;
     ss->prm_acc = correct / N;
+    ss->prm_auc = prime_score_auc(b->score, b->outcome, N);
     ss->prm_grad_norm = gn_max;
+}
+
+double prime_score_auc(const float *score, const float *outcome, int n) {
+    double above = 0, pairs = 0;
+    for (int i = 0; i < n; i++) {
+        if (!(outcome[i] > 0.5f)) continue;
+        for (int j = 0; j < n; j++) {
+            if (outcome[j] > 0.5f) continue;
+            above += score[i] > score[j] ? 1.0 : score[i] == score[j] ? 0.5 : 0.0;
+            pairs += 1;
+        }
+    }
+    return pairs > 0 ? above / pairs : NAN;
 }
 
 /* PRIME.md section 5: advantages and returns from the process rewards and outcomes. */
@@ -560,6 +574,7 @@ static void metrics_write(Prime *p, int step, const RolloutStats *rs, const Step
         {"truncation_rate", n > 0 ? rs->truncated_rows / n : NAN},
         {"prm_loss", ss->prm_loss},
         {"prm_acc", ss->prm_acc},
+        {"prm_auc", ss->prm_auc},
         {"reward_mean", ss->reward_mean},
         {"reward_min", ss->reward_min},
         {"reward_max", ss->reward_max},

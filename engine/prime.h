@@ -26,7 +26,7 @@ typedef struct {
 } StepBatch;
 
 typedef struct {
-    double prm_loss, prm_acc, policy_loss, clip_frac, kl_old, kl_ref, entropy;
+    double prm_loss, prm_acc, prm_auc, policy_loss, clip_frac, kl_old, kl_ref, entropy;
     double grad_norm, prm_grad_norm, critic_loss, critic_grad_norm;
     double reward_mean, reward_min, reward_max, adv_mean, adv_std, batch_norm_div;
     double t_logprobs, t_prm, t_adv, t_policy;
@@ -67,3 +67,7 @@ int prime_micro_rows(const RunConfig *rc);
 /* Longest row (prompt + response) the RL phase produces; task NULL: the arithmetic task of
  * rc. */
 int prime_max_len(const Task *task, const RunConfig *rc);
+/* How well PRM scores rank the rows: the chance that a row with outcome > 0.5 scores above
+ * one without (ties count half), over all such pairs; NaN when either kind is missing. Unlike
+ * the sign accuracy it does not move when every score shifts by the same amount. */
+double prime_score_auc(const float *score, const float *outcome, int n);

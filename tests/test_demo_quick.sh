@@ -29,7 +29,7 @@ rows = [json.loads(l) for l in open(f"{r}/metrics.jsonl")]
 rl = [x for x in rows if x["phase"] == "rl"]
 assert len(rl) == 2
 need = ["prompts_drawn", "groups_kept", "accuracy", "response_len", "truncation_rate",
-        "prm_loss", "prm_acc", "reward_mean", "reward_min", "reward_max", "adv_mean",
+        "prm_loss", "prm_acc", "prm_auc", "reward_mean", "reward_min", "reward_max", "adv_mean",
         "adv_std", "policy_loss", "clip_frac", "kl_old", "kl_ref", "entropy", "grad_norm",
         "prm_grad_norm", "lr", "prm_lr", "skipped_updates", "phases"]
 for x in rl:

@@ -170,7 +170,22 @@ static void check_dump(const char *dir) {
     check(ok, "debug dump has every PRIME.md tensor with the batch's shapes and the settings");
 }
 
+/* prime_score_auc on hand-computed cases */
+static void score_auc(void) {
+    const float s[] = {0.3f, -1.0f, 0.3f, 2.0f, -0.5f}, o[] = {1, 0, 0, 1, 0};
+    /* correct rows score 0.3 and 2.0 against 0.3, -1.0, -0.5: 2.5 + 3 of 6 pairs */
+    check(fabs(prime_score_auc(s, o, 5) - 5.5 / 6) < 1e-12, "PRM AUC counts ties as half");
+    const float shifted[] = {-9.7f, -11.0f, -9.7f, -8.0f, -10.5f};
+    check(prime_score_auc(shifted, o, 5) == prime_score_auc(s, o, 5),
+          "PRM AUC ignores a common shift of the scores");
+    const float flipped[] = {0, 1, 1, 0, 1};
+    check(fabs(prime_score_auc(s, flipped, 5) - 0.5 / 6) < 1e-12, "PRM AUC of swapped labels");
+    check(isnan(prime_score_auc(s, (const float[]){1, 1, 1, 1, 1}, 5)),
+          "PRM AUC is NaN with one kind of outcome");
+}
+
 int main(void) {
+    score_auc();
     filter_and_buffer();
     char dir[] = "/tmp/denserl_rl_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
