@@ -18,6 +18,25 @@ for f in metrics.jsonl report.json report.md curves.svg run_config.json sft/conf
 done
 ls "$W"/dump/step_000001.safetensors "$W"/dump/step_000002.safetensors >/dev/null 2>&1
 check "one dump per RL step" $?
+python3 benchmarks/prm_credit.py "$W/dump" --json "$W/credit.json" >"$W/credit.out" 2>&1
+check "prm_credit.py reads the dumps" $?
+python3 - "$W" <<'PY'
+import json, sys
+sys.path.insert(0, "benchmarks")
+import prm_credit
+w = sys.argv[1]
+res = json.load(open(f"{w}/credit.json"))
+mask = sum(sum(1 for v in prm_credit.load(f"{w}/dump/step_00000{s}.safetensors")["response_mask"][0]
+               if v > 0) for s in (1, 2))
+assert res["steps"] == 2 and sum(k["tokens"] for k in res["kinds"].values()) == mask, res
+k = prm_credit.kind_of
+assert k("3-8=5", 4) == "slip" and k("3-8=-5", 4) == "sign" and k("3+8=11", 4) == "positive"
+assert k("1-1=0,0-4=-4", 10) == "sign" and k("1-1=0,0-4=4", 10) == "slip"
+assert k("3-8=-5", 5) == "other" and k("3-8=5", 0) == "other"
+PY
+check "prm_credit.py sorts every response token into one kind" $?
+python3 benchmarks/prm_credit.py "$W/no-such-dir" >/dev/null 2>&1
+[ $? = 2 ]; check "prm_credit.py: a missing dump is exit code 2" $?
 python3 - "$R" <<'PY'
 import json, sys
 r = sys.argv[1]
