@@ -204,11 +204,13 @@ static int rl_run(Model *m, const RunConfig *rc, const Task *task, FILE *metrics
             snprintf(acc_s, sizeof acc_s, "%.2f", acc);
             snprintf(len_s, sizeof len_s, "%.1f", rs.response_tokens / rs.samples);
         }
+        char auc_s[16] = " - "; /* one kind of outcome in the batch: no ranking */
+        if (isfinite(ss.prm_auc)) snprintf(auc_s, sizeof auc_s, "%.2f", ss.prm_auc);
         if (step % c->log_every == 0 || step == c->steps)
             progress_print(&pr, step, tokens, "gen-tok",
-                           "acc %s | kept %d/%d | prm loss %.3f acc %.2f | r %+.4f | "
+                           "acc %s | kept %d/%d | prm loss %.3f acc %.2f auc %s | r %+.4f | "
                            "pg %+.4f | len %s",
-                           acc_s, rs.groups_kept, rs.prompts_drawn, ss.prm_loss, ss.prm_acc,
+                           acc_s, rs.groups_kept, rs.prompts_drawn, ss.prm_loss, ss.prm_acc, auc_s,
                            ss.reward_mean, ss.policy_loss, len_s);
         if (c->eval_every > 0 && step % c->eval_every == 0 && step < c->steps) {
             double a = prime_eval(&p.gen, task, rc);
