@@ -206,31 +206,40 @@ static void forward_batch(Model *m, const StepBatch *b, const int *targets, floa
     if (values) dist_complete_rows_f32(values, 0, b->N, b->T);
 }
 
-/* PRM cross-entropy on outcomes (PRIME.md section 4). With reuse, the PRM's last forward
- * over the whole batch (which produced logp_prm) is differentiated directly: the "single
- * forward" of the after mode. */
-static void prm_update(Prime *p, int reuse, StepStats *ss) {
+/* Whether the "after" update's forwards are the PRM's only forward of the step. With one
+ * mini-batch the optimizer steps after the last of them, so they give the log-probs of the PRM
+ * as it was before the update, which the token rewards need: the "single forward" of the
+ * after mode, whatever the number of micro-batches. */
+static int prm_fused(const Prime *p) {
+    const RlConfig *c = &p->rc->rl;
+    return !strcmp(c->prm_update, "after") && (c->prm_minibatches <= 1 || p->b.N <= 1);
+}
+
+/* PRM cross-entropy on outcomes (PRIME.md section 4). after_logprobs: called after the
+ * log-prob phase ("after", "none"), else before it ("before"). Fused (prm_fused), its forwards
+ * fill logp_prm; "none" scores the logp_prm of that phase without a forward; otherwise the
+ * forwards go to scratch, since logp_prm must keep the PRM's log-probs before the update. */
+static void prm_update(Prime *p, int after_logprobs, StepStats *ss) {
     const RlConfig *c = &p->rc->rl;
     StepBatch *b = &p->b;
     int N = b->N, T = b->T, M = c->prm_minibatches > N ? N : c->prm_minibatches;
     int step = micro_rows(&p->prm, T), lo, hi;
-    dist_rows(0, N, &lo, &hi);
-    if (M > 1 || hi - lo > step) reuse = 0; /* the PRM's activations hold this rank's rows */
     AdamWParams hp = {(float)c->prm_lr, 0.9f, 0.999f, 1e-8f, 0.0f};
     double loss = 0, correct = 0, gn_max = 0;
     int train = strcmp(c->prm_update, "none") != 0;
+    int fused = after_logprobs && train && prm_fused(p);
     for (int k = 0; k < M; k++) {
         int r0, r1;
         mb_range(N, M, k, &r0, &r1);
         int n = r1 - r0;
         dist_rows(r0, n, &lo, &hi);
-        float *lp = reuse ? b->logp_prm : b->work;
+        float *lp = fused || !train ? b->logp_prm : b->work;
         double l = 0;
         if (train) model_zero_grads(&p->prm);
         for (int s = lo; s < hi; s += step) {
             int rows = hi - s < step ? hi - s : step;
             size_t o = (size_t)s * T;
-            if (!reuse) forward_rows(&p->prm, b, b->targets, s, rows, lp, NULL, NULL);
+            if (train) forward_rows(&p->prm, b, b->targets, s, rows, lp, NULL, NULL);
             l += op_prm_loss(STEP_BE, b->dlogp + o, b->score + s, lp + o, b->logp_ref + o,
                              b->mask + o, b->outcome + s, rows, T, (float)c->beta, n);
             if (!train) continue;
@@ -239,6 +248,7 @@ static void prm_update(Prime *p, int reuse, StepStats *ss) {
         }
         dist_sum_f64(&l, 1);
         dist_complete_rows_f32(b->score, r0, n, 1);
+        if (fused) dist_complete_rows_f32(b->logp_prm, r0, n, T);
         loss += l * n;
         for (int i = r0; i < r1; i++) correct += (b->score[i] > 0) == (b->outcome[i] > 0.5f);
         if (!train) continue;
@@ -517,12 +527,20 @@ static int transform_id(const char *t) {
                                  : REWARD_XFORM_NONE;
 }
 
-/* Reference, PRM (after the PRM update in "before" mode) and policy log-probs, the critic's
- * values, then the process rewards. */
+/* PRIME.md section 3: token rewards from logp_prm and logp_ref. */
+static void token_rewards(Prime *p) {
+    const RlConfig *c = &p->rc->rl;
+    StepBatch *b = &p->b;
+    op_prime_token_rewards(STEP_BE, b->reward, b->logp_prm, b->logp_ref, b->mask, b->targets, b->N,
+                           b->T, (float)c->beta, granularity_id(c->granularity), p->task->delim_id,
+                           transform_id(c->reward_transform), (float)c->clip_eta);
+}
+
+/* Reference, policy (and critic) log-probs, the PRM update in "before" mode, then the PRM's
+ * log-probs and the token rewards, except where the "after" update makes them (prm_fused). */
 static void logprobs_and_rewards(Prime *p, StepStats *ss, int train_prm) {
     const RlConfig *c = &p->rc->rl;
     StepBatch *b = &p->b;
-    int N = b->N, T = b->T;
     double t0 = time_now();
     prof_push("logprobs");
     forward_batch(&p->ref, b, b->targets, b->logp_ref, NULL, NULL);
@@ -537,14 +555,13 @@ static void logprobs_and_rewards(Prime *p, StepStats *ss, int train_prm) {
         prof_pop();
         ss->t_prm = time_now() - t0;
     }
+    if (train_prm && prm_fused(p)) return; /* the update's forwards give logp_prm */
     t0 = time_now();
     prof_push("logprobs");
     forward_batch(&p->prm, b, b->targets, b->logp_prm, NULL, NULL);
     prof_pop();
     ss->t_logprobs += time_now() - t0;
-    op_prime_token_rewards(STEP_BE, b->reward, b->logp_prm, b->logp_ref, b->mask, b->targets, N, T,
-                           (float)c->beta, granularity_id(c->granularity), p->task->delim_id,
-                           transform_id(c->reward_transform), (float)c->clip_eta);
+    token_rewards(p);
 }
 
 static json_t *phase(double seconds, double tokens) {
@@ -653,6 +670,7 @@ int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
         prm_update(p, 1, ss); /* "after" trains; "none" only scores */
         prof_pop();
         ss->t_prm = time_now() - t0;
+        if (prm_fused(p)) token_rewards(p);
     }
     double t0 = time_now();
     ss->batch_norm_div = 1;

@@ -36,6 +36,8 @@ run r3 3
 run r2z 2 --set zero_stage=1
 run r2w 2 --set grad_bucket_mb=0     # one gradient sum at the update
 run r2s 2 --set grad_bucket_mb=0.05  # many small buckets started during the backward
+run r1f 1 --set rl.prm_minibatches=1 # one PRM mini-batch: its update's forwards give logp_prm
+run r2f 2 --set rl.prm_minibatches=1
 grep -q "2 ranks over mpi" "$W/r2.log" && echo "PASS the 2-rank run says so" ||
     { echo "FAIL no '2 ranks over mpi' line"; fail=1; }
 python3 - "$W" "$(dirname "$0")" <<'PY' || fail=1
@@ -45,7 +47,7 @@ from st_reldiff import reldiff
 w = sys.argv[1]
 bad = 0
 for ref, other, tol in (("r1", "r2", 1e-5), ("r1", "r3", 1e-5), ("r2", "r2z", 1e-6),
-                        ("r2w", "r2", 0), ("r2w", "r2s", 0)):
+                        ("r2w", "r2", 0), ("r2w", "r2s", 0), ("r1f", "r2f", 1e-5)):
     for m in ("sft", "policy", "prm"):
         rel = reldiff(f"{w}/{ref}/{m}/model.safetensors", f"{w}/{other}/{m}/model.safetensors")
         ok = rel <= tol
