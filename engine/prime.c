@@ -215,11 +215,11 @@ static int prm_fused(const Prime *p) {
     return !strcmp(c->prm_update, "after") && (c->prm_minibatches <= 1 || p->b.N <= 1);
 }
 
-/* PRM cross-entropy on outcomes (PRIME.md section 4). after_logprobs: called after the
- * log-prob phase ("after", "none"), else before it ("before"). Fused (prm_fused), its forwards
- * fill logp_prm; "none" scores the logp_prm of that phase without a forward; otherwise the
- * forwards go to scratch, since logp_prm must keep the PRM's log-probs before the update. */
-static void prm_update(Prime *p, int after_logprobs, StepStats *ss) {
+/* PRM cross-entropy on outcomes (PRIME.md section 4). Fused (prm_fused), its forwards fill
+ * logp_prm; "none" scores the logp_prm of the log-prob phase without a forward; otherwise
+ * ("before", or "after" with several mini-batches) the forwards go to scratch, since logp_prm
+ * must keep the PRM's log-probs from before the update. */
+static void prm_update(Prime *p, StepStats *ss) {
     const RlConfig *c = &p->rc->rl;
     StepBatch *b = &p->b;
     int N = b->N, T = b->T, M = c->prm_minibatches > N ? N : c->prm_minibatches;
@@ -227,7 +227,7 @@ static void prm_update(Prime *p, int after_logprobs, StepStats *ss) {
     AdamWParams hp = {(float)c->prm_lr, 0.9f, 0.999f, 1e-8f, 0.0f};
     double loss = 0, correct = 0, gn_max = 0;
     int train = strcmp(c->prm_update, "none") != 0;
-    int fused = after_logprobs && train && prm_fused(p);
+    int fused = prm_fused(p); /* "after" only, so it trains */
     for (int k = 0; k < M; k++) {
         int r0, r1;
         mb_range(N, M, k, &r0, &r1);
@@ -551,7 +551,7 @@ static void logprobs_and_rewards(Prime *p, StepStats *ss, int train_prm) {
     if (train_prm && !strcmp(c->prm_update, "before")) {
         t0 = time_now();
         prof_push("prm_update");
-        prm_update(p, 0, ss);
+        prm_update(p, ss);
         prof_pop();
         ss->t_prm = time_now() - t0;
     }
@@ -667,7 +667,7 @@ int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
     if (strcmp(c->prm_update, "before") != 0) {
         double t0 = time_now();
         prof_push("prm_update");
-        prm_update(p, 1, ss); /* "after" trains; "none" only scores */
+        prm_update(p, ss); /* "after" trains; "none" only scores */
         prof_pop();
         ss->t_prm = time_now() - t0;
         if (prm_fused(p)) token_rewards(p);
