@@ -267,17 +267,19 @@ static double fwd_flop(const ModelConfig *c, double ctx, int lm_head) {
            4.0 * c->n_layers * dq * ctx;
 }
 
-/* What one step computed: tokens and FLOPs of each phase, from the packed batch. */
+/* What one step computed: tokens and FLOPs of each phase, from the packed batch. A training
+ * pass counts each row's own tokens at ctx = its length / 2: the calls run rows of similar
+ * length together at their own length, and padding is not useful work. */
 static void step_work(const Prime *p, const RolloutStats *rs, double tok[N_PHASES],
                       double flop[N_PHASES]) {
     const RlConfig *c = &p->rc->rl;
     const ModelConfig *mc = &p->policy->cfg;
     const StepBatch *b = &p->b;
-    double NT = (double)b->N * b->T, pass = NT * fwd_flop(mc, b->T / 2.0, 1);
-    double critic_pass = NT * fwd_flop(mc, b->T / 2.0, 0);
-    double gen = 0;
+    double NT = prime_batch_tokens(p), pass = 0, critic_pass = 0, gen = 0;
     for (int i = 0; i < b->N; i++) {
-        double pl = b->prompt_len[i], rl = b->resp_len[i];
+        double L = b->len[i], pl = b->prompt_len[i], rl = b->resp_len[i];
+        pass += L * fwd_flop(mc, L / 2.0, 1);
+        critic_pass += L * fwd_flop(mc, L / 2.0, 0);
         gen += (pl - 1) * fwd_flop(mc, pl / 2.0, 0);
         /* response token j is predicted at context pl + j: the sum over j of the attention */
         gen += rl * fwd_flop(mc, 0, 1) +
@@ -287,16 +289,12 @@ static void step_work(const Prime *p, const RolloutStats *rs, double tok[N_PHASE
     memset(flop, 0, sizeof(double) * N_PHASES);
     tok[PH_GEN] = rs->response_tokens;
     flop[PH_GEN] = gen;
-    tok[PH_LOGP] = 3 * NT;
-    flop[PH_LOGP] = 3 * pass + (p->has_critic ? critic_pass : 0);
-    /* the PRM update differentiates its logprobs forward when the batch fits one call
-     * (prime.c's prm_update rule, restated here for the count) */
-    int train = strcmp(c->prm_update, "none") != 0, before = !strcmp(c->prm_update, "before");
-    int mb = c->prm_minibatches < b->N ? c->prm_minibatches : b->N;
-    int rows = (int)((size_t)p->prm.act.B * p->prm.act.T / (size_t)b->T);
-    int reuse = !before && mb <= 1 && b->N <= (rows < 1 ? 1 : rows);
+    int fwd = prime_logprob_forwards(p), train = strcmp(c->prm_update, "none") != 0;
+    tok[PH_LOGP] = fwd * NT;
+    flop[PH_LOGP] = fwd * pass + (p->has_critic ? critic_pass : 0);
+    /* a training PRM update runs its own forward and backward (prime.c's prm_update) */
     tok[PH_PRM] = NT;
-    flop[PH_PRM] = (reuse ? 0 : pass) + (train ? 2 * pass : 0);
+    flop[PH_PRM] = train ? 3 * pass : 0;
     tok[PH_ADV] = NT;
     tok[PH_POLICY] = NT * c->ppo_epochs;
     flop[PH_POLICY] = c->ppo_epochs * (3 * pass + (p->has_critic ? 3 * critic_pass : 0));
@@ -324,7 +322,8 @@ typedef struct {
     char rate_what[96], device[160];
     PhaseSum ph[N_PHASES], step;
     double step_gen_tokens;
-    int skipped, N, T;
+    double row_tokens; /* the last step's rows' tokens (prompt + response) */
+    int skipped, N, T, logprob_forwards;
 } BenchResult;
 
 /* A number in a fixed-width column, or "-" where it is undefined. */
@@ -355,8 +354,10 @@ static void print_table(const BenchResult *r, int steps) {
            "%.2f s\n",
            r->rate, r->rate_what, r->mem_peak / 1048576.0, r->mem_base / 1048576.0,
            r->first_step_at, r->first_step_s);
-    printf("tokens/s: generate counts sampled tokens, logprobs 3 x N x T, prm_update and "
-           "advantages N x T, policy_update ppo_epochs x N x T, step the sampled tokens\n");
+    printf("tokens/s: generate counts sampled tokens; logprobs the rows' tokens (prompt + "
+           "response, no padding) x %d forwards, prm_update and advantages the rows' tokens, "
+           "policy_update ppo_epochs x the rows' tokens; step the sampled tokens\n",
+           r->logprob_forwards);
 }
 
 static json_t *result_json(const BenchResult *r, const BenchArgs *a) {
@@ -379,9 +380,10 @@ static json_t *result_json(const BenchResult *r, const BenchArgs *a) {
     json_object_set_new(j, "model", m);
     json_object_set_new(
         j, "batch",
-        json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:s}", "prompts",
+        json_pack("{s:i, s:i, s:i, s:i, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:s}", "prompts",
                   c->prompts_per_step, "samples", c->samples_per_prompt, "rows", r->N, "packed_len",
-                  r->T, "max_response_tokens", c->max_response_tokens, "micro_batch_rows",
+                  r->T, "row_tokens", r->row_tokens, "logprob_forwards", r->logprob_forwards,
+                  "max_response_tokens", c->max_response_tokens, "micro_batch_rows",
                   prime_micro_rows(r->rc), "ppo_epochs", c->ppo_epochs, "ppo_minibatches",
                   c->ppo_minibatches, "prm_minibatches", c->prm_minibatches, "prm_update",
                   c->prm_update, "estimator", c->estimator));
@@ -419,11 +421,13 @@ static json_t *result_json(const BenchResult *r, const BenchArgs *a) {
     json_object_set_new(
         j, "flop_formula",
         json_string("forward per token = 2*params_nonembedding + 2*d*V (lm_head) + "
-                    "4*L*Hq*Dh*ctx (attention); packed passes: N*T tokens at ctx T/2; backward = "
-                    "2x forward; generate: response token j at ctx prompt+j, prefill without "
-                    "lm_head; logprobs = 3 passes (ref, policy, PRM); prm_update = backward (+ "
-                    "forward unless the logprobs forward is reused); policy_update = ppo_epochs x "
-                    "(forward + backward)"));
+                    "4*L*Hq*Dh*ctx (attention); training passes: each row's tokens (prompt + "
+                    "response, no padding) at ctx = its length / 2; backward = 2x forward; "
+                    "generate: response token j at ctx prompt+j, prefill without lm_head; "
+                    "logprobs = logprob_forwards passes (ref, policy, and the PRM unless its "
+                    "update's forwards give its log-probs); prm_update = forward + backward "
+                    "(0 with prm_update none); policy_update = ppo_epochs x (forward + "
+                    "backward)"));
     return j;
 }
 
@@ -489,6 +493,8 @@ int cmd_bench(int argc, char **argv) {
         if (step <= a.warmup) continue;
         r.N = p.b.N;
         r.T = p.b.T;
+        r.row_tokens = prime_batch_tokens(&p);
+        r.logprob_forwards = prime_logprob_forwards(&p);
         r.skipped += ss.skipped;
         for (int k = 0; k < N_PHASES; k++) {
             r.ph[k].s += sec[k];

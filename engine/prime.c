@@ -47,22 +47,43 @@ static void batch_init(StepBatch *b, int n, int t) {
     b->group = xcalloc(n, sizeof(int));
     b->prompt_len = xcalloc(n, sizeof(int));
     b->resp_len = xcalloc(n, sizeof(int));
+    b->len = xcalloc(n, sizeof(int));
     b->mask = fbuf(nt);
     b->outcome = fbuf(n);
     b->score = fbuf(n);
     float **nt_bufs[] = {&b->logp_old,   &b->logp_ref, &b->logp_prm, &b->entropy, &b->reward,
-                         &b->advantages, &b->returns,  &b->values,   &b->work,    &b->work2,
-                         &b->dlogp,      &b->dent,     &b->logp_new, &b->ent_new};
+                         &b->advantages, &b->returns,  &b->values,   &b->work,    &b->work2};
     for (size_t i = 0; i < sizeof nt_bufs / sizeof nt_bufs[0]; i++) *nt_bufs[i] = fbuf(nt);
 }
 
 static void batch_free(StepBatch *b) {
-    void *bufs[] = {b->tokens,  b->targets,    b->group,    b->prompt_len, b->resp_len, b->mask,
-                    b->outcome, b->score,      b->logp_old, b->logp_ref,   b->logp_prm, b->entropy,
-                    b->reward,  b->advantages, b->returns,  b->values,     b->work,     b->work2,
-                    b->dlogp,   b->dent,       b->logp_new, b->ent_new};
+    void *bufs[] = {b->tokens,   b->targets,  b->group,   b->prompt_len, b->resp_len,
+                    b->len,      b->mask,     b->outcome, b->score,      b->logp_old,
+                    b->logp_ref, b->logp_prm, b->entropy, b->reward,     b->advantages,
+                    b->returns,  b->values,   b->work,    b->work2};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     memset(b, 0, sizeof *b);
+}
+
+static void stage_init(Stage *s, size_t cap, int rows) {
+    s->tokens = xcalloc(cap, sizeof(int));
+    s->targets = xcalloc(cap, sizeof(int));
+    float **bufs[] = {&s->mask, &s->logp, &s->ent,   &s->old, &s->ref,
+                      &s->adv,  &s->vals, &s->dlogp, &s->dent};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = fbuf(cap);
+    s->score = fbuf((size_t)rows);
+    s->outcome = fbuf((size_t)rows);
+}
+
+static void stage_free(Stage *s) {
+    void *bufs[] = {s->tokens, s->targets, s->mask,  s->logp, s->ent,   s->old,    s->ref,
+                    s->adv,    s->vals,    s->dlogp, s->dent, s->score, s->outcome};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    memset(s, 0, sizeof *s);
+}
+
+static size_t act_capacity(const Model *m) {
+    return (size_t)m->act.B * m->act.T;
 }
 
 /* A frozen or trainable copy of the policy with capacity for the packed batch. */
@@ -110,6 +131,11 @@ void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, 
     rollout_init(&p->rollout, rc, task, &p->gen, p->t_max);
     groups_init(&p->groups, c->prompts_per_step, c->samples_per_prompt, p->t_max);
     batch_init(&p->b, p->n_max, p->t_max);
+    microplan_init(&p->plan, p->n_max);
+    size_t cap = (size_t)rows * p->t_max;
+    if (act_capacity(policy) > cap) cap = act_capacity(policy);
+    stage_init(&p->st, cap, p->n_max);
+    p->align = policy->be == BACKEND_CUDA ? 64 : 1;
     p->no_targets = xmalloc(sizeof(int) * p->n_max * p->t_max);
     for (int i = 0; i < p->n_max * p->t_max; i++) p->no_targets[i] = -1;
 }
@@ -127,6 +153,8 @@ void prime_free(Prime *p) {
     rollout_free(&p->rollout);
     groups_free(&p->groups);
     batch_free(&p->b);
+    microplan_free(&p->plan);
+    stage_free(&p->st);
     free(p->no_targets);
     if (p->owns_task) task_close(&p->own_task);
 }
@@ -155,6 +183,7 @@ static void pack(Prime *p) {
         b->group[i] = i / g->K;
         b->prompt_len[i] = pl;
         b->resp_len[i] = g->resp_len[i];
+        b->len[i] = end;
     }
 }
 
@@ -177,30 +206,45 @@ static void mb_range(int N, int m, int k, int *r0, int *r1) {
     *r1 = (int)((long)N * (k + 1) / m);
 }
 
-/* Rows per model call: the models' activation capacity (rl.micro_batch_rows). */
-static int micro_rows(const Model *m, int T) {
-    int r = (int)((size_t)m->act.B * m->act.T / (size_t)T);
-    return r < 1 ? 1 : r;
+/* Plans the calls of model m over rows r0 .. r0+n-1: longest rows first, each call at its
+ * own length with as many rows as the model's activations hold (rl.micro_batch_rows rows of
+ * the longest possible length). */
+static void plan_rows(Prime *p, const Model *m, int r0, int n) {
+    microplan_build(&p->plan, p->b.len, r0, n, p->b.T, act_capacity(m), p->align);
 }
 
-/* Log-probs (and entropy, values) of rows r0 .. r0+n-1 in chunks the model holds. */
-static void forward_rows(Model *m, const StepBatch *b, const int *targets, int r0, int n,
-                         float *logp, float *ent, float *values) {
-    int T = b->T, step = micro_rows(m, T);
-    for (int s = r0; s < r0 + n; s += step) {
-        int k = r0 + n - s < step ? r0 + n - s : step;
-        size_t o = (size_t)s * T;
-        model_forward(m, b->tokens + o, targets + o, k, T, logp + o, ent ? ent + o : NULL);
-        if (values) model_values(m, k, T, values + o);
+/* Stages a call's tokens and targets (targets: the batch's, or no_targets). */
+static void stage_inputs(Prime *p, const MicroBatch *mb, const int *targets) {
+    mb_gather_i32(p->st.tokens, p->b.tokens, p->b.T, mb);
+    mb_gather_i32(p->st.targets, targets, p->b.T, mb);
+}
+
+/* Log-probs (and entropy, values) of rows r0 .. r0+n-1, call by call of the plan. */
+static void forward_rows(Prime *p, Model *m, const int *targets, int r0, int n, float *logp,
+                         float *ent, float *values) {
+    Stage *s = &p->st;
+    const int T = p->b.T;
+    plan_rows(p, m, r0, n);
+    for (int j = 0; j < p->plan.n_mb; j++) {
+        const MicroBatch *mb = &p->plan.mb[j];
+        stage_inputs(p, mb, targets);
+        model_forward(m, s->tokens, s->targets, mb->n, mb->T, s->logp, ent ? s->ent : NULL);
+        mb_scatter_f32(logp, s->logp, T, mb);
+        if (ent) mb_scatter_f32(ent, s->ent, T, mb);
+        if (values) {
+            model_values(m, mb->n, mb->T, s->vals);
+            mb_scatter_f32(values, s->vals, T, mb);
+        }
     }
 }
 
 /* The same over the whole batch, each rank taking its rows; every rank ends with all. */
-static void forward_batch(Model *m, const StepBatch *b, const int *targets, float *logp, float *ent,
+static void forward_batch(Prime *p, Model *m, const int *targets, float *logp, float *ent,
                           float *values) {
+    const StepBatch *b = &p->b;
     int lo, hi;
     dist_rows(0, b->N, &lo, &hi);
-    forward_rows(m, b, targets, lo, hi - lo, logp, ent, values);
+    forward_rows(p, m, targets, lo, hi - lo, logp, ent, values);
     dist_complete_rows_f32(logp, 0, b->N, b->T);
     if (ent) dist_complete_rows_f32(ent, 0, b->N, b->T);
     if (values) dist_complete_rows_f32(values, 0, b->N, b->T);
@@ -215,6 +259,16 @@ static int prm_fused(const Prime *p) {
     return !strcmp(c->prm_update, "after") && (c->prm_minibatches <= 1 || p->b.N <= 1);
 }
 
+double prime_batch_tokens(const Prime *p) {
+    double n = 0;
+    for (int i = 0; i < p->b.N; i++) n += p->b.len[i];
+    return n;
+}
+
+int prime_logprob_forwards(const Prime *p) {
+    return 2 + !(strcmp(p->rc->rl.prm_update, "none") != 0 && prm_fused(p));
+}
+
 /* PRM cross-entropy on outcomes (PRIME.md section 4). Fused (prm_fused), its forwards fill
  * logp_prm; "none" scores the logp_prm of the log-prob phase without a forward; otherwise
  * ("before", or "after" with several mini-batches) the forwards go to scratch, since logp_prm
@@ -222,8 +276,8 @@ static int prm_fused(const Prime *p) {
 static void prm_update(Prime *p, StepStats *ss) {
     const RlConfig *c = &p->rc->rl;
     StepBatch *b = &p->b;
-    int N = b->N, T = b->T, M = c->prm_minibatches > N ? N : c->prm_minibatches;
-    int step = micro_rows(&p->prm, T), lo, hi;
+    Stage *st = &p->st;
+    int N = b->N, T = b->T, M = c->prm_minibatches > N ? N : c->prm_minibatches, lo, hi;
     AdamWParams hp = {(float)c->prm_lr, 0.9f, 0.999f, 1e-8f, 0.0f};
     double loss = 0, correct = 0, gn_max = 0;
     int train = strcmp(c->prm_update, "none") != 0;
@@ -233,18 +287,26 @@ static void prm_update(Prime *p, StepStats *ss) {
         mb_range(N, M, k, &r0, &r1);
         int n = r1 - r0;
         dist_rows(r0, n, &lo, &hi);
-        float *lp = fused || !train ? b->logp_prm : b->work;
         double l = 0;
         if (train) model_zero_grads(&p->prm);
-        for (int s = lo; s < hi; s += step) {
-            int rows = hi - s < step ? hi - s : step;
-            size_t o = (size_t)s * T;
-            if (train) forward_rows(&p->prm, b, b->targets, s, rows, lp, NULL, NULL);
-            l += op_prm_loss(STEP_BE, b->dlogp + o, b->score + s, lp + o, b->logp_ref + o,
-                             b->mask + o, b->outcome + s, rows, T, (float)c->beta, n);
+        plan_rows(p, &p->prm, lo, hi - lo);
+        for (int j = 0; j < p->plan.n_mb; j++) {
+            const MicroBatch *mb = &p->plan.mb[j];
+            stage_inputs(p, mb, b->targets);
+            mb_gather_f32(st->ref, b->logp_ref, T, mb);
+            mb_gather_f32(st->mask, b->mask, T, mb);
+            mb_gather_rows_f32(st->outcome, b->outcome, mb);
+            if (train)
+                model_forward(&p->prm, st->tokens, st->targets, mb->n, mb->T, st->logp, NULL);
+            else
+                mb_gather_f32(st->logp, b->logp_prm, T, mb);
+            l += op_prm_loss(STEP_BE, st->dlogp, st->score, st->logp, st->ref, st->mask,
+                             st->outcome, mb->n, mb->T, (float)c->beta, n);
+            mb_scatter_rows_f32(b->score, st->score, mb);
+            if (fused) mb_scatter_f32(b->logp_prm, st->logp, T, mb);
             if (!train) continue;
-            if (s + step >= hi) adamw_arm(&p->opt_prm); /* the update's last backward */
-            model_backward(&p->prm, b->tokens + o, b->targets + o, rows, T, b->dlogp + o, NULL);
+            if (j == p->plan.n_mb - 1) adamw_arm(&p->opt_prm); /* the update's last backward */
+            model_backward(&p->prm, st->tokens, st->targets, mb->n, mb->T, st->dlogp, NULL);
         }
         dist_sum_f64(&l, 1);
         dist_complete_rows_f32(b->score, r0, n, 1);
@@ -347,23 +409,28 @@ static PpoParams ppo_params(const RlConfig *c) {
 static double ppo_minibatch(Prime *p, int r0, int n, double tok, int seqs, PpoStats *st) {
     const RlConfig *c = &p->rc->rl;
     StepBatch *b = &p->b;
+    Stage *sg = &p->st;
     Model *m = p->policy;
-    int T = b->T, step = micro_rows(m, T), want_ent = c->entropy_coef > 0, lo, hi;
+    int T = b->T, want_ent = c->entropy_coef > 0, lo, hi;
     PpoParams pp = ppo_params(c);
     /* loss, pg_loss, kl_ref, entropy, clip_frac x valid, approx_kl_old x valid, valid */
     double acc[7] = {0};
     memset(st, 0, sizeof *st);
     model_zero_grads(m);
     dist_rows(r0, n, &lo, &hi);
-    for (int s = lo; s < hi && isfinite(acc[0]); s += step) {
-        int rows = hi - s < step ? hi - s : step;
-        size_t o = (size_t)s * T;
-        float *ent = want_ent ? b->ent_new + o : NULL, *dent = want_ent ? b->dent + o : NULL;
-        model_forward(m, b->tokens + o, b->targets + o, rows, T, b->logp_new + o, ent);
+    plan_rows(p, m, lo, hi - lo);
+    for (int j = 0; j < p->plan.n_mb && isfinite(acc[0]); j++) {
+        const MicroBatch *mb = &p->plan.mb[j];
+        float *ent = want_ent ? sg->ent : NULL, *dent = want_ent ? sg->dent : NULL;
+        stage_inputs(p, mb, b->targets);
+        mb_gather_f32(sg->old, b->logp_old, T, mb);
+        mb_gather_f32(sg->ref, b->logp_ref, T, mb);
+        mb_gather_f32(sg->adv, b->advantages, T, mb);
+        mb_gather_f32(sg->mask, b->mask, T, mb);
+        model_forward(m, sg->tokens, sg->targets, mb->n, mb->T, sg->logp, ent);
         PpoStats cs;
-        double l = op_ppo_loss(STEP_BE, b->dlogp + o, dent, &cs, b->logp_new + o, b->logp_old + o,
-                               b->logp_ref + o, ent, b->advantages + o, b->mask + o, rows, T, pp,
-                               tok, seqs);
+        double l = op_ppo_loss(STEP_BE, sg->dlogp, dent, &cs, sg->logp, sg->old, sg->ref, ent,
+                               sg->adv, sg->mask, mb->n, mb->T, pp, tok, seqs);
         /* pg_loss, kl_ref, entropy are shares of the mini-batch mean; the rest per token */
         double add[7] = {l,
                          cs.pg_loss,
@@ -374,8 +441,8 @@ static double ppo_minibatch(Prime *p, int r0, int n, double tok, int seqs, PpoSt
                          cs.valid};
         for (int k = 0; k < 7; k++) acc[k] += add[k];
         if (!isfinite(l)) continue;
-        if (s + step >= hi) adamw_arm(&p->opt_policy); /* the update's last backward */
-        model_backward(m, b->tokens + o, b->targets + o, rows, T, b->dlogp + o, dent);
+        if (j == p->plan.n_mb - 1) adamw_arm(&p->opt_policy); /* the update's last backward */
+        model_backward(m, sg->tokens, sg->targets, mb->n, mb->T, sg->dlogp, dent);
     }
     dist_sum_f64(acc, 7); /* every rank reaches this, whatever its rows held */
     st->pg_loss = acc[1];
@@ -440,6 +507,7 @@ static void policy_update(Prime *p, StepStats *ss) {
 static void critic_update(Prime *p, const int *no_targets, StepStats *ss) {
     const RlConfig *c = &p->rc->rl;
     StepBatch *b = &p->b;
+    Stage *st = &p->st;
     int N = b->N, T = b->T, M = c->ppo_minibatches > N ? N : c->ppo_minibatches;
     AdamWParams hp = {(float)c->critic_lr, 0.9f, 0.999f, 1e-8f, 0.0f};
     double loss = 0, gn_max = 0, cf;
@@ -453,18 +521,22 @@ static void critic_update(Prime *p, const int *no_targets, StepStats *ss) {
             rows_valid(b->mask + o, n, T, &tok);
             if (tok == 0) continue;
             double l = 0;
-            int step = micro_rows(&p->critic, T), lo, hi;
+            int lo, hi;
             dist_rows(r0, n, &lo, &hi);
             model_zero_grads(&p->critic);
-            for (int s = lo; s < hi; s += step) {
-                int rows = hi - s < step ? hi - s : step;
-                size_t so = (size_t)s * T;
-                forward_rows(&p->critic, b, no_targets, s, rows, b->work, NULL, b->work2);
-                l += op_value_loss(STEP_BE, b->dlogp + so, &cf, b->work2 + so, b->values + so,
-                                   b->returns + so, b->mask + so, rows, T, (float)c->value_clip,
-                                   tok);
-                if (s + step >= hi) adamw_arm(&p->opt_critic); /* the update's last backward */
-                model_backward_values(&p->critic, b->tokens + so, rows, T, b->dlogp + so);
+            plan_rows(p, &p->critic, lo, hi - lo);
+            for (int j = 0; j < p->plan.n_mb; j++) {
+                const MicroBatch *mb = &p->plan.mb[j];
+                stage_inputs(p, mb, no_targets);
+                mb_gather_f32(st->old, b->values, T, mb);
+                mb_gather_f32(st->adv, b->returns, T, mb);
+                mb_gather_f32(st->mask, b->mask, T, mb);
+                model_forward(&p->critic, st->tokens, st->targets, mb->n, mb->T, st->logp, NULL);
+                model_values(&p->critic, mb->n, mb->T, st->vals);
+                l += op_value_loss(STEP_BE, st->dlogp, &cf, st->vals, st->old, st->adv, st->mask,
+                                   mb->n, mb->T, (float)c->value_clip, tok);
+                if (j == p->plan.n_mb - 1) adamw_arm(&p->opt_critic); /* last backward */
+                model_backward_values(&p->critic, st->tokens, mb->n, mb->T, st->dlogp);
             }
             dist_sum_f64(&l, 1);
             double gn = NAN;
@@ -543,9 +615,9 @@ static void logprobs_and_rewards(Prime *p, StepStats *ss, int train_prm) {
     StepBatch *b = &p->b;
     double t0 = time_now();
     prof_push("logprobs");
-    forward_batch(&p->ref, b, b->targets, b->logp_ref, NULL, NULL);
-    forward_batch(p->policy, b, b->targets, b->logp_old, b->entropy, NULL);
-    if (p->has_critic) forward_batch(&p->critic, b, p->no_targets, b->work, NULL, b->values);
+    forward_batch(p, &p->ref, b->targets, b->logp_ref, NULL, NULL);
+    forward_batch(p, p->policy, b->targets, b->logp_old, b->entropy, NULL);
+    if (p->has_critic) forward_batch(p, &p->critic, p->no_targets, b->work, NULL, b->values);
     prof_pop();
     ss->t_logprobs = time_now() - t0;
     if (train_prm && !strcmp(c->prm_update, "before")) {
@@ -558,7 +630,7 @@ static void logprobs_and_rewards(Prime *p, StepStats *ss, int train_prm) {
     if (train_prm && prm_fused(p)) return; /* the update's forwards give logp_prm */
     t0 = time_now();
     prof_push("logprobs");
-    forward_batch(&p->prm, b, b->targets, b->logp_prm, NULL, NULL);
+    forward_batch(p, &p->prm, b->targets, b->logp_prm, NULL, NULL);
     prof_pop();
     ss->t_logprobs += time_now() - t0;
     token_rewards(p);
@@ -574,8 +646,7 @@ static json_t *phase(double seconds, double tokens) {
 
 static void metrics_write(Prime *p, int step, const RolloutStats *rs, const StepStats *ss) {
     if (!p->metrics) return;
-    const StepBatch *b = &p->b;
-    double toks = p->groups.n > 0 ? (double)b->N * b->T : 0, n = rs->samples;
+    double toks = p->groups.n > 0 ? prime_batch_tokens(p) : 0, n = rs->samples;
     json_t *j = json_object();
     json_object_set_new(j, "phase", json_string("rl"));
     json_object_set_new(j, "step", json_integer(step));
@@ -618,7 +689,7 @@ static void metrics_write(Prime *p, int step, const RolloutStats *rs, const Step
     json_t *ph = json_object();
     json_object_set_new(ph, "generate", phase(rs->t_generate, rs->response_tokens));
     json_object_set_new(ph, "verify", phase(rs->t_verify, -1));
-    json_object_set_new(ph, "logprobs", phase(ss->t_logprobs, 3 * toks));
+    json_object_set_new(ph, "logprobs", phase(ss->t_logprobs, prime_logprob_forwards(p) * toks));
     json_object_set_new(ph, "prm_update", phase(ss->t_prm, toks));
     json_object_set_new(ph, "advantages", phase(ss->t_adv, -1));
     json_object_set_new(ph, "policy_update", phase(ss->t_policy, toks * p->rc->rl.ppo_epochs));

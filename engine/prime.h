@@ -4,6 +4,7 @@
 #pragma once
 #include <stdio.h>
 #include "generate.h"
+#include "microbatch.h"
 #include "model.h"
 #include "optimizer.h"
 #include "rollout.h"
@@ -19,11 +20,21 @@ typedef struct {
     float *outcome;             /* (N) */
     int *group;                 /* (N) group index within the step */
     int *prompt_len, *resp_len; /* (N) */
-    float *logp_old, *logp_ref, *logp_prm, *entropy;         /* (N, T) */
-    float *reward, *advantages, *returns, *values;           /* (N, T) */
-    float *work, *work2, *dlogp, *dent, *logp_new, *ent_new; /* (N, T) scratch */
-    float *score;                                            /* (N) PRM sequence score s_i */
+    int *len;                   /* (N) prompt + response: the columns row i needs */
+    float *logp_old, *logp_ref, *logp_prm, *entropy; /* (N, T) */
+    float *reward, *advantages, *returns, *values;   /* (N, T) */
+    float *work, *work2;                             /* (N, T) scratch */
+    float *score;                                    /* (N) PRM sequence score s_i */
 } StepBatch;
+
+/* One model call's rows, dense at the call's own length (microbatch.h): cap tokens each,
+ * rows arrays one entry per row. The critic's calls use old, adv and vals for its old
+ * values, returns and new values. */
+typedef struct {
+    int *tokens, *targets;
+    float *mask, *logp, *ent, *old, *ref, *adv, *vals, *dlogp, *dent;
+    float *score, *outcome;
+} Stage;
 
 typedef struct {
     double prm_loss, prm_acc, prm_auc, policy_loss, clip_frac, kl_old, kl_ref, entropy;
@@ -47,6 +58,9 @@ typedef struct {
     Rollout rollout;
     Groups groups;
     StepBatch b;
+    MicroPlan plan; /* the model calls of the current row range */
+    Stage st;
+    int align;       /* call lengths are multiples of it (tile-friendly on a GPU) */
     int *no_targets; /* (n_max, t_max) all -1: forwards that need no log-probs */
     int n_max, t_max, skipped_updates;
     FILE *metrics;
@@ -62,6 +76,12 @@ void prime_free(Prime *p);
 int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss);
 /* Greedy accuracy of a model on the task's fixed held-out set (task->eval_n problems). */
 double prime_eval(Generator *gen, const Task *task, const RunConfig *rc);
+/* Tokens of the packed step's rows (prompt + response each), the tokens a model call over
+ * them computes; padding is not counted. */
+double prime_batch_tokens(const Prime *p);
+/* Policy-sized forwards over the batch in the log-prob phase: the reference and the policy,
+ * and the PRM unless the "after" update's forwards give its log-probs (prm_fused). */
+int prime_logprob_forwards(const Prime *p);
 /* Rows per model call in the RL step: rl.micro_batch_rows, at most the step's batch. */
 int prime_micro_rows(const RunConfig *rc);
 /* Longest row (prompt + response) the RL phase produces; task NULL: the arithmetic task of
