@@ -114,6 +114,20 @@ def ratio_svg(path, title, rows):
     os.replace(tmp, path)
 
 
+def rate(report, ph):
+    """tokens/s of a phase, of the whole step, or of the training side: the batch's tokens
+    (the rows' own tokens where the report gives them, else rows x packed length) over the
+    summed time of the three training phases."""
+    if ph == "step":
+        return report["step"].get("tokens_per_s")
+    if ph != "training":
+        return report["phases"][ph].get("tokens_per_s")
+    b = report["batch"]
+    tokens = b.get("row_tokens") or b["rows"] * b["packed_len"]
+    s = sum(report["phases"][k]["s"] or 0 for k in ("logprobs", "prm_update", "policy_update"))
+    return tokens / s if s > 0 else None
+
+
 def main():
     args = parse()
     os.makedirs(args.out_dir, exist_ok=True)
@@ -132,13 +146,11 @@ def main():
 
     rows, table = [], []
     print(f"\n{'phase':<14} {'denserl tok/s':>14} {'pytorch tok/s':>14} {'denserl/pytorch':>16}")
-    for ph in PHASES + ("step",):
-        a = (ours["step"] if ph == "step" else ours["phases"][ph]).get("tokens_per_s")
-        b = None
-        if peer:
-            b = (peer["step"] if ph == "step" else peer["phases"][ph]).get("tokens_per_s")
+    for ph in PHASES + ("training", "step"):
+        a = rate(ours, ph)
+        b = rate(peer, ph) if peer else None
         r = a / b if a and b else None
-        name = "whole step" if ph == "step" else ph
+        name = {"step": "whole step", "training": "training side"}.get(ph, ph)
         rows.append((name, r))
         table.append({"phase": ph, "denserl_tokens_per_s": a, "pytorch_tokens_per_s": b,
                       "ratio": r})
@@ -153,6 +165,8 @@ def main():
               f"{peer['device']} {peer['precision']}, {pb['rows']} rows x {pb['packed_len']}",
               end="")
     print()
+    print("training side: the batch's tokens per second of log-probs + PRM update + policy "
+          "update together (the same work on both sides, however each splits it into phases)")
     print("whole step: generated tokens per second of the whole step (same tokens on both sides)")
     res = {"denserl": ours, "pytorch": peer, "phases": table}
     with open(os.path.join(args.out_dir, "compare.json"), "w") as f:

@@ -24,8 +24,10 @@ each phase boundary):
 Outcomes are random 0/1 (there is no verifier here). With --dtype bf16 (the default on
 CUDA) the trained models keep fp32 master weights and run under torch.autocast(bfloat16),
 as denserl's "precision": "bf16" does; the frozen reference is held in bf16. Tokens per
-second are counted as denserl counts them: generate = sampled tokens, logprobs = 3 x N x T,
-prm_update and advantages = N x T, policy_update = N x T (one PPO epoch). Prints one JSON
+second count the tokens each model pass runs, as denserl counts them: generate = sampled
+tokens, logprobs = 3 x N x T (three forwards; denserl runs two where its PRM update's
+forwards give the PRM's log-probs), prm_update and advantages = N x T, policy_update = N x T
+(one PPO epoch); bench_compare.py's training side compares the three phases together. Prints one JSON
 object (also written to --json). Installs nothing: needs torch and transformers present
 (exit code 3 when they are not; 2 for bad arguments).
 """
