@@ -697,7 +697,11 @@ static Graph *graph_build(int B, int T, int H, int Hkv, int D, int bwd) {
 
 /* ---- the cache of built graphs and the shared workspace ---- */
 
-#define CACHE_N 16
+/* The RL step's model calls run at their own length (a multiple of 64) with as many rows as
+ * fit, so a run meets up to two graphs (forward, backward) per (rows, length) pair: a few
+ * hundred for long contexts. A graph's descriptors take kilobytes; rebuilding one takes a
+ * plan search. */
+#define CACHE_N 256
 static Graph *g_cache[CACHE_N];
 static int g_ncache;
 static void *g_ws;
