@@ -32,10 +32,10 @@ void microplan_build(MicroPlan *pl, const int *len, int r0, int n, int T, size_t
                      int align) {
     CHECK(n >= 0 && n <= pl->cap && T >= 1 && capacity >= (size_t)T && align >= 1);
     for (int k = 0; k < n; k++) pl->order[k] = r0 + k;
-    sort_longest_first(pl->order, n, len);
+    if (len) sort_longest_first(pl->order, n, len);
     pl->n_mb = 0;
     for (int k = 0; k < n;) {
-        int Tm = len[pl->order[k]];
+        int Tm = len ? len[pl->order[k]] : T;
         Tm = Tm < 1 ? 1 : (Tm + align - 1) / align * align;
         if (Tm > T) Tm = T;
         size_t fit = capacity / (size_t)Tm;

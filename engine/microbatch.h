@@ -25,7 +25,8 @@ void microplan_free(MicroPlan *pl);
 /* Plans rows r0 .. r0+n-1 of a batch of T columns, where row i needs its first len[i]
  * columns (prompt + response). Each call runs Tm = min(T, len of its first row rounded up to
  * a multiple of align) columns and takes at most capacity / Tm rows (at least one); capacity
- * is the model's activation capacity in tokens and must be at least T. */
+ * is the model's activation capacity in tokens and must be at least T. len NULL: rows in
+ * index order, every call at T (no grouping by length). */
 void microplan_build(MicroPlan *pl, const int *len, int r0, int n, int T, size_t capacity,
                      int align);
 

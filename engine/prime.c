@@ -208,9 +208,10 @@ static void mb_range(int N, int m, int k, int *r0, int *r1) {
 
 /* Plans the calls of model m over rows r0 .. r0+n-1: longest rows first, each call at its
  * own length with as many rows as the model's activations hold (rl.micro_batch_rows rows of
- * the longest possible length). */
+ * the longest possible length); without rl.group_by_length, rows in order at the step's T. */
 static void plan_rows(Prime *p, const Model *m, int r0, int n) {
-    microplan_build(&p->plan, p->b.len, r0, n, p->b.T, act_capacity(m), p->align);
+    const int *len = p->rc->rl.group_by_length ? p->b.len : NULL;
+    microplan_build(&p->plan, len, r0, n, p->b.T, act_capacity(m), p->align);
 }
 
 /* Stages a call's tokens and targets (targets: the batch's, or no_targets). */

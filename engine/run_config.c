@@ -99,7 +99,11 @@ static const CfgField FIELDS[] = {
     F("rl.prm_grad_clip", CFG_FLOAT, rl.prm_grad_clip, 0, 1e9, NULL, ""),
     F("rl.prm_minibatches", CFG_INT, rl.prm_minibatches, 1, 1 << 16, NULL, ""),
     F("rl.micro_batch_rows", CFG_INT, rl.micro_batch_rows, 0, 1 << 20, NULL,
-      "rows per model call (activation memory); 0: whole mini-batches"),
+      "activation memory of a model call, in rows of the longest possible length; 0: whole "
+      "mini-batches"),
+    F("rl.group_by_length", CFG_BOOL, rl.group_by_length, 0, 1, NULL,
+      "model calls take rows longest first, each at its own longest row; false: rows in order, "
+      "every call at the step's longest row"),
     F("rl.estimator", CFG_STRING, rl.estimator, 0, 0, "rloo|rloo_outcome|grpo|reinforce|gae", ""),
     F("rl.rloo_variant", CFG_STRING, rl.rloo_variant, 0, 0, "prime|paper", "process baseline"),
     F("rl.w_process", CFG_FLOAT, rl.w_process, -1e6, 1e6, NULL, ""),
@@ -235,6 +239,7 @@ void run_config_default(RunConfig *c) {
     r->prm_lr = 1e-6;
     r->prm_grad_clip = 10.0;
     r->prm_minibatches = 1;
+    r->group_by_length = 1;
     snprintf(r->estimator, CFG_STR_LEN, "rloo");
     snprintf(r->rloo_variant, CFG_STR_LEN, "prime");
     r->w_process = 1.0;

@@ -76,6 +76,10 @@ static void test_small_case(void) {
     microplan_build(&pl, len, 0, 4, 10, 20, 4); /* 9 -> 12 > 10: capped at T */
     check(pl.mb[0].T == 10 && pl.mb[0].n == 2 && pl.mb[1].T == 8 && pl.mb[1].n == 2,
           "alignment 4: lengths 10 (capped at T) and 8");
+    microplan_build(&pl, NULL, 1, 3, 10, 25, 8); /* no grouping: rows 1, 2 then 3, at T */
+    check(pl.n_mb == 2 && pl.mb[0].n == 2 && pl.mb[0].T == 10 && pl.mb[0].rows[0] == 1 &&
+              pl.mb[0].rows[1] == 2 && pl.mb[1].n == 1 && pl.mb[1].rows[0] == 3 && pl.mb[1].T == 10,
+          "without lengths: rows in order, every call at T");
     microplan_free(&pl);
 }
 
