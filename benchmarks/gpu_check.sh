@@ -11,6 +11,10 @@
 #   E2E_PROMPTS=64                             prompts of the RL step (x 4 samples)
 #   E2E_PRECISIONS="bf16 bf16-cudnn"           the precisions it runs in (fp32, bf16, and bf16
 #                                              with cuDNN's attention: bf16-cudnn)
+#   STAGES=varlen (not in the default)         length-grouped model calls against every call at
+#                                              the step's longest row: bench steps of the
+#                                              Qwen2.5-0.5B body with a 256-token vocabulary,
+#                                              so that responses end at random, bf16
 #   STAGES=profile (not in the default)        Nsight Compute's kernel times inside one phase
 #                                              (PROFILE_RANGE, default policy_update) of one
 #                                              bench step, 8 prompts x 4, bf16; the table per
@@ -101,6 +105,22 @@ if want compare; then
         --denserl "$BIN/denserl" --config configs/bench_qwen05b.json --shape qwen2.5-0.5b \
         --set precision=bf16 --warmup 1 --steps 2 --out-dir "$OUTDIR/compare" \
         >"$OUTDIR/compare.log" 2>&1 || { tail -5 "$OUTDIR/compare.log"; say "compare failed"; }
+fi
+if want varlen; then
+    say "length-grouped calls against padded ones: Qwen2.5-0.5B body, 256-token vocabulary, bf16"
+    VL=/tmp/gpu_check_varlen
+    mkdir -p "$VL"
+    cat >"$VL/config.json" <<'JSON'
+{"model_type": "qwen2", "vocab_size": 256, "hidden_size": 896, "intermediate_size": 4864,
+ "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
+ "max_position_embeddings": 1024, "rope_theta": 1000000.0, "tie_word_embeddings": true}
+JSON
+    for g in true false; do
+        timeout "${VARLEN_TIMEOUT:-120}" "$BIN/denserl" bench configs/bench_qwen05b.json \
+            --model-config "$VL/config.json" --set precision=bf16 --set rl.group_by_length=$g \
+            --warmup 1 --steps 2 --json "$OUTDIR/varlen_$g.json" >"$OUTDIR/varlen_$g.log" 2>&1 ||
+            { tail -5 "$OUTDIR/varlen_$g.log"; say "varlen $g failed"; }
+    done
 fi
 if want profile; then
     NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)

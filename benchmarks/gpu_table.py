@@ -69,6 +69,20 @@ def main():
             a, b, q = r["denserl_tokens_per_s"], r["pytorch_tokens_per_s"], r["ratio"]
             print(f"  {r['phase']:<14} {a or 0:12.0f} {b or 0:12.0f}" +
                   (f"  {q:5.2f}x" if q else "      -"))
+    varlen = {g: f"{out}/varlen_{g}.json" for g in ("true", "false")}
+    if all(os.path.exists(p) for p in varlen.values()):
+        summary["varlen"] = {}
+        print("\nvaried response lengths (0.5B body, 256-token vocabulary), seconds per step")
+        for g, p in varlen.items():
+            r = json.load(open(p))
+            ph = r["phases"]
+            train = sum(ph[k]["s"] for k in ("logprobs", "prm_update", "policy_update"))
+            summary["varlen"][g] = {"training_s": train, "step_s": r["step"]["s"],
+                                    "row_tokens": r["batch"].get("row_tokens"),
+                                    "packed": r["batch"]["rows"] * r["batch"]["packed_len"]}
+            print(f"  group_by_length {g:<5}  training side {train:6.2f} s  step "
+                  f"{r['step']['s']:6.2f} s  rows' tokens {r['batch'].get('row_tokens', 0):.0f} "
+                  f"of {r['batch']['rows'] * r['batch']['packed_len']} packed")
     with open(f"{out}/summary.json", "w") as f:
         json.dump(summary, f, indent=1)
 
