@@ -167,14 +167,15 @@ static float *act_alloc(Backend be, size_t n) {
     return be_alloc(be, sizeof(float) * (n ? n : 1));
 }
 
-static void activations_init(Model *m, int B, int T) {
+static void activations_init(Model *m, int B, int T, int kept) {
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->act;
     Backend be = m->be;
-    size_t N = (size_t)B * T, d = c->d_model, L = c->n_layers, F = c->d_ff, V = c->vocab;
+    size_t N = (size_t)B * T, d = c->d_model, L = kept, F = c->d_ff, V = c->vocab;
     size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
     a->B = B;
     a->T = T;
+    a->kept = kept;
     a->x = act_alloc(be, (L + 1) * N * d);
     a->xn1 = act_alloc(be, L * N * d);
     a->rstd1 = act_alloc(be, L * N);
@@ -209,7 +210,7 @@ static void activations_init(Model *m, int B, int T) {
     }
 }
 
-void model_init(Model *m, const ModelConfig *c, Backend be, int B, int T) {
+static void init(Model *m, const ModelConfig *c, Backend be, int B, int T, int kept) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
     m->be = be;
@@ -217,11 +218,20 @@ void model_init(Model *m, const ModelConfig *c, Backend be, int B, int T) {
     m->params = be_alloc(be, sizeof(float) * m->n_params);
     model_param_views(c, m->params, &m->w);
     rope_init(m);
-    activations_init(m, B, T);
+    activations_init(m, B, T, kept);
+}
+
+void model_init(Model *m, const ModelConfig *c, Backend be, int B, int T) {
+    init(m, c, be, B, T, c->n_layers);
+}
+
+void model_init_forward_only(Model *m, const ModelConfig *c, Backend be, int B, int T) {
+    init(m, c, be, B, T, 1);
 }
 
 void model_alloc_grads(Model *m) {
     if (m->grads) return;
+    CHECK(m->act.kept == m->cfg.n_layers); /* a forward-only model has no backward */
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->act;
     size_t N = (size_t)a->B * a->T, d = c->d_model, F = c->d_ff;
@@ -507,23 +517,25 @@ static void forward(Model *m, const int *tokens, const int *targets, int B, int 
 
     op_embedding_forward(be, a->x, tokens, m->w.embed, N, d);
     for (int l = 0; l < c->n_layers; l++) {
-        float *x = a->x + l * Ncap * d, *xn1 = a->xn1 + l * Ncap * d;
-        float *q = a->q + l * Ncap * qd, *k = a->k + l * Ncap * kd, *v = a->v + l * Ncap * kd;
-        float *att = a->att + l * Ncap * qd, *xm = a->x_mid + l * Ncap * d;
-        float *xn2 = a->xn2 + l * Ncap * d, *gate = a->gate + l * Ncap * F;
-        float *up = a->up + l * Ncap * F, *hm = a->hmlp + l * Ncap * F;
-        float *xo = a->x + (l + 1) * Ncap * d;
-        op_rmsnorm_forward(be, xn1, a->rstd1 + l * Ncap, x, LW(m->w.attn_norm, l, d), N, d,
+        /* s: the layer's activation slot; x alternates over kept + 1 slots (all kept: slot l) */
+        const size_t s = l % a->kept, xi = l % (a->kept + 1), xn = (l + 1) % (a->kept + 1);
+        float *x = a->x + xi * Ncap * d, *xn1 = a->xn1 + s * Ncap * d;
+        float *q = a->q + s * Ncap * qd, *k = a->k + s * Ncap * kd, *v = a->v + s * Ncap * kd;
+        float *att = a->att + s * Ncap * qd, *xm = a->x_mid + s * Ncap * d;
+        float *xn2 = a->xn2 + s * Ncap * d, *gate = a->gate + s * Ncap * F;
+        float *up = a->up + s * Ncap * F, *hm = a->hmlp + s * Ncap * F;
+        float *xo = a->x + xn * Ncap * d;
+        op_rmsnorm_forward(be, xn1, a->rstd1 + s * Ncap, x, LW(m->w.attn_norm, l, d), N, d,
                            c->norm_eps);
         model_linear(m, q, xn1, LW(m->w.wq, l, (size_t)qd * d), LW(m->w.bq, l, qd), N, d, qd);
         model_linear_again(m, k, xn1, LW(m->w.wk, l, (size_t)kd * d), LW(m->w.bk, l, kd), N, d, kd);
         model_linear_again(m, v, xn1, LW(m->w.wv, l, (size_t)kd * d), LW(m->w.bv, l, kd), N, d, kd);
         op_rope_forward(be, q, a->pos, m->rope_cos, m->rope_sin, N, H, Dh);
         op_rope_forward(be, k, a->pos, m->rope_cos, m->rope_sin, N, Hkv, Dh);
-        attn_fwd(m, att, a->lse + l * Ncap * H, q, k, v, B, T);
+        attn_fwd(m, att, a->lse + s * Ncap * H, q, k, v, B, T);
         model_linear(m, xm, att, LW(m->w.wo, l, (size_t)d * qd), LW(m->w.bo, l, d), N, qd, d);
         op_add(be, xm, x, (long)N * d);
-        op_rmsnorm_forward(be, xn2, a->rstd2 + l * Ncap, xm, LW(m->w.mlp_norm, l, d), N, d,
+        op_rmsnorm_forward(be, xn2, a->rstd2 + s * Ncap, xm, LW(m->w.mlp_norm, l, d), N, d,
                            c->norm_eps);
         model_linear(m, gate, xn2, LW(m->w.w_gate, l, (size_t)F * d), NULL, N, d, F);
         model_linear_again(m, up, xn2, LW(m->w.w_up, l, (size_t)F * d), NULL, N, d, F);
@@ -537,7 +549,8 @@ static void forward(Model *m, const int *tokens, const int *targets, int B, int 
         }
         op_add(be, xo, xm, (long)N * d);
     }
-    op_rmsnorm_forward(be, a->xf, a->rstdf, a->x + c->n_layers * Ncap * d, m->w.final_norm, N, d,
+    const size_t xl = c->n_layers % (a->kept + 1);
+    op_rmsnorm_forward(be, a->xf, a->rstdf, a->x + xl * Ncap * d, m->w.final_norm, N, d,
                        c->norm_eps);
     lp_fwd(m, logp, entropy, targets, N);
 }

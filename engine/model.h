@@ -41,9 +41,12 @@ typedef struct {
     float *value_b;    /* (1), critics only */
 } ParamViews;
 
-/* Activations for a batch of up to B x T tokens, kept for the backward. */
+/* Activations for a batch of up to B x T tokens, kept for the backward. A forward-only model
+ * (model_init_forward_only) keeps one layer's: the (L, ...) arrays have one slot that every
+ * layer reuses, and x two that the layers alternate. */
 typedef struct {
     int B, T;                /* capacity */
+    int kept;                /* layers whose activations are kept: n_layers, or 1 */
     float *x;                /* (L+1, B*T, d) residual stream entering each layer, then the final */
     float *xn1, *rstd1;      /* (L, B*T, d), (L, B*T) attention-norm output and 1/rms */
     float *q, *k, *v;        /* (L, B*T, Hq*Dh), (L, B*T, Hkv*Dh) x2, after rotary */
@@ -115,6 +118,9 @@ void model_set_grad_ready(Model *m, ModelGradReady fn, void *ctx);
 
 /* Allocates parameters (zeroed) and activations for up to B x T tokens. */
 void model_init(Model *m, const ModelConfig *c, Backend be, int B, int T);
+/* The same for a model that only runs forwards (a frozen reference): activations of one
+ * layer instead of all, the same results; model_backward and gradients are refused. */
+void model_init_forward_only(Model *m, const ModelConfig *c, Backend be, int B, int T);
 void model_free(Model *m);
 void model_alloc_grads(Model *m);
 void model_zero_grads(Model *m);

@@ -86,11 +86,16 @@ static size_t act_capacity(const Model *m) {
     return (size_t)m->act.B * m->act.T;
 }
 
-/* A frozen or trainable copy of the policy with capacity for the packed batch. */
-static void clone_model(Model *dst, const Model *src, int value_head, int n, int t) {
+/* A frozen (forward_only: one layer's activations) or trainable copy of the policy with
+ * capacity for the packed batch. */
+static void clone_model(Model *dst, const Model *src, int value_head, int forward_only, int n,
+                        int t) {
     ModelConfig c = src->cfg;
     c.value_head = value_head;
-    model_init(dst, &c, src->be, n, t);
+    if (forward_only)
+        model_init_forward_only(dst, &c, src->be, n, t);
+    else
+        model_init(dst, &c, src->be, n, t);
     be_copy(src->be, dst->params, src->params, sizeof(float) * src->n_params);
     if (src->mx.on) CHECK(model_use_bf16(dst, src->mx.cudnn_attn ? "cudnn" : "flash") == DR_OK);
 }
@@ -110,11 +115,11 @@ void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, 
     p->n_max = c->prompts_per_step * c->samples_per_prompt;
     p->t_max = prime_max_len(task, rc);
     int rows = prime_micro_rows(rc);
-    clone_model(&p->prm, policy, 0, rows, p->t_max);
-    clone_model(&p->ref, policy, 0, rows, p->t_max);
+    clone_model(&p->prm, policy, 0, 0, rows, p->t_max);
+    clone_model(&p->ref, policy, 0, 1, rows, p->t_max);
     p->has_critic = strcmp(c->estimator, "gae") == 0;
     if (p->has_critic) {
-        clone_model(&p->critic, policy, 1, rows, p->t_max);
+        clone_model(&p->critic, policy, 1, 0, rows, p->t_max);
         model_alloc_grads(&p->critic);
         adamw_init(&p->opt_critic, policy->be, p->critic.n_params);
         adamw_overlap_backward(&p->opt_critic, &p->critic);
