@@ -48,25 +48,64 @@ void dist_rows(int r0, int n, int *lo, int *hi) {
     *hi = r0 + (int)b;
 }
 
-/* Sum over ranks of rows r0..r0+n-1 where each rank contributes only its own rows. */
-static void complete_rows(double *tmp, int r0, int n, int T) {
-    int lo, hi;
-    dist_rows(r0, n, &lo, &hi);
+/* The rank holding a row: the one whose share of the range's total tokens holds the row's
+ * middle token (pre: tokens of the range's rows before it). Non-decreasing along the range,
+ * so each rank's rows are contiguous. */
+static int row_owner(long long pre, long long len, long long total, int size) {
+    int r = (int)((long long)size * (2 * pre + len) / (2 * total));
+    return r < size ? r : size - 1;
+}
+
+int dist_split_balanced(int n, const int *len, int size, int rank, int *lo, int *hi) {
+    long long total = 0, pre = 0;
+    for (int i = 0; i < n; i++) total += len[i] > 0 ? len[i] : 0;
+    if (total == 0) return 0;
+    *lo = *hi = n;
+    for (int i = 0; i < n; i++) {
+        const long long l = len[i] > 0 ? len[i] : 0;
+        const int r = row_owner(pre, l, total, size);
+        if (r >= rank && *lo == n) *lo = i;
+        if (r > rank) {
+            *hi = i;
+            break;
+        }
+        pre += l;
+    }
+    return 1;
+}
+
+void dist_rows_balanced(int r0, int n, const int *len, int *lo, int *hi) {
+    if (g_size > 1 && len && dist_split_balanced(n, len + r0, g_size, g_rank, lo, hi)) {
+        *lo += r0;
+        *hi += r0;
+        return;
+    }
+    dist_rows(r0, n, lo, hi);
+}
+
+/* Sum over ranks of rows r0..r0+n-1 where each rank contributes only its rows [lo, hi). */
+static void complete_rows(double *tmp, int r0, int n, int T, int lo, int hi) {
     for (int i = r0; i < r0 + n; i++)
         if (i < lo || i >= hi) memset(tmp + (size_t)(i - r0) * T, 0, sizeof(double) * T);
     comm_allreduce_sum_f64(g_comm, tmp, (size_t)n * T);
 }
 
-void dist_complete_rows_f32(float *buf, int r0, int n, int T) {
+void dist_complete_split_f32(float *buf, int r0, int n, int T, int lo, int hi) {
     if (g_size == 1 || n <= 0) return;
     size_t m = (size_t)n * T;
     double *tmp = xmalloc(sizeof(double) * m);
     const float *src = buf + (size_t)r0 * T;
     for (size_t k = 0; k < m; k++) tmp[k] = src[k];
-    complete_rows(tmp, r0, n, T);
+    complete_rows(tmp, r0, n, T, lo, hi);
     float *dst = buf + (size_t)r0 * T;
     for (size_t k = 0; k < m; k++) dst[k] = (float)tmp[k];
     free(tmp);
+}
+
+void dist_complete_rows_f32(float *buf, int r0, int n, int T) {
+    int lo, hi;
+    dist_rows(r0, n, &lo, &hi);
+    dist_complete_split_f32(buf, r0, n, T, lo, hi);
 }
 
 void dist_complete_rows_i32(int *buf, int r0, int n, int T) {
@@ -75,7 +114,9 @@ void dist_complete_rows_i32(int *buf, int r0, int n, int T) {
     double *tmp = xmalloc(sizeof(double) * m);
     const int *src = buf + (size_t)r0 * T;
     for (size_t k = 0; k < m; k++) tmp[k] = src[k];
-    complete_rows(tmp, r0, n, T);
+    int lo, hi;
+    dist_rows(r0, n, &lo, &hi);
+    complete_rows(tmp, r0, n, T, lo, hi);
     int *dst = buf + (size_t)r0 * T;
     for (size_t k = 0; k < m; k++) dst[k] = (int)tmp[k];
     free(tmp);

@@ -23,10 +23,19 @@ const char *dist_describe(void);
 
 /* This rank's rows [*lo, *hi) of rows r0 .. r0+n-1. */
 void dist_rows(int r0, int n, int *lo, int *hi);
+/* The same split into contiguous ranges that balance the sum of len (the rows' tokens)
+ * instead of the row count: a row goes to the rank whose share of the range's tokens holds
+ * its middle. len NULL, or no tokens: dist_rows. Every rank must pass the same len. */
+void dist_rows_balanced(int r0, int n, const int *len, int *lo, int *hi);
+/* Its rule for n rows of lengths len over size ranks: rank's rows [*lo, *hi); 0 (and nothing
+ * set) when the rows hold no tokens. */
+int dist_split_balanced(int n, const int *len, int size, int rank, int *lo, int *hi);
 /* Rows r0 .. r0+n-1 of buf (row length T, host): every rank computed its own shard; after
  * the call every rank holds all of them. Floats and ints (ints must fit in 2^53). */
 void dist_complete_rows_f32(float *buf, int r0, int n, int T);
 void dist_complete_rows_i32(int *buf, int r0, int n, int T);
+/* The same where this rank's shard is [lo, hi) of the range (from dist_rows_balanced). */
+void dist_complete_split_f32(float *buf, int r0, int n, int T, int lo, int hi);
 /* Host doubles summed over ranks, in place. */
 void dist_sum_f64(double *v, size_t n);
 /* Gradients (n floats of backend memory) summed over ranks, in place. */

@@ -219,6 +219,12 @@ static void plan_rows(Prime *p, const Model *m, int r0, int n) {
     microplan_build(&p->plan, len, r0, n, p->b.T, act_capacity(m), p->align);
 }
 
+/* This rank's rows of r0 .. r0+n-1: with calls at their own length a rank's work follows its
+ * rows' tokens, so the split balances tokens (rows in order otherwise). */
+static void rank_rows(const Prime *p, int r0, int n, int *lo, int *hi) {
+    dist_rows_balanced(r0, n, p->rc->rl.group_by_length ? p->b.len : NULL, lo, hi);
+}
+
 /* Stages a call's tokens and targets (targets: the batch's, or no_targets). */
 static void stage_inputs(Prime *p, const MicroBatch *mb, const int *targets) {
     mb_gather_i32(p->st.tokens, p->b.tokens, p->b.T, mb);
@@ -249,11 +255,11 @@ static void forward_batch(Prime *p, Model *m, const int *targets, float *logp, f
                           float *values) {
     const StepBatch *b = &p->b;
     int lo, hi;
-    dist_rows(0, b->N, &lo, &hi);
+    rank_rows(p, 0, b->N, &lo, &hi);
     forward_rows(p, m, targets, lo, hi - lo, logp, ent, values);
-    dist_complete_rows_f32(logp, 0, b->N, b->T);
-    if (ent) dist_complete_rows_f32(ent, 0, b->N, b->T);
-    if (values) dist_complete_rows_f32(values, 0, b->N, b->T);
+    dist_complete_split_f32(logp, 0, b->N, b->T, lo, hi);
+    if (ent) dist_complete_split_f32(ent, 0, b->N, b->T, lo, hi);
+    if (values) dist_complete_split_f32(values, 0, b->N, b->T, lo, hi);
 }
 
 /* Whether the "after" update's forwards are the PRM's only forward of the step. With one
@@ -292,7 +298,7 @@ static void prm_update(Prime *p, StepStats *ss) {
         int r0, r1;
         mb_range(N, M, k, &r0, &r1);
         int n = r1 - r0;
-        dist_rows(r0, n, &lo, &hi);
+        rank_rows(p, r0, n, &lo, &hi);
         double l = 0;
         if (train) model_zero_grads(&p->prm);
         plan_rows(p, &p->prm, lo, hi - lo);
@@ -315,8 +321,8 @@ static void prm_update(Prime *p, StepStats *ss) {
             model_backward(&p->prm, st->tokens, st->targets, mb->n, mb->T, st->dlogp, NULL);
         }
         dist_sum_f64(&l, 1);
-        dist_complete_rows_f32(b->score, r0, n, 1);
-        if (fused) dist_complete_rows_f32(b->logp_prm, r0, n, T);
+        dist_complete_split_f32(b->score, r0, n, 1, lo, hi);
+        if (fused) dist_complete_split_f32(b->logp_prm, r0, n, T, lo, hi);
         loss += l * n;
         for (int i = r0; i < r1; i++) correct += (b->score[i] > 0) == (b->outcome[i] > 0.5f);
         if (!train) continue;
@@ -423,7 +429,7 @@ static double ppo_minibatch(Prime *p, int r0, int n, double tok, int seqs, PpoSt
     double acc[7] = {0};
     memset(st, 0, sizeof *st);
     model_zero_grads(m);
-    dist_rows(r0, n, &lo, &hi);
+    rank_rows(p, r0, n, &lo, &hi);
     plan_rows(p, m, lo, hi - lo);
     for (int j = 0; j < p->plan.n_mb && isfinite(acc[0]); j++) {
         const MicroBatch *mb = &p->plan.mb[j];
@@ -528,7 +534,7 @@ static void critic_update(Prime *p, const int *no_targets, StepStats *ss) {
             if (tok == 0) continue;
             double l = 0;
             int lo, hi;
-            dist_rows(r0, n, &lo, &hi);
+            rank_rows(p, r0, n, &lo, &hi);
             model_zero_grads(&p->critic);
             plan_rows(p, &p->critic, lo, hi - lo);
             for (int j = 0; j < p->plan.n_mb; j++) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../engine/dist.h"
 #include "../engine/microbatch.h"
 #include "testutil.h"
 
@@ -119,7 +120,53 @@ static void test_gather_scatter(void) {
     microplan_free(&pl);
 }
 
+/* The token-balanced rank split: the ranks' ranges are contiguous and cover the rows in rank
+ * order, and each rank's tokens are within one row's length of an even share. */
+static void test_balanced_split(void) {
+    int bad = 0, cases = 0, worst_even = 0, worst_bal = 0;
+    for (int it = 0; it < 400; it++) {
+        int n = (int)(rng_u01() * 80), size = 1 + (int)(rng_u01() * 9), maxlen = 0;
+        int *len = malloc(sizeof(int) * (n ? n : 1));
+        long long total = 0;
+        for (int i = 0; i < n; i++) {
+            len[i] = it % 5 == 0 ? 0 : 1 + (int)(rng_u01() * rng_u01() * 3000);
+            total += len[i];
+            if (len[i] > maxlen) maxlen = len[i];
+        }
+        int lo, hi, next = 0;
+        if (!dist_split_balanced(n, len, size, 0, &lo, &hi)) {
+            bad += total != 0;
+            free(len);
+            continue;
+        }
+        for (int r = 0; r < size; r++) {
+            dist_split_balanced(n, len, size, r, &lo, &hi);
+            long long tok = 0;
+            for (int i = lo; i < hi; i++) tok += len[i];
+            bad += lo != next || hi < lo;
+            next = hi;
+            double off = fabs((double)tok - (double)total / size);
+            bad += off > maxlen;
+            if (off > worst_bal) worst_bal = (int)off;
+            long long even = 0; /* the row-count split, for the message */
+            for (int i = (int)((long long)n * r / size); i < (int)((long long)n * (r + 1) / size);
+                 i++)
+                even += len[i];
+            if (fabs((double)even - (double)total / size) > worst_even)
+                worst_even = (int)fabs((double)even - (double)total / size);
+        }
+        bad += next != n;
+        cases++;
+        free(len);
+    }
+    check(bad == 0,
+          "%d balanced rank splits: contiguous, covering, each rank within one row of an even "
+          "token share (worst %d tokens off; the row-count split: %d)",
+          cases, worst_bal, worst_even);
+}
+
 int main(void) {
+    test_balanced_split();
     rng_seed(20261127);
     test_small_case();
     test_plans();
