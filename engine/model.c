@@ -410,9 +410,37 @@ static void lin_bwd(Model *m, float *dx, float *dw, float *db, const float *dy, 
     lin_bwd_x(m, dx, dw, db, dy, NULL, x, w, n, in, out, 0);
 }
 
-static void lin_bwd_again(Model *m, float *dx, float *dw, float *db, const float *dy,
-                          const float *x, const float *w, int n, int in, int out) {
-    lin_bwd_x(m, dx, dw, db, dy, NULL, x, w, n, in, out, 1);
+/* A norm whose output only feeds matrix products (before q/k/v and before gate/up): in bf16
+ * it writes bf16 straight into the first half of its buffer xn, which is all that the
+ * products (norm_proj) and their backward (norm_proj_bwd) read; no fp32 copy, no casts. */
+static void norm_fwd(Model *m, float *xn, float *rstd, const float *x, const float *w, int n) {
+    const ModelConfig *c = &m->cfg;
+    if (m->mx.on)
+        op_rmsnorm_forward_bf16(m->be, (uint16_t *)xn, rstd, x, w, n, c->d_model, c->norm_eps);
+    else
+        op_rmsnorm_forward(m->be, xn, rstd, x, w, n, c->d_model, c->norm_eps);
+}
+
+/* y = xn W^T (+ b) for norm_fwd's output xn (n, in). */
+static void norm_proj(Model *m, float *y, const float *xn, const float *w, const float *b, int n,
+                      int in, int out) {
+    if (m->mx.on)
+        op_linear_forward_mixed(m->be, y, NULL, bw(m, w), b, n, in, out, (uint16_t *)xn);
+    else
+        op_linear_forward(m->be, y, xn, w, b, n, in, out);
+}
+
+/* dx += dy W, dw += dy^T xn, db += sum dy for a norm_proj product; dyb (bf16 only, instead
+ * of dy, no db): the output gradient already in bf16. */
+static void norm_proj_bwd(Model *m, float *dx, float *dw, float *db, const float *dy, uint16_t *dyb,
+                          const float *xn, const float *w, int n, int in, int out) {
+    if (!m->mx.on) {
+        op_linear_backward(m->be, dx, dw, db, dy, xn, w, n, in, out);
+        return;
+    }
+    uint16_t *dys = dyb ? dyb : mx_buf(m, 1, (size_t)n * out);
+    op_linear_backward_mixed(m->be, dx, dw, db, dyb ? NULL : dy, NULL, bw(m, w), n, in, out, dys,
+                             (uint16_t *)xn);
 }
 
 static int mixed_attention(const Model *m) {
@@ -525,20 +553,18 @@ static void forward(Model *m, const int *tokens, const int *targets, int B, int 
         float *xn2 = a->xn2 + s * Ncap * d, *gate = a->gate + s * Ncap * F;
         float *up = a->up + s * Ncap * F, *hm = a->hmlp + s * Ncap * F;
         float *xo = a->x + xn * Ncap * d;
-        op_rmsnorm_forward(be, xn1, a->rstd1 + s * Ncap, x, LW(m->w.attn_norm, l, d), N, d,
-                           c->norm_eps);
-        model_linear(m, q, xn1, LW(m->w.wq, l, (size_t)qd * d), LW(m->w.bq, l, qd), N, d, qd);
-        model_linear_again(m, k, xn1, LW(m->w.wk, l, (size_t)kd * d), LW(m->w.bk, l, kd), N, d, kd);
-        model_linear_again(m, v, xn1, LW(m->w.wv, l, (size_t)kd * d), LW(m->w.bv, l, kd), N, d, kd);
+        norm_fwd(m, xn1, a->rstd1 + s * Ncap, x, LW(m->w.attn_norm, l, d), N);
+        norm_proj(m, q, xn1, LW(m->w.wq, l, (size_t)qd * d), LW(m->w.bq, l, qd), N, d, qd);
+        norm_proj(m, k, xn1, LW(m->w.wk, l, (size_t)kd * d), LW(m->w.bk, l, kd), N, d, kd);
+        norm_proj(m, v, xn1, LW(m->w.wv, l, (size_t)kd * d), LW(m->w.bv, l, kd), N, d, kd);
         op_rope_forward(be, q, a->pos, m->rope_cos, m->rope_sin, N, H, Dh);
         op_rope_forward(be, k, a->pos, m->rope_cos, m->rope_sin, N, Hkv, Dh);
         attn_fwd(m, att, a->lse + s * Ncap * H, q, k, v, B, T);
         model_linear(m, xm, att, LW(m->w.wo, l, (size_t)d * qd), LW(m->w.bo, l, d), N, qd, d);
         op_add(be, xm, x, (long)N * d);
-        op_rmsnorm_forward(be, xn2, a->rstd2 + s * Ncap, xm, LW(m->w.mlp_norm, l, d), N, d,
-                           c->norm_eps);
-        model_linear(m, gate, xn2, LW(m->w.w_gate, l, (size_t)F * d), NULL, N, d, F);
-        model_linear_again(m, up, xn2, LW(m->w.w_up, l, (size_t)F * d), NULL, N, d, F);
+        norm_fwd(m, xn2, a->rstd2 + s * Ncap, xm, LW(m->w.mlp_norm, l, d), N);
+        norm_proj(m, gate, xn2, LW(m->w.w_gate, l, (size_t)F * d), NULL, N, d, F);
+        norm_proj(m, up, xn2, LW(m->w.w_up, l, (size_t)F * d), NULL, N, d, F);
         if (m->mx.on) { /* h only feeds products: kept in bf16 in the first half of hm */
             op_swiglu_forward_bf16(be, (uint16_t *)hm, gate, up, (long)N * F);
             op_linear_forward_mixed(be, xo, NULL, bw(m, LW(m->w.w_down, l, (size_t)d * F)), NULL, N,
@@ -621,9 +647,9 @@ static void mlp_backward(Model *m, int l, const float *gate, const float *up, co
     be_memset0(be, a->dup, sizeof(float) * N * F);
     op_swiglu_backward(be, a->dgate, a->dup, a->dh, gate, up, (long)N * F);
     be_memset0(be, a->dtmp, sizeof(float) * N * d);
-    lin_bwd(m, a->dtmp, LW(g->w_gate, l, (size_t)F * d), NULL, a->dgate, xn2,
-            LW(w->w_gate, l, (size_t)F * d), N, d, F);
-    lin_bwd_again(m, a->dtmp, LW(g->w_up, l, (size_t)F * d), NULL, a->dup, xn2,
+    norm_proj_bwd(m, a->dtmp, LW(g->w_gate, l, (size_t)F * d), NULL, a->dgate, NULL, xn2,
+                  LW(w->w_gate, l, (size_t)F * d), N, d, F);
+    norm_proj_bwd(m, a->dtmp, LW(g->w_up, l, (size_t)F * d), NULL, a->dup, NULL, xn2,
                   LW(w->w_up, l, (size_t)F * d), N, d, F);
 }
 
@@ -644,10 +670,10 @@ static void mlp_backward_bf16(Model *m, int l, const float *gate, const float *u
                              bw(m, wd), N, F, d, dys, (uint16_t *)hm);
     op_swiglu_backward_bf16(m->be, dgb, dub, dhb, gate, up, (long)N * F);
     be_memset0(m->be, a->dtmp, sizeof(float) * N * d);
-    lin_bwd_x(m, a->dtmp, LW(g->w_gate, l, (size_t)F * d), NULL, NULL, dgb, xn2,
-              LW(w->w_gate, l, (size_t)F * d), N, d, F, 0);
-    lin_bwd_x(m, a->dtmp, LW(g->w_up, l, (size_t)F * d), NULL, NULL, dub, xn2,
-              LW(w->w_up, l, (size_t)F * d), N, d, F, 1);
+    norm_proj_bwd(m, a->dtmp, LW(g->w_gate, l, (size_t)F * d), NULL, NULL, dgb, xn2,
+                  LW(w->w_gate, l, (size_t)F * d), N, d, F);
+    norm_proj_bwd(m, a->dtmp, LW(g->w_up, l, (size_t)F * d), NULL, NULL, dub, xn2,
+                  LW(w->w_up, l, (size_t)F * d), N, d, F);
 }
 
 /* From dL/dxf (in act.dtmp) down through the final norm, the layers and the embedding. */
@@ -688,11 +714,11 @@ static void backward_trunk(Model *m, const int *tokens, int B, int T) {
         op_rope_backward(be, a->dq, a->pos, m->rope_cos, m->rope_sin, N, H, Dh);
         op_rope_backward(be, a->dk, a->pos, m->rope_cos, m->rope_sin, N, Hkv, Dh);
         be_memset0(be, a->dtmp, sizeof(float) * N * d);
-        lin_bwd(m, a->dtmp, LW(g->wq, l, (size_t)qd * d), LW(g->bq, l, qd), a->dq, xn1,
-                LW(w->wq, l, (size_t)qd * d), N, d, qd);
-        lin_bwd_again(m, a->dtmp, LW(g->wk, l, (size_t)kd * d), LW(g->bk, l, kd), a->dk, xn1,
+        norm_proj_bwd(m, a->dtmp, LW(g->wq, l, (size_t)qd * d), LW(g->bq, l, qd), a->dq, NULL, xn1,
+                      LW(w->wq, l, (size_t)qd * d), N, d, qd);
+        norm_proj_bwd(m, a->dtmp, LW(g->wk, l, (size_t)kd * d), LW(g->bk, l, kd), a->dk, NULL, xn1,
                       LW(w->wk, l, (size_t)kd * d), N, d, kd);
-        lin_bwd_again(m, a->dtmp, LW(g->wv, l, (size_t)kd * d), LW(g->bv, l, kd), a->dv, xn1,
+        norm_proj_bwd(m, a->dtmp, LW(g->wv, l, (size_t)kd * d), LW(g->bv, l, kd), a->dv, NULL, xn1,
                       LW(w->wv, l, (size_t)kd * d), N, d, kd);
         op_rmsnorm_backward(be, a->dx, LW(g->attn_norm, l, d), a->dtmp, x, LW(w->attn_norm, l, d),
                             a->rstd1 + l * Ncap, N, d);

@@ -19,6 +19,10 @@ void embedding_forward_cuda(float *y, const int *ids, const float *table, int n,
 void embedding_backward_cuda(float *dtable, const float *dy, const int *ids, int n, int d);
 void rmsnorm_forward_cuda(float *y, float *rstd, const float *x, const float *w, int n, int d,
                           float eps);
+/* The forward with its output rounded to bf16 (the bits of cast_bf16_cuda of the fp32 output),
+ * for a norm whose output only feeds matrix products (mixed precision). */
+void rmsnorm_forward_bf16_cuda(uint16_t *y, float *rstd, const float *x, const float *w, int n,
+                               int d, float eps);
 void rmsnorm_backward_cuda(float *dx, float *dw, const float *dy, const float *x, const float *w,
                            const float *rstd, int n, int d);
 void rope_forward_cuda(float *x, const int *pos, const float *cos_t, const float *sin_t, int n,

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include "../kernels/kernels_cuda.h"
 #include "../runtime/cuda_util.cuh"
+#include "bf16_cuda.cuh"
 
 enum {
     RN_THREADS = 256,
@@ -48,19 +49,33 @@ static __device__ __forceinline__ double block_sum(double v, double *red) {
     return s;
 }
 
+/* The forward's output, fp32 or bf16 (Y = uint16_t: rounded to nearest even, the bits
+ * cast_bf16_cuda gives the fp32 result): element j, or the group of four at element 4 j. */
+static __device__ __forceinline__ void rn_put(float *y, long j, float v) {
+    y[j] = v;
+}
+static __device__ __forceinline__ void rn_put(uint16_t *y, long j, float v) {
+    y[j] = __bfloat16_as_ushort(__float2bfloat16_rn(v));
+}
+static __device__ __forceinline__ void rn_put4(float *y, long j4, float4 v) {
+    ((float4 *)y)[j4] = v;
+}
+static __device__ __forceinline__ void rn_put4(uint16_t *y, long j4, float4 v) {
+    ((uint2 *)y)[j4] = make_uint2(bf16_pack2(v.x, v.y), bf16_pack2(v.z, v.w));
+}
+
 /* ---- register path ---- */
 
 /* One row per block: y = w * (x * r), r = 1 / sqrt(mean(x^2) + eps). */
-template <int K>
+template <int K, class Y>
 __global__ void __launch_bounds__(RN_REG_MAXT, K >= 4 ? 2 : 3)
-    rmsnorm_fwd_reg_kernel(float *__restrict__ y, float *__restrict__ rstd,
-                           const float *__restrict__ x, const float *__restrict__ w, int d,
-                           float eps) {
+    rmsnorm_fwd_reg_kernel(Y *__restrict__ y, float *__restrict__ rstd, const float *__restrict__ x,
+                           const float *__restrict__ w, int d, float eps) {
     __shared__ double red[RN_REG_MAXT / 32];
     const int tid = threadIdx.x, T = blockDim.x, d4 = d >> 2;
     const long row = blockIdx.x;
     const float4 *xr = (const float4 *)(x + row * d), *w4 = (const float4 *)w;
-    float4 *yr = (float4 *)(y + row * d);
+    Y *yr = y + row * d;
     float4 a[K], b[K];
     const float4 z = make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
@@ -85,8 +100,9 @@ __global__ void __launch_bounds__(RN_REG_MAXT, K >= 4 ? 2 : 3)
     for (int k = 0; k < K; k++) {
         const int c = tid + k * T;
         if (c < d4)
-            yr[c] = make_float4(b[k].x * (a[k].x * r), b[k].y * (a[k].y * r), b[k].z * (a[k].z * r),
-                                b[k].w * (a[k].w * r));
+            rn_put4(yr, c,
+                    make_float4(b[k].x * (a[k].x * r), b[k].y * (a[k].y * r), b[k].z * (a[k].z * r),
+                                b[k].w * (a[k].w * r)));
     }
 }
 
@@ -209,14 +225,14 @@ static __device__ __forceinline__ double lane_dot(const float *x, const float *w
     return s;
 }
 
-template <bool VEC>
-__global__ void rmsnorm_fwd_kernel(float *__restrict__ y, float *__restrict__ rstd,
+template <bool VEC, class Y>
+__global__ void rmsnorm_fwd_kernel(Y *__restrict__ y, float *__restrict__ rstd,
                                    const float *__restrict__ x, const float *__restrict__ w, int n,
                                    int d, float eps) {
     const int row = blockIdx.x * RN_WARPS + threadIdx.x / 32, lane = threadIdx.x & 31;
     if (row >= n) return; /* the whole warp leaves together */
     const float *xr = x + (long)row * d;
-    float *yr = y + (long)row * d;
+    Y *yr = y + (long)row * d;
     const double ss = warp_sum(lane_dot<VEC>(xr, NULL, NULL, d, lane));
     const float r = (float)(1.0 / sqrt(ss / d + (double)eps));
     if (lane == 0) rstd[row] = r;
@@ -224,11 +240,12 @@ __global__ void rmsnorm_fwd_kernel(float *__restrict__ y, float *__restrict__ rs
     if (VEC) {
         for (int j = lane; j < d / 4; j += 32) {
             const float4 a = ((const float4 *)xr)[j], b = ((const float4 *)w)[j];
-            ((float4 *)yr)[j] =
-                make_float4(b.x * (a.x * r), b.y * (a.y * r), b.z * (a.z * r), b.w * (a.w * r));
+            rn_put4(
+                yr, j,
+                make_float4(b.x * (a.x * r), b.y * (a.y * r), b.z * (a.z * r), b.w * (a.w * r)));
         }
     } else {
-        for (int j = lane; j < d; j += 32) yr[j] = w[j] * (xr[j] * r);
+        for (int j = lane; j < d; j += 32) rn_put(yr, j, w[j] * (xr[j] * r));
     }
 }
 
@@ -309,26 +326,39 @@ static void rmsnorm_dw_final(float *dw, const float *part, int d, int slices) {
     LAUNCH_CHECK();
 }
 
-extern "C" void rmsnorm_forward_cuda(float *y, float *rstd, const float *x, const float *w, int n,
-                                     int d, float eps) {
+/* The forward's dispatch for either output type; y_al: y allows the vector stores (16 bytes
+ * for fp32, 8 for bf16). */
+template <class Y>
+static void rmsnorm_forward(Y *y, float *rstd, const float *x, const float *w, int n, int d,
+                            float eps, bool y_al) {
     if (n <= 0 || d <= 0) return;
-    const bool al = rn_al16(y) && rn_al16(x) && rn_al16(w);
+    const bool al = y_al && rn_al16(x) && rn_al16(w);
     int T = 0;
     const int K = al ? rn_reg_shape(d, &T) : 0;
     if (K == 1)
-        rmsnorm_fwd_reg_kernel<1><<<(unsigned)n, T>>>(y, rstd, x, w, d, eps);
+        rmsnorm_fwd_reg_kernel<1, Y><<<(unsigned)n, T>>>(y, rstd, x, w, d, eps);
     else if (K == 2)
-        rmsnorm_fwd_reg_kernel<2><<<(unsigned)n, T>>>(y, rstd, x, w, d, eps);
+        rmsnorm_fwd_reg_kernel<2, Y><<<(unsigned)n, T>>>(y, rstd, x, w, d, eps);
     else if (K == 4)
-        rmsnorm_fwd_reg_kernel<4><<<(unsigned)n, T>>>(y, rstd, x, w, d, eps);
+        rmsnorm_fwd_reg_kernel<4, Y><<<(unsigned)n, T>>>(y, rstd, x, w, d, eps);
     else {
         const unsigned grid = (unsigned)((n + RN_WARPS - 1) / RN_WARPS);
         if (d % 4 == 0 && al)
-            rmsnorm_fwd_kernel<true><<<grid, RN_THREADS>>>(y, rstd, x, w, n, d, eps);
+            rmsnorm_fwd_kernel<true, Y><<<grid, RN_THREADS>>>(y, rstd, x, w, n, d, eps);
         else
-            rmsnorm_fwd_kernel<false><<<grid, RN_THREADS>>>(y, rstd, x, w, n, d, eps);
+            rmsnorm_fwd_kernel<false, Y><<<grid, RN_THREADS>>>(y, rstd, x, w, n, d, eps);
     }
     LAUNCH_CHECK();
+}
+
+extern "C" void rmsnorm_forward_cuda(float *y, float *rstd, const float *x, const float *w, int n,
+                                     int d, float eps) {
+    rmsnorm_forward(y, rstd, x, w, n, d, eps, rn_al16(y));
+}
+
+extern "C" void rmsnorm_forward_bf16_cuda(uint16_t *y, float *rstd, const float *x, const float *w,
+                                          int n, int d, float eps) {
+    rmsnorm_forward(y, rstd, x, w, n, d, eps, ((uintptr_t)y & 7u) == 0);
 }
 
 /* The row slicing depends only on (n, d), never on the device, so dw has the same bits on any

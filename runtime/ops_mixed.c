@@ -18,6 +18,7 @@ static void no_cuda(void) {
     CHECK(!"built without CUDA");
 }
 #define cast_bf16_cuda(...)                no_cuda()
+#define rmsnorm_forward_bf16_cuda(...)     no_cuda()
 #define swiglu_forward_bf16_cuda(...)      no_cuda()
 #define swiglu_backward_bf16_cuda(...)     no_cuda()
 #define linear_dx_bf16_mixed_cuda(...)     no_cuda()
@@ -56,6 +57,11 @@ size_t op_mixed_attention_workspace(int B, int T, int H, int Hkv, int D) {
 
 void op_cast_bf16(Backend be, uint16_t *y, const float *x, long n) {
     MIXED_CALL(be, cast_bf16_cuda(y, x, n));
+}
+
+void op_rmsnorm_forward_bf16(Backend be, uint16_t *y, float *rstd, const float *x, const float *w,
+                             int n, int d, float eps) {
+    MIXED_CALL(be, rmsnorm_forward_bf16_cuda(y, rstd, x, w, n, d, eps));
 }
 
 void op_swiglu_forward_bf16(Backend be, uint16_t *h, const float *g, const float *u, long n) {

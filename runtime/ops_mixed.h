@@ -14,6 +14,8 @@ int op_mixed_attention_cudnn_available(void);
 size_t op_mixed_attention_scratch(int B, int T, int H, int Hkv, int D);   /* bf16 elements */
 size_t op_mixed_attention_workspace(int B, int T, int H, int Hkv, int D); /* bytes */
 void op_cast_bf16(Backend be, uint16_t *y, const float *x, long n);
+void op_rmsnorm_forward_bf16(Backend be, uint16_t *y, float *rstd, const float *x, const float *w,
+                             int n, int d, float eps);
 void op_swiglu_forward_bf16(Backend be, uint16_t *h, const float *g, const float *u, long n);
 void op_swiglu_backward_bf16(Backend be, uint16_t *dg, uint16_t *du, const uint16_t *dh,
                              const float *g, const float *u, long n);
