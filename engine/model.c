@@ -447,6 +447,10 @@ static int mixed_attention(const Model *m) {
     return m->mx.on && op_mixed_attention_supported(m->cfg.head_dim);
 }
 
+/* Attention and the o-projection. With the bf16 attention the output exists only in bf16 (in
+ * the first half of out's buffer), which the projection and the backward read as it is, and
+ * its gradient comes out of the projection's dx product in bf16 (in the first half of
+ * dout's buffer): no widening, no casts. */
 static void attn_fwd(Model *m, float *out, float *lse, const float *q, const float *k,
                      const float *v, int B, int T) {
     const ModelConfig *c = &m->cfg;
@@ -456,7 +460,33 @@ static void attn_fwd(Model *m, float *out, float *lse, const float *q, const flo
         return;
     }
     uint16_t *s = mx_buf(m, 2, op_mixed_attention_scratch(B, T, H, Hkv, D));
-    op_attention_forward_mixed(m->be, out, lse, q, k, v, B, T, H, Hkv, D, s, m->mx.cudnn_attn);
+    op_attention_forward_mixed(m->be, (uint16_t *)out, lse, q, k, v, B, T, H, Hkv, D, s,
+                               m->mx.cudnn_attn);
+}
+
+/* y (+)= out W_o^T (+ b) for attn_fwd's output. */
+static void attn_proj(Model *m, float *y, const float *out, const float *w, const float *b, int n,
+                      int in, int o) {
+    if (mixed_attention(m))
+        op_linear_forward_mixed(m->be, y, NULL, bw(m, w), b, n, in, o, (uint16_t *)out);
+    else
+        model_linear(m, y, out, w, b, n, in, o);
+}
+
+/* The projection's backward: dout (overwritten; bf16 with the bf16 attention) from dy, and
+ * the weight (and bias) gradients. */
+static void attn_proj_bwd(Model *m, float *dout, float *dw, float *db, const float *dy,
+                          const float *out, const float *w, int n, int in, int o) {
+    if (!mixed_attention(m)) {
+        be_memset0(m->be, dout, sizeof(float) * (size_t)n * in);
+        lin_bwd(m, dout, dw, db, dy, out, w, n, in, o);
+        return;
+    }
+    uint16_t *dys = mx_buf(m, 1, (size_t)n * o);
+    op_linear_dx_bf16_mixed(m->be, (uint16_t *)dout, dy, bw(m, w), n, in, o,
+                            dys); /* dys=bf16(dy) */
+    op_linear_backward_mixed(m->be, NULL, dw, db, db ? dy : NULL, NULL, bw(m, w), n, in, o, dys,
+                             (uint16_t *)out);
 }
 
 static void attn_bwd(Model *m, float *dq, float *dk, float *dv, const float *dout, const float *q,
@@ -475,8 +505,9 @@ static void attn_bwd(Model *m, float *dq, float *dk, float *dv, const float *dou
         m->mx.attn_ws = be_alloc(m->be, ws);
         m->mx.attn_ws_cap = ws;
     }
-    op_attention_backward_mixed(m->be, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, Hkv, D, s,
-                                m->mx.attn_ws, m->mx.cudnn_attn);
+    op_attention_backward_mixed(m->be, dq, dk, dv, (const uint16_t *)dout, q, k, v,
+                                (const uint16_t *)out, lse, B, T, H, Hkv, D, s, m->mx.attn_ws,
+                                m->mx.cudnn_attn);
 }
 
 static void lp_fwd(Model *m, float *logp, float *entropy, const int *targets, int N) {
@@ -560,7 +591,7 @@ static void forward(Model *m, const int *tokens, const int *targets, int B, int 
         op_rope_forward(be, q, a->pos, m->rope_cos, m->rope_sin, N, H, Dh);
         op_rope_forward(be, k, a->pos, m->rope_cos, m->rope_sin, N, Hkv, Dh);
         attn_fwd(m, att, a->lse + s * Ncap * H, q, k, v, B, T);
-        model_linear(m, xm, att, LW(m->w.wo, l, (size_t)d * qd), LW(m->w.bo, l, d), N, qd, d);
+        attn_proj(m, xm, att, LW(m->w.wo, l, (size_t)d * qd), LW(m->w.bo, l, d), N, qd, d);
         op_add(be, xm, x, (long)N * d);
         norm_fwd(m, xn2, a->rstd2 + s * Ncap, xm, LW(m->w.mlp_norm, l, d), N);
         norm_proj(m, gate, xn2, LW(m->w.w_gate, l, (size_t)F * d), NULL, N, d, F);
@@ -704,9 +735,8 @@ static void backward_trunk(Model *m, const int *tokens, int B, int T) {
         op_rmsnorm_backward(be, a->dx, LW(g->mlp_norm, l, d), a->dtmp, xm, LW(w->mlp_norm, l, d),
                             a->rstd2 + l * Ncap, N, d);
         /* attention: x_mid = x + W_o attn(rope(W_q xn1), rope(W_k xn1), W_v xn1) */
-        be_memset0(be, a->datt, sizeof(float) * N * qd);
-        lin_bwd(m, a->datt, LW(g->wo, l, (size_t)d * qd), LW(g->bo, l, d), a->dx, att,
-                LW(w->wo, l, (size_t)d * qd), N, qd, d);
+        attn_proj_bwd(m, a->datt, LW(g->wo, l, (size_t)d * qd), LW(g->bo, l, d), a->dx, att,
+                      LW(w->wo, l, (size_t)d * qd), N, qd, d);
         be_memset0(be, a->dq, sizeof(float) * N * qd);
         be_memset0(be, a->dk, sizeof(float) * N * kd);
         be_memset0(be, a->dv, sizeof(float) * N * kd);

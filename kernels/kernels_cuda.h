@@ -127,15 +127,17 @@ void linear_forward_mixed_cuda(float *y, const float *x, const uint16_t *w, cons
 void linear_backward_mixed_cuda(float *dx, float *dw, float *db, const float *dy, const float *x,
                                 const uint16_t *w, int n, int in, int out, uint16_t *dys,
                                 uint16_t *xs);
-/* attention: cudnn != 0 runs cuDNN's fused attention (attention_cudnn.h) instead of the
+/* attention: q, k, v in fp32 (after rotary) are cast into the scratch s; the output ob and
+ * its gradient gb are bf16 (they only meet the o-projection's products), dq, dk, dv fp32,
+ * accumulated. cudnn != 0 runs cuDNN's fused attention (attention_cudnn.h) instead of the
  * hand-written bf16 kernels; ws is then unused */
-void attention_forward_mixed_cuda(float *out, float *lse, const float *q, const float *k,
+void attention_forward_mixed_cuda(uint16_t *ob, float *lse, const float *q, const float *k,
                                   const float *v, int B, int T, int H, int Hkv, int D, uint16_t *s,
                                   int cudnn);
-void attention_backward_mixed_cuda(float *dq, float *dk, float *dv, const float *dout,
-                                   const float *q, const float *k, const float *v, const float *out,
-                                   const float *lse, int B, int T, int H, int Hkv, int D,
-                                   uint16_t *s, void *ws, int cudnn);
+void attention_backward_mixed_cuda(float *dq, float *dk, float *dv, const uint16_t *gb,
+                                   const float *q, const float *k, const float *v,
+                                   const uint16_t *ob, const float *lse, int B, int T, int H,
+                                   int Hkv, int D, uint16_t *s, void *ws, int cudnn);
 void logprob_forward_mixed_cuda(float *logp, float *entropy, float *lse, const float *h,
                                 const uint16_t *w, const int *targets, int n, int d, int V,
                                 int chunk, float *scratch, uint16_t *hs);

@@ -161,11 +161,11 @@ extern "C" void linear_dx_bf16_mixed_cuda(uint16_t *dxb, const float *dy, const 
     mx_gemm_to(CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, w, in, dys, out, 0.0f, dxb, CUDA_R_16BF, in);
 }
 
-extern "C" void attention_forward_mixed_cuda(float *out, float *lse, const float *q, const float *k,
-                                             const float *v, int B, int T, int H, int Hkv, int D,
-                                             uint16_t *s, int cudnn) {
+extern "C" void attention_forward_mixed_cuda(uint16_t *ob, float *lse, const float *q,
+                                             const float *k, const float *v, int B, int T, int H,
+                                             int Hkv, int D, uint16_t *s, int cudnn) {
     const long nq = (long)B * T * H * D, nk = (long)B * T * Hkv * D;
-    uint16_t *qb = s, *kb = qb + nq, *vb = kb + nk, *ob = vb + nk;
+    uint16_t *qb = s, *kb = qb + nq, *vb = kb + nk;
     cast_bf16_cuda(qb, q, nq);
     cast_bf16_cuda(kb, k, nk);
     cast_bf16_cuda(vb, v, nk);
@@ -173,22 +173,19 @@ extern "C" void attention_forward_mixed_cuda(float *out, float *lse, const float
         attention_forward_cudnn(ob, lse, qb, kb, vb, B, T, H, Hkv, D);
     else
         attention_forward_bf16_cuda(ob, lse, qb, kb, vb, B, T, H, Hkv, D);
-    widen_bf16_cuda(out, ob, nq);
 }
 
-extern "C" void attention_backward_mixed_cuda(float *dq, float *dk, float *dv, const float *dout,
+extern "C" void attention_backward_mixed_cuda(float *dq, float *dk, float *dv, const uint16_t *gb,
                                               const float *q, const float *k, const float *v,
-                                              const float *out, const float *lse, int B, int T,
+                                              const uint16_t *ob, const float *lse, int B, int T,
                                               int H, int Hkv, int D, uint16_t *s, void *ws,
                                               int cudnn) {
     const long nq = (long)B * T * H * D, nk = (long)B * T * Hkv * D;
-    uint16_t *qb = s, *kb = qb + nq, *vb = kb + nk, *ob = vb + nk, *gb = ob + nq;
-    uint16_t *dqb = gb + nq, *dkb = dqb + nq, *dvb = dkb + nk;
+    uint16_t *qb = s, *kb = qb + nq, *vb = kb + nk;
+    uint16_t *dqb = vb + nk, *dkb = dqb + nq, *dvb = dkb + nk;
     cast_bf16_cuda(qb, q, nq);
     cast_bf16_cuda(kb, k, nk);
     cast_bf16_cuda(vb, v, nk);
-    cast_bf16_cuda(ob, out, nq);
-    cast_bf16_cuda(gb, dout, nq);
     if (cudnn)
         attention_backward_cudnn(dqb, dkb, dvb, gb, qb, kb, vb, ob, lse, B, T, H, Hkv, D);
     else

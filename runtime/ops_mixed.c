@@ -44,7 +44,7 @@ int op_mixed_attention_cudnn_available(void) {
 
 size_t op_mixed_attention_scratch(int B, int T, int H, int Hkv, int D) {
     const size_t nq = (size_t)B * T * H * D, nk = (size_t)B * T * Hkv * D;
-    return 4 * nq + 4 * nk;
+    return 2 * nq + 4 * nk; /* q, k, v and, in the backward, dq, dk, dv */
 }
 
 size_t op_mixed_attention_workspace(int B, int T, int H, int Hkv, int D) {
@@ -89,18 +89,18 @@ void op_linear_backward_mixed(Backend be, float *dx, float *dw, float *db, const
     MIXED_CALL(be, linear_backward_mixed_cuda(dx, dw, db, dy, x, w, n, in, out, dys, xs));
 }
 
-void op_attention_forward_mixed(Backend be, float *out, float *lse, const float *q, const float *k,
-                                const float *v, int B, int T, int H, int Hkv, int D, uint16_t *s,
-                                int cudnn) {
-    MIXED_CALL(be, attention_forward_mixed_cuda(out, lse, q, k, v, B, T, H, Hkv, D, s, cudnn));
+void op_attention_forward_mixed(Backend be, uint16_t *ob, float *lse, const float *q,
+                                const float *k, const float *v, int B, int T, int H, int Hkv, int D,
+                                uint16_t *s, int cudnn) {
+    MIXED_CALL(be, attention_forward_mixed_cuda(ob, lse, q, k, v, B, T, H, Hkv, D, s, cudnn));
 }
 
-void op_attention_backward_mixed(Backend be, float *dq, float *dk, float *dv, const float *dout,
-                                 const float *q, const float *k, const float *v, const float *out,
+void op_attention_backward_mixed(Backend be, float *dq, float *dk, float *dv, const uint16_t *gb,
+                                 const float *q, const float *k, const float *v, const uint16_t *ob,
                                  const float *lse, int B, int T, int H, int Hkv, int D, uint16_t *s,
                                  void *ws, int cudnn) {
-    MIXED_CALL(be, attention_backward_mixed_cuda(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, Hkv,
-                                                 D, s, ws, cudnn));
+    MIXED_CALL(be, attention_backward_mixed_cuda(dq, dk, dv, gb, q, k, v, ob, lse, B, T, H, Hkv, D,
+                                                 s, ws, cudnn));
 }
 
 void op_logprob_forward_mixed(Backend be, float *logp, float *entropy, float *lse, const float *h,

@@ -26,11 +26,11 @@ void op_linear_forward_mixed(Backend be, float *y, const float *x, const uint16_
 void op_linear_backward_mixed(Backend be, float *dx, float *dw, float *db, const float *dy,
                               const float *x, const uint16_t *w, int n, int in, int out,
                               uint16_t *dys, uint16_t *xs);
-void op_attention_forward_mixed(Backend be, float *out, float *lse, const float *q, const float *k,
-                                const float *v, int B, int T, int H, int Hkv, int D, uint16_t *s,
-                                int cudnn);
-void op_attention_backward_mixed(Backend be, float *dq, float *dk, float *dv, const float *dout,
-                                 const float *q, const float *k, const float *v, const float *out,
+void op_attention_forward_mixed(Backend be, uint16_t *ob, float *lse, const float *q,
+                                const float *k, const float *v, int B, int T, int H, int Hkv, int D,
+                                uint16_t *s, int cudnn);
+void op_attention_backward_mixed(Backend be, float *dq, float *dk, float *dv, const uint16_t *gb,
+                                 const float *q, const float *k, const float *v, const uint16_t *ob,
                                  const float *lse, int B, int T, int H, int Hkv, int D, uint16_t *s,
                                  void *ws, int cudnn);
 void op_logprob_forward_mixed(Backend be, float *logp, float *entropy, float *lse, const float *h,
