@@ -64,6 +64,31 @@ else
     bad "model-config JSON written"
 fi
 
+# the work counted: the rows' own tokens, 2 log-prob forwards when the PRM update's forwards
+# give the PRM log-probs (one PRM mini-batch), 3 with two mini-batches or a frozen PRM
+count_check() { # JSON forwards prm_flops_zero
+    python3 - "$@" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); fw = int(sys.argv[2]); zero = sys.argv[3] == "1"
+b, ph = r["batch"], r["phases"]
+errs = []
+if b["logprob_forwards"] != fw: errs.append(f"forwards {b['logprob_forwards']} != {fw}")
+if not 0 < b["row_tokens"] <= b["rows"] * b["packed_len"]: errs.append(f"row tokens {b}")
+if abs(ph["logprobs"]["tokens"] - fw * b["row_tokens"]) > 1e-6 * b["row_tokens"]:
+    errs.append(f"logprobs tokens {ph['logprobs']['tokens']}")
+if zero != (ph["prm_update"]["tflop"] == 0): errs.append(f"prm flops {ph['prm_update']['tflop']}")
+print("; ".join(errs) if errs else "ok")
+PY
+}
+[ -f "$W/a.json" ] && expect "one PRM mini-batch: 2 log-prob forwards" "ok" "$(count_check "$W/a.json" 2 0)"
+for v in "rl.prm_minibatches=2 3 0" "rl.prm_update=none 3 1"; do
+    # shellcheck disable=SC2086
+    set -- $v
+    "$BIN" bench "$W/run.json" --shape tiny --warmup 0 --steps 1 --set "$1" --json "$W/c.json" \
+        >/dev/null 2>&1 && expect "$1: $2 log-prob forwards" "ok" "$(count_check "$W/c.json" "$2" "$3")" ||
+        bad "$1 run"
+done
+
 cp "$W/model/config.json" "$W/other.json"
 err=$("$BIN" bench "$W/run.json" --model-config "$W/other.json" 2>&1 >/dev/null)
 [ $? -eq 2 ] && ok "a .json not named config.json exits 2" || bad "other.json exit code"
