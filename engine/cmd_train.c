@@ -13,6 +13,7 @@
 #include "model_io.h"
 #include "prime.h"
 #include "report.h"
+#include "resume.h"
 #include "run_config.h"
 #include "sft.h"
 #include "task.h"
@@ -123,11 +124,18 @@ static int prepare_model(const char *cfg_path, const RunConfig *rc, const Task *
 /* Everything that can be wrong with the inputs is found here, before the run directory
  * exists. */
 static int prepare(const char *cfg_path, char **sets, int n_sets, RunConfig *rc, Task *task,
-                   Model *m) {
+                   Model *m, int resume, char *resume_file, size_t cap) {
     if (run_config_load(rc, cfg_path, sets, n_sets)) return DR_ERR;
     Backend be;
     if (backend_from_name(rc->device, &be)) return dr_error("%s: %s", cfg_path, dr_last_error());
     if (dist_init(be)) return dr_error("%s: %s", cfg_path, dr_last_error());
+    /* every rank reads the resume point where rank 0 writes it, before quiet_rank moves the
+     * run directory of the others */
+    resume_path(resume_file, cap, rc->run_dir);
+    if (rc->zero_stage == 1 && dist_size() > 1 && (rc->rl.save_every > 0 || resume))
+        return dr_error("%s: rl.save_every needs zero_stage 0 with several ranks (ZeRO-1 splits "
+                        "the optimizer state over the ranks)",
+                        cfg_path);
     dist_set_zero_stage(rc->zero_stage);
     dist_set_bucket_bytes((size_t)(rc->grad_bucket_mb * 1048576.0));
     if (!dist_is_root() && quiet_rank(rc)) return DR_ERR;
@@ -144,7 +152,19 @@ static int prepare(const char *cfg_path, char **sets, int n_sets, RunConfig *rc,
         task_close(task);
         return DR_ERR;
     }
-    return DR_OK;
+    /* resuming: the SFT model (the reference) comes from the resume point */
+    int st = DR_OK;
+    if (resume && access(resume_file, R_OK) != 0)
+        st = dr_error("%s: not found, so there is nothing to resume (runs write it with "
+                      "rl.save_every > 0)",
+                      resume_file);
+    else if (resume)
+        st = resume_load_reference(resume_file, m);
+    if (st) {
+        model_free(m);
+        task_close(task);
+    }
+    return st;
 }
 
 /* Reads the last SFT loss back from the metrics, for the report. */
@@ -174,21 +194,58 @@ static void curve_add(double **x, double **y, int *n, double xv, double yv) {
     (*y)[(*n)++] = yv;
 }
 
+/* With rl.save_every: the resume point after `step`, once the metrics line is out. */
+static int save_point(const Prime *p, const RunConfig *rc, const char *file, int step,
+                      RunReport *rep, FILE *metrics, double rl_seconds) {
+    const RlConfig *c = &rc->rl;
+    if (c->save_every <= 0 || (step % c->save_every != 0 && step != c->steps)) return DR_OK;
+    fflush(metrics);
+    long bytes = ftell(metrics);
+    rep->rl_seconds = rl_seconds;
+    int st = dist_is_root() ? resume_save(file, p, step, rep, bytes) : DR_OK;
+    if (st == DR_OK) printf("resume point | rl step %d | %s\n", step, file);
+    return st;
+}
+
+/* Continues from a resume point: the state into p and rep, metrics.jsonl cut back to where it
+ * was then. Returns the steps done, or -1. */
+static int resume_from(Prime *p, const RunConfig *rc, const char *file, RunReport *rep) {
+    int done = 0;
+    long bytes = 0;
+    if (resume_load(file, p, rep, &done, &bytes)) return -1;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", rc->run_dir);
+    if (dist_is_root() && truncate(path, bytes) != 0) {
+        dr_error("%s: cannot cut back to %ld bytes, the length at the resume point", path, bytes);
+        return -1;
+    }
+    printf("resume | %s | after rl step %d of %d\n", file, done, rc->rl.steps);
+    return done;
+}
+
 /* The RL phase: greedy eval of the SFT model, rl.steps PRIME steps, periodic and final
- * eval, checkpoints of the policy and the PRM. */
-static int rl_run(Model *m, const RunConfig *rc, const Task *task, FILE *metrics, RunReport *rep) {
+ * eval, resume points, checkpoints of the policy and the PRM. resume_file: go on from it
+ * when resuming, else where rl.save_every writes. */
+static int rl_run(Model *m, const RunConfig *rc, const Task *task, FILE *metrics, RunReport *rep,
+                  const char *resume_file, int resume) {
     const RlConfig *c = &rc->rl;
     Prime p;
     prime_init(&p, rc, task, m, metrics);
-    rep->sft_eval_accuracy = prime_eval(&p.gen, task, rc);
-    printf("eval | after SFT | held-out accuracy %.1f%% (greedy, %d problems)\n",
-           100 * rep->sft_eval_accuracy, task->eval_n);
-    curve_add(&rep->eval_step, &rep->eval_acc, &rep->n_eval, 0, rep->sft_eval_accuracy);
+    int first = 1, st = DR_OK;
+    if (resume) {
+        int done = resume_from(&p, rc, resume_file, rep);
+        if (done < 0) st = DR_ERR;
+        first = done + 1;
+    } else {
+        rep->sft_eval_accuracy = prime_eval(&p.gen, task, rc);
+        printf("eval | after SFT | held-out accuracy %.1f%% (greedy, %d problems)\n",
+               100 * rep->sft_eval_accuracy, task->eval_n);
+        curve_add(&rep->eval_step, &rep->eval_acc, &rep->n_eval, 0, rep->sft_eval_accuracy);
+    }
     Progress pr;
     progress_init(&pr, "rl", c->steps);
-    double t0 = time_now(), tokens = 0;
-    int st = DR_OK;
-    for (int step = 1; step <= c->steps && st == DR_OK; step++) {
+    double t0 = time_now() - (resume ? rep->rl_seconds : 0), tokens = 0;
+    for (int step = first; step <= c->steps && st == DR_OK; step++) {
         RolloutStats rs;
         StepStats ss;
         st = prime_step(&p, step, &rs, &ss);
@@ -222,6 +279,7 @@ static int rl_run(Model *m, const RunConfig *rc, const Task *task, FILE *metrics
             fputc('\n', metrics);
             json_decref(j);
         }
+        if (st == DR_OK) st = save_point(&p, rc, resume_file, step, rep, metrics, time_now() - t0);
     }
     rep->rl_seconds = time_now() - t0;
     rep->skipped_updates = p.skipped_updates;
@@ -253,9 +311,11 @@ static double eval_only(Model *m, const RunConfig *rc, const Task *task) {
 int cmd_train(int argc, char **argv) {
     const char *cfg_path = NULL;
     char **sets = xcalloc(argc + 1, sizeof(char *));
-    int n_sets = 0;
+    int n_sets = 0, resume = 0;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--set") && i + 1 < argc) {
+        if (!strcmp(argv[i], "--resume")) {
+            resume = 1;
+        } else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
             sets[n_sets++] = argv[++i];
         } else if (!strncmp(argv[i], "--set=", 6)) {
             sets[n_sets++] = argv[i] + 6;
@@ -264,7 +324,7 @@ int cmd_train(int argc, char **argv) {
         } else {
             fprintf(stderr,
                     "error: train: unexpected argument '%s' (usage: denserl train "
-                    "CONFIG.json [--set key.path=value ...])\n",
+                    "CONFIG.json [--set key.path=value ...] [--resume])\n",
                     argv[i]);
             free(sets);
             return 2;
@@ -278,7 +338,9 @@ int cmd_train(int argc, char **argv) {
     RunConfig rc;
     Task task;
     Model m;
-    int st = prepare(cfg_path, sets, n_sets, &rc, &task, &m);
+    char resume_file[PATH_MAX];
+    int st =
+        prepare(cfg_path, sets, n_sets, &rc, &task, &m, resume, resume_file, sizeof resume_file);
     free(sets);
     if (st) {
         fprintf(stderr, "error: %s\n", dr_last_error());
@@ -302,12 +364,12 @@ int cmd_train(int argc, char **argv) {
         printf("denserl train | %s | %zu parameters | %s | %d threads | %s\n", cfg_path, m.n_params,
                backend_name(m.be), omp_get_max_threads(), dist_describe());
         snprintf(path, sizeof path, "%s/metrics.jsonl", rc.run_dir);
-        remove(path); /* a rerun into the same directory starts a fresh log */
-        if (rc.sft.steps > 0) st = sft_run(&m, &rc, rc.run_dir);
+        if (!resume) remove(path); /* a rerun into the same directory starts a fresh log */
+        if (rc.sft.steps > 0 && !resume) st = sft_run(&m, &rc, rc.run_dir);
         rep.sft_seconds = time_now() - t0;
         rep.final_sft_loss = last_sft_loss(rc.run_dir);
     }
-    if (st == DR_OK) {
+    if (st == DR_OK && !resume) {
         snprintf(path, sizeof path, "%s/sft", rc.run_dir);
         if (dist_is_root()) st = model_save(&m, path, strcmp(rc.checkpoint_dtype, "bf16") == 0);
         if (st == DR_OK) printf("checkpoint: %s (Hugging Face layout)\n", path);
@@ -318,8 +380,10 @@ int cmd_train(int argc, char **argv) {
         if (!metrics) st = dr_error("%s: cannot open for appending", path);
     }
     if (st == DR_OK && rc.rl.steps > 0) {
-        st = rl_run(&m, &rc, &task, metrics, &rep);
+        st = rl_run(&m, &rc, &task, metrics, &rep, resume_file, resume);
         if (st == DR_OK) printf("checkpoints: %s/policy, %s/prm\n", rc.run_dir, rc.run_dir);
+    } else if (st == DR_OK && resume) {
+        st = dr_error("train --resume: rl.steps is 0, so there is nothing to go on with");
     } else if (st == DR_OK) {
         rep.sft_eval_accuracy = eval_only(&m, &rc, &task);
         printf("eval | after SFT | held-out accuracy %.1f%% (greedy, %d problems)\n",
@@ -327,6 +391,7 @@ int cmd_train(int argc, char **argv) {
     }
     if (metrics) fclose(metrics);
     rep.wall_seconds = time_now() - t0;
+    if (resume) rep.wall_seconds = rep.sft_seconds + rep.rl_seconds; /* both runs' */
     if (st == DR_OK) st = report_write(rc.run_dir, cfg_path, &rep);
     model_free(&m);
     task_close(&task);

@@ -129,6 +129,9 @@ static const CfgField FIELDS[] = {
     F("rl.critic_lr", CFG_FLOAT, rl.critic_lr, 0, 1, NULL, "gae only"),
     F("rl.value_clip", CFG_FLOAT, rl.value_clip, 0, 1e6, NULL, "gae only"),
     F("rl.eval_every", CFG_INT, rl.eval_every, 0, 1000000, NULL, "greedy held-out eval (0: end)"),
+    F("rl.save_every", CFG_INT, rl.save_every, 0, 10000000, NULL,
+      "RL steps between resume points (run_dir/resume.safetensors, also after the last step; "
+      "train --resume goes on from it); 0: none"),
     F("rl.log_every", CFG_INT, rl.log_every, 1, 1000000, NULL, ""),
 };
 #define N_FIELDS ((int)(sizeof FIELDS / sizeof FIELDS[0]))

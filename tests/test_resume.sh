@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Resume points (rl.save_every, train --resume): a run stopped after RL step 2 and resumed to
+# step 4 ends with the same policy, PRM (and critic-driven) weights bit for bit and the same
+# metrics lines as a run that went straight to step 4, with the rloo and gae estimators; and a
+# resume that cannot work stops before any work with exit 2 and one error line naming the file.
+# Usage: test_resume.sh path/to/denserl
+set -u
+source "$(dirname "$0")/shtest.sh"
+
+common=(--set sft.steps=20 --set task.eval_size=8 --set rl.prompts_per_step=8
+        --set rl.save_every=2 --set rl.eval_every=3 --set threads=1)
+
+# same_run A B: the same weights and, timings aside, the same metrics lines
+same_run() {
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+def lines(d):
+    out = []
+    for l in open(f"{d}/metrics.jsonl"):
+        j = json.loads(l)
+        for k in ("phases", "tokens_per_s", "elapsed_s"):  # timings
+            j.pop(k, None)
+        out.append(j)
+    return out
+a, b = lines(sys.argv[1]), lines(sys.argv[2])
+errs = [] if a == b else [f"metrics differ ({len(a)} and {len(b)} lines)"]
+for m in ("policy", "prm"):
+    if open(f"{sys.argv[1]}/{m}/model.safetensors", "rb").read() != \
+            open(f"{sys.argv[2]}/{m}/model.safetensors", "rb").read():
+        errs.append(f"{m} weights differ")
+print("; ".join(errs) if errs else "ok")
+PY
+}
+
+for est in rloo gae; do
+    "$BIN" train configs/demo.json "${common[@]}" --set rl.estimator=$est --set rl.steps=4 \
+        --set run_dir="$W/straight_$est" >"$W/straight_$est.log" 2>&1 ||
+        bad "$est: straight run failed: $(tail -3 "$W/straight_$est.log")"
+    "$BIN" train configs/demo.json "${common[@]}" --set rl.estimator=$est --set rl.steps=2 \
+        --set run_dir="$W/resumed_$est" >"$W/first_$est.log" 2>&1 ||
+        bad "$est: first half failed: $(tail -3 "$W/first_$est.log")"
+    out=$("$BIN" train configs/demo.json "${common[@]}" --set rl.estimator=$est --set rl.steps=4 \
+        --set run_dir="$W/resumed_$est" --resume 2>&1)
+    st=$?
+    [ $st -eq 0 ] && ok "$est: resumed run exits 0" || bad "$est: resumed run exit $st: $out"
+    expect "$est: says where it resumes" "after rl step 2 of 4" "$out"
+    expect "$est: no SFT when resuming" "" "$(grep '^sft |' <<<"$out")"
+    expect "$est: resumed = straight" "ok" "$(same_run "$W/straight_$est" "$W/resumed_$est" 2>&1)"
+done
+
+# two ranks (where mpirun exists): every rank reads the resume point rank 0 wrote
+if command -v mpirun >/dev/null; then
+    export TMPDIR=$W/tmp
+    mkdir -p "$TMPDIR"
+    MPI=(mpirun --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none
+         -np 2)
+    [ "$(id -u)" = 0 ] && MPI+=(--allow-run-as-root)
+    "${MPI[@]}" "$BIN" train configs/demo.json "${common[@]}" --set rl.steps=4 \
+        --set run_dir="$W/mpi_straight" >"$W/mpi1.log" 2>&1 || bad "2 ranks: straight run failed"
+    "${MPI[@]}" "$BIN" train configs/demo.json "${common[@]}" --set rl.steps=2 \
+        --set run_dir="$W/mpi_resumed" >"$W/mpi2.log" 2>&1 || bad "2 ranks: first half failed"
+    "${MPI[@]}" "$BIN" train configs/demo.json "${common[@]}" --set rl.steps=4 \
+        --set run_dir="$W/mpi_resumed" --resume >"$W/mpi3.log" 2>&1 || bad "2 ranks: resume failed"
+    expect "2 ranks: resumed = straight" "ok" \
+        "$(same_run "$W/mpi_straight" "$W/mpi_resumed" 2>&1)"
+else
+    echo "SKIP 2 ranks: mpirun not found"
+fi
+
+# bad resumes: exit 2, one error line naming the file, nothing run
+mkdir -p "$W/empty"
+err=$("$BIN" train configs/demo.json "${common[@]}" --set rl.steps=4 --set run_dir="$W/empty" \
+    --resume 2>&1 >/dev/null)
+[ $? -eq 2 ] && ok "nothing to resume: exit 2" || bad "nothing to resume: exit code"
+expect "nothing to resume: says so" "nothing to resume" "$err"
+err=$("$BIN" train configs/demo.json "${common[@]}" --set rl.steps=4 --set model.hidden_size=96 \
+    --set run_dir="$W/resumed_rloo" --resume 2>&1 >/dev/null)
+[ $? -eq 2 ] && ok "another model: exit 2" || bad "another model: exit code"
+expect "another model: names the tensor" "resume.safetensors: tensor 'ref'" "$err"
+err=$("$BIN" train configs/demo.json "${common[@]}" --set rl.steps=4 --set rl.estimator=gae \
+    --set run_dir="$W/resumed_rloo" --resume 2>&1 >/dev/null)
+[ $? -eq 2 ] && ok "critic mismatch: exit 2" || bad "critic mismatch: exit code"
+expect "critic mismatch: says why" "needs one" "$err"
+printf 'not a safetensors file' >"$W/empty/resume.safetensors"
+err=$("$BIN" train configs/demo.json "${common[@]}" --set rl.steps=4 --set run_dir="$W/empty" \
+    --resume 2>&1 >/dev/null)
+[ $? -eq 2 ] && ok "broken resume file: exit 2" || bad "broken resume file: exit code"
+expect "broken resume file: error line" "error: $W/empty/resume.safetensors" "$err"
+
+finish
