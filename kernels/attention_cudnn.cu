@@ -699,8 +699,8 @@ static Graph *graph_build(int B, int T, int H, int Hkv, int D, int bwd) {
 
 /* The RL step's model calls run at their own length (a multiple of 64) with as many rows as
  * fit, so a run meets up to two graphs (forward, backward) per (rows, length) pair: a few
- * hundred for long contexts. A graph's descriptors take kilobytes; rebuilding one takes a
- * plan search. */
+ * hundred for long contexts, of which a step uses a few dozen. A graph's descriptors take
+ * kilobytes; rebuilding one takes a plan search. The cache drops the least recently used. */
 #define CACHE_N 256
 static Graph *g_cache[CACHE_N];
 static int g_ncache;
@@ -711,12 +711,16 @@ static size_t g_ws_cap;
 static Graph *graph_find(int B, int T, int H, int Hkv, int D, int bwd) {
     for (int i = 0; i < g_ncache; i++) {
         Graph *g = g_cache[i];
-        if (g->B == B && g->T == T && g->H == H && g->Hkv == Hkv && g->D == D && g->bwd == bwd)
+        if (g->B == B && g->T == T && g->H == H && g->Hkv == Hkv && g->D == D && g->bwd == bwd) {
+            /* to the back: the front is the least recently used, which a full cache drops */
+            memmove(g_cache + i, g_cache + i + 1, sizeof(g_cache[0]) * (g_ncache - 1 - i));
+            g_cache[g_ncache - 1] = g;
             return g;
+        }
     }
     Graph *g = graph_build(B, T, H, Hkv, D, bwd);
     if (!g) return NULL;
-    if (g_ncache == CACHE_N) { /* drop the oldest; its plan may still be running */
+    if (g_ncache == CACHE_N) { /* drop the least recently used; its plan may still run */
         CUDA_CHECK(cudaDeviceSynchronize());
         graph_free(g_cache[0]);
         memmove(g_cache, g_cache + 1, sizeof(g_cache[0]) * (CACHE_N - 1));

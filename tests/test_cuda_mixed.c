@@ -222,19 +222,22 @@ static void test_rmsnorm_bf16(int n, int d, int off) {
     long nd = (long)n * d;
     float *x = rand_host(nd, 3.0), *w = rand_host(d, 1.5);
     float *dx = DEV_F(x, nd), *dw = DEV_F(w, d);
+    enum { GUARD = 8 }; /* poisoned elements past the row ends, checked untouched */
     float *y32 = DEV_POISON_F(nd + off), *r32 = DEV_POISON_F(n), *r16 = DEV_POISON_F(n);
-    uint16_t *y16 = dev_poisoned((size_t)(nd + off), sizeof(uint16_t));
+    uint16_t *y16 = dev_poisoned((size_t)(nd + off + GUARD), sizeof(uint16_t));
+    uint16_t *fresh = host_copy_of(y16 + off + nd, GUARD, sizeof(uint16_t));
     rmsnorm_forward_cuda(y32 + off, r32, dx, dw, n, d, 1e-6f);
     rmsnorm_forward_bf16_cuda(y16 + off, r16, dx, dw, n, d, 1e-6f);
     float *want = HOST_F(y32 + off, nd), *rw = HOST_F(r32, n), *rg = HOST_F(r16, n);
     uint16_t *got = host_copy_of(y16 + off, (size_t)nd, sizeof(uint16_t));
-    long bad = 0;
+    uint16_t *tail = host_copy_of(y16 + off + nd, GUARD, sizeof(uint16_t));
+    long bad = memcmp(tail, fresh, sizeof(uint16_t) * GUARD) != 0;
     for (long i = 0; i < nd; i++) bad += got[i] != rne(want[i]);
     check(bad == 0 && memcmp(rw, rg, sizeof(float) * (size_t)n) == 0,
           "rmsnorm bf16 output n=%d d=%d off=%d: %ld of %ld differ from the rounded fp32 output", n,
           d, off, bad, nd);
     dev_free(dx), dev_free(dw), dev_free(y32), dev_free(r32), dev_free(r16), dev_free(y16);
-    free(x), free(w), free(want), free(rw), free(rg), free(got);
+    free(x), free(w), free(want), free(rw), free(rg), free(got), free(tail), free(fresh);
 }
 
 static void run_all(void) {
@@ -254,8 +257,8 @@ static void run_all(void) {
     for (int k = 0; k < 7; k++)
         for (int off = 0; off < 4; off++) test_swiglu_bf16(sw[k], off);
     for (int k = 0; k < 5; k++) test_linear_bf16_grads(shapes[k][0], shapes[k][1], shapes[k][2]);
-    /* d: warp rows (64, 30 odd, 10000 past the register limit), register rows K = 1 (896,
-     * 2000), K = 2 (3584), K = 4 (8192); off 1, 2: unaligned stores, 4: aligned again */
+    /* d: warp rows (64, 30 not a multiple of 4, 10000 past the register limit), register rows K = 1
+     * (896, 2000), K = 2 (3584), K = 4 (8192); off 1, 2: unaligned stores, 4: aligned again */
     const int dims[] = {64, 30, 10000, 896, 2000, 3584, 8192};
     for (int k = 0; k < 7; k++)
         for (int off = 0; off <= 4; off += off == 2 ? 2 : 1) {

@@ -301,19 +301,22 @@ static void check_stats(const char *tag, const PpoStats *g, const PpoStats *w) {
           w->clip_frac, g->approx_kl_old, w->approx_kl_old, g->valid, w->valid);
 }
 
-static void ppo_case(const PpoBatch *b, int N, int T, PpoParams p, int ent_on, const char *tag) {
+/* ref_on 0: no reference log-probs at all (NULL; the KL coefficient must be 0) */
+static void ppo_case(const PpoBatch *b, int N, int T, PpoParams p, int ent_on, int ref_on,
+                     const char *tag) {
     long n = (long)N * T;
     double tden = 0.37 * n + 1, sden = N + 0.25;
     float *wd = malloc(4 * n), *we = malloc(4 * n);
     PpoStats ws, g1, g2;
     const float *eh = ent_on ? b->ent : NULL, *ed = ent_on ? b->dent : NULL;
-    double want = ppo_loss_cpu(wd, ent_on ? we : NULL, &ws, b->lp, b->lo, b->lr, eh, b->adv, b->m,
-                               N, T, p, tden, sden);
+    const float *rh = ref_on ? b->lr : NULL, *rd = ref_on ? b->dlr : NULL;
+    double want = ppo_loss_cpu(wd, ent_on ? we : NULL, &ws, b->lp, b->lo, rh, eh, b->adv, b->m, N,
+                               T, p, tden, sden);
     float *dd = DEV_POISON_F(n), *de = ent_on ? DEV_POISON_F(n) : NULL;
     double l1 =
-        ppo_loss_cuda(dd, de, &g1, b->dlp, b->dlo, b->dlr, ed, b->dadv, b->dm, N, T, p, tden, sden);
+        ppo_loss_cuda(dd, de, &g1, b->dlp, b->dlo, rd, ed, b->dadv, b->dm, N, T, p, tden, sden);
     double l2 =
-        ppo_loss_cuda(dd, de, &g2, b->dlp, b->dlo, b->dlr, ed, b->dadv, b->dm, N, T, p, tden, sden);
+        ppo_loss_cuda(dd, de, &g2, b->dlp, b->dlo, rd, ed, b->dadv, b->dm, N, T, p, tden, sden);
     check_scalar("ppo_loss", tag, l1, want);
     check_stats(tag, &g1, &ws);
     check(l1 == l2 && memcmp(&g1, &g2, sizeof g1) == 0, "ppo_loss %s: two runs bit-identical", tag);
@@ -335,8 +338,13 @@ static void test_ppo(int N, int T) {
                                    0.05f, kl,    ent ? 0.01f : 0.0f};
                     snprintf(tag, sizeof tag, "dual=%d agg=%d kl=k%d ent=%d N=%d T=%d", dual, agg,
                              kl ? 3 : 1, ent, N, T);
-                    ppo_case(&b, N, T, p, ent, tag);
+                    ppo_case(&b, N, T, p, ent, 1, tag);
                 }
+    for (int ent = 0; ent < 2; ent++) { /* no reference log-probs (kl_coef 0) */
+        PpoParams p = {0.2f, 0.28f, 0.0f, PPO_AGG_TOKEN_MEAN, 0.0f, KL_K3, ent ? 0.01f : 0.0f};
+        snprintf(tag, sizeof tag, "no reference, ent=%d N=%d T=%d", ent, N, T);
+        ppo_case(&b, N, T, p, ent, 0, tag);
+    }
     ppo_batch_free(&b);
 }
 
@@ -383,6 +391,7 @@ int main(void) {
         test_group_ops(N, T);
         test_row_ops(N, T);
         test_ppo(N, T);
+        test_value_loss(N, T);
     }
     return test_summary();
 }

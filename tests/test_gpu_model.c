@@ -122,6 +122,40 @@ static void generation(Model *cpu, Model *gpu, float temperature, float top_p) {
     EXPECT(e < 1e-4, "generation T=%.1f: sampled tokens' log-probs rel_err %.2e", temperature, e);
 }
 
+/* A call below the models' capacity with another (B, T), as the RL step's length-grouped calls
+ * make them: bf16 GPU against fp32 CPU again (log-probs and gradients), and a forward-only
+ * bf16 copy of the GPU model (one layer's activations, as the frozen reference has) giving the
+ * same log-probs as the full one. */
+static void below_capacity(Model *cpu, Model *gpu, const ModelConfig *c, const char *attention,
+                           const int *tok, const int *tg, const float *dl) {
+    enum { PB = 2, PT = 29 };
+    float lp[3][PB * PT];
+    Model *ms[2] = {cpu, gpu};
+    for (int k = 0; k < 2; k++) {
+        model_forward(ms[k], tok, tg, PB, PT, lp[k], NULL);
+        model_zero_grads(ms[k]);
+        model_backward(ms[k], tok, tg, PB, PT, dl, NULL);
+    }
+    double e = rel_err(lp[1], lp[0], PB * PT);
+    EXPECT(e < 1e-2, "bf16 (%s) at B=%d T=%d: log-probs vs fp32 CPU rel_err %.2e", attention, PB,
+           PT, e);
+    float *gc = host_params(cpu, cpu->grads), *gg = host_params(gpu, gpu->grads);
+    e = rel_err(gg, gc, (long)cpu->n_params);
+    EXPECT(e < 3e-2, "bf16 (%s) at B=%d T=%d: gradients vs fp32 CPU rel_err %.2e", attention, PB,
+           PT, e);
+    free(gc);
+    free(gg);
+    Model fo;
+    model_init_forward_only(&fo, c, BACKEND_CUDA, NB, NT);
+    be_copy(BACKEND_CUDA, fo.params, gpu->params, sizeof(float) * gpu->n_params);
+    REQUIRE(model_use_bf16(&fo, attention) == 0, "bf16 on a forward-only GPU model");
+    model_forward(&fo, tok, tg, PB, PT, lp[2], NULL);
+    e = rel_err(lp[2], lp[1], PB * PT);
+    EXPECT(e < 1e-6, "bf16 (%s) forward-only model: the full model's log-probs, rel_err %.2e",
+           attention, e);
+    model_free(&fo);
+}
+
 /* Mixed precision (bf16 copies into products, attention, lm_head) against the fp32 CPU model:
  * log-probs within 1e-2 relative (bf16 keeps 8 bits of mantissa: ~4e-3 per rounding),
  * gradients within 3e-2; then a few AdamW steps on both must track each other. Head dim 64
@@ -177,6 +211,7 @@ static void mixed_precision(const char *attention) {
             model_params_changed(ms[k]);
         }
     }
+    below_capacity(&cpu, &gpu, &c, attention, tok, tg, dl);
     adamw_free(&opt[0]);
     adamw_free(&opt[1]);
     model_free(&cpu);
