@@ -2,6 +2,7 @@
  * any work, build or load the model, run the phases, write the run directory. */
 #include <dirent.h>
 #include <limits.h>
+#include <signal.h>
 #include <unistd.h>
 #include <omp.h>
 #include <stdio.h>
@@ -194,11 +195,43 @@ static void curve_add(double **x, double **y, int *n, double xv, double yv) {
     (*y)[(*n)++] = yv;
 }
 
-/* With rl.save_every: the resume point after `step`, once the metrics line is out. */
+/* SIGTERM (a cloud machine's preemption notice, a scheduler's stop) or SIGINT during the RL
+ * phase: the run finishes the step in progress, writes a resume point and stops. A second
+ * signal stops at once. */
+static volatile sig_atomic_t g_stop_signal;
+
+static void on_stop_signal(int sig) {
+    if (g_stop_signal) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
+    g_stop_signal = sig;
+}
+
+static void catch_stop_signals(int on) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on ? on_stop_signal : SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* The signal that stops the run after this step, agreed by every rank (a rank that got none
+ * stops with the others), or 0. */
+static int stop_signal(void) {
+    double f = g_stop_signal;
+    if (dist_size() > 1) dist_sum_f64(&f, 1);
+    return f > 0 ? (g_stop_signal ? (int)g_stop_signal : SIGTERM) : 0;
+}
+
+/* The resume point after `step`, once the metrics line is out: with rl.save_every on its
+ * steps and the last, or whenever forced. */
 static int save_point(const Prime *p, const RunConfig *rc, const char *file, int step,
-                      RunReport *rep, FILE *metrics, double rl_seconds) {
+                      RunReport *rep, FILE *metrics, double rl_seconds, int force) {
     const RlConfig *c = &rc->rl;
-    if (c->save_every <= 0 || (step % c->save_every != 0 && step != c->steps)) return DR_OK;
+    if (!force && (c->save_every <= 0 || (step % c->save_every != 0 && step != c->steps)))
+        return DR_OK;
     fflush(metrics);
     long bytes = ftell(metrics);
     rep->rl_seconds = rl_seconds;
@@ -227,7 +260,7 @@ static int resume_from(Prime *p, const RunConfig *rc, const char *file, RunRepor
  * eval, resume points, checkpoints of the policy and the PRM. resume_file: go on from it
  * when resuming, else where rl.save_every writes. */
 static int rl_run(Model *m, const RunConfig *rc, const Task *task, FILE *metrics, RunReport *rep,
-                  const char *resume_file, int resume) {
+                  const char *resume_file, int resume, int *stopped) {
     const RlConfig *c = &rc->rl;
     Prime p;
     prime_init(&p, rc, task, m, metrics);
@@ -245,7 +278,8 @@ static int rl_run(Model *m, const RunConfig *rc, const Task *task, FILE *metrics
     Progress pr;
     progress_init(&pr, "rl", c->steps);
     double t0 = time_now() - (resume ? rep->rl_seconds : 0), tokens = 0;
-    for (int step = first; step <= c->steps && st == DR_OK; step++) {
+    catch_stop_signals(1);
+    for (int step = first; step <= c->steps && st == DR_OK && !*stopped; step++) {
         RolloutStats rs;
         StepStats ss;
         st = prime_step(&p, step, &rs, &ss);
@@ -279,11 +313,17 @@ static int rl_run(Model *m, const RunConfig *rc, const Task *task, FILE *metrics
             fputc('\n', metrics);
             json_decref(j);
         }
-        if (st == DR_OK) st = save_point(&p, rc, resume_file, step, rep, metrics, time_now() - t0);
+        *stopped = st == DR_OK ? stop_signal() : 0;
+        if (st == DR_OK)
+            st = save_point(&p, rc, resume_file, step, rep, metrics, time_now() - t0, *stopped);
+        if (st == DR_OK && *stopped)
+            printf("stopped by signal %d after rl step %d; `train ... --resume` goes on from %s\n",
+                   *stopped, step, resume_file);
     }
+    catch_stop_signals(0);
     rep->rl_seconds = time_now() - t0;
     rep->skipped_updates = p.skipped_updates;
-    if (st == DR_OK) {
+    if (st == DR_OK && !*stopped) {
         rep->rl_eval_accuracy = prime_eval(&p.gen, task, rc);
         printf("eval | after RL | held-out accuracy %.1f%%\n", 100 * rep->rl_eval_accuracy);
         curve_add(&rep->eval_step, &rep->eval_acc, &rep->n_eval, c->steps, rep->rl_eval_accuracy);
@@ -339,6 +379,7 @@ int cmd_train(int argc, char **argv) {
     Task task;
     Model m;
     char resume_file[PATH_MAX];
+    int stopped = 0; /* the signal that stopped the RL phase */
     int st =
         prepare(cfg_path, sets, n_sets, &rc, &task, &m, resume, resume_file, sizeof resume_file);
     free(sets);
@@ -380,8 +421,9 @@ int cmd_train(int argc, char **argv) {
         if (!metrics) st = dr_error("%s: cannot open for appending", path);
     }
     if (st == DR_OK && rc.rl.steps > 0) {
-        st = rl_run(&m, &rc, &task, metrics, &rep, resume_file, resume);
-        if (st == DR_OK) printf("checkpoints: %s/policy, %s/prm\n", rc.run_dir, rc.run_dir);
+        st = rl_run(&m, &rc, &task, metrics, &rep, resume_file, resume, &stopped);
+        if (st == DR_OK && !stopped)
+            printf("checkpoints: %s/policy, %s/prm\n", rc.run_dir, rc.run_dir);
     } else if (st == DR_OK && resume) {
         st = dr_error("train --resume: rl.steps is 0, so there is nothing to go on with");
     } else if (st == DR_OK) {
@@ -390,6 +432,15 @@ int cmd_train(int argc, char **argv) {
                100 * rep.sft_eval_accuracy, task.eval_n);
     }
     if (metrics) fclose(metrics);
+    if (st == DR_OK && stopped) { /* the resume point is the run's state; no report yet */
+        model_free(&m);
+        task_close(&task);
+        free(rep.eval_step), free(rep.eval_acc), free(rep.rl_step), free(rep.rl_accuracy);
+        free(rep.rl_reward);
+        if (!dist_is_root()) remove_flat_dir(rc.run_dir);
+        dist_finalize();
+        return 128 + stopped;
+    }
     rep.wall_seconds = time_now() - t0;
     if (resume) rep.wall_seconds = rep.sft_seconds + rep.rl_seconds; /* both runs' */
     if (st == DR_OK) st = report_write(rc.run_dir, cfg_path, &rep);

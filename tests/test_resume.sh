@@ -48,6 +48,29 @@ for est in rloo gae; do
     expect "$est: resumed = straight" "ok" "$(same_run "$W/straight_$est" "$W/resumed_$est" 2>&1)"
 done
 
+# SIGTERM during RL (a preemption notice): the step in progress finishes, a resume point is
+# written, exit 128 + 15; the resumed run ends where the straight one does
+"$BIN" train configs/demo.json "${common[@]}" --set rl.steps=8 --set rl.save_every=0 \
+    --set run_dir="$W/sig_straight" >"$W/sig_straight.log" 2>&1 || bad "signal: straight run failed"
+"$BIN" train configs/demo.json "${common[@]}" --set rl.steps=8 --set rl.save_every=0 \
+    --set run_dir="$W/sig" >"$W/sig.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do # until two RL steps are in the metrics (flushed each step)
+    n=$(grep -c '"phase":"rl"' "$W/sig/metrics.jsonl" 2>/dev/null)
+    [ "${n:-0}" -ge 2 ] && break
+    sleep 0.1
+done
+kill -TERM $pid
+wait $pid
+st=$?
+[ $st -eq 143 ] && ok "SIGTERM: exit 143" || bad "SIGTERM: exit $st: $(tail -3 "$W/sig.log")"
+expect "SIGTERM: says how to go on" "stopped by signal 15 after rl step" "$(cat "$W/sig.log")"
+[ -f "$W/sig/resume.safetensors" ] && ok "SIGTERM: resume point written" ||
+    bad "SIGTERM: no resume point"
+"$BIN" train configs/demo.json "${common[@]}" --set rl.steps=8 --set rl.save_every=0 \
+    --set run_dir="$W/sig" --resume >"$W/sig2.log" 2>&1 || bad "SIGTERM: resume failed"
+expect "SIGTERM: resumed = straight" "ok" "$(same_run "$W/sig_straight" "$W/sig" 2>&1)"
+
 # two ranks (where mpirun exists): every rank reads the resume point rank 0 wrote
 if command -v mpirun >/dev/null; then
     export TMPDIR=$W/tmp
