@@ -15,6 +15,9 @@
 #                                              the step's longest row: bench steps of the
 #                                              Qwen2.5-0.5B body with a 256-token vocabulary,
 #                                              so that responses end at random, bf16
+#   STAGES=mfu (not in the default)            training-phase MFU at larger calls: bench steps of
+#                                              the 0.5B shape with 16-row calls and the 1.5B
+#                                              shape with 4-row calls, 32 prompts x 4, bf16
 #   STAGES=profile (not in the default)        Nsight Compute's kernel times inside one phase
 #                                              (PROFILE_RANGE, default policy_update) of one
 #                                              bench step, 8 prompts x 4, bf16; the table per
@@ -120,6 +123,16 @@ JSON
             --model-config "$VL/config.json" --set precision=bf16 --set rl.group_by_length=$g \
             --warmup 1 --steps 2 --json "$OUTDIR/varlen_$g.json" >"$OUTDIR/varlen_$g.log" 2>&1 ||
             { tail -5 "$OUTDIR/varlen_$g.log"; say "varlen $g failed"; }
+    done
+fi
+if want mfu; then
+    for run in "qwen2.5-0.5b 16" "qwen2.5-1.5b 4"; do
+        read -r shape rows <<<"$run"
+        say "MFU: $shape, $rows-row calls, 32 prompts x 4, bf16"
+        timeout "${MFU_TIMEOUT:-150}" "$BIN/denserl" bench configs/bench_qwen05b.json \
+            --shape "$shape" --set precision=bf16 --set rl.prompts_per_step=32 \
+            --set rl.micro_batch_rows="$rows" --warmup 1 --steps 1 --json "$OUTDIR/mfu_$shape.json" \
+            >"$OUTDIR/mfu_$shape.log" 2>&1 || { tail -5 "$OUTDIR/mfu_$shape.log"; say "mfu $shape failed"; }
     done
 fi
 if want profile; then

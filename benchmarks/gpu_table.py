@@ -83,6 +83,16 @@ def main():
             print(f"  group_by_length {g:<5}  training side {train:6.2f} s  step "
                   f"{r['step']['s']:6.2f} s  rows' tokens {r['batch'].get('row_tokens', 0):.0f} "
                   f"of {r['batch']['rows'] * r['batch']['packed_len']} packed")
+    for shape in ("qwen2.5-0.5b", "qwen2.5-1.5b"):
+        p = f"{out}/mfu_{shape}.json"
+        if not os.path.exists(p):
+            continue
+        r = json.load(open(p))
+        ph = r["phases"]
+        summary.setdefault("mfu", {})[shape] = {k: ph[k]["mfu"] for k in ph}
+        print(f"\nMFU, {shape}, {r['batch']['micro_batch_rows']}-row calls: " + ", ".join(
+            f"{k} {100 * ph[k]['mfu']:.0f}%" for k in ("logprobs", "prm_update", "policy_update")
+            if ph[k].get("mfu")) + f"; peak {r['memory']['peak_bytes'] / 2**30:.0f} GiB")
     with open(f"{out}/summary.json", "w") as f:
         json.dump(summary, f, indent=1)
 
