@@ -195,6 +195,56 @@ static void curve_add(double **x, double **y, int *n, double xv, double yv) {
     (*y)[(*n)++] = yv;
 }
 
+/* One RL step's curves for the report and its progress line. */
+static void step_report(RunReport *rep, Progress *pr, const RlConfig *c, int step, double tokens,
+                        const RolloutStats *rs, const StepStats *ss) {
+    /* a step served from the carry buffer samples nothing: no accuracy to plot */
+    char acc_s[16] = "  - ", len_s[16] = "  - ";
+    if (rs->samples > 0) {
+        double acc = rs->outcome_sum / rs->samples;
+        curve_add(&rep->rl_step, &rep->rl_accuracy, &rep->n_rl, step, acc);
+        rep->rl_reward = realloc(rep->rl_reward, sizeof(double) * rep->n_rl);
+        CHECK(rep->rl_reward);
+        rep->rl_reward[rep->n_rl - 1] = ss->reward_mean;
+        snprintf(acc_s, sizeof acc_s, "%.2f", acc);
+        snprintf(len_s, sizeof len_s, "%.1f", rs->response_tokens / rs->samples);
+    }
+    char auc_s[16] = " - "; /* one kind of outcome in the batch: no ranking */
+    if (isfinite(ss->prm_auc)) snprintf(auc_s, sizeof auc_s, "%.2f", ss->prm_auc);
+    if (step % c->log_every == 0 || step == c->steps)
+        progress_print(pr, step, tokens, "gen-tok",
+                       "acc %s | kept %d/%d | prm loss %.3f acc %.2f auc %s | r %+.4f | "
+                       "pg %+.4f | len %s",
+                       acc_s, rs->groups_kept, rs->prompts_drawn, ss->prm_loss, ss->prm_acc, auc_s,
+                       ss->reward_mean, ss->policy_loss, len_s);
+}
+
+/* A held-out evaluation during RL: console, report curve and metrics line. */
+static void eval_point(Prime *p, const RunConfig *rc, const Task *task, int step, RunReport *rep,
+                       FILE *metrics) {
+    double a = prime_eval(&p->gen, task, rc);
+    printf("eval | rl step %d | held-out accuracy %.1f%%\n", step, 100 * a);
+    curve_add(&rep->eval_step, &rep->eval_acc, &rep->n_eval, step, a);
+    json_t *j = json_pack("{s:s, s:i, s:f}", "phase", "rl_eval", "step", step, "eval_accuracy", a);
+    json_dumpf(j, metrics, JSON_COMPACT);
+    fputc('\n', metrics);
+    json_decref(j);
+}
+
+/* The final evaluation and the checkpoints of the policy and the PRM. */
+static int rl_finish(Prime *p, Model *m, const RunConfig *rc, const Task *task, RunReport *rep) {
+    rep->rl_eval_accuracy = prime_eval(&p->gen, task, rc);
+    printf("eval | after RL | held-out accuracy %.1f%%\n", 100 * rep->rl_eval_accuracy);
+    curve_add(&rep->eval_step, &rep->eval_acc, &rep->n_eval, rc->rl.steps, rep->rl_eval_accuracy);
+    char path[PATH_MAX];
+    int bf16 = strcmp(rc->checkpoint_dtype, "bf16") == 0, st = DR_OK;
+    snprintf(path, sizeof path, "%s/policy", rc->run_dir);
+    if (dist_is_root()) st = model_save(m, path, bf16);
+    snprintf(path, sizeof path, "%s/prm", rc->run_dir);
+    if (st == DR_OK && dist_is_root()) st = model_save(&p->prm, path, bf16);
+    return st;
+}
+
 /* SIGTERM (a cloud machine's preemption notice, a scheduler's stop) or SIGINT during the RL
  * phase: the run finishes the step in progress, writes a resume point and stops. A second
  * signal stops at once. */
@@ -284,35 +334,9 @@ static int rl_run(Model *m, const RunConfig *rc, const Task *task, FILE *metrics
         StepStats ss;
         st = prime_step(&p, step, &rs, &ss);
         tokens += rs.response_tokens;
-        /* a step served from the carry buffer samples nothing: no accuracy to plot */
-        char acc_s[16] = "  - ", len_s[16] = "  - ";
-        if (rs.samples > 0) {
-            double acc = rs.outcome_sum / rs.samples;
-            curve_add(&rep->rl_step, &rep->rl_accuracy, &rep->n_rl, step, acc);
-            rep->rl_reward = realloc(rep->rl_reward, sizeof(double) * rep->n_rl);
-            CHECK(rep->rl_reward);
-            rep->rl_reward[rep->n_rl - 1] = ss.reward_mean;
-            snprintf(acc_s, sizeof acc_s, "%.2f", acc);
-            snprintf(len_s, sizeof len_s, "%.1f", rs.response_tokens / rs.samples);
-        }
-        char auc_s[16] = " - "; /* one kind of outcome in the batch: no ranking */
-        if (isfinite(ss.prm_auc)) snprintf(auc_s, sizeof auc_s, "%.2f", ss.prm_auc);
-        if (step % c->log_every == 0 || step == c->steps)
-            progress_print(&pr, step, tokens, "gen-tok",
-                           "acc %s | kept %d/%d | prm loss %.3f acc %.2f auc %s | r %+.4f | "
-                           "pg %+.4f | len %s",
-                           acc_s, rs.groups_kept, rs.prompts_drawn, ss.prm_loss, ss.prm_acc, auc_s,
-                           ss.reward_mean, ss.policy_loss, len_s);
-        if (c->eval_every > 0 && step % c->eval_every == 0 && step < c->steps) {
-            double a = prime_eval(&p.gen, task, rc);
-            printf("eval | rl step %d | held-out accuracy %.1f%%\n", step, 100 * a);
-            curve_add(&rep->eval_step, &rep->eval_acc, &rep->n_eval, step, a);
-            json_t *j =
-                json_pack("{s:s, s:i, s:f}", "phase", "rl_eval", "step", step, "eval_accuracy", a);
-            json_dumpf(j, metrics, JSON_COMPACT);
-            fputc('\n', metrics);
-            json_decref(j);
-        }
+        step_report(rep, &pr, c, step, tokens, &rs, &ss);
+        if (c->eval_every > 0 && step % c->eval_every == 0 && step < c->steps)
+            eval_point(&p, rc, task, step, rep, metrics);
         *stopped = st == DR_OK ? stop_signal() : 0;
         if (st == DR_OK)
             st = save_point(&p, rc, resume_file, step, rep, metrics, time_now() - t0, *stopped);
@@ -323,17 +347,7 @@ static int rl_run(Model *m, const RunConfig *rc, const Task *task, FILE *metrics
     catch_stop_signals(0);
     rep->rl_seconds = time_now() - t0;
     rep->skipped_updates = p.skipped_updates;
-    if (st == DR_OK && !*stopped) {
-        rep->rl_eval_accuracy = prime_eval(&p.gen, task, rc);
-        printf("eval | after RL | held-out accuracy %.1f%%\n", 100 * rep->rl_eval_accuracy);
-        curve_add(&rep->eval_step, &rep->eval_acc, &rep->n_eval, c->steps, rep->rl_eval_accuracy);
-        char path[PATH_MAX];
-        int bf16 = strcmp(rc->checkpoint_dtype, "bf16") == 0;
-        snprintf(path, sizeof path, "%s/policy", rc->run_dir);
-        if (dist_is_root()) st = model_save(m, path, bf16);
-        snprintf(path, sizeof path, "%s/prm", rc->run_dir);
-        if (st == DR_OK && dist_is_root()) st = model_save(&p.prm, path, bf16);
-    }
+    if (st == DR_OK && !*stopped) st = rl_finish(&p, m, rc, task, rep);
     prime_free(&p);
     return st;
 }
