@@ -11,6 +11,10 @@ micro-batch rows and PPO mini-batches, responses of rl.max_response_tokens and a
 length making the same packed row length; "precision" bf16 runs the peer under bf16
 autocast on the GPU, fp32 runs it in fp32 (on the CPU with denserl's thread count).
 --denserl-json / --peer-json reuse an earlier result instead of running that side.
+--varlen gives the peer denserl's response lengths (and mean prompt length): its training
+phases then run each micro-batch padded to its longest row, as a data collator does, while
+denserl groups rows by length; the training-side row is the one to read (generation still
+samples every peer row to the full length).
 Writes OUT_DIR/denserl.json, peer.json, compare.json and compare.svg.
 """
 
@@ -38,6 +42,9 @@ def parse():
     p.add_argument("--denserl-json", help="reuse this denserl bench report")
     p.add_argument("--peer-json", help="reuse this peer_torch.py report")
     p.add_argument("--python", default=sys.executable, help="interpreter for the peer")
+    p.add_argument("--varlen", action="store_true",
+                   help="give the peer denserl's response lengths: its training phases then "
+                        "pad each micro-batch to its longest row (compare the training side)")
     return p.parse_args()
 
 
@@ -72,6 +79,14 @@ def run_peer(args, ours, out):
            "--warmup", str(args.warmup), "--steps", str(args.steps), "--json", out]
     if not cuda:
         cmd += ["--threads", str(ours["threads"])]
+    if args.varlen:  # denserl's response lengths, and its mean prompt length
+        lens = b["response_lengths"]
+        path = os.path.join(os.path.dirname(out), "response_lengths.json")
+        with open(path, "w") as f:
+            json.dump(lens, f)
+        L0 = max(1, round((b["row_tokens"] - sum(lens)) / len(lens)))
+        cmd[cmd.index("--prompt-len") + 1] = str(L0)
+        cmd += ["--response-lens", path]
     if args.model_config:
         mc = args.model_config
         cmd += ["--model-config", mc if mc.endswith(".json") else os.path.join(mc, "config.json")]
@@ -150,6 +165,8 @@ def main():
         a = rate(ours, ph)
         b = rate(peer, ph) if peer else None
         r = a / b if a and b else None
+        if ph == "step" and args.varlen:
+            r = None  # the peer samples every row to the full length: other tokens, other work
         name = {"step": "whole step", "training": "training side"}.get(ph, ph)
         rows.append((name, r))
         table.append({"phase": ph, "denserl_tokens_per_s": a, "pytorch_tokens_per_s": b,
@@ -167,7 +184,11 @@ def main():
     print()
     print("training side: the batch's tokens per second of log-probs + PRM update + policy "
           "update together (the same work on both sides, however each splits it into phases)")
-    print("whole step: generated tokens per second of the whole step (same tokens on both sides)")
+    if args.varlen:
+        print("whole step: no ratio with --varlen (the peer samples every row to the full length)")
+    else:
+        print("whole step: generated tokens per second of the whole step (same tokens on both "
+              "sides)")
     res = {"denserl": ours, "pytorch": peer, "phases": table}
     with open(os.path.join(args.out_dir, "compare.json"), "w") as f:
         json.dump(res, f, indent=2)

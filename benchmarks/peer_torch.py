@@ -3,6 +3,7 @@
     python3 benchmarks/peer_torch.py [--shape qwen2.5-0.5b] [--prompts 64] [--samples 4]
         [--response-len 512] [--prompt-len 13] [--micro-batch 8] [--ppo-minibatches 4]
         [--device cuda] [--dtype bf16|fp32] [--warmup 1] [--steps 3] [--json OUT.json]
+        [--response-lens LENS.json]
 
 Three transformers Qwen2ForCausalLM models (policy, frozen reference, implicit PRM),
 randomly initialised from a config of the named shape (or --model-config PATH to an HF
@@ -58,6 +59,9 @@ def parse():
     p.add_argument("--response-len", type=int, default=512)
     p.add_argument("--prompt-len", type=int, default=13)
     p.add_argument("--micro-batch", type=int, default=8)
+    p.add_argument("--response-lens", help="JSON file: a list of one response length per row "
+                   "(at most --response-len); the training phases then take each row's own "
+                   "length and pad each micro-batch to its longest row, as a data collator does")
     p.add_argument("--ppo-minibatches", type=int, default=4)
     p.add_argument("--beta", type=float, default=0.05)
     p.add_argument("--device", default="cuda")
@@ -76,6 +80,17 @@ def parse():
         p.error("--samples must be at least 2 (RLOO leaves one out)")
     if a.warmup < 0:
         p.error("--warmup must be at least 0")
+    a.lens = None
+    if a.response_lens:
+        try:
+            with open(a.response_lens) as f:
+                a.lens = [int(x) for x in json.load(f)]
+        except (OSError, ValueError, TypeError) as e:
+            p.error(f"--response-lens {a.response_lens}: a JSON list of integers expected ({e})")
+        if len(a.lens) != a.prompts * a.samples or not all(0 <= x <= a.response_len
+                                                            for x in a.lens):
+            p.error(f"--response-lens {a.response_lens}: {a.prompts * a.samples} lengths in "
+                    f"[0, {a.response_len}] expected, got {len(a.lens)}")
     return a
 
 
@@ -149,6 +164,8 @@ def main():
 
     P, K, R, L0, mb = args.prompts, args.samples, args.response_len, args.prompt_len, args.micro_batch
     N, T = P * K, args.prompt_len + args.response_len
+    lens = torch.tensor(args.lens, device=dev) if args.lens else None
+    NT = N * T if not args.lens else sum(L0 + x for x in args.lens)  # the rows' tokens
     beta = args.beta
     gen = torch.Generator(device=dev).manual_seed(args.seed)
 
@@ -164,14 +181,22 @@ def main():
         ent = -(logp_all.exp() * logp_all).sum(-1) if want_entropy else None
         return lp, ent
 
+    def cols(s, e):
+        """Columns of rows s..e-1 in a micro-batch: all, or up to its longest row."""
+        return T if not args.lens else L0 + int(lens[s:e].max())
+
+    def pad_to(x, width):
+        return F.pad(x, (0, width - x.shape[1]))
+
     def forward_all(model, ids, want_entropy=False):
         outs, ents = [], []
         with torch.no_grad(), amp():
             for s in range(0, N, mb):
-                lp, ent = token_logp(model, ids[s:s + mb], want_entropy)
-                outs.append(lp)
+                c = cols(s, min(s + mb, N))
+                lp, ent = token_logp(model, ids[s:s + mb, :c], want_entropy)
+                outs.append(pad_to(lp, T - 1))
                 if ent is not None:
-                    ents.append(ent)
+                    ents.append(pad_to(ent, T - 1))
         return torch.cat(outs), (torch.cat(ents) if ents else None)
 
     def step():
@@ -189,6 +214,9 @@ def main():
         assert ids.shape == (N, T), ids.shape
         mask = torch.zeros(N, T - 1, device=dev)
         mask[:, L0 - 1:] = 1.0  # predictions of the response tokens
+        if args.lens:  # each row's own response length; positions past it are padding
+            pos = torch.arange(T - 1, device=dev)[None, :]
+            mask *= (pos < L0 - 1 + lens[:, None]).float()
         outcome = torch.randint(0, 2, (N,), device=dev, generator=gen).float()
 
         t0 = time.perf_counter()
@@ -201,9 +229,10 @@ def main():
         t0 = time.perf_counter()
         opt_prm.zero_grad(set_to_none=True)
         for s in range(0, N, mb):
+            c = cols(s, min(s + mb, N))
             with amp():
-                lp, _ = token_logp(prm, ids[s:s + mb])
-            score = beta * ((lp - logp_ref[s:s + mb]) * mask[s:s + mb]).sum(-1)
+                lp, _ = token_logp(prm, ids[s:s + mb, :c])
+            score = beta * ((lp - logp_ref[s:s + mb, :c - 1]) * mask[s:s + mb, :c - 1]).sum(-1)
             loss = F.binary_cross_entropy_with_logits(score, outcome[s:s + mb],
                                                       reduction="sum") / N
             loss.backward()
@@ -236,12 +265,13 @@ def main():
             opt_policy.zero_grad(set_to_none=True)
             for s in range(r0, r1, mb):
                 e = min(s + mb, r1)
+                c = cols(s, e)
                 with amp():
-                    lp, _ = token_logp(policy, ids[s:e])
-                ratio = torch.exp(lp - logp_old[s:e])
-                a = adv[s:e]
+                    lp, _ = token_logp(policy, ids[s:e, :c])
+                ratio = torch.exp(lp - logp_old[s:e, :c - 1])
+                a = adv[s:e, :c - 1]
                 pg = torch.maximum(-a * ratio, -a * ratio.clamp(0.8, 1.2))
-                loss = (pg * mask[s:e]).sum() / n_tok
+                loss = (pg * mask[s:e, :c - 1]).sum() / n_tok
                 loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
             opt_policy.step()
@@ -262,8 +292,8 @@ def main():
             for k in PHASES:
                 sums[k] += t[k]
             step_s += dt
-    tokens = {"generate": N * R, "logprobs": 3 * N * T, "prm_update": N * T,
-              "advantages": N * T, "policy_update": N * T}
+    tokens = {"generate": N * R, "logprobs": 3 * NT, "prm_update": NT, "advantages": NT,
+              "policy_update": NT}
     S = args.steps
     phases = {k: {"s": sums[k] / S, "tokens": tokens[k],
                   "tokens_per_s": tokens[k] * S / sums[k] if sums[k] > 0 else None}
@@ -282,7 +312,8 @@ def main():
                   "ff": cfg.intermediate_size, "tied": bool(cfg.tie_word_embeddings),
                   "params": n_params},
         "batch": {"prompts": P, "samples": K, "rows": N, "packed_len": T, "prompt_len": L0,
-                  "response_len": R, "micro_batch_rows": mb,
+                  "response_len": R, "micro_batch_rows": mb, "row_tokens": NT,
+                  "response_lengths": "given" if args.lens else "all --response-len",
                   "ppo_minibatches": args.ppo_minibatches},
         "warmup": args.warmup,
         "steps": S,

@@ -323,6 +323,7 @@ typedef struct {
     PhaseSum ph[N_PHASES], step;
     double step_gen_tokens;
     double row_tokens; /* the last step's rows' tokens (prompt + response) */
+    int *resp_len;     /* (N) the last step's response lengths, for a peer to copy */
     int skipped, N, T, logprob_forwards;
 } BenchResult;
 
@@ -387,6 +388,10 @@ static json_t *result_json(const BenchResult *r, const BenchArgs *a) {
                   prime_micro_rows(r->rc), "ppo_epochs", c->ppo_epochs, "ppo_minibatches",
                   c->ppo_minibatches, "prm_minibatches", c->prm_minibatches, "prm_update",
                   c->prm_update, "estimator", c->estimator));
+    json_t *lens = json_array();
+    for (int k = 0; k < r->N && r->resp_len; k++)
+        json_array_append_new(lens, json_integer(r->resp_len[k]));
+    json_object_set_new(json_object_get(j, "batch"), "response_lengths", lens);
     json_object_set_new(j, "warmup", json_integer(a->warmup));
     json_object_set_new(j, "steps", json_integer(a->steps));
     json_object_set_new(j, "skipped_updates", json_integer(r->skipped));
@@ -494,6 +499,9 @@ int cmd_bench(int argc, char **argv) {
         r.N = p.b.N;
         r.T = p.b.T;
         r.row_tokens = prime_batch_tokens(&p);
+        r.resp_len = realloc(r.resp_len, sizeof(int) * (size_t)(p.b.N > 0 ? p.b.N : 1));
+        CHECK(r.resp_len);
+        memcpy(r.resp_len, p.b.resp_len, sizeof(int) * (size_t)p.b.N);
         r.logprob_forwards = prime_logprob_forwards(&p);
         r.skipped += ss.skipped;
         for (int k = 0; k < N_PHASES; k++) {
@@ -518,6 +526,7 @@ int cmd_bench(int argc, char **argv) {
             if (st == DR_OK) printf("wrote %s\n", a.json_path);
         }
     }
+    free(r.resp_len);
     free(a.sets);
     if (st) {
         fprintf(stderr, "error: %s\n", dr_last_error());
