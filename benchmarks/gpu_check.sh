@@ -14,7 +14,8 @@
 #   STAGES=varlen (not in the default)         length-grouped model calls against every call at
 #                                              the step's longest row: bench steps of the
 #                                              Qwen2.5-0.5B body with a 256-token vocabulary,
-#                                              so that responses end at random, bf16
+#                                              so that responses end at random, bf16, and the
+#                                              PyTorch peer on the same lengths (--varlen)
 #   STAGES=mfu (not in the default)            training-phase MFU at larger calls: bench steps of
 #                                              the 0.5B shape with 16-row calls and the 1.5B
 #                                              shape with 4-row calls, 32 prompts x 4, bf16
@@ -124,6 +125,12 @@ JSON
             --warmup 1 --steps 2 --json "$OUTDIR/varlen_$g.json" >"$OUTDIR/varlen_$g.log" 2>&1 ||
             { tail -5 "$OUTDIR/varlen_$g.log"; say "varlen $g failed"; }
     done
+    say "the PyTorch peer on the same response lengths (micro-batches padded to their longest)"
+    [ -f "$OUTDIR/varlen_true.json" ] && PYTHONUNBUFFERED=1 timeout "${VARLEN_TIMEOUT:-120}" \
+        python3 benchmarks/bench_compare.py --denserl-json "$OUTDIR/varlen_true.json" \
+        --model-config "$VL/config.json" --varlen --warmup 1 --steps 2 \
+        --out-dir "$OUTDIR/varlen_compare" >"$OUTDIR/varlen_compare.log" 2>&1 ||
+        { tail -5 "$OUTDIR/varlen_compare.log"; say "varlen compare failed"; }
 fi
 if want mfu; then
     for run in "qwen2.5-0.5b 16" "qwen2.5-1.5b 4"; do

@@ -83,6 +83,13 @@ def main():
             print(f"  group_by_length {g:<5}  training side {train:6.2f} s  step "
                   f"{r['step']['s']:6.2f} s  rows' tokens {r['batch'].get('row_tokens', 0):.0f} "
                   f"of {r['batch']['rows'] * r['batch']['packed_len']} packed")
+    vc = f"{out}/varlen_compare/compare.json"
+    if os.path.exists(vc):
+        rows = {r["phase"]: r for r in json.load(open(vc))["phases"]}
+        tr = rows.get("training", {})
+        if tr.get("ratio"):
+            print(f"  training side against PyTorch on the same lengths: {tr['ratio']:.2f}x "
+                  f"({tr['denserl_tokens_per_s']:.0f} / {tr['pytorch_tokens_per_s']:.0f} tok/s)")
     for shape in ("qwen2.5-0.5b", "qwen2.5-1.5b"):
         p = f"{out}/mfu_{shape}.json"
         if not os.path.exists(p):
