@@ -184,6 +184,11 @@ def main():
     print()
     print("training side: the batch's tokens per second of log-probs + PRM update + policy "
           "update together (the same work on both sides, however each splits it into phases)")
+    rt = ob.get("row_tokens")
+    if not args.varlen and rt and rt < 0.95 * ob["rows"] * ob["packed_len"]:
+        print(f"note: denserl's rows hold {rt:.0f} of {ob['rows'] * ob['packed_len']} packed tokens "
+              "(responses ended early) while the peer runs every row at full length: the ratios "
+              "compare different work; --varlen gives the peer the same lengths")
     if args.varlen:
         print("whole step: no ratio with --varlen (the peer samples every row to the full length)")
     else:
