@@ -268,7 +268,18 @@ static void forward_batch(Prime *p, Model *m, const int *targets, float *logp, f
  * after mode, whatever the number of micro-batches. */
 static int prm_fused(const Prime *p) {
     const RlConfig *c = &p->rc->rl;
-    return !strcmp(c->prm_update, "after") && (c->prm_minibatches <= 1 || p->b.N <= 1);
+    return c->fuse_forwards && !strcmp(c->prm_update, "after") &&
+           (c->prm_minibatches <= 1 || p->b.N <= 1);
+}
+
+/* The same for the policy: with one PPO epoch of one mini-batch the update's forwards run
+ * the policy before its only optimizer step, so they are the "old" log-probs (and entropy)
+ * of the log-prob phase, which then skips the policy. Not with a debug dump, which is
+ * written before the update. */
+static int policy_fused(const Prime *p) {
+    const RlConfig *c = &p->rc->rl;
+    return c->fuse_forwards && c->ppo_epochs == 1 && (c->ppo_minibatches <= 1 || p->b.N <= 1) &&
+           !p->rc->debug_dump_dir[0];
 }
 
 double prime_batch_tokens(const Prime *p) {
@@ -278,7 +289,7 @@ double prime_batch_tokens(const Prime *p) {
 }
 
 int prime_logprob_forwards(const Prime *p) {
-    return 2 + !(strcmp(p->rc->rl.prm_update, "none") != 0 && prm_fused(p));
+    return 1 + !policy_fused(p) + !(strcmp(p->rc->rl.prm_update, "none") != 0 && prm_fused(p));
 }
 
 /* PRM cross-entropy on outcomes (PRIME.md section 4). Fused (prm_fused), its forwards fill
@@ -423,7 +434,7 @@ static double ppo_minibatch(Prime *p, int r0, int n, double tok, int seqs, PpoSt
     StepBatch *b = &p->b;
     Stage *sg = &p->st;
     Model *m = p->policy;
-    int T = b->T, want_ent = c->entropy_coef > 0, lo, hi;
+    int T = b->T, want_ent = c->entropy_coef > 0, fused = policy_fused(p), lo, hi;
     PpoParams pp = ppo_params(c);
     /* loss, pg_loss, kl_ref, entropy, clip_frac x valid, approx_kl_old x valid, valid */
     double acc[7] = {0};
@@ -431,15 +442,23 @@ static double ppo_minibatch(Prime *p, int r0, int n, double tok, int seqs, PpoSt
     model_zero_grads(m);
     rank_rows(p, r0, n, &lo, &hi);
     plan_rows(p, m, lo, hi - lo);
-    for (int j = 0; j < p->plan.n_mb && isfinite(acc[0]); j++) {
+    /* fused: every call's forward runs (it gives logp_old), the backwards stop at a non-finite
+     * loss; otherwise both stop there */
+    for (int j = 0; j < p->plan.n_mb && (fused || isfinite(acc[0])); j++) {
         const MicroBatch *mb = &p->plan.mb[j];
         float *ent = want_ent ? sg->ent : NULL, *dent = want_ent ? sg->dent : NULL;
         stage_inputs(p, mb, b->targets);
-        mb_gather_f32(sg->old, b->logp_old, T, mb);
         mb_gather_f32(sg->ref, b->logp_ref, T, mb);
         mb_gather_f32(sg->adv, b->advantages, T, mb);
         mb_gather_f32(sg->mask, b->mask, T, mb);
-        model_forward(m, sg->tokens, sg->targets, mb->n, mb->T, sg->logp, ent);
+        model_forward(m, sg->tokens, sg->targets, mb->n, mb->T, sg->logp, fused ? sg->ent : ent);
+        if (fused) { /* the policy before its step: these are the old log-probs */
+            memcpy(sg->old, sg->logp, sizeof(float) * (size_t)mb->n * mb->T);
+            mb_scatter_f32(b->logp_old, sg->logp, T, mb);
+            mb_scatter_f32(b->entropy, sg->ent, T, mb);
+        } else {
+            mb_gather_f32(sg->old, b->logp_old, T, mb);
+        }
         PpoStats cs;
         double l = op_ppo_loss(STEP_BE, sg->dlogp, dent, &cs, sg->logp, sg->old, sg->ref, ent,
                                sg->adv, sg->mask, mb->n, mb->T, pp, tok, seqs);
@@ -452,9 +471,13 @@ static double ppo_minibatch(Prime *p, int r0, int n, double tok, int seqs, PpoSt
                          cs.approx_kl_old * cs.valid,
                          cs.valid};
         for (int k = 0; k < 7; k++) acc[k] += add[k];
-        if (!isfinite(l)) continue;
+        if (!isfinite(acc[0])) continue;
         if (j == p->plan.n_mb - 1) adamw_arm(&p->opt_policy); /* the update's last backward */
         model_backward(m, sg->tokens, sg->targets, mb->n, mb->T, sg->dlogp, dent);
+    }
+    if (fused) {
+        dist_complete_split_f32(b->logp_old, r0, n, T, lo, hi);
+        dist_complete_split_f32(b->entropy, r0, n, T, lo, hi);
     }
     dist_sum_f64(acc, 7); /* every rank reaches this, whatever its rows held */
     st->pg_loss = acc[1];
@@ -628,7 +651,7 @@ static void logprobs_and_rewards(Prime *p, StepStats *ss, int train_prm) {
     double t0 = time_now();
     prof_push("logprobs");
     forward_batch(p, &p->ref, b->targets, b->logp_ref, NULL, NULL);
-    forward_batch(p, p->policy, b->targets, b->logp_old, b->entropy, NULL);
+    if (!policy_fused(p)) forward_batch(p, p->policy, b->targets, b->logp_old, b->entropy, NULL);
     if (p->has_critic) forward_batch(p, &p->critic, p->no_targets, b->work, NULL, b->values);
     prof_pop();
     ss->t_logprobs = time_now() - t0;
@@ -745,8 +768,11 @@ int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
     if (p->groups.n == 0) return skipped_step(p, step, rs, ss);
     pack(p);
     logprobs_and_rewards(p, ss, 1);
-    ss->kl_ref = kl_to_ref(b);
-    ss->entropy = mean_entropy(b);
+    const int fused = policy_fused(p); /* logp_old and entropy come with the update */
+    if (!fused) {
+        ss->kl_ref = kl_to_ref(b);
+        ss->entropy = mean_entropy(b);
+    }
     if (strcmp(c->prm_update, "before") != 0) {
         double t0 = time_now();
         prof_push("prm_update");
@@ -771,6 +797,10 @@ int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
     t0 = time_now();
     prof_push("policy_update");
     policy_update(p, ss);
+    if (fused) {
+        ss->kl_ref = kl_to_ref(b);
+        ss->entropy = mean_entropy(b);
+    }
     if (p->has_critic) critic_update(p, p->no_targets, ss);
     prof_pop();
     ss->t_policy = time_now() - t0;

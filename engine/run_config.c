@@ -129,6 +129,10 @@ static const CfgField FIELDS[] = {
     F("rl.critic_lr", CFG_FLOAT, rl.critic_lr, 0, 1, NULL, "gae only"),
     F("rl.value_clip", CFG_FLOAT, rl.value_clip, 0, 1e6, NULL, "gae only"),
     F("rl.eval_every", CFG_INT, rl.eval_every, 0, 1000000, NULL, "greedy held-out eval (0: end)"),
+    F("rl.fuse_forwards", CFG_BOOL, rl.fuse_forwards, 0, 1, NULL,
+      "the PRM's (one PRM mini-batch, after mode) and the policy's (one PPO epoch of one "
+      "mini-batch) update forwards give their log-probs, saving the log-prob phase's forward; "
+      "false: separate forwards, the same results"),
     F("rl.save_every", CFG_INT, rl.save_every, 0, 10000000, NULL,
       "RL steps between resume points (run_dir/resume.safetensors, also after the last step; "
       "train --resume goes on from it); 0: none"),
@@ -243,6 +247,7 @@ void run_config_default(RunConfig *c) {
     r->prm_grad_clip = 10.0;
     r->prm_minibatches = 1;
     r->group_by_length = 1;
+    r->fuse_forwards = 1;
     snprintf(r->estimator, CFG_STR_LEN, "rloo");
     snprintf(r->rloo_variant, CFG_STR_LEN, "prime");
     r->w_process = 1.0;

@@ -24,6 +24,7 @@ typedef struct {
     int micro_batch_rows; /* rows per model call, 0: a whole mini-batch */
     int group_by_length;  /* model calls at their own longest row (microbatch.h) */
     int save_every;       /* RL steps between resume points (resume.h); 0: none */
+    int fuse_forwards;    /* update forwards stand in for log-prob forwards where they can */
     char estimator[CFG_STR_LEN], rloo_variant[CFG_STR_LEN];
     double w_process, w_outcome, gamma, lam;
     int ppo_epochs, ppo_minibatches;

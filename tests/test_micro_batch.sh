@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Micro-batching (rl.micro_batch_rows) changes how many rows each model call holds, not the
 # step: a run with small micro-batches must follow the whole-batch run up to float summation
-# order. Usage: test_micro_batch.sh path/to/denserl
+# order. And the fused forwards (rl.fuse_forwards: the PRM's and, with one PPO mini-batch, the
+# policy's update forwards standing in for the log-prob phase's) give the same run, bit for
+# bit, as separate forwards. Usage: test_micro_batch.sh path/to/denserl
 set -u
 BIN=$(realpath "$1")
 W=$(mktemp -d)
@@ -34,3 +36,29 @@ for m in ("policy", "prm"):
     fails += not ok
 sys.exit(1 if fails else 0)
 PY
+st=$?
+fused=(--set sft.steps=20 --set rl.steps=2 --set task.eval_size=16 --set rl.ppo_minibatches=1
+       --set rl.micro_batch_rows=7)
+for f in true false; do
+    "$BIN" train configs/demo.json "${fused[@]}" --set rl.fuse_forwards=$f \
+        --set run_dir="$W/fuse_$f" >"$W/fuse_$f.out" 2>&1 || { cat "$W/fuse_$f.out"; exit 1; }
+done
+python3 - "$W" <<'PY' || st=1
+import json, sys
+w = sys.argv[1]
+def lines(run):
+    out = []
+    for l in open(f"{w}/{run}/metrics.jsonl"):
+        j = json.loads(l)
+        for k in ("phases", "tokens_per_s", "elapsed_s"):  # timings
+            j.pop(k, None)
+        out.append(j)
+    return out
+same = lines("fuse_true") == lines("fuse_false")
+for m in ("policy", "prm"):
+    same &= open(f"{w}/fuse_true/{m}/model.safetensors", "rb").read() == \
+        open(f"{w}/fuse_false/{m}/model.safetensors", "rb").read()
+print(("PASS" if same else "FAIL"), "fused forwards: the same metrics and weights as separate ones")
+sys.exit(0 if same else 1)
+PY
+exit $st
