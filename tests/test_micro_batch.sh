@@ -43,22 +43,11 @@ for f in true false; do
     "$BIN" train configs/demo.json "${fused[@]}" --set rl.fuse_forwards=$f \
         --set run_dir="$W/fuse_$f" >"$W/fuse_$f.out" 2>&1 || { cat "$W/fuse_$f.out"; exit 1; }
 done
-python3 - "$W" <<'PY' || st=1
-import json, sys
-w = sys.argv[1]
-def lines(run):
-    out = []
-    for l in open(f"{w}/{run}/metrics.jsonl"):
-        j = json.loads(l)
-        for k in ("phases", "tokens_per_s", "elapsed_s"):  # timings
-            j.pop(k, None)
-        out.append(j)
-    return out
-same = lines("fuse_true") == lines("fuse_false")
-for m in ("policy", "prm"):
-    same &= open(f"{w}/fuse_true/{m}/model.safetensors", "rb").read() == \
-        open(f"{w}/fuse_false/{m}/model.safetensors", "rb").read()
-print(("PASS" if same else "FAIL"), "fused forwards: the same metrics and weights as separate ones")
-sys.exit(0 if same else 1)
-PY
+res=$(python3 "$(dirname "$0")/same_run.py" "$W/fuse_true" "$W/fuse_false")
+if [ "$res" = ok ]; then
+    echo "PASS fused forwards: the same metrics and weights as separate ones"
+else
+    echo "FAIL fused forwards against separate ones: $res"
+    st=1
+fi
 exit $st

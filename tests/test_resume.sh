@@ -11,26 +11,7 @@ common=(--set sft.steps=20 --set task.eval_size=8 --set rl.prompts_per_step=8
         --set rl.save_every=2 --set rl.eval_every=3 --set threads=1)
 
 # same_run A B: the same weights and, timings aside, the same metrics lines
-same_run() {
-    python3 - "$1" "$2" <<'PY'
-import json, sys
-def lines(d):
-    out = []
-    for l in open(f"{d}/metrics.jsonl"):
-        j = json.loads(l)
-        for k in ("phases", "tokens_per_s", "elapsed_s"):  # timings
-            j.pop(k, None)
-        out.append(j)
-    return out
-a, b = lines(sys.argv[1]), lines(sys.argv[2])
-errs = [] if a == b else [f"metrics differ ({len(a)} and {len(b)} lines)"]
-for m in ("policy", "prm"):
-    if open(f"{sys.argv[1]}/{m}/model.safetensors", "rb").read() != \
-            open(f"{sys.argv[2]}/{m}/model.safetensors", "rb").read():
-        errs.append(f"{m} weights differ")
-print("; ".join(errs) if errs else "ok")
-PY
-}
+same_run() { python3 "$ROOT/tests/same_run.py" "$1" "$2"; }
 
 for est in rloo gae; do
     "$BIN" train configs/demo.json "${common[@]}" --set rl.estimator=$est --set rl.steps=4 \
