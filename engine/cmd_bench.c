@@ -496,13 +496,6 @@ int cmd_bench(int argc, char **argv) {
                step <= a.warmup ? a.warmup : a.steps, dt, sec[PH_GEN], sec[PH_LOGP], sec[PH_PRM],
                sec[PH_ADV], sec[PH_POLICY], rs.response_tokens);
         if (step <= a.warmup) continue;
-        r.N = p.b.N;
-        r.T = p.b.T;
-        r.row_tokens = prime_batch_tokens(&p);
-        r.resp_len = realloc(r.resp_len, sizeof(int) * (size_t)(p.b.N > 0 ? p.b.N : 1));
-        CHECK(r.resp_len);
-        memcpy(r.resp_len, p.b.resp_len, sizeof(int) * (size_t)p.b.N);
-        r.logprob_forwards = prime_logprob_forwards(&p);
         r.skipped += ss.skipped;
         for (int k = 0; k < N_PHASES; k++) {
             r.ph[k].s += sec[k];
@@ -513,6 +506,13 @@ int cmd_bench(int argc, char **argv) {
         r.step.s += dt;
         r.step.tokens += rs.response_tokens;
     }
+    /* the last step's batch, for the report and a peer to copy */
+    r.N = p.b.N;
+    r.T = p.b.T;
+    r.row_tokens = prime_batch_tokens(&p);
+    r.logprob_forwards = prime_logprob_forwards(&p);
+    r.resp_len = xmalloc(sizeof(int) * (size_t)(p.b.N > 0 ? p.b.N : 1));
+    memcpy(r.resp_len, p.b.resp_len, sizeof(int) * (size_t)p.b.N);
     prime_free(&p);
     model_free(&m);
     r.rate =
