@@ -8,10 +8,14 @@
 static char g_error[2048];
 
 int dr_error(const char *fmt, ...) {
+    /* formatted aside first: callers wrap the last message, dr_error("%s: %s", path,
+     * dr_last_error()), and vsnprintf onto its own argument would garble it */
+    char buf[sizeof g_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(g_error, sizeof g_error, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(g_error, buf, sizeof g_error);
     return DR_ERR;
 }
 

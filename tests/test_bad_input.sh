@@ -107,6 +107,7 @@ expect "gae without a critic" "needs a critic" "$W/run2" -- "$BIN" train "$W/tin
 expect "prompt longer than the context" "exceeds the model's context" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.max_response_tokens=60
 expect "unknown estimator" "'rl.estimator' must be one of" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.estimator=ppo
 expect "unknown transform" "'rl.reward_transform' must be one of" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.reward_transform=tanh
+expect "wrapped message kept whole" '--device: device "tpu": expected "cpu", "cuda" or "auto"' "" -- "$BIN" generate --model "$W/m" --template raw --prompt hi --device tpu
 expect "unknown flag" "unexpected argument" "" -- "$BIN" logprobs --model "$W/m" --bogus x
 
 echo "$pass passed, $fail failed"
