@@ -2,6 +2,7 @@
  * caller sees any item, so a file with too many bad lines costs no generation. */
 #include "dataset.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "math_verify.h"
 #include "../runtime/check.h"
 #include "../runtime/error.h"
+#include "../runtime/fileio.h"
 
 /* bad lines printed as warnings when they are skipped; the rest are only counted */
 #define WARN_MAX 5
@@ -165,8 +167,8 @@ int dataset_load(const char *path, const char *preset, const DatasetFields *fiel
     if (fields && fields->answer_field) af = fields->answer_field;
     if (!pf || !af || !*pf || !*af)
         return dr_error("%s: a custom dataset needs both a prompt field and an answer field", path);
-    FILE *f = fopen(path, "r");
-    if (!f) return dr_error("%s: cannot open", path);
+    FILE *f = file_open_read(path, "a JSONL file");
+    if (!f) return DR_ERR;
     char *line = NULL;
     size_t cap = 0, alloc = 0;
     ssize_t got;
@@ -201,11 +203,11 @@ int dataset_load(const char *path, const char *preset, const DatasetFields *fiel
         ds->items[ds->n++] = it;
     }
     free(line);
-    int read_err = ferror(f);
+    int read_err = ferror(f) ? errno : 0;
     fclose(f);
     int st = DR_OK;
     if (read_err)
-        st = dr_error("%s: read error", path);
+        st = dr_error("%s: read error: %s", path, strerror(read_err));
     else if (ds->n_bad > max_bad * ds->n_lines)
         st = dr_error("%s: %d of %d lines are bad, more than the allowed fraction %g (first "
                       "%s:%d: %s)",

@@ -133,6 +133,17 @@ int make_dirs(const char *path) {
     return DR_OK;
 }
 
+FILE *file_open_read(const char *path, const char *expected) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        dr_error("%s: is a directory, expected %s", path, expected);
+        return NULL;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) dr_error("%s: cannot open: %s", path, strerror(errno));
+    return f;
+}
+
 int file_exists(const char *path) {
     struct stat st;
     return path && stat(path, &st) == 0 && S_ISREG(st.st_mode);

@@ -20,6 +20,9 @@ void atomic_abort(AtomicFile *af);
 int atomic_write(const char *path, const void *data, size_t n);
 /* mkdir -p. DR_OK or DR_ERR. */
 int make_dirs(const char *path);
+/* Opens PATH for reading; NULL after recording "<path>: cannot open: <reason>" or, for a
+ * directory (which fopen accepts and every read then fails on), "<path>: is a directory". */
+FILE *file_open_read(const char *path, const char *expected);
 /* 1 if PATH exists and is a regular file / a directory. */
 int file_exists(const char *path);
 int dir_exists(const char *path);

@@ -1,4 +1,5 @@
 /* jansson helpers with errors that name file and field. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 int json_load_path(const char *path, json_t **out) {
     json_error_t e;
+    if (dir_exists(path)) return dr_error("%s: is a directory, expected a JSON file", path);
     if (!file_exists(path)) return dr_error("%s: file not found", path);
     json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
     if (!j) return dr_error("%s: not valid JSON (line %d: %s)", path, e.line, e.text);
@@ -69,8 +71,8 @@ int json_get_str(const json_t *obj, const char *key, int required, const char *f
 
 int jsonl_each(const char *path, JsonlLineFn fn, void *ctx, int *lines) {
     if (lines) *lines = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return dr_error("%s: cannot open", path);
+    FILE *f = file_open_read(path, "a JSONL file");
+    if (!f) return DR_ERR;
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
@@ -89,6 +91,7 @@ int jsonl_each(const char *path, JsonlLineFn fn, void *ctx, int *lines) {
         json_decref(j);
     }
     free(line);
+    if (st == DR_OK && ferror(f)) st = dr_error("%s: read error: %s", path, strerror(errno));
     fclose(f);
     return st;
 }
