@@ -111,6 +111,8 @@ static int read_cases(const char *path, Cases *c) {
     memset(c, 0, sizeof *c);
     CaseReader rd = {c, 0};
     int st = jsonl_each(path, case_line, &rd, NULL);
+    if (st == DR_OK && c->n == 0)
+        st = dr_error("%s: no cases (expected JSONL lines with \"answer\" and \"response\")", path);
     if (st) cases_free(c);
     return st;
 }

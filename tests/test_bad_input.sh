@@ -108,6 +108,11 @@ expect "prompt longer than the context" "exceeds the model's context" "$W/run2" 
 expect "unknown estimator" "'rl.estimator' must be one of" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.estimator=ppo
 expect "unknown transform" "'rl.reward_transform' must be one of" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.reward_transform=tanh
 expect "wrapped message kept whole" '--device: device "tpu": expected "cpu", "cuda" or "auto"' "" -- "$BIN" generate --model "$W/m" --template raw --prompt hi --device tpu
+expect "dataset is a directory" "$W: is a directory, expected a JSONL file" "$W/out.jsonl" -- "$BIN" logprobs --model "$W/m" --data "$W" --out "$W/out.jsonl"
+expect "verify data is a directory" "$W: is a directory, expected a JSONL file" "" -- "$BIN" verify --task gsm8k --data "$W"
+expect "run config is a directory" "$W: is a directory, expected a JSON file" "" -- "$BIN" train "$W"
+: >"$W/empty.jsonl"
+expect "verify data empty" "empty.jsonl: no cases" "" -- "$BIN" verify --task gsm8k --data "$W/empty.jsonl"
 expect "unknown flag" "unexpected argument" "" -- "$BIN" logprobs --model "$W/m" --bogus x
 
 echo "$pass passed, $fail failed"
