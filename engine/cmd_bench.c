@@ -103,6 +103,10 @@ static void run_config_shape(const RunConfig *rc, ModelConfig *c) {
     c->qkv_bias = !strcmp(c->model_type, "qwen2");
 }
 
+static const char BENCH_USAGE[] =
+    "denserl bench CONFIG.json [--set key.path=value ...] [--shape NAME | --model-config "
+    "DIR|config.json] [--warmup W] [--steps S] [--json OUT.json]";
+
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int usage_error(const char *fmt, ...) {
@@ -111,8 +115,8 @@ static int usage_error(const char *fmt, ...) {
     fprintf(stderr, "error: bench: ");
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\nusage: denserl bench CONFIG.json [--set key.path=value ...] [--shape NAME | "
-                    "--model-config DIR|config.json] [--warmup W] [--steps S] [--json OUT.json]\n");
+    /* one line, as every other error: the usage goes in parentheses after it */
+    fprintf(stderr, " (usage: %s)\n", BENCH_USAGE);
     return 2;
 }
 
@@ -132,6 +136,10 @@ static int parse_args(int argc, char **argv, BenchArgs *a) {
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+            printf("usage: %s\n", BENCH_USAGE);
+            return -1;
+        }
         int takes = !strcmp(f, "--set") || !strcmp(f, "--shape") || !strcmp(f, "--model-config") ||
                     !strcmp(f, "--warmup") || !strcmp(f, "--steps") || !strcmp(f, "--json");
         if (takes && !v) return usage_error("'%s' needs a value", f);
@@ -441,7 +449,7 @@ int cmd_bench(int argc, char **argv) {
     int rc_code = parse_args(argc, argv, &a);
     if (rc_code) {
         free(a.sets);
-        return rc_code;
+        return rc_code < 0 ? 0 : rc_code; /* -1: --help */
     }
     double t_cmd = time_now();
     RunConfig rc;

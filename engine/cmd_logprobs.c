@@ -122,7 +122,15 @@ int cmd_logprobs(int argc, char **argv) {
                             : !strcmp(argv[i], "--data") ? &data
                             : !strcmp(argv[i], "--out")  ? &out
                                                          : NULL;
-        if (!slot || i + 1 >= argc) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: denserl logprobs --model DIR --data IN.jsonl --out OUT.jsonl\n");
+            return 0;
+        }
+        if (slot && i + 1 >= argc) {
+            fprintf(stderr, "error: logprobs: %s expects a value after it\n", argv[i]);
+            return 2;
+        }
+        if (!slot) {
             fprintf(stderr,
                     "error: logprobs: unexpected argument '%s' (usage: denserl logprobs "
                     "--model DIR --data IN.jsonl --out OUT.jsonl)\n",

@@ -90,6 +90,10 @@ static int run(const char *spec_path, const char *out) {
 }
 
 int cmd_plot(int argc, char **argv) {
+    if (argc == 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
+        printf("usage: denserl plot SPEC.json OUT.svg\n");
+        return 0;
+    }
     if (argc != 2) {
         fprintf(stderr, "error: plot: usage: denserl plot SPEC.json OUT.svg\n");
         return 2;

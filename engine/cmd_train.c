@@ -367,7 +367,15 @@ int cmd_train(int argc, char **argv) {
     char **sets = xcalloc(argc + 1, sizeof(char *));
     int n_sets = 0, resume = 0;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--resume")) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: denserl train CONFIG.json [--set key.path=value ...] [--resume]\n");
+            free(sets);
+            return 0;
+        } else if (!strcmp(argv[i], "--set") && i + 1 >= argc) {
+            fprintf(stderr, "error: train: --set expects key.path=value after it\n");
+            free(sets);
+            return 2;
+        } else if (!strcmp(argv[i], "--resume")) {
             resume = 1;
         } else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
             sets[n_sets++] = argv[++i];
