@@ -205,6 +205,7 @@ static double process_age(void) {
 static int prepare(const BenchArgs *a, RunConfig *rc, ModelConfig *mc, Backend *be,
                    const char **shape_name) {
     if (run_config_load(rc, a->cfg_path, a->sets, a->n_sets)) return DR_ERR;
+    if (a->json_path && atomic_check(a->json_path)) return DR_ERR;
     /* every sampled group enters the step: a fixed batch of P x K rows each step */
     rc->rl.acc_lo = 0;
     rc->rl.acc_hi = 1;

@@ -373,6 +373,7 @@ static int run(const TextGenOptions *opt, const ScoreArgs *a) {
         return st;
     }
 
+    backend_note_fallback();
     int ng;
     ScoreGroup *g = make_groups(it, n, &ng);
     json_t **objs = xmalloc(sizeof(json_t *) * (size_t)n);

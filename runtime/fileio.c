@@ -14,6 +14,9 @@
 int atomic_open(AtomicFile *af, const char *path) {
     memset(af, 0, sizeof *af);
     if (!path || !*path) return dr_error("(empty path): expected a file name to write");
+    /* found now, not by the rename after all the work */
+    if (dir_exists(path))
+        return dr_error("%s: is a directory, expected a file name to write", path);
     int n1 = snprintf(af->path, sizeof af->path, "%s", path);
     int n2 = snprintf(af->tmp, sizeof af->tmp, "%s.tmp.%ld", path, (long)getpid());
     if (n1 < 0 || n2 < 0 || (size_t)n2 >= sizeof af->tmp) {
@@ -77,6 +80,13 @@ int atomic_commit(AtomicFile *af) {
     }
     af->tmp[0] = '\0';
     fsync_parent_dir(af->path);
+    return DR_OK;
+}
+
+int atomic_check(const char *path) {
+    AtomicFile af;
+    if (atomic_open(&af, path)) return DR_ERR;
+    atomic_abort(&af);
     return DR_OK;
 }
 

@@ -14,6 +14,9 @@ int atomic_open(AtomicFile *af, const char *path);
 /* Flushes, fsyncs and renames onto the target. DR_OK or DR_ERR; the temp file is removed on error.
  */
 int atomic_commit(AtomicFile *af);
+/* Whether PATH can be written atomically (creates and removes its temporary file), for a
+ * command that writes only at the end of long work. DR_OK or DR_ERR as atomic_open. */
+int atomic_check(const char *path);
 /* Closes and removes the temporary file without touching the target. */
 void atomic_abort(AtomicFile *af);
 /* Writes a whole buffer atomically. */
