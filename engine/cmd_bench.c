@@ -462,6 +462,7 @@ int cmd_bench(int argc, char **argv) {
         free(a.sets);
         return 2;
     }
+    backend_note_fallback();
     r.mc = &mc;
     r.rc = &rc;
     backend_describe(r.be, r.device, sizeof r.device);

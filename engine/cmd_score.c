@@ -356,6 +356,7 @@ static int run(const TextGenOptions *opt, const ScoreArgs *a) {
         else
             st = model_check_seq_len(&rc, it[i].n, where);
     }
+    if (st == DR_OK && a->out) st = atomic_check(a->out); /* before the scoring, not after */
     Model prm, ref;
     int have_prm = 0;
     Backend be = BACKEND_CPU;

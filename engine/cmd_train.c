@@ -424,6 +424,7 @@ int cmd_train(int argc, char **argv) {
         json_decref(j);
     }
     if (st == DR_OK) {
+        backend_note_fallback();
         printf("denserl train | %s | %zu parameters | %s | %d threads | %s\n", cfg_path, m.n_params,
                backend_name(m.be), omp_get_max_threads(), dist_describe());
         snprintf(path, sizeof path, "%s/metrics.jsonl", rc.run_dir);

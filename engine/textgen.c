@@ -306,6 +306,7 @@ void textgen_result_free(TextGenResult *r) {
 void textgen_run_all(TextGen *tg, const TextGenPrompts *p, int k, int rows, TextGenRepliesFn fn,
                      void *ctx) {
     const int per = rows / k, n = p->n;
+    backend_note_fallback();
     int **ids = xmalloc(sizeof(int *) * rows);
     int *lens = xmalloc(sizeof(int) * rows);
     unsigned long long *rid = xmalloc(sizeof(unsigned long long) * rows);

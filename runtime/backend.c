@@ -35,6 +35,13 @@ int backend_cuda_available(void) {
 #endif
 }
 
+static int g_auto_fell_back;
+
+void backend_note_fallback(void) {
+    if (g_auto_fell_back == 1) fprintf(stderr, "denserl: no GPU answered; running on the CPU\n");
+    if (g_auto_fell_back) g_auto_fell_back = 2;
+}
+
 int backend_from_name(const char *name, Backend *out) {
     if (strcmp(name, "cpu") == 0) {
         *out = BACKEND_CPU;
@@ -42,7 +49,7 @@ int backend_from_name(const char *name, Backend *out) {
     }
     if (strcmp(name, "auto") == 0) {
         *out = backend_cuda_available() ? BACKEND_CUDA : BACKEND_CPU;
-        if (*out == BACKEND_CPU) fprintf(stderr, "denserl: no GPU answered; running on the CPU\n");
+        if (*out == BACKEND_CPU && !g_auto_fell_back) g_auto_fell_back = 1;
         return DR_OK;
     }
     if (strcmp(name, "cuda") == 0) {

@@ -5,9 +5,12 @@
 
 typedef enum { BACKEND_CPU = 0, BACKEND_CUDA = 1 } Backend;
 
-/* Parses "cpu", "cuda" or "auto" (CUDA when built in and a GPU answers, else CPU with one
- * line on stderr). DR_OK or DR_ERR naming the value. */
+/* Parses "cpu", "cuda" or "auto" (CUDA when built in and a GPU answers, else CPU, which
+ * backend_note_fallback announces). DR_OK or DR_ERR naming the value. */
 int backend_from_name(const char *name, Backend *out);
+/* One line on stderr, once, if "auto" fell back to the CPU. Commands call it once their input
+ * has been checked, so that an error is the only line a bad input prints. */
+void backend_note_fallback(void);
 const char *backend_name(Backend be);
 /* 1 if this binary was built with the CUDA backend and a device is present. */
 int backend_cuda_available(void);

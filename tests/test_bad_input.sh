@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Bad input, each case must end with "error: <file>: ..." on stderr, exit code 2, no crash
-# and no output file. Usage: test_bad_input.sh path/to/denserl
+# Bad input, each case must end with one line "error: <file>: ..." on stderr, exit code 2, no
+# crash and no output file. Usage: test_bad_input.sh path/to/denserl
 set -u
 BIN=$(realpath "$1")
 W=$(mktemp -d)
@@ -13,7 +13,8 @@ expect() {
     "$@" >"$W/stdout" 2>"$W/stderr"
     local rc=$? err
     err=$(cat "$W/stderr")
-    if [ $rc -eq 2 ] && grep -q "^error: " "$W/stderr" && grep -qF -- "$pat" "$W/stderr" &&
+    if [ $rc -eq 2 ] && [ "$(wc -l <"$W/stderr")" -eq 1 ] && grep -q "^error: " "$W/stderr" &&
+       grep -qF -- "$pat" "$W/stderr" &&
        { [ -z "$out" ] || [ ! -e "$out" ]; } && ! ls "$W"/*.tmp.* >/dev/null 2>&1; then
         pass=$((pass + 1)); echo "PASS $name: $err"
     else
@@ -113,7 +114,22 @@ expect "verify data is a directory" "$W: is a directory, expected a JSONL file" 
 expect "run config is a directory" "$W: is a directory, expected a JSON file" "" -- "$BIN" train "$W"
 : >"$W/empty.jsonl"
 expect "verify data empty" "empty.jsonl: no cases" "" -- "$BIN" verify --task gsm8k --data "$W/empty.jsonl"
+expect "bench unknown flag, usage on the same line" "bench: unexpected argument '--frob' (usage:" "" -- "$BIN" bench "$W/tiny.json" --frob
+expect "train --set without a value" "train: --set expects key.path=value" "" -- "$BIN" train "$W/tiny.json" --set
+expect "logprobs flag without a value" "logprobs: --out expects a value" "" -- "$BIN" logprobs --model "$W/m" --data "$W/ok.jsonl" --out
+expect "logprobs --out is a directory" "$W: is a directory, expected a file name to write" "" -- "$BIN" logprobs --model "$W/m" --data "$W/ok.jsonl" --out "$W"
+expect "bench --json in a missing directory, before the run" "$W/nodir/b.json: cannot create" "" -- "$BIN" bench "$W/tiny.json" --json "$W/nodir/b.json"
 expect "unknown flag" "unexpected argument" "" -- "$BIN" logprobs --model "$W/m" --bogus x
+
+# --help is not a mistake: usage on stdout, exit 0, for every command
+for c in train logprobs inspect plot verify generate eval bench score; do
+    if "$BIN" $c --help >"$W/stdout" 2>"$W/stderr" && grep -q "usage: denserl $c" "$W/stdout" &&
+       [ ! -s "$W/stderr" ]; then
+        pass=$((pass + 1)); echo "PASS $c --help"
+    else
+        fail=$((fail + 1)); echo "FAIL $c --help: $(cat "$W/stderr")"
+    fi
+done
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
