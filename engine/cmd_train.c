@@ -86,6 +86,10 @@ static int prepare_model(const char *cfg_path, const RunConfig *rc, const Task *
     int need = task->kind == TASK_ARITH ? sft_max_len(&ap) : 0; /* no SFT on datasets */
     ModelConfig mc;
     if (strcmp(rc->model.init, "random") == 0) {
+        if (rc->model.vocab_size > 0 && rc->model.vocab_size < task->vocab)
+            return dr_error("%s: 'model.vocab_size' (%d) is smaller than the task's %d tokens (0 "
+                            "takes the task's)",
+                            cfg_path, rc->model.vocab_size, task->vocab);
         random_model_config(rc, &mc);
         if (model_config_validate(&mc, cfg_path)) return DR_ERR;
     } else if (model_config_load(rc->model.init, &mc)) {

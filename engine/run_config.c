@@ -1,4 +1,5 @@
 /* Schema, defaults and cross-field checks of the run config. */
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -153,6 +154,15 @@ static int rl_config_check(const RlConfig *r, const char *path) {
     if (!strcmp(r->estimator, "gae") && !strcmp(r->critic, "none"))
         return dr_error("%s: 'rl.estimator' \"gae\" needs a critic but 'rl.critic' is \"none\"",
                         path);
+    /* row and token counts are ints: refuse a step whose buffers could not be indexed (nor
+     * held by any machine) rather than overflow */
+    long long rows = (long long)r->prompts_per_step * r->samples_per_prompt *
+                     ((long long)r->oversample * r->max_attempts + 1);
+    if (rows * (r->max_response_tokens + 1) > INT_MAX)
+        return dr_error("%s: 'rl.prompts_per_step' x 'rl.samples_per_prompt' x ('rl.oversample' "
+                        "x 'rl.max_attempts' + 1) rows of 'rl.max_response_tokens' tokens make "
+                        "%lld tokens, more than %d",
+                        path, rows * (r->max_response_tokens + 1), INT_MAX);
     if (!(r->beta > 0)) return dr_error("%s: 'rl.beta' must be > 0 (got %g)", path, r->beta);
     if (r->dual_clip != 0 && r->dual_clip <= 1)
         return dr_error("%s: 'rl.dual_clip' must be 0 (off) or > 1 (got %g)", path, r->dual_clip);
