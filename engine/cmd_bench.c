@@ -256,6 +256,9 @@ static int prepare(const BenchArgs *a, RunConfig *rc, ModelConfig *mc, Backend *
                         mc->vocab, CHARTOK_VOCAB);
     int len = prime_max_len(NULL, rc);
     if (model_check_seq_len(mc, len, *shape_name)) return DR_ERR;
+    if (model_check_memory(mc, *be, prime_micro_rows(rc), len,
+                           strcmp(*shape_name, "config") ? *shape_name : a->cfg_path))
+        return DR_ERR;
     if (rc->threads > 0) {
         omp_set_num_threads(rc->threads);
         openblas_set_num_threads(rc->threads);

@@ -114,6 +114,7 @@ static int prepare_model(const char *cfg_path, const RunConfig *rc, const Task *
     if (n_rl > rows) rows = n_rl;
     if (rl_len > need) need = rl_len;
     if (strcmp(rc->model.init, "random") == 0) {
+        if (model_check_memory(&mc, be, rows, need, cfg_path)) return DR_ERR;
         model_init(m, &mc, be, rows, need);
         model_init_random(m, (unsigned long long)rc->seed, (float)rc->model.init_std);
     } else if (model_load(m, rc->model.init, be, rows, need)) {

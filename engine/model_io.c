@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysinfo.h>
 #include "model_io.h"
 #include "../runtime/check.h"
 #include "../runtime/error.h"
@@ -135,6 +136,22 @@ int model_check_seq_len(const ModelConfig *c, int T, const char *what) {
         return dr_error("%s: sequence of %d tokens is longer than the model's sliding window "
                         "(%d), which denserl does not implement",
                         what, T, c->sliding_window);
+    return DR_OK;
+}
+
+int model_check_memory(const ModelConfig *c, Backend be, int B, int T, const char *what) {
+    struct sysinfo si;
+    if (be != BACKEND_CPU || sysinfo(&si) != 0) return DR_OK;
+    /* the weights, the residual stream of every layer and the MLP's three activations */
+    double N = (double)B * T, L = c->n_layers;
+    double need =
+        4.0 * ((double)model_param_count(c) + N * c->d_model * (L + 1) + 3 * N * L * c->d_ff);
+    double have = ((double)si.totalram + (double)si.totalswap) * si.mem_unit;
+    if (need > have)
+        return dr_error("%s: a model of %.3g parameters with activations for %d rows of %d tokens "
+                        "needs at least %.1f GB, more than this machine's %.1f GB of memory and "
+                        "swap",
+                        what, (double)model_param_count(c), B, T, need / 1e9, have / 1e9);
     return DR_OK;
 }
 
@@ -323,6 +340,7 @@ int model_load(Model *m, const char *dir, Backend be, int B, int T) {
     ModelConfig c;
     if (model_config_load(dir, &c)) return DR_ERR;
     if (T > c.max_pos) T = c.max_pos;
+    if (model_check_memory(&c, be, B, T, dir)) return DR_ERR;
     model_init(m, &c, be, B, T);
     if (model_weights_load(m, dir)) {
         model_free(m);
