@@ -421,7 +421,11 @@ int cmd_train(int argc, char **argv) {
     rep.rl_steps = rc.rl.steps;
     rep.sft_eval_accuracy = rep.rl_eval_accuracy = NAN;
     FILE *metrics = NULL;
-    st = make_dirs(rc.run_dir);
+    /* the dump directory now, not at the first dump after SFT and a rollout */
+    if (rc.debug_dump_dir[0] && make_dirs(rc.debug_dump_dir))
+        st = dr_error("%s: 'debug_dump_dir': %s", cfg_path, dr_last_error());
+    else if (make_dirs(rc.run_dir))
+        st = dr_error("%s: 'run_dir': %s", cfg_path, dr_last_error());
     if (st == DR_OK) {
         json_t *j = run_config_json(&rc);
         snprintf(path, sizeof path, "%s/run_config.json", rc.run_dir);

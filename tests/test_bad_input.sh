@@ -119,6 +119,13 @@ expect "train --set without a value" "train: --set expects key.path=value" "" --
 expect "logprobs flag without a value" "logprobs: --out expects a value" "" -- "$BIN" logprobs --model "$W/m" --data "$W/ok.jsonl" --out
 expect "logprobs --out is a directory" "$W: is a directory, expected a file name to write" "" -- "$BIN" logprobs --model "$W/m" --data "$W/ok.jsonl" --out "$W"
 expect "bench --json in a missing directory, before the run" "$W/nodir/b.json: cannot create" "" -- "$BIN" bench "$W/tiny.json" --json "$W/nodir/b.json"
+: >"$W/afile"
+expect "run_dir under a file" "'run_dir': $W/afile/run: cannot create directory" "$W/afile/run" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/afile/run"
+expect "debug_dump_dir under a file, before any work" "'debug_dump_dir': $W/afile/d: cannot create" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.steps=1 --set debug_dump_dir="$W/afile/d"
+expect "vocab_size below the task's tokens" "'model.vocab_size' (5) is smaller than the task's" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set model.vocab_size=5
+expect "rows x tokens past an int" "rl.max_response_tokens' tokens make" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.prompts_per_step=1048576 --set rl.samples_per_prompt=1024
+expect "a model no memory holds" "more than this machine's" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set model.hidden_size=65536 --set model.intermediate_size=1048576 --set model.num_hidden_layers=1024
+expect "bench: a model no memory holds" "more than this machine's" "" -- "$BIN" bench "$W/tiny.json" --set model.hidden_size=65536 --set model.intermediate_size=1048576 --set model.num_hidden_layers=1024
 expect "unknown flag" "unexpected argument" "" -- "$BIN" logprobs --model "$W/m" --bogus x
 
 # --help is not a mistake: usage on stdout, exit 0, for every command
