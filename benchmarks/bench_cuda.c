@@ -485,6 +485,21 @@ static void bench_logprob(int quick) {
             report_vs(name, shape, BF16, 3 * f, ms, gemm_rate);
         }
         unsetenv("DENSERL_LOGPROB_OVERLAP");
+        /* fp16 logits (the model's default): fp16 operands for the logits, bf16 for dh, dw */
+        float *tmp = rand_dev((size_t)V * d, 0.05f);
+        uint16_t *w16 = be_alloc(BACKEND_CUDA, 2 * (size_t)V * d),
+                 *h16 = be_alloc(BACKEND_CUDA, 2 * (size_t)n * d);
+        cast_f16_cuda(w16, tmp, (long)V * d);
+        be_free(BACKEND_CUDA, tmp);
+        tmp = rand_dev((size_t)n * d, 1.0f);
+        cast_f16_cuda(h16, tmp, (long)n * d);
+        be_free(BACKEND_CUDA, tmp);
+        TIME_MS(ms, logprob_forward_f16_cuda(lp, ent, lse, h16, w16, tg, n, d, V, chunk, scratch));
+        report_vs("logprob f16 logits fwd", shape, BF16, f, ms, gemm_rate);
+        TIME_MS(ms, logprob_backward_f16_cuda(dh, dw, dlp, NULL, h16, w16, h, w, tg, lse, n, d, V,
+                                              chunk, scratch));
+        report_vs("logprob f16 logits bwd", shape, BF16, 3 * f, ms, gemm_rate);
+        FREE(w16, h16);
         if (c == 0) {
             float *hf = rand_dev((size_t)n * d, 1.0f), *wf = rand_dev((size_t)V * d, 0.05f);
             TIME_MS(ms, logprob_forward_cuda(lp, ent, lse, hf, wf, tg, n, d, V, chunk, scratch));

@@ -2,6 +2,7 @@
  * forward/backward over a (B, T) token batch. The forward keeps every activation the
  * backward needs; the backward walks the layers in reverse with one layer of scratch. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "model.h"
 #include "../kernels/philox.h"
@@ -265,7 +266,7 @@ void model_free(Model *m) {
                     a->dup,    a->dh,    a->io_tok,   a->io_tgt,   a->io_a,    a->io_b};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) be_free(m->be, bufs[i]);
-    void *mx[] = {m->mx.w, m->mx.buf[0], m->mx.buf[1], m->mx.buf[2], m->mx.attn_ws};
+    void *mx[] = {m->mx.w, m->mx.w16, m->mx.buf[0], m->mx.buf[1], m->mx.buf[2], m->mx.attn_ws};
     for (size_t i = 0; i < sizeof mx / sizeof mx[0]; i++)
         if (mx[i]) be_free(m->be, mx[i]);
     memset(m, 0, sizeof *m);
@@ -324,9 +325,15 @@ int model_use_bf16(Model *m, const char *attention) {
     if (cudnn && !op_mixed_attention_cudnn_available())
         return dr_error("attention \"cudnn\": cuDNN's fused attention is not available here "
                         "(see the line above); use \"flash\"");
+    /* the lm_head's logits in fp16 (logprob_bf16.h) unless DENSERL_LOGITS=f32 */
+    const char *lg = getenv("DENSERL_LOGITS");
+    if (lg && *lg && strcmp(lg, "f16") && strcmp(lg, "f32"))
+        return dr_error("DENSERL_LOGITS=%s: expected f16 or f32", lg);
     m->mx.on = 1;
     m->mx.cudnn_attn = cudnn;
     m->mx.w = be_alloc(m->be, sizeof(uint16_t) * m->n_params);
+    if (!(lg && !strcmp(lg, "f32")))
+        m->mx.w16 = be_alloc(m->be, sizeof(uint16_t) * (size_t)m->cfg.vocab * m->cfg.d_model);
     m->mx.stale = 1;
     return DR_OK;
 }
@@ -338,6 +345,7 @@ void model_params_changed(Model *m) {
 void model_refresh_weights(Model *m) {
     if (!m->mx.on || !m->mx.stale) return;
     op_cast_bf16(m->be, m->mx.w, m->params, (long)m->n_params);
+    if (m->mx.w16) op_cast_f16(m->be, m->mx.w16, m->w.lm_head, (long)m->cfg.vocab * m->cfg.d_model);
     m->mx.stale = 0;
 }
 
@@ -518,9 +526,9 @@ static void lp_fwd(Model *m, float *logp, float *entropy, const int *targets, in
                            c->d_model, c->vocab, m->logits_chunk, a->scratch);
         return;
     }
-    op_logprob_forward_mixed(m->be, logp, entropy, a->lse_out, a->xf, bw(m, m->w.lm_head), targets,
-                             N, c->d_model, c->vocab, m->logits_chunk, a->scratch,
-                             mx_buf(m, 0, (size_t)N * c->d_model));
+    op_logprob_forward_mixed(m->be, logp, entropy, a->lse_out, a->xf, bw(m, m->w.lm_head),
+                             m->mx.w16, targets, N, c->d_model, c->vocab, m->logits_chunk,
+                             a->scratch, mx_buf(m, 0, (size_t)N * c->d_model));
     m->mx.xs_of = NULL; /* slot 0 now holds xf's copy, which no product reuses */
 }
 
@@ -533,9 +541,10 @@ static void lp_bwd(Model *m, const float *dlogp, const float *dentropy, const in
                             a->scratch);
         return;
     }
+    const size_t hs = (size_t)N * c->d_model * (m->mx.w16 ? 2 : 1); /* bf16 (and fp16) xf */
     op_logprob_backward_mixed(m->be, a->dtmp, m->g.lm_head, dlogp, dentropy, a->xf,
-                              bw(m, m->w.lm_head), targets, a->lse_out, N, c->d_model, c->vocab,
-                              m->logits_chunk, a->scratch, mx_buf(m, 0, (size_t)N * c->d_model));
+                              bw(m, m->w.lm_head), m->mx.w16, targets, a->lse_out, N, c->d_model,
+                              c->vocab, m->logits_chunk, a->scratch, mx_buf(m, 0, hs));
     m->mx.xs_of = NULL;
 }
 

@@ -75,6 +75,7 @@ typedef struct {
     int on;
     int cudnn_attn;     /* attention through cuDNN's fused kernels instead of the hand-written */
     uint16_t *w;        /* (n_params) bf16 copy of params, remade when stale */
+    uint16_t *w16;      /* (vocab, d) fp16 copy of the lm_head for fp16 logits, or NULL */
     int stale;          /* params changed since w was made */
     uint16_t *buf[3];   /* activation copies: product input, product output gradient, attention */
     size_t cap[3];      /* their sizes in elements */

@@ -111,6 +111,8 @@ double value_loss_cuda(float *dV, double *clip_frac, const float *V, const float
  * both). */
 /* y = bf16(x) rounded to nearest even; y += x and y = x widening bf16 x to fp32. */
 void cast_bf16_cuda(uint16_t *y, const float *x, long n);
+/* y = fp16(x) rounded to nearest even (the fp16 logits' operands, logprob_bf16.h) */
+void cast_f16_cuda(uint16_t *y, const float *x, long n);
 void add_from_bf16_cuda(float *y, const uint16_t *x, long n);
 void widen_bf16_cuda(float *y, const uint16_t *x, long n);
 /* SwiGLU with bf16 results (elementwise_cuda.cu): h = bf16(silu(g) u); dg, du = bf16 of the
@@ -138,13 +140,16 @@ void attention_backward_mixed_cuda(float *dq, float *dk, float *dv, const uint16
                                    const float *q, const float *k, const float *v,
                                    const uint16_t *ob, const float *lse, int B, int T, int H,
                                    int Hkv, int D, uint16_t *s, void *ws, int cudnn);
+/* log-prob: w is the bf16 copy of the lm_head weight; w16 its fp16 copy for fp16 logits
+ * (logprob_forward_f16_cuda), or NULL for fp32 logits. hs: n*d bf16 elements, 2*n*d for the
+ * backward with w16. */
 void logprob_forward_mixed_cuda(float *logp, float *entropy, float *lse, const float *h,
-                                const uint16_t *w, const int *targets, int n, int d, int V,
-                                int chunk, float *scratch, uint16_t *hs);
+                                const uint16_t *w, const uint16_t *w16, const int *targets, int n,
+                                int d, int V, int chunk, float *scratch, uint16_t *hs);
 void logprob_backward_mixed_cuda(float *dh, float *dw, const float *dlogp, const float *dentropy,
-                                 const float *h, const uint16_t *w, const int *targets,
-                                 const float *lse, int n, int d, int V, int chunk, float *scratch,
-                                 uint16_t *hs);
+                                 const float *h, const uint16_t *w, const uint16_t *w16,
+                                 const int *targets, const float *lse, int n, int d, int V,
+                                 int chunk, float *scratch, uint16_t *hs);
 
 #ifdef __cplusplus
 }

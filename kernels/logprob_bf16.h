@@ -23,6 +23,22 @@ void logprob_backward_bf16_cuda(float *dh, float *dw, const float *dlogp, const 
                                 const uint16_t *h, const uint16_t *w, const int *targets,
                                 const float *lse, int n, int d, int V, int chunk, float *scratch);
 
+/* fp16 logits: the logits products take fp16 copies of h and w (h16, w16: fp16 bit patterns)
+ * and write fp16 logits, half the bytes of fp32 ones through memory, in steps of 2 * chunk
+ * rows (the same scratch of chunk * V floats). The target's logit is recomputed in fp32 from
+ * h16 and w16, so that logp does not carry the fp16 rounding of its own logit; every other
+ * logit does (at most 2^-11 of its size), through lse and the entropy. The backward writes
+ * bf16 dlogits over the fp16 logits and forms dh and dw from them with the bf16 copies hb
+ * and wb (the gradients keep bf16's range). Logits beyond fp16's range (65504) are not
+ * supported. */
+void logprob_forward_f16_cuda(float *logp, float *entropy, float *lse, const uint16_t *h16,
+                              const uint16_t *w16, const int *targets, int n, int d, int V,
+                              int chunk, float *scratch);
+void logprob_backward_f16_cuda(float *dh, float *dw, const float *dlogp, const float *dentropy,
+                               const uint16_t *h16, const uint16_t *w16, const uint16_t *hb,
+                               const uint16_t *wb, const int *targets, const float *lse, int n,
+                               int d, int V, int chunk, float *scratch);
+
 #ifdef __cplusplus
 }
 #endif

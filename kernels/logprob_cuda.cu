@@ -25,6 +25,8 @@
  *   dh (rows, d) += dz @ w            is  dh' (d, rows) += w' (d, V) @ dz' (V, rows)
  *   dw (V, d) += dz^T @ h             is  dw' (d, V) += h' (d, rows) @ op_T(dz' (V, rows)). */
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include "../kernels/bf16_cuda.cuh"
 #include "../kernels/kernels_cuda.h"
 #include "../kernels/logprob_bf16.h"
 #include "../runtime/cuda_util.cuh"
@@ -158,6 +160,153 @@ __global__ void lp_backward_kernel(float *z, const float *dlogp, const float *de
     }
 }
 
+/* ---- fp16 logits (logprob_forward_f16_cuda, logprob_backward_f16_cuda) ---- */
+
+/* The target's logit h[r] . w[t] in fp32 from the fp16 operands, on every thread of the block.
+ * The stored fp16 logits carry 11 significant bits; the target's goes into logp directly, so
+ * it is recomputed here (fp16 products are exact in fp32, the sum is in double). */
+static __device__ float lp_target_logit(const __half *h, const __half *w, int d, double *sh) {
+    double acc = 0.0;
+    for (int i = threadIdx.x; i < d; i += blockDim.x)
+        acc += (double)(__half2float(h[i]) * __half2float(w[i]));
+    return (float)lp_block_sum(acc, sh);
+}
+
+/* Logits of a row per load: 8 (one 16-byte load) where V % 8 == 0, else 1. */
+template <bool VEC> struct LpF16 { static constexpr int PER = VEC ? 8 : 1; };
+
+__device__ __forceinline__ float lp_half_lo(uint32_t u) {
+    return __half2float(__ushort_as_half((unsigned short)(u & 0xffffu)));
+}
+__device__ __forceinline__ float lp_half_hi(uint32_t u) {
+    return __half2float(__ushort_as_half((unsigned short)(u >> 16)));
+}
+
+/* The PER logits of a row from v0 on, widened from fp16; the target's replaced by zt. */
+template <bool VEC>
+static __device__ __forceinline__ void lp_load_f16(float (&x)[LpF16<VEC>::PER], const __half *zr,
+                                                   int v0, int t, float zt) {
+    if constexpr (VEC) {
+        const uint4 u = *reinterpret_cast<const uint4 *>(zr + v0);
+        const uint32_t wd[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int k = 0; k < LpF16<VEC>::PER / 2; k++)
+            x[2 * k] = lp_half_lo(wd[k]), x[2 * k + 1] = lp_half_hi(wd[k]);
+    } else {
+        x[0] = __half2float(zr[v0]);
+    }
+#pragma unroll
+    for (int k = 0; k < LpF16<VEC>::PER; k++)
+        if (v0 + k == t) x[k] = zt;
+}
+
+/* As lp_forward_kernel on fp16 logits, PER of them per load; the thread's running
+ * (m, s, su) are fp32 (a few hundred terms each), the block's sums double. */
+template <bool VEC>
+__global__ void lp_forward_f16_kernel(float *logp, float *entropy, float *lse, const __half *z,
+                                      const __half *h, const __half *w, const int *targets,
+                                      int row0, int V, int d) {
+    constexpr int PER = LpF16<VEC>::PER;
+    __shared__ float shf[32];
+    __shared__ double shd[32];
+    const int r = row0 + blockIdx.x, t = targets[r];
+    if (t < 0) {
+        if (threadIdx.x == 0) {
+            logp[r] = 0.0f;
+            lse[r] = 0.0f;
+            if (entropy) entropy[r] = 0.0f;
+        }
+        return; /* the whole block leaves: t is the same for every thread */
+    }
+    const float zt = lp_target_logit(h + (size_t)r * d, w + (size_t)t * d, d, shd);
+    const __half *zr = z + (size_t)blockIdx.x * V;
+    float m = -INFINITY, s = 0.0f, su = 0.0f;
+    for (int v0 = threadIdx.x * PER; v0 < V; v0 += blockDim.x * PER) {
+        float x[PER];
+        lp_load_f16<VEC>(x, zr, v0, t, zt);
+        float mx = x[0];
+#pragma unroll
+        for (int k = 1; k < PER; k++) mx = fmaxf(mx, x[k]);
+        if (mx > m) {
+            if (s > 0.0f) {
+                const float dm = mx - m, sc = expf(-dm);
+                su = sc * (su - dm * s);
+                s *= sc;
+            }
+            m = mx;
+        }
+#pragma unroll
+        for (int k = 0; k < PER; k++) {
+            const float u = x[k] - m, e = expf(u);
+            s += e;
+            su += e * u;
+        }
+    }
+    const float bm = lp_block_max(m, shf);
+    double ds = 0.0, dsu = 0.0;
+    if (s > 0.0f) { /* threads that saw no element add nothing */
+        const double dm = (double)bm - m, sc = exp(-dm);
+        dsu = sc * ((double)su - dm * s);
+        ds = sc * s;
+    }
+    ds = lp_block_sum(ds, shd);
+    if (entropy) dsu = lp_block_sum(dsu, shd); /* entropy: the same for the whole block */
+    if (threadIdx.x == 0) {
+        const double log_s = log(ds);
+        lse[r] = (float)(bm + log_s);
+        logp[r] = (float)((double)(zt - bm) - log_s);
+        if (entropy) entropy[r] = (float)(log_s - dsu / ds);
+    }
+}
+
+/* dz = dlogp (onehot - p) - dentropy p (log p + H) from fp16 logits, rounded to bf16 and
+ * written over the same 2 bytes (each thread reads, then writes, its own elements). */
+template <bool VEC>
+__global__ void lp_backward_f16_kernel(__half *z, const float *dlogp, const float *dentropy,
+                                       const __half *h, const __half *w, const int *targets,
+                                       const float *lse, int row0, int V, int d) {
+    constexpr int PER = LpF16<VEC>::PER;
+    __shared__ double shd[32];
+    const int r = row0 + blockIdx.x, t = targets[r];
+    __half *zr = z + (size_t)blockIdx.x * V;
+    __nv_bfloat16 *zb = reinterpret_cast<__nv_bfloat16 *>(zr);
+    if (t < 0) {
+        for (int v = threadIdx.x; v < V; v += blockDim.x) zb[v] = __float2bfloat16(0.0f);
+        return;
+    }
+    const float zt = lp_target_logit(h + (size_t)r * d, w + (size_t)t * d, d, shd);
+    const float l = lse[r], dl = dlogp[r], de = dentropy ? dentropy[r] : 0.0f;
+    float H = 0.0f;
+    if (de != 0.0f) { /* de is the same for the whole block */
+        float acc = 0.0f;
+        for (int v0 = threadIdx.x * PER; v0 < V; v0 += blockDim.x * PER) {
+            float x[PER];
+            lp_load_f16<VEC>(x, zr, v0, t, zt);
+#pragma unroll
+            for (int k = 0; k < PER; k++) acc -= expf(x[k] - l) * (x[k] - l);
+        }
+        H = (float)lp_block_sum((double)acc, shd);
+    }
+    for (int v0 = threadIdx.x * PER; v0 < V; v0 += blockDim.x * PER) {
+        float x[PER], g[PER];
+        lp_load_f16<VEC>(x, zr, v0, t, zt);
+#pragma unroll
+        for (int k = 0; k < PER; k++) {
+            const float lp = x[k] - l, p = expf(lp);
+            g[k] = -dl * p - de * p * (lp + H);
+            if (v0 + k == t) g[k] += dl;
+        }
+        if constexpr (VEC) {
+            uint4 u;
+            u.x = bf16_pack2(g[0], g[1]), u.y = bf16_pack2(g[2], g[3]);
+            u.z = bf16_pack2(g[4], g[5]), u.w = bf16_pack2(g[6], g[7]);
+            *reinterpret_cast<uint4 *>(zb + v0) = u;
+        } else {
+            zb[v0] = __float2bfloat16(g[0]);
+        }
+    }
+}
+
 /* ---- launchers ---- */
 
 static void lp_check_args(int chunk, int V) {
@@ -196,11 +345,10 @@ static void lp_grads_f32(float *dh, float *dw, const float *dz, const float *h, 
                                  h + (size_t)row0 * d, d, dz, V, &one, dw, d));
 }
 
-/* dh += dz @ w and dw += dz^T @ h from the bf16 dz (rows, V) of row stride 2V. */
-static void lp_grads_bf16(float *dh, float *dw, const uint16_t *dz, const uint16_t *h,
+/* dh += dz @ w and dw += dz^T @ h from the bf16 dz (rows, V) of row stride ldz. */
+static void lp_grads_bf16(float *dh, float *dw, const uint16_t *dz, int ldz, const uint16_t *h,
                           const uint16_t *w, int row0, int rows, int d, int V) {
     const float one = 1.0f;
-    const int ldz = 2 * V;
     if (dh)
         CUBLAS_CHECK(cublasGemmEx(dr_cublas(), CUBLAS_OP_N, CUBLAS_OP_N, d, rows, V, &one, w,
                                   CUDA_R_16BF, d, dz, CUDA_R_16BF, ldz, &one, dh + (size_t)row0 * d,
@@ -209,6 +357,15 @@ static void lp_grads_bf16(float *dh, float *dw, const uint16_t *dz, const uint16
         CUBLAS_CHECK(cublasGemmEx(dr_cublas(), CUBLAS_OP_N, CUBLAS_OP_T, d, V, rows, &one,
                                   h + (size_t)row0 * d, CUDA_R_16BF, d, dz, CUDA_R_16BF, ldz, &one,
                                   dw, CUDA_R_32F, d, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+/* z (rows, V) fp16 = h[row0 ..] @ w^T from fp16 h and w, fp32 accumulation. */
+static void lp_logits_f16(__half *z, const uint16_t *h, const uint16_t *w, int row0, int rows,
+                          int d, int V) {
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS_CHECK(cublasGemmEx(dr_cublas(), CUBLAS_OP_T, CUBLAS_OP_N, V, rows, d, &one, w,
+                              CUDA_R_16F, d, h + (size_t)row0 * d, CUDA_R_16F, d, &zero, z,
+                              CUDA_R_16F, V, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 /* The fp32 and bf16 entry points differ only in their products and in how dz is stored. */
@@ -228,8 +385,8 @@ static void lp_logits(float *z, const LpOperands &o, int row0, int rows) {
 static void lp_grads(float *dh, float *dw, const float *z, const LpOperands &o, int row0,
                      int rows) {
     if (o.bf16)
-        lp_grads_bf16(dh, dw, (const uint16_t *)z, (const uint16_t *)o.h, (const uint16_t *)o.w,
-                      row0, rows, o.d, o.V);
+        lp_grads_bf16(dh, dw, (const uint16_t *)z, 2 * o.V, (const uint16_t *)o.h,
+                      (const uint16_t *)o.w, row0, rows, o.d, o.V);
     else
         lp_grads_f32(dh, dw, z, (const float *)o.h, (const float *)o.w, row0, rows, o.d, o.V);
 }
@@ -397,6 +554,57 @@ static void lp_backward_run(float *dh, float *dw, const float *dlogp, const floa
     lp_pipe_end(p);
 }
 
+/* ---- fp16 logits: serial steps of twice the chunk's rows (fp16 rows are half as long) ---- */
+
+static int lp_f16_step(int n, int chunk) {
+    return chunk >= (n + 1) / 2 ? n : 2 * chunk;
+}
+
+static void lp_forward_f16_run(float *logp, float *entropy, float *lse, const uint16_t *h,
+                               const uint16_t *w, const int *targets, int n, int d, int V,
+                               int chunk, float *scratch) {
+    lp_check_args(chunk, V);
+    const int step = lp_f16_step(n, chunk);
+    __half *z = reinterpret_cast<__half *>(scratch);
+    const __half *hh = reinterpret_cast<const __half *>(h),
+                 *wh = reinterpret_cast<const __half *>(w);
+    for (int row0 = 0; row0 < n; row0 += step) {
+        const int rows = n - row0 < step ? n - row0 : step;
+        lp_logits_f16(z, h, w, row0, rows, d, V);
+        if (V % 8 == 0)
+            lp_forward_f16_kernel<true>
+                <<<rows, LP_THREADS>>>(logp, entropy, lse, z, hh, wh, targets, row0, V, d);
+        else
+            lp_forward_f16_kernel<false>
+                <<<rows, LP_THREADS>>>(logp, entropy, lse, z, hh, wh, targets, row0, V, d);
+        LAUNCH_CHECK();
+    }
+}
+
+static void lp_backward_f16_run(float *dh, float *dw, const float *dlogp, const float *dentropy,
+                                const uint16_t *h16, const uint16_t *w16, const uint16_t *hb,
+                                const uint16_t *wb, const int *targets, const float *lse, int n,
+                                int d, int V, int chunk, float *scratch) {
+    lp_check_args(chunk, V);
+    if (!dh && !dw) return;
+    const int step = lp_f16_step(n, chunk);
+    __half *z = reinterpret_cast<__half *>(scratch);
+    const __half *hh = reinterpret_cast<const __half *>(h16),
+                 *wh = reinterpret_cast<const __half *>(w16);
+    for (int row0 = 0; row0 < n; row0 += step) {
+        const int rows = n - row0 < step ? n - row0 : step;
+        lp_logits_f16(z, h16, w16, row0, rows, d, V);
+        if (V % 8 == 0)
+            lp_backward_f16_kernel<true>
+                <<<rows, LP_THREADS>>>(z, dlogp, dentropy, hh, wh, targets, lse, row0, V, d);
+        else
+            lp_backward_f16_kernel<false>
+                <<<rows, LP_THREADS>>>(z, dlogp, dentropy, hh, wh, targets, lse, row0, V, d);
+        LAUNCH_CHECK();
+        lp_grads_bf16(dh, dw, reinterpret_cast<const uint16_t *>(z), V, hb, wb, row0, rows, d, V);
+    }
+}
+
 /* ---- entry points ---- */
 
 extern "C" void logprob_forward_cuda(float *logp, float *entropy, float *lse, const float *h,
@@ -427,4 +635,20 @@ extern "C" void logprob_backward_bf16_cuda(float *dh, float *dw, const float *dl
                                            int n, int d, int V, int chunk, float *scratch) {
     const LpOperands o = {h, w, d, V, true};
     lp_backward_run(dh, dw, dlogp, dentropy, o, targets, lse, n, chunk, scratch);
+}
+
+extern "C" void logprob_forward_f16_cuda(float *logp, float *entropy, float *lse,
+                                         const uint16_t *h16, const uint16_t *w16,
+                                         const int *targets, int n, int d, int V, int chunk,
+                                         float *scratch) {
+    lp_forward_f16_run(logp, entropy, lse, h16, w16, targets, n, d, V, chunk, scratch);
+}
+
+extern "C" void logprob_backward_f16_cuda(float *dh, float *dw, const float *dlogp,
+                                          const float *dentropy, const uint16_t *h16,
+                                          const uint16_t *w16, const uint16_t *hb,
+                                          const uint16_t *wb, const int *targets, const float *lse,
+                                          int n, int d, int V, int chunk, float *scratch) {
+    lp_backward_f16_run(dh, dw, dlogp, dentropy, h16, w16, hb, wb, targets, lse, n, d, V, chunk,
+                        scratch);
 }

@@ -7,6 +7,7 @@
  * gradients), the caller can hand over its bf16 copy instead (x or dy NULL) or have a
  * product write one (linear_dx_bf16_mixed_cuda), and skip the fp32 tensor. */
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,17 +27,29 @@ static bool mx_vec_ok(const void *a, const void *b) {
     return (((uintptr_t)a | (uintptr_t)b) & 15) == 0;
 }
 
-__global__ void mx_cast_kernel(__nv_bfloat16 *__restrict__ y, const float *__restrict__ x, long n,
+/* Two floats rounded to nearest even, packed as bf16 (F16 false) or fp16 (F16 true). */
+template <bool F16> static __device__ __forceinline__ uint32_t mx_pack2(float lo, float hi) {
+    if constexpr (F16)
+        return (uint32_t)__half_as_ushort(__float2half_rn(lo)) |
+               (uint32_t)__half_as_ushort(__float2half_rn(hi)) << 16;
+    else
+        return bf16_pack2(lo, hi);
+}
+
+/* y (16-bit bit patterns) = x rounded to bf16 or fp16 */
+template <bool F16>
+__global__ void mx_cast_kernel(uint16_t *__restrict__ y, const float *__restrict__ x, long n,
                                long n8) {
     const long t = blockIdx.x * (long)blockDim.x + threadIdx.x,
                stride = (long)gridDim.x * blockDim.x;
     for (long i = t; i < n8; i += stride) {
         const float4 a = reinterpret_cast<const float4 *>(x)[2 * i];
         const float4 b = reinterpret_cast<const float4 *>(x)[2 * i + 1];
-        reinterpret_cast<uint4 *>(y)[i] = make_uint4(bf16_pack2(a.x, a.y), bf16_pack2(a.z, a.w),
-                                                     bf16_pack2(b.x, b.y), bf16_pack2(b.z, b.w));
+        reinterpret_cast<uint4 *>(y)[i] =
+            make_uint4(mx_pack2<F16>(a.x, a.y), mx_pack2<F16>(a.z, a.w), mx_pack2<F16>(b.x, b.y),
+                       mx_pack2<F16>(b.z, b.w));
     }
-    for (long i = 8 * n8 + t; i < n; i += stride) y[i] = __float2bfloat16_rn(x[i]);
+    for (long i = 8 * n8 + t; i < n; i += stride) y[i] = (uint16_t)mx_pack2<F16>(x[i], 0.0f);
 }
 
 /* y = x (ADD: y += x), bf16 x widened to fp32 */
@@ -85,7 +98,14 @@ static unsigned mx_blocks(long n, long n8) {
 extern "C" void cast_bf16_cuda(uint16_t *y, const float *x, long n) {
     if (n <= 0) return;
     const long n8 = mx_vec_ok(x, y) ? n / 8 : 0;
-    mx_cast_kernel<<<mx_blocks(n, n8), MX_THREADS>>>((__nv_bfloat16 *)y, x, n, n8);
+    mx_cast_kernel<false><<<mx_blocks(n, n8), MX_THREADS>>>(y, x, n, n8);
+    LAUNCH_CHECK();
+}
+
+extern "C" void cast_f16_cuda(uint16_t *y, const float *x, long n) {
+    if (n <= 0) return;
+    const long n8 = mx_vec_ok(x, y) ? n / 8 : 0;
+    mx_cast_kernel<true><<<mx_blocks(n, n8), MX_THREADS>>>(y, x, n, n8);
     LAUNCH_CHECK();
 }
 
@@ -196,18 +216,31 @@ extern "C" void attention_backward_mixed_cuda(float *dq, float *dk, float *dv, c
 }
 
 extern "C" void logprob_forward_mixed_cuda(float *logp, float *entropy, float *lse, const float *h,
-                                           const uint16_t *w, const int *targets, int n, int d,
-                                           int V, int chunk, float *scratch, uint16_t *hs) {
+                                           const uint16_t *w, const uint16_t *w16,
+                                           const int *targets, int n, int d, int V, int chunk,
+                                           float *scratch, uint16_t *hs) {
+    if (w16) {
+        cast_f16_cuda(hs, h, (long)n * d);
+        logprob_forward_f16_cuda(logp, entropy, lse, hs, w16, targets, n, d, V, chunk, scratch);
+        return;
+    }
     cast_bf16_cuda(hs, h, (long)n * d);
     logprob_forward_bf16_cuda(logp, entropy, lse, hs, w, targets, n, d, V, chunk, scratch);
 }
 
 extern "C" void logprob_backward_mixed_cuda(float *dh, float *dw, const float *dlogp,
                                             const float *dentropy, const float *h,
-                                            const uint16_t *w, const int *targets, const float *lse,
-                                            int n, int d, int V, int chunk, float *scratch,
-                                            uint16_t *hs) {
+                                            const uint16_t *w, const uint16_t *w16,
+                                            const int *targets, const float *lse, int n, int d,
+                                            int V, int chunk, float *scratch, uint16_t *hs) {
     cast_bf16_cuda(hs, h, (long)n * d);
+    if (w16) {
+        uint16_t *h16 = hs + (size_t)n * d;
+        cast_f16_cuda(h16, h, (long)n * d);
+        logprob_backward_f16_cuda(dh, dw, dlogp, dentropy, h16, w16, hs, w, targets, lse, n, d, V,
+                                  chunk, scratch);
+        return;
+    }
     logprob_backward_bf16_cuda(dh, dw, dlogp, dentropy, hs, w, targets, lse, n, d, V, chunk,
                                scratch);
 }

@@ -18,6 +18,7 @@ static void no_cuda(void) {
     CHECK(!"built without CUDA");
 }
 #define cast_bf16_cuda(...)                no_cuda()
+#define cast_f16_cuda(...)                 no_cuda()
 #define rmsnorm_forward_bf16_cuda(...)     no_cuda()
 #define swiglu_forward_bf16_cuda(...)      no_cuda()
 #define swiglu_backward_bf16_cuda(...)     no_cuda()
@@ -57,6 +58,10 @@ size_t op_mixed_attention_workspace(int B, int T, int H, int Hkv, int D) {
 
 void op_cast_bf16(Backend be, uint16_t *y, const float *x, long n) {
     MIXED_CALL(be, cast_bf16_cuda(y, x, n));
+}
+
+void op_cast_f16(Backend be, uint16_t *y, const float *x, long n) {
+    MIXED_CALL(be, cast_f16_cuda(y, x, n));
 }
 
 void op_rmsnorm_forward_bf16(Backend be, uint16_t *y, float *rstd, const float *x, const float *w,
@@ -104,16 +109,16 @@ void op_attention_backward_mixed(Backend be, float *dq, float *dk, float *dv, co
 }
 
 void op_logprob_forward_mixed(Backend be, float *logp, float *entropy, float *lse, const float *h,
-                              const uint16_t *w, const int *targets, int n, int d, int V, int chunk,
-                              float *scratch, uint16_t *hs) {
-    MIXED_CALL(be, logprob_forward_mixed_cuda(logp, entropy, lse, h, w, targets, n, d, V, chunk,
-                                              scratch, hs));
+                              const uint16_t *w, const uint16_t *w16, const int *targets, int n,
+                              int d, int V, int chunk, float *scratch, uint16_t *hs) {
+    MIXED_CALL(be, logprob_forward_mixed_cuda(logp, entropy, lse, h, w, w16, targets, n, d, V,
+                                              chunk, scratch, hs));
 }
 
 void op_logprob_backward_mixed(Backend be, float *dh, float *dw, const float *dlogp,
                                const float *dentropy, const float *h, const uint16_t *w,
-                               const int *targets, const float *lse, int n, int d, int V, int chunk,
-                               float *scratch, uint16_t *hs) {
-    MIXED_CALL(be, logprob_backward_mixed_cuda(dh, dw, dlogp, dentropy, h, w, targets, lse, n, d, V,
-                                               chunk, scratch, hs));
+                               const uint16_t *w16, const int *targets, const float *lse, int n,
+                               int d, int V, int chunk, float *scratch, uint16_t *hs) {
+    MIXED_CALL(be, logprob_backward_mixed_cuda(dh, dw, dlogp, dentropy, h, w, w16, targets, lse, n,
+                                               d, V, chunk, scratch, hs));
 }

@@ -14,6 +14,7 @@ int op_mixed_attention_cudnn_available(void);
 size_t op_mixed_attention_scratch(int B, int T, int H, int Hkv, int D);   /* bf16 elements */
 size_t op_mixed_attention_workspace(int B, int T, int H, int Hkv, int D); /* bytes */
 void op_cast_bf16(Backend be, uint16_t *y, const float *x, long n);
+void op_cast_f16(Backend be, uint16_t *y, const float *x, long n);
 void op_rmsnorm_forward_bf16(Backend be, uint16_t *y, float *rstd, const float *x, const float *w,
                              int n, int d, float eps);
 void op_swiglu_forward_bf16(Backend be, uint16_t *h, const float *g, const float *u, long n);
@@ -34,9 +35,9 @@ void op_attention_backward_mixed(Backend be, float *dq, float *dk, float *dv, co
                                  const float *lse, int B, int T, int H, int Hkv, int D, uint16_t *s,
                                  void *ws, int cudnn);
 void op_logprob_forward_mixed(Backend be, float *logp, float *entropy, float *lse, const float *h,
-                              const uint16_t *w, const int *targets, int n, int d, int V, int chunk,
-                              float *scratch, uint16_t *hs);
+                              const uint16_t *w, const uint16_t *w16, const int *targets, int n,
+                              int d, int V, int chunk, float *scratch, uint16_t *hs);
 void op_logprob_backward_mixed(Backend be, float *dh, float *dw, const float *dlogp,
                                const float *dentropy, const float *h, const uint16_t *w,
-                               const int *targets, const float *lse, int n, int d, int V, int chunk,
-                               float *scratch, uint16_t *hs);
+                               const uint16_t *w16, const int *targets, const float *lse, int n,
+                               int d, int V, int chunk, float *scratch, uint16_t *hs);

@@ -159,10 +159,14 @@ static void below_capacity(Model *cpu, Model *gpu, const ModelConfig *c, const c
 /* Mixed precision (bf16 copies into products, attention, lm_head) against the fp32 CPU model:
  * log-probs within 1e-2 relative (bf16 keeps 8 bits of mantissa: ~4e-3 per rounding),
  * gradients within 3e-2; then a few AdamW steps on both must track each other. Head dim 64
- * so that the bf16 flash attention is used. */
-static void mixed_precision(const char *attention) {
+ * so that the bf16 flash attention is used. The lm_head's logits are fp16 unless
+ * DENSERL_LOGITS=f32. */
+static void mixed_precision(const char *attention, int vocab) {
+    const char *lg = getenv("DENSERL_LOGITS");
+    printf("bf16 model: %s attention, vocab %d, %s logits\n", attention, vocab,
+           lg && *lg ? lg : "f16");
     ModelConfig c = small_config();
-    c.vocab = 300;
+    c.vocab = vocab;
     c.d_model = 256;
     c.head_dim = 64;
     c.d_ff = 384;
@@ -239,9 +243,15 @@ int main(void) {
     generation(&cpu, &gpu, 0.8f, 0.9f);
     model_free(&cpu);
     model_free(&gpu);
-    mixed_precision("flash");
+    /* fp16 logits (the default) read one at a time (vocab 300) and 8 at a time (304), then
+     * fp32 logits */
+    mixed_precision("flash", 300);
+    mixed_precision("flash", 304);
+    setenv("DENSERL_LOGITS", "f32", 1);
+    mixed_precision("flash", 300);
+    unsetenv("DENSERL_LOGITS");
     if (op_mixed_attention_cudnn_available())
-        mixed_precision("cudnn");
+        mixed_precision("cudnn", 300);
     else
         printf("SKIP the bf16 model with cuDNN attention: cuDNN's fused attention is not "
                "available (line above)\n");
