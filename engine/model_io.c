@@ -1,5 +1,6 @@
 /* Loading and saving Hugging Face model directories (config.json + safetensors). */
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,9 +323,20 @@ int model_weights_load(Model *m, const char *dir) {
                           t[i].name, got, want);
             break;
         }
-        if (st_read_f32(x, t[i].data))
+        if (st_read_f32(x, t[i].data)) {
             st = dr_error("%s: tensor '%s' has dtype %s (expected F32, BF16 or F16)", file,
                           t[i].name, st_dtype_name(x->dtype));
+            break;
+        }
+        /* a NaN or Inf weight (a diverged or corrupt checkpoint) would only show up as NaN
+         * log-probs, losses or replies later */
+        size_t cnt = (size_t)t[i].shape[0] * (size_t)(t[i].ndim == 2 ? t[i].shape[1] : 1);
+        for (size_t k = 0; k < cnt; k++)
+            if (!isfinite(t[i].data[k])) {
+                st = dr_error("%s: tensor '%s' holds a non-finite value (%g) at element %zu", file,
+                              t[i].name, (double)t[i].data[k], k);
+                break;
+            }
     }
     if (st == DR_OK) {
         be_to_device(m->be, m->params, host, sizeof(float) * m->n_params);
