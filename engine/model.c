@@ -603,13 +603,19 @@ static void forward(Model *m, const int *tokens, const int *targets, int B, int 
         attn_proj(m, xm, att, LW(m->w.wo, l, (size_t)d * qd), LW(m->w.bo, l, d), N, qd, d);
         op_add(be, xm, x, (long)N * d);
         norm_fwd(m, xn2, a->rstd2 + s * Ncap, xm, LW(m->w.mlp_norm, l, d), N);
-        norm_proj(m, gate, xn2, LW(m->w.w_gate, l, (size_t)F * d), NULL, N, d, F);
-        norm_proj(m, up, xn2, LW(m->w.w_up, l, (size_t)F * d), NULL, N, d, F);
-        if (m->mx.on) { /* h only feeds products: kept in bf16 in the first half of hm */
-            op_swiglu_forward_bf16(be, (uint16_t *)hm, gate, up, (long)N * F);
+        if (m->mx.on) { /* gate, up and h only meet SwiGLU and products: bf16 in the first
+                           half of their buffers */
+            uint16_t *gb = (uint16_t *)gate, *ub = (uint16_t *)up, *xb = (uint16_t *)xn2;
+            op_linear_forward_bf16_mixed(be, gb, xb, bw(m, LW(m->w.w_gate, l, (size_t)F * d)), N, d,
+                                         F);
+            op_linear_forward_bf16_mixed(be, ub, xb, bw(m, LW(m->w.w_up, l, (size_t)F * d)), N, d,
+                                         F);
+            op_swiglu_forward_bf16in(be, (uint16_t *)hm, gb, ub, (long)N * F);
             op_linear_forward_mixed(be, xo, NULL, bw(m, LW(m->w.w_down, l, (size_t)d * F)), NULL, N,
                                     F, d, (uint16_t *)hm);
         } else {
+            norm_proj(m, gate, xn2, LW(m->w.w_gate, l, (size_t)F * d), NULL, N, d, F);
+            norm_proj(m, up, xn2, LW(m->w.w_up, l, (size_t)F * d), NULL, N, d, F);
             op_swiglu_forward(be, hm, gate, up, (long)N * F);
             model_linear(m, xo, hm, LW(m->w.w_down, l, (size_t)d * F), NULL, N, F, d);
         }
@@ -693,9 +699,10 @@ static void mlp_backward(Model *m, int l, const float *gate, const float *up, co
                   LW(w->w_up, l, (size_t)F * d), N, d, F);
 }
 
-/* The same in bf16: dh comes out of its product in bf16, SwiGLU's backward writes dgate and
- * dup in bf16 (in the first half of their fp32 buffers), and the products take them and the
- * forward's bf16 h as they are: no fp32 dh, dgate, dup, no zeroing, no casts. */
+/* The same in bf16: dh comes out of its product in bf16, SwiGLU's backward reads the forward's
+ * bf16 gate and up and writes dgate and dup in bf16 (in the first half of their fp32 buffers),
+ * and the products take them and the forward's bf16 h as they are: no fp32 dh, dgate, dup, no
+ * zeroing, no casts. */
 static void mlp_backward_bf16(Model *m, int l, const float *gate, const float *up, float *hm,
                               const float *xn2, int N) {
     const ModelConfig *c = &m->cfg;
@@ -708,7 +715,8 @@ static void mlp_backward_bf16(Model *m, int l, const float *gate, const float *u
     op_linear_dx_bf16_mixed(m->be, dhb, a->dx, bw(m, wd), N, F, d, dys); /* dys = bf16(dx) */
     op_linear_backward_mixed(m->be, NULL, LW(g->w_down, l, (size_t)d * F), NULL, NULL, NULL,
                              bw(m, wd), N, F, d, dys, (uint16_t *)hm);
-    op_swiglu_backward_bf16(m->be, dgb, dub, dhb, gate, up, (long)N * F);
+    op_swiglu_backward_bf16in(m->be, dgb, dub, dhb, (const uint16_t *)gate, (const uint16_t *)up,
+                              (long)N * F);
     be_memset0(m->be, a->dtmp, sizeof(float) * N * d);
     norm_proj_bwd(m, a->dtmp, LW(g->w_gate, l, (size_t)F * d), NULL, NULL, dgb, xn2,
                   LW(w->w_gate, l, (size_t)F * d), N, d, F);

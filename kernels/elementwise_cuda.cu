@@ -255,37 +255,51 @@ extern "C" void swiglu_backward_cuda(float *dg, float *du, const float *dh, cons
 
 /* The bf16 twins for mixed precision: the same float math, the result rounded to bf16 for
  * the product that takes it (h into the down projection; dg, du into the gate and up
- * backward products). The backward overwrites dg and du and reads dh in bf16. */
-__global__ void swiglu_fwd_bf16_kernel(__nv_bfloat16 *__restrict__ h, const float *__restrict__ g,
-                                       const float *__restrict__ u, long n, long n4) {
+ * backward products). The backward overwrites dg and du and reads dh in bf16. g and u are
+ * fp32 (GU float) or, as the gate and up products leave them in bf16, bf16 (GU bf16). */
+static __device__ __forceinline__ float4 sw_load4(const float *p, long i) {
+    return ((const float4 *)p)[i];
+}
+static __device__ __forceinline__ float4 sw_load4(const __nv_bfloat16 *p, long i) {
+    const uint2 c = ((const uint2 *)p)[i];
+    return make_float4(bf16_lo(c.x), bf16_hi(c.x), bf16_lo(c.y), bf16_hi(c.y));
+}
+static __device__ __forceinline__ float sw_load1(const float *p, long i) {
+    return p[i];
+}
+static __device__ __forceinline__ float sw_load1(const __nv_bfloat16 *p, long i) {
+    return __bfloat162float(p[i]);
+}
+
+template <class GU>
+__global__ void swiglu_fwd_bf16_kernel(__nv_bfloat16 *__restrict__ h, const GU *__restrict__ g,
+                                       const GU *__restrict__ u, long n, long n4) {
     GRID_STRIDE(i, 0, n4) {
-        const float4 a = ((const float4 *)g)[i], b = ((const float4 *)u)[i];
+        const float4 a = sw_load4(g, i), b = sw_load4(u, i);
         ((uint2 *)h)[i] = make_uint2(bf16_pack2(swiglu_f(a.x, b.x), swiglu_f(a.y, b.y)),
                                      bf16_pack2(swiglu_f(a.z, b.z), swiglu_f(a.w, b.w)));
     }
-    GRID_STRIDE(i, n4 * 4, n) h[i] = __float2bfloat16_rn(swiglu_f(g[i], u[i]));
+    GRID_STRIDE(i, n4 * 4, n) h[i] = __float2bfloat16_rn(swiglu_f(sw_load1(g, i), sw_load1(u, i)));
 }
 
-__global__ void swiglu_bwd_bf16_kernel(__nv_bfloat16 *__restrict__ dg,
-                                       __nv_bfloat16 *__restrict__ du,
-                                       const __nv_bfloat16 *__restrict__ dh,
-                                       const float *__restrict__ g, const float *__restrict__ u,
-                                       long n, long n4) {
+template <class GU>
+__global__ void
+swiglu_bwd_bf16_kernel(__nv_bfloat16 *__restrict__ dg, __nv_bfloat16 *__restrict__ du,
+                       const __nv_bfloat16 *__restrict__ dh, const GU *__restrict__ g,
+                       const GU *__restrict__ u, long n, long n4) {
     GRID_STRIDE(i, 0, n4) {
-        const uint2 c = ((const uint2 *)dh)[i];
-        const float4 x = ((const float4 *)g)[i], y = ((const float4 *)u)[i];
-        const float d[4] = {bf16_lo(c.x), bf16_hi(c.x), bf16_lo(c.y), bf16_hi(c.y)};
+        const float4 c = sw_load4(dh, i), x = sw_load4(g, i), y = sw_load4(u, i);
         float a[4] = {0.0f, 0.0f, 0.0f, 0.0f}, b[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        swiglu_b(a[0], b[0], d[0], x.x, y.x);
-        swiglu_b(a[1], b[1], d[1], x.y, y.y);
-        swiglu_b(a[2], b[2], d[2], x.z, y.z);
-        swiglu_b(a[3], b[3], d[3], x.w, y.w);
+        swiglu_b(a[0], b[0], c.x, x.x, y.x);
+        swiglu_b(a[1], b[1], c.y, x.y, y.y);
+        swiglu_b(a[2], b[2], c.z, x.z, y.z);
+        swiglu_b(a[3], b[3], c.w, x.w, y.w);
         ((uint2 *)dg)[i] = make_uint2(bf16_pack2(a[0], a[1]), bf16_pack2(a[2], a[3]));
         ((uint2 *)du)[i] = make_uint2(bf16_pack2(b[0], b[1]), bf16_pack2(b[2], b[3]));
     }
     GRID_STRIDE(i, n4 * 4, n) {
         float a = 0.0f, b = 0.0f;
-        swiglu_b(a, b, __bfloat162float(dh[i]), g[i], u[i]);
+        swiglu_b(a, b, __bfloat162float(dh[i]), sw_load1(g, i), sw_load1(u, i));
         dg[i] = __float2bfloat16_rn(a);
         du[i] = __float2bfloat16_rn(b);
     }
@@ -295,21 +309,51 @@ static inline bool al8(const void *p) {
     return ((uintptr_t)p & 7) == 0;
 }
 
-extern "C" void swiglu_forward_bf16_cuda(uint16_t *h, const float *g, const float *u, long n) {
+/* 4-wide where every pointer allows: 8-byte alignment for bf16 arrays, 16 for fp32 ones */
+static inline bool sw_al(const float *p) {
+    return al16(p);
+}
+static inline bool sw_al(const __nv_bfloat16 *p) {
+    return al8(p);
+}
+
+template <class GU>
+static void swiglu_fwd_bf16_launch(uint16_t *h, const GU *g, const GU *u, long n) {
     if (n <= 0) return;
-    const long n4 = al8(h) && al16(g) && al16(u) ? n / 4 : 0;
-    swiglu_fwd_bf16_kernel<<<ew_grid(n4 ? n4 : n), EW_THREADS>>>((__nv_bfloat16 *)h, g, u, n, n4);
+    const long n4 = al8(h) && sw_al(g) && sw_al(u) ? n / 4 : 0;
+    swiglu_fwd_bf16_kernel<GU>
+        <<<ew_grid(n4 ? n4 : n), EW_THREADS>>>((__nv_bfloat16 *)h, g, u, n, n4);
     LAUNCH_CHECK();
+}
+
+template <class GU>
+static void swiglu_bwd_bf16_launch(uint16_t *dg, uint16_t *du, const uint16_t *dh, const GU *g,
+                                   const GU *u, long n) {
+    if (n <= 0) return;
+    const bool vec = al8(dg) && al8(du) && al8(dh) && sw_al(g) && sw_al(u);
+    const long n4 = vec ? n / 4 : 0;
+    swiglu_bwd_bf16_kernel<GU><<<ew_grid(n4 ? n4 : n), EW_THREADS>>>(
+        (__nv_bfloat16 *)dg, (__nv_bfloat16 *)du, (const __nv_bfloat16 *)dh, g, u, n, n4);
+    LAUNCH_CHECK();
+}
+
+extern "C" void swiglu_forward_bf16_cuda(uint16_t *h, const float *g, const float *u, long n) {
+    swiglu_fwd_bf16_launch(h, g, u, n);
 }
 
 extern "C" void swiglu_backward_bf16_cuda(uint16_t *dg, uint16_t *du, const uint16_t *dh,
                                           const float *g, const float *u, long n) {
-    if (n <= 0) return;
-    const bool vec = al8(dg) && al8(du) && al8(dh) && al16(g) && al16(u);
-    const long n4 = vec ? n / 4 : 0;
-    swiglu_bwd_bf16_kernel<<<ew_grid(n4 ? n4 : n), EW_THREADS>>>(
-        (__nv_bfloat16 *)dg, (__nv_bfloat16 *)du, (const __nv_bfloat16 *)dh, g, u, n, n4);
-    LAUNCH_CHECK();
+    swiglu_bwd_bf16_launch(dg, du, dh, g, u, n);
+}
+
+extern "C" void swiglu_forward_bf16in_cuda(uint16_t *h, const uint16_t *g, const uint16_t *u,
+                                           long n) {
+    swiglu_fwd_bf16_launch(h, (const __nv_bfloat16 *)g, (const __nv_bfloat16 *)u, n);
+}
+
+extern "C" void swiglu_backward_bf16in_cuda(uint16_t *dg, uint16_t *du, const uint16_t *dh,
+                                            const uint16_t *g, const uint16_t *u, long n) {
+    swiglu_bwd_bf16_launch(dg, du, dh, (const __nv_bfloat16 *)g, (const __nv_bfloat16 *)u, n);
 }
 
 /* ---- x *= s, y += x ---- */

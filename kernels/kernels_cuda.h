@@ -120,12 +120,20 @@ void widen_bf16_cuda(float *y, const uint16_t *x, long n);
 void swiglu_forward_bf16_cuda(uint16_t *h, const float *g, const float *u, long n);
 void swiglu_backward_bf16_cuda(uint16_t *dg, uint16_t *du, const uint16_t *dh, const float *g,
                                const float *u, long n);
+/* the same with g and u in bf16, as linear_forward_bf16_mixed_cuda leaves them */
+void swiglu_forward_bf16in_cuda(uint16_t *h, const uint16_t *g, const uint16_t *u, long n);
+void swiglu_backward_bf16in_cuda(uint16_t *dg, uint16_t *du, const uint16_t *dh, const uint16_t *g,
+                                 const uint16_t *u, long n);
 /* dxb (n, in) = bf16(dy (n, out) W (out, in)), overwritten; dys gets bf16(dy), which a dw
  * product (linear_backward_mixed_cuda with dy NULL) can reuse. */
 void linear_dx_bf16_mixed_cuda(uint16_t *dxb, const float *dy, const uint16_t *w, int n, int in,
                                int out, uint16_t *dys);
 void linear_forward_mixed_cuda(float *y, const float *x, const uint16_t *w, const float *b, int n,
                                int in, int out, uint16_t *xs);
+/* yb (n, out) = bf16(xs W^T) for a bf16 input xs, no bias: an output that only feeds bf16
+ * consumers (the gate and up products into SwiGLU) */
+void linear_forward_bf16_mixed_cuda(uint16_t *yb, const uint16_t *xs, const uint16_t *w, int n,
+                                    int in, int out);
 void linear_backward_mixed_cuda(float *dx, float *dw, float *db, const float *dy, const float *x,
                                 const uint16_t *w, int n, int in, int out, uint16_t *dys,
                                 uint16_t *xs);

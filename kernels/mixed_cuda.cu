@@ -154,6 +154,13 @@ extern "C" void linear_forward_mixed_cuda(float *y, const float *x, const uint16
     mx_gemm(CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, w, in, xs, in, b ? 1.0f : 0.0f, y, out);
 }
 
+extern "C" void linear_forward_bf16_mixed_cuda(uint16_t *yb, const uint16_t *xs, const uint16_t *w,
+                                               int n, int in, int out) {
+    if (n <= 0 || out <= 0 || in <= 0) return;
+    /* y^T (out, n) = W (out, in) x^T, rounded to bf16 */
+    mx_gemm_to(CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, w, in, xs, in, 0.0f, yb, CUDA_R_16BF, out);
+}
+
 extern "C" void linear_backward_mixed_cuda(float *dx, float *dw, float *db, const float *dy,
                                            const float *x, const uint16_t *w, int n, int in,
                                            int out, uint16_t *dys, uint16_t *xs) {

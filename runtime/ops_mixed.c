@@ -17,18 +17,19 @@
 static void no_cuda(void) {
     CHECK(!"built without CUDA");
 }
-#define cast_bf16_cuda(...)                no_cuda()
-#define cast_f16_cuda(...)                 no_cuda()
-#define rmsnorm_forward_bf16_cuda(...)     no_cuda()
-#define swiglu_forward_bf16_cuda(...)      no_cuda()
-#define swiglu_backward_bf16_cuda(...)     no_cuda()
-#define linear_dx_bf16_mixed_cuda(...)     no_cuda()
-#define linear_forward_mixed_cuda(...)     no_cuda()
-#define linear_backward_mixed_cuda(...)    no_cuda()
-#define attention_forward_mixed_cuda(...)  no_cuda()
-#define attention_backward_mixed_cuda(...) no_cuda()
-#define logprob_forward_mixed_cuda(...)    no_cuda()
-#define logprob_backward_mixed_cuda(...)   no_cuda()
+#define cast_bf16_cuda(...)                 no_cuda()
+#define cast_f16_cuda(...)                  no_cuda()
+#define rmsnorm_forward_bf16_cuda(...)      no_cuda()
+#define swiglu_forward_bf16in_cuda(...)     no_cuda()
+#define swiglu_backward_bf16in_cuda(...)    no_cuda()
+#define linear_forward_bf16_mixed_cuda(...) no_cuda()
+#define linear_dx_bf16_mixed_cuda(...)      no_cuda()
+#define linear_forward_mixed_cuda(...)      no_cuda()
+#define linear_backward_mixed_cuda(...)     no_cuda()
+#define attention_forward_mixed_cuda(...)   no_cuda()
+#define attention_backward_mixed_cuda(...)  no_cuda()
+#define logprob_forward_mixed_cuda(...)     no_cuda()
+#define logprob_backward_mixed_cuda(...)    no_cuda()
 #endif
 
 int op_mixed_attention_supported(int D) {
@@ -69,13 +70,19 @@ void op_rmsnorm_forward_bf16(Backend be, uint16_t *y, float *rstd, const float *
     MIXED_CALL(be, rmsnorm_forward_bf16_cuda(y, rstd, x, w, n, d, eps));
 }
 
-void op_swiglu_forward_bf16(Backend be, uint16_t *h, const float *g, const float *u, long n) {
-    MIXED_CALL(be, swiglu_forward_bf16_cuda(h, g, u, n));
+void op_swiglu_forward_bf16in(Backend be, uint16_t *h, const uint16_t *g, const uint16_t *u,
+                              long n) {
+    MIXED_CALL(be, swiglu_forward_bf16in_cuda(h, g, u, n));
 }
 
-void op_swiglu_backward_bf16(Backend be, uint16_t *dg, uint16_t *du, const uint16_t *dh,
-                             const float *g, const float *u, long n) {
-    MIXED_CALL(be, swiglu_backward_bf16_cuda(dg, du, dh, g, u, n));
+void op_swiglu_backward_bf16in(Backend be, uint16_t *dg, uint16_t *du, const uint16_t *dh,
+                               const uint16_t *g, const uint16_t *u, long n) {
+    MIXED_CALL(be, swiglu_backward_bf16in_cuda(dg, du, dh, g, u, n));
+}
+
+void op_linear_forward_bf16_mixed(Backend be, uint16_t *yb, const uint16_t *xs, const uint16_t *w,
+                                  int n, int in, int out) {
+    MIXED_CALL(be, linear_forward_bf16_mixed_cuda(yb, xs, w, n, in, out));
 }
 
 void op_linear_dx_bf16_mixed(Backend be, uint16_t *dxb, const float *dy, const uint16_t *w, int n,

@@ -17,9 +17,12 @@ void op_cast_bf16(Backend be, uint16_t *y, const float *x, long n);
 void op_cast_f16(Backend be, uint16_t *y, const float *x, long n);
 void op_rmsnorm_forward_bf16(Backend be, uint16_t *y, float *rstd, const float *x, const float *w,
                              int n, int d, float eps);
-void op_swiglu_forward_bf16(Backend be, uint16_t *h, const float *g, const float *u, long n);
-void op_swiglu_backward_bf16(Backend be, uint16_t *dg, uint16_t *du, const uint16_t *dh,
-                             const float *g, const float *u, long n);
+void op_swiglu_forward_bf16in(Backend be, uint16_t *h, const uint16_t *g, const uint16_t *u,
+                              long n);
+void op_swiglu_backward_bf16in(Backend be, uint16_t *dg, uint16_t *du, const uint16_t *dh,
+                               const uint16_t *g, const uint16_t *u, long n);
+void op_linear_forward_bf16_mixed(Backend be, uint16_t *yb, const uint16_t *xs, const uint16_t *w,
+                                  int n, int in, int out);
 void op_linear_dx_bf16_mixed(Backend be, uint16_t *dxb, const float *dy, const uint16_t *w, int n,
                              int in, int out, uint16_t *dys);
 void op_linear_forward_mixed(Backend be, float *y, const float *x, const uint16_t *w,

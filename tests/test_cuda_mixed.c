@@ -116,6 +116,34 @@ static void test_linear_mixed(int n, int in, int out, int bias) {
     free(x), free(w), free(b), free(wb), free(xr), free(want), free(got);
 }
 
+/* yb = bf16(xs W^T) from a bf16 input (linear_forward_bf16_mixed_cuda): the double-precision
+ * product of the bf16 values, rounded to bf16, within one bf16 step (fp32 accumulation). */
+static long bf16_far(const uint16_t *got, const uint16_t *want, const float *abs_tol, long n);
+static void test_linear_bf16_out(int n, int in, int out) {
+    float *x = rand_host((long)n * in, 1.0), *w = rand_host((long)out * in, 1.0);
+    uint16_t *xb = round_bf16(x, (long)n * in), *wb = round_bf16(w, (long)out * in);
+    float *want = malloc(sizeof(float) * (size_t)n * out), *tol = malloc(sizeof(float) * n * out);
+    for (int i = 0; i < n; i++)
+        for (int o = 0; o < out; o++) {
+            double s = 0.0, a = 0.0;
+            for (int k = 0; k < in; k++) {
+                const double t = (double)x[(size_t)i * in + k] * w[(size_t)o * in + k];
+                s += t, a += fabs(t);
+            }
+            want[(size_t)i * out + o] = (float)s;
+            tol[(size_t)i * out + o] = (float)(1e-5 * a); /* fp32 sums of near-cancelling terms */
+        }
+    uint16_t *wantb = round_bf16(want, (long)n * out);
+    uint16_t *dx = dev_bf16(xb, (long)n * in), *dw = dev_bf16(wb, (long)out * in);
+    uint16_t *dy = dev_poison_bf16((long)n * out);
+    linear_forward_bf16_mixed_cuda(dy, dx, dw, n, in, out);
+    uint16_t *got = host_copy_of(dy, (size_t)n * out, 2);
+    check(bf16_far(got, wantb, tol, (long)n * out) == 0,
+          "linear_forward_bf16_mixed n=%d in=%d out=%d: within one bf16 step", n, in, out);
+    dev_free(dx), dev_free(dw), dev_free(dy);
+    free(x), free(w), free(xb), free(wb), free(want), free(tol), free(wantb), free(got);
+}
+
 /* got and want (bf16 bits, n) within one bf16 step of each other, elementwise, or within
  * abs_tol[i] (NULL: none), the fp32 rounding of the terms a result cancelled down from */
 static long bf16_far(const uint16_t *got, const uint16_t *want, const float *abs_tol, long n) {
@@ -129,9 +157,15 @@ static long bf16_far(const uint16_t *got, const uint16_t *want, const float *abs
     return bad;
 }
 
-static void test_swiglu_bf16(long n, int off) {
+/* gub: g and u given in bf16 (the _bf16in kernels), else in fp32 */
+static void test_swiglu_bf16(long n, int off, int gub) {
     float *g = rand_host(n, 8.0), *u = rand_host(n, 2.0), *dhf = rand_host(n, 1.0);
-    uint16_t *dh = round_bf16(dhf, n); /* dhf: the bf16 values as floats */
+    uint16_t *dh = round_bf16(dhf, n);                       /* dhf: the bf16 values as floats */
+    uint16_t *gb = round_bf16(g, n), *ub = round_bf16(u, n); /* g, u: bf16 values now */
+    if (!gub) {                                              /* fresh fp32 values instead */
+        free(g), free(u);
+        g = rand_host(n, 8.0), u = rand_host(n, 2.0);
+    }
     float *h = calloc((size_t)n, sizeof(float)), *dg = calloc((size_t)n, sizeof(float));
     float *du = calloc((size_t)n, sizeof(float));
     swiglu_forward_cpu(h, g, u, n);
@@ -140,11 +174,19 @@ static void test_swiglu_bf16(long n, int off) {
     float *d_g = dev_poisoned((size_t)(n + off), 4), *d_u = dev_poisoned((size_t)(n + off), 4);
     uint16_t *d_dh = dev_poisoned((size_t)(n + off), 2), *d_h = dev_poisoned((size_t)(n + off), 2);
     uint16_t *d_dg = dev_poisoned((size_t)(n + off), 2), *d_du = dev_poisoned((size_t)(n + off), 2);
+    uint16_t *d_gb = dev_poisoned((size_t)(n + off), 2), *d_ub = dev_poisoned((size_t)(n + off), 2);
     be_to_device(BACKEND_CUDA, d_g + off, g, sizeof(float) * (size_t)n);
     be_to_device(BACKEND_CUDA, d_u + off, u, sizeof(float) * (size_t)n);
+    be_to_device(BACKEND_CUDA, d_gb + off, gb, sizeof(uint16_t) * (size_t)n);
+    be_to_device(BACKEND_CUDA, d_ub + off, ub, sizeof(uint16_t) * (size_t)n);
     be_to_device(BACKEND_CUDA, d_dh + off, dh, sizeof(uint16_t) * (size_t)n);
-    swiglu_forward_bf16_cuda(d_h + off, d_g + off, d_u + off, n);
-    swiglu_backward_bf16_cuda(d_dg + off, d_du + off, d_dh + off, d_g + off, d_u + off, n);
+    if (gub) {
+        swiglu_forward_bf16in_cuda(d_h + off, d_gb + off, d_ub + off, n);
+        swiglu_backward_bf16in_cuda(d_dg + off, d_du + off, d_dh + off, d_gb + off, d_ub + off, n);
+    } else {
+        swiglu_forward_bf16_cuda(d_h + off, d_g + off, d_u + off, n);
+        swiglu_backward_bf16_cuda(d_dg + off, d_du + off, d_dh + off, d_g + off, d_u + off, n);
+    }
     uint16_t *gh = host_copy_of(d_h + off, (size_t)n, 2),
              *gdg = host_copy_of(d_dg + off, (size_t)n, 2);
     uint16_t *gdu = host_copy_of(d_du + off, (size_t)n, 2);
@@ -153,13 +195,15 @@ static void test_swiglu_bf16(long n, int off) {
      * terms before they cancel: allow 1e-5 of |dh u (1 + |g|)| there */
     float *dg_floor = malloc(sizeof(float) * (size_t)n);
     for (long i = 0; i < n; i++) dg_floor[i] = 1e-5f * fabsf(dhf[i] * u[i]) * (1.0f + fabsf(g[i]));
-    check(bf16_far(gh, wh, NULL, n) == 0, "swiglu_forward_bf16 n=%ld off=%d: within one bf16 step",
-          n, off);
+    const char *kind = gub ? "bf16in" : "bf16";
+    check(bf16_far(gh, wh, NULL, n) == 0, "swiglu_forward_%s n=%ld off=%d: within one bf16 step",
+          kind, n, off);
     check(bf16_far(gdg, wdg, dg_floor, n) == 0 && bf16_far(gdu, wdu, NULL, n) == 0,
-          "swiglu_backward_bf16 n=%ld off=%d: dg, du within one bf16 step", n, off);
+          "swiglu_backward_%s n=%ld off=%d: dg, du within one bf16 step", kind, n, off);
     free(dg_floor);
     dev_free(d_g), dev_free(d_u), dev_free(d_dh), dev_free(d_h), dev_free(d_dg), dev_free(d_du);
-    free(g), free(u), free(dhf), free(dh), free(h), free(dg), free(du);
+    dev_free(d_gb), dev_free(d_ub);
+    free(g), free(u), free(gb), free(ub), free(dhf), free(dh), free(h), free(dg), free(du);
     free(wh), free(wdg), free(wdu), free(gh), free(gdg), free(gdu);
 }
 
@@ -255,8 +299,10 @@ static void run_all(void) {
             test_linear_mixed(shapes[k][0], shapes[k][1], shapes[k][2], bias);
     const long sw[] = {1, 3, 4, 5, 1000, 4099, 1000001};
     for (int k = 0; k < 7; k++)
-        for (int off = 0; off < 4; off++) test_swiglu_bf16(sw[k], off);
+        for (int off = 0; off < 4; off++)
+            for (int gub = 0; gub < 2; gub++) test_swiglu_bf16(sw[k], off, gub);
     for (int k = 0; k < 5; k++) test_linear_bf16_grads(shapes[k][0], shapes[k][1], shapes[k][2]);
+    for (int k = 0; k < 5; k++) test_linear_bf16_out(shapes[k][0], shapes[k][1], shapes[k][2]);
     /* d: warp rows (64, 30 not a multiple of 4, 10000 past the register limit), register rows K = 1
      * (896, 2000), K = 2 (3584), K = 4 (8192); off 1, 2: unaligned stores, 4: aligned again */
     const int dims[] = {64, 30, 10000, 896, 2000, 3584, 8192};
