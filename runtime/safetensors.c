@@ -290,8 +290,7 @@ static int parse_header(StFile *f, const unsigned char *hdr, size_t hlen, size_t
                         const unsigned char *data) {
     const char *path = f->path;
     json_error_t jerr;
-    /* a name given twice would silently lose one of its tensors */
-    json_t *root = json_loadb((const char *)hdr, hlen, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb((const char *)hdr, hlen, 0, &jerr);
     if (!root)
         return dr_error("%s: header is not valid JSON (line %d: %s)", path, jerr.line, jerr.text);
     int rc = DR_OK;
