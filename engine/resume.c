@@ -163,10 +163,16 @@ static int load_i32(const StFile *f, const char *path, const char *name, int *ds
     return DR_OK;
 }
 
+static json_t *read_state(const StFile *f, const char *path);
+
 int resume_load_reference(const char *path, Model *m) {
     StFile f;
     if (st_open(&f, path)) return DR_ERR;
     int st = load_f32(&f, path, "ref", m->be, m->params, m->n_params);
+    /* the state too, so that a broken one stops the run before any work, not after it */
+    json_t *state = st == DR_OK ? read_state(&f, path) : NULL;
+    if (st == DR_OK && !state) st = DR_ERR;
+    if (state) json_decref(state);
     st_close(&f);
     if (st == DR_OK) model_params_changed(m);
     return st;

@@ -128,6 +128,18 @@ expect "vocab_size below the task's tokens" "'model.vocab_size' (5) is smaller t
 expect "rows x tokens past an int" "rl.max_response_tokens' tokens make" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.prompts_per_step=1048576 --set rl.samples_per_prompt=1024
 expect "a model no memory holds" "more than this machine's" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set model.hidden_size=65536 --set model.intermediate_size=1048576 --set model.num_hidden_layers=1024
 expect "bench: a model no memory holds" "more than this machine's" "" -- "$BIN" bench "$W/tiny.json" --set model.hidden_size=65536 --set model.intermediate_size=1048576 --set model.num_hidden_layers=1024
+# a resume point whose state is broken: refused before any work, in one line
+"$BIN" train "$W/tiny.json" --set run_dir="$W/rr" --set rl.steps=1 --set rl.save_every=1 \
+    --set rl.prompts_per_step=2 >/dev/null 2>&1 || echo "FAIL could not make a resume point"
+python3 - "$W/rr/resume.safetensors" <<'PY'
+import json, struct, sys
+p = sys.argv[1]
+b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n]); h["__metadata__"]["state"] = "{"
+hb = json.dumps(h).encode(); hb += b" " * (-len(hb) % 8)
+open(p, "wb").write(struct.pack("<Q", len(hb)) + hb + b[8 + n:])
+PY
+expect "resume state not JSON" "resume.safetensors: no resume state" "" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/rr" --set rl.steps=2 --set rl.save_every=1 --set rl.prompts_per_step=2 --resume
 expect "unknown flag" "unexpected argument" "" -- "$BIN" logprobs --model "$W/m" --bogus x
 
 # --help is not a mistake: usage on stdout, exit 0, for every command
