@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Real-model inputs that must be refused cleanly (exit 2, one "error:" line naming the file,
-# nothing written): a tokenizer.json with invalid UTF-8, one without its "model", a dataset
-# line with non-UTF-8 bytes, and a tokenizer whose vocabulary does not fit the model's.
+# Real-model inputs that must be refused cleanly (exit 2, one "error:" line naming the file and
+# nothing else on stderr, nothing written): a tokenizer.json with invalid UTF-8, one without
+# its "model", a dataset line with non-UTF-8 bytes, a tokenizer whose vocabulary does not fit
+# the model's, and output paths that cannot be written.
 # The tiny model comes from `test_chat_dataset --make-model` beside the denserl binary.
 # Usage: test_bad_real_inputs.sh path/to/denserl
 set -u
@@ -20,7 +21,7 @@ refused() {
     "$@" >"$W/stdout" 2>"$W/stderr"
     local rc=$? err
     err=$(grep -c "^error:" "$W/stderr")
-    if [ $rc = 2 ] && [ "$err" = 1 ] && grep -q -- "$pat" "$W/stderr" && [ ! -e "$W/out.jsonl" ]; then
+    if [ $rc = 2 ] && [ "$err" = 1 ] && [ "$(wc -l <"$W/stderr")" = 1 ] && grep -q -- "$pat" "$W/stderr" && [ ! -e "$W/out.jsonl" ]; then
         echo "PASS $name: $(grep '^error:' "$W/stderr")"
     else
         echo "FAIL $name: exit $rc, stderr: $(head -c 300 "$W/stderr")"
@@ -74,4 +75,10 @@ PY
 refused "tokenizer ids beyond the model's vocabulary" "vocab" \
     "$BIN" generate --model "$W/mismatch" --prompt "<|beyond|> hi" --max-new-tokens 4 \
     --device cpu --template raw --out "$W/out.jsonl"
+# score writes only at the end: an --out it cannot write is refused before the scoring
+echo '{"prompt": "What is 2+2?", "response": "4"}' >"$W/score.jsonl"
+refused "score --out in a missing directory" "nodir/out.jsonl: cannot create" \
+    "$BIN" score --prm "$M" --ref "$M" --data "$W/score.jsonl" --device cpu --out "$W/nodir/out.jsonl"
+refused "generate --out is a directory" "is a directory, expected a file name" \
+    "$BIN" generate --model "$M" --prompt hi --max-new-tokens 4 --out "$W"
 exit $fail
