@@ -376,13 +376,10 @@ __global__ void attn_dq_convert_kernel(bf16 *__restrict__ dq, const float *__res
     }
 }
 
+/* Before sm_90 (no vector atomics): two scalar atomics. */
 __device__ __forceinline__ void red_add2(float *p, float x, float y) {
-#if __CUDA_ARCH__ >= 900
-    atomicAdd(reinterpret_cast<float2 *>(p), make_float2(x, y));
-#else
     atomicAdd(p, x);
     atomicAdd(p + 1, y);
-#endif
 }
 
 /* Shared memory of the backward CTA, in bf16 elements then floats. */
@@ -533,6 +530,26 @@ __device__ __forceinline__ void bwd_dq(float *dqb, size_t qs, const bf16 *sdS, c
             }
         }
     }
+#if __CUDA_ARCH__ >= 900
+    /* Four consecutive columns per atomic: lanes t4 and t4 ^ 1 trade halves, so the even lane
+     * adds its row g's columns 2 t4 .. 2 t4 + 3 and the odd lane its row g + 8's columns
+     * 2 (t4 - 1) .. 2 t4 + 1 (16-byte aligned: qs, D / 2 and the bases are multiples of 4). */
+    const bool odd = t4 & 1;
+    float *p = dqb + wd * (D / 2) + 2 * (t4 & ~1);
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        const int qr = q0 + 16 * (MT * wm + mt) + g + (odd ? 8 : 0);
+#pragma unroll
+        for (int n = 0; n < D / 16; n++) {
+            const float *c = dq[mt][n];
+            const float r0 = __shfl_xor_sync(0xffffffffu, odd ? c[0] : c[2], 1);
+            const float r1 = __shfl_xor_sync(0xffffffffu, odd ? c[1] : c[3], 1);
+            const float4 v =
+                odd ? make_float4(r0, r1, c[2], c[3]) : make_float4(c[0], c[1], r0, r1);
+            if (qr < T) atomicAdd(reinterpret_cast<float4 *>(p + (size_t)qr * qs + 8 * n), v);
+        }
+    }
+#else
     float *p = dqb + wd * (D / 2) + 2 * t4;
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
@@ -543,6 +560,7 @@ __device__ __forceinline__ void bwd_dq(float *dqb, size_t qs, const bf16 *sdS, c
             if (qr1 < T) red_add2(p + (size_t)qr1 * qs + 8 * n, dq[mt][n][2], dq[mt][n][3]);
         }
     }
+#endif
 }
 
 /* Writes a (64 keys, D/2) warp-tiled fp32 accumulator, times mul, as bf16 rows of x. */
