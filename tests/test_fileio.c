@@ -145,11 +145,18 @@ static void test_failures(void) {
     EXPECT(strstr(dr_last_error(), path) != NULL, "message does not name the path: '%s'",
            dr_last_error());
 
-    /* commit onto an existing directory: rename fails, the temporary file must go */
+    /* opening onto an existing directory fails at once, not at the rename after the work */
     char target_dir[512];
     snprintf(target_dir, sizeof target_dir, "%s/isdir", g_dir);
     EXPECT(make_dirs(target_dir) == DR_OK, "make_dirs: %s", dr_last_error());
+    EXPECT(atomic_open(&af, target_dir) == DR_ERR, "opening onto a directory succeeded");
+    EXPECT(strstr(dr_last_error(), "is a directory") != NULL, "message: '%s'", dr_last_error());
+
+    /* a directory that appears while the file is open: the rename fails, the temporary file
+     * must go */
+    snprintf(target_dir, sizeof target_dir, "%s/becomes_dir", g_dir);
     REQUIRE(atomic_open(&af, target_dir) == DR_OK, "open: %s", dr_last_error());
+    EXPECT(make_dirs(target_dir) == DR_OK, "make_dirs: %s", dr_last_error());
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", af.tmp);
     fputs("data", af.fp);
