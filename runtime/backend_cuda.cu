@@ -1,4 +1,6 @@
 /* CUDA device discovery, device memory, the cuBLAS handle and runtime-owned scratch. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cuda_util.cuh"
 
@@ -30,13 +32,35 @@ extern "C" cublasHandle_t dr_cublas(void) {
     return h;
 }
 
+/* cudaMalloc, with running out of device memory reported as what it is, a run too large
+ * for this GPU, in one line and exit status 2 (no abort and core dump): the other CUDA
+ * errors stay fatal. */
+static void *dr_cuda_malloc(size_t bytes) {
+    void *p = NULL;
+    const cudaError_t err = cudaMalloc(&p, bytes ? bytes : 1);
+    if (err == cudaErrorMemoryAllocation) {
+        size_t free_b = 0, total_b = 0;
+        cudaGetLastError(); /* clear it, so that the query below answers */
+        cudaMemGetInfo(&free_b, &total_b);
+        fflush(stdout);
+        fprintf(stderr,
+                "error: out of GPU memory: %.2f GB more were needed with %.2f of %.2f GB free; "
+                "lower rl.micro_batch_rows or the batch, or spread the run over more GPUs "
+                "(zero_stage 1)\n",
+                bytes / 1e9, free_b / 1e9, total_b / 1e9);
+        exit(2);
+    }
+    CUDA_CHECK(err);
+    return p;
+}
+
 extern "C" void *dr_cuda_scratch(int slot, size_t bytes) {
     static void *buf[SCRATCH_N];
     static size_t cap[SCRATCH_N];
     if (slot < 0 || slot >= SCRATCH_N) abort();
     if (bytes > cap[slot]) {
         if (buf[slot]) CUDA_CHECK(cudaFree(buf[slot]));
-        CUDA_CHECK(cudaMalloc(&buf[slot], bytes));
+        buf[slot] = dr_cuda_malloc(bytes);
         cap[slot] = bytes;
     }
     return buf[slot];
@@ -54,8 +78,7 @@ extern "C" int dr_cuda_sm_count(void) {
 }
 
 extern "C" void *cuda_alloc(size_t bytes) {
-    void *p = NULL;
-    CUDA_CHECK(cudaMalloc(&p, bytes ? bytes : 1));
+    void *p = dr_cuda_malloc(bytes);
     CUDA_CHECK(cudaMemset(p, 0, bytes ? bytes : 1));
     return p;
 }
