@@ -39,6 +39,20 @@ static int num_array(const json_t *s, const char *key, int n, const char *file, 
     return DR_OK;
 }
 
+/* Every key of obj must be one of keys (NULL-terminated): a misspelt key would otherwise be
+ * dropped without a word. where: "" for the top level, else "series N: ". */
+static int known_keys(const json_t *obj, const char *const *keys, const char *file,
+                      const char *where) {
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)obj, k, v) {
+        int found = 0;
+        for (int i = 0; keys[i] && !found; i++) found = !strcmp(k, keys[i]);
+        if (!found) return dr_error("%s: %sunknown key '%s'", file, where, k);
+    }
+    return DR_OK;
+}
+
 static int run(const char *spec_path, const char *out) {
     json_t *root;
     if (json_load_path(spec_path, &root)) return DR_ERR;
@@ -47,9 +61,13 @@ static int run(const char *spec_path, const char *out) {
         json_decref(root);
         return dr_error("%s: expected an object with a 'series' array", spec_path);
     }
+    static const char *const top[] = {"title", "xlabel", "ylabel", "ylabel_right",
+                                      "ymin",  "ymax",   "series", NULL};
+    static const char *const per[] = {"label", "x", "y", "lo", "hi", "right_axis", NULL};
     PlotSpec spec = {0};
     double ymin = 0, ymax = 0;
-    int st = json_get_str(root, "title", 0, spec_path, &spec.title) ||
+    int st = known_keys(root, top, spec_path, "") ||
+             json_get_str(root, "title", 0, spec_path, &spec.title) ||
              json_get_str(root, "xlabel", 0, spec_path, &spec.xlabel) ||
              json_get_str(root, "ylabel", 0, spec_path, &spec.ylabel) ||
              json_get_str(root, "ylabel_right", 0, spec_path, &spec.ylabel_right) ||
@@ -62,7 +80,14 @@ static int run(const char *spec_path, const char *out) {
     for (int i = 0; i < n && !st; i++) {
         const json_t *e = json_array_get(ser, i);
         double *y = NULL;
-        st = json_get_str(e, "label", 0, spec_path, &s[i].label) ||
+        char where[32];
+        snprintf(where, sizeof where, "series %d: ", i);
+        if (!json_is_object(e)) {
+            st = dr_error("%s: series %d must be an object with a 'y' array", spec_path, i);
+            break;
+        }
+        st = known_keys(e, per, spec_path, where) ||
+             json_get_str(e, "label", 0, spec_path, &s[i].label) ||
              json_get_bool(e, "right_axis", 0, spec_path, &s[i].right_axis) ||
              num_array(e, "y", -1, spec_path, i, &y);
         if (!st && !y) st = dr_error("%s: series %d: 'y' is required", spec_path, i);

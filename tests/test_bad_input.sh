@@ -142,6 +142,14 @@ PY
 expect "resume state not JSON" "resume.safetensors: no resume state" "" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/rr" --set rl.steps=2 --set rl.save_every=1 --set rl.prompts_per_step=2 --resume
 expect "unknown flag" "unexpected argument" "" -- "$BIN" logprobs --model "$W/m" --bogus x
 
+# plot specs: a misspelt key is named, not dropped; a series must be an object
+echo '{"titel": "x", "series": [{"y": [1, 2]}]}' >"$W/p1.json"
+expect "plot: unknown top-level key" "p1.json: unknown key 'titel'" "$W/p.svg" -- "$BIN" plot "$W/p1.json" "$W/p.svg"
+echo '{"series": [{"y": [1, 2], "lable": "a"}]}' >"$W/p2.json"
+expect "plot: unknown series key" "p2.json: series 0: unknown key 'lable'" "$W/p.svg" -- "$BIN" plot "$W/p2.json" "$W/p.svg"
+echo '{"series": [5]}' >"$W/p3.json"
+expect "plot: series not an object" "p3.json: series 0 must be an object" "$W/p.svg" -- "$BIN" plot "$W/p3.json" "$W/p.svg"
+
 # --help is not a mistake: usage on stdout, exit 0, for every command
 for c in train logprobs inspect plot verify generate eval bench score; do
     if "$BIN" $c --help >"$W/stdout" 2>"$W/stderr" && grep -q "usage: denserl $c" "$W/stdout" &&
