@@ -6,6 +6,9 @@
  * or dw. Row sums are in double, as on the CPU. The bf16 variants take bf16 h and w into
  * tensor-core products with fp32 accumulation; their backward writes bf16 dlogits over the
  * first half of each fp32 logits row (row stride 2V), so the scratch stays chunk x V floats.
+ * The fp16-logits variants (logprob_bf16.h) take fp16 h and w into products that write fp16
+ * logits, 2 x chunk rows a step in the same scratch, and overwrite each fp16 logit with its
+ * bf16 dlogit in place (row stride V); serial steps only.
  *
  * By default the steps run serially on the default stream. DENSERL_LOGPROB_OVERLAP=1 or 2
  * overlaps them on two streams of their own (the products compute-bound, the row kernels

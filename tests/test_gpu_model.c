@@ -161,12 +161,13 @@ static void below_capacity(Model *cpu, Model *gpu, const ModelConfig *c, const c
  * gradients within 3e-2; then a few AdamW steps on both must track each other. Head dim 64
  * so that the bf16 flash attention is used. The lm_head's logits are fp16 unless
  * DENSERL_LOGITS=f32. */
-static void mixed_precision(const char *attention, int vocab) {
+static void mixed_precision(const char *attention, int vocab, int tied) {
     const char *lg = getenv("DENSERL_LOGITS");
-    printf("bf16 model: %s attention, vocab %d, %s logits\n", attention, vocab,
-           lg && *lg ? lg : "f16");
+    printf("bf16 model: %s attention, vocab %d%s, %s logits\n", attention, vocab,
+           tied ? " (tied embeddings)" : "", lg && *lg ? lg : "f16");
     ModelConfig c = small_config();
     c.vocab = vocab;
+    c.tied = tied;
     c.d_model = 256;
     c.head_dim = 64;
     c.d_ff = 384;
@@ -245,13 +246,13 @@ int main(void) {
     model_free(&gpu);
     /* fp16 logits (the default) read one at a time (vocab 300) and 8 at a time (304), then
      * fp32 logits */
-    mixed_precision("flash", 300);
-    mixed_precision("flash", 304);
+    mixed_precision("flash", 300, 0);
+    mixed_precision("flash", 304, 1); /* the fp16 lm_head copy made from the embedding */
     setenv("DENSERL_LOGITS", "f32", 1);
-    mixed_precision("flash", 300);
+    mixed_precision("flash", 300, 0);
     unsetenv("DENSERL_LOGITS");
     if (op_mixed_attention_cudnn_available())
-        mixed_precision("cudnn", 300);
+        mixed_precision("cudnn", 300, 0);
     else
         printf("SKIP the bf16 model with cuDNN attention: cuDNN's fused attention is not "
                "available (line above)\n");
