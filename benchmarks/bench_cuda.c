@@ -368,6 +368,19 @@ static void bench_rl_kernels(int quick) {
     report("rloo process", shape, MEM, 12.0 * nt, ms);
     TIME_MS(ms, grpo_process_cuda(o, a, m, N, T, K, 1e-6f));
     report("grpo process", shape, MEM, 12.0 * nt, ms);
+    {
+        /* the rows above hold a group (K T = 16384) in registers in one pass; groups past
+         * that take the strided kernels, timed here on the same number of elements */
+        const int N2 = N / 2, T2 = 2 * T;
+        float *m2 = rand_mask(N2, T2);
+        char shape2[64];
+        snprintf(shape2, sizeof shape2, "N=%d T=%d K=%d", N2, T2, K);
+        TIME_MS(ms, rloo_process_cuda(o, a, m2, N2, T2, K, 0));
+        report("rloo process (strided)", shape2, MEM, 12.0 * nt, ms);
+        TIME_MS(ms, grpo_process_cuda(o, a, m2, N2, T2, K, 1e-6f));
+        report("grpo process (strided)", shape2, MEM, 12.0 * nt, ms);
+        be_free(BACKEND_CUDA, m2);
+    }
     TIME_MS(ms, combine_rewards_cuda(o2, o, out, m, N, T, 1.0f, 1.0f));
     report("combine rewards", shape, MEM, 12.0 * nt, ms);
     TIME_MS(ms, discounted_returns_cuda(o, a, m, N, T, 1.0f));

@@ -4,7 +4,9 @@
  * must never read it into a result). Shapes N = 1, 4, 12, 257 by T = 1, 17, 300, 1025, and
  * rows of 4096 to 8200 tokens; every reward granularity and transform, both RLOO variants,
  * GRPO with K = 4 or 1, PPO with and without dual clip, both aggregations, k1 / k3, entropy on
- * and off, and the value loss.
+ * and off, and the value loss. The process baselines also run over a table of group sizes
+ * (K T) that takes each of their paths: the one-pass kernels at 1, 2, 4 and 8 chunks per
+ * thread and the strided kernels past them.
  * Every reduction is also run twice and must give bit-identical results. */
 #include <math.h>
 #include <stdio.h>
@@ -70,6 +72,15 @@ static int check_scalar(const char *what, const char *tag, double got, double wa
 static int check_same_bits(const char *what, const char *tag, const void *a, const void *b,
                            size_t bytes) {
     return check(memcmp(a, b, bytes) == 0, "%s %s: two runs bit-identical", what, tag);
+}
+
+/* The same for two device arrays of n floats. */
+static int check_same_dev(const char *what, const char *tag, const float *d1, const float *d2,
+                          long n) {
+    float *a = HOST_F(d1, n), *b = HOST_F(d2, n);
+    int ok = check_same_bits(what, tag, a, b, sizeof(float) * (size_t)n);
+    free(a), free(b);
+    return ok;
 }
 
 /* ---- reward.h ---- */
@@ -144,11 +155,15 @@ static void test_rloo(int N, int T, int K) {
     check_arr("rloo_outcome", tag, d, want, N);
     dev_free(d);
     for (int paper = 0; paper < 2; paper++) {
+        const char *what = paper ? "rloo_process paper" : "rloo_process prime";
+        float *d2 = DEV_POISON_F(n);
         d = DEV_POISON_F(n);
         rloo_process_cpu(want, r, m, N, T, K, paper);
         rloo_process_cuda(d, dr, dm, N, T, K, paper);
-        check_arr(paper ? "rloo_process paper" : "rloo_process prime", tag, d, want, n);
-        dev_free(d);
+        rloo_process_cuda(d2, dr, dm, N, T, K, paper);
+        check_arr(what, tag, d, want, n);
+        check_same_dev(what, tag, d, d2, n);
+        dev_free(d), dev_free(d2);
     }
     dev_free(dm), dev_free(dr), dev_free(dox);
     free(m), free(r), free(o), free(want);
@@ -165,11 +180,14 @@ static void test_grpo(int N, int T, int K) {
     grpo_outcome_cuda(d, dox, N, K, 1e-6f);
     check_arr("grpo_outcome", tag, d, want, N);
     dev_free(d);
+    float *d2 = DEV_POISON_F(n);
     d = DEV_POISON_F(n);
     grpo_process_cpu(want, r, m, N, T, K, 1e-6f);
     grpo_process_cuda(d, dr, dm, N, T, K, 1e-6f);
+    grpo_process_cuda(d2, dr, dm, N, T, K, 1e-6f);
     check_arr("grpo_process", tag, d, want, n);
-    dev_free(d);
+    check_same_dev("grpo_process", tag, d, d2, n);
+    dev_free(d), dev_free(d2);
     dev_free(dm), dev_free(dr), dev_free(dox);
     free(m), free(r), free(o), free(want);
 }
@@ -182,6 +200,40 @@ static void test_group_ops(int N, int T) {
         test_grpo(N, T, 1);
     }
     if (N == 257) test_rloo(N + 3, T, 4); /* RLOO needs K >= 2: 65 groups of 4 instead */
+}
+
+/* Group sizes n = K T that take each path of rloo_process_cuda and grpo_process_cuda: one
+ * block per group holding it in registers, 1, 2, 4 or 8 chunks of 2048 elements per thread
+ * (n at a chunk boundary, just past one, or leaving chunks empty), 16-byte loads when n is a
+ * multiple of 4 and single ones otherwise, rows shorter than a thread's 8 elements, K = 2 and
+ * 16, K above the block size; and the strided kernels for n > 8 chunks. */
+static void test_group_shapes(void) {
+    static const int shapes[][3] = {
+        /* groups, T, K */
+        {3, 512, 4},   /* n = 2048: 1 chunk, full */
+        {3, 17, 2},    /* 34: single loads */
+        {3, 1, 16},    /* every element a row */
+        {3, 3, 16},    /* rows shorter than 8 elements */
+        {2, 5, 2},     /* the same, single loads */
+        {3, 7, 16},    /* 112 */
+        {3, 1023, 2},  /* 2046: single loads */
+        {3, 2048, 2},  /* 4096: 2 chunks, full */
+        {3, 1100, 2},  /* 2200: 2 chunks, the second nearly empty */
+        {3, 512, 16},  /* 8192: 4 chunks, full */
+        {2, 4095, 2},  /* 8190: 4 chunks, single loads */
+        {2, 1024, 16}, /* 16384: 8 chunks, full */
+        {2, 8192, 2},  /* 16384: rows of 4 chunks */
+        {2, 3000, 4},  /* 12000: 8 chunks, the last two empty */
+        {2, 1000, 16}, /* 16000 */
+        {2, 16, 1000}, /* K above the block size */
+        {2, 8193, 2},  /* 16386: strided, single loads */
+        {2, 1100, 16}, /* 17600: strided */
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int G = shapes[i][0], T = shapes[i][1], K = shapes[i][2];
+        test_rloo(G * K, T, K);
+        test_grpo(G * K, T, K);
+    }
 }
 
 /* ---- advantage.h: per-row ops ---- */
@@ -393,5 +445,6 @@ int main(void) {
         test_ppo(N, T);
         test_value_loss(N, T);
     }
+    test_group_shapes();
     return test_summary();
 }
