@@ -526,6 +526,35 @@ static void bench_logprob(int quick) {
     }
 }
 
+/* The 0.5B shape's biased q/k/v product and its residual down projection in bf16, through
+ * cuBLASLt's epilogues and without them (bias fill + product, product + add). */
+static void bench_linear_mixed(int quick) {
+    const int n = quick ? 2048 : 8192, shapes[2][3] = {{896, 1152, 1}, {4864, 896, 0}};
+    for (int k = 0; k < 2; k++) {
+        const int in = shapes[k][0], out = shapes[k][1], biased = shapes[k][2];
+        uint16_t *xs = rand_dev_bf16((size_t)n * in, 1.0f),
+                 *w = rand_dev_bf16((size_t)out * in, 0.02f);
+        float *y = be_alloc(BACKEND_CUDA, 4 * (size_t)n * out), *b = rand_dev((size_t)out, 1.0f);
+        float *r = rand_dev((size_t)n * out, 1.0f);
+        char shape[64], name[80];
+        snprintf(shape, sizeof shape, "n=%d in=%d out=%d", n, in, out);
+        const double f = 2.0 * n * (double)in * out;
+        for (int lt = 1; lt >= 0; lt--) {
+            double ms;
+            if (!lt) setenv("DENSERL_CUBLASLT", "0", 1);
+            if (biased)
+                TIME_MS(ms, linear_forward_mixed_cuda(y, NULL, w, b, n, in, out, xs));
+            else
+                TIME_MS(ms, linear_forward_res_mixed_cuda(y, NULL, w, NULL, r, n, in, out, xs));
+            snprintf(name, sizeof name, "linear bf16 %s, %s", biased ? "+bias" : "+residual",
+                     lt ? "cuBLASLt epilogue" : "separate pass");
+            report(name, shape, BF16, f, ms);
+            unsetenv("DENSERL_CUBLASLT");
+        }
+        FREE(xs, w, y, b, r);
+    }
+}
+
 static void bench_linear(int quick) {
     int n = quick ? 2048 : 8192, in = 4096, out = 4096;
     float *x = rand_dev((size_t)n * in, 1.0f), *w = rand_dev((size_t)out * in, 0.02f);
@@ -536,6 +565,7 @@ static void bench_linear(int quick) {
     TIME_MS(ms, linear_forward_cuda(y, x, w, b, n, in, out));
     report("linear fp32 fwd (+bias)", shape, F32, f, ms);
     FREE(x, w, y, b);
+    bench_linear_mixed(quick);
 }
 
 static void bench_matrix_kernels(int quick) {

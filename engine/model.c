@@ -472,13 +472,15 @@ static void attn_fwd(Model *m, float *out, float *lse, const float *q, const flo
                                m->mx.cudnn_attn);
 }
 
-/* y (+)= out W_o^T (+ b) for attn_fwd's output. */
-static void attn_proj(Model *m, float *y, const float *out, const float *w, const float *b, int n,
-                      int in, int o) {
-    if (mixed_attention(m))
-        op_linear_forward_mixed(m->be, y, NULL, bw(m, w), b, n, in, o, (uint16_t *)out);
-    else
+/* y = out W_o^T (+ b) + r for attn_fwd's output and the residual stream r (y != r). */
+static void attn_proj(Model *m, float *y, const float *out, const float *w, const float *b,
+                      const float *r, int n, int in, int o) {
+    if (mixed_attention(m)) {
+        op_linear_forward_res_mixed(m->be, y, NULL, bw(m, w), b, r, n, in, o, (uint16_t *)out);
+    } else {
         model_linear(m, y, out, w, b, n, in, o);
+        op_add(m->be, y, r, (long)n * o);
+    }
 }
 
 /* The projection's backward: dout (overwritten; bf16 with the bf16 attention) from dy, and
@@ -600,8 +602,7 @@ static void forward(Model *m, const int *tokens, const int *targets, int B, int 
         op_rope_forward(be, q, a->pos, m->rope_cos, m->rope_sin, N, H, Dh);
         op_rope_forward(be, k, a->pos, m->rope_cos, m->rope_sin, N, Hkv, Dh);
         attn_fwd(m, att, a->lse + s * Ncap * H, q, k, v, B, T);
-        attn_proj(m, xm, att, LW(m->w.wo, l, (size_t)d * qd), LW(m->w.bo, l, d), N, qd, d);
-        op_add(be, xm, x, (long)N * d);
+        attn_proj(m, xm, att, LW(m->w.wo, l, (size_t)d * qd), LW(m->w.bo, l, d), x, N, qd, d);
         norm_fwd(m, xn2, a->rstd2 + s * Ncap, xm, LW(m->w.mlp_norm, l, d), N);
         if (m->mx.on) { /* gate, up and h only meet SwiGLU and products: bf16 in the first
                            half of their buffers */
@@ -611,15 +612,15 @@ static void forward(Model *m, const int *tokens, const int *targets, int B, int 
             op_linear_forward_bf16_mixed(be, ub, xb, bw(m, LW(m->w.w_up, l, (size_t)F * d)), N, d,
                                          F);
             op_swiglu_forward_bf16in(be, (uint16_t *)hm, gb, ub, (long)N * F);
-            op_linear_forward_mixed(be, xo, NULL, bw(m, LW(m->w.w_down, l, (size_t)d * F)), NULL, N,
-                                    F, d, (uint16_t *)hm);
+            op_linear_forward_res_mixed(be, xo, NULL, bw(m, LW(m->w.w_down, l, (size_t)d * F)),
+                                        NULL, xm, N, F, d, (uint16_t *)hm); /* xo = .. + xm */
         } else {
             norm_proj(m, gate, xn2, LW(m->w.w_gate, l, (size_t)F * d), NULL, N, d, F);
             norm_proj(m, up, xn2, LW(m->w.w_up, l, (size_t)F * d), NULL, N, d, F);
             op_swiglu_forward(be, hm, gate, up, (long)N * F);
             model_linear(m, xo, hm, LW(m->w.w_down, l, (size_t)d * F), NULL, N, F, d);
+            op_add(be, xo, xm, (long)N * d);
         }
-        op_add(be, xo, xm, (long)N * d);
     }
     const size_t xl = c->n_layers % (a->kept + 1);
     op_rmsnorm_forward(be, a->xf, a->rstdf, a->x + xl * Ncap * d, m->w.final_norm, N, d,

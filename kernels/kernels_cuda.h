@@ -130,6 +130,13 @@ void linear_dx_bf16_mixed_cuda(uint16_t *dxb, const float *dy, const uint16_t *w
                                int out, uint16_t *dys);
 void linear_forward_mixed_cuda(float *y, const float *x, const uint16_t *w, const float *b, int n,
                                int in, int out, uint16_t *xs);
+/* y = x W^T + b + r (b may be NULL): the residual r added by the product (y != r) */
+void linear_forward_res_mixed_cuda(float *y, const float *x, const uint16_t *w, const float *b,
+                                   const float *r, int n, int in, int out, uint16_t *xs);
+/* lt_cuda.cu: y (n, out) = xs W^T (+ b) (+ r) in one cuBLASLt product (bias in the epilogue, r
+ * as the C operand); 1 when done, 0 when cuBLASLt cannot (the caller does it another way) */
+int linear_lt_forward_cuda(float *y, const uint16_t *xs, const uint16_t *w, const float *b,
+                           const float *r, int n, int in, int out);
 /* yb (n, out) = bf16(xs W^T) for a bf16 input xs, no bias: an output that only feeds bf16
  * consumers (the gate and up products into SwiGLU) */
 void linear_forward_bf16_mixed_cuda(uint16_t *yb, const uint16_t *xs, const uint16_t *w, int n,

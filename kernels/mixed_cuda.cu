@@ -143,15 +143,26 @@ static void mx_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
 extern "C" void linear_forward_mixed_cuda(float *y, const float *x, const uint16_t *w,
                                           const float *b, int n, int in, int out, uint16_t *xs) {
     if (n <= 0 || out <= 0 || in <= 0) return;
+    if (x) cast_bf16_cuda(xs, x, (long)n * in); /* x NULL: xs holds bf16(x) already */
+    if (linear_lt_forward_cuda(y, xs, w, b, NULL, n, in, out)) return; /* bias in the epilogue */
     if (b) {
         const int vec = out % 4 == 0 && mx_vec_ok(y, b);
         const long blocks = n < 65535L * 4 ? n : 65535L * 4;
         mx_bias_kernel<<<(unsigned)blocks, MX_THREADS>>>(y, b, n, out, vec);
         LAUNCH_CHECK();
     }
-    if (x) cast_bf16_cuda(xs, x, (long)n * in); /* x NULL: xs holds bf16(x) already */
     /* y^T (out, n) = W (out, in) x^T; W row-major (out, in) is column-major (in, out) */
     mx_gemm(CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, w, in, xs, in, b ? 1.0f : 0.0f, y, out);
+}
+
+extern "C" void linear_forward_res_mixed_cuda(float *y, const float *x, const uint16_t *w,
+                                              const float *b, const float *r, int n, int in,
+                                              int out, uint16_t *xs) {
+    if (n <= 0 || out <= 0 || in <= 0) return;
+    if (x) cast_bf16_cuda(xs, x, (long)n * in);
+    if (linear_lt_forward_cuda(y, xs, w, b, r, n, in, out)) return; /* r as the C operand */
+    linear_forward_mixed_cuda(y, NULL, w, b, n, in, out, xs);
+    add_cuda(y, r, (long)n * out);
 }
 
 extern "C" void linear_forward_bf16_mixed_cuda(uint16_t *yb, const uint16_t *xs, const uint16_t *w,

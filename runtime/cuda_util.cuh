@@ -50,6 +50,7 @@ enum {
     SCRATCH_LOGPROB = 1,
     SCRATCH_SAMPLE = 2,
     SCRATCH_RL = 3,
+    SCRATCH_LT = 4,
     SCRATCH_ATTN = 6,
     SCRATCH_N = 8
 };

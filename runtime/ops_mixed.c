@@ -23,6 +23,7 @@ static void no_cuda(void) {
 #define swiglu_forward_bf16in_cuda(...)     no_cuda()
 #define swiglu_backward_bf16in_cuda(...)    no_cuda()
 #define linear_forward_bf16_mixed_cuda(...) no_cuda()
+#define linear_forward_res_mixed_cuda(...)  no_cuda()
 #define linear_dx_bf16_mixed_cuda(...)      no_cuda()
 #define linear_forward_mixed_cuda(...)      no_cuda()
 #define linear_backward_mixed_cuda(...)     no_cuda()
@@ -78,6 +79,12 @@ void op_swiglu_forward_bf16in(Backend be, uint16_t *h, const uint16_t *g, const 
 void op_swiglu_backward_bf16in(Backend be, uint16_t *dg, uint16_t *du, const uint16_t *dh,
                                const uint16_t *g, const uint16_t *u, long n) {
     MIXED_CALL(be, swiglu_backward_bf16in_cuda(dg, du, dh, g, u, n));
+}
+
+void op_linear_forward_res_mixed(Backend be, float *y, const float *x, const uint16_t *w,
+                                 const float *b, const float *r, int n, int in, int out,
+                                 uint16_t *xs) {
+    MIXED_CALL(be, linear_forward_res_mixed_cuda(y, x, w, b, r, n, in, out, xs));
 }
 
 void op_linear_forward_bf16_mixed(Backend be, uint16_t *yb, const uint16_t *xs, const uint16_t *w,

@@ -21,6 +21,10 @@ void op_swiglu_forward_bf16in(Backend be, uint16_t *h, const uint16_t *g, const 
                               long n);
 void op_swiglu_backward_bf16in(Backend be, uint16_t *dg, uint16_t *du, const uint16_t *dh,
                                const uint16_t *g, const uint16_t *u, long n);
+/* y = x W^T (+ b) + r, the residual r added by the product (y != r) */
+void op_linear_forward_res_mixed(Backend be, float *y, const float *x, const uint16_t *w,
+                                 const float *b, const float *r, int n, int in, int out,
+                                 uint16_t *xs);
 void op_linear_forward_bf16_mixed(Backend be, uint16_t *yb, const uint16_t *xs, const uint16_t *w,
                                   int n, int in, int out);
 void op_linear_dx_bf16_mixed(Backend be, uint16_t *dxb, const float *dy, const uint16_t *w, int n,

@@ -90,9 +90,12 @@ static void test_widen(long n, int off, int add) {
     free(y), free(xf), free(x), free(want), free(got);
 }
 
-static void test_linear_mixed(int n, int in, int out, int bias) {
+/* y = x W^T (+ b) (+ r: linear_forward_res_mixed_cuda) against a double reference of the bf16
+ * values; off > 0 shifts every device array by off elements (unaligned bias, weights, input,
+ * output and residual: the cuBLASLt path must pick algorithms that allow them, or step aside). */
+static void test_linear_mixed(int n, int in, int out, int bias, int res, int off) {
     float *x = rand_host((long)n * in, 1.0), *w = rand_host((long)out * in, 1.0);
-    float *b = rand_host(out, 1.0);
+    float *b = rand_host(out, 1.0), *r = rand_host((long)n * out, 1.0);
     uint16_t *wb = round_bf16(w, (long)out * in);
     float *xr = malloc(sizeof(float) * (size_t)n * in);
     memcpy(xr, x, sizeof(float) * (size_t)n * in);
@@ -100,20 +103,32 @@ static void test_linear_mixed(int n, int in, int out, int bias) {
     float *want = malloc(sizeof(float) * (size_t)n * out);
     for (int i = 0; i < n; i++)
         for (int o = 0; o < out; o++) {
-            double s = bias ? b[o] : 0.0;
+            double s = (bias ? b[o] : 0.0) + (res ? r[(size_t)i * out + o] : 0.0);
             for (int k = 0; k < in; k++)
                 s += (double)xr[(size_t)i * in + k] * w[(size_t)o * in + k];
             want[(size_t)i * out + o] = (float)s;
         }
-    float *dx = DEV_F(x, (long)n * in), *db = DEV_F(b, out), *dy = DEV_POISON_F((long)n * out);
-    uint16_t *dw = dev_bf16(wb, (long)out * in), *xs = dev_poison_bf16((long)n * in);
-    linear_forward_mixed_cuda(dy, dx, dw, bias ? db : NULL, n, in, out, xs);
-    float *got = HOST_F(dy, (long)n * out);
+    float *dx = DEV_POISON_F((long)n * in + off), *db = DEV_POISON_F(out + off);
+    float *dr = DEV_POISON_F((long)n * out + off), *dy = DEV_POISON_F((long)n * out + off);
+    uint16_t *dw = dev_poison_bf16((long)out * in + off), *xs = dev_poison_bf16((long)n * in + off);
+    be_to_device(BACKEND_CUDA, dx + off, x, sizeof(float) * (size_t)n * in);
+    be_to_device(BACKEND_CUDA, db + off, b, sizeof(float) * (size_t)out);
+    be_to_device(BACKEND_CUDA, dr + off, r, sizeof(float) * (size_t)n * out);
+    be_to_device(BACKEND_CUDA, dw + off, wb, sizeof(uint16_t) * (size_t)out * in);
+    float *bp = bias ? db + off : NULL;
+    if (res)
+        linear_forward_res_mixed_cuda(dy + off, dx + off, dw + off, bp, dr + off, n, in, out,
+                                      xs + off);
+    else
+        linear_forward_mixed_cuda(dy + off, dx + off, dw + off, bp, n, in, out, xs + off);
+    float *got = HOST_F(dy + off, (long)n * out);
     const double e = rel_err(got, want, (long)n * out);
-    check(e < 1e-5, "linear_forward_mixed n=%d in=%d out=%d bias=%d: rel err %.3g", n, in, out,
-          bias, e);
-    dev_free(dx), dev_free(db), dev_free(dy), dev_free(dw), dev_free(xs);
-    free(x), free(w), free(b), free(wb), free(xr), free(want), free(got);
+    const char *lt = getenv("DENSERL_CUBLASLT");
+    check(e < 1e-5,
+          "linear_forward_%smixed n=%d in=%d out=%d bias=%d off=%d cublaslt=%s: rel err %.3g",
+          res ? "res_" : "", n, in, out, bias, off, lt && !strcmp(lt, "0") ? "off" : "on", e);
+    dev_free(dx), dev_free(db), dev_free(dr), dev_free(dy), dev_free(dw), dev_free(xs);
+    free(x), free(w), free(b), free(r), free(wb), free(xr), free(want), free(got);
 }
 
 /* yb = bf16(xs W^T) from a bf16 input (linear_forward_bf16_mixed_cuda): the double-precision
@@ -294,9 +309,15 @@ static void run_all(void) {
         }
     const int shapes[][3] = {
         {1, 8, 8}, {3, 64, 130}, {37, 96, 129}, {300, 896, 128}, {64, 200, 1000}};
-    for (int k = 0; k < 5; k++)
-        for (int bias = 0; bias < 2; bias++)
-            test_linear_mixed(shapes[k][0], shapes[k][1], shapes[k][2], bias);
+    for (int lt = 1; lt >= 0; lt--) { /* through cuBLASLt's epilogues, then without */
+        if (!lt) setenv("DENSERL_CUBLASLT", "0", 1);
+        for (int k = 0; k < 5; k++)
+            for (int bias = 0; bias < 2; bias++)
+                for (int res = 0; res < 2; res++)
+                    for (int off = 0; off < 2; off++)
+                        test_linear_mixed(shapes[k][0], shapes[k][1], shapes[k][2], bias, res, off);
+        unsetenv("DENSERL_CUBLASLT");
+    }
     const long sw[] = {1, 3, 4, 5, 1000, 4099, 1000001};
     for (int k = 0; k < 7; k++)
         for (int off = 0; off < 4; off++)
