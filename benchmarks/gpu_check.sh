@@ -9,8 +9,9 @@
 #                                              compare: denserl bench against peer_torch.py
 #                                              on the Qwen2.5-0.5B shape, bf16)
 #   E2E_PROMPTS=64                             prompts of the RL step (x 4 samples)
-#   E2E_PRECISIONS="bf16 bf16-cudnn"           the precisions it runs in (fp32, bf16, and bf16
-#                                              with cuDNN's attention: bf16-cudnn)
+#   E2E_PRECISIONS="bf16 bf16-cudnn"           the precisions it runs in (fp32, bf16, bf16 with
+#                                              cuDNN's attention: bf16-cudnn, bf16 with fp32
+#                                              logits and no cuBLASLt epilogues: bf16-plain)
 #   STAGES=varlen (not in the default)         length-grouped model calls against every call at
 #                                              the step's longest row: bench steps of the
 #                                              Qwen2.5-0.5B body with a 256-token vocabulary,
@@ -93,11 +94,15 @@ if want e2e; then
     for prec in ${E2E_PRECISIONS:-bf16 bf16-cudnn}; do
         attn=flash
         [ "$prec" = bf16-cudnn ] && attn=cudnn
+        # bf16-plain: bf16 without the fp16 logits and the cuBLASLt epilogues, to see their share
+        plain=() precision=bf16
+        [ "$prec" = bf16-plain ] && plain=(env DENSERL_LOGITS=f32 DENSERL_CUBLASLT=0)
+        [ "$prec" = fp32 ] && precision=fp32
         say "one RL step, Qwen2.5-0.5B shape, $P prompts x 4 samples, 512 response tokens, $prec"
         rm -rf /tmp/gpu_check_e2e
-        timeout "${E2E_TIMEOUT:-150}" "$BIN/denserl" train configs/bench_qwen05b.json \
+        timeout "${E2E_TIMEOUT:-150}" ${plain[@]+"${plain[@]}"} "$BIN/denserl" train configs/bench_qwen05b.json \
             --set run_dir=/tmp/gpu_check_e2e --set rl.prompts_per_step="$P" \
-            --set precision="${prec%-cudnn}" --set attention="$attn" >"$OUTDIR/e2e_$prec.log" 2>&1 ||
+            --set precision="$precision" --set attention="$attn" >"$OUTDIR/e2e_$prec.log" 2>&1 ||
             { tail -5 "$OUTDIR/e2e_$prec.log"; say "e2e $prec failed"; }
         cp /tmp/gpu_check_e2e/metrics.jsonl "$OUTDIR/e2e_${prec}_metrics.jsonl" 2>/dev/null
     done
