@@ -563,41 +563,46 @@ static int lp_f16_step(int n, int chunk) {
     return chunk >= (n + 1) / 2 ? n : 2 * chunk;
 }
 
-static void lp_forward_f16_run(float *logp, float *entropy, float *lse, const uint16_t *h,
-                               const uint16_t *w, const int *targets, int n, int d, int V,
-                               int chunk, float *scratch) {
+/* The steps of a call: each step's fp16 logits into the scratch, then row(z, row0, rows, vec)
+ * with vec when rows can be read 16 bytes at a time (V % 8 == 0). */
+template <class RowFn>
+static void lp_f16_steps(const uint16_t *h16, const uint16_t *w16, int n, int d, int V, int chunk,
+                         float *scratch, RowFn row) {
     lp_check_args(chunk, V);
     const int step = lp_f16_step(n, chunk);
     __half *z = reinterpret_cast<__half *>(scratch);
-    const __half *hh = reinterpret_cast<const __half *>(h),
-                 *wh = reinterpret_cast<const __half *>(w);
     for (int row0 = 0; row0 < n; row0 += step) {
         const int rows = n - row0 < step ? n - row0 : step;
-        lp_logits_f16(z, h, w, row0, rows, d, V);
-        if (V % 8 == 0)
+        lp_logits_f16(z, h16, w16, row0, rows, d, V);
+        row(z, row0, rows, V % 8 == 0);
+        LAUNCH_CHECK();
+    }
+}
+
+static void lp_forward_f16_run(float *logp, float *entropy, float *lse, const uint16_t *h,
+                               const uint16_t *w, const int *targets, int n, int d, int V,
+                               int chunk, float *scratch) {
+    const __half *hh = reinterpret_cast<const __half *>(h),
+                 *wh = reinterpret_cast<const __half *>(w);
+    lp_f16_steps(h, w, n, d, V, chunk, scratch, [&](__half *z, int row0, int rows, bool vec) {
+        if (vec)
             lp_forward_f16_kernel<true>
                 <<<rows, LP_THREADS>>>(logp, entropy, lse, z, hh, wh, targets, row0, V, d);
         else
             lp_forward_f16_kernel<false>
                 <<<rows, LP_THREADS>>>(logp, entropy, lse, z, hh, wh, targets, row0, V, d);
-        LAUNCH_CHECK();
-    }
+    });
 }
 
 static void lp_backward_f16_run(float *dh, float *dw, const float *dlogp, const float *dentropy,
                                 const uint16_t *h16, const uint16_t *w16, const uint16_t *hb,
                                 const uint16_t *wb, const int *targets, const float *lse, int n,
                                 int d, int V, int chunk, float *scratch) {
-    lp_check_args(chunk, V);
     if (!dh && !dw) return;
-    const int step = lp_f16_step(n, chunk);
-    __half *z = reinterpret_cast<__half *>(scratch);
     const __half *hh = reinterpret_cast<const __half *>(h16),
                  *wh = reinterpret_cast<const __half *>(w16);
-    for (int row0 = 0; row0 < n; row0 += step) {
-        const int rows = n - row0 < step ? n - row0 : step;
-        lp_logits_f16(z, h16, w16, row0, rows, d, V);
-        if (V % 8 == 0)
+    lp_f16_steps(h16, w16, n, d, V, chunk, scratch, [&](__half *z, int row0, int rows, bool vec) {
+        if (vec)
             lp_backward_f16_kernel<true>
                 <<<rows, LP_THREADS>>>(z, dlogp, dentropy, hh, wh, targets, lse, row0, V, d);
         else
@@ -605,7 +610,7 @@ static void lp_backward_f16_run(float *dh, float *dw, const float *dlogp, const 
                 <<<rows, LP_THREADS>>>(z, dlogp, dentropy, hh, wh, targets, lse, row0, V, d);
         LAUNCH_CHECK();
         lp_grads_bf16(dh, dw, reinterpret_cast<const uint16_t *>(z), V, hb, wb, row0, rows, d, V);
-    }
+    });
 }
 
 /* ---- entry points ---- */
