@@ -20,7 +20,8 @@ enum { LT_PLANS = 64, LT_WORKSPACE = 32 << 20 };
 
 typedef struct {
     int n, in, out, bias, res;
-    unsigned align; /* the alignments of w, x, r, y, packed a byte each (log2) */
+    unsigned align;  /* the alignments of w, x, r, y, packed a byte each (log2) */
+    unsigned balign; /* the bias pointer's (log2; 0 without one): the heuristic reads its value */
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, c, d;
     cublasLtMatmulAlgo_t algo;
@@ -107,16 +108,18 @@ static cublasStatus_t lt_plan_make(LtPlan *p, const float *bias) {
 }
 
 static LtPlan *lt_plan(int n, int in, int out, int bias, int res, unsigned align, const float *b) {
+    const unsigned balign = b ? lt_align_log2(b) : 0;
     for (int i = 0; i < g_lt.n_plans; i++) {
         LtPlan *p = &g_lt.plans[i];
         if (p->n == n && p->in == in && p->out == out && p->bias == bias && p->res == res &&
-            p->align == align)
+            p->align == align && p->balign == balign)
             return p;
     }
     int slot = g_lt.n_plans < LT_PLANS ? g_lt.n_plans++ : g_lt.next++ % LT_PLANS;
     LtPlan *p = &g_lt.plans[slot];
     lt_plan_free(p);
     p->n = n, p->in = in, p->out = out, p->bias = bias, p->res = res, p->align = align;
+    p->balign = balign;
     const cublasStatus_t st = lt_plan_make(p, b);
     if (st) {
         lt_plan_free(p);
