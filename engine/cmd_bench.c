@@ -11,10 +11,12 @@
  * where P_ne is the parameter count without the embedding and lm_head matrices (the
  * lm_head product is the 2 d V term, counted once whether or not it is tied), and the last
  * term is QK^T and PV over ctx earlier positions. A packed training pass over N rows of T
- * tokens uses ctx = T / 2 (causal). A backward costs 2 x its forward. Generation counts
- * each response token as one forward at its true context (prompt + tokens so far) and the
- * prompt prefill as decoder-only forwards (no lm_head). Optimizer, norms, rotary and the RL
- * arithmetic are not counted (they are O(params) or O(tokens), not O(params x tokens)). */
+ * tokens uses ctx = T / 2 (causal), with the lm_head term for the response tokens only (the
+ * positions that have a target: the lm_head skips the others). A backward costs 2 x its
+ * forward. Generation counts each response token as one forward at its true context (prompt
+ * + tokens so far) and the prompt prefill as decoder-only forwards (no lm_head). Optimizer, norms,
+ * rotary and the RL arithmetic are not counted (they are O(params) or O(tokens), not O(params x
+ * tokens)). */
 #include <limits.h>
 #include <math.h>
 #include <omp.h>
@@ -288,9 +290,10 @@ static void step_work(const Prime *p, const RolloutStats *rs, double tok[N_PHASE
     const ModelConfig *mc = &p->policy->cfg;
     const StepBatch *b = &p->b;
     double NT = prime_batch_tokens(p), pass = 0, critic_pass = 0, gen = 0;
+    const double head = 2.0 * mc->d_model * mc->vocab;
     for (int i = 0; i < b->N; i++) {
         double L = b->len[i], pl = b->prompt_len[i], rl = b->resp_len[i];
-        pass += L * fwd_flop(mc, L / 2.0, 1);
+        pass += L * fwd_flop(mc, L / 2.0, 0) + rl * head; /* the lm_head: rows with a target */
         critic_pass += L * fwd_flop(mc, L / 2.0, 0);
         gen += (pl - 1) * fwd_flop(mc, pl / 2.0, 0);
         /* response token j is predicted at context pl + j: the sum over j of the attention */

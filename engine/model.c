@@ -258,14 +258,17 @@ void model_zero_grads(Model *m) {
 
 void model_free(Model *m) {
     Activations *a = &m->act;
-    void *bufs[] = {m->params, m->grads, m->rope_cos, m->rope_sin, a->x,       a->xn1,
-                    a->rstd1,  a->q,     a->k,        a->v,        a->att,     a->lse,
-                    a->x_mid,  a->xn2,   a->rstd2,    a->gate,     a->up,      a->hmlp,
-                    a->xf,     a->rstdf, a->lse_out,  a->pos,      a->scratch, a->dx,
-                    a->dtmp,   a->dq,    a->dk,       a->dv,       a->datt,    a->dgate,
-                    a->dup,    a->dh,    a->io_tok,   a->io_tgt,   a->io_a,    a->io_b};
+    void *bufs[] = {m->params, m->grads,  m->rope_cos, m->rope_sin, a->x,       a->xn1,
+                    a->rstd1,  a->q,      a->k,        a->v,        a->att,     a->lse,
+                    a->x_mid,  a->xn2,    a->rstd2,    a->gate,     a->up,      a->hmlp,
+                    a->xf,     a->rstdf,  a->lse_out,  a->pos,      a->scratch, a->dx,
+                    a->dtmp,   a->dq,     a->dk,       a->dv,       a->datt,    a->dgate,
+                    a->dup,    a->dh,     a->io_tok,   a->io_tgt,   a->io_a,    a->io_b,
+                    a->lp_idx, a->lp_tgt, a->lp_h,     a->lp_a,     a->lp_b,    a->lp_dh};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) be_free(m->be, bufs[i]);
+    free(a->lp_hidx);
+    free(a->lp_htgt);
     void *mx[] = {m->mx.w, m->mx.w16, m->mx.buf[0], m->mx.buf[1], m->mx.buf[2], m->mx.attn_ws};
     for (size_t i = 0; i < sizeof mx / sizeof mx[0]; i++)
         if (mx[i]) be_free(m->be, mx[i]);
@@ -520,34 +523,100 @@ static void attn_bwd(Model *m, float *dq, float *dk, float *dv, const float *dou
                                 m->mx.cudnn_attn);
 }
 
+/* On a GPU, gathers the rows of a call that have a target (host targets, N rows): a->lp_n
+ * of them, their rows and targets uploaded; lp_n = N (nothing gathered) when every row has
+ * one, on the CPU, or without targets. */
+static void lp_compact(Model *m, const int *targets, int N) {
+    Activations *a = &m->act;
+    a->lp_n = N;
+    if (m->be == BACKEND_CPU || !targets) return;
+    int n = 0;
+    for (int i = 0; i < N; i++) n += targets[i] >= 0;
+    if (n == N) return;
+    if (!a->lp_idx) {
+        const size_t cap = (size_t)a->B * a->T;
+        a->lp_idx = be_alloc(m->be, sizeof(int) * cap);
+        a->lp_tgt = be_alloc(m->be, sizeof(int) * cap);
+        a->lp_hidx = xmalloc(sizeof(int) * cap);
+        a->lp_htgt = xmalloc(sizeof(int) * cap);
+        a->lp_h = act_alloc(m->be, cap * m->cfg.d_model);
+        a->lp_a = act_alloc(m->be, cap);
+        a->lp_b = act_alloc(m->be, cap);
+    }
+    for (int i = 0, k = 0; i < N; i++)
+        if (targets[i] >= 0) a->lp_hidx[k] = i, a->lp_htgt[k++] = targets[i];
+    if (n > 0) {
+        be_to_device(m->be, a->lp_idx, a->lp_hidx, sizeof(int) * n);
+        be_to_device(m->be, a->lp_tgt, a->lp_htgt, sizeof(int) * n);
+    }
+    a->lp_n = n;
+}
+
+/* v (N) = 0, then v[idx[j]] = x[j] for the gathered rows (unique, so the add is a store). */
+static void lp_scatter(Model *m, float *v, const float *x, int N) {
+    if (!v) return;
+    be_memset0(m->be, v, sizeof(float) * N);
+    if (m->act.lp_n > 0) op_embedding_backward(m->be, v, x, m->act.lp_idx, m->act.lp_n, 1);
+}
+
 static void lp_fwd(Model *m, float *logp, float *entropy, const int *targets, int N) {
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->act;
-    if (!m->mx.on) {
-        op_logprob_forward(m->be, logp, entropy, a->lse_out, a->xf, m->w.lm_head, targets, N,
-                           c->d_model, c->vocab, m->logits_chunk, a->scratch);
-        return;
+    const float *h = a->xf;
+    float *lp = logp, *ent = entropy;
+    const int n = a->lp_n, d = c->d_model;
+    if (n < N) { /* the lm_head on the rows with a target only */
+        if (n == 0) {
+            lp_scatter(m, logp, NULL, N);
+            lp_scatter(m, entropy, NULL, N);
+            return;
+        }
+        op_embedding_forward(m->be, a->lp_h, a->lp_idx, a->xf, n, d);
+        h = a->lp_h, targets = a->lp_tgt, lp = a->lp_a, ent = entropy ? a->lp_b : NULL;
     }
-    op_logprob_forward_mixed(m->be, logp, entropy, a->lse_out, a->xf, bw(m, m->w.lm_head),
-                             m->mx.w16, targets, N, c->d_model, c->vocab, m->logits_chunk,
-                             a->scratch, mx_buf(m, 0, (size_t)N * c->d_model));
-    m->mx.xs_of = NULL; /* slot 0 now holds xf's copy, which no product reuses */
+    if (!m->mx.on) {
+        op_logprob_forward(m->be, lp, ent, a->lse_out, h, m->w.lm_head, targets, n, d, c->vocab,
+                           m->logits_chunk, a->scratch);
+    } else {
+        op_logprob_forward_mixed(m->be, lp, ent, a->lse_out, h, bw(m, m->w.lm_head), m->mx.w16,
+                                 targets, n, d, c->vocab, m->logits_chunk, a->scratch,
+                                 mx_buf(m, 0, (size_t)n * d));
+        m->mx.xs_of = NULL; /* slot 0 now holds xf's copy, which no product reuses */
+    }
+    if (n < N) {
+        lp_scatter(m, logp, lp, N);
+        lp_scatter(m, entropy, ent, N);
+    }
 }
 
+/* dtmp (zeroed by the caller) += the lm_head's gradient into xf; dw into g.lm_head. */
 static void lp_bwd(Model *m, const float *dlogp, const float *dentropy, const int *targets, int N) {
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->act;
-    if (!m->mx.on) {
-        op_logprob_backward(m->be, a->dtmp, m->g.lm_head, dlogp, dentropy, a->xf, m->w.lm_head,
-                            targets, a->lse_out, N, c->d_model, c->vocab, m->logits_chunk,
-                            a->scratch);
-        return;
+    const float *h = a->xf;
+    float *dh = a->dtmp;
+    const int n = a->lp_n, d = c->d_model;
+    if (n < N) { /* the gathered rows, as in the forward */
+        if (n == 0) return;
+        if (!a->lp_dh) a->lp_dh = act_alloc(m->be, (size_t)a->B * a->T * d);
+        op_embedding_forward(m->be, a->lp_h, a->lp_idx, a->xf, n, d);
+        op_embedding_forward(m->be, a->lp_a, a->lp_idx, dlogp, n, 1);
+        if (dentropy) op_embedding_forward(m->be, a->lp_b, a->lp_idx, dentropy, n, 1);
+        be_memset0(m->be, a->lp_dh, sizeof(float) * n * d);
+        h = a->lp_h, dh = a->lp_dh, targets = a->lp_tgt;
+        dlogp = a->lp_a, dentropy = dentropy ? a->lp_b : NULL;
     }
-    const size_t hs = (size_t)N * c->d_model * (m->mx.w16 ? 2 : 1); /* bf16 (and fp16) xf */
-    op_logprob_backward_mixed(m->be, a->dtmp, m->g.lm_head, dlogp, dentropy, a->xf,
-                              bw(m, m->w.lm_head), m->mx.w16, targets, a->lse_out, N, c->d_model,
-                              c->vocab, m->logits_chunk, a->scratch, mx_buf(m, 0, hs));
-    m->mx.xs_of = NULL;
+    if (!m->mx.on) {
+        op_logprob_backward(m->be, dh, m->g.lm_head, dlogp, dentropy, h, m->w.lm_head, targets,
+                            a->lse_out, n, d, c->vocab, m->logits_chunk, a->scratch);
+    } else {
+        const size_t hs = (size_t)n * d * (m->mx.w16 ? 2 : 1); /* bf16 (and fp16) h */
+        op_logprob_backward_mixed(m->be, dh, m->g.lm_head, dlogp, dentropy, h, bw(m, m->w.lm_head),
+                                  m->mx.w16, targets, a->lse_out, n, d, c->vocab, m->logits_chunk,
+                                  a->scratch, mx_buf(m, 0, hs));
+        m->mx.xs_of = NULL;
+    }
+    if (n < N) op_embedding_backward(m->be, a->dtmp, a->lp_dh, a->lp_idx, n, d); /* rows back */
 }
 
 /* Host arrays into the model: used in place on the CPU, copied to dev on a GPU. */
@@ -634,6 +703,7 @@ void model_forward(Model *m, const int *tokens, const int *targets, int B, int T
     size_t N = (size_t)B * T;
     CHECK(N <= (size_t)a->B * a->T);
     float *lp = io_out(m, a->io_a, logp), *ent = io_out(m, a->io_b, entropy);
+    lp_compact(m, targets, (int)N);
     forward(m, io_in(m, a->io_tok, tokens, sizeof(int) * N),
             io_in(m, a->io_tgt, targets, sizeof(int) * N), B, T, lp, ent);
     io_back(m, logp, lp, sizeof(float) * N);
@@ -646,6 +716,7 @@ void model_backward(Model *m, const int *tokens, const int *targets, int B, int 
                     const float *dlogp, const float *dentropy) {
     Activations *a = &m->act;
     size_t n = (size_t)B * T;
+    lp_compact(m, targets, (int)n);
     tokens = io_in(m, a->io_tok, tokens, sizeof(int) * n);
     targets = io_in(m, a->io_tgt, targets, sizeof(int) * n);
     dlogp = io_in(m, a->io_a, dlogp, sizeof(float) * n);
