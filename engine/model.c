@@ -264,7 +264,7 @@ void model_free(Model *m) {
                     a->xf,     a->rstdf,  a->lse_out,  a->pos,      a->scratch, a->dx,
                     a->dtmp,   a->dq,     a->dk,       a->dv,       a->datt,    a->dgate,
                     a->dup,    a->dh,     a->io_tok,   a->io_tgt,   a->io_a,    a->io_b,
-                    a->lp_idx, a->lp_tgt, a->lp_h,     a->lp_a,     a->lp_b,    a->lp_dh};
+                    a->lp_idx, a->lp_tgt, a->lp_h,     a->lp_a,     a->lp_b};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) be_free(m->be, bufs[i]);
     free(a->lp_hidx);
@@ -596,14 +596,14 @@ static void lp_bwd(Model *m, const float *dlogp, const float *dentropy, const in
     const float *h = a->xf;
     float *dh = a->dtmp;
     const int n = a->lp_n, d = c->d_model;
-    if (n < N) { /* the gathered rows, as in the forward */
+    if (n < N) { /* the gathered rows, as in the forward; their dh in dx, which the trunk's
+                    backward zeroes before it uses it */
         if (n == 0) return;
-        if (!a->lp_dh) a->lp_dh = act_alloc(m->be, (size_t)a->B * a->T * d);
         op_embedding_forward(m->be, a->lp_h, a->lp_idx, a->xf, n, d);
         op_embedding_forward(m->be, a->lp_a, a->lp_idx, dlogp, n, 1);
         if (dentropy) op_embedding_forward(m->be, a->lp_b, a->lp_idx, dentropy, n, 1);
-        be_memset0(m->be, a->lp_dh, sizeof(float) * n * d);
-        h = a->lp_h, dh = a->lp_dh, targets = a->lp_tgt;
+        be_memset0(m->be, a->dx, sizeof(float) * n * d);
+        h = a->lp_h, dh = a->dx, targets = a->lp_tgt;
         dlogp = a->lp_a, dentropy = dentropy ? a->lp_b : NULL;
     }
     if (!m->mx.on) {
@@ -616,7 +616,7 @@ static void lp_bwd(Model *m, const float *dlogp, const float *dentropy, const in
                                   a->scratch, mx_buf(m, 0, hs));
         m->mx.xs_of = NULL;
     }
-    if (n < N) op_embedding_backward(m->be, a->dtmp, a->lp_dh, a->lp_idx, n, d); /* rows back */
+    if (n < N) op_embedding_backward(m->be, a->dtmp, a->dx, a->lp_idx, n, d); /* rows back */
 }
 
 /* Host arrays into the model: used in place on the CPU, copied to dev on a GPU. */

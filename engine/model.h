@@ -58,12 +58,12 @@ typedef struct {
     float *lse_out;          /* (B*T) lm_head log-sum-exp (on a GPU, of the gathered rows) */
     /* on a GPU, the rows that have a target, gathered for the lm_head (the CPU kernels skip the
      * others themselves): the product then leaves out prompts, padding and target-less calls */
-    int lp_n;                          /* rows with a target; B*T for no gathering */
-    int *lp_idx, *lp_tgt;              /* (B*T) device: those rows and their targets */
-    int *lp_hidx, *lp_htgt;            /* (B*T) the same on the host */
-    float *lp_h, *lp_a, *lp_b, *lp_dh; /* (B*T, d), (B*T) x 2, (B*T, d) device, made on demand */
-    int *pos;                          /* (B*T) positions */
-    float *scratch;                    /* (chunk, V) logits chunk, reused */
+    int lp_n;                  /* rows with a target; B*T for no gathering */
+    int *lp_idx, *lp_tgt;      /* (B*T) device: those rows and their targets */
+    int *lp_hidx, *lp_htgt;    /* (B*T) the same on the host */
+    float *lp_h, *lp_a, *lp_b; /* (B*T, d), (B*T) x 2 device, made on demand */
+    int *pos;                  /* (B*T) positions */
+    float *scratch;            /* (chunk, V) logits chunk, reused */
     /* on a GPU, the host arrays of the model's interface pass through these (B*T each) */
     int *io_tok, *io_tgt;
     float *io_a, *io_b;

@@ -1,14 +1,14 @@
 /* CUDA fused lm_head -> log-softmax -> gather (logprob.h, logprob_bf16.h). Rows go a chunk
  * at a time: one cuBLAS product writes the chunk's logits (chunk x V) into the scratch, then
- * one block per row does the softmax work. Unlike the CPU, rows with target < 0 are not
- * compacted away before the product (that would need the targets on the host): their
- * logits are computed and ignored, and their dlogits are zero, so they add nothing to dh
- * or dw. Row sums are in double, as on the CPU. The bf16 variants take bf16 h and w into
- * tensor-core products with fp32 accumulation; their backward writes bf16 dlogits over the
- * first half of each fp32 logits row (row stride 2V), so the scratch stays chunk x V floats.
- * The fp16-logits variants (logprob_bf16.h) take fp16 h and w into products that write fp16
- * logits, 2 x chunk rows a step in the same scratch, and overwrite each fp16 logit with its
- * bf16 dlogit in place (row stride V); serial steps only.
+ * one block per row does the softmax work. Unlike the CPU kernels, these do not compact away
+ * rows with target < 0 before the product (that would need the targets on the host; the
+ * model gathers the rows with a target before it calls them): such rows' logits are
+ * computed and ignored, and their dlogits are zero, so they add nothing to dh or dw. Row sums are
+ * in double, as on the CPU. The bf16 variants take bf16 h and w into tensor-core products with fp32
+ * accumulation; their backward writes bf16 dlogits over the first half of each fp32 logits row (row
+ * stride 2V), so the scratch stays chunk x V floats. The fp16-logits variants (logprob_bf16.h) take
+ * fp16 h and w into products that write fp16 logits, 2 x chunk rows a step in the same scratch, and
+ * overwrite each fp16 logit with its bf16 dlogit in place (row stride V); serial steps only.
  *
  * By default the steps run serially on the default stream. DENSERL_LOGPROB_OVERLAP=1 or 2
  * overlaps them on two streams of their own (the products compute-bound, the row kernels
