@@ -60,6 +60,36 @@ static __device__ double lp_block_sum(double v, double *sh) {
     return v;
 }
 
+/* A row without a target (t < 0, the same for the whole block): zeros. */
+static __device__ void lp_skip_row(float *logp, float *entropy, float *lse, int r) {
+    if (threadIdx.x == 0) {
+        logp[r] = 0.0f;
+        lse[r] = 0.0f;
+        if (entropy) entropy[r] = 0.0f;
+    }
+}
+
+/* The row's outputs from each thread's online (m, s, su) (see lp_forward_kernel): the triples
+ * moved to the block's max and summed in double; logp from the target's logit zt. Every
+ * thread of the block calls it. */
+static __device__ void lp_finish_row(float *logp, float *entropy, float *lse, int r, float zt,
+                                     float m, double s, double su, float *shf, double *shd) {
+    const float mx = lp_block_max(m, shf);
+    if (s > 0.0) { /* threads that saw no element (V < blockDim) add nothing */
+        const double dm = (double)mx - m, sc = exp(-dm);
+        su = sc * (su - dm * s);
+        s *= sc;
+    }
+    s = lp_block_sum(s, shd);
+    if (entropy) su = lp_block_sum(su, shd); /* entropy: the same for the whole block */
+    if (threadIdx.x == 0) {
+        const double log_s = log(s);
+        lse[r] = (float)(mx + log_s);
+        logp[r] = (float)((double)(zt - mx) - log_s);
+        if (entropy) entropy[r] = (float)(log_s - su / s);
+    }
+}
+
 /* One block per row j of the chunk, row r = row0 + j of the batch. z: (rows, V) logits.
  * One pass over the row: each thread keeps an online (max m, s = sum e^(z-m),
  * su = sum e^(z-m) (z-m)); raising m to m' scales s by e^-(m'-m) and su to
@@ -70,13 +100,9 @@ __global__ void lp_forward_kernel(float *logp, float *entropy, float *lse, const
     __shared__ float shf[32];
     __shared__ double shd[32];
     const int r = row0 + blockIdx.x, t = targets[r];
-    if (t < 0) {
-        if (threadIdx.x == 0) {
-            logp[r] = 0.0f;
-            lse[r] = 0.0f;
-            if (entropy) entropy[r] = 0.0f;
-        }
-        return; /* the whole block leaves: t is the same for every thread */
+    if (t < 0) { /* the whole block leaves: t is the same for every thread */
+        lp_skip_row(logp, entropy, lse, r);
+        return;
     }
     const float *zr = z + (size_t)blockIdx.x * V;
     float m = -INFINITY;
@@ -95,20 +121,7 @@ __global__ void lp_forward_kernel(float *logp, float *entropy, float *lse, const
         s += e;
         su += (double)e * u;
     }
-    const float mx = lp_block_max(m, shf);
-    if (s > 0.0) { /* threads that saw no element (V < blockDim) add nothing */
-        const double dm = (double)mx - m, sc = exp(-dm);
-        su = sc * (su - dm * s);
-        s *= sc;
-    }
-    s = lp_block_sum(s, shd);
-    if (entropy) su = lp_block_sum(su, shd); /* entropy: the same for the whole block */
-    if (threadIdx.x == 0) {
-        double log_s = log(s);
-        lse[r] = (float)(mx + log_s);
-        logp[r] = (float)((double)(zr[t] - mx) - log_s);
-        if (entropy) entropy[r] = (float)(log_s - su / s);
-    }
+    lp_finish_row(logp, entropy, lse, r, zr[t], m, s, su, shf, shd);
 }
 
 /* -sum_v p log p over the row, p = exp(z - lse), for every thread of the block. */
@@ -213,13 +226,9 @@ __global__ void lp_forward_f16_kernel(float *logp, float *entropy, float *lse, c
     __shared__ float shf[32];
     __shared__ double shd[32];
     const int r = row0 + blockIdx.x, t = targets[r];
-    if (t < 0) {
-        if (threadIdx.x == 0) {
-            logp[r] = 0.0f;
-            lse[r] = 0.0f;
-            if (entropy) entropy[r] = 0.0f;
-        }
-        return; /* the whole block leaves: t is the same for every thread */
+    if (t < 0) { /* the whole block leaves: t is the same for every thread */
+        lp_skip_row(logp, entropy, lse, r);
+        return;
     }
     const float zt = lp_target_logit(h + (size_t)r * d, w + (size_t)t * d, d, shd);
     const __half *zr = z + (size_t)blockIdx.x * V;
@@ -245,21 +254,7 @@ __global__ void lp_forward_f16_kernel(float *logp, float *entropy, float *lse, c
             su += e * u;
         }
     }
-    const float bm = lp_block_max(m, shf);
-    double ds = 0.0, dsu = 0.0;
-    if (s > 0.0f) { /* threads that saw no element add nothing */
-        const double dm = (double)bm - m, sc = exp(-dm);
-        dsu = sc * ((double)su - dm * s);
-        ds = sc * s;
-    }
-    ds = lp_block_sum(ds, shd);
-    if (entropy) dsu = lp_block_sum(dsu, shd); /* entropy: the same for the whole block */
-    if (threadIdx.x == 0) {
-        const double log_s = log(ds);
-        lse[r] = (float)(bm + log_s);
-        logp[r] = (float)((double)(zt - bm) - log_s);
-        if (entropy) entropy[r] = (float)(log_s - dsu / ds);
-    }
+    lp_finish_row(logp, entropy, lse, r, zt, m, s, su, shf, shd);
 }
 
 /* dz = dlogp (onehot - p) - dentropy p (log p + H) from fp16 logits, rounded to bf16 and
