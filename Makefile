@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test bench clean format
+.PHONY: all deps configure build demo test test-emu bench clean format
 
 all: build
 
@@ -24,6 +24,26 @@ demo: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# The CUDA tests on the CPU: the CUDA sources compiled for tests/emu's emulation of the GPU,
+# in a build folder of their own (they check the kernels' results, not their speed)
+# EMU_ASAN=1: built with AddressSanitizer, so a kernel's access past its buffers is reported
+EMU_BUILD ?= build-emu
+EMU_FLAGS :=
+ifeq ($(EMU_ASAN),1)
+EMU_BUILD := $(EMU_BUILD)-asan
+EMU_FLAGS := -DCMAKE_C_FLAGS=-fsanitize=address -DCMAKE_CXX_FLAGS=-fsanitize=address \
+	-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address
+endif
+EMU_TESTS := $(sort $(basename $(notdir $(wildcard tests/test_cuda_*.c)))) test_gpu_model test_comm
+EMU_RUN := $(EMU_TESTS) test_gpu_train
+
+test-emu: deps
+	cmake -S . -B $(EMU_BUILD) -DCMAKE_BUILD_TYPE=Release -DDENSERL_CUDA=OFF \
+		-DDENSERL_CUDA_EMU=ON $(EMU_FLAGS) $(CMAKE_FLAGS)
+	cmake --build $(EMU_BUILD) -j $(JOBS) --target $(EMU_TESTS) denserl
+	cd $(EMU_BUILD) && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j $(JOBS) \
+		-R '^($(subst $(eval) ,|,$(strip $(EMU_RUN))))$$'
+
 bench: build
 	bash benchmarks/cpu_bench.sh
 
@@ -31,4 +51,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cu' '*.cuh')
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(EMU_BUILD) $(EMU_BUILD)-asan

@@ -99,15 +99,19 @@ __device__ __forceinline__ void adv_load_group(float (&x)[NC][RL_VEC], unsigned 
  * is used, one segment at a time, instead of converting every element early and keeping the
  * doubles (two registers each) alive, which spills. Emits no instruction. */
 __device__ __forceinline__ void adv_opaque(float (&x)[RL_VEC]) {
+#ifndef __CUDA_EMU__ /* a hint to nvcc only, without meaning on the CPU emulation */
 #pragma unroll
     for (int k = 0; k < RL_VEC; k++) asm volatile("" : "+f"(x[k]));
+#endif
 }
 
 /* v, as a value the compiler cannot relate to v: what is derived from it after the barriers
  * (row positions, the output address) is recomputed there rather than kept in registers from
  * the start of the kernel. Emits no instruction. */
 __device__ __forceinline__ int adv_fresh(int v) {
+#ifndef __CUDA_EMU__
     asm volatile("" : "+r"(v));
+#endif
     return v;
 }
 

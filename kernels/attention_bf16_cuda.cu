@@ -57,6 +57,27 @@ __device__ __forceinline__ uint32_t smem_addr(const void *p) {
     return (uint32_t)__cvta_generic_to_shared(p);
 }
 
+#ifdef __CUDA_EMU__
+/* the CPU emulation of the CUDA backend (tests/emu) carries these out for the warp */
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool valid) {
+    emu_cp_async(dst, src, 16, valid);
+}
+__device__ __forceinline__ void cp_async4(void *dst, const void *src, bool valid) {
+    emu_cp_async(dst, src, 4, valid);
+}
+__device__ __forceinline__ void cp_async_commit() {}
+__device__ __forceinline__ void cp_async_wait_all() {}
+__device__ __forceinline__ void ldsm_x4(uint32_t r[4], const bf16 *p) {
+    emu_ldmatrix_x4(r, p, false);
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const bf16 *p) {
+    emu_ldmatrix_x4(r, p, true);
+}
+__device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0,
+                                         uint32_t b1) {
+    emu_mma_m16n8k16_bf16(c, a, b0, b1);
+}
+#else
 /* 16 bytes global -> shared; when !valid the destination is zero-filled and nothing is read. */
 __device__ __forceinline__ void cp_async16(void *dst, const void *src, bool valid) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
@@ -96,6 +117,7 @@ __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+#endif
 
 /* Two floats as bf16 (round to nearest even), lo in the low half. */
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {

@@ -1,0 +1,230 @@
+/* The CUDA runtime API of the CPU emulation: one device (an sm_90 with a few SMs, so grids
+ * stay small), device memory from the host heap with a capacity (DENSERL_EMU_GPU_GB, 16 by
+ * default) so that running out of it can be tested, fresh allocations filled with NaN bytes
+ * as a real GPU would hand over garbage, and streams and events that order nothing because
+ * every launch has finished when it returns. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unordered_map>
+#include "cuda_runtime.h"
+
+struct emu_stream {
+    int unused;
+};
+struct emu_event {
+    double t;
+};
+
+namespace {
+const int EMU_SMS = 8;
+cudaError_t g_error = cudaSuccess;
+std::unordered_map<void *, size_t> g_allocs;
+size_t g_used;
+
+size_t emu_capacity(void) {
+    static size_t cap = 0;
+    if (!cap) {
+        const char *e = getenv("DENSERL_EMU_GPU_GB");
+        const double gb = e && *e ? atof(e) : 16.0;
+        cap = (size_t)((gb > 0 ? gb : 16.0) * 1073741824.0);
+    }
+    return cap;
+}
+
+cudaError_t emu_fail(cudaError_t e) {
+    g_error = e;
+    return e;
+}
+
+double emu_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+} // namespace
+
+cudaError_t cudaGetDeviceCount(int *n) {
+    *n = 1;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDevice(int *dev) {
+    *dev = 0;
+    return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int dev) {
+    return dev == 0 ? cudaSuccess : emu_fail(cudaErrorInvalidValue);
+}
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int dev) {
+    if (dev != 0) return emu_fail(cudaErrorInvalidValue);
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "CPU emulation of an sm_90 GPU");
+    p->totalGlobalMem = emu_capacity();
+    p->sharedMemPerBlock = 48 << 10;
+    p->sharedMemPerBlockOptin = 227 << 10;
+    p->sharedMemPerMultiprocessor = 228 << 10;
+    p->regsPerBlock = 65536;
+    p->warpSize = 32;
+    p->maxThreadsPerBlock = 1024;
+    p->maxThreadsPerMultiProcessor = 2048;
+    p->multiProcessorCount = EMU_SMS;
+    p->major = 9;
+    p->minor = 0;
+    p->l2CacheSize = 50 << 20;
+    p->memoryBusWidth = 5120;
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr attr, int dev) {
+    cudaDeviceProp p;
+    if (cudaGetDeviceProperties(&p, dev) != cudaSuccess) return g_error;
+    switch (attr) {
+    case cudaDevAttrMaxThreadsPerBlock:
+        *v = p.maxThreadsPerBlock;
+        break;
+    case cudaDevAttrMaxSharedMemoryPerBlock:
+        *v = (int)p.sharedMemPerBlock;
+        break;
+    case cudaDevAttrMultiProcessorCount:
+        *v = p.multiProcessorCount;
+        break;
+    case cudaDevAttrComputeCapabilityMajor:
+        *v = p.major;
+        break;
+    case cudaDevAttrComputeCapabilityMinor:
+        *v = p.minor;
+        break;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin:
+        *v = (int)p.sharedMemPerBlockOptin;
+        break;
+    default:
+        return emu_fail(cudaErrorInvalidValue);
+    }
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize(void) {
+    return g_error;
+}
+
+cudaError_t cudaGetLastError(void) {
+    const cudaError_t e = g_error != cudaSuccess ? g_error : emu_launch_error();
+    g_error = cudaSuccess;
+    emu_clear_launch_error();
+    return e;
+}
+
+cudaError_t cudaPeekAtLastError(void) {
+    return g_error != cudaSuccess ? g_error : emu_launch_error();
+}
+
+const char *cudaGetErrorString(cudaError_t err) {
+    switch (err) {
+    case cudaSuccess:
+        return "no error";
+    case cudaErrorInvalidValue:
+        return "invalid argument";
+    case cudaErrorMemoryAllocation:
+        return "out of memory";
+    case cudaErrorInvalidConfiguration:
+        return "invalid configuration argument";
+    case cudaErrorNoDevice:
+        return "no CUDA-capable device is detected";
+    case cudaErrorNotReady:
+        return "device not ready";
+    default:
+        return "unknown error";
+    }
+}
+
+cudaError_t cudaMalloc(void **p, size_t bytes) {
+    *p = NULL;
+    if (bytes > emu_capacity() - g_used) return emu_fail(cudaErrorMemoryAllocation);
+    /* exactly the bytes asked for, so that AddressSanitizer catches a kernel reading past
+     * them (a GPU would let a read within its allocation granularity pass) */
+    void *m = NULL;
+    if (posix_memalign(&m, 256, bytes ? bytes : 1) != 0) return emu_fail(cudaErrorMemoryAllocation);
+    memset(m, 0xff, bytes);
+    g_allocs[m] = bytes;
+    g_used += bytes;
+    *p = m;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFree(void *p) {
+    if (!p) return cudaSuccess;
+    auto it = g_allocs.find(p);
+    if (it == g_allocs.end()) return emu_fail(cudaErrorInvalidValue);
+    g_used -= it->second;
+    g_allocs.erase(it);
+    free(p);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b) {
+    *free_b = emu_capacity() - g_used;
+    *total_b = emu_capacity();
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind) {
+    if (bytes) memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t) {
+    return cudaMemcpy(dst, src, bytes, kind);
+}
+cudaError_t cudaMemset(void *p, int byte, size_t bytes) {
+    if (bytes) memset(p, byte, bytes);
+    return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void *p, int byte, size_t bytes, cudaStream_t) {
+    return cudaMemset(p, byte, bytes);
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t *s) {
+    *s = new emu_stream();
+    return cudaSuccess;
+}
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) {
+    return cudaStreamCreate(s);
+}
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    delete s;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) {
+    return g_error;
+}
+cudaError_t cudaStreamQuery(cudaStream_t) {
+    return cudaSuccess;
+}
+cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) {
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t *e) {
+    *e = new emu_event();
+    return cudaSuccess;
+}
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) {
+    return cudaEventCreate(e);
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    delete e;
+    return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+    e->t = emu_now_ms();
+    return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t) {
+    return cudaSuccess;
+}
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
+    *ms = (float)(b->t - a->t);
+    return cudaSuccess;
+}

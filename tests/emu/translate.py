@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Rewrites a .cu file into C++ that the CPU emulation of the CUDA backend compiles with g++.
+
+Two constructs have no C++ spelling and are rewritten; everything else is left to the
+headers in tests/emu/include:
+  k<<<grid, block, smem, stream>>>(args);  ->  emu_launch("k", emu_config(grid, block, smem,
+                                               stream), [&] { k(args); });
+  extern __shared__ T name[];              ->  T *name = (T *)emu_dyn_smem();
+Line numbers are kept (a #line names the original file), so compiler messages and the
+emulation's own reports point into the .cu file.
+
+usage: translate.py IN.cu OUT.cpp
+"""
+import os
+import re
+import sys
+
+SHARED_RE = re.compile(r"extern\s+__shared__\s+(?:__align__\s*\(\s*\d+\s*\)\s*)?([^;\[]*?)\s*(\w+)\s*\[\s*\]\s*;")
+
+
+def skip_back_ws(s, p):
+    while p >= 0 and s[p].isspace():
+        p -= 1
+    return p
+
+
+def callee_start(s, end):
+    """Start of the kernel expression that ends just before index end (the '<<<')."""
+    p = skip_back_ws(s, end - 1)
+    if p >= 0 and s[p] == ">":
+        depth = 0
+        while p >= 0:
+            if s[p] == ">":
+                depth += 1
+            elif s[p] == "<":
+                depth -= 1
+                if depth == 0:
+                    break
+            p -= 1
+        p = skip_back_ws(s, p - 1)
+    while p >= 0 and (s[p].isalnum() or s[p] in "_:"):
+        p -= 1
+    return p + 1
+
+
+def matching_paren(s, i):
+    """Index of the ')' that closes the '(' at index i, skipping strings and characters."""
+    depth, p = 0, i
+    while p < len(s):
+        c = s[p]
+        if c in "\"'":
+            q = p + 1
+            while s[q] != c:
+                q += 2 if s[q] == "\\" else 1
+            p = q
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return p
+        p += 1
+    raise ValueError("unbalanced parentheses after a kernel launch")
+
+
+def rewrite_launches(s, path):
+    out, pos = [], 0
+    while True:
+        i = s.find("<<<", pos)
+        if i < 0:
+            break
+        j = s.find(">>>", i)
+        k0 = j + 3
+        while s[k0].isspace():
+            k0 += 1
+        if s[k0] != "(":
+            line = s.count("\n", 0, i) + 1
+            sys.exit(f"{path}:{line}: a kernel launch without an argument list")
+        k1 = matching_paren(s, k0)
+        start = callee_start(s, i)
+        callee = s[start:i].strip()
+        name = re.sub(r"\s+", "", callee)
+        cfg, args = s[i + 3 : j], s[k0 + 1 : k1]
+        new = f'emu_launch("{name}", emu_config({cfg}), [&] {{ {callee}({args}); }})'
+        new += "\n" * (s.count("\n", start, k1 + 1) - new.count("\n"))
+        out.append(s[pos:start])
+        out.append(new)
+        pos = k1 + 1
+    out.append(s[pos:])
+    return "".join(out)
+
+
+def rewrite_shared(s):
+    return SHARED_RE.sub(lambda m: f"{m.group(1)} *{m.group(2)} = ({m.group(1)} *)emu_dyn_smem();", s)
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    src, dst = sys.argv[1], sys.argv[2]
+    with open(src, encoding="utf-8") as f:
+        s = f.read()
+    s = rewrite_shared(rewrite_launches(s, src))
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    with open(dst, "w", encoding="utf-8") as f:
+        f.write(f'#line 1 "{src}"\n')
+        f.write(s)
+
+
+if __name__ == "__main__":
+    main()
