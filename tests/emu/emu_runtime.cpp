@@ -54,6 +54,7 @@ const char *g_kernel;
 char *g_dyn_smem; /* exactly the launch's bytes, so that a read past them is caught */
 size_t g_dyn_bytes;
 cudaError_t g_launch_error = cudaSuccess;
+uint64_t g_block_serial; /* counts blocks run, so each knows its shared arrays' state */
 
 [[noreturn]] void emu_fatal(const char *what) {
     fflush(stdout);
@@ -385,6 +386,13 @@ void __syncwarp(unsigned mask) {
     emu_warp_wait(OP_BALLOT, mask);
 }
 
+void emu_shared_fresh(void *p, size_t bytes, unsigned long long *filled_in) {
+    if (*filled_in != g_block_serial) {
+        memset(p, 0xff, bytes);
+        *filled_in = g_block_serial;
+    }
+}
+
 void *emu_dyn_smem(void) {
     return g_dyn_smem;
 }
@@ -427,6 +435,7 @@ static void emu_run_block(void) {
     }
     g_live = g_threads;
     g_at_block = 0;
+    g_block_serial++;
     /* dynamic shared memory starts as NaN bytes, so a read before any write shows */
     if (g_dyn_bytes) memset(g_dyn_smem, 0xff, g_dyn_bytes);
     g_cur = &g_fibers[0];

@@ -6,6 +6,11 @@ headers in tests/emu/include:
   k<<<grid, block, smem, stream>>>(args);  ->  emu_launch("k", emu_config(grid, block, smem,
                                                stream), [&] { k(args); });
   extern __shared__ T name[];              ->  T *name = (T *)emu_dyn_smem();
+and each static shared declaration is followed by a call that fills the array with NaN bytes
+when a block first reaches it, as a GPU hands a block shared memory with whatever was there:
+  __shared__ T a[N];                       ->  __shared__ T a[N]; static unsigned long long
+                                               emu_fresh_a; emu_shared_fresh(&a, sizeof a,
+                                               &emu_fresh_a);
 Line numbers are kept (a #line names the original file), so compiler messages and the
 emulation's own reports point into the .cu file.
 
@@ -90,8 +95,42 @@ def rewrite_launches(s, path):
     return "".join(out)
 
 
+STATIC_SHARED_RE = re.compile(r"\b__shared__\s+([^;{}()]*);")
+
+
+def top_level_split(text):
+    """text split at the commas outside brackets."""
+    parts, depth, cur = [], 0, ""
+    for c in text:
+        depth += c in "[(<"
+        depth -= c in "])>"
+        if c == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += c
+    return parts + [cur]
+
+
+def fresh_calls(m):
+    names = []
+    for i, decl in enumerate(top_level_split(m.group(1))):
+        head = decl.split("[", 1)[0].split("=", 1)[0].strip()
+        ident = re.search(r"(\w+)$", head)
+        if ident is None:
+            return m.group(0)
+        names.append(ident.group(1))
+    # each array's own marker of the block that last filled it
+    calls = " ".join(
+        f"static unsigned long long emu_fresh_{n}; emu_shared_fresh(&{n}, sizeof {n}, &emu_fresh_{n});"
+        for n in names
+    )
+    return f"{m.group(0)} {calls}"
+
+
 def rewrite_shared(s):
-    return SHARED_RE.sub(lambda m: f"{m.group(1)} *{m.group(2)} = ({m.group(1)} *)emu_dyn_smem();", s)
+    s = SHARED_RE.sub(lambda m: f"{m.group(1)} *{m.group(2)} = ({m.group(1)} *)emu_dyn_smem();", s)
+    return STATIC_SHARED_RE.sub(fresh_calls, s)
 
 
 def main():

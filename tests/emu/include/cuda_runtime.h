@@ -215,6 +215,9 @@ template <class F> static inline void emu_launch(const char *name, emu_cfg cfg, 
 extern dim3 threadIdx, blockIdx, blockDim, gridDim;
 static const int warpSize = 32;
 void *emu_dyn_smem(void);
+/* Fills a static __shared__ array with NaN bytes the first time each block reaches it;
+ * *filled_in, the array's own, remembers the block that last did */
+void emu_shared_fresh(void *p, size_t bytes, unsigned long long *filled_in);
 
 /* ---- synchronization and warp collectives ---- */
 void __syncthreads(void);
@@ -432,37 +435,25 @@ static inline size_t __cvta_generic_to_shared(const void *p) {
     return (size_t)p;
 }
 
-/* CUDA's min and max take mixed integer types and floats; std's want one type */
-static inline int min(int a, int b) {
-    return a < b ? a : b;
-}
-static inline int max(int a, int b) {
-    return a > b ? a : b;
-}
-static inline unsigned min(unsigned a, unsigned b) {
-    return a < b ? a : b;
-}
-static inline unsigned max(unsigned a, unsigned b) {
-    return a > b ? a : b;
-}
-static inline long min(long a, long b) {
-    return a < b ? a : b;
-}
-static inline long max(long a, long b) {
-    return a > b ? a : b;
-}
-static inline long long min(long long a, long long b) {
-    return a < b ? a : b;
-}
-static inline long long max(long long a, long long b) {
-    return a > b ? a : b;
-}
-static inline unsigned long min(unsigned long a, unsigned long b) {
-    return a < b ? a : b;
-}
-static inline unsigned long max(unsigned long a, unsigned long b) {
-    return a > b ? a : b;
-}
+/* CUDA's min and max, one pair per pair of argument types, the result in the type the usual
+ * conversions give; std's want one type */
+#define EMU_MINMAX(A, B, R)                                                                        \
+    static inline R min(A a, B b) {                                                                \
+        return (R)a < (R)b ? (R)a : (R)b;                                                          \
+    }                                                                                              \
+    static inline R max(A a, B b) {                                                                \
+        return (R)a > (R)b ? (R)a : (R)b;                                                          \
+    }
+EMU_MINMAX(int, int, int)
+EMU_MINMAX(unsigned, unsigned, unsigned)
+EMU_MINMAX(long, long, long)
+EMU_MINMAX(long long, long long, long long)
+EMU_MINMAX(unsigned long, unsigned long, unsigned long)
+EMU_MINMAX(int, long, long)
+EMU_MINMAX(long, int, long)
+EMU_MINMAX(int, unsigned, unsigned)
+EMU_MINMAX(unsigned, int, unsigned)
+#undef EMU_MINMAX
 static inline float min(float a, float b) {
     return fminf(a, b);
 }
@@ -474,30 +465,6 @@ static inline double min(double a, double b) {
 }
 static inline double max(double a, double b) {
     return fmax(a, b);
-}
-static inline long min(int a, long b) {
-    return a < b ? a : b;
-}
-static inline long min(long a, int b) {
-    return a < b ? a : b;
-}
-static inline long max(int a, long b) {
-    return a > b ? a : b;
-}
-static inline long max(long a, int b) {
-    return a > b ? a : b;
-}
-static inline unsigned min(int a, unsigned b) {
-    return (unsigned)a < b ? (unsigned)a : b;
-}
-static inline unsigned min(unsigned a, int b) {
-    return a < (unsigned)b ? a : (unsigned)b;
-}
-static inline unsigned max(int a, unsigned b) {
-    return (unsigned)a > b ? (unsigned)a : b;
-}
-static inline unsigned max(unsigned a, int b) {
-    return a > (unsigned)b ? a : (unsigned)b;
 }
 
 #include "emu_ptx.h"
