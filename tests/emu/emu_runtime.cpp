@@ -1,17 +1,14 @@
-/* The CPU emulation's runtime: host memory behind the device allocator, and kernel launches
- * run by a fiber scheduler. Each block's threads are fibers on this OS thread; a fiber runs
- * until it reaches a barrier (__syncthreads) or a warp collective, and the collective is
- * carried out for all its lanes by whichever lane completes it, so no lane can read a value
- * another lane has already moved past. When nothing can run and threads still wait, the
- * launch is reported as a deadlock, naming the kernel, the block and who waits where. */
-#include <errno.h>
+/* The CPU emulation's kernel launches, run by a fiber scheduler. Each block's threads are
+ * fibers on this OS thread; a fiber runs until it reaches a barrier (__syncthreads) or a warp
+ * collective, and the collective is carried out for all its lanes by whichever lane completes
+ * it, so no lane can read a value another lane has already moved past. When nothing can run
+ * and threads still wait, the launch is reported as a deadlock, naming the kernel and block
+ * and counting who waits where. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
-#include <unordered_map>
 #include "cuda_runtime.h"
 
 dim3 threadIdx, blockIdx, blockDim, gridDim;
@@ -129,10 +126,10 @@ static void emu_jump(void **save_sp, void *to_sp, int to) {
 }
 
 /* The order in which runnable threads go next (DENSERL_EMU_SCHEDULE): "rr" (the default)
- * takes the next thread after the current one, close to warps in step; "low" takes the
- * lowest-numbered, so the first warps run ahead of the others, and "high" the highest;
- * "random" a seeded random one. A kernel that is right runs the same under every order;
- * a missing barrier shows under one or another. */
+ * takes the next lane of the current warp, then the next warp's, close to warps in step and
+ * the fewest switches; "low" takes the lowest-numbered, so the first warps run ahead of the
+ * others, and "high" the highest; "random" a seeded random one. A kernel that is right runs
+ * the same under every order; a missing barrier shows under one or another. */
 enum { SCHED_RR, SCHED_LOW, SCHED_HIGH, SCHED_RANDOM };
 static int g_schedule;
 

@@ -1,5 +1,5 @@
 /* The CUDA runtime as the CPU emulation of the CUDA backend sees it. The project's .cu files,
- * rewritten by tests/emu/translate.py (kernel launches and dynamic shared memory), compile
+ * rewritten by tests/emu/translate.py (kernel launches and shared memory), compile
  * against this header with g++ and run on the host: device memory is host memory, a launch
  * runs its blocks one after another, each block's threads as fibers on one OS thread that
  * switch at __syncthreads and at every warp collective (shuffles, ballots, ldmatrix, mma), so
