@@ -352,63 +352,39 @@ static inline unsigned __umulhi(unsigned a, unsigned b) {
 static inline unsigned long long __umul64hi(unsigned long long a, unsigned long long b) {
     return (unsigned long long)(((unsigned __int128)a * b) >> 64);
 }
-static inline float __uint_as_float(unsigned u) {
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-static inline unsigned __float_as_uint(float f) {
-    unsigned u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-static inline float __int_as_float(int u) {
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-static inline int __float_as_int(float f) {
-    int u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-static inline double __longlong_as_double(long long u) {
-    double f;
-    memcpy(&f, &u, 8);
-    return f;
-}
-static inline long long __double_as_longlong(double f) {
-    long long u;
-    memcpy(&u, &f, 8);
-    return u;
-}
-/* the emulation builds with -ffp-contract=off, so these stay single roundings as on the GPU */
-static inline float __fadd_rn(float a, float b) {
-    return a + b;
-}
-static inline float __fsub_rn(float a, float b) {
-    return a - b;
-}
-static inline float __fmul_rn(float a, float b) {
-    return a * b;
-}
-static inline float __fdiv_rn(float a, float b) {
-    return a / b;
-}
+/* bit reinterpretations */
+#define EMU_BITCAST(NAME, FROM, TO)                                                                \
+    static inline TO NAME(FROM x) {                                                                \
+        TO y;                                                                                      \
+        memcpy(&y, &x, sizeof y);                                                                  \
+        return y;                                                                                  \
+    }
+EMU_BITCAST(__uint_as_float, unsigned, float)
+EMU_BITCAST(__float_as_uint, float, unsigned)
+EMU_BITCAST(__int_as_float, int, float)
+EMU_BITCAST(__float_as_int, float, int)
+EMU_BITCAST(__longlong_as_double, long long, double)
+EMU_BITCAST(__double_as_longlong, double, long long)
+#undef EMU_BITCAST
+/* rounded operations: the emulation builds with -ffp-contract=off, so each stays one rounding
+ * as on the GPU */
+#define EMU_RN(NAME, T, OP)                                                                        \
+    static inline T NAME(T a, T b) {                                                               \
+        return a OP b;                                                                             \
+    }
+EMU_RN(__fadd_rn, float, +)
+EMU_RN(__fsub_rn, float, -)
+EMU_RN(__fmul_rn, float, *)
+EMU_RN(__fdiv_rn, float, /)
+EMU_RN(__dadd_rn, double, +)
+EMU_RN(__dsub_rn, double, -)
+EMU_RN(__dmul_rn, double, *)
+#undef EMU_RN
 static inline float __fsqrt_rn(float a) {
     return sqrtf(a);
 }
 static inline float __frcp_rn(float a) {
     return 1.0f / a;
-}
-static inline double __dadd_rn(double a, double b) {
-    return a + b;
-}
-static inline double __dsub_rn(double a, double b) {
-    return a - b;
-}
-static inline double __dmul_rn(double a, double b) {
-    return a * b;
 }
 static inline float __fdividef(float a, float b) {
     return a / b;
