@@ -9,6 +9,7 @@
  * implement returns CUBLAS_STATUS_INVALID_VALUE with one line on stderr, never a wrong answer. */
 #include <cublas_v2.h>
 #include <cublasLt.h>
+#include <cuda_bf16.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -59,54 +60,19 @@ static cublasStatus_t emu_fail(const char *fn, const char *fmt, ...) {
     return CUBLAS_STATUS_INVALID_VALUE;
 }
 
-/* ---- element conversions ---- */
-
-static float f32_from_bits(uint32_t u) {
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static uint32_t f32_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
+/* ---- element conversions: the emulation's own bf16 and fp16 (cuda_bf16.h, cuda_fp16.h) ---- */
 
 static float bf16_to_f32(uint16_t h) {
-    return f32_from_bits((uint32_t)h << 16);
+    return __bfloat162float(__ushort_as_bfloat16(h));
 }
-
 static uint16_t f32_to_bf16(float f) {
-    const uint32_t u = f32_bits(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16); /* overflow carries into inf */
+    return __bfloat16_as_ushort(__float2bfloat16_rn(f));
 }
-
 static float f16_to_f32(uint16_t h) {
-    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, man = h & 0x3ffu;
-    if (e == 0) { /* zero or subnormal: man * 2^-24, exact in float */
-        const float v = (float)man * (1.0f / 16777216.0f);
-        return sign ? -v : v;
-    }
-    if (e == 31) return f32_from_bits(sign | 0x7f800000u | man << 13 | (man ? 0x400000u : 0));
-    return f32_from_bits(sign | (e + 112) << 23 | man << 13);
+    return __half2float(__ushort_as_half(h));
 }
-
 static uint16_t f32_to_f16(float f) {
-    const uint32_t u = f32_bits(f), ax = u & 0x7fffffffu;
-    const uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
-    if (ax > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((ax >> 13) & 0x3ffu));
-    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520 rounds to inf */
-    if (ax < 0x38800000u) { /* below 2^-14: a subnormal, the scaling is exact and rint is RNE */
-        const float a = f32_from_bits(ax) * 16777216.0f;
-        return (uint16_t)(sign | (uint16_t)rintf(a)); /* 1024 is the smallest normal's code */
-    }
-    const uint32_t r = ax - (112u << 23); /* exponent rebiased from 127 to 15 */
-    uint32_t h = r >> 13;
-    const uint32_t rem = r & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) h++; /* a carry moves into the exponent */
-    return (uint16_t)(sign | h);
+    return __half_as_ushort(__float2half_rn(f));
 }
 
 static int type_ok(int type) {
