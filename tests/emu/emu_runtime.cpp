@@ -16,7 +16,7 @@ dim3 threadIdx, blockIdx, blockDim, gridDim;
 namespace {
 
 enum { F_RUN, F_BLOCK, F_WARP, F_DONE };
-enum { OP_EXCHANGE, OP_BALLOT, OP_GATHER, OP_CUSTOM, OP_SYNC };
+enum { OP_EXCHANGE, OP_BALLOT, OP_CUSTOM, OP_SYNC };
 
 struct Fiber {
     void *sp;
@@ -30,7 +30,6 @@ struct Fiber {
     int src;
     const void *send;
     void *recv;
-    size_t bytes;
     emu_warp_fn fn;
 };
 
@@ -322,14 +321,6 @@ static bool emu_try_release_warp(unsigned warp, unsigned mask) {
             f->result = s >= 0 && s < 32 && (need >> s & 1u) ? w[s].value : ~0ull;
         } else if (op == OP_BALLOT) {
             f->result = ballot;
-        } else if (op == OP_GATHER) {
-            for (unsigned s = 0; s < 32; s++) {
-                char *dst = (char *)f->recv + s * f->bytes;
-                if (need >> s & 1u)
-                    memcpy(dst, w[s].send, f->bytes);
-                else
-                    memset(dst, 0xff, f->bytes);
-            }
         }
         f->state = F_RUN;
     }
@@ -362,13 +353,6 @@ unsigned __ballot_sync(unsigned mask, int pred) {
     g_cur->value = pred != 0;
     emu_warp_wait(OP_BALLOT, mask);
     return (unsigned)g_cur->result;
-}
-
-void emu_gather(unsigned mask, const void *mine, size_t bytes, void *all32) {
-    g_cur->send = mine;
-    g_cur->recv = all32;
-    g_cur->bytes = bytes;
-    emu_warp_wait(OP_GATHER, mask);
 }
 
 void emu_warp_collective(unsigned mask, emu_warp_fn fn, const void *mine, void *out) {

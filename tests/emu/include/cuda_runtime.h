@@ -231,8 +231,6 @@ static inline void __threadfence_block(void) {}
  * source outside mask, or one that has exited, gives all ones (a NaN) */
 uint64_t emu_exchange(unsigned mask, uint64_t v, int src);
 unsigned emu_lane(void);
-/* Every lane of mask posts a pointer-sized value and gets the whole warp's (by lane) */
-void emu_gather(unsigned mask, const void *mine, size_t bytes, void *all32);
 /* A warp operation such as ldmatrix or mma: every lane of mask posts its inputs (mine) and
  * where its outputs go (out); fn runs once for the warp when the last lane arrives, with the
  * lanes' pointers indexed by lane (NULL for lanes outside the operation) */
