@@ -158,7 +158,7 @@ static int handle_get(cudnnHandle_t *h) {
         CUDNN_TRY(cudnnCreate(&nh));
         g_handle = nh;
         /* the default stream, where every denserl kernel runs (runtime/cuda_util.cuh) */
-        CUDNN_TRY(cudnnSetStream(g_handle, (cudaStream_t)0));
+        CUDNN_TRY(cudnnSetStream(g_handle, DR_STREAM));
     }
     *h = g_handle;
     return 0;

@@ -477,7 +477,7 @@ static void lp_pipe_end(LpPipe *p) {
     CUDA_CHECK(cudaEventRecord(p->end_s, p->s));
     CUDA_CHECK(cudaStreamWaitEvent(0, p->end_g, 0));
     CUDA_CHECK(cudaStreamWaitEvent(0, p->end_s, 0));
-    CUBLAS_CHECK(cublasSetStream(dr_cublas(), 0));
+    CUBLAS_CHECK(cublasSetStream(dr_cublas(), DR_STREAM));
 }
 
 /* g: logits(k) into buf[k & 1] once the row kernel of step k - 2 has read that buffer;

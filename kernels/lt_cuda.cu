@@ -144,7 +144,7 @@ extern "C" int linear_lt_forward_cuda(float *y, const uint16_t *xs, const uint16
     void *ws = dr_cuda_scratch(SCRATCH_LT, LT_WORKSPACE);
     if (!st)
         st = cublasLtMatmul(g_lt.h, p->op, &one, w, p->a, xs, p->b, &beta, r ? r : y, p->c, y, p->d,
-                            &p->algo, ws, LT_WORKSPACE, 0);
+                            &p->algo, ws, LT_WORKSPACE, DR_STREAM);
     if (st) {
         lt_off("matmul", st);
         return 0;

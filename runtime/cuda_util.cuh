@@ -1,11 +1,16 @@
 /* Shared by every CUDA source: error checks that name the call and the line, the
  * process-wide cuBLAS handle, and launch-size helpers. All denserl kernels run on the
- * default stream, so host code sees them in order. */
+ * default stream, so host code sees them in order. The build makes that the per-thread
+ * default stream (nvcc --default-stream per-thread, CUDA_API_PER_THREAD_DEFAULT_STREAM for
+ * C), which, unlike the legacy one, a CUDA graph can capture (runtime/backend_cuda.cu);
+ * libraries are handed DR_STREAM, since a 0 they are given means the legacy stream. */
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#define DR_STREAM cudaStreamPerThread
 
 #define CUDA_CHECK(call)                                                                           \
     do {                                                                                           \
