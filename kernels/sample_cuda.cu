@@ -360,8 +360,8 @@ static void sp_sample_sorted(int *out, const float *logits, const float *u, int 
         const int rows = B - b0 < G ? B - b0 : (int)G;
         const uint64_t *s =
             sp_sort_rows(k0, k1, buf + 2 * kb, temp_bytes, logits, b0, rows, V, ib, rb);
-        sp_pick_kernel<<<rows, SP_THREADS>>>(out, s, NULL, NULL, NULL, u, b0, V, ib, T, top_k,
-                                             top_p);
+        sp_pick_kernel<<<rows, SP_THREADS>>>(out, s, nullptr, nullptr, nullptr, u, b0, V, ib, T,
+                                             top_k, top_p);
         LAUNCH_CHECK();
     }
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <unordered_map>
+#include <vector>
 #include "cuda_runtime.h"
 
 struct emu_stream {
@@ -15,6 +16,9 @@ struct emu_stream {
 };
 struct emu_event {
     double t;
+};
+struct emu_graph {
+    std::vector<std::function<void()>> work;
 };
 
 namespace {
@@ -36,6 +40,16 @@ size_t emu_capacity(void) {
 cudaError_t emu_fail(cudaError_t e) {
     g_error = e;
     return e;
+}
+
+emu_graph *g_capture;  /* the stream capture in progress */
+bool g_capture_failed; /* a synchronous call inside it: its end fails */
+
+/* A call that waits for the stream: inside a capture it fails, and so does the capture. */
+bool emu_waits_in_capture(void) {
+    if (!g_capture) return false;
+    g_capture_failed = true;
+    return true;
 }
 
 double emu_now_ms(void) {
@@ -106,6 +120,7 @@ cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr attr, int dev) {
 }
 
 cudaError_t cudaDeviceSynchronize(void) {
+    if (emu_waits_in_capture()) return emu_fail(cudaErrorStreamCaptureUnsupported);
     return g_error;
 }
 
@@ -134,6 +149,12 @@ const char *cudaGetErrorString(cudaError_t err) {
         return "no CUDA-capable device is detected";
     case cudaErrorNotReady:
         return "device not ready";
+    case cudaErrorStreamCaptureUnsupported:
+        return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated:
+        return "operation failed due to a previous error during capture";
+    case cudaErrorIllegalState:
+        return "the operation cannot be performed in the present state";
     default:
         return "unknown error";
     }
@@ -154,6 +175,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
 }
 
 cudaError_t cudaFree(void *p) {
+    if (emu_waits_in_capture()) return emu_fail(cudaErrorStreamCaptureUnsupported);
     if (!p) return cudaSuccess;
     auto it = g_allocs.find(p);
     if (it == g_allocs.end()) return emu_fail(cudaErrorInvalidValue);
@@ -170,19 +192,29 @@ cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b) {
 }
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind) {
+    if (emu_waits_in_capture()) return emu_fail(cudaErrorStreamCaptureUnsupported);
     if (bytes) memmove(dst, src, bytes);
     return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind,
                             cudaStream_t) {
-    return cudaMemcpy(dst, src, bytes, kind);
+    if (g_capture)
+        emu_record([=] { memmove(dst, src, bytes); });
+    else if (bytes)
+        memmove(dst, src, bytes);
+    return cudaSuccess;
 }
 cudaError_t cudaMemset(void *p, int byte, size_t bytes) {
+    if (emu_waits_in_capture()) return emu_fail(cudaErrorStreamCaptureUnsupported);
     if (bytes) memset(p, byte, bytes);
     return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *p, int byte, size_t bytes, cudaStream_t) {
-    return cudaMemset(p, byte, bytes);
+    if (g_capture)
+        emu_record([=] { memset(p, byte, bytes); });
+    else if (bytes)
+        memset(p, byte, bytes);
+    return cudaSuccess;
 }
 
 cudaError_t cudaStreamCreate(cudaStream_t *s) {
@@ -197,9 +229,11 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
     return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t) {
+    if (emu_waits_in_capture()) return emu_fail(cudaErrorStreamCaptureUnsupported);
     return g_error;
 }
 cudaError_t cudaStreamQuery(cudaStream_t) {
+    if (emu_waits_in_capture()) return emu_fail(cudaErrorStreamCaptureUnsupported);
     return cudaSuccess;
 }
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) {
@@ -218,13 +252,69 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
     return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
-    e->t = emu_now_ms();
+    if (g_capture)
+        emu_record([=] { e->t = emu_now_ms(); });
+    else
+        e->t = emu_now_ms();
     return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t) {
+    if (emu_waits_in_capture()) return emu_fail(cudaErrorStreamCaptureUnsupported);
     return cudaSuccess;
 }
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
     *ms = (float)(b->t - a->t);
+    return cudaSuccess;
+}
+
+/* ---- stream capture and graphs ---- */
+
+bool emu_capturing(void) {
+    return g_capture != NULL;
+}
+void emu_record(std::function<void()> work) {
+    g_capture->work.push_back(std::move(work));
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode) {
+    if (g_capture) return emu_fail(cudaErrorIllegalState);
+    g_capture = new emu_graph();
+    g_capture_failed = false;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t *graph) {
+    *graph = NULL;
+    if (!g_capture) return emu_fail(cudaErrorIllegalState);
+    emu_graph *c = g_capture;
+    g_capture = NULL;
+    if (g_capture_failed) {
+        delete c;
+        return cudaErrorStreamCaptureInvalidated;
+    }
+    *graph = c;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamIsCapturing(cudaStream_t, cudaStreamCaptureStatus *status) {
+    *status = !g_capture         ? cudaStreamCaptureStatusNone
+              : g_capture_failed ? cudaStreamCaptureStatusInvalidated
+                                 : cudaStreamCaptureStatusActive;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long) {
+    if (!graph) return emu_fail(cudaErrorInvalidValue);
+    *exec = new emu_graph(*graph);
+    return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t) {
+    if (!exec || g_capture) return emu_fail(cudaErrorInvalidValue);
+    for (auto &w : exec->work) w();
+    return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+    delete graph;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    delete exec;
     return cudaSuccess;
 }

@@ -3,8 +3,11 @@
 
 Two constructs have no C++ spelling and are rewritten; everything else is left to the
 headers in tests/emu/include:
-  k<<<grid, block, smem, stream>>>(args);  ->  emu_launch("k", emu_config(grid, block, smem,
-                                               stream), [&] { k(args); });
+  k<<<grid, block, smem, stream>>>(a, b);  ->  emu_launch("k", emu_config(grid, block, smem,
+                                               stream), [=](auto &&...emu_a) mutable {
+                                               k(emu_a...); }, a, b);
+  (the arguments are evaluated and copied at the launch, as CUDA does, so that a launch
+  recorded in a stream capture runs with them later)
   extern __shared__ T name[];              ->  T *name = (T *)emu_dyn_smem();
 and each static shared declaration is followed by a call that fills the array with NaN bytes
 when a block first reaches it, as a GPU hands a block shared memory with whatever was there:
@@ -86,7 +89,9 @@ def rewrite_launches(s, path):
         callee = s[start:i].strip()
         name = re.sub(r"\s+", "", callee)
         cfg, args = s[i + 3 : j], s[k0 + 1 : k1]
-        new = f'emu_launch("{name}", emu_config({cfg}), [&] {{ {callee}({args}); }})'
+        tail = f", {args}" if args.strip() else ""
+        new = (f'emu_launch("{name}", emu_config({cfg}), '
+               f'[=](auto &&...emu_a) mutable {{ {callee}(emu_a...); }}{tail})')
         new += "\n" * (s.count("\n", start, k1 + 1) - new.count("\n"))
         out.append(s[pos:start])
         out.append(new)

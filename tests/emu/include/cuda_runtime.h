@@ -48,7 +48,21 @@ typedef enum cudaError {
     cudaErrorNoDevice = 100,
     cudaErrorNotReady = 600,
     cudaErrorLaunchFailure = 719,
+    cudaErrorStreamCaptureUnsupported = 900,
+    cudaErrorStreamCaptureInvalidated = 901,
+    cudaErrorStreamCaptureUnmatched = 903,
+    cudaErrorIllegalState = 401,
 } cudaError_t;
+typedef enum cudaStreamCaptureMode {
+    cudaStreamCaptureModeGlobal = 0,
+    cudaStreamCaptureModeThreadLocal = 1,
+    cudaStreamCaptureModeRelaxed = 2,
+} cudaStreamCaptureMode;
+typedef enum cudaStreamCaptureStatus {
+    cudaStreamCaptureStatusNone = 0,
+    cudaStreamCaptureStatusActive = 1,
+    cudaStreamCaptureStatusInvalidated = 2,
+} cudaStreamCaptureStatus;
 typedef enum cudaMemcpyKind {
     cudaMemcpyHostToHost = 0,
     cudaMemcpyHostToDevice = 1,
@@ -78,6 +92,10 @@ typedef enum cudaFuncAttribute {
 } cudaFuncAttribute;
 typedef struct emu_stream *cudaStream_t;
 typedef struct emu_event *cudaEvent_t;
+typedef struct emu_graph *cudaGraph_t;
+typedef struct emu_graph *cudaGraphExec_t;
+/* the per-thread default stream, which is the default stream of the whole emulation */
+#define cudaStreamPerThread    ((cudaStream_t)0x2)
 #define cudaStreamNonBlocking  0x01
 #define cudaEventDisableTiming 0x02
 #define cudaEventDefault       0x00
@@ -132,12 +150,27 @@ cudaError_t cudaEventDestroy(cudaEvent_t e);
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s EMU_DEFAULT(0));
 cudaError_t cudaEventSynchronize(cudaEvent_t e);
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b);
+/* Stream capture: between begin and end every launch, asynchronous copy and product is
+ * recorded instead of run, and a graph launch runs the recording in order. A synchronous
+ * call inside a capture (cudaMemcpy, cudaMemset, cudaFree, a synchronize) fails it, as on
+ * a GPU, where it would wait on the stream being captured. */
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph);
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *status);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph,
+                                 unsigned long long flags EMU_DEFAULT(0));
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 cudaError_t emu_launch_error(void);
 void emu_clear_launch_error(void);
 cudaError_t emu_func_set_max_dyn_smem(const void *fn, int bytes);
 cudaError_t emu_occupancy(int *blocks, int threads, size_t smem);
 #ifdef __cplusplus
 }
+#include <functional>
+#include <tuple>
+#include <type_traits>
 
 /* ---- types ---- */
 struct dim3 {
@@ -196,8 +229,9 @@ static inline cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int *blo
     return emu_occupancy(blocks, threads, smem);
 }
 
-/* ---- kernel launches: k<<<g, b, s, st>>>(args) becomes
- * emu_launch("k", emu_config(g, b, s, st), (const void *)k?, [&] { k(args); }) ---- */
+/* ---- kernel launches: k<<<g, b, s, st>>>(a, b) becomes
+ * emu_launch("k", emu_config(g, b, s, st), [=](auto &&...emu_a) mutable { k(emu_a...); }, a, b)
+ * ---- */
 struct emu_cfg {
     dim3 grid, block;
     size_t smem;
@@ -206,9 +240,26 @@ static inline emu_cfg emu_config(dim3 g, dim3 b, size_t smem = 0, cudaStream_t =
     return emu_cfg{g, b, smem};
 }
 void emu_launch_raw(const char *name, emu_cfg cfg, void (*body)(void *), void *ctx);
-template <class F> static inline void emu_launch(const char *name, emu_cfg cfg, F &&body) {
+/* inside a stream capture: the work to run at each launch of the graph, in order */
+bool emu_capturing(void);
+void emu_record(std::function<void()> work);
+/* The kernel call k runs with copies of the arguments taken at the launch, so a launch
+ * recorded in a stream capture runs with the values they had then, as a graph's kernel
+ * node keeps its parameters. */
+template <class K, class... A>
+static inline void emu_launch(const char *name, emu_cfg cfg, K k, A &&...args) {
+    auto body = [k, t = std::tuple<typename std::decay<A>::type...>(
+                        std::forward<A>(args)...)]() mutable { std::apply(k, t); };
+    typedef decltype(body) B;
+    if (emu_capturing()) {
+        emu_record([name, cfg, body]() mutable {
+            emu_launch_raw(
+                name, cfg, [](void *p) { (*(B *)p)(); }, (void *)&body);
+        });
+        return;
+    }
     emu_launch_raw(
-        name, cfg, [](void *p) { (*(F *)p)(); }, (void *)&body);
+        name, cfg, [](void *p) { (*(B *)p)(); }, (void *)&body);
 }
 
 /* the running thread's coordinates, set by the scheduler at every switch */
