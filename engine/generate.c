@@ -66,17 +66,34 @@ void generator_init(Generator *g, Model *m, int B_cap, int T_cap) {
     g->pf_tokens = xcalloc(Ncap, sizeof(int));
     g->pf_targets = xcalloc(Ncap, sizeof(int));
     g->pf_logp = xcalloc(Ncap, sizeof(float));
+    g->bucket = be == BACKEND_CUDA ? 16 : 1;
+    g->use_graphs = be == BACKEND_CUDA; /* be_graph_begin says no where they are off */
+    g->graph = xcalloc(B + 1, sizeof(void *));
+    g->ran = xcalloc(B + 1, 1);
+}
+
+/* Drops the step recordings at the end of a wave: the next wave's prefill, and the calls
+ * between generate()s, may grow the scratch buffers a recording points into. Within a wave
+ * the step sizes only shrink, so a recording is never replayed after a smaller size's first
+ * step has grown them. */
+static void gen_drop_graphs(Generator *g) {
+    for (int i = 0; i <= g->B_cap; i++) {
+        be_graph_free(g->m->be, g->graph[i]);
+        g->graph[i] = NULL;
+        g->ran[i] = 0;
+    }
 }
 
 void generator_free(Generator *g) {
     if (!g->m) return;
+    gen_drop_graphs(g);
     Backend be = g->m->be;
     void *dev[] = {g->kcache, g->vcache, g->x,   g->xn,   g->tmp, g->rstd, g->q,
                    g->att,    g->k,      g->v,   g->gate, g->up,  g->h,    g->logits,
                    g->u,      g->logp,   g->tok, g->pos,  g->next};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) be_free(be, dev[i]);
-    void *host[] = {g->h_tok, g->h_pos,  g->h_next,    g->slot_row,   g->done,
-                    g->h_u,   g->h_logp, g->pf_tokens, g->pf_targets, g->pf_logp};
+    void *host[] = {g->h_tok,  g->h_pos,     g->h_next,     g->slot_row, g->done,  g->h_u,
+                    g->h_logp, g->pf_tokens, g->pf_targets, g->pf_logp,  g->graph, g->ran};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
     memset(g, 0, sizeof *g);
 }
@@ -118,8 +135,9 @@ static void gen_prefill(Generator *g, const int *prompts, const int *prompt_len,
     }
 }
 
-/* One position for slots 0..n-1: h_tok at h_pos in, logits (n, V) out. */
-static void gen_step(Generator *g, int n) {
+/* The layers for slots 0..n-1: tok at pos in, logits (n, V) out; device work only, with
+ * the same pointers and sizes every time for one n (a CUDA graph records it). */
+static void gen_layers(Generator *g, int n) {
     Model *m = g->m;
     const ModelConfig *c = &m->cfg;
     const ParamViews *w = &m->w;
@@ -127,9 +145,6 @@ static void gen_step(Generator *g, int n) {
     int d = c->d_model, F = c->d_ff, Dh = c->head_dim, H = c->n_heads, Hkv = c->n_kv_heads;
     int qd = H * Dh, kd = Hkv * Dh;
     size_t lstride = (size_t)g->B_cap * g->T_cap * kd;
-    model_refresh_weights(m);
-    be_to_device(be, g->tok, g->h_tok, sizeof(int) * n);
-    be_to_device(be, g->pos, g->h_pos, sizeof(int) * n);
     op_embedding_forward(be, g->x, g->tok, w->embed, n, d);
     for (int l = 0; l < c->n_layers; l++) {
         float *kc = g->kcache + l * lstride, *vc = g->vcache + l * lstride;
@@ -155,6 +170,30 @@ static void gen_step(Generator *g, int n) {
     }
     op_rmsnorm_forward(be, g->xn, g->rstd, g->x, w->final_norm, n, d, c->norm_eps);
     model_linear(m, g->logits, g->xn, w->lm_head, NULL, n, d, c->vocab);
+}
+
+/* One position for slots 0..n-1: h_tok at h_pos in, logits (n, V) out. The step runs
+ * np >= n rows (the bucket's multiple); slots n..np-1 are finished or never used, and feed
+ * token 0 at position 0 of their own cache rows, which no live slot reads. */
+static void gen_step(Generator *g, int n) {
+    Backend be = g->m->be;
+    int np = (n + g->bucket - 1) / g->bucket * g->bucket;
+    if (np > g->B_cap) np = g->B_cap;
+    for (int i = n; i < np; i++) g->h_tok[i] = g->h_pos[i] = 0;
+    model_refresh_weights(g->m);
+    be_to_device(be, g->tok, g->h_tok, sizeof(int) * np);
+    be_to_device(be, g->pos, g->h_pos, sizeof(int) * np);
+    if (!g->graph[np] && g->use_graphs && g->ran[np] && be_graph_begin(be)) {
+        gen_layers(g, np);
+        g->graph[np] = be_graph_end(be);
+        if (!g->graph[np]) g->use_graphs = 0; /* nothing ran: run it directly below */
+    }
+    if (g->graph[np]) {
+        be_graph_launch(be, g->graph[np]);
+        g->graph_steps++;
+    } else
+        gen_layers(g, np);
+    g->ran[np] = 1;
 }
 
 /* Moves slot j's state and its cached positions 0 .. h_pos[j] - 1 into slot i. */
@@ -241,6 +280,7 @@ static void gen_wave(Generator *g, const int *prompts, const int *prompt_len, in
             i++;
         }
     }
+    gen_drop_graphs(g);
 }
 
 void generate(Generator *g, const int *prompts, const int *prompt_len, int B,

@@ -40,6 +40,15 @@ typedef struct {
     int *pf_tokens, *pf_targets;                   /* (act.B*act.T) one prefill chunk */
     float *pf_logp;                                /* (act.B*act.T) */
     long long rows_decoded; /* row-steps computed over the generator's life, for accounting */
+    /* A decode step runs its n live rows padded to a multiple of bucket (at most B_cap):
+     * 16 on a GPU, so that a handful of step sizes recur, 1 on the CPU. With use_graphs
+     * (on unless DENSERL_CUDA_GRAPHS=0), a size's second step records the step's launches
+     * as a CUDA graph and later steps of that size replay it: one launch instead of about
+     * 20 per layer. The recordings last one generate() call. */
+    int bucket, use_graphs;
+    long long graph_steps; /* decode steps replayed from a recording */
+    void **graph;          /* (B_cap + 1) by padded size, NULL until recorded */
+    unsigned char *ran;    /* (B_cap + 1) the size has run directly once (warm before a capture) */
 } Generator;
 
 /* Allocates caches and step buffers for up to B_cap rows of T_cap tokens (prompt and

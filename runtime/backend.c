@@ -17,6 +17,10 @@ void cuda_memset_byte(void *p, int byte, size_t bytes);
 void cuda_copy(void *dst, const void *src, size_t bytes, int kind); /* 0 H2D, 1 D2H, 2 D2D */
 void cuda_synchronize(void);
 void cuda_device_name(char *buf, int n);
+int cuda_graph_begin(void);
+void *cuda_graph_end(void);
+void cuda_graph_launch(void *exec);
+void cuda_graph_free(void *exec);
 #else
 static int cpu_only(Backend be) {
     CHECK(be == BACKEND_CPU);
@@ -137,6 +141,42 @@ void be_copy(Backend be, void *dst, const void *src, size_t bytes) {
     (void)ON_CUDA(be);
 #endif
     memmove(dst, src, bytes);
+}
+
+int be_graph_begin(Backend be) {
+#ifdef DENSERL_CUDA
+    if (ON_CUDA(be)) return cuda_graph_begin();
+#else
+    (void)ON_CUDA(be);
+#endif
+    return 0;
+}
+
+void *be_graph_end(Backend be) {
+#ifdef DENSERL_CUDA
+    if (ON_CUDA(be)) return cuda_graph_end();
+#else
+    (void)ON_CUDA(be);
+#endif
+    return NULL;
+}
+
+void be_graph_launch(Backend be, void *graph) {
+#ifdef DENSERL_CUDA
+    if (ON_CUDA(be)) return cuda_graph_launch(graph);
+#else
+    (void)ON_CUDA(be);
+#endif
+    CHECK(graph == NULL);
+}
+
+void be_graph_free(Backend be, void *graph) {
+#ifdef DENSERL_CUDA
+    if (ON_CUDA(be)) return cuda_graph_free(graph);
+#else
+    (void)ON_CUDA(be);
+#endif
+    CHECK(graph == NULL);
 }
 
 void be_synchronize(Backend be) {

@@ -28,6 +28,16 @@ void be_to_host(Backend be, void *dst, const void *src, size_t bytes);
 void be_copy(Backend be, void *dst, const void *src, size_t bytes);
 /* Waits for the backend's queued work (a no-op on the CPU); for timing. */
 void be_synchronize(Backend be);
+/* Graphs: a fixed sequence of backend work recorded once and replayed as one launch (CUDA
+ * graphs; off on the CPU and with DENSERL_CUDA_GRAPHS=0). be_graph_begin returns 1 and
+ * records the work that follows instead of running it, or 0 where graphs are off;
+ * be_graph_end returns the recording, ready to launch, or NULL if the capture failed (then
+ * nothing of it ran, graphs stay off for the run, and the caller runs the work directly).
+ * A recording keeps the pointers and sizes it was made with. */
+int be_graph_begin(Backend be);
+void *be_graph_end(Backend be);
+void be_graph_launch(Backend be, void *graph);
+void be_graph_free(Backend be, void *graph);
 /* One line naming the device, e.g. "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.2 GiB)". */
 void backend_describe(Backend be, char *buf, int n);
 

@@ -13,19 +13,22 @@ extern "C" int cuda_device_count(void) {
     return n;
 }
 
+static int g_capturing; /* between cuda_graph_begin and cuda_graph_end */
+
 extern "C" int dr_cuda_sync_launches(void) {
     static int v = -1;
     if (v < 0) {
         const char *e = getenv("DENSERL_CUDA_SYNC");
         v = e && *e && strcmp(e, "0") != 0;
     }
-    return v;
+    return v && !g_capturing; /* a wait inside a capture would end it */
 }
 
 extern "C" cublasHandle_t dr_cublas(void) {
     static cublasHandle_t h = NULL;
     if (!h) {
         CUBLAS_CHECK(cublasCreate(&h));
+        CUBLAS_CHECK(cublasSetStream(h, DR_STREAM));
         /* fp32 products stay fp32 (no TF32) so the fp32 path matches the CPU reference */
         CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
     }
@@ -110,4 +113,65 @@ extern "C" void cuda_device_name(char *buf, int n) {
     CUDA_CHECK(cudaGetDeviceProperties(&p, 0));
     snprintf(buf, (size_t)n, "%s (sm_%d%d, %d SMs, %.1f GiB)", p.name, p.major, p.minor,
              p.multiProcessorCount, p.totalGlobalMem / 1073741824.0);
+}
+
+/* ---- CUDA graphs: a sequence of launches recorded once and replayed as one launch ---- */
+
+static int g_graphs_off; /* DENSERL_CUDA_GRAPHS=0, or a capture failed */
+
+static void graph_fail(const char *what, cudaError_t err) {
+    cudaGetLastError(); /* clear it: the work goes on without graphs */
+    fprintf(stderr, "note: CUDA graphs off for this run: %s: %s\n", what, cudaGetErrorString(err));
+    g_graphs_off = 1;
+}
+
+extern "C" int cuda_graphs_enabled(void) {
+    static int env = -1;
+    if (env < 0) {
+        const char *e = getenv("DENSERL_CUDA_GRAPHS");
+        env = !(e && !strcmp(e, "0"));
+    }
+    return env && !g_graphs_off;
+}
+
+/* Starts recording the default stream's launches instead of running them; 0 (and nothing
+ * recorded) where graphs are off. Relaxed mode: the runtime's scratch may still be
+ * allocated inside (it is not, after one run of the same sequence outside a capture). */
+extern "C" int cuda_graph_begin(void) {
+    if (!cuda_graphs_enabled()) return 0;
+    const cudaError_t err = cudaStreamBeginCapture(DR_STREAM, cudaStreamCaptureModeRelaxed);
+    if (err != cudaSuccess) {
+        graph_fail("cudaStreamBeginCapture", err);
+        return 0;
+    }
+    g_capturing = 1;
+    return 1;
+}
+
+/* Ends the recording: the instantiated graph, or NULL if the capture failed, in which case
+ * nothing of it has run and the caller runs the same work directly. */
+extern "C" void *cuda_graph_end(void) {
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    g_capturing = 0;
+    cudaError_t err = cudaStreamEndCapture(DR_STREAM, &graph);
+    const char *what = "cudaStreamEndCapture";
+    if (err == cudaSuccess) {
+        err = cudaGraphInstantiate(&exec, graph, 0);
+        what = "cudaGraphInstantiate";
+        cudaGraphDestroy(graph);
+    }
+    if (err != cudaSuccess) {
+        graph_fail(what, err);
+        return NULL;
+    }
+    return exec;
+}
+
+extern "C" void cuda_graph_launch(void *exec) {
+    CUDA_CHECK(cudaGraphLaunch((cudaGraphExec_t)exec, DR_STREAM));
+}
+
+extern "C" void cuda_graph_free(void *exec) {
+    if (exec) CUDA_CHECK(cudaGraphExecDestroy((cudaGraphExec_t)exec));
 }

@@ -115,21 +115,44 @@ static void generation(Model *cpu, Model *gpu, float temperature, float top_p) {
     sp.temperature = temperature;
     sp.top_p = top_p;
     sp.max_new_tokens = 30;
-    int out[2][R * TC], rl[2][R], eos[2][R];
-    float lp[2][R * TC];
-    Model *ms[2] = {cpu, gpu};
-    for (int k = 0; k < 2; k++) {
+    /* CPU; GPU as it runs (steps padded to 16 rows, capped at the 4 of B_cap, replayed from
+     * CUDA graphs); GPU with the same steps run directly; GPU steps unpadded, from graphs */
+    enum { RUNS = 4 };
+    int out[RUNS][R * TC], rl[RUNS][R], eos[RUNS][R];
+    float lp[RUNS][R * TC];
+    long long replayed[RUNS];
+    for (int k = 0; k < RUNS; k++) {
         Generator g;
-        generator_init(&g, ms[k], 4, TC); /* 5 rows in two waves */
+        generator_init(&g, k ? gpu : cpu, 4, TC); /* 5 rows in two waves */
+        if (k == 2) g.use_graphs = 0;
+        if (k == 3) g.bucket = 1;
         generate(&g, prompts, plen, R, &sp, 2, 0, 42, ids, out[k], rl[k], eos[k], lp[k]);
+        replayed[k] = g.graph_steps;
         generator_free(&g);
     }
-    EXPECT(memcmp(out[0], out[1], sizeof out[0]) == 0 && memcmp(rl[0], rl[1], sizeof rl[0]) == 0,
-           "generation T=%.1f top-p %.2f: GPU tokens identical to the CPU's", temperature, top_p);
-    /* logits of a 0.3-std random model reach tens: the fp32 sums of the decode path (KV cache,
-     * cuBLAS lm_head) against the CPU's leave ~3e-5 relative on the log-probs (H100) */
-    double e = rel_err(lp[1], lp[0], R * TC);
-    EXPECT(e < 1e-4, "generation T=%.1f: sampled tokens' log-probs rel_err %.2e", temperature, e);
+    for (int k = 1; k < RUNS; k++) {
+        EXPECT(memcmp(out[0], out[k], sizeof out[0]) == 0 &&
+                   memcmp(rl[0], rl[k], sizeof rl[0]) == 0,
+               "generation T=%.1f top-p %.2f, GPU run %d: tokens identical to the CPU's",
+               temperature, top_p, k);
+        /* logits of a 0.3-std random model reach tens: the fp32 sums of the decode path (KV
+         * cache, cuBLAS lm_head) against the CPU's leave ~3e-5 relative on the log-probs
+         * (H100) */
+        double e = rel_err(lp[k], lp[0], R * TC);
+        EXPECT(e < 1e-4, "generation T=%.1f, GPU run %d: sampled tokens' log-probs rel_err %.2e",
+               temperature, k, e);
+    }
+    const char *env = getenv("DENSERL_CUDA_GRAPHS");
+    if (env && !strcmp(env, "0"))
+        printf("note: DENSERL_CUDA_GRAPHS=0: generation's graph replays not checked\n");
+    else
+        EXPECT(replayed[1] > 0 && replayed[3] > 0 && replayed[2] == 0,
+               "generation T=%.1f: decode steps replayed from CUDA graphs: %lld, %lld, none "
+               "without",
+               temperature, replayed[1], replayed[3]);
+    EXPECT(memcmp(out[1], out[2], sizeof out[1]) == 0 && memcmp(lp[1], lp[2], sizeof lp[1]) == 0,
+           "generation T=%.1f: the same steps from CUDA graphs and run directly, bit for bit",
+           temperature);
 }
 
 /* A call below the models' capacity with another (B, T), as the RL step's length-grouped calls
