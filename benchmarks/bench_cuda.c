@@ -324,6 +324,13 @@ static void bench_decode_sample(int quick) {
             TIME_MS(ms, sample_logp_cuda(tok, lp, logits, u, Bs, V, 0.0f, 0, 1.0f));
             report("sample greedy", shape, MEM, 4.0 * Bs * V, ms);
         }
+        /* plain sampling (the RL step's default): a sorted band, or a sorted prefix */
+        TIME_MS(ms, sample_logp_cuda(tok, lp, logits, u, Bs, V, 1.0f, 0, 1.0f));
+        report("sample T=1 (band)", shape, MEM, 4.0 * Bs * V, ms);
+        setenv("DENSERL_SAMPLE_SORT", "prefix", 1);
+        TIME_MS(ms, sample_logp_cuda(tok, lp, logits, u, Bs, V, 1.0f, 0, 1.0f));
+        report("sample T=1 prefix", shape, MEM, 4.0 * Bs * V, ms);
+        unsetenv("DENSERL_SAMPLE_SORT");
         TIME_MS(ms, sample_logp_cuda(tok, lp, logits, u, Bs, V, 1.0f, 0, 0.9f));
         report("sample T=1 top-p 0.9", shape, MEM, 4.0 * Bs * V, ms);
         setenv("DENSERL_SAMPLE_SORT", "full", 1); /* the earlier path: whole rows sorted */

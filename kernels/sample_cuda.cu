@@ -5,13 +5,15 @@
  * then everything) whose tokens hold the top-k or the mass the walk needs, the tokens above
  * it are compacted, and one device radix sort over 64-bit keys (row, logit order, token)
  * orders the survivors of a group of rows (at most 16M keys, so the scratch stays 256 MiB
- * however large the batch). DENSERL_SAMPLE_SORT=full sorts whole rows instead (the earlier
- * path, kept for comparison; groups of 4M keys). Then one block per row walks its sorted
- * prefix with block-wide prefix sums in double: the top-k mass, the top-p cut, and the first
- * token whose cumulative mass exceeds u times the kept mass. The unnormalised probabilities
- * are exp((z - max) / T) computed in double and rounded to float, which agrees with the
- * CPU's correctly rounded expf far more often than the CUDA expf (2 ulp) would. The logits
- * are only read. */
+ * however large the batch). Plain sampling (no top-k, no top-p) sorts a band of the order
+ * instead of a prefix: the few tokens around where the walk stops (sp_band_kernel).
+ * DENSERL_SAMPLE_SORT=full sorts whole rows instead (the first path, kept for comparison;
+ * groups of 4M keys), and =prefix takes prefixes for plain sampling too. Then one block per
+ * row walks its sorted tokens with block-wide prefix sums in double: the top-k mass, the
+ * top-p cut, and the first token whose cumulative mass exceeds u times the kept mass. The
+ * unnormalised probabilities are exp((z - max) / T) computed in double and rounded to float,
+ * which agrees with the CPU's correctly rounded expf far more often than the CUDA expf
+ * (2 ulp) would. The logits are only read. */
 #include <climits>
 #include <cstdint>
 #include <cstdio>
@@ -125,12 +127,12 @@ static __device__ __forceinline__ float sp_weight(const uint64_t *s, int j, int 
 }
 
 /* Over the sorted positions [0, n), the first j at which the running sum of the weights
- * cum_j satisfies cum_j > target (strict) or cum_j >= target (!strict), or where the
+ * (from carry) cum_j satisfies cum_j > target (strict) or cum_j >= target (!strict), or where the
  * weight is 0 when stop_zero; n if none. *cum_out: cum_j there (the sum of all n if
  * none). */
 static __device__ int sp_find(const uint64_t *s, int n, int ib, float mx, float T, double target,
-                              bool strict, bool stop_zero, double *cum_out, double *shd, int *shi) {
-    double carry = 0.0;
+                              bool strict, bool stop_zero, double carry, double *cum_out,
+                              double *shd, int *shi) {
     for (int base = 0; base < n; base += blockDim.x) {
         const int j = base + threadIdx.x;
         const float w = j < n ? sp_weight(s, j, ib, mx, T) : 0.0f;
@@ -153,10 +155,13 @@ static __device__ int sp_find(const uint64_t *s, int n, int ib, float mx, float 
 
 /* One block per row of the group, row b0 + blockIdx.x. Whole rows sorted (off == NULL): the
  * row's V keys at blockIdx.x * V. Prefixes: off, cnt give where the row's sorted prefix
- * starts and its length, and zfull the mass of the whole row. */
+ * starts and its length, and zfull the mass of the whole row. Bands (carry != NULL, no top-k
+ * or top-p): the sorted tokens are a band of the order, carry the mass before it and rmax
+ * the row's largest logit. */
 __global__ void sp_pick_kernel(int *out, const uint64_t *keys, const int *off, const int *cnt,
-                               const double *zfull, const float *u, int b0, int V, int ib, float T,
-                               int top_k, float top_p) {
+                               const double *zfull, const double *carry, const float *rmax,
+                               const float *u, int b0, int V, int ib, float T, int top_k,
+                               float top_p) {
     __shared__ double shd[32];
     __shared__ int shi[32];
     const int b = b0 + blockIdx.x;
@@ -165,7 +170,7 @@ __global__ void sp_pick_kernel(int *out, const uint64_t *keys, const int *off, c
         return;
     }
     const uint64_t *s = keys + (off ? (size_t)off[blockIdx.x] : (size_t)blockIdx.x * V);
-    const float mx = sp_key_logit(s[0], ib);
+    const float mx = carry ? rmax[blockIdx.x] : sp_key_logit(s[0], ib);
     const bool topk = top_k > 0 && top_k < V;
     const int kk = topk ? top_k : off ? cnt[blockIdx.x] : V; /* a prefix holds the top-k */
     double zc = 0.0; /* the mass of the top-k, or of the whole row */
@@ -178,13 +183,16 @@ __global__ void sp_pick_kernel(int *out, const uint64_t *keys, const int *off, c
     int n = kk;
     double zp = zc; /* the mass of the kept tokens */
     if (top_p < 1.0f) {
-        const int j = sp_find(s, kk, ib, mx, T, (double)top_p * zc, false, false, &zp, shd, shi);
+        const int j =
+            sp_find(s, kk, ib, mx, T, (double)top_p * zc, false, false, 0.0, &zp, shd, shi);
         if (j < kk) n = j + 1;
     }
     double cum;
-    const int j = sp_find(s, n, ib, mx, T, (double)u[b] * zp, true, true, &cum, shd, shi);
+    const double before = carry ? carry[blockIdx.x] : 0.0;
+    const int j = sp_find(s, n, ib, mx, T, (double)u[b] * zp, true, true, before, &cum, shd, shi);
     /* j == n: u * zp rounded above the walk's sum; a zero weight: the rest underflowed.
-     * Either way the last token with weight, as on the CPU (position 0 has weight 1). */
+     * Either way the last token with weight, as on the CPU (position 0 has weight 1; a
+     * band's first token has weight, as the band holds more than the target mass). */
     int pick = j;
     if (j == n || sp_weight(s, j, ib, mx, T) <= 0.0f) pick = j > 0 ? j - 1 : 0;
     if (threadIdx.x == 0) out[b] = sp_key_token(s[pick], ib);
@@ -290,16 +298,17 @@ __global__ void sp_cut_kernel(float *cut, int *cnt, double *zfull, const float *
     if (threadIdx.x == 0) cut[blockIdx.x] = c, cnt[blockIdx.x] = kept, zfull[blockIdx.x] = zs;
 }
 
-/* One block per row: the keys of the tokens at or above the row's cutoff, at off[r] onward
- * in any order (the sort orders them); fill (rows) starts at zero. */
+/* One block per row: the keys of the tokens at or above the row's cutoff (and below hi[r],
+ * unless hi is NULL or that is +inf), at off[r] onward in any order (the sort orders them);
+ * fill (rows) starts at zero. */
 __global__ void sp_compact_kernel(uint64_t *keys, int *fill, const int *off, const float *cut,
-                                  const float *logits, int b0, int V, int ib) {
+                                  const float *hi, const float *logits, int b0, int V, int ib) {
     const float *z = logits + (size_t)(b0 + blockIdx.x) * V;
-    const float c = cut[blockIdx.x];
+    const float c = cut[blockIdx.x], h = hi ? hi[blockIdx.x] : INFINITY;
     const unsigned lane = threadIdx.x & 31;
     for (int base = 0; base < V; base += blockDim.x) { /* the same trip count for a warp */
         const int v = base + threadIdx.x;
-        const bool keep = v < V && z[v] >= c;
+        const bool keep = v < V && z[v] >= c && (h == INFINITY || z[v] < h);
         const unsigned m = __ballot_sync(0xffffffffu, keep);
         int w0 = 0;
         if (lane == 0 && m) w0 = atomicAdd(&fill[blockIdx.x], __popc(m));
@@ -309,6 +318,133 @@ __global__ void sp_compact_kernel(uint64_t *keys, int *fill, const int *off, con
             keys[off[blockIdx.x] + w0 + __popc(m & ((1u << lane) - 1))] =
                 ((uint64_t)blockIdx.x << (32 + ib)) | ((uint64_t)o << ib) | (uint64_t)v;
         }
+    }
+}
+
+/* ---- the band (plain sampling: no top-k, no top-p) ----
+ * The walk needs only the token where the running mass in sampling order first exceeds
+ * u Z, so no prefix of the order has to be sorted: a few passes over the row narrow a band
+ * of logit values lo <= z < hi that holds that token (SP_BAND_K - 1 cutoffs per pass,
+ * evenly spaced over the band, with the mass and count at or above each), the band's
+ * tokens alone are sorted, and the walk starts from the exact mass above hi. Each cutoff
+ * is taken with a margin of 1e-9 of u Z on its side, so that the double sums' order cannot
+ * move the crossing out of the band. */
+
+enum { SP_BAND_THREADS = 512, SP_BAND_K = 16, SP_BAND_PASSES = 3, SP_BAND_SMALL = 2048 };
+enum { SP_BAND_UNROLL = 4 }; /* logits each thread loads before it uses them */
+
+/* The block's sums of SP_BAND_K - 1 doubles and ints per thread, into every thread's m and
+ * n, in a fixed order (warp shuffles, then the warps in order). */
+static __device__ void sp_band_sums(double m[SP_BAND_K - 1], int n[SP_BAND_K - 1],
+                                    double (*shm)[32], int (*shn)[32]) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+#pragma unroll
+    for (int k = 0; k < SP_BAND_K - 1; k++) {
+        for (int o = 16; o > 0; o >>= 1) {
+            m[k] += __shfl_xor_sync(0xffffffffu, m[k], o);
+            n[k] += __shfl_xor_sync(0xffffffffu, n[k], o);
+        }
+    }
+    __syncthreads(); /* a previous call's readers are done */
+    if (lane == 0)
+#pragma unroll
+        for (int k = 0; k < SP_BAND_K - 1; k++) shm[k][warp] = m[k], shn[k][warp] = n[k];
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < SP_BAND_K - 1; k++) {
+        double s = 0.0;
+        int c = 0;
+        for (int w = 0; w < nw; w++) s += shm[k][w], c += shn[k][w];
+        m[k] = s, n[k] = c;
+    }
+}
+
+/* One block per row: the band [cut, hi) of the row's logits (hi = +inf: no upper end), its
+ * token count cnt, the mass of the tokens at or above hi (carry) and of the whole row
+ * (zfull), and the row's largest logit (rmax), which the weights are relative to. */
+__global__ void __launch_bounds__(SP_BAND_THREADS)
+    sp_band_kernel(float *cut, float *hi, int *cnt, double *carry, double *zfull, float *rmax,
+                   const float *logits, const float *u, int V, float T) {
+    __shared__ double shm[SP_BAND_K - 1][32];
+    __shared__ int shn[SP_BAND_K - 1][32];
+    __shared__ double shd[32];
+    __shared__ float shf[32];
+    const float *z = logits + (size_t)blockIdx.x * V;
+    float mx = -INFINITY, mn = INFINITY; /* mn: the least finite logit */
+    for (int v0 = threadIdx.x; v0 < V; v0 += SP_BAND_UNROLL * blockDim.x) {
+        float xs[SP_BAND_UNROLL];
+#pragma unroll
+        for (int i = 0; i < SP_BAND_UNROLL; i++) {
+            const int v = v0 + i * (int)blockDim.x;
+            xs[i] = v < V ? z[v] : NAN;
+        }
+#pragma unroll
+        for (int i = 0; i < SP_BAND_UNROLL; i++) {
+            mx = fmaxf(mx, xs[i]);
+            if (xs[i] > -INFINITY) mn = fminf(mn, xs[i]);
+        }
+    }
+    mx = sp_block_max(mx, shf);
+    mn = -sp_block_max(-mn, shf);
+    float lo = -INFINITY, top = INFINITY;
+    double above = 0.0, target = 0.0; /* the mass at or above top; u Z */
+    int n_lo = 0, n_hi = 0;           /* tokens at or above lo, top */
+    double zs = 0.0;
+    for (int p = 0; p < SP_BAND_PASSES; p++) {
+        const float a = fmaxf(lo, mn), b = fminf(top, mx);
+        const bool split = a < b; /* else one value left, or none: only the totals */
+        if (!split && p > 0) break;
+        float t[SP_BAND_K - 1];
+        double m[SP_BAND_K - 1];
+        int n[SP_BAND_K - 1];
+#pragma unroll
+        for (int k = 0; k < SP_BAND_K - 1; k++) {
+            t[k] = split ? __fadd_rn(a, __fmul_rn(b - a, (float)(k + 1) / SP_BAND_K)) : NAN;
+            m[k] = 0.0, n[k] = 0;
+        }
+        double zp = 0.0;
+        int nv = 0;
+        for (int v0 = threadIdx.x; v0 < V; v0 += SP_BAND_UNROLL * blockDim.x) {
+            float xs[SP_BAND_UNROLL]; /* the loads first, so that several are in flight */
+#pragma unroll
+            for (int i = 0; i < SP_BAND_UNROLL; i++) {
+                const int v = v0 + i * (int)blockDim.x;
+                xs[i] = v < V ? z[v] : NAN; /* a NaN counts nowhere */
+            }
+#pragma unroll
+            for (int i = 0; i < SP_BAND_UNROLL; i++) {
+                const float x = xs[i];
+                if (!(x >= t[0])) { /* below every cutoff: only the first pass's totals */
+                    if (p == 0 && x >= -INFINITY) zp += sp_w(x, mx, T), nv++;
+                    continue;
+                }
+                const float w = sp_w(x, mx, T);
+                if (p == 0) zp += w, nv++;
+#pragma unroll
+                for (int k = 0; k < SP_BAND_K - 1; k++)
+                    if (x >= t[k]) m[k] += w, n[k]++;
+            }
+        }
+        if (p == 0) {
+            zs = sp_block_sum(zp, shd);
+            n_lo = (int)llrint(sp_block_sum((double)nv, shd));
+            target = (double)u[blockIdx.x] * zs;
+        }
+        if (!split) break;
+        sp_band_sums(m, n, shm, shn);
+        /* the mass at or above a cutoff falls as the cutoff rises: hi is the lowest cutoff
+         * whose mass stays below the target, lo the highest whose mass exceeds it */
+#pragma unroll
+        for (int k = SP_BAND_K - 2; k >= 0; k--)
+            if (m[k] < target * (1.0 - 1e-9)) top = t[k], above = m[k], n_hi = n[k];
+#pragma unroll
+        for (int k = 0; k < SP_BAND_K - 1; k++)
+            if (m[k] > target * (1.0 + 1e-9)) lo = t[k], n_lo = n[k];
+        if (n_lo - n_hi <= SP_BAND_SMALL) break;
+    }
+    if (threadIdx.x == 0) {
+        cut[blockIdx.x] = lo, hi[blockIdx.x] = top, cnt[blockIdx.x] = n_lo - n_hi;
+        carry[blockIdx.x] = above, zfull[blockIdx.x] = zs, rmax[blockIdx.x] = mx;
     }
 }
 
@@ -360,10 +496,17 @@ static void sp_sample_sorted(int *out, const float *logits, const float *u, int 
         const int rows = B - b0 < G ? B - b0 : (int)G;
         const uint64_t *s =
             sp_sort_rows(k0, k1, buf + 2 * kb, temp_bytes, logits, b0, rows, V, ib, rb);
-        sp_pick_kernel<<<rows, SP_THREADS>>>(out, s, nullptr, nullptr, nullptr, u, b0, V, ib, T,
-                                             top_k, top_p);
+        sp_pick_kernel<<<rows, SP_THREADS>>>(out, s, nullptr, nullptr, nullptr, nullptr, nullptr, u,
+                                             b0, V, ib, T, top_k, top_p);
         LAUNCH_CHECK();
     }
+}
+
+/* DENSERL_SAMPLE_SORT: "full" sorts whole rows (the first path), "prefix" takes sorted
+ * prefixes for plain sampling too (the second); both kept for comparison. */
+static bool sp_sort_is(const char *path) {
+    const char *e = getenv("DENSERL_SAMPLE_SORT");
+    return e && strcmp(e, path) == 0;
 }
 
 /* 3 B ints of host memory for the per-row counts, offsets and group starts, kept and grown
@@ -410,14 +553,23 @@ static void sp_sample_prefix(int *out, const float *logits, const float *u, int 
     CUDA_CHECK(cub::DeviceRadixSort::SortKeys(NULL, temp_bytes, probe, cap, 0, 32 + ib + rb, 0));
     const size_t kb = sp_align((size_t)cap * sizeof(uint64_t)), tb = sp_align(temp_bytes);
     const size_t rbytes = sp_align((size_t)B * sizeof(double)); /* per-row arrays */
-    char *buf = (char *)dr_cuda_scratch(SCRATCH_SAMPLE, 2 * kb + tb + 5 * rbytes);
+    char *buf = (char *)dr_cuda_scratch(SCRATCH_SAMPLE, 2 * kb + tb + 8 * rbytes);
     uint64_t *k0 = (uint64_t *)buf, *k1 = (uint64_t *)(buf + kb);
     char *rows_at = buf + 2 * kb + tb;
     float *cut = (float *)rows_at;
     int *cnt = (int *)(rows_at + rbytes), *fill = (int *)(rows_at + 2 * rbytes);
     double *zfull = (double *)(rows_at + 3 * rbytes);
     int *off = (int *)(rows_at + 4 * rbytes);
-    sp_cut_kernel<<<B, SP_THREADS>>>(cut, cnt, zfull, logits, u, 0, V, T, top_k, top_p);
+    /* plain sampling (no top-k, no top-p): bands instead of prefixes, unless
+     * DENSERL_SAMPLE_SORT=prefix */
+    const bool band = (top_k <= 0 || top_k >= V) && top_p >= 1.0f && !sp_sort_is("prefix");
+    float *hi = band ? (float *)(rows_at + 5 * rbytes) : nullptr;
+    float *rmax = band ? (float *)(rows_at + 6 * rbytes) : nullptr;
+    double *carry = band ? (double *)(rows_at + 7 * rbytes) : nullptr;
+    if (band)
+        sp_band_kernel<<<B, SP_BAND_THREADS>>>(cut, hi, cnt, carry, zfull, rmax, logits, u, V, T);
+    else
+        sp_cut_kernel<<<B, SP_THREADS>>>(cut, cnt, zfull, logits, u, 0, V, T, top_k, top_p);
     LAUNCH_CHECK();
     int *h = sp_host_rows(B); /* cnt, offset, first of a group */
     int *hcnt = h, *hoff = h + B, *hfirst = h + 2 * B;
@@ -436,22 +588,18 @@ static void sp_sample_prefix(int *out, const float *logits, const float *u, int 
         const long total = (long)hoff[g0 + n - 1] + hcnt[g0 + n - 1];
         int rbg = 0;
         while ((1L << rbg) < n) ++rbg;
-        sp_compact_kernel<<<n, 256>>>(k0, fill + g0, off + g0, cut + g0, logits, g0, V, ib);
+        sp_compact_kernel<<<n, 256>>>(k0, fill + g0, off + g0, cut + g0, band ? hi + g0 : nullptr,
+                                      logits, g0, V, ib);
         LAUNCH_CHECK();
         cub::DoubleBuffer<uint64_t> keys(k0, k1);
         CUDA_CHECK(cub::DeviceRadixSort::SortKeys(buf + 2 * kb, temp_bytes, keys, total, 0,
                                                   32 + ib + rbg, 0));
-        sp_pick_kernel<<<n, SP_THREADS>>>(out, keys.Current(), off + g0, cnt + g0, zfull + g0, u,
-                                          g0, V, ib, T, top_k, top_p);
+        sp_pick_kernel<<<n, SP_THREADS>>>(out, keys.Current(), off + g0, cnt + g0, zfull + g0,
+                                          band ? carry + g0 : nullptr, band ? rmax + g0 : nullptr,
+                                          u, g0, V, ib, T, top_k, top_p);
         LAUNCH_CHECK();
         g0 += n;
     }
-}
-
-/* DENSERL_SAMPLE_SORT=full: whole rows sorted (the earlier path), for comparison. */
-static bool sp_full_sort(void) {
-    const char *e = getenv("DENSERL_SAMPLE_SORT");
-    return e && strcmp(e, "full") == 0;
 }
 
 extern "C" void sample_logp_cuda(int *out, float *logp, float *logits, const float *u, int B, int V,
@@ -461,7 +609,7 @@ extern "C" void sample_logp_cuda(int *out, float *logp, float *logits, const flo
         sp_argmax_kernel<<<B, SP_THREADS>>>(out, logits, V);
         LAUNCH_CHECK();
     } else {
-        if (sp_full_sort())
+        if (sp_sort_is("full"))
             sp_sample_sorted(out, logits, u, B, V, temperature, top_k, top_p);
         else
             sp_sample_prefix(out, logits, u, B, V, temperature, top_k, top_p);

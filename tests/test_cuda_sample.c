@@ -1,11 +1,12 @@
 /* Checks sample_cuda / sample_logp_cuda against sample_logp_cpu: the same token for every
  * row (greedy; temperature 0.7 and 1.0 with top_k 0, 1, 50 and top_p 1.0, 0.9, 0.5), on
  * rows of several kinds (spread, exact ties including -0 and +0, one dominant logit, all
- * equal, a range so wide that the tail underflows, a tie at the top), with random u plus
- * u = 0 and u just below 1; and the sampled token's log-prob within 1e-5. Every GPU path:
- * sorted prefixes (the default), the same with groups of at most V keys so that the rows
- * spread over many sorts (DENSERL_SAMPLE_GROUP_KEYS=1), and whole rows sorted
- * (DENSERL_SAMPLE_SORT=full). */
+ * equal, a range so wide that the tail underflows, a tie at the top, flat), with random u
+ * plus u = 0 and u just below 1; and the sampled token's log-prob within 1e-5. Every GPU
+ * path: sorted prefixes, and for plain sampling (no top-k or top-p) sorted bands (the
+ * default), the same with groups of at most V keys so that the rows spread over many sorts
+ * (DENSERL_SAMPLE_GROUP_KEYS=1), whole rows sorted (DENSERL_SAMPLE_SORT=full), and prefixes
+ * for plain sampling too (DENSERL_SAMPLE_SORT=prefix). */
 #include "kernels/kernels_cuda.h"
 #include "kernels/sample.h"
 
@@ -13,9 +14,9 @@
 #include "testutil.h"
 #include "cudatest.h"
 
-/* Row b of kind b % 6. */
+/* Row b of kind b % 7. */
 static void fill_row(float *z, int V, int b) {
-    switch (b % 6) {
+    switch (b % 7) {
     case 0: /* spread */
         for (int v = 0; v < V; v++) z[v] = rng_sym(4.0);
         break;
@@ -35,10 +36,13 @@ static void fill_row(float *z, int V, int b) {
     case 4: /* the tail underflows to zero weight */
         for (int v = 0; v < V; v++) z[v] = rng_sym(150.0);
         break;
-    default: /* a tie at the top */
+    case 5: /* a tie at the top */
         for (int v = 0; v < V; v++) z[v] = rng_sym(3.0);
         z[(int)(rng_u01() * V)] = 3.0f;
         z[(int)(rng_u01() * V)] = 3.0f;
+        break;
+    default: /* flat, as a random model's logits are: every token matters to the walk */
+        for (int v = 0; v < V; v++) z[v] = rng_sym(8.0);
         break;
     }
 }
@@ -77,9 +81,9 @@ static void run_case(const float *logits, const float *u, int B, int V, float T,
         }
     char name[128];
     snprintf(name, sizeof name, "%s: B=%d V=%d T=%.1f top_k=%d top_p=%.1f",
-             getenv("DENSERL_SAMPLE_SORT")         ? "whole rows sorted"
-             : getenv("DENSERL_SAMPLE_GROUP_KEYS") ? "sorted prefixes, small groups"
-                                                   : "sorted prefixes",
+             getenv("DENSERL_SAMPLE_SORT")         ? getenv("DENSERL_SAMPLE_SORT")
+             : getenv("DENSERL_SAMPLE_GROUP_KEYS") ? "sorted prefixes or bands, small groups"
+                                                   : "sorted prefixes or bands",
              B, V, T, top_k, top_p);
     if (first >= 0)
         printf("  row %d: cuda %d, cpu %d, u %.9g\n", first, r_tok[first], tok[first], u[first]);
@@ -113,14 +117,16 @@ int main(void) {
             u[b] = b % 11 == 0 ? 0.0f : b % 11 == 1 ? 0.99999994f : (float)rng_u01();
         }
         run_case(logits, u, B, V, 0.0f, 0, 1.0f, 1); /* greedy */
-        /* every GPU path: sorted prefixes (the default) in one group where they fit, in
-         * groups of at most V keys, and whole rows sorted */
-        for (int path = 0; path < 3; path++) {
+        /* every GPU path: sorted prefixes and bands (the default) in one group where they
+         * fit, in groups of at most V keys, whole rows sorted, and prefixes where the
+         * default takes bands (plain sampling only: the others are path 0's) */
+        for (int path = 0; path < 4; path++) {
             if (path == 1) setenv("DENSERL_SAMPLE_GROUP_KEYS", "1", 1);
             if (path == 2) setenv("DENSERL_SAMPLE_SORT", "full", 1);
+            if (path == 3) setenv("DENSERL_SAMPLE_SORT", "prefix", 1);
             for (int it = 0; it < 2; it++)
-                for (int ik = 0; ik < 3; ik++)
-                    for (int ip = 0; ip < 3; ip++)
+                for (int ik = 0; ik < (path == 3 ? 1 : 3); ik++)
+                    for (int ip = 0; ip < (path == 3 ? 1 : 3); ip++)
                         run_case(logits, u, B, V, temps[it], top_ks[ik], top_ps[ip], (ik + ip) & 1);
             unsetenv("DENSERL_SAMPLE_GROUP_KEYS");
             unsetenv("DENSERL_SAMPLE_SORT");
