@@ -309,7 +309,10 @@ static void bench_decode_sample(int quick) {
     double ms;
     TIME_MS(ms, attention_decode_cuda(o, q, kc, vc, pos, B, Tc, H, Hkv, D));
     report("attention decode fp32", shape, MEM, 8.0 * cache, ms);
-    FREE(kc, vc, q, o, pos);
+    uint16_t *kh = rand_dev_bf16(cache, 1.0f), *vh = rand_dev_bf16(cache, 1.0f);
+    TIME_MS(ms, attention_decode_bf16cache_cuda(o, q, kh, vh, pos, B, Tc, H, Hkv, D));
+    report("attention decode bf16 cache", shape, MEM, 4.0 * cache, ms);
+    FREE(kc, vc, kh, vh, q, o, pos);
     int Bs = 256, V = 151936;
     float *u = uniform_dev((size_t)Bs, 1.0f, 1.0f, 0);
     float *lp = be_alloc(BACKEND_CUDA, 4 * (size_t)Bs);

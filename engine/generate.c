@@ -11,6 +11,7 @@
 #include "../kernels/philox.h"
 #include "../runtime/check.h"
 #include "../runtime/ops.h"
+#include "../runtime/ops_mixed.h"
 
 /* Per-layer slice of a stacked tensor, NULL for an absent bias. */
 #define LW(p, l, n) ((p) ? (p) + (size_t)(l) * (n) : NULL)
@@ -36,8 +37,10 @@ void generator_init(Generator *g, Model *m, int B_cap, int T_cap) {
     Backend be = m->be;
     size_t B = B_cap, d = c->d_model, F = c->d_ff, V = c->vocab, L = c->n_layers;
     size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
-    g->kcache = gen_falloc(be, L * B * T_cap * kd);
-    g->vcache = gen_falloc(be, L * B * T_cap * kd);
+    g->kv_bytes = m->mx.on ? 2 : 4;
+    const size_t ncache = L * B * T_cap * kd;
+    g->kcache = be_alloc(be, g->kv_bytes * (ncache ? ncache : 1));
+    g->vcache = be_alloc(be, g->kv_bytes * (ncache ? ncache : 1));
     g->x = gen_falloc(be, B * d);
     g->xn = gen_falloc(be, B * d);
     g->tmp = gen_falloc(be, B * d);
@@ -98,12 +101,24 @@ void generator_free(Generator *g) {
     memset(g, 0, sizeof *g);
 }
 
+/* Element i of a cache. */
+static void *gen_at(const Generator *g, void *cache, size_t i) {
+    return (char *)cache + i * (size_t)g->kv_bytes;
+}
+
+/* n fp32 values into a cache at element i, rounded to bf16 for a bf16 cache. */
+static void gen_put(Generator *g, void *cache, size_t i, const float *x, size_t n) {
+    if (g->kv_bytes == 2)
+        op_cast_bf16(g->m->be, gen_at(g, cache, i), x, (long)n);
+    else
+        be_copy(g->m->be, gen_at(g, cache, i), x, sizeof(float) * n);
+}
+
 /* Fills the caches of slots 0..n-1 with positions 0 .. prompt_len - 2 of their rows, in
  * chunks of rows that fit the model's activation capacity. */
 static void gen_prefill(Generator *g, const int *prompts, const int *prompt_len, int n) {
     Model *m = g->m;
     const ModelConfig *c = &m->cfg;
-    Backend be = m->be;
     int Tp = 0;
     for (int i = 0; i < n; i++) {
         int len = prompt_len[g->slot_row[i]] - 1;
@@ -129,8 +144,8 @@ static void gen_prefill(Generator *g, const int *prompts, const int *prompt_len,
                 if (len == 0) continue;
                 size_t dst = (size_t)l * lstride + (size_t)(s0 + i) * g->T_cap * kd;
                 size_t src = (size_t)l * Ncap * kd + (size_t)i * Tp * kd;
-                be_copy(be, g->kcache + dst, m->act.k + src, sizeof(float) * len * kd);
-                be_copy(be, g->vcache + dst, m->act.v + src, sizeof(float) * len * kd);
+                gen_put(g, g->kcache, dst, m->act.k + src, (size_t)len * kd);
+                gen_put(g, g->vcache, dst, m->act.v + src, (size_t)len * kd);
             }
     }
 }
@@ -147,7 +162,7 @@ static void gen_layers(Generator *g, int n) {
     size_t lstride = (size_t)g->B_cap * g->T_cap * kd;
     op_embedding_forward(be, g->x, g->tok, w->embed, n, d);
     for (int l = 0; l < c->n_layers; l++) {
-        float *kc = g->kcache + l * lstride, *vc = g->vcache + l * lstride;
+        void *kc = gen_at(g, g->kcache, l * lstride), *vc = gen_at(g, g->vcache, l * lstride);
         op_rmsnorm_forward(be, g->xn, g->rstd, g->x, LW(w->attn_norm, l, d), n, d, c->norm_eps);
         model_linear(m, g->q, g->xn, LW(w->wq, l, (size_t)qd * d), LW(w->bq, l, qd), n, d, qd);
         model_linear_again(m, g->k, g->xn, LW(w->wk, l, (size_t)kd * d), LW(w->bk, l, kd), n, d,
@@ -156,9 +171,16 @@ static void gen_layers(Generator *g, int n) {
                            kd);
         op_rope_forward(be, g->q, g->pos, m->rope_cos, m->rope_sin, n, H, Dh);
         op_rope_forward(be, g->k, g->pos, m->rope_cos, m->rope_sin, n, Hkv, Dh);
-        op_kv_cache_store(be, kc, g->k, g->pos, n, g->T_cap, kd);
-        op_kv_cache_store(be, vc, g->v, g->pos, n, g->T_cap, kd);
-        op_attention_decode(be, g->att, g->q, kc, vc, g->pos, n, g->T_cap, H, Hkv, Dh);
+        if (g->kv_bytes == 2) {
+            op_kv_cache_store_bf16(be, kc, g->k, g->pos, n, g->T_cap, kd);
+            op_kv_cache_store_bf16(be, vc, g->v, g->pos, n, g->T_cap, kd);
+            op_attention_decode_bf16cache(be, g->att, g->q, kc, vc, g->pos, n, g->T_cap, H, Hkv,
+                                          Dh);
+        } else {
+            op_kv_cache_store(be, kc, g->k, g->pos, n, g->T_cap, kd);
+            op_kv_cache_store(be, vc, g->v, g->pos, n, g->T_cap, kd);
+            op_attention_decode(be, g->att, g->q, kc, vc, g->pos, n, g->T_cap, H, Hkv, Dh);
+        }
         model_linear(m, g->tmp, g->att, LW(w->wo, l, (size_t)d * qd), LW(w->bo, l, d), n, qd, d);
         op_add(be, g->x, g->tmp, (long)n * d);
         op_rmsnorm_forward(be, g->xn, g->rstd, g->x, LW(w->mlp_norm, l, d), n, d, c->norm_eps);
@@ -200,11 +222,11 @@ static void gen_step(Generator *g, int n) {
 static void gen_move_slot(Generator *g, int i, int j) {
     const ModelConfig *c = &g->m->cfg;
     size_t kd = (size_t)c->n_kv_heads * c->head_dim, row = (size_t)g->T_cap * kd;
-    size_t lstride = (size_t)g->B_cap * row, bytes = sizeof(float) * (size_t)g->h_pos[j] * kd;
+    size_t lstride = (size_t)g->B_cap * row, bytes = g->kv_bytes * (size_t)g->h_pos[j] * kd;
     for (int l = 0; l < c->n_layers; l++) {
         size_t di = l * lstride + i * row, dj = l * lstride + j * row;
-        be_copy(g->m->be, g->kcache + di, g->kcache + dj, bytes);
-        be_copy(g->m->be, g->vcache + di, g->vcache + dj, bytes);
+        be_copy(g->m->be, gen_at(g, g->kcache, di), gen_at(g, g->kcache, dj), bytes);
+        be_copy(g->m->be, gen_at(g, g->vcache, di), gen_at(g, g->vcache, dj), bytes);
     }
     g->h_tok[i] = g->h_tok[j];
     g->h_pos[i] = g->h_pos[j];

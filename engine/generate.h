@@ -25,15 +25,17 @@ typedef struct {
     Model *m;
     int B_cap, T_cap;
     /* backend memory */
-    float *kcache, *vcache; /* (L, B_cap, T_cap, Hkv*Dh) each, after rotary */
-    float *x, *xn, *tmp;    /* (B_cap, d) residual, normed input, projection output */
-    float *rstd;            /* (B_cap) */
-    float *q, *att;         /* (B_cap, Hq*Dh) */
-    float *k, *v;           /* (B_cap, Hkv*Dh) */
-    float *gate, *up, *h;   /* (B_cap, F) */
-    float *logits;          /* (B_cap, V) */
-    float *u, *logp;        /* (B_cap) uniforms, log-probs of the sampled tokens */
-    int *tok, *pos, *next;  /* (B_cap) fed tokens, their positions, sampled tokens */
+    void *kcache, *vcache; /* (L, B_cap, T_cap, Hkv*Dh) each, after rotary: fp32, or bf16
+                            * (kv_bytes 2) for a bf16 model, as PyTorch's bf16 caches are */
+    int kv_bytes;
+    float *x, *xn, *tmp;   /* (B_cap, d) residual, normed input, projection output */
+    float *rstd;           /* (B_cap) */
+    float *q, *att;        /* (B_cap, Hq*Dh) */
+    float *k, *v;          /* (B_cap, Hkv*Dh) */
+    float *gate, *up, *h;  /* (B_cap, F) */
+    float *logits;         /* (B_cap, V) */
+    float *u, *logp;       /* (B_cap) uniforms, log-probs of the sampled tokens */
+    int *tok, *pos, *next; /* (B_cap) fed tokens, their positions, sampled tokens */
     /* host memory */
     int *h_tok, *h_pos, *h_next, *slot_row, *done; /* (B_cap) */
     float *h_u, *h_logp;                           /* (B_cap) */

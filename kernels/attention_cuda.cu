@@ -8,6 +8,7 @@
  * the group holds float4 slices i, i + G, ... of the row's vectors in registers (NV of
  * them), and dot products finish with a butterfly over the group, which leaves the same
  * bits in every lane. G = 8 serves D <= 128, G = 16 serves D <= 256. */
+#include "../kernels/bf16_cuda.cuh"
 #include "../kernels/kernels_cuda.h"
 #include "../runtime/cuda_util.cuh"
 
@@ -322,15 +323,25 @@ __host__ __device__ constexpr int attn_dec_bk(int d4max) {
     return d4max <= 16 ? 32 : d4max <= 32 ? 16 : 8;
 }
 
+/* Four consecutive cache entries as floats: an fp32 cache, or a bf16 one (uint16_t, the
+ * high half of each float), widened exactly. */
+__device__ __forceinline__ float4 attn_dec_load4(const float *p) {
+    return *(const float4 *)p;
+}
+__device__ __forceinline__ float4 attn_dec_load4(const uint16_t *p) {
+    const uint2 h = *(const uint2 *)p;
+    return make_float4(bf16_lo(h.x), bf16_hi(h.x), bf16_lo(h.y), bf16_hi(h.y));
+}
+
 /* This thread's slots of the K and V tile at keys t0 .. t0 + BK - 1 of [.., tend): slot i is
  * row lr[i], float4 column lc[i] (rows >= BK: no slot); zeros past tend, which is never
  * past pos[b], so no cache entry past it is read. kb, vb point at the (b, kh) head of key 0;
- * rs is the float distance between positions. */
-template <int LPT, int BK>
-__device__ __forceinline__ void
-attn_dec_fetch(float4 (&pk)[LPT], float4 (&pv)[LPT], const float *__restrict__ kb,
-               const float *__restrict__ vb, size_t rs, const int (&lr)[LPT], const int (&lc)[LPT],
-               int t0, int tend) {
+ * rs is the element distance between positions. */
+template <int LPT, int BK, typename CT>
+__device__ __forceinline__ void attn_dec_fetch(float4 (&pk)[LPT], float4 (&pv)[LPT],
+                                               const CT *__restrict__ kb, const CT *__restrict__ vb,
+                                               size_t rs, const int (&lr)[LPT],
+                                               const int (&lc)[LPT], int t0, int tend) {
 #pragma unroll
     for (int i = 0; i < LPT; i++) {
         pk[i] = make_float4(0.f, 0.f, 0.f, 0.f);
@@ -338,8 +349,8 @@ attn_dec_fetch(float4 (&pk)[LPT], float4 (&pv)[LPT], const float *__restrict__ k
         const int t = t0 + lr[i];
         if (lr[i] < BK && t < tend) {
             const size_t o = (size_t)t * rs + (size_t)lc[i] * 4;
-            pk[i] = *(const float4 *)(kb + o);
-            pv[i] = *(const float4 *)(vb + o);
+            pk[i] = attn_dec_load4(kb + o);
+            pv[i] = attn_dec_load4(vb + o);
         }
     }
 }
@@ -357,11 +368,11 @@ attn_dec_fetch(float4 (&pk)[LPT], float4 (&pv)[LPT], const float *__restrict__ k
  * S == 1 writes out; otherwise each (b, h, s) leaves acc (unnormalised, relative to its
  * max m) in pacc (B, H, S, D) and (m, l) in pml (B, H, S, 2), m = -inf for an empty
  * split, for attn_decode_combine_kernel. */
-template <int G, int NV>
+template <int G, int NV, typename CT>
 __global__ void __launch_bounds__(ATTN_DEC_NT, 2)
     attn_decode_split_kernel(float *__restrict__ out, float *__restrict__ pacc,
                              float *__restrict__ pml, const float *__restrict__ q,
-                             const float *__restrict__ kc, const float *__restrict__ vc,
+                             const CT *__restrict__ kc, const CT *__restrict__ vc,
                              const int *__restrict__ pos, int Tc, int H, int Hkv, int D,
                              float scale) {
     constexpr int NT = ATTN_DEC_NT, QC = ATTN_DEC_QC, D4M = G * NV, BK = attn_dec_bk(D4M);
@@ -395,8 +406,8 @@ __global__ void __launch_bounds__(ATTN_DEC_NT, 2)
     for (int i = tid; i < Gq * D4; i += NT) qs[i] = ((const float4 *)(q + r0 * D))[i];
 
     const size_t rs = (size_t)Hkv * D;
-    const float *kb = kc + (size_t)b * Tc * rs + (size_t)kh * D;
-    const float *vb = vc + (size_t)b * Tc * rs + (size_t)kh * D;
+    const CT *kb = kc + (size_t)b * Tc * rs + (size_t)kh * D;
+    const CT *vb = vc + (size_t)b * Tc * rs + (size_t)kh * D;
     int lr[LPT], lc[LPT];
 #pragma unroll
     for (int i = 0; i < LPT; i++) {
@@ -412,7 +423,7 @@ __global__ void __launch_bounds__(ATTN_DEC_NT, 2)
     float4 acc[QC];
     attn_zero<QC>(acc);
     float4 pk[LPT], pv[LPT];
-    attn_dec_fetch<LPT, BK>(pk, pv, kb, vb, rs, lr, lc, tbeg, tend);
+    attn_dec_fetch<LPT, BK, CT>(pk, pv, kb, vb, rs, lr, lc, tbeg, tend);
 
     for (int t0 = tbeg; t0 < tend; t0 += BK) {
         __syncthreads(); /* the previous tile (and its scores) is consumed */
@@ -422,7 +433,7 @@ __global__ void __launch_bounds__(ATTN_DEC_NT, 2)
                 ks[tid + i * NT] = pk[i];
                 vs[tid + i * NT] = pv[i];
             }
-        if (t0 + BK < tend) attn_dec_fetch<LPT, BK>(pk, pv, kb, vb, rs, lr, lc, t0 + BK, tend);
+        if (t0 + BK < tend) attn_dec_fetch<LPT, BK, CT>(pk, pv, kb, vb, rs, lr, lc, t0 + BK, tend);
         __syncthreads();
         {
             float4 kr[NV];
@@ -625,9 +636,10 @@ struct AttnBwd {
  * B * Hkv * nqc (kv head, query chunk) tasks, and no more splits than Tc has runs of
  * ATTN_DEC_MINK keys. pos stays on the device, so S comes from Tc; each row cuts its own
  * pos[b] + 1 keys into S chunks, and splits past its end are empty. */
-struct AttnDecode {
+template <typename CT> struct AttnDecode {
     float *out;
-    const float *q, *kc, *vc;
+    const float *q;
+    const CT *kc, *vc; /* fp32 or bf16 (uint16_t) */
     const int *pos;
     int B, Tc, H, Hkv, D;
     float scale;
@@ -635,7 +647,7 @@ struct AttnDecode {
         static int resident = 0; /* blocks of this instantiation one SM holds */
         if (!resident) {
             CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-                &resident, attn_decode_split_kernel<G, NV>, ATTN_DEC_NT, 0));
+                &resident, attn_decode_split_kernel<G, NV, CT>, ATTN_DEC_NT, 0));
             if (resident < 1) resident = 1;
         }
         const int nqc = (H / Hkv + ATTN_DEC_QC - 1) / ATTN_DEC_QC;
@@ -645,8 +657,8 @@ struct AttnDecode {
         if (S < 1) S = 1;
         const dim3 grid((unsigned)S, (unsigned)(Hkv * nqc), (unsigned)B);
         if (S == 1) {
-            attn_decode_split_kernel<G, NV><<<grid, ATTN_DEC_NT>>>(out, nullptr, nullptr, q, kc, vc,
-                                                                   pos, Tc, H, Hkv, D, scale);
+            attn_decode_split_kernel<G, NV, CT><<<grid, ATTN_DEC_NT>>>(
+                out, nullptr, nullptr, q, kc, vc, pos, Tc, H, Hkv, D, scale);
             LAUNCH_CHECK();
             return;
         }
@@ -654,7 +666,7 @@ struct AttnDecode {
         float *pacc =
             (float *)dr_cuda_scratch(ATTN_DEC_SCRATCH, (size_t)rows * S * (D + 2) * sizeof(float));
         float *pml = pacc + (size_t)rows * S * D;
-        attn_decode_split_kernel<G, NV>
+        attn_decode_split_kernel<G, NV, CT>
             <<<grid, ATTN_DEC_NT>>>(out, pacc, pml, q, kc, vc, pos, Tc, H, Hkv, D, scale);
         LAUNCH_CHECK();
         attn_decode_combine_kernel<<<(rows + 3) / 4, 128>>>(out, pacc, pml, rows, (int)S, D / 4);
@@ -691,23 +703,45 @@ extern "C" void attention_backward_cuda(float *dq, float *dk, float *dv, const f
                   AttnBwd{dq, dk, dv, dout, q, k, v, lse, delta, B, T, H, Hkv, D, attn_scale(D)});
 }
 
+template <typename CT>
+static void attn_decode(const char *fn, float *out, const float *q, const CT *kcache,
+                        const CT *vcache, const int *pos, int B, int Tc, int H, int Hkv, int D) {
+    attn_check_shape(fn, H, Hkv, D);
+    if (B <= 0 || Tc <= 0) return;
+    const void *ptrs[] = {out, q, kcache, vcache};
+    for (const void *p : ptrs) attn_check_aligned(fn, p);
+    attn_dispatch(D, AttnDecode<CT>{out, q, kcache, vcache, pos, B, Tc, H, Hkv, D, attn_scale(D)});
+}
+
 extern "C" void attention_decode_cuda(float *out, const float *q, const float *kcache,
                                       const float *vcache, const int *pos, int B, int Tc, int H,
                                       int Hkv, int D) {
-    attn_check_shape("attention_decode_cuda", H, Hkv, D);
-    if (B <= 0 || Tc <= 0) return;
-    const void *ptrs[] = {out, q, kcache, vcache};
-    for (const void *p : ptrs) attn_check_aligned("attention_decode_cuda", p);
-    attn_dispatch(D, AttnDecode{out, q, kcache, vcache, pos, B, Tc, H, Hkv, D, attn_scale(D)});
+    attn_decode("attention_decode_cuda", out, q, kcache, vcache, pos, B, Tc, H, Hkv, D);
 }
 
-__global__ void kv_cache_store_kernel(float *__restrict__ cache, const float *__restrict__ x,
+extern "C" void attention_decode_bf16cache_cuda(float *out, const float *q, const uint16_t *kcache,
+                                                const uint16_t *vcache, const int *pos, int B,
+                                                int Tc, int H, int Hkv, int D) {
+    attn_decode("attention_decode_bf16cache_cuda", out, q, kcache, vcache, pos, B, Tc, H, Hkv, D);
+}
+
+/* x (B, width) fp32 into the cache at each row's position, as it is or rounded to bf16
+ * (nearest even). */
+__device__ __forceinline__ void kv_put(float *c, float x) {
+    *c = x;
+}
+__device__ __forceinline__ void kv_put(uint16_t *c, float x) {
+    *c = __bfloat16_as_ushort(__float2bfloat16_rn(x));
+}
+
+template <typename CT>
+__global__ void kv_cache_store_kernel(CT *__restrict__ cache, const float *__restrict__ x,
                                       const int *__restrict__ pos, int B, int Tc, int width) {
     const long n = (long)B * width;
     for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (long)gridDim.x * blockDim.x) {
         const int b = (int)(i / width), c = (int)(i % width);
-        cache[((size_t)b * Tc + pos[b]) * width + c] = x[i];
+        kv_put(cache + ((size_t)b * Tc + pos[b]) * width + c, x[i]);
     }
 }
 
@@ -715,6 +749,14 @@ extern "C" void kv_cache_store_cuda(float *cache, const float *x, const int *pos
                                     int width) {
     const long n = (long)B * width;
     if (n <= 0) return;
-    kv_cache_store_kernel<<<dr_blocks(n, 256), 256>>>(cache, x, pos, B, Tc, width);
+    kv_cache_store_kernel<float><<<dr_blocks(n, 256), 256>>>(cache, x, pos, B, Tc, width);
+    LAUNCH_CHECK();
+}
+
+extern "C" void kv_cache_store_bf16_cuda(uint16_t *cache, const float *x, const int *pos, int B,
+                                         int Tc, int width) {
+    const long n = (long)B * width;
+    if (n <= 0) return;
+    kv_cache_store_kernel<uint16_t><<<dr_blocks(n, 256), 256>>>(cache, x, pos, B, Tc, width);
     LAUNCH_CHECK();
 }

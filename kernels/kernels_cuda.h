@@ -52,6 +52,13 @@ void attention_backward_cuda(float *dq, float *dk, float *dv, const float *dout,
 void attention_decode_cuda(float *out, const float *q, const float *kcache, const float *vcache,
                            const int *pos, int B, int Tc, int H, int Hkv, int D);
 void kv_cache_store_cuda(float *cache, const float *x, const int *pos, int B, int Tc, int width);
+/* The same over a bf16 KV cache (bf16 precision's generation): the store rounds x to bf16
+ * (nearest even), the decode widens the cache's entries exactly and computes in fp32. */
+void attention_decode_bf16cache_cuda(float *out, const float *q, const uint16_t *kcache,
+                                     const uint16_t *vcache, const int *pos, int B, int Tc, int H,
+                                     int Hkv, int D);
+void kv_cache_store_bf16_cuda(uint16_t *cache, const float *x, const int *pos, int B, int Tc,
+                              int width);
 
 /* logprob.h (scratch: chunk * V floats of device memory) */
 void logprob_forward_cuda(float *logp, float *entropy, float *lse, const float *h, const float *w,

@@ -15,6 +15,12 @@ size_t op_mixed_attention_scratch(int B, int T, int H, int Hkv, int D);   /* bf1
 size_t op_mixed_attention_workspace(int B, int T, int H, int Hkv, int D); /* bytes */
 void op_cast_bf16(Backend be, uint16_t *y, const float *x, long n);
 void op_cast_f16(Backend be, uint16_t *y, const float *x, long n);
+/* generation's KV cache in bf16: op_attention_decode / op_kv_cache_store over it */
+void op_attention_decode_bf16cache(Backend be, float *out, const float *q, const uint16_t *kcache,
+                                   const uint16_t *vcache, const int *pos, int B, int Tc, int H,
+                                   int Hkv, int D);
+void op_kv_cache_store_bf16(Backend be, uint16_t *cache, const float *x, const int *pos, int B,
+                            int Tc, int width);
 void op_rmsnorm_forward_bf16(Backend be, uint16_t *y, float *rstd, const float *x, const float *w,
                              int n, int d, float eps);
 void op_swiglu_forward_bf16in(Backend be, uint16_t *h, const uint16_t *g, const uint16_t *u,

@@ -1,10 +1,12 @@
 /* The CUDA attention kernels against their CPU twins on random inputs: forward (out and
  * lse, outputs poisoned), backward (dq, dk, dv accumulated onto random initial values, and
  * bit-identical on a second run), decode against a KV cache with per-row positions (one or
- * many key splits, bit-identical on a second run), and the cache store. Shapes cover odd T, T = 1,
- * GQA and every lane-group layout of D. */
+ * many key splits, bit-identical on a second run; fp32 and bf16 caches, the latter against
+ * the CPU on the same bf16 values), and the cache stores. Shapes cover odd T, T = 1, GQA and
+ * every lane-group layout of D. */
 #include "testutil.h"
 #include "cudatest.h"
+#include "bf16test.h"
 #include "kernels/attention.h"
 #include "kernels/kernels_cuda.h"
 
@@ -119,15 +121,35 @@ static void test_decode_pos(int B, int Tc, int H, int Hkv, int D, int mode) {
     check(memcmp(g, g2, sizeof(float) * nq) == 0,
           "decode B=%d Tc=%d H=%d Hkv=%d D=%d pos mode %d: two runs bit-identical", B, Tc, H, Hkv,
           D, mode);
+    /* a bf16 cache: the CPU on the same values, widened */
+    uint16_t *kh = round_bf16(kc, nc), *vh = round_bf16(vc, nc);
+    attention_decode_cpu(out, q, kc, vc, pos, B, Tc, H, Hkv, D);
+    uint16_t *d_kh = dev_poison_bf16(nc), *d_vh = dev_poison_bf16(nc);
+    for (int b = 0; b < B; b++) {
+        const size_t o = (size_t)b * Tc * row, bytes = sizeof(uint16_t) * (pos[b] + 1) * row;
+        be_to_device(BACKEND_CUDA, d_kh + o, kh + o, bytes);
+        be_to_device(BACKEND_CUDA, d_vh + o, vh + o, bytes);
+    }
+    be_memset_byte(BACKEND_CUDA, d_out, 0xff, sizeof(float) * nq);
+    attention_decode_bf16cache_cuda(d_out, d_q, d_kh, d_vh, d_pos, B, Tc, H, Hkv, D);
+    float *g3 = HOST_F(d_out, nq);
+    e = rel_err(g3, out, nq);
+    check(e < TOL_FWD, "decode, bf16 cache, B=%d Tc=%d H=%d Hkv=%d D=%d pos mode %d: rel_err %.2e",
+          B, Tc, H, Hkv, D, mode, e);
     free(q);
     free(kc);
     free(vc);
+    free(kh);
+    free(vh);
     free(pos);
     free(out);
     free(g);
     free(g2);
+    free(g3);
     dev_free(d_kc);
     dev_free(d_vc);
+    dev_free(d_kh);
+    dev_free(d_vh);
     dev_free(d_q);
     dev_free(d_out);
     dev_free(d_pos);
@@ -149,6 +171,20 @@ static void test_store(int B, int Tc, int width) {
     float *g = HOST_F(d_cache, nc);
     check(memcmp(g, cache, sizeof(float) * nc) == 0, "kv_cache_store B=%d Tc=%d width=%d: exact", B,
           Tc, width);
+    /* bf16: x rounded to nearest even at each row's position, the rest untouched */
+    float *c2 = rand_host(nc, 1.0);
+    uint16_t *h = round_bf16(c2, nc), *d_h = dev_bf16(h, nc);
+    kv_cache_store_bf16_cuda(d_h, d_x, d_pos, B, Tc, width);
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < width; c++)
+            h[((size_t)b * Tc + pos[b]) * width + c] = f2bf(x[(size_t)b * width + c]);
+    uint16_t *gh = host_copy_of(d_h, (size_t)nc, sizeof(uint16_t));
+    check(memcmp(gh, h, sizeof(uint16_t) * nc) == 0,
+          "kv_cache_store_bf16 B=%d Tc=%d width=%d: rounded to nearest even, exact", B, Tc, width);
+    free(c2);
+    free(h);
+    free(gh);
+    dev_free(d_h);
     free(cache);
     free(x);
     free(pos);

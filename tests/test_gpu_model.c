@@ -189,6 +189,49 @@ static void below_capacity(Model *cpu, Model *gpu, const ModelConfig *c, const c
     model_free(&fo);
 }
 
+/* Generation by the bf16 model, over its bf16 KV cache: each greedy token's log-prob against
+ * the fp32 CPU model's over the same rows (within 1e-2, as the forward's). */
+static void generation_bf16(Model *cpu, Model *gpu) {
+    enum { R = NB, TC = NT };
+    const int vocab = cpu->cfg.vocab;
+    int prompts[R * TC] = {0}, plen[R] = {1, 4, 9};
+    unsigned long long ids[R] = {7, 8, 9};
+    for (int r = 0; r < R; r++) {
+        prompts[r * TC] = 1;
+        for (int t = 1; t < plen[r]; t++) prompts[r * TC + t] = 3 + (int)(rng_u01() * (vocab - 3));
+    }
+    SampleParams sp = sample_params_default();
+    sp.temperature = 0.0f;
+    sp.max_new_tokens = 24;
+    int out[R * TC], rl[R], eos[R];
+    float lp[R * TC];
+    Generator g;
+    generator_init(&g, gpu, R, TC);
+    EXPECT(g.kv_bytes == 2, "a bf16 model's generator keeps its KV cache in bf16");
+    generate(&g, prompts, plen, R, &sp, -1, 0, 5, ids, out, rl, eos, lp);
+    generator_free(&g);
+    /* the CPU's log-probs of the generated tokens: inputs out[t], targets out[t + 1] */
+    int tok[R * (TC - 1)], tg[R * (TC - 1)];
+    float lc[R * (TC - 1)], want[R * TC], got[R * TC];
+    int n = 0;
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < TC - 1; t++) {
+            const int gen = t + 1 >= plen[r] && t + 1 < plen[r] + rl[r];
+            tok[r * (TC - 1) + t] = out[r * TC + t];
+            tg[r * (TC - 1) + t] = gen ? out[r * TC + t + 1] : -1;
+        }
+    model_forward(cpu, tok, tg, R, TC - 1, lc, NULL);
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < TC - 1; t++)
+            if (tg[r * (TC - 1) + t] >= 0) {
+                want[n] = lc[r * (TC - 1) + t];
+                got[n++] = lp[r * TC + t + 1];
+            }
+    EXPECT(n == 3 * 24, "bf16 generation: %d tokens generated", n);
+    double e = rel_err(got, want, n);
+    EXPECT(e < 1e-2, "bf16 generation over a bf16 KV cache: log-probs vs fp32 CPU rel_err %.2e", e);
+}
+
 /* Mixed precision (bf16 copies into products, attention, lm_head) against the fp32 CPU model:
  * log-probs within 1e-2 relative (bf16 keeps 8 bits of mantissa: ~4e-3 per rounding),
  * gradients within 3e-2; then a few AdamW steps on both must track each other. Head dim 64
@@ -249,6 +292,7 @@ static void mixed_precision(const char *attention, int vocab, int tied) {
             model_params_changed(ms[k]);
         }
     }
+    generation_bf16(&cpu, &gpu);
     below_capacity(&cpu, &gpu, &c, attention, tok, tg, dl);
     adamw_free(&opt[0]);
     adamw_free(&opt[1]);
