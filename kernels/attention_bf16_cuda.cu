@@ -65,8 +65,12 @@ __device__ __forceinline__ void cp_async16(void *dst, const void *src, bool vali
 __device__ __forceinline__ void cp_async4(void *dst, const void *src, bool valid) {
     emu_cp_async(dst, src, 4, valid);
 }
-__device__ __forceinline__ void cp_async_commit() {}
-__device__ __forceinline__ void cp_async_wait_all() {}
+__device__ __forceinline__ void cp_async_commit() {
+    emu_cp_async_commit();
+}
+__device__ __forceinline__ void cp_async_wait_all() {
+    emu_cp_async_wait(0);
+}
 __device__ __forceinline__ void ldsm_x4(uint32_t r[4], const bf16 *p) {
     emu_ldmatrix_x4(r, p, false);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <vector>
 #include "cuda_runtime.h"
 
 dim3 threadIdx, blockIdx, blockDim, gridDim;
@@ -31,6 +32,7 @@ struct Fiber {
     const void *send;
     void *recv;
     emu_warp_fn fn;
+    int cp_groups; /* cp.async groups committed */
 };
 
 const size_t STACK_BYTES = 64 << 10;
@@ -51,6 +53,15 @@ char *g_dyn_smem; /* exactly the launch's bytes, so that a read past them is cau
 size_t g_dyn_bytes;
 cudaError_t g_launch_error = cudaSuccess;
 uint64_t g_block_serial; /* counts blocks run, so each knows its shared arrays' state */
+
+/* A thread's cp.async copies in flight: the bytes read at the issue, landing at a wait. */
+struct CpAsync {
+    void *dst;
+    unsigned char data[16];
+    int bytes;
+    int group; /* the commit group; the open group is Fiber's cp_groups */
+};
+std::vector<CpAsync> g_cp_pending[MAX_THREADS];
 
 [[noreturn]] void emu_fatal(const char *what) {
     fflush(stdout);
@@ -202,6 +213,41 @@ static void emu_yield(void) {
 static void emu_release_block(void);
 static bool emu_try_release_warp(unsigned warp, unsigned mask);
 
+/* Lands thread f's cp.async copies of the groups before group `before`, in issue order. */
+static void emu_cp_land(Fiber *f, int before) {
+    std::vector<CpAsync> &q = g_cp_pending[f - g_fibers];
+    size_t kept = 0;
+    for (size_t i = 0; i < q.size(); i++) {
+        if (q[i].group < before)
+            memcpy(q[i].dst, q[i].data, (size_t)q[i].bytes);
+        else
+            q[kept++] = q[i];
+    }
+    q.resize(kept);
+}
+
+void emu_cp_async(void *dst, const void *src, int bytes, bool valid) {
+    if (bytes != 4 && bytes != 8 && bytes != 16)
+        emu_fatal("cp.async of other than 4, 8 or 16 bytes");
+    CpAsync c;
+    c.dst = dst;
+    c.bytes = bytes;
+    c.group = g_cur->cp_groups;
+    if (valid)
+        memcpy(c.data, src, (size_t)bytes);
+    else
+        memset(c.data, 0, (size_t)bytes);
+    g_cp_pending[g_cur - g_fibers].push_back(c);
+}
+
+void emu_cp_async_commit(void) {
+    g_cur->cp_groups++;
+}
+
+void emu_cp_async_wait(int n) {
+    emu_cp_land(g_cur, g_cur->cp_groups - n);
+}
+
 static void emu_fiber_entry(void) {
 #ifdef EMU_ASAN
     /* first arrival on this stack: from the launching thread's, whose extent is learnt here */
@@ -215,6 +261,7 @@ static void emu_fiber_entry(void) {
     Fiber *f = g_cur;
     if (*emu_canary((int)(f - g_fibers)) != STACK_CANARY)
         emu_fatal("a thread overflowed its stack");
+    emu_cp_land(f, INT32_MAX); /* what the thread never waited for lands anyway */
     f->state = F_DONE;
     g_live--;
     g_live_lanes[f->warp] &= ~(1u << f->lane);
@@ -398,6 +445,7 @@ static void emu_run_block(void) {
     for (int i = 0; i < g_threads; i++) {
         Fiber *f = &g_fibers[i];
         *f = Fiber();
+        g_cp_pending[i].clear();
         f->tid = dim3((unsigned)(i % nx), (unsigned)(i / nx % ny), (unsigned)(i / (nx * ny)));
         f->lane = (unsigned)(i % 32);
         f->warp = (unsigned)(i / 32);

@@ -1,17 +1,18 @@
 /* The PTX instructions behind kernels/attention_bf16_cuda.cu's helpers, as the CPU emulation
- * carries them out: cp.async as a plain copy (it has landed by the time the kernel waits),
- * and ldmatrix and mma.sync as warp operations done once for the whole warp from every
- * lane's posted registers, with the fragment layouts of the PTX ISA (m8n8 b16 matrices for
- * ldmatrix, m16n8k16 row.col bf16 with fp32 accumulation for mma). Included by
- * cuda_runtime.h. */
+ * carries them out: cp.async as a copy that lands as late as the PTX ISA allows, when the
+ * issuing thread waits for its group (so that a read before the wait sees what was there
+ * before, NaN bytes in fresh shared memory), and ldmatrix and mma.sync as warp operations
+ * done once for the whole warp from every lane's posted registers, with the fragment
+ * layouts of the PTX ISA (m8n8 b16 matrices for ldmatrix, m16n8k16 row.col bf16 with fp32
+ * accumulation for mma). Included by cuda_runtime.h. */
 #pragma once
 
-static inline void emu_cp_async(void *dst, const void *src, int bytes, bool valid) {
-    if (valid)
-        memcpy(dst, src, (size_t)bytes);
-    else
-        memset(dst, 0, (size_t)bytes);
-}
+/* cp.async (the source read now; zeros when !valid), cp.async.commit_group and
+ * cp.async.wait_group n (every copy of this thread's committed groups but the newest n
+ * lands); a thread's copies still pending when it exits land then (tests/emu/emu_runtime.cpp) */
+void emu_cp_async(void *dst, const void *src, int bytes, bool valid);
+void emu_cp_async_commit(void);
+void emu_cp_async_wait(int n);
 
 static inline float emu_bf16_lo(uint32_t u) {
     return __uint_as_float(u << 16);
