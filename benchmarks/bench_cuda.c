@@ -203,6 +203,7 @@ static void bench_floors(int quick) {
     int n = quick ? 4096 : 8192;
     cublasHandle_t h;
     if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) exit(1);
+    cublasSetStream(h, cudaStreamPerThread); /* where the timing events are recorded */
     float one = 1.0f, zero = 0.0f;
     float *x = rand_dev((size_t)n * n, 1.0f), *y = rand_dev((size_t)n * n, 1.0f),
           *z = be_alloc(BACKEND_CUDA, sizeof(float) * n * n);
