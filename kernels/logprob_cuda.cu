@@ -467,7 +467,7 @@ static void lp_pipe_begin(LpPipe *p) {
     CUDA_CHECK(cudaEventRecord(p->entry, 0));
     CUDA_CHECK(cudaStreamWaitEvent(p->g, p->entry, 0));
     CUDA_CHECK(cudaStreamWaitEvent(p->s, p->entry, 0));
-    CUBLAS_CHECK(cublasSetStream(dr_cublas(), p->g));
+    dr_cublas_stream(p->g);
 }
 
 /* The default stream resumes after both streams, and the handle goes back to it: every
@@ -477,7 +477,7 @@ static void lp_pipe_end(LpPipe *p) {
     CUDA_CHECK(cudaEventRecord(p->end_s, p->s));
     CUDA_CHECK(cudaStreamWaitEvent(0, p->end_g, 0));
     CUDA_CHECK(cudaStreamWaitEvent(0, p->end_s, 0));
-    CUBLAS_CHECK(cublasSetStream(dr_cublas(), DR_STREAM));
+    dr_cublas_stream(DR_STREAM);
 }
 
 /* g: logits(k) into buf[k & 1] once the row kernel of step k - 2 has read that buffer;

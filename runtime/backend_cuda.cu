@@ -24,15 +24,29 @@ extern "C" int dr_cuda_sync_launches(void) {
     return v && !g_capturing; /* a wait inside a capture would end it */
 }
 
+static cublasHandle_t g_cublas;
+
+/* cuBLAS's workspace: denserl's own (32 MiB, cuBLAS's advice for Hopper), so that cuBLAS
+ * allocates nothing of its own inside a CUDA graph capture. */
+enum { DR_CUBLAS_WORKSPACE = 32 << 20 };
+
+extern "C" void dr_cublas_stream(cudaStream_t s) {
+    static void *ws = NULL;
+    if (!g_cublas) dr_cublas(); /* which comes back here for DR_STREAM */
+    if (!ws) CUDA_CHECK(cudaMalloc(&ws, DR_CUBLAS_WORKSPACE));
+    CUBLAS_CHECK(cublasSetStream(g_cublas, s));
+    /* setting the stream gives the handle back its default workspace */
+    CUBLAS_CHECK(cublasSetWorkspace(g_cublas, ws, DR_CUBLAS_WORKSPACE));
+}
+
 extern "C" cublasHandle_t dr_cublas(void) {
-    static cublasHandle_t h = NULL;
-    if (!h) {
-        CUBLAS_CHECK(cublasCreate(&h));
-        CUBLAS_CHECK(cublasSetStream(h, DR_STREAM));
+    if (!g_cublas) {
+        CUBLAS_CHECK(cublasCreate(&g_cublas));
+        dr_cublas_stream(DR_STREAM);
         /* fp32 products stay fp32 (no TF32) so the fp32 path matches the CPU reference */
-        CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
+        CUBLAS_CHECK(cublasSetMathMode(g_cublas, CUBLAS_DEFAULT_MATH));
     }
-    return h;
+    return g_cublas;
 }
 
 /* cudaMalloc, with running out of device memory reported as what it is, a run too large

@@ -43,6 +43,8 @@
 
 extern "C" {
 cublasHandle_t dr_cublas(void);
+/* Moves dr_cublas() to stream s (DR_STREAM is its own), with denserl's workspace. */
+void dr_cublas_stream(cudaStream_t s);
 int dr_cuda_sync_launches(void);
 /* Device scratch of at least bytes, owned by the runtime and reused across calls (one
  * buffer per slot; a kernel file uses its own slot number from the list below). */
