@@ -87,6 +87,17 @@ static void test_forward_backward(Shape s, double amp) {
  * Tc - 1, the rest random), all Tc - 1 (a full cache), or all 0 (one key). */
 enum { POS_SPREAD, POS_FULL, POS_ZERO };
 
+/* Positions 0 .. pos[b] of each row of the host caches (elements of es bytes, row of them
+ * per position) into the device ones; the rest stays as it was (poisoned). */
+static void upload_cache(void *dk, void *dv, const void *hk, const void *hv, size_t es,
+                         const int *pos, int B, int Tc, long row) {
+    for (int b = 0; b < B; b++) {
+        const size_t o = es * (size_t)b * Tc * row, bytes = es * (pos[b] + 1) * row;
+        be_to_device(BACKEND_CUDA, (char *)dk + o, (const char *)hk + o, bytes);
+        be_to_device(BACKEND_CUDA, (char *)dv + o, (const char *)hv + o, bytes);
+    }
+}
+
 /* Decode with pos[b] chosen by mode, the cache past pos[b] left poisoned on the device to
  * prove it is never read; a second run must give the same bits (the split combine merges
  * in a fixed order). */
@@ -103,11 +114,7 @@ static void test_decode_pos(int B, int Tc, int H, int Hkv, int D, int mode) {
     float *out = malloc(sizeof(float) * nq);
     attention_decode_cpu(out, q, kc, vc, pos, B, Tc, H, Hkv, D);
     float *d_kc = DEV_POISON_F(nc), *d_vc = DEV_POISON_F(nc);
-    for (int b = 0; b < B; b++) {
-        const size_t o = (size_t)b * Tc * row, bytes = sizeof(float) * (pos[b] + 1) * row;
-        be_to_device(BACKEND_CUDA, d_kc + o, kc + o, bytes);
-        be_to_device(BACKEND_CUDA, d_vc + o, vc + o, bytes);
-    }
+    upload_cache(d_kc, d_vc, kc, vc, sizeof(float), pos, B, Tc, row);
     float *d_q = DEV_F(q, nq), *d_out = DEV_POISON_F(nq);
     int *d_pos = DEV_I(pos, B);
     attention_decode_cuda(d_out, d_q, d_kc, d_vc, d_pos, B, Tc, H, Hkv, D);
@@ -125,11 +132,7 @@ static void test_decode_pos(int B, int Tc, int H, int Hkv, int D, int mode) {
     uint16_t *kh = round_bf16(kc, nc), *vh = round_bf16(vc, nc);
     attention_decode_cpu(out, q, kc, vc, pos, B, Tc, H, Hkv, D);
     uint16_t *d_kh = dev_poison_bf16(nc), *d_vh = dev_poison_bf16(nc);
-    for (int b = 0; b < B; b++) {
-        const size_t o = (size_t)b * Tc * row, bytes = sizeof(uint16_t) * (pos[b] + 1) * row;
-        be_to_device(BACKEND_CUDA, d_kh + o, kh + o, bytes);
-        be_to_device(BACKEND_CUDA, d_vh + o, vh + o, bytes);
-    }
+    upload_cache(d_kh, d_vh, kh, vh, sizeof(uint16_t), pos, B, Tc, row);
     be_memset_byte(BACKEND_CUDA, d_out, 0xff, sizeof(float) * nq);
     attention_decode_bf16cache_cuda(d_out, d_q, d_kh, d_vh, d_pos, B, Tc, H, Hkv, D);
     float *g3 = HOST_F(d_out, nq);
