@@ -15,6 +15,8 @@ void cuda_free(void *p);
 void cuda_memset0(void *p, size_t bytes);
 void cuda_memset_byte(void *p, int byte, size_t bytes);
 void cuda_copy(void *dst, const void *src, size_t bytes, int kind); /* 0 H2D, 1 D2H, 2 D2D */
+void cuda_copy_2d(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                  size_t height); /* D2D */
 void cuda_synchronize(void);
 void cuda_device_name(char *buf, int n);
 int cuda_graph_begin(void);
@@ -177,6 +179,17 @@ void be_graph_free(Backend be, void *graph) {
     (void)ON_CUDA(be);
 #endif
     CHECK(graph == NULL);
+}
+
+void be_copy_2d(Backend be, void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                size_t height) {
+#ifdef DENSERL_CUDA
+    if (ON_CUDA(be)) return cuda_copy_2d(dst, dpitch, src, spitch, width, height);
+#else
+    (void)ON_CUDA(be);
+#endif
+    for (size_t r = 0; r < height; r++)
+        memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
 }
 
 void be_synchronize(Backend be) {

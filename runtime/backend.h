@@ -26,6 +26,9 @@ void be_to_device(Backend be, void *dst, const void *src, size_t bytes);
 void be_to_host(Backend be, void *dst, const void *src, size_t bytes);
 /* Copies within backend memory. */
 void be_copy(Backend be, void *dst, const void *src, size_t bytes);
+/* height rows of width bytes, rows dpitch and spitch bytes apart, within backend memory. */
+void be_copy_2d(Backend be, void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                size_t height);
 /* Waits for the backend's queued work (a no-op on the CPU); for timing. */
 void be_synchronize(Backend be);
 /* Graphs: a fixed sequence of backend work recorded once and replayed as one launch (CUDA

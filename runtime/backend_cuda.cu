@@ -118,6 +118,12 @@ extern "C" void cuda_copy(void *dst, const void *src, size_t bytes, int kind) {
     CUDA_CHECK(cudaMemcpy(dst, src, bytes, kinds[kind]));
 }
 
+extern "C" void cuda_copy_2d(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                             size_t height) {
+    if (width && height)
+        CUDA_CHECK(cudaMemcpy2D(dst, dpitch, src, spitch, width, height, cudaMemcpyDeviceToDevice));
+}
+
 extern "C" void cuda_synchronize(void) {
     CUDA_CHECK(cudaDeviceSynchronize());
 }

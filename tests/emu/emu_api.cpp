@@ -196,6 +196,14 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind)
     if (bytes) memmove(dst, src, bytes);
     return cudaSuccess;
 }
+cudaError_t cudaMemcpy2D(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                         size_t height, cudaMemcpyKind) {
+    if (emu_waits_in_capture()) return emu_fail(cudaErrorStreamCaptureUnsupported);
+    if (width > dpitch || width > spitch) return emu_fail(cudaErrorInvalidValue);
+    for (size_t r = 0; r < height; r++)
+        memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
+    return cudaSuccess;
+}
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind,
                             cudaStream_t) {
     if (g_capture)
