@@ -41,6 +41,9 @@ void generator_init(Generator *g, Model *m, int B_cap, int T_cap) {
     const size_t ncache = L * B * T_cap * kd;
     g->kcache = be_alloc(be, g->kv_bytes * (ncache ? ncache : 1));
     g->vcache = be_alloc(be, g->kv_bytes * (ncache ? ncache : 1));
+    /* a prefill chunk's keys or values of one layer in bf16, on their way into the cache */
+    if (g->kv_bytes == 2)
+        g->stage = be_alloc(be, sizeof(uint16_t) * (size_t)m->act.B * m->act.T * kd);
     g->x = gen_falloc(be, B * d);
     g->xn = gen_falloc(be, B * d);
     g->tmp = gen_falloc(be, B * d);
@@ -95,6 +98,7 @@ void generator_free(Generator *g) {
                    g->att,    g->k,      g->v,   g->gate, g->up,  g->h,    g->logits,
                    g->u,      g->logp,   g->tok, g->pos,  g->next};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) be_free(be, dev[i]);
+    if (g->stage) be_free(be, g->stage);
     void *host[] = {g->h_tok,  g->h_pos,     g->h_next,     g->slot_row, g->done,  g->h_u,
                     g->h_logp, g->pf_tokens, g->pf_targets, g->pf_logp,  g->graph, g->ran};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
@@ -106,27 +110,38 @@ static void *gen_at(const Generator *g, void *cache, size_t i) {
     return (char *)cache + i * (size_t)g->kv_bytes;
 }
 
-/* n fp32 values into a cache at element i, rounded to bf16 for a bf16 cache. */
-static void gen_put(Generator *g, void *cache, size_t i, const float *x, size_t n) {
-    if (g->kv_bytes == 2)
-        op_cast_bf16(g->m->be, gen_at(g, cache, i), x, (long)n);
-    else
-        be_copy(g->m->be, gen_at(g, cache, i), x, sizeof(float) * n);
+/* A prefill chunk's keys or values (act: every layer's rows x Tp positions, fp32) into the
+ * cache slots s0 .. s0 + rows - 1: per layer one strided copy of Tp positions per row
+ * (from a bf16 copy for a bf16 cache). Positions past a row's prompt get the padding's
+ * values, which the row's decode steps overwrite before its attention reads them. */
+static void gen_fill(Generator *g, void *cache, const float *act, int s0, int rows, int Tp) {
+    const ModelConfig *c = &g->m->cfg;
+    const Backend be = g->m->be;
+    const size_t Ncap = (size_t)g->m->act.B * g->m->act.T;
+    const size_t kd = (size_t)c->n_kv_heads * c->head_dim, es = (size_t)g->kv_bytes;
+    for (int l = 0; l < c->n_layers; l++) {
+        const float *src = act + (size_t)l * Ncap * kd;
+        const void *from = src;
+        if (g->kv_bytes == 2) {
+            op_cast_bf16(be, g->stage, src, (long)((size_t)rows * Tp * kd));
+            from = g->stage;
+        }
+        void *to = gen_at(g, cache, ((size_t)l * g->B_cap + s0) * g->T_cap * kd);
+        be_copy_2d(be, to, es * g->T_cap * kd, from, es * Tp * kd, es * Tp * kd, (size_t)rows);
+    }
 }
 
 /* Fills the caches of slots 0..n-1 with positions 0 .. prompt_len - 2 of their rows, in
  * chunks of rows that fit the model's activation capacity. */
 static void gen_prefill(Generator *g, const int *prompts, const int *prompt_len, int n) {
     Model *m = g->m;
-    const ModelConfig *c = &m->cfg;
     int Tp = 0;
     for (int i = 0; i < n; i++) {
         int len = prompt_len[g->slot_row[i]] - 1;
         if (len > Tp) Tp = len;
     }
     if (Tp == 0) return; /* one-token prompts: the first decode step is the whole prompt */
-    size_t Ncap = (size_t)m->act.B * m->act.T, kd = (size_t)c->n_kv_heads * c->head_dim;
-    size_t lstride = (size_t)g->B_cap * g->T_cap * kd; /* one layer of the cache */
+    size_t Ncap = (size_t)m->act.B * m->act.T;
     int per = (int)(Ncap / (size_t)Tp);
     for (int s0 = 0; s0 < n; s0 += per) {
         int rows = n - s0 < per ? n - s0 : per;
@@ -138,16 +153,89 @@ static void gen_prefill(Generator *g, const int *prompts, const int *prompt_len,
             for (int t = 0; t < Tp; t++) g->pf_targets[i * Tp + t] = -1; /* no lm_head */
         }
         model_forward(m, g->pf_tokens, g->pf_targets, rows, Tp, g->pf_logp, NULL);
-        for (int l = 0; l < c->n_layers; l++)
-            for (int i = 0; i < rows; i++) {
-                int len = prompt_len[g->slot_row[s0 + i]] - 1;
-                if (len == 0) continue;
-                size_t dst = (size_t)l * lstride + (size_t)(s0 + i) * g->T_cap * kd;
-                size_t src = (size_t)l * Ncap * kd + (size_t)i * Tp * kd;
-                gen_put(g, g->kcache, dst, m->act.k + src, (size_t)len * kd);
-                gen_put(g, g->vcache, dst, m->act.v + src, (size_t)len * kd);
-            }
+        gen_fill(g, g->kcache, m->act.k, s0, rows, Tp);
+        gen_fill(g, g->vcache, m->act.v, s0, rows, Tp);
     }
+}
+
+/* Rotary on q and k at each row's position, k and v into layer l's caches, and attention
+ * over each row's cached positions into att. */
+static void gen_attend(Generator *g, int l, int n) {
+    Model *m = g->m;
+    const ModelConfig *c = &m->cfg;
+    const Backend be = m->be;
+    const int Dh = c->head_dim, H = c->n_heads, Hkv = c->n_kv_heads, kd = Hkv * Dh;
+    const size_t lstride = (size_t)g->B_cap * g->T_cap * kd;
+    void *kc = gen_at(g, g->kcache, l * lstride), *vc = gen_at(g, g->vcache, l * lstride);
+    op_rope_forward(be, g->q, g->pos, m->rope_cos, m->rope_sin, n, H, Dh);
+    op_rope_forward(be, g->k, g->pos, m->rope_cos, m->rope_sin, n, Hkv, Dh);
+    if (g->kv_bytes == 2) {
+        op_kv_cache_store_bf16(be, kc, g->k, g->pos, n, g->T_cap, kd);
+        op_kv_cache_store_bf16(be, vc, g->v, g->pos, n, g->T_cap, kd);
+        op_attention_decode_bf16cache(be, g->att, g->q, kc, vc, g->pos, n, g->T_cap, H, Hkv, Dh);
+    } else {
+        op_kv_cache_store(be, kc, g->k, g->pos, n, g->T_cap, kd);
+        op_kv_cache_store(be, vc, g->v, g->pos, n, g->T_cap, kd);
+        op_attention_decode(be, g->att, g->q, kc, vc, g->pos, n, g->T_cap, H, Hkv, Dh);
+    }
+}
+
+/* Layer l in the model's fp32 ops (model_linear). */
+static void gen_layer_f32(Generator *g, int l, int n) {
+    Model *m = g->m;
+    const ModelConfig *c = &m->cfg;
+    const ParamViews *w = &m->w;
+    const Backend be = m->be;
+    const int d = c->d_model, F = c->d_ff, qd = c->n_heads * c->head_dim;
+    const int kd = c->n_kv_heads * c->head_dim;
+    op_rmsnorm_forward(be, g->xn, g->rstd, g->x, LW(w->attn_norm, l, d), n, d, c->norm_eps);
+    model_linear(m, g->q, g->xn, LW(w->wq, l, (size_t)qd * d), LW(w->bq, l, qd), n, d, qd);
+    model_linear_again(m, g->k, g->xn, LW(w->wk, l, (size_t)kd * d), LW(w->bk, l, kd), n, d, kd);
+    model_linear_again(m, g->v, g->xn, LW(w->wv, l, (size_t)kd * d), LW(w->bv, l, kd), n, d, kd);
+    gen_attend(g, l, n);
+    model_linear(m, g->tmp, g->att, LW(w->wo, l, (size_t)d * qd), LW(w->bo, l, d), n, qd, d);
+    op_add(be, g->x, g->tmp, (long)n * d);
+    op_rmsnorm_forward(be, g->xn, g->rstd, g->x, LW(w->mlp_norm, l, d), n, d, c->norm_eps);
+    model_linear(m, g->gate, g->xn, LW(w->w_gate, l, (size_t)F * d), NULL, n, d, F);
+    model_linear_again(m, g->up, g->xn, LW(w->w_up, l, (size_t)F * d), NULL, n, d, F);
+    op_swiglu_forward(be, g->h, g->gate, g->up, (long)n * F);
+    model_linear(m, g->tmp, g->h, LW(w->w_down, l, (size_t)d * F), NULL, n, F, d);
+    op_add(be, g->x, g->tmp, (long)n * d);
+}
+
+/* Layer l of a bf16 model, as its forward runs it (model.c): the norms write bf16 (the
+ * first half of xn), the gate and up products bf16 for SwiGLU, whose bf16 output feeds the
+ * down product, and the o and down products add the residual stream *x in their epilogue
+ * into *y, after which the two trade places. q's buffer holds att's bf16 copy. */
+static void gen_layer_bf16(Generator *g, int l, int n, float **x, float **y) {
+    Model *m = g->m;
+    const ModelConfig *c = &m->cfg;
+    const ParamViews *w = &m->w;
+    const Backend be = m->be;
+    const int d = c->d_model, F = c->d_ff, qd = c->n_heads * c->head_dim;
+    const int kd = c->n_kv_heads * c->head_dim;
+    uint16_t *xb = (uint16_t *)g->xn, *gb = (uint16_t *)g->gate, *ub = (uint16_t *)g->up;
+    uint16_t *hb = (uint16_t *)g->h;
+    float *t;
+    op_rmsnorm_forward_bf16(be, xb, g->rstd, *x, LW(w->attn_norm, l, d), n, d, c->norm_eps);
+    op_linear_forward_mixed(be, g->q, NULL, model_bf16(m, LW(w->wq, l, (size_t)qd * d)),
+                            LW(w->bq, l, qd), n, d, qd, xb);
+    op_linear_forward_mixed(be, g->k, NULL, model_bf16(m, LW(w->wk, l, (size_t)kd * d)),
+                            LW(w->bk, l, kd), n, d, kd, xb);
+    op_linear_forward_mixed(be, g->v, NULL, model_bf16(m, LW(w->wv, l, (size_t)kd * d)),
+                            LW(w->bv, l, kd), n, d, kd, xb);
+    gen_attend(g, l, n);
+    op_linear_forward_res_mixed(be, *y, g->att, model_bf16(m, LW(w->wo, l, (size_t)d * qd)),
+                                LW(w->bo, l, d), *x, n, qd, d, (uint16_t *)g->q);
+    t = *x, *x = *y, *y = t;
+    op_rmsnorm_forward_bf16(be, xb, g->rstd, *x, LW(w->mlp_norm, l, d), n, d, c->norm_eps);
+    op_linear_forward_bf16_mixed(be, gb, xb, model_bf16(m, LW(w->w_gate, l, (size_t)F * d)), n, d,
+                                 F);
+    op_linear_forward_bf16_mixed(be, ub, xb, model_bf16(m, LW(w->w_up, l, (size_t)F * d)), n, d, F);
+    op_swiglu_forward_bf16in(be, hb, gb, ub, (long)n * F);
+    op_linear_forward_res_mixed(be, *y, NULL, model_bf16(m, LW(w->w_down, l, (size_t)d * F)), NULL,
+                                *x, n, F, d, hb);
+    t = *x, *x = *y, *y = t;
 }
 
 /* The layers for slots 0..n-1: tok at pos in, logits (n, V) out; device work only, with
@@ -156,42 +244,20 @@ static void gen_layers(Generator *g, int n) {
     Model *m = g->m;
     const ModelConfig *c = &m->cfg;
     const ParamViews *w = &m->w;
-    Backend be = m->be;
-    int d = c->d_model, F = c->d_ff, Dh = c->head_dim, H = c->n_heads, Hkv = c->n_kv_heads;
-    int qd = H * Dh, kd = Hkv * Dh;
-    size_t lstride = (size_t)g->B_cap * g->T_cap * kd;
+    const Backend be = m->be;
+    const int d = c->d_model;
     op_embedding_forward(be, g->x, g->tok, w->embed, n, d);
-    for (int l = 0; l < c->n_layers; l++) {
-        void *kc = gen_at(g, g->kcache, l * lstride), *vc = gen_at(g, g->vcache, l * lstride);
-        op_rmsnorm_forward(be, g->xn, g->rstd, g->x, LW(w->attn_norm, l, d), n, d, c->norm_eps);
-        model_linear(m, g->q, g->xn, LW(w->wq, l, (size_t)qd * d), LW(w->bq, l, qd), n, d, qd);
-        model_linear_again(m, g->k, g->xn, LW(w->wk, l, (size_t)kd * d), LW(w->bk, l, kd), n, d,
-                           kd);
-        model_linear_again(m, g->v, g->xn, LW(w->wv, l, (size_t)kd * d), LW(w->bv, l, kd), n, d,
-                           kd);
-        op_rope_forward(be, g->q, g->pos, m->rope_cos, m->rope_sin, n, H, Dh);
-        op_rope_forward(be, g->k, g->pos, m->rope_cos, m->rope_sin, n, Hkv, Dh);
-        if (g->kv_bytes == 2) {
-            op_kv_cache_store_bf16(be, kc, g->k, g->pos, n, g->T_cap, kd);
-            op_kv_cache_store_bf16(be, vc, g->v, g->pos, n, g->T_cap, kd);
-            op_attention_decode_bf16cache(be, g->att, g->q, kc, vc, g->pos, n, g->T_cap, H, Hkv,
-                                          Dh);
-        } else {
-            op_kv_cache_store(be, kc, g->k, g->pos, n, g->T_cap, kd);
-            op_kv_cache_store(be, vc, g->v, g->pos, n, g->T_cap, kd);
-            op_attention_decode(be, g->att, g->q, kc, vc, g->pos, n, g->T_cap, H, Hkv, Dh);
-        }
-        model_linear(m, g->tmp, g->att, LW(w->wo, l, (size_t)d * qd), LW(w->bo, l, d), n, qd, d);
-        op_add(be, g->x, g->tmp, (long)n * d);
-        op_rmsnorm_forward(be, g->xn, g->rstd, g->x, LW(w->mlp_norm, l, d), n, d, c->norm_eps);
-        model_linear(m, g->gate, g->xn, LW(w->w_gate, l, (size_t)F * d), NULL, n, d, F);
-        model_linear_again(m, g->up, g->xn, LW(w->w_up, l, (size_t)F * d), NULL, n, d, F);
-        op_swiglu_forward(be, g->h, g->gate, g->up, (long)n * F);
-        model_linear(m, g->tmp, g->h, LW(w->w_down, l, (size_t)d * F), NULL, n, F, d);
-        op_add(be, g->x, g->tmp, (long)n * d);
+    if (!m->mx.on) {
+        for (int l = 0; l < c->n_layers; l++) gen_layer_f32(g, l, n);
+        op_rmsnorm_forward(be, g->xn, g->rstd, g->x, w->final_norm, n, d, c->norm_eps);
+        model_linear(m, g->logits, g->xn, w->lm_head, NULL, n, d, c->vocab);
+        return;
     }
-    op_rmsnorm_forward(be, g->xn, g->rstd, g->x, w->final_norm, n, d, c->norm_eps);
-    model_linear(m, g->logits, g->xn, w->lm_head, NULL, n, d, c->vocab);
+    float *x = g->x, *y = g->tmp;
+    for (int l = 0; l < c->n_layers; l++) gen_layer_bf16(g, l, n, &x, &y);
+    op_rmsnorm_forward_bf16(be, (uint16_t *)g->xn, g->rstd, x, w->final_norm, n, d, c->norm_eps);
+    op_linear_forward_mixed(be, g->logits, NULL, model_bf16(m, w->lm_head), NULL, n, d, c->vocab,
+                            (uint16_t *)g->xn);
 }
 
 /* One position for slots 0..n-1: h_tok at h_pos in, logits (n, V) out. The step runs

@@ -357,6 +357,10 @@ static const uint16_t *bw(const Model *m, const float *w) {
     return m->mx.w + (w - m->params);
 }
 
+const uint16_t *model_bf16(const Model *m, const float *w) {
+    return bw(m, w);
+}
+
 /* Scratch slot k of at least n bf16 elements, grown on demand. */
 static uint16_t *mx_buf(Model *m, int k, size_t n) {
     if (n > m->mx.cap[k]) {

@@ -153,6 +153,8 @@ void model_linear_again(Model *m, float *y, const float *x, const float *w, cons
 /* Remakes the bf16 weight copy if it is stale (done by every forward; generation calls it
  * before its steps). */
 void model_refresh_weights(Model *m);
+/* A bf16 model's copy of the parameter tensor at w (a pointer into params). */
+const uint16_t *model_bf16(const Model *m, const float *w);
 
 /* Random init as for training from scratch: normal(0, std) matrices, ones for norms,
  * zero biases; drawn with Philox from seed so every backend gets the same weights. */
