@@ -29,7 +29,8 @@ typedef struct {
                             * (kv_bytes 2) for a bf16 model, as PyTorch's bf16 caches are */
     int kv_bytes;
     uint16_t *stage;       /* (act.B*act.T, Hkv*Dh) a bf16 cache's prefill staging, else NULL */
-    float *x, *xn, *tmp;   /* (B_cap, d) residual, normed input, projection output */
+    float *x, *xn, *tmp;   /* (B_cap, d) residual, normed input (bf16 in a bf16 model),
+                            * projection output (a bf16 model's x and tmp trade places) */
     float *rstd;           /* (B_cap) */
     float *q, *att;        /* (B_cap, Hq*Dh) */
     float *k, *v;          /* (B_cap, Hkv*Dh) */
@@ -45,9 +46,9 @@ typedef struct {
     long long rows_decoded; /* row-steps computed over the generator's life, for accounting */
     /* A decode step runs its n live rows padded to a multiple of bucket (at most B_cap):
      * 16 on a GPU, so that a handful of step sizes recur, 1 on the CPU. With use_graphs
-     * (on unless DENSERL_CUDA_GRAPHS=0), a size's second step records the step's launches
-     * as a CUDA graph and later steps of that size replay it: one launch instead of about
-     * 20 per layer. The recordings last one generate() call. */
+     * (on a GPU; the backend declines with DENSERL_CUDA_GRAPHS=0), a size's second step
+     * records the step's launches as a CUDA graph and later steps of that size replay it:
+     * one launch instead of about 20 per layer. The recordings last one wave. */
     int bucket, use_graphs;
     long long graph_steps; /* decode steps replayed from a recording */
     void **graph;          /* (B_cap + 1) by padded size, NULL until recorded */
