@@ -421,10 +421,12 @@ static double attn_flops(int B, int T, int H, int D) {
 }
 
 static void bench_attention(int quick) {
-    int B = quick ? 1 : 4, T = 2048, H = 16, D = 128;
-    int hkv_list[2] = {16, 4};
-    for (int c = 0; c < 2; c++) {
-        int Hkv = hkv_list[c];
+    /* the issue's shape (head dim 128, T = 2048) with and without GQA, then the 0.5B RL
+     * step's heads (14 / 2 of 64) at about its rows' length */
+    const int shapes[3][5] = {{4, 2048, 16, 16, 128}, {4, 2048, 16, 4, 128}, {8, 576, 14, 2, 64}};
+    for (int c = 0; c < 3; c++) {
+        const int B = quick ? 1 : shapes[c][0], T = shapes[c][1], H = shapes[c][2];
+        const int Hkv = shapes[c][3], D = shapes[c][4];
         size_t nq = (size_t)B * T * H * D, nk = (size_t)B * T * Hkv * D;
         char shape[80];
         snprintf(shape, sizeof shape, "B=%d T=%d H=%d/%d D=%d causal", B, T, H, Hkv, D);
@@ -442,6 +444,12 @@ static void bench_attention(int quick) {
                                                  ws));
         report("attention bf16 bwd", shape, BF16, 2.5 * f, ms);
         report("attention bf16 fwd+bwd", shape, BF16, 3.5 * f, fwd + ms);
+        double old; /* the first backward tiles: 128 query rows over 64 keys per CTA */
+        setenv("DENSERL_ATTN_BWD_TILES", "q128k64", 1);
+        TIME_MS(old, attention_backward_bf16_cuda(dq, dk, dv, dout, q, k, v, o, lse, B, T, H, Hkv,
+                                                  D, ws));
+        unsetenv("DENSERL_ATTN_BWD_TILES");
+        report("attention bf16 bwd q128k64", shape, BF16, 2.5 * f, old);
         if (attention_cudnn_available()) { /* cuDNN's fused attention on the same buffers */
             double bwd = ms, cfwd;
             TIME_MS(cfwd, attention_forward_cudnn(o, lse, q, k, v, B, T, H, Hkv, D));
@@ -452,7 +460,7 @@ static void bench_attention(int quick) {
             report_cudnn("attention cuDNN fwd+bwd", shape, 3.5 * f, cfwd + ms, fwd + bwd);
         }
         FREE(q, k, v, dout, o, dq, dk, dv, lse, ws);
-        if (c == 0) continue; /* fp32 kernels: the engine's path, on the GQA shape only */
+        if (c != 1) continue; /* fp32 kernels: the engine's path, on the GQA shape only */
         float *qf = rand_dev(nq, 1.0f), *kf = rand_dev(nk, 1.0f), *vf = rand_dev(nk, 1.0f);
         float *of = be_alloc(BACKEND_CUDA, 4 * nq), *dof = rand_dev(nq, 1.0f);
         float *dqf = be_alloc(BACKEND_CUDA, 4 * nq), *dkf = be_alloc(BACKEND_CUDA, 4 * nk),

@@ -6,15 +6,17 @@
  * keeps its Q fragments, the output accumulator and the online-softmax state in registers
  * while 64-key K/V tiles stream through shared memory. Tiles above the diagonal are never
  * loaded; tiles that cross it (or the end of the sequence) are masked.
- * Backward: Di = rowsum(dO * O) first; then one CTA of 8 warps per (64-key tile, kv head,
+ * Backward: Di = rowsum(dO * O) first; then one CTA of 8 warps per (128-key tile, kv head,
  * batch) holds its K and V tile and loops over every query head of the group and every
- * query tile at or below the diagonal: S = Q K^T and dP = dO V^T in registers, P and
+ * 64-row query tile at or below the diagonal: S = Q K^T and dP = dO V^T in registers, P and
  * dS = P (dP - Di) as bf16 tiles in shared memory, dV += P^T dO and dK += dS^T Q in
  * registers (so a kv head's gradients sum over its query heads with no atomics), and
  * dQ += dS K added into an fp32 workspace with atomics, converted to bf16 at the end. */
 #include <cuda_bf16.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include "../kernels/attention_bf16.h"
 #include "../runtime/cuda_util.cuh"
 
@@ -25,9 +27,7 @@ typedef __nv_bfloat16 bf16;
 #ifndef ATT_FWD_MT
 #define ATT_FWD_MT 2 /* forward 16-row m-tiles per warp */
 #endif
-#define ATT_BWD_BM 128               /* query rows per backward step */
-#define ATT_BWD_MT (ATT_BWD_BM / 64) /* 16-row m-tiles per warp in S, dP and dQ */
-#define ATT_BWD_NT 256
+#define ATT_BWD_NT 256 /* backward threads per CTA */
 #define ATT_LOG2E  1.4426950408889634f
 #define ATT_LN2    0.6931471805599453f
 
@@ -408,21 +408,29 @@ __device__ __forceinline__ void red_add2(float *p, float x, float y) {
     atomicAdd(p + 1, y);
 }
 
-/* Shared memory of the backward CTA, in bf16 elements then floats. */
-template <int D> struct BwdSmem {
-    static constexpr int LD = D + 8, LDP = ATT_BN + 8, BM = ATT_BWD_BM;
-    static constexpr int K = 0, V = K + ATT_BN * LD, Q = V + ATT_BN * LD; /* Q: 2 buffers */
+/* The backward's tile shape: BM query rows per step, BN keys per CTA, 8 warps.
+ * Phase 1 (S, dP): warps WM1 x WN1 over (BM, BN), each 32 rows x 32 keys (MT m-tiles).
+ * Phase 2 (dV, dK): warps 4 x 2 over (BN, D), each 16 KT keys x D/2 features.
+ * Phase 3 (dQ):     warps WM3 x WD3 over (BM, D), each 32 rows x CW features.
+ * Shared memory, in bf16 elements then floats: K, V (BN, LD); Q, dO two (BM, LD) buffers
+ * each; P, dS (BM, LDP); lse and Di two buffers of BM each. */
+template <int D, int BM_, int BN_> struct Bwd {
+    static constexpr int BM = BM_, BN = BN_, LD = D + 8, LDP = BN + 8, MT = 2;
+    static constexpr int WM1 = BM / 32, WN1 = BN / 32, KT = BN / 64;
+    static constexpr int WM3 = BM / 32, WD3 = 8 / WM3, CW = D / WD3;
+    static_assert(WM1 * WN1 == 8 && BN % 64 == 0 && 8 % WM3 == 0 && CW % 16 == 0,
+                  "backward tiles must split among 8 warps");
+    static constexpr int K = 0, V = K + BN * LD, Q = V + BN * LD;
     static constexpr int DO = Q + 2 * BM * LD, P = DO + 2 * BM * LD, DS = P + BM * LDP;
     static constexpr int NBF16 = DS + BM * LDP;
-    static constexpr size_t BYTES = (size_t)NBF16 * 2 + 4 * BM * sizeof(float); /* lse, di x2 */
+    static constexpr size_t BYTES = (size_t)NBF16 * 2 + 4 * BM * sizeof(float);
 };
 
 /* P and dS of one 16 x 32 warp tile (local rows r0 .., keys c0 ..) into smem as bf16. */
-__device__ __forceinline__ void bwd_p_ds_store(bf16 *sP, bf16 *sdS, const float s[4][4],
-                                               const float dp[4][4], const float *cL,
-                                               const float *cDi, int r0, int c0, int q0, int k0,
-                                               int T, float sl2, bool mask) {
-    constexpr int LDP = ATT_BN + 8;
+template <int LDP>
+__device__ __forceinline__ void
+bwd_p_ds_store(bf16 *sP, bf16 *sdS, const float s[4][4], const float dp[4][4], const float *cL,
+               const float *cDi, int r0, int c0, int q0, int k0, int T, float sl2, bool mask) {
     const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
     const int r[2] = {r0 + g, r0 + g + 8}; /* local query rows */
     const float L[2] = {cL[r[0]] * ATT_LOG2E, cL[r[1]] * ATT_LOG2E};
@@ -446,68 +454,75 @@ __device__ __forceinline__ void bwd_p_ds_store(bf16 *sP, bf16 *sdS, const float 
     }
 }
 
-/* Phase 1 of a backward step, warp tile 16 MT queries x 32 keys: S = Q K^T and dP = dO V^T,
- * then P = exp(scale S - lse) (zero where masked) and dS = P (dP - Di) into smem as bf16. */
-template <int D>
-__device__ __forceinline__ void bwd_p_ds(bf16 *sP, bf16 *sdS, const bf16 *cQ, const bf16 *cdO,
-                                         const bf16 *sK, const bf16 *sV, const float *cL,
-                                         const float *cDi, int q0, int k0, int T, float sl2) {
-    constexpr int LD = D + 8, MT = ATT_BWD_MT;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int wm = warp & 3, wn = warp >> 2;
-    float s[MT][4][4], dp[MT][4][4];
+/* One 32 x 32 warp tile (rows 32 wm .., keys 32 wn ..) of X Y^T over D, X (BM, LD) and
+ * Y (BN, LD) in smem. */
+template <int D, class C>
+__device__ __forceinline__ void bwd_tile_nt(float acc[C::MT][4][4], const bf16 *X, const bf16 *Y,
+                                            int wm, int wn, int lane) {
+    constexpr int LD = C::LD, MT = C::MT;
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
 #pragma unroll
         for (int j = 0; j < 4; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) s[mt][j][e] = dp[mt][j][e] = 0.0f;
+            acc[mt][j][0] = acc[mt][j][1] = acc[mt][j][2] = acc[mt][j][3] = 0.0f;
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++) {
-        uint32_t aq[MT][4], ao[MT][4];
+        uint32_t a[MT][4];
 #pragma unroll
-        for (int mt = 0; mt < MT; mt++) {
-            const int offa = (16 * (MT * wm + mt) + (lane & 15)) * LD + 16 * kk + (lane >> 4) * 8;
-            ldsm_x4(aq[mt], cQ + offa);
-            ldsm_x4(ao[mt], cdO + offa);
-        }
+        for (int mt = 0; mt < MT; mt++)
+            ldsm_x4(a[mt],
+                    X + (16 * (MT * wm + mt) + (lane & 15)) * LD + 16 * kk + (lane >> 4) * 8);
 #pragma unroll
         for (int np = 0; np < 2; np++) {
-            uint32_t bk[4], bv[4];
-            const int offb = (32 * wn + 16 * np + (lane & 7) + ((lane >> 4) << 3)) * LD + 16 * kk +
-                             ((lane >> 3) & 1) * 8;
-            ldsm_x4(bk, sK + offb);
-            ldsm_x4(bv, sV + offb);
+            uint32_t bb[4];
+            ldsm_x4(bb, Y + (32 * wn + 16 * np + (lane & 7) + ((lane >> 4) << 3)) * LD + 16 * kk +
+                            ((lane >> 3) & 1) * 8);
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
-                mma16816(s[mt][2 * np], aq[mt], bk[0], bk[1]);
-                mma16816(s[mt][2 * np + 1], aq[mt], bk[2], bk[3]);
-                mma16816(dp[mt][2 * np], ao[mt], bv[0], bv[1]);
-                mma16816(dp[mt][2 * np + 1], ao[mt], bv[2], bv[3]);
+                mma16816(acc[mt][2 * np], a[mt], bb[0], bb[1]);
+                mma16816(acc[mt][2 * np + 1], a[mt], bb[2], bb[3]);
             }
         }
     }
-    const bool mask = q0 < k0 + ATT_BN - 1 || q0 + ATT_BWD_BM > T || k0 + ATT_BN > T;
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-        bwd_p_ds_store(sP, sdS, s[mt], dp[mt], cL, cDi, 16 * (MT * wm + mt), 32 * wn, q0, k0, T,
-                       sl2, mask);
 }
 
-/* Phase 2, warp tile 16 keys x D/2 features: dv += P^T dO, dk += dS^T Q over BM queries. */
-template <int D>
-__device__ __forceinline__ void bwd_dkdv(float dva[D / 16][4], float dka[D / 16][4], const bf16 *sP,
-                                         const bf16 *sdS, const bf16 *cQ, const bf16 *cdO) {
-    constexpr int LD = D + 8, LDP = ATT_BN + 8;
+/* Phase 1 of a backward step, warp tile 32 queries x 32 keys: S = Q K^T and dP = dO V^T,
+ * then P = exp(scale S - lse) (zero where masked) and dS = P (dP - Di) into smem as bf16. */
+template <int D, class C>
+__device__ __forceinline__ void bwd_p_ds(bf16 *sP, bf16 *sdS, const bf16 *cQ, const bf16 *cdO,
+                                         const bf16 *sK, const bf16 *sV, const float *cL,
+                                         const float *cDi, int q0, int k0, int T, float sl2) {
+    constexpr int MT = C::MT;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int wm = warp % C::WM1, wn = warp / C::WM1;
+    float s[MT][4][4], dp[MT][4][4];
+    bwd_tile_nt<D, C>(s, cQ, sK, wm, wn, lane);   /* S = Q K^T, then dP = dO V^T: one pair */
+    bwd_tile_nt<D, C>(dp, cdO, sV, wm, wn, lane); /* of operand fragments live at a time */
+    const bool mask = q0 < k0 + C::BN - 1 || q0 + C::BM > T || k0 + C::BN > T;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+        bwd_p_ds_store<C::LDP>(sP, sdS, s[mt], dp[mt], cL, cDi, 16 * (MT * wm + mt), 32 * wn, q0,
+                               k0, T, sl2, mask);
+}
+
+/* Phase 2, warp tile 16 KT keys x D/2 features: dv += P^T dO, dk += dS^T Q over BM queries. */
+template <int D, class C>
+__device__ __forceinline__ void bwd_dkdv(float dva[C::KT][D / 16][4], float dka[C::KT][D / 16][4],
+                                         const bf16 *sP, const bf16 *sdS, const bf16 *cQ,
+                                         const bf16 *cdO) {
+    constexpr int LD = C::LD, LDP = C::LDP, KT = C::KT;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int wk = warp & 3, wd = warp >> 2;
 #pragma unroll
-    for (int kq = 0; kq < ATT_BWD_BM / 16; kq++) {
-        uint32_t ap[4], as[4];
-        const int offa =
-            (16 * kq + (lane & 7) + ((lane >> 4) << 3)) * LDP + 16 * wk + ((lane >> 3) & 1) * 8;
-        ldsm_x4_t(ap, sP + offa);
-        ldsm_x4_t(as, sdS + offa);
+    for (int kq = 0; kq < C::BM / 16; kq++) {
+        uint32_t ap[KT][4], as[KT][4];
+#pragma unroll
+        for (int kt = 0; kt < KT; kt++) {
+            const int offa = (16 * kq + (lane & 7) + ((lane >> 4) << 3)) * LDP +
+                             16 * (KT * wk + kt) + ((lane >> 3) & 1) * 8;
+            ldsm_x4_t(ap[kt], sP + offa);
+            ldsm_x4_t(as[kt], sdS + offa);
+        }
 #pragma unroll
         for (int dp2 = 0; dp2 < D / 32; dp2++) {
             uint32_t bo[4], bq[4];
@@ -515,39 +530,41 @@ __device__ __forceinline__ void bwd_dkdv(float dva[D / 16][4], float dka[D / 16]
                              16 * dp2 + (lane >> 4) * 8;
             ldsm_x4_t(bo, cdO + offb);
             ldsm_x4_t(bq, cQ + offb);
-            mma16816(dva[2 * dp2], ap, bo[0], bo[1]);
-            mma16816(dva[2 * dp2 + 1], ap, bo[2], bo[3]);
-            mma16816(dka[2 * dp2], as, bq[0], bq[1]);
-            mma16816(dka[2 * dp2 + 1], as, bq[2], bq[3]);
+#pragma unroll
+            for (int kt = 0; kt < KT; kt++) {
+                mma16816(dva[kt][2 * dp2], ap[kt], bo[0], bo[1]);
+                mma16816(dva[kt][2 * dp2 + 1], ap[kt], bo[2], bo[3]);
+                mma16816(dka[kt][2 * dp2], as[kt], bq[0], bq[1]);
+                mma16816(dka[kt][2 * dp2 + 1], as[kt], bq[2], bq[3]);
+            }
         }
     }
 }
 
-/* Phase 3, warp tile 16 MT queries x D/2 features: dqacc += dS K (unscaled), fp32 atomics. */
-template <int D>
+/* Phase 3, warp tile 32 queries x CW features: dqacc += dS K (unscaled), fp32 atomics. */
+template <int D, class C>
 __device__ __forceinline__ void bwd_dq(float *dqb, size_t qs, const bf16 *sdS, const bf16 *sK,
                                        int q0, int T) {
-    constexpr int LD = D + 8, LDP = ATT_BN + 8;
+    constexpr int LD = C::LD, LDP = C::LDP, MT = C::MT, CW = C::CW;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-    constexpr int MT = ATT_BWD_MT;
-    const int wm = warp & 3, wd = warp >> 2;
-    float dq[MT][D / 16][4];
+    const int wm = warp % C::WM3, wd = warp / C::WM3;
+    float dq[MT][CW / 8][4];
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-        for (int n = 0; n < D / 16; n++)
+        for (int n = 0; n < CW / 8; n++)
             dq[mt][n][0] = dq[mt][n][1] = dq[mt][n][2] = dq[mt][n][3] = 0.0f;
 #pragma unroll
-    for (int kk = 0; kk < ATT_BN / 16; kk++) {
+    for (int kk = 0; kk < C::BN / 16; kk++) {
         uint32_t a[MT][4];
 #pragma unroll
         for (int mt = 0; mt < MT; mt++)
             ldsm_x4(a[mt],
                     sdS + (16 * (MT * wm + mt) + (lane & 15)) * LDP + 16 * kk + (lane >> 4) * 8);
 #pragma unroll
-        for (int dp2 = 0; dp2 < D / 32; dp2++) {
+        for (int dp2 = 0; dp2 < CW / 16; dp2++) {
             uint32_t bk[4];
-            ldsm_x4_t(bk, sK + (16 * kk + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + wd * (D / 2) +
+            ldsm_x4_t(bk, sK + (16 * kk + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + wd * CW +
                               16 * dp2 + (lane >> 4) * 8);
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
@@ -559,14 +576,14 @@ __device__ __forceinline__ void bwd_dq(float *dqb, size_t qs, const bf16 *sdS, c
 #if __CUDA_ARCH__ >= 900
     /* Four consecutive columns per atomic: lanes t4 and t4 ^ 1 trade halves, so the even lane
      * adds its row g's columns 2 t4 .. 2 t4 + 3 and the odd lane its row g + 8's columns
-     * 2 (t4 - 1) .. 2 t4 + 1 (16-byte aligned: qs, D / 2 and the bases are multiples of 4). */
+     * 2 (t4 - 1) .. 2 t4 + 1 (16-byte aligned: qs, CW and the bases are multiples of 4). */
     const bool odd = t4 & 1;
-    float *p = dqb + wd * (D / 2) + 2 * (t4 & ~1);
+    float *p = dqb + wd * CW + 2 * (t4 & ~1);
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
         const int qr = q0 + 16 * (MT * wm + mt) + g + (odd ? 8 : 0);
 #pragma unroll
-        for (int n = 0; n < D / 16; n++) {
+        for (int n = 0; n < CW / 8; n++) {
             const float *c = dq[mt][n];
             const float r0 = __shfl_xor_sync(0xffffffffu, odd ? c[0] : c[2], 1);
             const float r1 = __shfl_xor_sync(0xffffffffu, odd ? c[1] : c[3], 1);
@@ -576,12 +593,12 @@ __device__ __forceinline__ void bwd_dq(float *dqb, size_t qs, const bf16 *sdS, c
         }
     }
 #else
-    float *p = dqb + wd * (D / 2) + 2 * t4;
+    float *p = dqb + wd * CW + 2 * t4;
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
         const int qr0 = q0 + 16 * (MT * wm + mt) + g, qr1 = qr0 + 8;
 #pragma unroll
-        for (int n = 0; n < D / 16; n++) {
+        for (int n = 0; n < CW / 8; n++) {
             if (qr0 < T) red_add2(p + (size_t)qr0 * qs + 8 * n, dq[mt][n][0], dq[mt][n][1]);
             if (qr1 < T) red_add2(p + (size_t)qr1 * qs + 8 * n, dq[mt][n][2], dq[mt][n][3]);
         }
@@ -589,40 +606,43 @@ __device__ __forceinline__ void bwd_dq(float *dqb, size_t qs, const bf16 *sdS, c
 #endif
 }
 
-/* Writes a (64 keys, D/2) warp-tiled fp32 accumulator, times mul, as bf16 rows of x. */
-template <int D>
-__device__ __forceinline__ void bwd_store_kv(bf16 *xb, size_t ks, const float acc[D / 16][4],
+/* Writes a (BN keys, D/2) warp-tiled fp32 accumulator, times mul, as bf16 rows of x. */
+template <int D, int KT>
+__device__ __forceinline__ void bwd_store_kv(bf16 *xb, size_t ks, const float acc[KT][D / 16][4],
                                              float mul, int k0, int T) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-    const int key0 = k0 + 16 * (warp & 3) + g, key1 = key0 + 8;
     bf16 *p = xb + (warp >> 2) * (D / 2) + 2 * t4;
 #pragma unroll
-    for (int n = 0; n < D / 16; n++) {
-        if (key0 < T)
-            *reinterpret_cast<uint32_t *>(p + (size_t)key0 * ks + 8 * n) =
-                pack_bf16(acc[n][0] * mul, acc[n][1] * mul);
-        if (key1 < T)
-            *reinterpret_cast<uint32_t *>(p + (size_t)key1 * ks + 8 * n) =
-                pack_bf16(acc[n][2] * mul, acc[n][3] * mul);
+    for (int kt = 0; kt < KT; kt++) {
+        const int key0 = k0 + 16 * (KT * (warp & 3) + kt) + g, key1 = key0 + 8;
+#pragma unroll
+        for (int n = 0; n < D / 16; n++) {
+            if (key0 < T)
+                *reinterpret_cast<uint32_t *>(p + (size_t)key0 * ks + 8 * n) =
+                    pack_bf16(acc[kt][n][0] * mul, acc[kt][n][1] * mul);
+            if (key1 < T)
+                *reinterpret_cast<uint32_t *>(p + (size_t)key1 * ks + 8 * n) =
+                    pack_bf16(acc[kt][n][2] * mul, acc[kt][n][3] * mul);
+        }
     }
 }
 
-/* grid (B * Hkv, ceil(T / 64)), block 256: key tile blockIdx.y of kv head kh, over query
+/* grid (B * Hkv, ceil(T / BN)), block 256: key tile blockIdx.y of kv head kh, over query
  * heads kh * group .. + group - 1 and query tiles from the diagonal to the end. */
-template <int D>
+template <int D, int BM_, int BN_>
 __global__ void __launch_bounds__(ATT_BWD_NT)
     attn_bwd_kernel(bf16 *__restrict__ dk, bf16 *__restrict__ dv, float *__restrict__ dqacc,
                     const bf16 *__restrict__ q, const bf16 *__restrict__ k,
                     const bf16 *__restrict__ v, const bf16 *__restrict__ dout,
                     const float *__restrict__ lse, const float *__restrict__ di, int T, int H,
                     int Hkv, float scale) {
-    typedef BwdSmem<D> L;
-    constexpr int BM = ATT_BWD_BM, BN = ATT_BN, LD = L::LD, NT = ATT_BWD_NT;
+    typedef Bwd<D, BM_, BN_> C;
+    constexpr int BM = C::BM, BN = C::BN, LD = C::LD, NT = ATT_BWD_NT, KT = C::KT;
     extern __shared__ __align__(16) unsigned char att_smem[];
     bf16 *sm = reinterpret_cast<bf16 *>(att_smem);
-    bf16 *sK = sm + L::K, *sV = sm + L::V, *sQ = sm + L::Q, *sdO = sm + L::DO;
-    bf16 *sP = sm + L::P, *sdS = sm + L::DS;
-    float *sL = reinterpret_cast<float *>(sm + L::NBF16); /* 2 buffers of BM */
+    bf16 *sK = sm + C::K, *sV = sm + C::V, *sQ = sm + C::Q, *sdO = sm + C::DO;
+    bf16 *sP = sm + C::P, *sdS = sm + C::DS;
+    float *sL = reinterpret_cast<float *>(sm + C::NBF16); /* 2 buffers of BM */
     float *sDi = sL + 2 * BM;                             /* 2 buffers of BM */
     const int b = blockIdx.x / Hkv, kh = blockIdx.x % Hkv, group = H / Hkv;
     const int k0 = blockIdx.y * BN;
@@ -648,11 +668,13 @@ __global__ void __launch_bounds__(ATT_BWD_NT)
     issue(0, 0);
     cp_async_commit();
 
-    float dva[D / 16][4], dka[D / 16][4];
+    float dva[KT][D / 16][4], dka[KT][D / 16][4];
 #pragma unroll
-    for (int n = 0; n < D / 16; n++)
+    for (int kt = 0; kt < KT; kt++)
 #pragma unroll
-        for (int e = 0; e < 4; e++) dva[n][e] = dka[n][e] = 0.0f;
+        for (int n = 0; n < D / 16; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) dva[kt][n][e] = dka[kt][n][e] = 0.0f;
     for (int it = 0; it < total; it++) {
         const int cur = it & 1;
         /* Step it's tiles have landed, and every warp is done with step it - 1 (its buffer
@@ -663,13 +685,13 @@ __global__ void __launch_bounds__(ATT_BWD_NT)
         cp_async_commit();
         const int h = kh * group + it / nq, q0 = (qt0 + it % nq) * BM;
         const bf16 *cQ = sQ + cur * BM * LD, *cdO = sdO + cur * BM * LD;
-        bwd_p_ds<D>(sP, sdS, cQ, cdO, sK, sV, sL + cur * BM, sDi + cur * BM, q0, k0, T, sl2);
+        bwd_p_ds<D, C>(sP, sdS, cQ, cdO, sK, sV, sL + cur * BM, sDi + cur * BM, q0, k0, T, sl2);
         __syncthreads();
-        bwd_dkdv<D>(dva, dka, sP, sdS, cQ, cdO);
-        bwd_dq<D>(dqacc + (size_t)b * T * qs + (size_t)h * D, qs, sdS, sK, q0, T);
+        bwd_dkdv<D, C>(dva, dka, sP, sdS, cQ, cdO);
+        bwd_dq<D, C>(dqacc + (size_t)b * T * qs + (size_t)h * D, qs, sdS, sK, q0, T);
     }
-    bwd_store_kv<D>(dk + kvo, ks, dka, scale, k0, T);
-    bwd_store_kv<D>(dv + kvo, ks, dva, 1.0f, k0, T);
+    bwd_store_kv<D, KT>(dk + kvo, ks, dka, scale, k0, T);
+    bwd_store_kv<D, KT>(dv + kvo, ks, dva, 1.0f, k0, T);
 }
 
 /* ---- launchers ---- */
@@ -734,26 +756,44 @@ extern "C" size_t attention_backward_bf16_workspace(int B, int T, int H, int Hkv
     return dq + di;
 }
 
-template <int D>
-static void att_bwd_launch(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q,
-                           const bf16 *k, const bf16 *v, const bf16 *out, const float *lse, int B,
-                           int T, int H, int Hkv, float *dqacc, float *di) {
-    const size_t smem = BwdSmem<D>::BYTES;
+template <int D, int BM, int BN>
+static void att_bwd_launch(bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
+                           const bf16 *v, const float *lse, int B, int T, int H, int Hkv,
+                           float *dqacc, const float *di, float scale) {
+    const size_t smem = Bwd<D, BM, BN>::BYTES;
     static bool attr_set = false;
     if (!attr_set) {
-        CUDA_CHECK(cudaFuncSetAttribute(attn_bwd_kernel<D>,
+        CUDA_CHECK(cudaFuncSetAttribute(attn_bwd_kernel<D, BM, BN>,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         attr_set = true;
     }
+    const dim3 grid((unsigned)(B * Hkv), (unsigned)((T + BN - 1) / BN));
+    attn_bwd_kernel<D, BM, BN>
+        <<<grid, ATT_BWD_NT, smem>>>(dk, dv, dqacc, q, k, v, dout, lse, di, T, H, Hkv, scale);
+    LAUNCH_CHECK();
+}
+
+/* DENSERL_ATTN_BWD_TILES=q128k64 brings back the first backward tiles (128 query rows per
+ * step over 64 keys per CTA); the default q64k128 takes 128 keys per CTA, which halves the
+ * dq atomics and the Q / dO reads per key. */
+static bool att_bwd_q128k64(void) {
+    const char *e = getenv("DENSERL_ATTN_BWD_TILES");
+    return e && strcmp(e, "q128k64") == 0;
+}
+
+template <int D>
+static void att_bwd(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
+                    const bf16 *v, const bf16 *out, const float *lse, int B, int T, int H, int Hkv,
+                    float *dqacc, float *di) {
     const float scale = (float)(1.0 / sqrt((double)D));
     const long rows = (long)B * T * H;
     CUDA_CHECK(cudaMemsetAsync(dqacc, 0, (size_t)rows * D * sizeof(float), 0));
     attn_bwd_pre_kernel<D><<<(unsigned)((rows + 7) / 8), 256>>>(di, dout, out, B, T, H);
     LAUNCH_CHECK();
-    const dim3 grid((unsigned)(B * Hkv), (unsigned)((T + ATT_BN - 1) / ATT_BN));
-    attn_bwd_kernel<D>
-        <<<grid, ATT_BWD_NT, smem>>>(dk, dv, dqacc, q, k, v, dout, lse, di, T, H, Hkv, scale);
-    LAUNCH_CHECK();
+    if (att_bwd_q128k64())
+        att_bwd_launch<D, 128, 64>(dk, dv, dout, q, k, v, lse, B, T, H, Hkv, dqacc, di, scale);
+    else
+        att_bwd_launch<D, 64, 128>(dk, dv, dout, q, k, v, lse, B, T, H, Hkv, dqacc, di, scale);
     const long n4 = rows * D / 4;
     attn_dq_convert_kernel<<<dr_blocks(n4, 256), 256>>>(dq, dqacc, n4, scale);
     LAUNCH_CHECK();
@@ -773,9 +813,9 @@ extern "C" void attention_backward_bf16_cuda(uint16_t *dq, uint16_t *dk, uint16_
     float *di = dqacc + (size_t)B * T * H * D;
     typedef const bf16 *cp;
     if (D == 64)
-        att_bwd_launch<64>((bf16 *)dq, (bf16 *)dk, (bf16 *)dv, (cp)dout, (cp)q, (cp)k, (cp)v,
-                           (cp)out, lse, B, T, H, Hkv, dqacc, di);
+        att_bwd<64>((bf16 *)dq, (bf16 *)dk, (bf16 *)dv, (cp)dout, (cp)q, (cp)k, (cp)v, (cp)out, lse,
+                    B, T, H, Hkv, dqacc, di);
     else
-        att_bwd_launch<128>((bf16 *)dq, (bf16 *)dk, (bf16 *)dv, (cp)dout, (cp)q, (cp)k, (cp)v,
-                            (cp)out, lse, B, T, H, Hkv, dqacc, di);
+        att_bwd<128>((bf16 *)dq, (bf16 *)dk, (bf16 *)dv, (cp)dout, (cp)q, (cp)k, (cp)v, (cp)out,
+                     lse, B, T, H, Hkv, dqacc, di);
 }

@@ -1,6 +1,7 @@
 /* The bf16 tensor-core flash attention (attention_bf16.h) against the fp32 CPU reference
  * (attention.h) run on the same bf16-rounded inputs, over shapes with GQA and odd lengths
- * (T = 1, 37, 130, 200: partial tiles, tiles straddling the diagonal). Outputs are
+ * (T = 1, 37, 130, 200, 257, 300: partial tiles, tiles straddling the diagonal), with both
+ * backward tile shapes (DENSERL_ATTN_BWD_TILES). Outputs are
  * poisoned before each call, so anything the kernels never write shows up as NaN.
  * Tolerances: out, dq, dk, dv 2e-2 relative (bf16 outputs, and P and dS rounded to bf16
  * for the tensor-core products); lse 1e-3 (bf16 products are exact in fp32, so only the
@@ -112,12 +113,19 @@ static void bench_shape(int B, int T, int H, int Hkv, int D) {
 int main(void) {
     CUDA_TEST_BEGIN();
     rng_seed(20240611);
-    check_shape(1, 64, 2, 2, 64);
-    check_shape(2, 200, 4, 2, 128);
-    check_shape(1, 37, 2, 1, 64);
-    check_shape(1, 1, 1, 1, 128);
-    check_shape(2, 130, 4, 4, 64);
-    check_shape(1, 257, 8, 2, 128);
+    /* both backward tile shapes: 64 query rows x 128 keys (the default), then 128 x 64 */
+    for (int tiles = 0; tiles < 2; tiles++) {
+        if (tiles == 1) setenv("DENSERL_ATTN_BWD_TILES", "q128k64", 1);
+        printf("backward tiles %s\n", tiles ? "q128k64" : "q64k128 (default)");
+        check_shape(1, 64, 2, 2, 64);
+        check_shape(2, 200, 4, 2, 128);
+        check_shape(1, 37, 2, 1, 64);
+        check_shape(1, 1, 1, 1, 128);
+        check_shape(2, 130, 4, 4, 64);
+        check_shape(1, 257, 8, 2, 128);
+        check_shape(1, 300, 2, 1, 64);
+    }
+    unsetenv("DENSERL_ATTN_BWD_TILES");
 #ifdef DENSERL_CUDA
     if (getenv("DENSERL_ATTN_BENCH")) {
         bench_shape(4, 2048, 16, 16, 128);
