@@ -248,6 +248,12 @@ static void bench_norm_rope(int quick) {
     report("rope fwd (in place)", shape, MEM, 8.0 * n * H * D, ms);
     TIME_MS(ms, rope_backward_cuda(x, pos, cs, sn, n, H, D));
     report("rope bwd (in place)", shape, MEM, 8.0 * n * H * D, ms);
+    uint16_t *qb = be_alloc(BACKEND_CUDA, 2 * (size_t)n * H * D);
+    TIME_MS(ms, rope_bf16_cuda(qb, x, pos, cs, sn, n, H, D));
+    report("rope fwd fp32 -> bf16", shape, MEM, 6.0 * n * H * D, ms);
+    TIME_MS(ms, rope_backward_bf16_cuda(qb, y, qb, pos, cs, sn, n, H, D));
+    report("rope bwd bf16 -> bf16 + fp32", shape, MEM, 8.0 * n * H * D, ms);
+    be_free(BACKEND_CUDA, qb);
     int V = 32000;
     float *table = rand_dev((size_t)V * d, 1.0f);
     int *ids = rand_ids((size_t)n, V);

@@ -11,7 +11,8 @@
 #   E2E_PROMPTS=64                             prompts of the RL step (x 4 samples)
 #   E2E_PRECISIONS="bf16 bf16-cudnn"           the precisions it runs in (fp32, bf16, bf16 with
 #                                              cuDNN's attention: bf16-cudnn, bf16 with fp32
-#                                              logits and no cuBLASLt epilogues: bf16-plain,
+#                                              logits, no cuBLASLt epilogues, fp32 q/k/v and
+#                                              the first attention backward tiles: bf16-plain,
 #                                              bf16 with no CUDA graphs in generation:
 #                                              bf16-nographs)
 #   STAGES=varlen (not in the default)         length-grouped model calls against every call at
@@ -96,10 +97,12 @@ if want e2e; then
     for prec in ${E2E_PRECISIONS:-bf16 bf16-cudnn}; do
         attn=flash
         [ "$prec" = bf16-cudnn ] && attn=cudnn
-        # bf16-plain: bf16 without the fp16 logits and the cuBLASLt epilogues, to see their share;
+        # bf16-plain: bf16 without the fp16 logits, the cuBLASLt epilogues, q/k/v kept in bf16
+        # and the 128-key attention backward tiles, to see their share;
         # bf16-nographs: generation's decode steps launched one kernel at a time
         plain=() precision=bf16
-        [ "$prec" = bf16-plain ] && plain=(env DENSERL_LOGITS=f32 DENSERL_CUBLASLT=0)
+        [ "$prec" = bf16-plain ] && plain=(env DENSERL_LOGITS=f32 DENSERL_CUBLASLT=0
+            DENSERL_QKV_BF16=0 DENSERL_ATTN_BWD_TILES=q128k64)
         [ "$prec" = bf16-nographs ] && plain=(env DENSERL_CUDA_GRAPHS=0)
         [ "$prec" = fp32 ] && precision=fp32
         say "one RL step, Qwen2.5-0.5B shape, $P prompts x 4 samples, 512 response tokens, $prec"

@@ -41,8 +41,9 @@ void generator_init(Generator *g, Model *m, int B_cap, int T_cap) {
     const size_t ncache = L * B * T_cap * kd;
     g->kcache = be_alloc(be, g->kv_bytes * (ncache ? ncache : 1));
     g->vcache = be_alloc(be, g->kv_bytes * (ncache ? ncache : 1));
-    /* a prefill chunk's keys or values of one layer in bf16, on their way into the cache */
-    if (g->kv_bytes == 2)
+    /* a prefill chunk's keys or values of one layer in bf16, on their way into the cache
+     * (a model that keeps them in bf16 needs none) */
+    if (g->kv_bytes == 2 && !m->mx.qkv_bf16)
         g->stage = be_alloc(be, sizeof(uint16_t) * (size_t)m->act.B * m->act.T * kd);
     g->x = gen_falloc(be, B * d);
     g->xn = gen_falloc(be, B * d);
@@ -110,19 +111,21 @@ static void *gen_at(const Generator *g, void *cache, size_t i) {
     return (char *)cache + i * (size_t)g->kv_bytes;
 }
 
-/* A prefill chunk's keys or values (act: every layer's rows x Tp positions, fp32) into the
- * cache slots s0 .. s0 + rows - 1: per layer one strided copy of Tp positions per row
- * (from a bf16 copy for a bf16 cache). Positions past a row's prompt get the padding's
- * values, which the row's decode steps overwrite before its attention reads them. */
+/* A prefill chunk's keys or values (act: every layer's rows x Tp positions, fp32, or bf16
+ * in the first half of each layer's slot where the model keeps them so, mx.qkv_bf16) into
+ * the cache slots s0 .. s0 + rows - 1: per layer one strided copy of Tp positions per row
+ * (through a bf16 copy of fp32 keys for a bf16 cache). Positions past a row's prompt get the
+ * padding's values, which the row's decode steps overwrite before its attention reads them. */
 static void gen_fill(Generator *g, void *cache, const float *act, int s0, int rows, int Tp) {
     const ModelConfig *c = &g->m->cfg;
     const Backend be = g->m->be;
     const size_t Ncap = (size_t)g->m->act.B * g->m->act.T;
     const size_t kd = (size_t)c->n_kv_heads * c->head_dim, es = (size_t)g->kv_bytes;
+    const int act_bf16 = g->m->mx.qkv_bf16; /* only with mx.on, hence a bf16 cache */
     for (int l = 0; l < c->n_layers; l++) {
         const float *src = act + (size_t)l * Ncap * kd;
         const void *from = src;
-        if (g->kv_bytes == 2) {
+        if (g->kv_bytes == 2 && !act_bf16) {
             op_cast_bf16(be, g->stage, src, (long)((size_t)rows * Tp * kd));
             from = g->stage;
         }

@@ -28,7 +28,8 @@ typedef struct {
     void *kcache, *vcache; /* (L, B_cap, T_cap, Hkv*Dh) each, after rotary: fp32, or bf16
                             * (kv_bytes 2) for a bf16 model, as PyTorch's bf16 caches are */
     int kv_bytes;
-    uint16_t *stage;       /* (act.B*act.T, Hkv*Dh) a bf16 cache's prefill staging, else NULL */
+    uint16_t *stage;       /* (act.B*act.T, Hkv*Dh) a bf16 cache's prefill staging (of fp32
+                            * keys and values), else NULL */
     float *x, *xn, *tmp;   /* (B_cap, d) residual, normed input (bf16 in a bf16 model),
                             * projection output (a bf16 model's x and tmp trade places) */
     float *rstd;           /* (B_cap) */

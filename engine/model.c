@@ -332,8 +332,12 @@ int model_use_bf16(Model *m, const char *attention) {
     const char *lg = getenv("DENSERL_LOGITS");
     if (lg && *lg && strcmp(lg, "f16") && strcmp(lg, "f32"))
         return dr_error("DENSERL_LOGITS=%s: expected f16 or f32", lg);
+    const char *qkv = getenv("DENSERL_QKV_BF16");
+    if (qkv && *qkv && strcmp(qkv, "0") && strcmp(qkv, "1"))
+        return dr_error("DENSERL_QKV_BF16=%s: expected 0 or 1", qkv);
     m->mx.on = 1;
     m->mx.cudnn_attn = cudnn;
+    m->mx.qkv_bf16 = op_mixed_attention_supported(m->cfg.head_dim) && !(qkv && !strcmp(qkv, "0"));
     m->mx.w = be_alloc(m->be, sizeof(uint16_t) * m->n_params);
     if (!(lg && !strcmp(lg, "f32")))
         m->mx.w16 = be_alloc(m->be, sizeof(uint16_t) * (size_t)m->cfg.vocab * m->cfg.d_model);
@@ -445,8 +449,8 @@ static void norm_proj(Model *m, float *y, const float *xn, const float *w, const
         op_linear_forward(m->be, y, xn, w, b, n, in, out);
 }
 
-/* dx += dy W, dw += dy^T xn, db += sum dy for a norm_proj product; dyb (bf16 only, instead
- * of dy, no db): the output gradient already in bf16. */
+/* dx += dy W, dw += dy^T xn, db += sum dy for a norm_proj product; dyb (bf16 only): the
+ * output gradient already in bf16, for the products, with dy then read for db alone. */
 static void norm_proj_bwd(Model *m, float *dx, float *dw, float *db, const float *dy, uint16_t *dyb,
                           const float *xn, const float *w, int n, int in, int out) {
     if (!m->mx.on) {
@@ -454,8 +458,9 @@ static void norm_proj_bwd(Model *m, float *dx, float *dw, float *db, const float
         return;
     }
     uint16_t *dys = dyb ? dyb : mx_buf(m, 1, (size_t)n * out);
-    op_linear_backward_mixed(m->be, dx, dw, db, dyb ? NULL : dy, NULL, bw(m, w), n, in, out, dys,
-                             (uint16_t *)xn);
+    op_linear_backward_mixed(m->be, dx, dw, dyb ? NULL : db, dyb ? NULL : dy, NULL, bw(m, w), n, in,
+                             out, dys, (uint16_t *)xn);
+    if (dyb && db) op_linear_backward(m->be, NULL, NULL, db, dy, NULL, NULL, n, in, out);
 }
 
 static int mixed_attention(const Model *m) {
@@ -506,6 +511,18 @@ static void attn_proj_bwd(Model *m, float *dout, float *dw, float *db, const flo
                              (uint16_t *)out);
 }
 
+/* The bf16 attention backward's workspace for a (B, T) call, grown on demand. */
+static void *attn_workspace(Model *m, int B, int T) {
+    const ModelConfig *c = &m->cfg;
+    size_t ws = op_mixed_attention_workspace(B, T, c->n_heads, c->n_kv_heads, c->head_dim);
+    if (ws > m->mx.attn_ws_cap) {
+        if (m->mx.attn_ws) be_free(m->be, m->mx.attn_ws);
+        m->mx.attn_ws = be_alloc(m->be, ws);
+        m->mx.attn_ws_cap = ws;
+    }
+    return m->mx.attn_ws;
+}
+
 static void attn_bwd(Model *m, float *dq, float *dk, float *dv, const float *dout, const float *q,
                      const float *k, const float *v, const float *out, const float *lse, int B,
                      int T) {
@@ -516,15 +533,108 @@ static void attn_bwd(Model *m, float *dq, float *dk, float *dv, const float *dou
         return;
     }
     uint16_t *s = mx_buf(m, 2, op_mixed_attention_scratch(B, T, H, Hkv, D));
-    size_t ws = op_mixed_attention_workspace(B, T, H, Hkv, D);
-    if (ws > m->mx.attn_ws_cap) {
-        if (m->mx.attn_ws) be_free(m->be, m->mx.attn_ws);
-        m->mx.attn_ws = be_alloc(m->be, ws);
-        m->mx.attn_ws_cap = ws;
-    }
     op_attention_backward_mixed(m->be, dq, dk, dv, (const uint16_t *)dout, q, k, v,
-                                (const uint16_t *)out, lse, B, T, H, Hkv, D, s, m->mx.attn_ws,
+                                (const uint16_t *)out, lse, B, T, H, Hkv, D, s,
+                                attn_workspace(m, B, T), m->mx.cudnn_attn);
+}
+
+/* Per-layer slices of stacked tensors and activations. */
+#define LW(p, l, n) ((p) ? (p) + (size_t)(l) * (n) : NULL)
+
+/* The q, k, v products of layer l from the attention norm's output xn1 (N rows). */
+static void qkv_proj(Model *m, float *q, float *k, float *v, const float *xn1, int l, int N) {
+    const ModelConfig *c = &m->cfg;
+    const int d = c->d_model, qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
+    norm_proj(m, q, xn1, LW(m->w.wq, l, (size_t)qd * d), LW(m->w.bq, l, qd), N, d, qd);
+    norm_proj(m, k, xn1, LW(m->w.wk, l, (size_t)kd * d), LW(m->w.bk, l, kd), N, d, kd);
+    norm_proj(m, v, xn1, LW(m->w.wv, l, (size_t)kd * d), LW(m->w.bv, l, kd), N, d, kd);
+}
+
+/* Their backward into act.dtmp (zeroed here) and the weight and bias gradients, from the
+ * gradients dq, dk, dv (fp32), or in bf16 dqb, dkb, dvb for the products (bf16 only) with
+ * dq, dk, dv then read for the bias gradients alone. */
+static void qkv_proj_bwd(Model *m, const float *dq, uint16_t *dqb, const float *dk, uint16_t *dkb,
+                         const float *dv, uint16_t *dvb, const float *xn1, int l, int N) {
+    const ModelConfig *c = &m->cfg;
+    ParamViews *g = &m->g, *w = &m->w;
+    const int d = c->d_model, qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
+    float *dx = m->act.dtmp;
+    be_memset0(m->be, dx, sizeof(float) * N * d);
+    norm_proj_bwd(m, dx, LW(g->wq, l, (size_t)qd * d), LW(g->bq, l, qd), dq, dqb, xn1,
+                  LW(w->wq, l, (size_t)qd * d), N, d, qd);
+    norm_proj_bwd(m, dx, LW(g->wk, l, (size_t)kd * d), LW(g->bk, l, kd), dk, dkb, xn1,
+                  LW(w->wk, l, (size_t)kd * d), N, d, kd);
+    norm_proj_bwd(m, dx, LW(g->wv, l, (size_t)kd * d), LW(g->bv, l, kd), dv, dvb, xn1,
+                  LW(w->wv, l, (size_t)kd * d), N, d, kd);
+}
+
+/* Layer l's q, k, v products, rotary and attention (output att, lse), fp32 q, k, v kept. */
+static void qkv_attn_fwd_f32(Model *m, float *q, float *k, float *v, float *att, float *lse,
+                             const float *xn1, int l, int B, int T) {
+    const ModelConfig *c = &m->cfg;
+    const int N = B * T, Dh = c->head_dim;
+    qkv_proj(m, q, k, v, xn1, l, N);
+    op_rope_forward(m->be, q, m->act.pos, m->rope_cos, m->rope_sin, N, c->n_heads, Dh);
+    op_rope_forward(m->be, k, m->act.pos, m->rope_cos, m->rope_sin, N, c->n_kv_heads, Dh);
+    attn_fwd(m, att, lse, q, k, v, B, T);
+}
+
+/* Its backward, from the attention output's gradient (act.datt) into act.dtmp. */
+static void qkv_attn_bwd_f32(Model *m, const float *q, const float *k, const float *v,
+                             const float *att, const float *lse, const float *xn1, int l, int B,
+                             int T) {
+    const ModelConfig *c = &m->cfg;
+    Activations *a = &m->act;
+    const int N = B * T, Dh = c->head_dim, H = c->n_heads, Hkv = c->n_kv_heads;
+    be_memset0(m->be, a->dq, sizeof(float) * N * H * Dh);
+    be_memset0(m->be, a->dk, sizeof(float) * N * Hkv * Dh);
+    be_memset0(m->be, a->dv, sizeof(float) * N * Hkv * Dh);
+    attn_bwd(m, a->dq, a->dk, a->dv, a->datt, q, k, v, att, lse, B, T);
+    op_rope_backward(m->be, a->dq, a->pos, m->rope_cos, m->rope_sin, N, H, Dh);
+    op_rope_backward(m->be, a->dk, a->pos, m->rope_cos, m->rope_sin, N, Hkv, Dh);
+    qkv_proj_bwd(m, a->dq, NULL, a->dk, NULL, a->dv, NULL, xn1, l, N);
+}
+
+/* The same with q, k, v in bf16 (mx.qkv_bf16): the products' fp32 outputs land in the
+ * attention scratch, rotary writes q and k in bf16 into the first halves of their buffers
+ * and v is cast there, and the attention reads them as they are; the backward reads them
+ * again with no casts. The same roundings as casting fp32 buffers per call: the same bits. */
+static void qkv_attn_fwd(Model *m, float *q, float *k, float *v, float *att, float *lse,
+                         const float *xn1, int l, int B, int T) {
+    const ModelConfig *c = &m->cfg;
+    const int N = B * T, H = c->n_heads, Hkv = c->n_kv_heads, D = c->head_dim;
+    float *q32 = (float *)mx_buf(m, 2, op_mixed_attention_scratch(B, T, H, Hkv, D));
+    float *k32 = q32 + (size_t)N * H * D, *v32 = k32 + (size_t)N * Hkv * D;
+    qkv_proj(m, q32, k32, v32, xn1, l, N);
+    const int *pos = m->act.pos;
+    op_rope_bf16(m->be, (uint16_t *)q, q32, pos, m->rope_cos, m->rope_sin, N, H, D);
+    op_rope_bf16(m->be, (uint16_t *)k, k32, pos, m->rope_cos, m->rope_sin, N, Hkv, D);
+    op_cast_bf16(m->be, (uint16_t *)v, v32, (long)N * Hkv * D);
+    op_attention_forward_bf16in(m->be, (uint16_t *)att, lse, (const uint16_t *)q,
+                                (const uint16_t *)k, (const uint16_t *)v, B, T, H, Hkv, D,
                                 m->mx.cudnn_attn);
+}
+
+/* Its backward: the attention's bf16 dq, dk, dv land in the scratch, rotary's backward keeps
+ * them in bf16 for the products, and fp32 copies go to act.dq, dk, dv only for the biases. */
+static void qkv_attn_bwd(Model *m, const float *q, const float *k, const float *v, const float *att,
+                         const float *lse, const float *xn1, int l, int B, int T) {
+    const ModelConfig *c = &m->cfg;
+    Activations *a = &m->act;
+    const int N = B * T, H = c->n_heads, Hkv = c->n_kv_heads, D = c->head_dim;
+    uint16_t *dqb = mx_buf(m, 2, op_mixed_attention_scratch(B, T, H, Hkv, D));
+    uint16_t *dkb = dqb + (size_t)N * H * D, *dvb = dkb + (size_t)N * Hkv * D;
+    op_attention_backward_bf16in(m->be, dqb, dkb, dvb, (const uint16_t *)a->datt,
+                                 (const uint16_t *)q, (const uint16_t *)k, (const uint16_t *)v,
+                                 (const uint16_t *)att, lse, B, T, H, Hkv, D,
+                                 attn_workspace(m, B, T), m->mx.cudnn_attn);
+    const int bias = c->qkv_bias;
+    op_rope_backward_bf16(m->be, dqb, bias ? a->dq : NULL, dqb, a->pos, m->rope_cos, m->rope_sin, N,
+                          H, D);
+    op_rope_backward_bf16(m->be, dkb, bias ? a->dk : NULL, dkb, a->pos, m->rope_cos, m->rope_sin, N,
+                          Hkv, D);
+    if (bias) op_widen_bf16(m->be, a->dv, dvb, (long)N * Hkv * D);
+    qkv_proj_bwd(m, a->dq, dqb, a->dk, dkb, a->dv, dvb, xn1, l, N);
 }
 
 /* On a GPU, gathers the rows of a call that have a target (host targets, N rows): a->lp_n
@@ -639,9 +749,6 @@ static void io_back(const Model *m, void *host, const void *dev, size_t bytes) {
     if (host && m->be != BACKEND_CPU) be_to_host(m->be, host, dev, bytes);
 }
 
-/* Per-layer slices of stacked tensors and activations. */
-#define LW(p, l, n) ((p) ? (p) + (size_t)(l) * (n) : NULL)
-
 static void forward(Model *m, const int *tokens, const int *targets, int B, int T, float *logp,
                     float *entropy) {
     const ModelConfig *c = &m->cfg;
@@ -669,12 +776,10 @@ static void forward(Model *m, const int *tokens, const int *targets, int B, int 
         float *up = a->up + s * Ncap * F, *hm = a->hmlp + s * Ncap * F;
         float *xo = a->x + xn * Ncap * d;
         norm_fwd(m, xn1, a->rstd1 + s * Ncap, x, LW(m->w.attn_norm, l, d), N);
-        norm_proj(m, q, xn1, LW(m->w.wq, l, (size_t)qd * d), LW(m->w.bq, l, qd), N, d, qd);
-        norm_proj(m, k, xn1, LW(m->w.wk, l, (size_t)kd * d), LW(m->w.bk, l, kd), N, d, kd);
-        norm_proj(m, v, xn1, LW(m->w.wv, l, (size_t)kd * d), LW(m->w.bv, l, kd), N, d, kd);
-        op_rope_forward(be, q, a->pos, m->rope_cos, m->rope_sin, N, H, Dh);
-        op_rope_forward(be, k, a->pos, m->rope_cos, m->rope_sin, N, Hkv, Dh);
-        attn_fwd(m, att, a->lse + s * Ncap * H, q, k, v, B, T);
+        if (m->mx.qkv_bf16)
+            qkv_attn_fwd(m, q, k, v, att, a->lse + s * Ncap * H, xn1, l, B, T);
+        else
+            qkv_attn_fwd_f32(m, q, k, v, att, a->lse + s * Ncap * H, xn1, l, B, T);
         attn_proj(m, xm, att, LW(m->w.wo, l, (size_t)d * qd), LW(m->w.bo, l, d), x, N, qd, d);
         norm_fwd(m, xn2, a->rstd2 + s * Ncap, xm, LW(m->w.mlp_norm, l, d), N);
         if (m->mx.on) { /* gate, up and h only meet SwiGLU and products: bf16 in the first
@@ -830,19 +935,10 @@ static void backward_trunk(Model *m, const int *tokens, int B, int T) {
         /* attention: x_mid = x + W_o attn(rope(W_q xn1), rope(W_k xn1), W_v xn1) */
         attn_proj_bwd(m, a->datt, LW(g->wo, l, (size_t)d * qd), LW(g->bo, l, d), a->dx, att,
                       LW(w->wo, l, (size_t)d * qd), N, qd, d);
-        be_memset0(be, a->dq, sizeof(float) * N * qd);
-        be_memset0(be, a->dk, sizeof(float) * N * kd);
-        be_memset0(be, a->dv, sizeof(float) * N * kd);
-        attn_bwd(m, a->dq, a->dk, a->dv, a->datt, q, k, v, att, a->lse + l * Ncap * H, B, T);
-        op_rope_backward(be, a->dq, a->pos, m->rope_cos, m->rope_sin, N, H, Dh);
-        op_rope_backward(be, a->dk, a->pos, m->rope_cos, m->rope_sin, N, Hkv, Dh);
-        be_memset0(be, a->dtmp, sizeof(float) * N * d);
-        norm_proj_bwd(m, a->dtmp, LW(g->wq, l, (size_t)qd * d), LW(g->bq, l, qd), a->dq, NULL, xn1,
-                      LW(w->wq, l, (size_t)qd * d), N, d, qd);
-        norm_proj_bwd(m, a->dtmp, LW(g->wk, l, (size_t)kd * d), LW(g->bk, l, kd), a->dk, NULL, xn1,
-                      LW(w->wk, l, (size_t)kd * d), N, d, kd);
-        norm_proj_bwd(m, a->dtmp, LW(g->wv, l, (size_t)kd * d), LW(g->bv, l, kd), a->dv, NULL, xn1,
-                      LW(w->wv, l, (size_t)kd * d), N, d, kd);
+        if (m->mx.qkv_bf16)
+            qkv_attn_bwd(m, q, k, v, att, a->lse + l * Ncap * H, xn1, l, B, T);
+        else
+            qkv_attn_bwd_f32(m, q, k, v, att, a->lse + l * Ncap * H, xn1, l, B, T);
         op_rmsnorm_backward(be, a->dx, LW(g->attn_norm, l, d), a->dtmp, x, LW(w->attn_norm, l, d),
                             a->rstd1 + l * Ncap, N, d);
         if (m->grad_ready) m->grad_ready(m->grad_ready_ctx, l);

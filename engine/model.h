@@ -76,10 +76,13 @@ typedef struct {
  * products and so exists only in bf16 (in the first half of its fp32 buffer): the outputs of
  * the norms before q/k/v and before gate/up (xn1, xn2), the gate and up products, the MLP's
  * hidden activation and its gradients, and, with the bf16 attention (head dim 64 or 128), the
- * attention's output and its gradient (att, datt). */
+ * attention's output and its gradient (att, datt) and its inputs q, k, v after rotary (the
+ * products' fp32 outputs pass through the attention scratch, buf[2], and rotary writes bf16;
+ * DENSERL_QKV_BF16=0 keeps them in fp32 and casts them for each attention call instead). */
 typedef struct {
     int on;
     int cudnn_attn;     /* attention through cuDNN's fused kernels instead of the hand-written */
+    int qkv_bf16;       /* with the bf16 attention: q, k, v kept in bf16 after rotary (below) */
     uint16_t *w;        /* (n_params) bf16 copy of params, remade when stale */
     uint16_t *w16;      /* (vocab, d) fp16 copy of the lm_head for fp16 logits, or NULL */
     int stale;          /* params changed since w was made */

@@ -10,6 +10,7 @@
 #include <cub/device/device_radix_sort.cuh>
 #include "../kernels/bf16_cuda.cuh"
 #include "../kernels/kernels_cuda.h"
+#include "../kernels/rope_cuda.cuh"
 #include "../runtime/cuda_util.cuh"
 
 enum { EW_THREADS = 256, EW_WARPS = EW_THREADS / 32 };
@@ -128,12 +129,6 @@ extern "C" void embedding_backward_cuda(float *dtable, const float *dy, const in
 
 /* ---- rotary embedding ---- */
 
-static __device__ __forceinline__ void rot(float &a, float &b, float c, float s) {
-    const float x1 = a * c - b * s, x2 = b * c + a * s;
-    a = x1;
-    b = x2;
-}
-
 /* One thread per (row, head, group of V pairs); sign -1 rotates by -angle (the backward). */
 template <int V>
 __global__ void ew_rope_kernel(float *__restrict__ x, const int *__restrict__ pos,
@@ -148,15 +143,15 @@ __global__ void ew_rope_kernel(float *__restrict__ x, const int *__restrict__ po
         if (V == 4) {
             float4 a = *(float4 *)x1, b = *(float4 *)x2;
             const float4 c = *(const float4 *)(cos_t + t), s = *(const float4 *)(sin_t + t);
-            rot(a.x, b.x, c.x, sign * s.x);
-            rot(a.y, b.y, c.y, sign * s.y);
-            rot(a.z, b.z, c.z, sign * s.z);
-            rot(a.w, b.w, c.w, sign * s.w);
+            rope_rot(a.x, b.x, c.x, sign * s.x);
+            rope_rot(a.y, b.y, c.y, sign * s.y);
+            rope_rot(a.z, b.z, c.z, sign * s.z);
+            rope_rot(a.w, b.w, c.w, sign * s.w);
             *(float4 *)x1 = a;
             *(float4 *)x2 = b;
         } else {
             float a = *x1, b = *x2;
-            rot(a, b, cos_t[t], sign * sin_t[t]);
+            rope_rot(a, b, cos_t[t], sign * sin_t[t]);
             *x1 = a;
             *x2 = b;
         }

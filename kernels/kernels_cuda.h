@@ -151,6 +151,22 @@ void linear_forward_bf16_mixed_cuda(uint16_t *yb, const uint16_t *xs, const uint
 void linear_backward_mixed_cuda(float *dx, float *dw, float *db, const float *dy, const float *x,
                                 const uint16_t *w, int n, int in, int out, uint16_t *dys,
                                 uint16_t *xs);
+/* rotary into bf16: y (n, h, D) = bf16(rope(x)) for fp32 x, what rope_forward_cuda and a
+ * cast give; the backward t = rope^T(g) for a bf16 gradient g into dyb = bf16(t) (which may
+ * be g itself) and, unless dy is NULL, dy = t in fp32 (overwritten) */
+void rope_bf16_cuda(uint16_t *y, const float *x, const int *pos, const float *cos_t,
+                    const float *sin_t, int n, int h, int D);
+void rope_backward_bf16_cuda(uint16_t *dyb, float *dy, const uint16_t *g, const int *pos,
+                             const float *cos_t, const float *sin_t, int n, int h, int D);
+/* attention on bf16 q, k, v (after rotary) and bf16 output and gradients; the backward
+ * writes (does not accumulate) dqb, dkb, dvb. cudnn as below */
+void attention_forward_bf16in_cuda(uint16_t *ob, float *lse, const uint16_t *qb, const uint16_t *kb,
+                                   const uint16_t *vb, int B, int T, int H, int Hkv, int D,
+                                   int cudnn);
+void attention_backward_bf16in_cuda(uint16_t *dqb, uint16_t *dkb, uint16_t *dvb, const uint16_t *gb,
+                                    const uint16_t *qb, const uint16_t *kb, const uint16_t *vb,
+                                    const uint16_t *ob, const float *lse, int B, int T, int H,
+                                    int Hkv, int D, void *ws, int cudnn);
 /* attention: q, k, v in fp32 (after rotary) are cast into the scratch s; the output ob and
  * its gradient gb are bf16 (they only meet the o-projection's products), dq, dk, dv fp32,
  * accumulated. cudnn != 0 runs cuDNN's fused attention (attention_cudnn.h) instead of the

@@ -16,6 +16,7 @@
 #include "../kernels/attention_cudnn.h"
 #include "../kernels/kernels_cuda.h"
 #include "../kernels/logprob_bf16.h"
+#include "../kernels/rope_cuda.cuh"
 #include "../runtime/cuda_util.cuh"
 
 enum { MX_THREADS = 256 };
@@ -123,6 +124,99 @@ extern "C" void widen_bf16_cuda(float *y, const uint16_t *x, long n) {
     LAUNCH_CHECK();
 }
 
+/* ---- rotary into and out of bf16 ---- */
+
+/* V consecutive values at p as floats: fp32, or bf16 widened */
+template <int V> static __device__ __forceinline__ void mx_load(float *o, const float *p) {
+    if constexpr (V == 4) {
+        const float4 a = *reinterpret_cast<const float4 *>(p);
+        o[0] = a.x, o[1] = a.y, o[2] = a.z, o[3] = a.w;
+    } else {
+        o[0] = *p;
+    }
+}
+template <int V> static __device__ __forceinline__ void mx_load(float *o, const uint16_t *p) {
+    if constexpr (V == 4) {
+        const uint2 u = *reinterpret_cast<const uint2 *>(p);
+        o[0] = bf16_lo(u.x), o[1] = bf16_hi(u.x), o[2] = bf16_lo(u.y), o[3] = bf16_hi(u.y);
+    } else {
+        o[0] = __uint_as_float((uint32_t)*p << 16);
+    }
+}
+template <int V> static __device__ __forceinline__ void mx_store_bf16(uint16_t *p, const float *v) {
+    if constexpr (V == 4)
+        *reinterpret_cast<uint2 *>(p) = make_uint2(bf16_pack2(v[0], v[1]), bf16_pack2(v[2], v[3]));
+    else
+        *p = (uint16_t)bf16_pack2(v[0], 0.0f);
+}
+template <int V> static __device__ __forceinline__ void mx_store_f32(float *p, const float *v) {
+    if constexpr (V == 4)
+        *reinterpret_cast<float4 *>(p) = make_float4(v[0], v[1], v[2], v[3]);
+    else
+        *p = v[0];
+}
+
+/* One thread per (row, head, group of V pairs): the pairs of x rotated by sign x angle, into
+ * y as bf16 and, unless yf is NULL, into yf as fp32. x is fp32 (the forward's q and k) or
+ * bf16 (the backward's gradients, which y may overwrite: each thread reads its own elements
+ * before it writes them). */
+template <int V, class In>
+__global__ void mx_rope_kernel(uint16_t *y, float *__restrict__ yf, const In *x,
+                               const int *__restrict__ pos, const float *__restrict__ cos_t,
+                               const float *__restrict__ sin_t, long total, int h, int D,
+                               float sign) {
+    const int half = D / 2, gpr = half / V; /* groups per head */
+    for (long e = blockIdx.x * (long)blockDim.x + threadIdx.x; e < total;
+         e += (long)gridDim.x * blockDim.x) {
+        const long ih = e / gpr;
+        const int j = (int)(e - ih * gpr) * V;
+        const long t = (long)pos[ih / h] * half + j, o1 = ih * D + j, o2 = o1 + half;
+        float a[V], b[V], c[V], s[V];
+        mx_load<V>(a, x + o1);
+        mx_load<V>(b, x + o2);
+        mx_load<V>(c, cos_t + t);
+        mx_load<V>(s, sin_t + t);
+#pragma unroll
+        for (int i = 0; i < V; i++) rope_rot(a[i], b[i], c[i], sign * s[i]);
+        mx_store_bf16<V>(y + o1, a);
+        mx_store_bf16<V>(y + o2, b);
+        if (yf) {
+            mx_store_f32<V>(yf + o1, a);
+            mx_store_f32<V>(yf + o2, b);
+        }
+    }
+}
+
+template <class In>
+static void mx_rope(uint16_t *y, float *yf, const In *x, const int *pos, const float *cos_t,
+                    const float *sin_t, int n, int h, int D, float sign) {
+    const int half = D / 2;
+    if (n <= 0 || h <= 0 || half <= 0) return;
+    const bool vec =
+        half % 4 == 0 && mx_vec_ok(y, x) && mx_vec_ok(cos_t, sin_t) && ((uintptr_t)yf & 15) == 0;
+    const int V = vec ? 4 : 1;
+    const long total = (long)n * h * (half / V);
+    const unsigned blocks = dr_blocks(total, MX_THREADS);
+    if (vec)
+        mx_rope_kernel<4, In>
+            <<<blocks, MX_THREADS>>>(y, yf, x, pos, cos_t, sin_t, total, h, D, sign);
+    else
+        mx_rope_kernel<1, In>
+            <<<blocks, MX_THREADS>>>(y, yf, x, pos, cos_t, sin_t, total, h, D, sign);
+    LAUNCH_CHECK();
+}
+
+extern "C" void rope_bf16_cuda(uint16_t *y, const float *x, const int *pos, const float *cos_t,
+                               const float *sin_t, int n, int h, int D) {
+    mx_rope(y, (float *)NULL, x, pos, cos_t, sin_t, n, h, D, 1.0f);
+}
+
+extern "C" void rope_backward_bf16_cuda(uint16_t *dyb, float *dy, const uint16_t *g, const int *pos,
+                                        const float *cos_t, const float *sin_t, int n, int h,
+                                        int D) {
+    mx_rope(dyb, dy, g, pos, cos_t, sin_t, n, h, D, -1.0f);
+}
+
 /* C (m, n) column-major = op(A) op(B) + beta C, bf16 inputs, fp32 accumulation; C of type
  * ct (fp32, or bf16 rounded from the fp32 result). */
 static void mx_gemm_to(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
@@ -199,6 +293,26 @@ extern "C" void linear_dx_bf16_mixed_cuda(uint16_t *dxb, const float *dy, const 
     mx_gemm_to(CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, w, in, dys, out, 0.0f, dxb, CUDA_R_16BF, in);
 }
 
+extern "C" void attention_forward_bf16in_cuda(uint16_t *ob, float *lse, const uint16_t *qb,
+                                              const uint16_t *kb, const uint16_t *vb, int B, int T,
+                                              int H, int Hkv, int D, int cudnn) {
+    if (cudnn)
+        attention_forward_cudnn(ob, lse, qb, kb, vb, B, T, H, Hkv, D);
+    else
+        attention_forward_bf16_cuda(ob, lse, qb, kb, vb, B, T, H, Hkv, D);
+}
+
+extern "C" void attention_backward_bf16in_cuda(uint16_t *dqb, uint16_t *dkb, uint16_t *dvb,
+                                               const uint16_t *gb, const uint16_t *qb,
+                                               const uint16_t *kb, const uint16_t *vb,
+                                               const uint16_t *ob, const float *lse, int B, int T,
+                                               int H, int Hkv, int D, void *ws, int cudnn) {
+    if (cudnn)
+        attention_backward_cudnn(dqb, dkb, dvb, gb, qb, kb, vb, ob, lse, B, T, H, Hkv, D);
+    else
+        attention_backward_bf16_cuda(dqb, dkb, dvb, gb, qb, kb, vb, ob, lse, B, T, H, Hkv, D, ws);
+}
+
 extern "C" void attention_forward_mixed_cuda(uint16_t *ob, float *lse, const float *q,
                                              const float *k, const float *v, int B, int T, int H,
                                              int Hkv, int D, uint16_t *s, int cudnn) {
@@ -207,10 +321,7 @@ extern "C" void attention_forward_mixed_cuda(uint16_t *ob, float *lse, const flo
     cast_bf16_cuda(qb, q, nq);
     cast_bf16_cuda(kb, k, nk);
     cast_bf16_cuda(vb, v, nk);
-    if (cudnn)
-        attention_forward_cudnn(ob, lse, qb, kb, vb, B, T, H, Hkv, D);
-    else
-        attention_forward_bf16_cuda(ob, lse, qb, kb, vb, B, T, H, Hkv, D);
+    attention_forward_bf16in_cuda(ob, lse, qb, kb, vb, B, T, H, Hkv, D, cudnn);
 }
 
 extern "C" void attention_backward_mixed_cuda(float *dq, float *dk, float *dv, const uint16_t *gb,
@@ -224,10 +335,8 @@ extern "C" void attention_backward_mixed_cuda(float *dq, float *dk, float *dv, c
     cast_bf16_cuda(qb, q, nq);
     cast_bf16_cuda(kb, k, nk);
     cast_bf16_cuda(vb, v, nk);
-    if (cudnn)
-        attention_backward_cudnn(dqb, dkb, dvb, gb, qb, kb, vb, ob, lse, B, T, H, Hkv, D);
-    else
-        attention_backward_bf16_cuda(dqb, dkb, dvb, gb, qb, kb, vb, ob, lse, B, T, H, Hkv, D, ws);
+    attention_backward_bf16in_cuda(dqb, dkb, dvb, gb, qb, kb, vb, ob, lse, B, T, H, Hkv, D, ws,
+                                   cudnn);
     add_from_bf16_cuda(dq, dqb, nq);
     add_from_bf16_cuda(dk, dkb, nk);
     add_from_bf16_cuda(dv, dvb, nk);

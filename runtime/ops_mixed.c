@@ -33,6 +33,11 @@ static void no_cuda(void) {
 #define logprob_backward_mixed_cuda(...)     no_cuda()
 #define attention_decode_bf16cache_cuda(...) no_cuda()
 #define kv_cache_store_bf16_cuda(...)        no_cuda()
+#define widen_bf16_cuda(...)                 no_cuda()
+#define rope_bf16_cuda(...)                  no_cuda()
+#define rope_backward_bf16_cuda(...)         no_cuda()
+#define attention_forward_bf16in_cuda(...)   no_cuda()
+#define attention_backward_bf16in_cuda(...)  no_cuda()
 #endif
 
 int op_mixed_attention_supported(int D) {
@@ -72,6 +77,34 @@ void op_attention_decode_bf16cache(Backend be, float *out, const float *q, const
                                    const uint16_t *vcache, const int *pos, int B, int Tc, int H,
                                    int Hkv, int D) {
     MIXED_CALL(be, attention_decode_bf16cache_cuda(out, q, kcache, vcache, pos, B, Tc, H, Hkv, D));
+}
+
+void op_widen_bf16(Backend be, float *y, const uint16_t *x, long n) {
+    MIXED_CALL(be, widen_bf16_cuda(y, x, n));
+}
+
+void op_rope_bf16(Backend be, uint16_t *y, const float *x, const int *pos, const float *cos_t,
+                  const float *sin_t, int n, int h, int D) {
+    MIXED_CALL(be, rope_bf16_cuda(y, x, pos, cos_t, sin_t, n, h, D));
+}
+
+void op_rope_backward_bf16(Backend be, uint16_t *dyb, float *dy, const uint16_t *g, const int *pos,
+                           const float *cos_t, const float *sin_t, int n, int h, int D) {
+    MIXED_CALL(be, rope_backward_bf16_cuda(dyb, dy, g, pos, cos_t, sin_t, n, h, D));
+}
+
+void op_attention_forward_bf16in(Backend be, uint16_t *ob, float *lse, const uint16_t *qb,
+                                 const uint16_t *kb, const uint16_t *vb, int B, int T, int H,
+                                 int Hkv, int D, int cudnn) {
+    MIXED_CALL(be, attention_forward_bf16in_cuda(ob, lse, qb, kb, vb, B, T, H, Hkv, D, cudnn));
+}
+
+void op_attention_backward_bf16in(Backend be, uint16_t *dqb, uint16_t *dkb, uint16_t *dvb,
+                                  const uint16_t *gb, const uint16_t *qb, const uint16_t *kb,
+                                  const uint16_t *vb, const uint16_t *ob, const float *lse, int B,
+                                  int T, int H, int Hkv, int D, void *ws, int cudnn) {
+    MIXED_CALL(be, attention_backward_bf16in_cuda(dqb, dkb, dvb, gb, qb, kb, vb, ob, lse, B, T, H,
+                                                  Hkv, D, ws, cudnn));
 }
 
 void op_kv_cache_store_bf16(Backend be, uint16_t *cache, const float *x, const int *pos, int B,

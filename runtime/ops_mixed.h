@@ -16,6 +16,21 @@ size_t op_mixed_attention_workspace(int B, int T, int H, int Hkv, int D); /* byt
 void op_cast_bf16(Backend be, uint16_t *y, const float *x, long n);
 void op_cast_f16(Backend be, uint16_t *y, const float *x, long n);
 /* generation's KV cache in bf16: op_attention_decode / op_kv_cache_store over it */
+/* y = x widened from bf16 (overwritten) */
+void op_widen_bf16(Backend be, float *y, const uint16_t *x, long n);
+/* rotary into bf16 and its backward out of bf16 (kernels_cuda.h: rope_bf16_cuda) */
+void op_rope_bf16(Backend be, uint16_t *y, const float *x, const int *pos, const float *cos_t,
+                  const float *sin_t, int n, int h, int D);
+void op_rope_backward_bf16(Backend be, uint16_t *dyb, float *dy, const uint16_t *g, const int *pos,
+                           const float *cos_t, const float *sin_t, int n, int h, int D);
+/* attention on bf16 q, k, v; the backward writes bf16 dqb, dkb, dvb */
+void op_attention_forward_bf16in(Backend be, uint16_t *ob, float *lse, const uint16_t *qb,
+                                 const uint16_t *kb, const uint16_t *vb, int B, int T, int H,
+                                 int Hkv, int D, int cudnn);
+void op_attention_backward_bf16in(Backend be, uint16_t *dqb, uint16_t *dkb, uint16_t *dvb,
+                                  const uint16_t *gb, const uint16_t *qb, const uint16_t *kb,
+                                  const uint16_t *vb, const uint16_t *ob, const float *lse, int B,
+                                  int T, int H, int Hkv, int D, void *ws, int cudnn);
 void op_attention_decode_bf16cache(Backend be, float *out, const float *q, const uint16_t *kcache,
                                    const uint16_t *vcache, const int *pos, int B, int Tc, int H,
                                    int Hkv, int D);

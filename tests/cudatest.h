@@ -86,7 +86,7 @@ static inline double max_err(const float *got, const float *want, long n) {
 
 /* n uniform floats in [-a, a) from testutil's stream. */
 static inline float *rand_host(long n, double a) {
-    float *x = (float *)malloc(sizeof(float) * (n ? n : 1));
+    float *x = (float *)calloc(n ? (size_t)n : 1, sizeof(float)); /* zeroed: no tail left unset */
     for (long i = 0; i < n; i++) x[i] = rng_sym(a);
     return x;
 }

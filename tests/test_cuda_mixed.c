@@ -12,7 +12,9 @@
  * NULL), against double references. And the RMSNorm forward with a bf16 output bit for bit
  * against the fp32 kernel's output rounded to bf16 (and the same 1/rms), on every code path
  * (register rows of 1, 2 and 4 float4 per thread, warp rows with and without float4, outputs
- * offset off the vector alignment). Outputs start poisoned. Exits 77 (skip) without a GPU. */
+ * offset off the vector alignment). Rotary into bf16 and its backward out of bf16 bit for bit
+ * against the fp32 rotary with a cast or a widening around it. Outputs start poisoned. Exits 77
+ * (skip) without a GPU. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 
 #ifdef DENSERL_CUDA
 #include "kernels/kernels_cuda.h"
+#include "kernels/rope.h"
 #include "kernels/swiglu.h"
 #include "bf16test.h"
 
@@ -299,6 +302,63 @@ static void test_rmsnorm_bf16(int n, int d, int off) {
     free(x), free(w), free(want), free(rw), free(rg), free(got), free(tail), free(fresh);
 }
 
+/* Rotary into bf16 against the fp32 rotary and a cast on the GPU, bit for bit, and against
+ * the CPU rotary (one bf16 rounding); the backward from a bf16 gradient against widening, the
+ * fp32 backward rotary and a cast (both outputs bit for bit), written in place over the
+ * gradient too, and with no fp32 output. off shifts the device arrays off the 16-byte
+ * alignment (the one-pair-at-a-time path, as odd D / 2 takes). */
+static void test_rope_bf16(int n, int h, int D, int off) {
+    const long ne = (long)n * h * D, P = n + 3;
+    float *x = rand_host(ne, 2.0), *cs = rand_host(P * D / 2, 1.0), *sn = rand_host(P * D / 2, 1.0);
+    int *pos = malloc(sizeof(int) * (size_t)n);
+    for (int i = 0; i < n; i++) pos[i] = (int)(rng_u01() * (double)P) % (int)P;
+    int *dpos = dev_poisoned((size_t)n, sizeof(int));
+    be_to_device(BACKEND_CUDA, dpos, pos, sizeof(int) * (size_t)n);
+    float *dcs = DEV_F(cs, P * D / 2), *dsn = DEV_F(sn, P * D / 2);
+    float *dx = DEV_POISON_F(ne + off);
+    uint16_t *dy = dev_poisoned((size_t)(ne + off), sizeof(uint16_t));
+    uint16_t *dw = dev_poisoned((size_t)(ne + off), sizeof(uint16_t));
+    be_to_device(BACKEND_CUDA, dx + off, x, sizeof(float) * (size_t)ne);
+    /* forward: fp32 rotary in place then a cast, against the fused kernel */
+    rope_bf16_cuda(dy + off, dx + off, dpos, dcs, dsn, n, h, D);
+    rope_forward_cuda(dx + off, dpos, dcs, dsn, n, h, D);
+    cast_bf16_cuda(dw + off, dx + off, ne);
+    uint16_t *got = host_copy_of(dy + off, (size_t)ne, sizeof(uint16_t));
+    uint16_t *want = host_copy_of(dw + off, (size_t)ne, sizeof(uint16_t));
+    float *gw = malloc(sizeof(float) * (size_t)ne);
+    for (long i = 0; i < ne; i++) gw[i] = bf2f(got[i]);
+    rope_forward_cpu(x, pos, cs, sn, n, h, D);
+    const double e = rel_err(gw, x, ne);
+    check(memcmp(got, want, sizeof(uint16_t) * (size_t)ne) == 0 && e < 4e-3,
+          "rope_bf16 n=%d h=%d D=%d off=%d: bits of rotary + cast, rel_err %.1e vs CPU", n, h, D,
+          off, e);
+    /* backward: the gradient g is the forward's bf16 output (dy) */
+    widen_bf16_cuda(dx + off, dy + off, ne);
+    rope_backward_cuda(dx + off, dpos, dcs, dsn, n, h, D);
+    cast_bf16_cuda(dw + off, dx + off, ne);
+    float *wf = HOST_F(dx + off, ne);
+    uint16_t *wb = host_copy_of(dw + off, (size_t)ne, sizeof(uint16_t));
+    for (int mode = 0; mode < 3; mode++) { /* 0: apart, 1: no fp32 output, 2: in place */
+        uint16_t *out = mode == 2 ? dy : dev_poisoned((size_t)(ne + off), sizeof(uint16_t));
+        float *tf = mode == 1 ? NULL : DEV_POISON_F(ne + off);
+        rope_backward_bf16_cuda(out + off, tf ? tf + off : NULL, dy + off, dpos, dcs, dsn, n, h, D);
+        uint16_t *gb = host_copy_of(out + off, (size_t)ne, sizeof(uint16_t));
+        float *gf = tf ? HOST_F(tf + off, ne) : NULL;
+        const int fp32_ok = !gf || memcmp(gf, wf, sizeof(float) * (size_t)ne) == 0;
+        check(memcmp(gb, wb, sizeof(uint16_t) * (size_t)ne) == 0 && fp32_ok,
+              "rope_backward_bf16 n=%d h=%d D=%d off=%d %s: bits of widen + rotary (+ cast)", n, h,
+              D, off,
+              mode == 0   ? "apart"
+              : mode == 1 ? "bf16 only"
+                          : "in place");
+        free(gb), free(gf);
+        if (tf) dev_free(tf);
+        if (out != dy) dev_free(out);
+    }
+    dev_free(dpos), dev_free(dcs), dev_free(dsn), dev_free(dx), dev_free(dy), dev_free(dw);
+    free(x), free(cs), free(sn), free(pos), free(got), free(want), free(gw), free(wf), free(wb);
+}
+
 static void run_all(void) {
     const long sizes[] = {1, 7, 8, 9, 15, 16, 17, 1000, 4097, 1000003};
     for (int s = 0; s < 10; s++)
@@ -326,6 +386,11 @@ static void run_all(void) {
     for (int k = 0; k < 5; k++) test_linear_bf16_out(shapes[k][0], shapes[k][1], shapes[k][2]);
     /* d: warp rows (64, 30 not a multiple of 4, 10000 past the register limit), register rows K = 1
      * (896, 2000), K = 2 (3584), K = 4 (8192); off 1, 2: unaligned stores, 4: aligned again */
+    /* rotary: D / 2 a multiple of 4 (the vector path) or not (6, 20), off the alignment */
+    const int rope[][3] = {{1, 1, 16},  {7, 3, 64}, {33, 14, 64},
+                           {5, 2, 128}, {9, 4, 6},  {4, 5, 20}};
+    for (int k = 0; k < 6; k++)
+        for (int off = 0; off < 2; off++) test_rope_bf16(rope[k][0], rope[k][1], rope[k][2], off);
     const int dims[] = {64, 30, 10000, 896, 2000, 3584, 8192};
     for (int k = 0; k < 7; k++)
         for (int off = 0; off <= 4; off += off == 2 ? 2 : 1) {

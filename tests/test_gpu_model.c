@@ -232,6 +232,71 @@ static void generation_bf16(Model *cpu, Model *gpu) {
     EXPECT(e < 1e-2, "bf16 generation over a bf16 KV cache: log-probs vs fp32 CPU rel_err %.2e", e);
 }
 
+/* q, k, v kept in bf16 after rotary (the default) against the earlier path that keeps them
+ * in fp32 and casts them per attention call (DENSERL_QKV_BF16=0): the same roundings, so the
+ * same bits in log-probs, entropies, every gradient and generated tokens and log-probs. */
+static void qkv_bf16_paths(const char *attention) {
+    ModelConfig c = small_config();
+    c.d_model = 256;
+    c.head_dim = 64;
+    c.d_ff = 384;
+    c.vocab = 304;
+    Model ms[2];
+    for (int k = 0; k < 2; k++) {
+        if (k == 1) setenv("DENSERL_QKV_BF16", "0", 1);
+        model_init(&ms[k], &c, BACKEND_CUDA, NB, NT);
+        model_init_random(&ms[k], 13, 0.05f);
+        REQUIRE(model_use_bf16(&ms[k], attention) == 0, "bf16 on the GPU model");
+        unsetenv("DENSERL_QKV_BF16");
+        model_alloc_grads(&ms[k]);
+    }
+    EXPECT(ms[0].mx.qkv_bf16 == 1 && ms[1].mx.qkv_bf16 == 0,
+           "bf16 q, k, v by default (%s attention), fp32 under DENSERL_QKV_BF16=0", attention);
+    int tok[NB * NT], tg[NB * NT];
+    float dl[NB * NT], lp[2][NB * NT], ent[2][NB * NT];
+    for (int i = 0; i < NB * NT; i++) {
+        tok[i] = (int)(rng_u01() * c.vocab);
+        tg[i] = rng_u01() < 0.2 ? -1 : (int)(rng_u01() * c.vocab);
+        dl[i] = rng_sym(1.0);
+    }
+    float *gr[2];
+    for (int k = 0; k < 2; k++) {
+        model_forward(&ms[k], tok, tg, NB, NT, lp[k], ent[k]);
+        model_zero_grads(&ms[k]);
+        model_backward(&ms[k], tok, tg, NB, NT, dl, ent[k]);
+        gr[k] = host_params(&ms[k], ms[k].grads);
+    }
+    EXPECT(!memcmp(lp[0], lp[1], sizeof lp[0]) && !memcmp(ent[0], ent[1], sizeof ent[0]),
+           "bf16 q, k, v (%s): log-probs and entropies bit for bit as the fp32 path's", attention);
+    long diff = 0;
+    for (size_t i = 0; i < ms[0].n_params; i++) diff += memcmp(&gr[0][i], &gr[1][i], 4) != 0;
+    EXPECT(diff == 0, "bf16 q, k, v (%s): gradients bit for bit (%ld of %zu differ)", attention,
+           diff, ms[0].n_params);
+    /* generation: the prefill's keys and values go into the cache from the bf16 buffers */
+    enum { R = NB };
+    int prompts[R * NT] = {0}, plen[R] = {5, 11, 2}, out[2][R * NT], rl[2][R], eos[2][R];
+    float glp[2][R * NT];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < plen[r]; t++)
+            prompts[r * NT + t] = 3 + (int)(rng_u01() * (c.vocab - 3));
+    SampleParams sp = sample_params_default();
+    sp.max_new_tokens = 16;
+    for (int k = 0; k < 2; k++) {
+        unsigned long long ids[R] = {4, 5, 6};
+        Generator g;
+        generator_init(&g, &ms[k], R, NT);
+        generate(&g, prompts, plen, R, &sp, -1, 0, 21, ids, out[k], rl[k], eos[k], glp[k]);
+        generator_free(&g);
+    }
+    EXPECT(!memcmp(out[0], out[1], sizeof out[0]) && !memcmp(rl[0], rl[1], sizeof rl[0]) &&
+               !memcmp(glp[0], glp[1], sizeof glp[0]),
+           "bf16 q, k, v (%s): generated tokens and log-probs bit for bit", attention);
+    for (int k = 0; k < 2; k++) {
+        free(gr[k]);
+        model_free(&ms[k]);
+    }
+}
+
 /* Mixed precision (bf16 copies into products, attention, lm_head) against the fp32 CPU model:
  * log-probs within 1e-2 relative (bf16 keeps 8 bits of mantissa: ~4e-3 per rounding),
  * gradients within 3e-2; then a few AdamW steps on both must track each other. Head dim 64
@@ -331,10 +396,13 @@ int main(void) {
     setenv("DENSERL_LOGITS", "f32", 1);
     mixed_precision("flash", 300, 0);
     unsetenv("DENSERL_LOGITS");
-    if (op_mixed_attention_cudnn_available())
+    qkv_bf16_paths("flash");
+    if (op_mixed_attention_cudnn_available()) {
         mixed_precision("cudnn", 300, 0);
-    else
+        qkv_bf16_paths("cudnn");
+    } else {
         printf("SKIP the bf16 model with cuDNN attention: cuDNN's fused attention is not "
                "available (line above)\n");
+    }
     return test_summary();
 }
