@@ -62,6 +62,8 @@ void generator_init(Generator *g, Model *m, int B_cap, int T_cap) {
     g->tok = be_alloc(be, sizeof(int) * B);
     g->pos = be_alloc(be, sizeof(int) * B);
     g->next = be_alloc(be, sizeof(int) * B);
+    g->moves = be_alloc(be, sizeof(int) * 3 * B);
+    g->h_moves = xcalloc(3 * B, sizeof(int));
     g->h_tok = xcalloc(B, sizeof(int));
     g->h_pos = xcalloc(B, sizeof(int));
     g->h_next = xcalloc(B, sizeof(int));
@@ -95,13 +97,14 @@ void generator_free(Generator *g) {
     if (!g->m) return;
     gen_drop_graphs(g);
     Backend be = g->m->be;
-    void *dev[] = {g->kcache, g->vcache, g->x,   g->xn,   g->tmp, g->rstd, g->q,
-                   g->att,    g->k,      g->v,   g->gate, g->up,  g->h,    g->logits,
-                   g->u,      g->logp,   g->tok, g->pos,  g->next};
+    void *dev[] = {g->kcache, g->vcache, g->x,   g->xn,   g->tmp,  g->rstd, g->q,
+                   g->att,    g->k,      g->v,   g->gate, g->up,   g->h,    g->logits,
+                   g->u,      g->logp,   g->tok, g->pos,  g->next, g->moves};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) be_free(be, dev[i]);
     if (g->stage) be_free(be, g->stage);
-    void *host[] = {g->h_tok,  g->h_pos,     g->h_next,     g->slot_row, g->done,  g->h_u,
-                    g->h_logp, g->pf_tokens, g->pf_targets, g->pf_logp,  g->graph, g->ran};
+    void *host[] = {g->h_tok, g->h_pos,  g->h_next,    g->slot_row,   g->done,
+                    g->h_u,   g->h_logp, g->pf_tokens, g->pf_targets, g->pf_logp,
+                    g->graph, g->ran,    g->h_moves};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
     memset(g, 0, sizeof *g);
 }
@@ -161,8 +164,8 @@ static void gen_prefill(Generator *g, const int *prompts, const int *prompt_len,
     }
 }
 
-/* Rotary on q and k at each row's position, k and v into layer l's caches, and attention
- * over each row's cached positions into att. */
+/* Rotary on q and k at each row's position and k and v into layer l's caches (one kernel),
+ * then attention over each row's cached positions into att. */
 static void gen_attend(Generator *g, int l, int n) {
     Model *m = g->m;
     const ModelConfig *c = &m->cfg;
@@ -170,15 +173,13 @@ static void gen_attend(Generator *g, int l, int n) {
     const int Dh = c->head_dim, H = c->n_heads, Hkv = c->n_kv_heads, kd = Hkv * Dh;
     const size_t lstride = (size_t)g->B_cap * g->T_cap * kd;
     void *kc = gen_at(g, g->kcache, l * lstride), *vc = gen_at(g, g->vcache, l * lstride);
-    op_rope_forward(be, g->q, g->pos, m->rope_cos, m->rope_sin, n, H, Dh);
-    op_rope_forward(be, g->k, g->pos, m->rope_cos, m->rope_sin, n, Hkv, Dh);
+    const float *cs = m->rope_cos, *sn = m->rope_sin;
     if (g->kv_bytes == 2) {
-        op_kv_cache_store_bf16(be, kc, g->k, g->pos, n, g->T_cap, kd);
-        op_kv_cache_store_bf16(be, vc, g->v, g->pos, n, g->T_cap, kd);
+        op_decode_prep_bf16cache(be, g->q, g->k, g->v, kc, vc, g->pos, cs, sn, n, g->T_cap, H, Hkv,
+                                 Dh);
         op_attention_decode_bf16cache(be, g->att, g->q, kc, vc, g->pos, n, g->T_cap, H, Hkv, Dh);
     } else {
-        op_kv_cache_store(be, kc, g->k, g->pos, n, g->T_cap, kd);
-        op_kv_cache_store(be, vc, g->v, g->pos, n, g->T_cap, kd);
+        op_decode_prep(be, g->q, g->k, g->v, kc, vc, g->pos, cs, sn, n, g->T_cap, H, Hkv, Dh);
         op_attention_decode(be, g->att, g->q, kc, vc, g->pos, n, g->T_cap, H, Hkv, Dh);
     }
 }
@@ -287,20 +288,26 @@ static void gen_step(Generator *g, int n) {
     g->ran[np] = 1;
 }
 
-/* Moves slot j's state and its cached positions 0 .. h_pos[j] - 1 into slot i. */
-static void gen_move_slot(Generator *g, int i, int j) {
-    const ModelConfig *c = &g->m->cfg;
-    size_t kd = (size_t)c->n_kv_heads * c->head_dim, row = (size_t)g->T_cap * kd;
-    size_t lstride = (size_t)g->B_cap * row, bytes = g->kv_bytes * (size_t)g->h_pos[j] * kd;
-    for (int l = 0; l < c->n_layers; l++) {
-        size_t di = l * lstride + i * row, dj = l * lstride + j * row;
-        be_copy(g->m->be, gen_at(g, g->kcache, di), gen_at(g, g->kcache, dj), bytes);
-        be_copy(g->m->be, gen_at(g, g->vcache, di), gen_at(g, g->vcache, dj), bytes);
-    }
+/* Moves slot j's state into slot i, and records the move of its cached positions
+ * 0 .. h_pos[j] - 1 as move k of gen_moves. */
+static void gen_move_slot(Generator *g, int i, int j, int k) {
+    g->h_moves[3 * k] = i;
+    g->h_moves[3 * k + 1] = j;
+    g->h_moves[3 * k + 2] = g->h_pos[j];
     g->h_tok[i] = g->h_tok[j];
     g->h_pos[i] = g->h_pos[j];
     g->slot_row[i] = g->slot_row[j];
     g->done[i] = g->done[j];
+}
+
+/* The caches' side of a step's k slot moves, in one launch (no slot is both a source and a
+ * destination: sources come from the live tail, destinations below it). */
+static void gen_moves(Generator *g, int k) {
+    if (k == 0) return;
+    const ModelConfig *c = &g->m->cfg;
+    be_to_device(g->m->be, g->moves, g->h_moves, sizeof(int) * 3 * k);
+    op_kv_move_slots(g->m->be, g->kcache, g->vcache, g->moves, k, c->n_layers, g->B_cap, g->T_cap,
+                     c->n_kv_heads * c->head_dim, g->kv_bytes);
 }
 
 /* generate() for B <= B_cap rows. */
@@ -360,16 +367,18 @@ static void gen_wave(Generator *g, const int *prompts, const int *prompt_len, in
         }
         /* Swap each finished slot for the last live one; order is free since a row's
          * result depends on its row id, not its slot. */
+        int moved = 0;
         for (int i = 0; i < n;) {
             if (!g->done[i]) {
                 i++;
                 continue;
             }
             while (n - 1 > i && g->done[n - 1]) n--;
-            if (n - 1 > i) gen_move_slot(g, i, n - 1);
+            if (n - 1 > i) gen_move_slot(g, i, n - 1, moved++);
             n--;
             i++;
         }
+        gen_moves(g, moved);
     }
     gen_drop_graphs(g);
 }

@@ -39,8 +39,10 @@ typedef struct {
     float *logits;         /* (B_cap, V) */
     float *u, *logp;       /* (B_cap) uniforms, log-probs of the sampled tokens */
     int *tok, *pos, *next; /* (B_cap) fed tokens, their positions, sampled tokens */
+    int *moves;            /* (B_cap, 3) a step's slot moves (dst, src, positions) */
     /* host memory */
     int *h_tok, *h_pos, *h_next, *slot_row, *done; /* (B_cap) */
+    int *h_moves;                                  /* (B_cap, 3) */
     float *h_u, *h_logp;                           /* (B_cap) */
     int *pf_tokens, *pf_targets;                   /* (act.B*act.T) one prefill chunk */
     float *pf_logp;                                /* (act.B*act.T) */

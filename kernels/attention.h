@@ -19,3 +19,14 @@ void attention_decode_cpu(float *out, const float *q, const float *kcache, const
                           const int *pos, int B, int Tc, int H, int Hkv, int D);
 /* Writes x (B, width) into cache (B, Tc, width) at row b, position pos[b] (B). */
 void kv_cache_store_cpu(float *cache, const float *x, const int *pos, int B, int Tc, int width);
+/* Moves cache rows: for each of n moves (dst, src, len) in moves (n x 3), positions
+ * 0 .. len - 1 of slot src into slot dst, in every layer of both caches (L, B_cap, Tc,
+ * width) of es-byte elements (4: fp32, 2: bf16). No slot is both a source and a destination. */
+void kv_move_slots_cpu(void *kcache, void *vcache, const int *moves, int n, int L, int B_cap,
+                       int Tc, int width, int es);
+/* A decode step's attention inputs at once: rotary (rope.h, by each row's pos) on q (B, H, D)
+ * and k (B, Hkv, D) in place, then k and v (B, Hkv, D) stored into kcache, vcache at pos, as
+ * rope_forward_cpu twice and kv_cache_store_cpu twice do; cos_t, sin_t (max_pos, D / 2). */
+void decode_prep_cpu(float *q, float *k, const float *v, float *kcache, float *vcache,
+                     const int *pos, const float *cos_t, const float *sin_t, int B, int Tc, int H,
+                     int Hkv, int D);

@@ -8,6 +8,7 @@
  * with zero padding, as GEMM libraries do: read in place, rows T or H*D floats apart fall
  * into a handful of L1 sets and every load misses. */
 #include "attention.h"
+#include "rope.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -444,4 +445,26 @@ void kv_cache_store_cpu(float *cache, const float *x, const int *pos, int B, int
     for (int b = 0; b < B; b++)
         memcpy(cache + ((size_t)b * Tc + pos[b]) * width, x + (size_t)b * width,
                (size_t)width * sizeof(float));
+}
+
+void kv_move_slots_cpu(void *kcache, void *vcache, const int *moves, int n, int L, int B_cap,
+                       int Tc, int width, int es) {
+    const size_t row = (size_t)Tc * width * es, layer = (size_t)B_cap * row;
+    char *caches[2] = {kcache, vcache};
+    for (int m = 0; m < n; m++) {
+        const int dst = moves[3 * m], src = moves[3 * m + 1], len = moves[3 * m + 2];
+        for (int c = 0; c < 2; c++)
+            for (int l = 0; l < L; l++)
+                memcpy(caches[c] + l * layer + dst * row, caches[c] + l * layer + src * row,
+                       (size_t)len * width * es);
+    }
+}
+
+void decode_prep_cpu(float *q, float *k, const float *v, float *kcache, float *vcache,
+                     const int *pos, const float *cos_t, const float *sin_t, int B, int Tc, int H,
+                     int Hkv, int D) {
+    rope_forward_cpu(q, pos, cos_t, sin_t, B, H, D);
+    rope_forward_cpu(k, pos, cos_t, sin_t, B, Hkv, D);
+    kv_cache_store_cpu(kcache, k, pos, B, Tc, Hkv * D);
+    kv_cache_store_cpu(vcache, v, pos, B, Tc, Hkv * D);
 }

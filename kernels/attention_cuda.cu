@@ -10,6 +10,7 @@
  * bits in every lane. G = 8 serves D <= 128, G = 16 serves D <= 256. */
 #include "../kernels/bf16_cuda.cuh"
 #include "../kernels/kernels_cuda.h"
+#include "../kernels/rope_cuda.cuh"
 #include "../runtime/cuda_util.cuh"
 
 #include <math.h>
@@ -759,4 +760,97 @@ extern "C" void kv_cache_store_bf16_cuda(uint16_t *cache, const float *x, const 
     if (n <= 0) return;
     kv_cache_store_kernel<uint16_t><<<dr_blocks(n, 256), 256>>>(cache, x, pos, B, Tc, width);
     LAUNCH_CHECK();
+}
+
+/* One block per (move, layer, cache): len x width elements of slot src into slot dst, in
+ * 16-byte words when every row allows (V = 16) or one byte at a time. */
+template <int V>
+__global__ void kv_move_slots_kernel(char *kcache, char *vcache, const int *__restrict__ moves,
+                                     size_t row, size_t layer, int width, int es) {
+    const int m = blockIdx.x, l = blockIdx.y;
+    char *base = (blockIdx.z ? vcache : kcache) + (size_t)l * layer;
+    const int dst = moves[3 * m], src = moves[3 * m + 1];
+    const size_t words = (size_t)moves[3 * m + 2] * width * es / V;
+    char *d = base + dst * row;
+    const char *s = base + src * row;
+    for (size_t i = threadIdx.x; i < words; i += blockDim.x) {
+        if constexpr (V == 16)
+            reinterpret_cast<uint4 *>(d)[i] = reinterpret_cast<const uint4 *>(s)[i];
+        else
+            d[i] = s[i];
+    }
+}
+
+extern "C" void kv_move_slots_cuda(void *kcache, void *vcache, const int *moves, int n, int L,
+                                   int B_cap, int Tc, int width, int es) {
+    if (n <= 0 || L <= 0) return;
+    const size_t row = (size_t)Tc * width * es, layer = (size_t)B_cap * row;
+    const bool vec = row % 16 == 0 && (size_t)width * es % 16 == 0 &&
+                     (((uintptr_t)kcache | (uintptr_t)vcache) & 15) == 0;
+    const dim3 grid((unsigned)n, (unsigned)L, 2);
+    if (vec)
+        kv_move_slots_kernel<16>
+            <<<grid, 256>>>((char *)kcache, (char *)vcache, moves, row, layer, width, es);
+    else
+        kv_move_slots_kernel<1>
+            <<<grid, 256>>>((char *)kcache, (char *)vcache, moves, row, layer, width, es);
+    LAUNCH_CHECK();
+}
+
+/* One thread per (row, head of q then of k, rotary pair): the pair rotated by the row's
+ * position in q, or in k and then stored with v's pair into the caches. */
+template <typename CT>
+__global__ void decode_prep_kernel(float *__restrict__ q, float *__restrict__ k,
+                                   const float *__restrict__ v, CT *__restrict__ kc,
+                                   CT *__restrict__ vc, const int *__restrict__ pos,
+                                   const float *__restrict__ cos_t, const float *__restrict__ sin_t,
+                                   int B, int Tc, int H, int Hkv, int D) {
+    const int half = D / 2, heads = H + Hkv;
+    const long n = (long)B * heads * half;
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (long)gridDim.x * blockDim.x) {
+        const int j = (int)(i % half), hh = (int)(i / half % heads), b = (int)(i / half / heads);
+        const int p = pos[b];
+        const float c = cos_t[(size_t)p * half + j], sn = sin_t[(size_t)p * half + j];
+        if (hh < H) {
+            float *x = q + ((size_t)b * H + hh) * D + j;
+            float a = x[0], e = x[half];
+            rope_rot(a, e, c, sn);
+            x[0] = a, x[half] = e;
+            continue;
+        }
+        const size_t o = ((size_t)b * Hkv + (hh - H)) * D + j;
+        const size_t co = ((size_t)b * Tc + p) * Hkv * D + (size_t)(hh - H) * D + j;
+        float a = k[o], e = k[o + half];
+        rope_rot(a, e, c, sn);
+        k[o] = a, k[o + half] = e;
+        kv_put(kc + co, a);
+        kv_put(kc + co + half, e);
+        kv_put(vc + co, v[o]);
+        kv_put(vc + co + half, v[o + half]);
+    }
+}
+
+template <typename CT>
+static void decode_prep(float *q, float *k, const float *v, CT *kc, CT *vc, const int *pos,
+                        const float *cos_t, const float *sin_t, int B, int Tc, int H, int Hkv,
+                        int D) {
+    const long n = (long)B * (H + Hkv) * (D / 2);
+    if (n <= 0) return;
+    decode_prep_kernel<CT>
+        <<<dr_blocks(n, 256), 256>>>(q, k, v, kc, vc, pos, cos_t, sin_t, B, Tc, H, Hkv, D);
+    LAUNCH_CHECK();
+}
+
+extern "C" void decode_prep_cuda(float *q, float *k, const float *v, float *kcache, float *vcache,
+                                 const int *pos, const float *cos_t, const float *sin_t, int B,
+                                 int Tc, int H, int Hkv, int D) {
+    decode_prep(q, k, v, kcache, vcache, pos, cos_t, sin_t, B, Tc, H, Hkv, D);
+}
+
+extern "C" void decode_prep_bf16cache_cuda(float *q, float *k, const float *v, uint16_t *kcache,
+                                           uint16_t *vcache, const int *pos, const float *cos_t,
+                                           const float *sin_t, int B, int Tc, int H, int Hkv,
+                                           int D) {
+    decode_prep(q, k, v, kcache, vcache, pos, cos_t, sin_t, B, Tc, H, Hkv, D);
 }

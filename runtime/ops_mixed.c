@@ -33,6 +33,7 @@ static void no_cuda(void) {
 #define logprob_backward_mixed_cuda(...)     no_cuda()
 #define attention_decode_bf16cache_cuda(...) no_cuda()
 #define kv_cache_store_bf16_cuda(...)        no_cuda()
+#define decode_prep_bf16cache_cuda(...)      no_cuda()
 #define widen_bf16_cuda(...)                 no_cuda()
 #define rope_bf16_cuda(...)                  no_cuda()
 #define rope_backward_bf16_cuda(...)         no_cuda()
@@ -110,6 +111,13 @@ void op_attention_backward_bf16in(Backend be, uint16_t *dqb, uint16_t *dkb, uint
 void op_kv_cache_store_bf16(Backend be, uint16_t *cache, const float *x, const int *pos, int B,
                             int Tc, int width) {
     MIXED_CALL(be, kv_cache_store_bf16_cuda(cache, x, pos, B, Tc, width));
+}
+
+void op_decode_prep_bf16cache(Backend be, float *q, float *k, const float *v, uint16_t *kcache,
+                              uint16_t *vcache, const int *pos, const float *cos_t,
+                              const float *sin_t, int B, int Tc, int H, int Hkv, int D) {
+    MIXED_CALL(be, decode_prep_bf16cache_cuda(q, k, v, kcache, vcache, pos, cos_t, sin_t, B, Tc, H,
+                                              Hkv, D));
 }
 
 void op_rmsnorm_forward_bf16(Backend be, uint16_t *y, float *rstd, const float *x, const float *w,

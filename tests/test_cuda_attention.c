@@ -2,8 +2,9 @@
  * lse, outputs poisoned), backward (dq, dk, dv accumulated onto random initial values, and
  * bit-identical on a second run), decode against a KV cache with per-row positions (one or
  * many key splits, bit-identical on a second run; fp32 and bf16 caches, the latter against
- * the CPU on the same bf16 values), and the cache stores. Shapes cover odd T, T = 1, GQA and
- * every lane-group layout of D. */
+ * the CPU on the same bf16 values), the cache stores and slot moves, and decode_prep (rotary and
+ * stores in one kernel) against the separate kernels bit for bit. Shapes cover odd T, T = 1, GQA
+ * and every lane-group layout of D. */
 #include "testutil.h"
 #include "cudatest.h"
 #include "bf16test.h"
@@ -197,6 +198,99 @@ static void test_store(int B, int Tc, int width) {
     dev_free(d_pos);
 }
 
+/* kv_move_slots against the CPU's, byte for byte over both caches (moves from the live tail
+ * into finished slots below it, as generation makes them, some of length 0). */
+static void test_move_slots(int L, int B, int Tc, int width, int es) {
+    const size_t nb = (size_t)L * B * Tc * width * es;
+    unsigned char *kc = malloc(nb), *vc = malloc(nb);
+    for (size_t i = 0; i < nb; i++) kc[i] = (unsigned char)(rng_u01() * 256), vc[i] = kc[i] ^ 0x5a;
+    int moves[3 * 8], n = 0;
+    for (int dst = 0, src = B - 1; dst < src && n < 8; dst += 2, src--, n++) {
+        moves[3 * n] = dst;
+        moves[3 * n + 1] = src;
+        moves[3 * n + 2] = n == 1 ? 0 : (int)(rng_u01() * (Tc + 1));
+    }
+    void *dk = dev_copy_of(kc, nb, 1), *dv = dev_copy_of(vc, nb, 1);
+    int *dm = DEV_I(moves, 3 * n);
+    kv_move_slots_cuda(dk, dv, dm, n, L, B, Tc, width, es);
+    kv_move_slots_cpu(kc, vc, moves, n, L, B, Tc, width, es);
+    unsigned char *gk = host_copy_of(dk, nb, 1), *gv = host_copy_of(dv, nb, 1);
+    check(!memcmp(gk, kc, nb) && !memcmp(gv, vc, nb),
+          "kv_move_slots L=%d B=%d Tc=%d width=%d es=%d, %d moves: same bytes as the CPU's", L, B,
+          Tc, width, es, n);
+    dev_free(dk), dev_free(dv), dev_free(dm);
+    free(kc), free(vc), free(gk), free(gv);
+}
+
+/* decode_prep (rotary on q and k, k and v into the caches, one kernel) bit for bit against
+ * the separate rotary and store kernels, over fp32 and bf16 caches, and against the CPU's
+ * decode_prep_cpu (the rotation's roundings as the CPU's, so a few ulps where its compiler
+ * fuses a multiply-add). */
+static void test_decode_prep(int B, int Tc, int H, int Hkv, int D) {
+    const long nq = (long)B * H * D, nk = (long)B * Hkv * D, nc = (long)B * Tc * Hkv * D;
+    const long nt = (long)Tc * D / 2;
+    float *q = rand_host(nq, 1.0), *k = rand_host(nk, 1.0), *v = rand_host(nk, 1.0);
+    float *kc = rand_host(nc, 1.0), *vc = rand_host(nc, 1.0);
+    float *cs = rand_host(nt, 1.0), *sn = rand_host(nt, 1.0);
+    int *pos = malloc(sizeof(int) * B);
+    for (int b = 0; b < B; b++) pos[b] = (int)(rng_u01() * Tc);
+    int *d_pos = DEV_I(pos, B);
+    float *d_cs = DEV_F(cs, nt), *d_sn = DEV_F(sn, nt), *d_v = DEV_F(v, nk);
+    /* copies of q and k, which the CPU rotates in place */
+    float *q0 = malloc(sizeof(float) * nq), *k0 = malloc(sizeof(float) * nk);
+    memcpy(q0, q, sizeof(float) * nq), memcpy(k0, k, sizeof(float) * nk);
+    float *ref[4], *got[4]; /* q, k, kcache, vcache */
+    const float *init[4] = {q, k, kc, vc};
+    const long n[4] = {nq, nk, nc, nc};
+    for (int i = 0; i < 4; i++) ref[i] = DEV_F(init[i], n[i]), got[i] = DEV_F(init[i], n[i]);
+    rope_forward_cuda(ref[0], d_pos, d_cs, d_sn, B, H, D);
+    rope_forward_cuda(ref[1], d_pos, d_cs, d_sn, B, Hkv, D);
+    kv_cache_store_cuda(ref[2], ref[1], d_pos, B, Tc, Hkv * D);
+    kv_cache_store_cuda(ref[3], d_v, d_pos, B, Tc, Hkv * D);
+    decode_prep_cuda(got[0], got[1], d_v, got[2], got[3], d_pos, d_cs, d_sn, B, Tc, H, Hkv, D);
+    decode_prep_cpu(q, k, v, kc, vc, pos, cs, sn, B, Tc, H, Hkv, D);
+    const float *cpu[4] = {q, k, kc, vc};
+    int same = 1;
+    double e = 0;
+    for (int i = 0; i < 4; i++) {
+        float *r = HOST_F(ref[i], n[i]), *g = HOST_F(got[i], n[i]);
+        same &= memcmp(r, g, sizeof(float) * n[i]) == 0;
+        const double ei = rel_err(g, cpu[i], n[i]);
+        e = ei > e ? ei : e;
+        free(r), free(g);
+    }
+    check(same && e < 1e-6,
+          "decode_prep B=%d Tc=%d H=%d Hkv=%d D=%d: bits of rotary + stores, rel_err %.1e vs CPU",
+          B, Tc, H, Hkv, D, e);
+    /* bf16 caches: the rotated k (ref[1]) and v stored by the bf16 store */
+    uint16_t *hk = round_bf16(kc, nc), *hv = round_bf16(vc, nc);
+    uint16_t *rk = dev_bf16(hk, nc), *rv = dev_bf16(hv, nc), *gk = dev_bf16(hk, nc),
+             *gv = dev_bf16(hv, nc);
+    kv_cache_store_bf16_cuda(rk, ref[1], d_pos, B, Tc, Hkv * D);
+    kv_cache_store_bf16_cuda(rv, d_v, d_pos, B, Tc, Hkv * D);
+    float *bq = DEV_F(q0, nq), *bk = DEV_F(k0, nk); /* the inputs again */
+    decode_prep_bf16cache_cuda(bq, bk, d_v, gk, gv, d_pos, d_cs, d_sn, B, Tc, H, Hkv, D);
+    uint16_t *a[2] = {rk, rv}, *b2[2] = {gk, gv};
+    for (int i = 0; i < 2; i++) {
+        uint16_t *x = host_copy_of(a[i], (size_t)nc, 2), *y = host_copy_of(b2[i], (size_t)nc, 2);
+        same &= memcmp(x, y, 2 * (size_t)nc) == 0;
+        free(x), free(y);
+    }
+    float *f[2][2] = {{ref[0], ref[1]}, {bq, bk}};
+    for (int i = 0; i < 2; i++) {
+        float *x = HOST_F(f[0][i], n[i]), *y = HOST_F(f[1][i], n[i]);
+        same &= memcmp(x, y, sizeof(float) * n[i]) == 0;
+        free(x), free(y);
+    }
+    check(same, "decode_prep over bf16 caches B=%d Tc=%d H=%d Hkv=%d D=%d: bits of rotary + stores",
+          B, Tc, H, Hkv, D);
+    for (int i = 0; i < 4; i++) dev_free(ref[i]), dev_free(got[i]);
+    dev_free(rk), dev_free(rv), dev_free(gk), dev_free(gv), dev_free(bq), dev_free(bk);
+    dev_free(d_pos), dev_free(d_cs), dev_free(d_sn), dev_free(d_v);
+    free(q), free(k), free(v), free(kc), free(vc), free(cs), free(sn), free(pos), free(hk);
+    free(hv), free(q0), free(k0);
+}
+
 int main(void) {
     CUDA_TEST_BEGIN();
     rng_seed(20240611);
@@ -237,5 +331,12 @@ int main(void) {
     test_decode(3, 777, 10, 2, 196);
     test_store(3, 17, 40);
     test_store(1, 1, 4);
+    test_move_slots(3, 9, 20, 128, 4); /* 16-byte words */
+    test_move_slots(2, 5, 7, 6, 2);    /* a row of 12 bytes: one byte at a time */
+    test_move_slots(2, 16, 33, 40, 2); /* 80-byte rows: 16-byte words */
+    /* decode_prep: the 0.5B model's heads, odd D / 2, no grouping */
+    test_decode_prep(5, 40, 14, 2, 64);
+    test_decode_prep(3, 9, 4, 2, 6);
+    test_decode_prep(2, 33, 4, 4, 128);
     return test_summary();
 }
