@@ -49,6 +49,12 @@ void generator_init(Generator *g, Model *m, int B_cap, int T_cap) {
     g->xn = gen_falloc(be, B * d);
     g->tmp = gen_falloc(be, B * d);
     g->rstd = gen_falloc(be, B);
+    if (m->mx.on) {
+        const size_t S = qd + 2 * kd;
+        g->wqkv = be_alloc(be, sizeof(uint16_t) * L * S * d);
+        if (c->qkv_bias) g->bqkv = gen_falloc(be, L * S);
+        g->qkv = gen_falloc(be, B * S);
+    }
     g->q = gen_falloc(be, B * qd);
     g->att = gen_falloc(be, B * qd);
     g->k = gen_falloc(be, B * kd);
@@ -101,7 +107,9 @@ void generator_free(Generator *g) {
                    g->att,    g->k,      g->v,   g->gate, g->up,   g->h,    g->logits,
                    g->u,      g->logp,   g->tok, g->pos,  g->next, g->moves};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) be_free(be, dev[i]);
-    if (g->stage) be_free(be, g->stage);
+    void *opt[] = {g->stage, g->wqkv, g->bqkv, g->qkv};
+    for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++)
+        if (opt[i]) be_free(be, opt[i]);
     void *host[] = {g->h_tok, g->h_pos,  g->h_next,    g->slot_row,   g->done,
                     g->h_u,   g->h_logp, g->pf_tokens, g->pf_targets, g->pf_logp,
                     g->graph, g->ran,    g->h_moves};
@@ -164,9 +172,11 @@ static void gen_prefill(Generator *g, const int *prompts, const int *prompt_len,
     }
 }
 
-/* Rotary on q and k at each row's position and k and v into layer l's caches (one kernel),
- * then attention over each row's cached positions into att. */
-static void gen_attend(Generator *g, int l, int n) {
+/* Rotary on q (into g->q) and k at each row's position and k and v into layer l's caches
+ * (one kernel), then attention over each row's cached positions into att. Rows of q start
+ * ldq apart, of k and v ldkv apart (the packed product's rows, or g->q, g->k, g->v). */
+static void gen_attend(Generator *g, int l, int n, const float *q, const float *k, const float *v,
+                       int ldq, int ldkv) {
     Model *m = g->m;
     const ModelConfig *c = &m->cfg;
     const Backend be = m->be;
@@ -175,11 +185,12 @@ static void gen_attend(Generator *g, int l, int n) {
     void *kc = gen_at(g, g->kcache, l * lstride), *vc = gen_at(g, g->vcache, l * lstride);
     const float *cs = m->rope_cos, *sn = m->rope_sin;
     if (g->kv_bytes == 2) {
-        op_decode_prep_bf16cache(be, g->q, g->k, g->v, kc, vc, g->pos, cs, sn, n, g->T_cap, H, Hkv,
-                                 Dh);
+        op_decode_prep_bf16cache(be, g->q, q, k, v, ldq, ldkv, kc, vc, g->pos, cs, sn, n, g->T_cap,
+                                 H, Hkv, Dh);
         op_attention_decode_bf16cache(be, g->att, g->q, kc, vc, g->pos, n, g->T_cap, H, Hkv, Dh);
     } else {
-        op_decode_prep(be, g->q, g->k, g->v, kc, vc, g->pos, cs, sn, n, g->T_cap, H, Hkv, Dh);
+        op_decode_prep(be, g->q, q, k, v, ldq, ldkv, kc, vc, g->pos, cs, sn, n, g->T_cap, H, Hkv,
+                       Dh);
         op_attention_decode(be, g->att, g->q, kc, vc, g->pos, n, g->T_cap, H, Hkv, Dh);
     }
 }
@@ -196,7 +207,7 @@ static void gen_layer_f32(Generator *g, int l, int n) {
     model_linear(m, g->q, g->xn, LW(w->wq, l, (size_t)qd * d), LW(w->bq, l, qd), n, d, qd);
     model_linear_again(m, g->k, g->xn, LW(w->wk, l, (size_t)kd * d), LW(w->bk, l, kd), n, d, kd);
     model_linear_again(m, g->v, g->xn, LW(w->wv, l, (size_t)kd * d), LW(w->bv, l, kd), n, d, kd);
-    gen_attend(g, l, n);
+    gen_attend(g, l, n, g->q, g->k, g->v, qd, kd);
     model_linear(m, g->tmp, g->att, LW(w->wo, l, (size_t)d * qd), LW(w->bo, l, d), n, qd, d);
     op_add(be, g->x, g->tmp, (long)n * d);
     op_rmsnorm_forward(be, g->xn, g->rstd, g->x, LW(w->mlp_norm, l, d), n, d, c->norm_eps);
@@ -222,13 +233,10 @@ static void gen_layer_bf16(Generator *g, int l, int n, float **x, float **y) {
     uint16_t *hb = (uint16_t *)g->h;
     float *t;
     op_rmsnorm_forward_bf16(be, xb, g->rstd, *x, LW(w->attn_norm, l, d), n, d, c->norm_eps);
-    op_linear_forward_mixed(be, g->q, NULL, model_bf16(m, LW(w->wq, l, (size_t)qd * d)),
-                            LW(w->bq, l, qd), n, d, qd, xb);
-    op_linear_forward_mixed(be, g->k, NULL, model_bf16(m, LW(w->wk, l, (size_t)kd * d)),
-                            LW(w->bk, l, kd), n, d, kd, xb);
-    op_linear_forward_mixed(be, g->v, NULL, model_bf16(m, LW(w->wv, l, (size_t)kd * d)),
-                            LW(w->bv, l, kd), n, d, kd, xb);
-    gen_attend(g, l, n);
+    const int S = qd + 2 * kd; /* q, k and v in one product over the packed weights */
+    op_linear_forward_mixed(be, g->qkv, NULL, g->wqkv + (size_t)l * S * d,
+                            g->bqkv ? g->bqkv + (size_t)l * S : NULL, n, d, S, xb);
+    gen_attend(g, l, n, g->qkv, g->qkv + qd, g->qkv + qd + kd, S, S);
     op_linear_forward_res_mixed(be, *y, g->att, model_bf16(m, LW(w->wo, l, (size_t)d * qd)),
                                 LW(w->bo, l, d), *x, n, qd, d, (uint16_t *)g->q);
     t = *x, *x = *y, *y = t;
@@ -383,11 +391,31 @@ static void gen_wave(Generator *g, const int *prompts, const int *prompt_len, in
     gen_drop_graphs(g);
 }
 
+/* Packs each layer's bf16 q, k, v weights (and fp32 biases) into one (q | k | v) matrix for
+ * the decode step's single product: three strided copies per tensor kind over all layers. */
+static void gen_pack_qkv(Generator *g) {
+    Model *m = g->m;
+    const ModelConfig *c = &m->cfg;
+    const size_t d = c->d_model, L = c->n_layers, qd = (size_t)c->n_heads * c->head_dim;
+    const size_t kd = (size_t)c->n_kv_heads * c->head_dim, S = qd + 2 * kd;
+    model_refresh_weights(m);
+    const float *w[3] = {m->w.wq, m->w.wk, m->w.wv}, *b[3] = {m->w.bq, m->w.bk, m->w.bv};
+    const size_t rows[3] = {qd, kd, kd}, at[3] = {0, qd, qd + kd};
+    for (int t = 0; t < 3; t++) {
+        const size_t e = sizeof(uint16_t), n = rows[t] * d;
+        be_copy_2d(m->be, g->wqkv + at[t] * d, e * S * d, model_bf16(m, w[t]), e * n, e * n, L);
+        if (g->bqkv)
+            be_copy_2d(m->be, g->bqkv + at[t], sizeof(float) * S, b[t], sizeof(float) * rows[t],
+                       sizeof(float) * rows[t], L);
+    }
+}
+
 void generate(Generator *g, const int *prompts, const int *prompt_len, int B,
               const SampleParams *sp, int eos_id, int pad_id, unsigned long long seed,
               const unsigned long long *row_ids, int *out_tokens, int *resp_len, int *hit_eos,
               float *out_logp) {
     CHECK(g->m != NULL && B >= 0);
+    if (g->wqkv && B > 0) gen_pack_qkv(g);
     const size_t T = g->T_cap;
     for (int b0 = 0; b0 < B; b0 += g->B_cap) {
         const int nb = B - b0 < g->B_cap ? B - b0 : g->B_cap;

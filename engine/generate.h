@@ -28,12 +28,17 @@ typedef struct {
     void *kcache, *vcache; /* (L, B_cap, T_cap, Hkv*Dh) each, after rotary: fp32, or bf16
                             * (kv_bytes 2) for a bf16 model, as PyTorch's bf16 caches are */
     int kv_bytes;
-    uint16_t *stage;       /* (act.B*act.T, Hkv*Dh) a bf16 cache's prefill staging (of fp32
-                            * keys and values), else NULL */
-    float *x, *xn, *tmp;   /* (B_cap, d) residual, normed input (bf16 in a bf16 model),
-                            * projection output (a bf16 model's x and tmp trade places) */
-    float *rstd;           /* (B_cap) */
-    float *q, *att;        /* (B_cap, Hq*Dh) */
+    uint16_t *stage;     /* (act.B*act.T, Hkv*Dh) a bf16 cache's prefill staging (of fp32
+                          * keys and values), else NULL */
+    float *x, *xn, *tmp; /* (B_cap, d) residual, normed input (bf16 in a bf16 model),
+                          * projection output (a bf16 model's x and tmp trade places) */
+    float *rstd;         /* (B_cap) */
+    float *q, *att;      /* (B_cap, Hq*Dh) */
+    /* a bf16 model's q, k, v weights packed per layer for one product, (L, (Hq + 2 Hkv) Dh,
+     * d) bf16, their biases (L, (Hq + 2 Hkv) Dh) or NULL, the product (B_cap, (Hq + 2 Hkv) Dh);
+     * packed from the model's bf16 copy at each generate() */
+    uint16_t *wqkv;
+    float *bqkv, *qkv;
     float *k, *v;          /* (B_cap, Hkv*Dh) */
     float *gate, *up, *h;  /* (B_cap, F) */
     float *logits;         /* (B_cap, V) */

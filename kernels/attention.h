@@ -24,9 +24,11 @@ void kv_cache_store_cpu(float *cache, const float *x, const int *pos, int B, int
  * width) of es-byte elements (4: fp32, 2: bf16). No slot is both a source and a destination. */
 void kv_move_slots_cpu(void *kcache, void *vcache, const int *moves, int n, int L, int B_cap,
                        int Tc, int width, int es);
-/* A decode step's attention inputs at once: rotary (rope.h, by each row's pos) on q (B, H, D)
- * and k (B, Hkv, D) in place, then k and v (B, Hkv, D) stored into kcache, vcache at pos, as
- * rope_forward_cpu twice and kv_cache_store_cpu twice do; cos_t, sin_t (max_pos, D / 2). */
-void decode_prep_cpu(float *q, float *k, const float *v, float *kcache, float *vcache,
-                     const int *pos, const float *cos_t, const float *sin_t, int B, int Tc, int H,
-                     int Hkv, int D);
+/* A decode step's attention inputs at once: rotary (rope.h, by each row's pos) on q into qo
+ * (B, H, D), and on k, which is stored with v into kcache, vcache at pos, as rope_forward_cpu
+ * and kv_cache_store_cpu give them. Row b of q, k and v starts at b ldq, b ldkv and b ldkv
+ * (one packed q|k|v row or three tensors); qo may be q itself when ldq = H D; cos_t, sin_t
+ * (max_pos, D / 2). */
+void decode_prep_cpu(float *qo, const float *q, const float *k, const float *v, int ldq, int ldkv,
+                     float *kcache, float *vcache, const int *pos, const float *cos_t,
+                     const float *sin_t, int B, int Tc, int H, int Hkv, int D);

@@ -460,11 +460,20 @@ void kv_move_slots_cpu(void *kcache, void *vcache, const int *moves, int n, int 
     }
 }
 
-void decode_prep_cpu(float *q, float *k, const float *v, float *kcache, float *vcache,
-                     const int *pos, const float *cos_t, const float *sin_t, int B, int Tc, int H,
-                     int Hkv, int D) {
-    rope_forward_cpu(q, pos, cos_t, sin_t, B, H, D);
-    rope_forward_cpu(k, pos, cos_t, sin_t, B, Hkv, D);
-    kv_cache_store_cpu(kcache, k, pos, B, Tc, Hkv * D);
-    kv_cache_store_cpu(vcache, v, pos, B, Tc, Hkv * D);
+void decode_prep_cpu(float *qo, const float *q, const float *k, const float *v, int ldq, int ldkv,
+                     float *kcache, float *vcache, const int *pos, const float *cos_t,
+                     const float *sin_t, int B, int Tc, int H, int Hkv, int D) {
+    const size_t qd = (size_t)H * D, kd = (size_t)Hkv * D;
+    float *kr = attn_alloc(sizeof(float) * kd);
+    for (int b = 0; b < B; b++) {
+        float *qr = qo + b * qd;
+        if (qr != q + (size_t)b * ldq) memcpy(qr, q + (size_t)b * ldq, sizeof(float) * qd);
+        rope_forward_cpu(qr, pos + b, cos_t, sin_t, 1, H, D);
+        memcpy(kr, k + (size_t)b * ldkv, sizeof(float) * kd);
+        rope_forward_cpu(kr, pos + b, cos_t, sin_t, 1, Hkv, D);
+        const size_t at = ((size_t)b * Tc + pos[b]) * kd;
+        memcpy(kcache + at, kr, sizeof(float) * kd);
+        memcpy(vcache + at, v + (size_t)b * ldkv, sizeof(float) * kd);
+    }
+    free(kr);
 }

@@ -797,14 +797,16 @@ extern "C" void kv_move_slots_cuda(void *kcache, void *vcache, const int *moves,
     LAUNCH_CHECK();
 }
 
-/* One thread per (row, head of q then of k, rotary pair): the pair rotated by the row's
- * position in q, or in k and then stored with v's pair into the caches. */
+/* One thread per (row, head of q then of k, rotary pair): the pair of q rotated by the row's
+ * position into qo, or the pair of k rotated and stored with v's pair into the caches. Rows
+ * of q start ldq apart, of k and v ldkv apart (a packed q|k|v product, or three tensors). */
 template <typename CT>
-__global__ void decode_prep_kernel(float *__restrict__ q, float *__restrict__ k,
-                                   const float *__restrict__ v, CT *__restrict__ kc,
-                                   CT *__restrict__ vc, const int *__restrict__ pos,
-                                   const float *__restrict__ cos_t, const float *__restrict__ sin_t,
-                                   int B, int Tc, int H, int Hkv, int D) {
+__global__ void decode_prep_kernel(float *qo, const float *q, const float *__restrict__ k,
+                                   const float *__restrict__ v, int ldq, int ldkv,
+                                   CT *__restrict__ kc, CT *__restrict__ vc,
+                                   const int *__restrict__ pos, const float *__restrict__ cos_t,
+                                   const float *__restrict__ sin_t, int B, int Tc, int H, int Hkv,
+                                   int D) {
     const int half = D / 2, heads = H + Hkv;
     const long n = (long)B * heads * half;
     for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
@@ -813,17 +815,17 @@ __global__ void decode_prep_kernel(float *__restrict__ q, float *__restrict__ k,
         const int p = pos[b];
         const float c = cos_t[(size_t)p * half + j], sn = sin_t[(size_t)p * half + j];
         if (hh < H) {
-            float *x = q + ((size_t)b * H + hh) * D + j;
+            const float *x = q + (size_t)b * ldq + (size_t)hh * D + j;
             float a = x[0], e = x[half];
             rope_rot(a, e, c, sn);
-            x[0] = a, x[half] = e;
+            float *y = qo + ((size_t)b * H + hh) * D + j;
+            y[0] = a, y[half] = e;
             continue;
         }
-        const size_t o = ((size_t)b * Hkv + (hh - H)) * D + j;
+        const size_t o = (size_t)b * ldkv + (size_t)(hh - H) * D + j;
         const size_t co = ((size_t)b * Tc + p) * Hkv * D + (size_t)(hh - H) * D + j;
         float a = k[o], e = k[o + half];
         rope_rot(a, e, c, sn);
-        k[o] = a, k[o + half] = e;
         kv_put(kc + co, a);
         kv_put(kc + co + half, e);
         kv_put(vc + co, v[o]);
@@ -832,25 +834,27 @@ __global__ void decode_prep_kernel(float *__restrict__ q, float *__restrict__ k,
 }
 
 template <typename CT>
-static void decode_prep(float *q, float *k, const float *v, CT *kc, CT *vc, const int *pos,
-                        const float *cos_t, const float *sin_t, int B, int Tc, int H, int Hkv,
-                        int D) {
+static void decode_prep(float *qo, const float *q, const float *k, const float *v, int ldq,
+                        int ldkv, CT *kc, CT *vc, const int *pos, const float *cos_t,
+                        const float *sin_t, int B, int Tc, int H, int Hkv, int D) {
     const long n = (long)B * (H + Hkv) * (D / 2);
     if (n <= 0) return;
-    decode_prep_kernel<CT>
-        <<<dr_blocks(n, 256), 256>>>(q, k, v, kc, vc, pos, cos_t, sin_t, B, Tc, H, Hkv, D);
+    decode_prep_kernel<CT><<<dr_blocks(n, 256), 256>>>(qo, q, k, v, ldq, ldkv, kc, vc, pos, cos_t,
+                                                       sin_t, B, Tc, H, Hkv, D);
     LAUNCH_CHECK();
 }
 
-extern "C" void decode_prep_cuda(float *q, float *k, const float *v, float *kcache, float *vcache,
-                                 const int *pos, const float *cos_t, const float *sin_t, int B,
-                                 int Tc, int H, int Hkv, int D) {
-    decode_prep(q, k, v, kcache, vcache, pos, cos_t, sin_t, B, Tc, H, Hkv, D);
+extern "C" void decode_prep_cuda(float *qo, const float *q, const float *k, const float *v, int ldq,
+                                 int ldkv, float *kcache, float *vcache, const int *pos,
+                                 const float *cos_t, const float *sin_t, int B, int Tc, int H,
+                                 int Hkv, int D) {
+    decode_prep(qo, q, k, v, ldq, ldkv, kcache, vcache, pos, cos_t, sin_t, B, Tc, H, Hkv, D);
 }
 
-extern "C" void decode_prep_bf16cache_cuda(float *q, float *k, const float *v, uint16_t *kcache,
+extern "C" void decode_prep_bf16cache_cuda(float *qo, const float *q, const float *k,
+                                           const float *v, int ldq, int ldkv, uint16_t *kcache,
                                            uint16_t *vcache, const int *pos, const float *cos_t,
                                            const float *sin_t, int B, int Tc, int H, int Hkv,
                                            int D) {
-    decode_prep(q, k, v, kcache, vcache, pos, cos_t, sin_t, B, Tc, H, Hkv, D);
+    decode_prep(qo, q, k, v, ldq, ldkv, kcache, vcache, pos, cos_t, sin_t, B, Tc, H, Hkv, D);
 }

@@ -54,9 +54,10 @@ void attention_decode_cuda(float *out, const float *q, const float *kcache, cons
 void kv_cache_store_cuda(float *cache, const float *x, const int *pos, int B, int Tc, int width);
 void kv_move_slots_cuda(void *kcache, void *vcache, const int *moves, int n, int L, int B_cap,
                         int Tc, int width, int es);
-void decode_prep_cuda(float *q, float *k, const float *v, float *kcache, float *vcache,
-                      const int *pos, const float *cos_t, const float *sin_t, int B, int Tc, int H,
-                      int Hkv, int D);
+/* decode_prep_cpu's twins (attention.h), over fp32 and bf16 caches */
+void decode_prep_cuda(float *qo, const float *q, const float *k, const float *v, int ldq, int ldkv,
+                      float *kcache, float *vcache, const int *pos, const float *cos_t,
+                      const float *sin_t, int B, int Tc, int H, int Hkv, int D);
 /* The same over a bf16 KV cache (bf16 precision's generation): the store rounds x to bf16
  * (nearest even), the decode widens the cache's entries exactly and computes in fp32. */
 void attention_decode_bf16cache_cuda(float *out, const float *q, const uint16_t *kcache,
@@ -64,9 +65,10 @@ void attention_decode_bf16cache_cuda(float *out, const float *q, const uint16_t 
                                      int Hkv, int D);
 void kv_cache_store_bf16_cuda(uint16_t *cache, const float *x, const int *pos, int B, int Tc,
                               int width);
-void decode_prep_bf16cache_cuda(float *q, float *k, const float *v, uint16_t *kcache,
-                                uint16_t *vcache, const int *pos, const float *cos_t,
-                                const float *sin_t, int B, int Tc, int H, int Hkv, int D);
+void decode_prep_bf16cache_cuda(float *qo, const float *q, const float *k, const float *v, int ldq,
+                                int ldkv, uint16_t *kcache, uint16_t *vcache, const int *pos,
+                                const float *cos_t, const float *sin_t, int B, int Tc, int H,
+                                int Hkv, int D);
 
 /* logprob.h (scratch: chunk * V floats of device memory) */
 void logprob_forward_cuda(float *logp, float *entropy, float *lse, const float *h, const float *w,

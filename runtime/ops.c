@@ -77,10 +77,11 @@ void op_kv_move_slots(Backend be, void *kcache, void *vcache, const int *moves, 
     BACKEND_CALL(be, kv_move_slots, kcache, vcache, moves, n, L, B_cap, Tc, width, es);
 }
 
-void op_decode_prep(Backend be, float *q, float *k, const float *v, float *kcache, float *vcache,
-                    const int *pos, const float *cos_t, const float *sin_t, int B, int Tc, int H,
-                    int Hkv, int D) {
-    BACKEND_CALL(be, decode_prep, q, k, v, kcache, vcache, pos, cos_t, sin_t, B, Tc, H, Hkv, D);
+void op_decode_prep(Backend be, float *qo, const float *q, const float *k, const float *v, int ldq,
+                    int ldkv, float *kcache, float *vcache, const int *pos, const float *cos_t,
+                    const float *sin_t, int B, int Tc, int H, int Hkv, int D) {
+    BACKEND_CALL(be, decode_prep, qo, q, k, v, ldq, ldkv, kcache, vcache, pos, cos_t, sin_t, B, Tc,
+                 H, Hkv, D);
 }
 
 void op_swiglu_forward(Backend be, float *h, const float *g, const float *u, long n) {

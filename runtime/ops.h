@@ -30,9 +30,9 @@ void op_kv_cache_store(Backend be, float *cache, const float *x, const int *pos,
                        int width);
 void op_kv_move_slots(Backend be, void *kcache, void *vcache, const int *moves, int n, int L,
                       int B_cap, int Tc, int width, int es);
-void op_decode_prep(Backend be, float *q, float *k, const float *v, float *kcache, float *vcache,
-                    const int *pos, const float *cos_t, const float *sin_t, int B, int Tc, int H,
-                    int Hkv, int D);
+void op_decode_prep(Backend be, float *qo, const float *q, const float *k, const float *v, int ldq,
+                    int ldkv, float *kcache, float *vcache, const int *pos, const float *cos_t,
+                    const float *sin_t, int B, int Tc, int H, int Hkv, int D);
 void op_swiglu_forward(Backend be, float *h, const float *g, const float *u, long n);
 void op_swiglu_backward(Backend be, float *dg, float *du, const float *dh, const float *g,
                         const float *u, long n);

@@ -113,11 +113,12 @@ void op_kv_cache_store_bf16(Backend be, uint16_t *cache, const float *x, const i
     MIXED_CALL(be, kv_cache_store_bf16_cuda(cache, x, pos, B, Tc, width));
 }
 
-void op_decode_prep_bf16cache(Backend be, float *q, float *k, const float *v, uint16_t *kcache,
-                              uint16_t *vcache, const int *pos, const float *cos_t,
-                              const float *sin_t, int B, int Tc, int H, int Hkv, int D) {
-    MIXED_CALL(be, decode_prep_bf16cache_cuda(q, k, v, kcache, vcache, pos, cos_t, sin_t, B, Tc, H,
-                                              Hkv, D));
+void op_decode_prep_bf16cache(Backend be, float *qo, const float *q, const float *k, const float *v,
+                              int ldq, int ldkv, uint16_t *kcache, uint16_t *vcache, const int *pos,
+                              const float *cos_t, const float *sin_t, int B, int Tc, int H, int Hkv,
+                              int D) {
+    MIXED_CALL(be, decode_prep_bf16cache_cuda(qo, q, k, v, ldq, ldkv, kcache, vcache, pos, cos_t,
+                                              sin_t, B, Tc, H, Hkv, D));
 }
 
 void op_rmsnorm_forward_bf16(Backend be, uint16_t *y, float *rstd, const float *x, const float *w,

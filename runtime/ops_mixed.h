@@ -36,9 +36,10 @@ void op_attention_decode_bf16cache(Backend be, float *out, const float *q, const
                                    int Hkv, int D);
 void op_kv_cache_store_bf16(Backend be, uint16_t *cache, const float *x, const int *pos, int B,
                             int Tc, int width);
-void op_decode_prep_bf16cache(Backend be, float *q, float *k, const float *v, uint16_t *kcache,
-                              uint16_t *vcache, const int *pos, const float *cos_t,
-                              const float *sin_t, int B, int Tc, int H, int Hkv, int D);
+void op_decode_prep_bf16cache(Backend be, float *qo, const float *q, const float *k, const float *v,
+                              int ldq, int ldkv, uint16_t *kcache, uint16_t *vcache, const int *pos,
+                              const float *cos_t, const float *sin_t, int B, int Tc, int H, int Hkv,
+                              int D);
 void op_rmsnorm_forward_bf16(Backend be, uint16_t *y, float *rstd, const float *x, const float *w,
                              int n, int d, float eps);
 void op_swiglu_forward_bf16in(Backend be, uint16_t *h, const uint16_t *g, const uint16_t *u,

@@ -223,72 +223,82 @@ static void test_move_slots(int L, int B, int Tc, int width, int es) {
 }
 
 /* decode_prep (rotary on q and k, k and v into the caches, one kernel) bit for bit against
- * the separate rotary and store kernels, over fp32 and bf16 caches, and against the CPU's
- * decode_prep_cpu (the rotation's roundings as the CPU's, so a few ulps where its compiler
- * fuses a multiply-add). */
+ * the separate rotary and store kernels, over fp32 and bf16 caches, reading q, k and v from
+ * one packed (q | k | v) row per sequence and from three tensors (q rotated in place), and
+ * against the CPU's decode_prep_cpu (the rotation's roundings as the CPU's, so a few ulps
+ * where its compiler fuses a multiply-add). */
 static void test_decode_prep(int B, int Tc, int H, int Hkv, int D) {
-    const long nq = (long)B * H * D, nk = (long)B * Hkv * D, nc = (long)B * Tc * Hkv * D;
-    const long nt = (long)Tc * D / 2;
-    float *q = rand_host(nq, 1.0), *k = rand_host(nk, 1.0), *v = rand_host(nk, 1.0);
-    float *kc = rand_host(nc, 1.0), *vc = rand_host(nc, 1.0);
-    float *cs = rand_host(nt, 1.0), *sn = rand_host(nt, 1.0);
+    const int qd = H * D, kd = Hkv * D, S = qd + 2 * kd;
+    const long nq = (long)B * qd, nk = (long)B * kd, nc = (long)B * Tc * kd, nt = (long)Tc * D / 2;
+    float *qkv = rand_host((long)B * S, 1.0), *cs = rand_host(nt, 1.0), *sn = rand_host(nt, 1.0);
+    float *cache = rand_host(nc, 1.0);
+    float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nk);
+    float *v = malloc(sizeof(float) * nk);
+    for (int b = 0; b < B; b++) {
+        memcpy(q + (size_t)b * qd, qkv + (size_t)b * S, sizeof(float) * qd);
+        memcpy(k + (size_t)b * kd, qkv + (size_t)b * S + qd, sizeof(float) * kd);
+        memcpy(v + (size_t)b * kd, qkv + (size_t)b * S + qd + kd, sizeof(float) * kd);
+    }
     int *pos = malloc(sizeof(int) * B);
     for (int b = 0; b < B; b++) pos[b] = (int)(rng_u01() * Tc);
     int *d_pos = DEV_I(pos, B);
-    float *d_cs = DEV_F(cs, nt), *d_sn = DEV_F(sn, nt), *d_v = DEV_F(v, nk);
-    /* copies of q and k, which the CPU rotates in place */
-    float *q0 = malloc(sizeof(float) * nq), *k0 = malloc(sizeof(float) * nk);
-    memcpy(q0, q, sizeof(float) * nq), memcpy(k0, k, sizeof(float) * nk);
-    float *ref[4], *got[4]; /* q, k, kcache, vcache */
-    const float *init[4] = {q, k, kc, vc};
-    const long n[4] = {nq, nk, nc, nc};
-    for (int i = 0; i < 4; i++) ref[i] = DEV_F(init[i], n[i]), got[i] = DEV_F(init[i], n[i]);
-    rope_forward_cuda(ref[0], d_pos, d_cs, d_sn, B, H, D);
-    rope_forward_cuda(ref[1], d_pos, d_cs, d_sn, B, Hkv, D);
-    kv_cache_store_cuda(ref[2], ref[1], d_pos, B, Tc, Hkv * D);
-    kv_cache_store_cuda(ref[3], d_v, d_pos, B, Tc, Hkv * D);
-    decode_prep_cuda(got[0], got[1], d_v, got[2], got[3], d_pos, d_cs, d_sn, B, Tc, H, Hkv, D);
-    decode_prep_cpu(q, k, v, kc, vc, pos, cs, sn, B, Tc, H, Hkv, D);
-    const float *cpu[4] = {q, k, kc, vc};
-    int same = 1;
-    double e = 0;
-    for (int i = 0; i < 4; i++) {
-        float *r = HOST_F(ref[i], n[i]), *g = HOST_F(got[i], n[i]);
-        same &= memcmp(r, g, sizeof(float) * n[i]) == 0;
-        const double ei = rel_err(g, cpu[i], n[i]);
-        e = ei > e ? ei : e;
-        free(r), free(g);
-    }
+    float *d_cs = DEV_F(cs, nt), *d_sn = DEV_F(sn, nt), *d_qkv = DEV_F(qkv, (long)B * S);
+    /* the reference: rotary in place on separate tensors, then the stores */
+    float *rq = DEV_F(q, nq), *rk = DEV_F(k, nk), *rv = DEV_F(v, nk);
+    float *rkc = DEV_F(cache, nc), *rvc = DEV_F(cache, nc);
+    rope_forward_cuda(rq, d_pos, d_cs, d_sn, B, H, D);
+    rope_forward_cuda(rk, d_pos, d_cs, d_sn, B, Hkv, D);
+    kv_cache_store_cuda(rkc, rk, d_pos, B, Tc, kd);
+    kv_cache_store_cuda(rvc, rv, d_pos, B, Tc, kd);
+    float *want[3] = {HOST_F(rq, nq), HOST_F(rkc, nc), HOST_F(rvc, nc)};
+    /* packed rows into a separate qo, then three tensors with q in place */
+    float *qo = DEV_POISON_F(nq), *kc = DEV_F(cache, nc), *vc = DEV_F(cache, nc);
+    decode_prep_cuda(qo, d_qkv, d_qkv + qd, d_qkv + qd + kd, S, S, kc, vc, d_pos, d_cs, d_sn, B, Tc,
+                     H, Hkv, D);
+    float *got[3] = {HOST_F(qo, nq), HOST_F(kc, nc), HOST_F(vc, nc)};
+    float *inp = HOST_F(d_qkv, (long)B * S);
+    int same = !memcmp(inp, qkv, sizeof(float) * B * S); /* the packed rows are only read */
+    for (int i = 0; i < 3; i++) same &= !memcmp(got[i], want[i], sizeof(float) * (i ? nc : nq));
+    float *sq = DEV_F(q, nq), *sk = DEV_F(k, nk), *skc = DEV_F(cache, nc), *svc = DEV_F(cache, nc);
+    decode_prep_cuda(sq, sq, sk, rv, qd, kd, skc, svc, d_pos, d_cs, d_sn, B, Tc, H, Hkv, D);
+    float *got2[3] = {HOST_F(sq, nq), HOST_F(skc, nc), HOST_F(svc, nc)};
+    for (int i = 0; i < 3; i++) same &= !memcmp(got2[i], want[i], sizeof(float) * (i ? nc : nq));
+    /* the CPU, packed */
+    float *cq = malloc(sizeof(float) * nq), *ckc = malloc(sizeof(float) * nc);
+    float *cvc = malloc(sizeof(float) * nc);
+    memcpy(ckc, cache, sizeof(float) * nc), memcpy(cvc, cache, sizeof(float) * nc);
+    decode_prep_cpu(cq, qkv, qkv + qd, qkv + qd + kd, S, S, ckc, cvc, pos, cs, sn, B, Tc, H, Hkv,
+                    D);
+    double e = rel_err(got[0], cq, nq), e1 = rel_err(got[1], ckc, nc),
+           e2 = rel_err(got[2], cvc, nc);
+    e = e1 > e ? e1 : e, e = e2 > e ? e2 : e;
     check(same && e < 1e-6,
-          "decode_prep B=%d Tc=%d H=%d Hkv=%d D=%d: bits of rotary + stores, rel_err %.1e vs CPU",
+          "decode_prep B=%d Tc=%d H=%d Hkv=%d D=%d: bits of rotary + stores, packed and apart, "
+          "rel_err %.1e vs CPU",
           B, Tc, H, Hkv, D, e);
-    /* bf16 caches: the rotated k (ref[1]) and v stored by the bf16 store */
-    uint16_t *hk = round_bf16(kc, nc), *hv = round_bf16(vc, nc);
-    uint16_t *rk = dev_bf16(hk, nc), *rv = dev_bf16(hv, nc), *gk = dev_bf16(hk, nc),
-             *gv = dev_bf16(hv, nc);
-    kv_cache_store_bf16_cuda(rk, ref[1], d_pos, B, Tc, Hkv * D);
-    kv_cache_store_bf16_cuda(rv, d_v, d_pos, B, Tc, Hkv * D);
-    float *bq = DEV_F(q0, nq), *bk = DEV_F(k0, nk); /* the inputs again */
-    decode_prep_bf16cache_cuda(bq, bk, d_v, gk, gv, d_pos, d_cs, d_sn, B, Tc, H, Hkv, D);
-    uint16_t *a[2] = {rk, rv}, *b2[2] = {gk, gv};
-    for (int i = 0; i < 2; i++) {
-        uint16_t *x = host_copy_of(a[i], (size_t)nc, 2), *y = host_copy_of(b2[i], (size_t)nc, 2);
-        same &= memcmp(x, y, 2 * (size_t)nc) == 0;
-        free(x), free(y);
-    }
-    float *f[2][2] = {{ref[0], ref[1]}, {bq, bk}};
-    for (int i = 0; i < 2; i++) {
-        float *x = HOST_F(f[0][i], n[i]), *y = HOST_F(f[1][i], n[i]);
-        same &= memcmp(x, y, sizeof(float) * n[i]) == 0;
-        free(x), free(y);
-    }
+    /* bf16 caches, packed rows: the stores of the reference's rotated k and v */
+    uint16_t *hc = round_bf16(cache, nc);
+    uint16_t *bk_ref = dev_bf16(hc, nc), *bv_ref = dev_bf16(hc, nc);
+    uint16_t *bk = dev_bf16(hc, nc), *bv = dev_bf16(hc, nc);
+    kv_cache_store_bf16_cuda(bk_ref, rk, d_pos, B, Tc, kd);
+    kv_cache_store_bf16_cuda(bv_ref, rv, d_pos, B, Tc, kd);
+    float *qo2 = DEV_POISON_F(nq);
+    decode_prep_bf16cache_cuda(qo2, d_qkv, d_qkv + qd, d_qkv + qd + kd, S, S, bk, bv, d_pos, d_cs,
+                               d_sn, B, Tc, H, Hkv, D);
+    uint16_t *x[4] = {host_copy_of(bk_ref, (size_t)nc, 2), host_copy_of(bk, (size_t)nc, 2),
+                      host_copy_of(bv_ref, (size_t)nc, 2), host_copy_of(bv, (size_t)nc, 2)};
+    float *gq2 = HOST_F(qo2, nq);
+    same = !memcmp(x[0], x[1], 2 * (size_t)nc) && !memcmp(x[2], x[3], 2 * (size_t)nc) &&
+           !memcmp(gq2, want[0], sizeof(float) * nq);
     check(same, "decode_prep over bf16 caches B=%d Tc=%d H=%d Hkv=%d D=%d: bits of rotary + stores",
           B, Tc, H, Hkv, D);
-    for (int i = 0; i < 4; i++) dev_free(ref[i]), dev_free(got[i]);
-    dev_free(rk), dev_free(rv), dev_free(gk), dev_free(gv), dev_free(bq), dev_free(bk);
-    dev_free(d_pos), dev_free(d_cs), dev_free(d_sn), dev_free(d_v);
-    free(q), free(k), free(v), free(kc), free(vc), free(cs), free(sn), free(pos), free(hk);
-    free(hv), free(q0), free(k0);
+    void *dev[] = {d_pos, d_cs, d_sn, d_qkv, rq,  rk,     rv,     rkc, rvc, qo, kc,
+                   vc,    sq,   sk,   skc,   svc, bk_ref, bv_ref, bk,  bv,  qo2};
+    for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) dev_free(dev[i]);
+    void *host[] = {qkv,    cs,     sn,      cache,   q,       k,       v,       pos,     inp,
+                    cq,     ckc,    cvc,     hc,      gq2,     want[0], want[1], want[2], got[0],
+                    got[1], got[2], got2[0], got2[1], got2[2], x[0],    x[1],    x[2],    x[3]};
+    for (size_t i = 0; i < sizeof host / sizeof *host; i++) free(host[i]);
 }
 
 int main(void) {
