@@ -63,20 +63,18 @@ void generator_init(Generator *g, Model *m, int B_cap, int T_cap) {
     g->up = gen_falloc(be, B * F);
     g->h = gen_falloc(be, B * F);
     g->logits = gen_falloc(be, B * V);
-    g->u = gen_falloc(be, B);
-    g->logp = gen_falloc(be, B);
-    g->tok = be_alloc(be, sizeof(int) * B);
-    g->pos = be_alloc(be, sizeof(int) * B);
-    g->next = be_alloc(be, sizeof(int) * B);
+    /* a step's inputs (tok, pos, u) and outputs (next, logp) side by side, so that each way
+     * is one copy: B ints or floats each */
+    g->io = be_alloc(be, sizeof(int) * 5 * B);
+    g->h_io = xcalloc(5 * B, sizeof(int));
+    g->tok = g->io, g->pos = g->io + B, g->u = (float *)(g->io + 2 * B);
+    g->next = g->io + 3 * B, g->logp = (float *)(g->io + 4 * B);
+    g->h_tok = g->h_io, g->h_pos = g->h_io + B, g->h_u = (float *)(g->h_io + 2 * B);
+    g->h_next = g->h_io + 3 * B, g->h_logp = (float *)(g->h_io + 4 * B);
     g->moves = be_alloc(be, sizeof(int) * 3 * B);
     g->h_moves = xcalloc(3 * B, sizeof(int));
-    g->h_tok = xcalloc(B, sizeof(int));
-    g->h_pos = xcalloc(B, sizeof(int));
-    g->h_next = xcalloc(B, sizeof(int));
     g->slot_row = xcalloc(B, sizeof(int));
     g->done = xcalloc(B, sizeof(int));
-    g->h_u = xcalloc(B, sizeof(float));
-    g->h_logp = xcalloc(B, sizeof(float));
     size_t Ncap = (size_t)m->act.B * m->act.T;
     g->pf_tokens = xcalloc(Ncap, sizeof(int));
     g->pf_targets = xcalloc(Ncap, sizeof(int));
@@ -103,16 +101,14 @@ void generator_free(Generator *g) {
     if (!g->m) return;
     gen_drop_graphs(g);
     Backend be = g->m->be;
-    void *dev[] = {g->kcache, g->vcache, g->x,   g->xn,   g->tmp,  g->rstd, g->q,
-                   g->att,    g->k,      g->v,   g->gate, g->up,   g->h,    g->logits,
-                   g->u,      g->logp,   g->tok, g->pos,  g->next, g->moves};
+    void *dev[] = {g->kcache, g->vcache, g->x,    g->xn, g->tmp, g->rstd, g->q,     g->att,
+                   g->k,      g->v,      g->gate, g->up, g->h,   g->io,   g->moves, g->logits};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) be_free(be, dev[i]);
     void *opt[] = {g->stage, g->wqkv, g->bqkv, g->qkv};
     for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++)
         if (opt[i]) be_free(be, opt[i]);
-    void *host[] = {g->h_tok, g->h_pos,  g->h_next,    g->slot_row,   g->done,
-                    g->h_u,   g->h_logp, g->pf_tokens, g->pf_targets, g->pf_logp,
-                    g->graph, g->ran,    g->h_moves};
+    void *host[] = {g->h_io,    g->slot_row, g->done, g->pf_tokens, g->pf_targets,
+                    g->pf_logp, g->graph,    g->ran,  g->h_moves};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
     memset(g, 0, sizeof *g);
 }
@@ -281,8 +277,7 @@ static void gen_step(Generator *g, int n) {
     if (np > g->B_cap) np = g->B_cap;
     for (int i = n; i < np; i++) g->h_tok[i] = g->h_pos[i] = 0;
     model_refresh_weights(g->m);
-    be_to_device(be, g->tok, g->h_tok, sizeof(int) * np);
-    be_to_device(be, g->pos, g->h_pos, sizeof(int) * np);
+    be_to_device(be, g->io, g->h_io, sizeof(int) * 3 * g->B_cap); /* tok, pos and u */
     if (!g->graph[np] && g->use_graphs && g->ran[np] && be_graph_begin(be)) {
         gen_layers(g, np);
         g->graph[np] = be_graph_end(be);
@@ -348,19 +343,18 @@ static void gen_wave(Generator *g, const int *prompts, const int *prompt_len, in
         g->h_pos[i] = prompt_len[row] - 1;
     }
     while (n > 0) {
-        gen_step(g, n);
-        g->rows_decoded += n;
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n; i++) { /* the uniforms go up with the step's tokens */
             const int row = g->slot_row[i];
             const unsigned long long idx =
                 row_ids[row] * 4096ull + (unsigned long long)resp_len[row];
             g->h_u[i] = philox_u01(philox_draw(seed, GEN_STREAM, idx).v[0]);
         }
-        be_to_device(be, g->u, g->h_u, sizeof(float) * n);
+        gen_step(g, n);
+        g->rows_decoded += n;
         op_sample_logp(be, g->next, out_logp ? g->logp : NULL, g->logits, g->u, n, V,
                        sp->temperature, sp->top_k, sp->top_p);
-        be_to_host(be, g->h_next, g->next, sizeof(int) * n);
-        if (out_logp) be_to_host(be, g->h_logp, g->logp, sizeof(float) * n);
+        /* next, and the log-probs B_cap further on: one copy */
+        be_to_host(be, g->h_next, g->next, sizeof(int) * (out_logp ? g->B_cap + n : n));
         for (int i = 0; i < n; i++) {
             const int row = g->slot_row[i], tok = g->h_next[i];
             const int p = prompt_len[row] + resp_len[row]; /* where the new token goes */

@@ -42,10 +42,12 @@ typedef struct {
     float *k, *v;          /* (B_cap, Hkv*Dh) */
     float *gate, *up, *h;  /* (B_cap, F) */
     float *logits;         /* (B_cap, V) */
+    int *io;               /* (5, B_cap) the five below, side by side */
     float *u, *logp;       /* (B_cap) uniforms, log-probs of the sampled tokens */
     int *tok, *pos, *next; /* (B_cap) fed tokens, their positions, sampled tokens */
     int *moves;            /* (B_cap, 3) a step's slot moves (dst, src, positions) */
     /* host memory */
+    int *h_io;                                     /* (5, B_cap) as io, on the host: */
     int *h_tok, *h_pos, *h_next, *slot_row, *done; /* (B_cap) */
     int *h_moves;                                  /* (B_cap, 3) */
     float *h_u, *h_logp;                           /* (B_cap) */
