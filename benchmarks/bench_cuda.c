@@ -450,12 +450,19 @@ static void bench_attention(int quick) {
                                                  ws));
         report("attention bf16 bwd", shape, BF16, 2.5 * f, ms);
         report("attention bf16 fwd+bwd", shape, BF16, 3.5 * f, fwd + ms);
-        double old; /* the first backward tiles: 128 query rows over 64 keys per CTA */
-        setenv("DENSERL_ATTN_BWD_TILES", "q128k64", 1);
-        TIME_MS(old, attention_backward_bf16_cuda(dq, dk, dv, dout, q, k, v, o, lse, B, T, H, Hkv,
-                                                  D, ws));
-        unsetenv("DENSERL_ATTN_BWD_TILES");
-        report("attention bf16 bwd q128k64", shape, BF16, 2.5 * f, old);
+        /* the other tiles: the first (128 query rows over 64 keys per CTA), and the default's
+         * one-buffer form that GPUs with less shared memory run */
+        const char *other[2] = {"q128k64", "q64k128s"};
+        for (int t = 0; t < 2; t++) {
+            double tm;
+            char row[64];
+            setenv("DENSERL_ATTN_BWD_TILES", other[t], 1);
+            TIME_MS(tm, attention_backward_bf16_cuda(dq, dk, dv, dout, q, k, v, o, lse, B, T, H,
+                                                     Hkv, D, ws));
+            unsetenv("DENSERL_ATTN_BWD_TILES");
+            snprintf(row, sizeof row, "attention bf16 bwd %s", other[t]);
+            report(row, shape, BF16, 2.5 * f, tm);
+        }
         if (attention_cudnn_available()) { /* cuDNN's fused attention on the same buffers */
             double bwd = ms, cfwd;
             TIME_MS(cfwd, attention_forward_cudnn(o, lse, q, k, v, B, T, H, Hkv, D));

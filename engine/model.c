@@ -2,6 +2,7 @@
  * forward/backward over a (B, T) token batch. The forward keeps every activation the
  * backward needs; the backward walks the layers in reverse with one layer of scratch. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "model.h"
@@ -335,9 +336,18 @@ int model_use_bf16(Model *m, const char *attention) {
     const char *qkv = getenv("DENSERL_QKV_BF16");
     if (qkv && *qkv && strcmp(qkv, "0") && strcmp(qkv, "1"))
         return dr_error("DENSERL_QKV_BF16=%s: expected 0 or 1", qkv);
+    const int D = m->cfg.head_dim;
     m->mx.on = 1;
     m->mx.cudnn_attn = cudnn;
-    m->mx.qkv_bf16 = op_mixed_attention_supported(m->cfg.head_dim) && !(qkv && !strcmp(qkv, "0"));
+    m->mx.attn_bf16 = op_mixed_attention_supported(D) && (cudnn || op_mixed_attention_fits(D));
+    static int said = 0; /* one line per run, not per model */
+    if (op_mixed_attention_supported(D) && !m->mx.attn_bf16 && !said++)
+        fprintf(stderr,
+                "note: the bf16 flash attention for head dim %d does not fit this GPU's shared "
+                "memory per block; attention runs in fp32 (\"attention\": \"cudnn\" keeps it "
+                "in bf16)\n",
+                D);
+    m->mx.qkv_bf16 = m->mx.attn_bf16 && !(qkv && !strcmp(qkv, "0"));
     m->mx.w = be_alloc(m->be, sizeof(uint16_t) * m->n_params);
     if (!(lg && !strcmp(lg, "f32")))
         m->mx.w16 = be_alloc(m->be, sizeof(uint16_t) * (size_t)m->cfg.vocab * m->cfg.d_model);
@@ -464,7 +474,7 @@ static void norm_proj_bwd(Model *m, float *dx, float *dw, float *db, const float
 }
 
 static int mixed_attention(const Model *m) {
-    return m->mx.on && op_mixed_attention_supported(m->cfg.head_dim);
+    return m->mx.on && m->mx.attn_bf16;
 }
 
 /* Attention and the o-projection. With the bf16 attention the output exists only in bf16 (in

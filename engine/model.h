@@ -82,6 +82,8 @@ typedef struct {
 typedef struct {
     int on;
     int cudnn_attn;     /* attention through cuDNN's fused kernels instead of the hand-written */
+    int attn_bf16;      /* the bf16 attention (head dim 64 or 128, and for the hand-written
+                         * kernels enough shared memory per block), else the fp32 one */
     int qkv_bf16;       /* with the bf16 attention: q, k, v kept in bf16 after rotary (below) */
     uint16_t *w;        /* (n_params) bf16 copy of params, remade when stale */
     uint16_t *w16;      /* (vocab, d) fp16 copy of the lm_head for fp16 logits, or NULL */

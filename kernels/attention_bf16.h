@@ -15,6 +15,10 @@ extern "C" {
  * fp32. */
 void attention_forward_bf16_cuda(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k,
                                  const uint16_t *v, int B, int T, int H, int Hkv, int D);
+/* 1 when the kernels for head dim D (64 or 128) fit the current GPU's shared memory per
+ * block (an H100's and an A100's do for both; GPUs with about 100 KB per block only for
+ * D = 64), else 0: the calls below would then stop the program. */
+int attention_bf16_fits(int D);
 /* Bytes of device workspace attention_backward_bf16_cuda needs for this shape. */
 size_t attention_backward_bf16_workspace(int B, int T, int H, int Hkv, int D);
 /* WRITES (does not accumulate) dq (B, T, H, D), dk, dv (B, T, Hkv, D) bf16 from dout, q, k,

@@ -408,22 +408,24 @@ __device__ __forceinline__ void red_add2(float *p, float x, float y) {
     atomicAdd(p + 1, y);
 }
 
-/* The backward's tile shape: BM query rows per step, BN keys per CTA, 8 warps.
+/* The backward's tile shape: BM query rows per step, BN keys per CTA, 8 warps, NB buffers of
+ * Q, dO, lse and Di (2: the next step's load overlaps the whole step; 1: it overlaps phase 3,
+ * for GPUs with less shared memory).
  * Phase 1 (S, dP): warps WM1 x WN1 over (BM, BN), each 32 rows x 32 keys (MT m-tiles).
  * Phase 2 (dV, dK): warps 4 x 2 over (BN, D), each 16 KT keys x D/2 features.
  * Phase 3 (dQ):     warps WM3 x WD3 over (BM, D), each 32 rows x CW features.
- * Shared memory, in bf16 elements then floats: K, V (BN, LD); Q, dO two (BM, LD) buffers
- * each; P, dS (BM, LDP); lse and Di two buffers of BM each. */
-template <int D, int BM_, int BN_> struct Bwd {
-    static constexpr int BM = BM_, BN = BN_, LD = D + 8, LDP = BN + 8, MT = 2;
+ * Shared memory, in bf16 elements then floats: K, V (BN, LD); Q, dO NB (BM, LD) buffers
+ * each; P, dS (BM, LDP); lse and Di NB buffers of BM each. */
+template <int D, int BM_, int BN_, int NB_> struct Bwd {
+    static constexpr int BM = BM_, BN = BN_, NB = NB_, LD = D + 8, LDP = BN + 8, MT = 2;
     static constexpr int WM1 = BM / 32, WN1 = BN / 32, KT = BN / 64;
     static constexpr int WM3 = BM / 32, WD3 = 8 / WM3, CW = D / WD3;
     static_assert(WM1 * WN1 == 8 && BN % 64 == 0 && 8 % WM3 == 0 && CW % 16 == 0,
                   "backward tiles must split among 8 warps");
     static constexpr int K = 0, V = K + BN * LD, Q = V + BN * LD;
-    static constexpr int DO = Q + 2 * BM * LD, P = DO + 2 * BM * LD, DS = P + BM * LDP;
+    static constexpr int DO = Q + NB * BM * LD, P = DO + NB * BM * LD, DS = P + BM * LDP;
     static constexpr int NBF16 = DS + BM * LDP;
-    static constexpr size_t BYTES = (size_t)NBF16 * 2 + 4 * BM * sizeof(float);
+    static constexpr size_t BYTES = (size_t)NBF16 * 2 + 2 * NB * BM * sizeof(float);
 };
 
 /* P and dS of one 16 x 32 warp tile (local rows r0 .., keys c0 ..) into smem as bf16. */
@@ -629,21 +631,21 @@ __device__ __forceinline__ void bwd_store_kv(bf16 *xb, size_t ks, const float ac
 
 /* grid (B * Hkv, ceil(T / BN)), block 256: key tile blockIdx.y of kv head kh, over query
  * heads kh * group .. + group - 1 and query tiles from the diagonal to the end. */
-template <int D, int BM_, int BN_>
+template <int D, int BM_, int BN_, int NB_>
 __global__ void __launch_bounds__(ATT_BWD_NT)
     attn_bwd_kernel(bf16 *__restrict__ dk, bf16 *__restrict__ dv, float *__restrict__ dqacc,
                     const bf16 *__restrict__ q, const bf16 *__restrict__ k,
                     const bf16 *__restrict__ v, const bf16 *__restrict__ dout,
                     const float *__restrict__ lse, const float *__restrict__ di, int T, int H,
                     int Hkv, float scale) {
-    typedef Bwd<D, BM_, BN_> C;
+    typedef Bwd<D, BM_, BN_, NB_> C;
     constexpr int BM = C::BM, BN = C::BN, LD = C::LD, NT = ATT_BWD_NT, KT = C::KT;
     extern __shared__ __align__(16) unsigned char att_smem[];
     bf16 *sm = reinterpret_cast<bf16 *>(att_smem);
     bf16 *sK = sm + C::K, *sV = sm + C::V, *sQ = sm + C::Q, *sdO = sm + C::DO;
     bf16 *sP = sm + C::P, *sdS = sm + C::DS;
-    float *sL = reinterpret_cast<float *>(sm + C::NBF16); /* 2 buffers of BM */
-    float *sDi = sL + 2 * BM;                             /* 2 buffers of BM */
+    float *sL = reinterpret_cast<float *>(sm + C::NBF16); /* NB buffers of BM */
+    float *sDi = sL + C::NB * BM;                         /* NB buffers of BM */
     const int b = blockIdx.x / Hkv, kh = blockIdx.x % Hkv, group = H / Hkv;
     const int k0 = blockIdx.y * BN;
     const int qt0 = k0 / BM, nq = (T + BM - 1) / BM - qt0, total = group * nq;
@@ -676,18 +678,25 @@ __global__ void __launch_bounds__(ATT_BWD_NT)
 #pragma unroll
             for (int e = 0; e < 4; e++) dva[kt][n][e] = dka[kt][n][e] = 0.0f;
     for (int it = 0; it < total; it++) {
-        const int cur = it & 1;
+        const int cur = C::NB == 2 ? it & 1 : 0;
         /* Step it's tiles have landed, and every warp is done with step it - 1 (its buffer
-         * is refilled below; its P and dS are overwritten in phase 1). */
+         * is refilled below with two buffers; its P and dS are overwritten in phase 1). */
         cp_async_wait_all();
         __syncthreads();
-        if (it + 1 < total) issue(it + 1, cur ^ 1);
-        cp_async_commit();
+        if (C::NB == 2) {
+            if (it + 1 < total) issue(it + 1, cur ^ 1);
+            cp_async_commit();
+        }
         const int h = kh * group + it / nq, q0 = (qt0 + it % nq) * BM;
         const bf16 *cQ = sQ + cur * BM * LD, *cdO = sdO + cur * BM * LD;
         bwd_p_ds<D, C>(sP, sdS, cQ, cdO, sK, sV, sL + cur * BM, sDi + cur * BM, q0, k0, T, sl2);
         __syncthreads();
         bwd_dkdv<D, C>(dva, dka, sP, sdS, cQ, cdO);
+        if (C::NB == 1) { /* phase 3 reads neither Q, dO, lse nor Di: refill them meanwhile */
+            __syncthreads();
+            if (it + 1 < total) issue(it + 1, 0);
+            cp_async_commit();
+        }
         bwd_dq<D, C>(dqacc + (size_t)b * T * qs + (size_t)h * D, qs, sdS, sK, q0, T);
     }
     bwd_store_kv<D, KT>(dk + kvo, ks, dka, scale, k0, T);
@@ -716,11 +725,16 @@ static void att_check_align(const char *fn, const void *p) {
     }
 }
 
+/* The forward's shared memory: the Q tile and two K and two V tiles. */
+template <int D> static constexpr size_t att_fwd_smem(void) {
+    return (size_t)(16 * ATT_FWD_NW * ATT_FWD_MT + 4 * ATT_BN) * (D + 8) * sizeof(bf16);
+}
+
 template <int D>
 static void att_fwd_launch(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
                            int B, int T, int H, int Hkv) {
     constexpr int NW = ATT_FWD_NW, MT = ATT_FWD_MT, BM = 16 * NW * MT;
-    const size_t smem = (size_t)(BM + 4 * ATT_BN) * (D + 8) * sizeof(bf16);
+    const size_t smem = att_fwd_smem<D>();
     static bool attr_set = false;
     if (!attr_set) {
         CUDA_CHECK(cudaFuncSetAttribute(attn_fwd_kernel<D, NW, MT>,
@@ -756,29 +770,40 @@ extern "C" size_t attention_backward_bf16_workspace(int B, int T, int H, int Hkv
     return dq + di;
 }
 
-template <int D, int BM, int BN>
+template <int D, int BM, int BN, int NB>
 static void att_bwd_launch(bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
                            const bf16 *v, const float *lse, int B, int T, int H, int Hkv,
                            float *dqacc, const float *di, float scale) {
-    const size_t smem = Bwd<D, BM, BN>::BYTES;
+    const size_t smem = Bwd<D, BM, BN, NB>::BYTES;
     static bool attr_set = false;
     if (!attr_set) {
-        CUDA_CHECK(cudaFuncSetAttribute(attn_bwd_kernel<D, BM, BN>,
+        CUDA_CHECK(cudaFuncSetAttribute(attn_bwd_kernel<D, BM, BN, NB>,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         attr_set = true;
     }
     const dim3 grid((unsigned)(B * Hkv), (unsigned)((T + BN - 1) / BN));
-    attn_bwd_kernel<D, BM, BN>
+    attn_bwd_kernel<D, BM, BN, NB>
         <<<grid, ATT_BWD_NT, smem>>>(dk, dv, dqacc, q, k, v, dout, lse, di, T, H, Hkv, scale);
     LAUNCH_CHECK();
 }
 
-/* DENSERL_ATTN_BWD_TILES=q128k64 brings back the first backward tiles (128 query rows per
- * step over 64 keys per CTA); the default q64k128 takes 128 keys per CTA, which halves the
- * dq atomics and the Q / dO reads per key. */
-static bool att_bwd_q128k64(void) {
+/* The backward's tiles: 128 keys per CTA over 64-row query steps, with two buffers of the
+ * query-side tiles where the GPU's shared memory holds them (H100: 175 KB at D = 128) and
+ * one where it does not (A100: 139 KB). DENSERL_ATTN_BWD_TILES=q128k64 brings back the
+ * first shape (128 query rows over 64 keys per CTA, two buffers) and q64k128s forces one
+ * buffer. The 128-key tiles halve the dq atomics and the Q / dO reads per key. */
+enum AttBwdTiles { ATT_Q64K128, ATT_Q64K128_SINGLE, ATT_Q128K64, ATT_NO_FIT };
+
+template <int D> static AttBwdTiles att_bwd_tiles(void) {
     const char *e = getenv("DENSERL_ATTN_BWD_TILES");
-    return e && strcmp(e, "q128k64") == 0;
+    const size_t have = (size_t)dr_cuda_smem_optin();
+    AttBwdTiles t = e && strcmp(e, "q128k64") == 0    ? ATT_Q128K64
+                    : e && strcmp(e, "q64k128s") == 0 ? ATT_Q64K128_SINGLE
+                                                      : ATT_Q64K128;
+    if (t == ATT_Q128K64 && Bwd<D, 128, 64, 2>::BYTES > have) t = ATT_Q64K128_SINGLE;
+    if (t == ATT_Q64K128 && Bwd<D, 64, 128, 2>::BYTES > have) t = ATT_Q64K128_SINGLE;
+    if (t == ATT_Q64K128_SINGLE && Bwd<D, 64, 128, 1>::BYTES > have) t = ATT_NO_FIT;
+    return t;
 }
 
 template <int D>
@@ -790,13 +815,33 @@ static void att_bwd(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *
     CUDA_CHECK(cudaMemsetAsync(dqacc, 0, (size_t)rows * D * sizeof(float), 0));
     attn_bwd_pre_kernel<D><<<(unsigned)((rows + 7) / 8), 256>>>(di, dout, out, B, T, H);
     LAUNCH_CHECK();
-    if (att_bwd_q128k64())
-        att_bwd_launch<D, 128, 64>(dk, dv, dout, q, k, v, lse, B, T, H, Hkv, dqacc, di, scale);
-    else
-        att_bwd_launch<D, 64, 128>(dk, dv, dout, q, k, v, lse, B, T, H, Hkv, dqacc, di, scale);
+    switch (att_bwd_tiles<D>()) {
+    case ATT_Q64K128:
+        att_bwd_launch<D, 64, 128, 2>(dk, dv, dout, q, k, v, lse, B, T, H, Hkv, dqacc, di, scale);
+        break;
+    case ATT_Q64K128_SINGLE:
+        att_bwd_launch<D, 64, 128, 1>(dk, dv, dout, q, k, v, lse, B, T, H, Hkv, dqacc, di, scale);
+        break;
+    case ATT_Q128K64:
+        att_bwd_launch<D, 128, 64, 2>(dk, dv, dout, q, k, v, lse, B, T, H, Hkv, dqacc, di, scale);
+        break;
+    case ATT_NO_FIT:
+        fprintf(stderr,
+                "fatal: attention_backward_bf16_cuda: head dim %d needs %zu bytes of shared "
+                "memory per block and this GPU gives %d (see attention_bf16_fits)\n",
+                D, Bwd<D, 64, 128, 1>::BYTES, dr_cuda_smem_optin());
+        abort();
+    }
     const long n4 = rows * D / 4;
     attn_dq_convert_kernel<<<dr_blocks(n4, 256), 256>>>(dq, dqacc, n4, scale);
     LAUNCH_CHECK();
+}
+
+extern "C" int attention_bf16_fits(int D) {
+    const size_t have = (size_t)dr_cuda_smem_optin();
+    if (D == 64) return att_fwd_smem<64>() <= have && att_bwd_tiles<64>() != ATT_NO_FIT;
+    if (D == 128) return att_fwd_smem<128>() <= have && att_bwd_tiles<128>() != ATT_NO_FIT;
+    return 0;
 }
 
 extern "C" void attention_backward_bf16_cuda(uint16_t *dq, uint16_t *dk, uint16_t *dv,

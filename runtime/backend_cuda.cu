@@ -94,6 +94,17 @@ extern "C" int dr_cuda_sm_count(void) {
     return sms;
 }
 
+extern "C" int dr_cuda_smem_optin(void) {
+    static int bytes = 0;
+    if (!bytes) {
+        int dev = 0, v = 0;
+        CUDA_CHECK(cudaGetDevice(&dev));
+        CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+        bytes = v > 0 ? v : 48 << 10;
+    }
+    return bytes;
+}
+
 extern "C" void *cuda_alloc(size_t bytes) {
     void *p = dr_cuda_malloc(bytes);
     CUDA_CHECK(cudaMemset(p, 0, bytes ? bytes : 1));

@@ -51,6 +51,8 @@ int dr_cuda_sync_launches(void);
 void *dr_cuda_scratch(int slot, size_t bytes);
 /* Multiprocessors of the current device, asked once. */
 int dr_cuda_sm_count(void);
+/* The most dynamic shared memory one block may opt into on the current device, in bytes. */
+int dr_cuda_smem_optin(void);
 }
 enum {
     SCRATCH_REDUCE = 0,

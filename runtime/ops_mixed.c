@@ -45,6 +45,15 @@ int op_mixed_attention_supported(int D) {
     return D == 64 || D == 128;
 }
 
+int op_mixed_attention_fits(int D) {
+#ifdef DENSERL_CUDA
+    return op_mixed_attention_supported(D) && attention_bf16_fits(D);
+#else
+    (void)D;
+    return 0;
+#endif
+}
+
 int op_mixed_attention_cudnn_available(void) {
 #ifdef DENSERL_CUDA
     return attention_cudnn_available();

@@ -8,6 +8,8 @@
 #include "backend.h"
 
 int op_mixed_attention_supported(int D);
+/* 1 when the hand-written bf16 attention for head dim D fits this GPU's shared memory */
+int op_mixed_attention_fits(int D);
 /* 1 when cuDNN's fused attention can stand in for the hand-written bf16 kernels (the cudnn
  * argument below); else 0 with the reason printed once */
 int op_mixed_attention_cudnn_available(void);

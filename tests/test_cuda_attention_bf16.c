@@ -1,7 +1,8 @@
 /* The bf16 tensor-core flash attention (attention_bf16.h) against the fp32 CPU reference
  * (attention.h) run on the same bf16-rounded inputs, over shapes with GQA and odd lengths
- * (T = 1, 37, 130, 200, 257, 300: partial tiles, tiles straddling the diagonal), with both
- * backward tile shapes (DENSERL_ATTN_BWD_TILES). Outputs are
+ * (T = 1, 37, 130, 200, 257, 300: partial tiles, tiles straddling the diagonal), with every
+ * backward tile shape (DENSERL_ATTN_BWD_TILES), and which head dims fit the GPU's shared
+ * memory (in emulation, DENSERL_EMU_SMEM_KB plays an A100 or a 99 KB GPU). Outputs are
  * poisoned before each call, so anything the kernels never write shows up as NaN.
  * Tolerances: out, dq, dk, dv 2e-2 relative (bf16 outputs, and P and dS rounded to bf16
  * for the tensor-core products); lse 1e-3 (bf16 products are exact in fp32, so only the
@@ -110,20 +111,44 @@ static void bench_shape(int B, int T, int H, int Hkv, int D) {
 }
 #endif
 
+/* The GPU's most shared memory per block, in bytes. */
+static int smem_optin(void) {
+    int optin = 0;
+#ifdef DENSERL_CUDA
+    int dev = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+#endif
+    return optin;
+}
+
 int main(void) {
     CUDA_TEST_BEGIN();
     rng_seed(20240611);
-    /* both backward tile shapes: 64 query rows x 128 keys (the default), then 128 x 64 */
-    for (int tiles = 0; tiles < 2; tiles++) {
-        if (tiles == 1) setenv("DENSERL_ATTN_BWD_TILES", "q128k64", 1);
-        printf("backward tiles %s\n", tiles ? "q128k64" : "q64k128 (default)");
-        check_shape(1, 64, 2, 2, 64);
-        check_shape(2, 200, 4, 2, 128);
-        check_shape(1, 37, 2, 1, 64);
-        check_shape(1, 1, 1, 1, 128);
-        check_shape(2, 130, 4, 4, 64);
-        check_shape(1, 257, 8, 2, 128);
-        check_shape(1, 300, 2, 1, 64);
+    /* what fits this GPU's shared memory per block: the backward's one-buffer tiles need
+     * 90624 bytes at D = 64 and 139776 at D = 128 (more than the forward's 55296 and 104448);
+     * an H100 and an A100 hold both, a GPU with about 100 KB only D = 64 */
+    const int optin = smem_optin();
+    const int fit64 = attention_bf16_fits(64), fit128 = attention_bf16_fits(128);
+    check(fit64 == (optin >= 90624) && fit128 == (optin >= 139776),
+          "attention_bf16_fits with %d bytes of shared memory per block: D=64 %d, D=128 %d", optin,
+          fit64, fit128);
+    /* every backward tile shape: 64 query rows x 128 keys (the default; one buffer of the
+     * query-side tiles where two do not fit), 128 x 64, and 64 x 128 with one buffer */
+    const char *tiles[3] = {NULL, "q128k64", "q64k128s"};
+    for (int t = 0; t < 3; t++) {
+        if (tiles[t]) setenv("DENSERL_ATTN_BWD_TILES", tiles[t], 1);
+        printf("backward tiles %s\n", tiles[t] ? tiles[t] : "default");
+        const int shapes[7][5] = {{1, 64, 2, 2, 64}, {2, 200, 4, 2, 128}, {1, 37, 2, 1, 64},
+                                  {1, 1, 1, 1, 128}, {2, 130, 4, 4, 64},  {1, 257, 8, 2, 128},
+                                  {1, 300, 2, 1, 64}};
+        for (int k = 0; k < 7; k++) {
+            const int *x = shapes[k];
+            if (x[4] == 128 ? fit128 : fit64)
+                check_shape(x[0], x[1], x[2], x[3], x[4]);
+            else
+                printf("SKIP D=%d: does not fit this GPU's shared memory\n", x[4]);
+        }
     }
     unsetenv("DENSERL_ATTN_BWD_TILES");
 #ifdef DENSERL_CUDA

@@ -314,6 +314,52 @@ static void qkv_bf16_paths(const char *attention) {
     }
 }
 
+/* A bf16 model with head dim 128 against the fp32 CPU model (log-probs within 1e-2,
+ * gradients 3e-2): through the bf16 flash attention where its kernels fit the GPU's shared
+ * memory per block, and through the fp32 attention where they do not (in emulation,
+ * DENSERL_EMU_SMEM_KB=99 plays such a GPU). */
+static void bf16_head128(void) {
+    ModelConfig c = small_config();
+    c.d_model = 256;
+    c.n_heads = 2;
+    c.n_kv_heads = 1;
+    c.head_dim = 128;
+    c.d_ff = 384;
+    Model cpu, gpu;
+    model_init(&cpu, &c, BACKEND_CPU, NB, NT);
+    model_init(&gpu, &c, BACKEND_CUDA, NB, NT);
+    model_init_random(&cpu, 17, 0.05f);
+    model_init_random(&gpu, 17, 0.05f);
+    REQUIRE(model_use_bf16(&gpu, "flash") == 0, "bf16 on a head-dim-128 GPU model");
+    model_alloc_grads(&cpu);
+    model_alloc_grads(&gpu);
+    int tok[NB * NT], tg[NB * NT];
+    float dl[NB * NT], lp[2][NB * NT];
+    for (int i = 0; i < NB * NT; i++) {
+        tok[i] = (int)(rng_u01() * c.vocab);
+        tg[i] = (int)(rng_u01() * c.vocab);
+        dl[i] = rng_sym(1.0);
+    }
+    Model *ms[2] = {&cpu, &gpu};
+    for (int k = 0; k < 2; k++) {
+        model_forward(ms[k], tok, tg, NB, NT, lp[k], NULL);
+        model_zero_grads(ms[k]);
+        model_backward(ms[k], tok, tg, NB, NT, dl, NULL);
+    }
+    const char *path = gpu.mx.attn_bf16 ? "bf16 flash" : "fp32";
+    double e = rel_err(lp[1], lp[0], NB * NT);
+    EXPECT(e < 1e-2, "bf16 model, head dim 128, %s attention: log-probs vs fp32 CPU rel_err %.2e",
+           path, e);
+    float *gc = host_params(&cpu, cpu.grads), *gg = host_params(&gpu, gpu.grads);
+    e = rel_err(gg, gc, (long)cpu.n_params);
+    EXPECT(e < 3e-2, "bf16 model, head dim 128, %s attention: gradients vs fp32 CPU rel_err %.2e",
+           path, e);
+    free(gc);
+    free(gg);
+    model_free(&cpu);
+    model_free(&gpu);
+}
+
 /* Mixed precision (bf16 copies into products, attention, lm_head) against the fp32 CPU model:
  * log-probs within 1e-2 relative (bf16 keeps 8 bits of mantissa: ~4e-3 per rounding),
  * gradients within 3e-2; then a few AdamW steps on both must track each other. Head dim 64
@@ -414,6 +460,7 @@ int main(void) {
     mixed_precision("flash", 300, 0);
     unsetenv("DENSERL_LOGITS");
     qkv_bf16_paths("flash");
+    bf16_head128();
     if (op_mixed_attention_cudnn_available()) {
         mixed_precision("cudnn", 300, 0);
         qkv_bf16_paths("cudnn");

@@ -77,7 +77,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int dev) {
     snprintf(p->name, sizeof p->name, "CPU emulation of an sm_90 GPU");
     p->totalGlobalMem = emu_capacity();
     p->sharedMemPerBlock = 48 << 10;
-    p->sharedMemPerBlockOptin = 227 << 10;
+    p->sharedMemPerBlockOptin = emu_max_dyn_smem();
     p->sharedMemPerMultiprocessor = 228 << 10;
     p->regsPerBlock = 65536;
     p->warpSize = 32;

@@ -14,6 +14,18 @@
 
 dim3 threadIdx, blockIdx, blockDim, gridDim;
 
+/* The most dynamic shared memory a block may opt into: an H100's 227 KB, or
+ * DENSERL_EMU_SMEM_KB (163 as an A100, 99 as an L40S) to try the kernels' smaller tiles. */
+size_t emu_max_dyn_smem(void) {
+    static size_t v = 0;
+    if (!v) {
+        const char *e = getenv("DENSERL_EMU_SMEM_KB");
+        const long kb = e && *e ? atol(e) : 227;
+        v = (size_t)(kb > 0 && kb <= 227 ? kb : 227) << 10;
+    }
+    return v;
+}
+
 namespace {
 
 enum { F_RUN, F_BLOCK, F_WARP, F_DONE };
@@ -38,8 +50,6 @@ struct Fiber {
 const size_t STACK_BYTES = 64 << 10;
 const uint64_t STACK_CANARY = 0x5eed0f57ac4ca7a1ull;
 const int MAX_THREADS = 1024;
-const size_t MAX_DYN_SMEM = 227 << 10;
-
 char *g_stacks;
 Fiber g_fibers[MAX_THREADS];
 unsigned g_live_lanes[MAX_THREADS / 32], g_waiting_lanes[MAX_THREADS / 32];
@@ -486,7 +496,7 @@ void emu_launch_raw(const char *name, emu_cfg cfg, void (*body)(void *), void *c
     const unsigned long threads = (unsigned long)cfg.block.x * cfg.block.y * cfg.block.z;
     if (threads == 0 || threads > MAX_THREADS || cfg.block.z > 64 || cfg.grid.x == 0 ||
         cfg.grid.y == 0 || cfg.grid.z == 0 || cfg.grid.x > 2147483647u || cfg.grid.y > 65535 ||
-        cfg.grid.z > 65535 || cfg.smem > MAX_DYN_SMEM) {
+        cfg.grid.z > 65535 || cfg.smem > emu_max_dyn_smem()) {
         fprintf(stderr,
                 "CUDA emulation: kernel %s: invalid launch (grid %u,%u,%u, block %u,%u,%u, "
                 "%zu bytes of dynamic shared memory)\n",
@@ -526,7 +536,7 @@ void emu_clear_launch_error(void) {
 }
 
 cudaError_t emu_func_set_max_dyn_smem(const void *, int bytes) {
-    return bytes >= 0 && (size_t)bytes <= MAX_DYN_SMEM ? cudaSuccess : cudaErrorInvalidValue;
+    return bytes >= 0 && (size_t)bytes <= emu_max_dyn_smem() ? cudaSuccess : cudaErrorInvalidValue;
 }
 
 cudaError_t emu_occupancy(int *blocks, int threads, size_t smem) {

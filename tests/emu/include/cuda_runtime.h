@@ -166,6 +166,7 @@ cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 cudaError_t emu_launch_error(void);
 void emu_clear_launch_error(void);
+size_t emu_max_dyn_smem(void);
 cudaError_t emu_func_set_max_dyn_smem(const void *fn, int bytes);
 cudaError_t emu_occupancy(int *blocks, int threads, size_t smem);
 #ifdef __cplusplus
