@@ -788,8 +788,8 @@ static void att_bwd_launch(bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q, 
 }
 
 /* The backward's tiles: 128 keys per CTA over 64-row query steps, with two buffers of the
- * query-side tiles where the GPU's shared memory holds them (H100: 175 KB at D = 128) and
- * one where it does not (A100: 139 KB). DENSERL_ATTN_BWD_TILES=q128k64 brings back the
+ * query-side tiles where the GPU's shared memory holds them (H100: 171 KB at D = 128) and
+ * one where it does not (A100: 136.5 KB). DENSERL_ATTN_BWD_TILES=q128k64 brings back the
  * first shape (128 query rows over 64 keys per CTA, two buffers) and q64k128s forces one
  * buffer. The 128-key tiles halve the dq atomics and the Q / dO reads per key. */
 enum AttBwdTiles { ATT_Q64K128, ATT_Q64K128_SINGLE, ATT_Q128K64, ATT_NO_FIT };
