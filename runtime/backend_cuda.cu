@@ -83,26 +83,26 @@ extern "C" void *dr_cuda_scratch(int slot, size_t bytes) {
     return buf[slot];
 }
 
-extern "C" int dr_cuda_sm_count(void) {
-    static int sms = 0;
-    if (!sms) {
+/* An attribute of the current device, asked once per call site's cache (fallback where the
+ * device answers 0). */
+static int cuda_attr(int *cache, cudaDeviceAttr attr, int fallback) {
+    if (!*cache) {
         int dev = 0, v = 0;
         CUDA_CHECK(cudaGetDevice(&dev));
-        CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
-        sms = v > 0 ? v : 1;
+        CUDA_CHECK(cudaDeviceGetAttribute(&v, attr, dev));
+        *cache = v > 0 ? v : fallback;
     }
-    return sms;
+    return *cache;
+}
+
+extern "C" int dr_cuda_sm_count(void) {
+    static int sms = 0;
+    return cuda_attr(&sms, cudaDevAttrMultiProcessorCount, 1);
 }
 
 extern "C" int dr_cuda_smem_optin(void) {
     static int bytes = 0;
-    if (!bytes) {
-        int dev = 0, v = 0;
-        CUDA_CHECK(cudaGetDevice(&dev));
-        CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-        bytes = v > 0 ? v : 48 << 10;
-    }
-    return bytes;
+    return cuda_attr(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, 48 << 10);
 }
 
 extern "C" void *cuda_alloc(size_t bytes) {
