@@ -26,13 +26,16 @@ test: build
 
 # The CUDA tests on the CPU: the CUDA sources compiled for tests/emu's emulation of the GPU,
 # in a build folder of their own (they check the kernels' results, not their speed)
-# EMU_ASAN=1: built with AddressSanitizer, so a kernel's access past its buffers is reported
+# EMU_ASAN=1: built with AddressSanitizer and UBSan's alignment check, so a kernel's access
+# past its buffers, or a vector load or store at an address its type's size does not divide
+# (a misaligned-address fault on a GPU), is reported
 EMU_BUILD ?= build-emu
 EMU_FLAGS :=
 ifeq ($(EMU_ASAN),1)
 EMU_BUILD := $(EMU_BUILD)-asan
-EMU_FLAGS := -DCMAKE_C_FLAGS=-fsanitize=address -DCMAKE_CXX_FLAGS=-fsanitize=address \
-	-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address
+EMU_SAN := -fsanitize=address,alignment -fno-sanitize-recover=alignment
+EMU_FLAGS := -DCMAKE_C_FLAGS="$(EMU_SAN)" -DCMAKE_CXX_FLAGS="$(EMU_SAN)" \
+	-DCMAKE_EXE_LINKER_FLAGS="$(EMU_SAN)"
 endif
 EMU_TESTS := $(sort $(basename $(notdir $(wildcard tests/test_cuda_*.c)))) test_gpu_model test_comm
 EMU_RUN := $(EMU_TESTS) test_gpu_train test_cuda_attention_bf16_smem163 \

@@ -239,6 +239,10 @@ static void emu_cp_land(Fiber *f, int before) {
 void emu_cp_async(void *dst, const void *src, int bytes, bool valid) {
     if (bytes != 4 && bytes != 8 && bytes != 16)
         emu_fatal("cp.async of other than 4, 8 or 16 bytes");
+    /* the PTX ISA: both addresses aligned to the copy's size (a GPU stops the kernel with a
+     * misaligned-address error), the source's even when nothing is read from it */
+    if ((uintptr_t)dst % (uintptr_t)bytes || (uintptr_t)src % (uintptr_t)bytes)
+        emu_fatal("cp.async address not aligned to its size");
     CpAsync c;
     c.dst = dst;
     c.bytes = bytes;

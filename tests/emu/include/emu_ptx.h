@@ -49,6 +49,10 @@ static void emu_ldsm_run(const void *const send[32], void *const recv[32], unsig
 }
 
 static inline void emu_ldmatrix_x4(uint32_t r[4], const void *p, bool trans) {
+    if ((uintptr_t)p % 16) { /* each row address: 16 bytes, aligned to 16 (the PTX ISA) */
+        fprintf(stderr, "fatal: CUDA emulation: ldmatrix row address %p not 16-byte aligned\n", p);
+        abort();
+    }
     emu_ldsm_args a = {(const uint16_t *)p, trans};
     uint32_t out[4];
     emu_warp_collective(0xffffffffu, emu_ldsm_run, &a, out);
