@@ -418,11 +418,12 @@ EMU_BITCAST(__float_as_int, float, int)
 EMU_BITCAST(__longlong_as_double, long long, double)
 EMU_BITCAST(__double_as_longlong, double, long long)
 #undef EMU_BITCAST
-/* rounded operations: the emulation builds with -ffp-contract=off, so each stays one rounding
- * as on the GPU */
+/* rounded operations: each one rounding, as on the GPU, where nvcc never fuses them into an
+ * fma; the volatile keeps g++ from fusing them too where it contracts (DENSERL_EMU_CONTRACT) */
 #define EMU_RN(NAME, T, OP)                                                                        \
     static inline T NAME(T a, T b) {                                                               \
-        return a OP b;                                                                             \
+        volatile T r = a OP b;                                                                     \
+        return r;                                                                                  \
     }
 EMU_RN(__fadd_rn, float, +)
 EMU_RN(__fsub_rn, float, -)
