@@ -375,22 +375,38 @@ const uint16_t *model_bf16(const Model *m, const float *w) {
     return bw(m, w);
 }
 
-/* Scratch slot k of at least n bf16 elements, grown on demand. */
-static uint16_t *mx_buf(Model *m, int k, size_t n) {
+/* Scratch slot k of at least rows x width bf16 elements, grown on demand to the model's token
+ * capacity at that width: calls of more rows at a width already seen then need no new
+ * buffer (on a GPU a cudaFree waits for the device), so the slots stop growing in a run's
+ * first step, whatever lengths later steps bring. */
+static uint16_t *mx_buf(Model *m, int k, size_t rows, size_t width) {
+    const size_t n = rows * width;
     if (n > m->mx.cap[k]) {
+        size_t cap = width * (size_t)m->act.B * m->act.T;
+        if (cap < n) cap = n;
         if (m->mx.buf[k]) be_free(m->be, m->mx.buf[k]);
-        m->mx.buf[k] = be_alloc(m->be, sizeof(uint16_t) * n);
-        m->mx.cap[k] = n;
+        m->mx.buf[k] = be_alloc(m->be, sizeof(uint16_t) * cap);
+        m->mx.cap[k] = cap;
         if (k == 0) m->mx.xs_of = NULL;
     }
     return m->mx.buf[k];
 }
 
-/* Slot 0 for a product's input x of n elements: *src is x, or NULL where the slot already
- * holds bf16(x) and the caller says x is unchanged since (again); the slot is then x's. */
-static uint16_t *mx_input(Model *m, const float *x, size_t n, int again, const float **src) {
+/* Slot 2 for the bf16 attention's scratch of a (B, T) call (linear in B T). */
+static uint16_t *attn_scratch(Model *m, int B, int T) {
+    const ModelConfig *c = &m->cfg;
+    return mx_buf(m, 2, (size_t)B * T,
+                  op_mixed_attention_scratch(1, 1, c->n_heads, c->n_kv_heads, c->head_dim));
+}
+
+/* Slot 0 for a product's input x of rows x width elements: *src is x, or NULL where the slot
+ * already holds bf16(x) and the caller says x is unchanged since (again); the slot is then
+ * x's. */
+static uint16_t *mx_input(Model *m, const float *x, size_t rows, size_t width, int again,
+                          const float **src) {
+    const size_t n = rows * width;
     const int reuse = again && m->mx.xs_of == x && m->mx.n_xs == n;
-    uint16_t *xs = mx_buf(m, 0, n);
+    uint16_t *xs = mx_buf(m, 0, rows, width);
     *src = reuse ? NULL : x;
     m->mx.xs_of = x;
     m->mx.n_xs = n;
@@ -404,7 +420,7 @@ static void linear(Model *m, float *y, const float *x, const float *w, const flo
         return;
     }
     const float *src;
-    uint16_t *xs = mx_input(m, x, (size_t)n * in, again, &src);
+    uint16_t *xs = mx_input(m, x, (size_t)n, (size_t)in, again, &src);
     op_linear_forward_mixed(m->be, y, src, bw(m, w), b, n, in, out, xs);
 }
 
@@ -428,10 +444,10 @@ static void lin_bwd_x(Model *m, float *dx, float *dw, float *db, const float *dy
         return;
     }
     const float *src = x;
-    uint16_t *xs = mx_buf(m, 0, (size_t)n * in);
-    if (dw) xs = mx_input(m, x, (size_t)n * in, again, &src); /* only dw reads the copy */
+    uint16_t *xs = mx_buf(m, 0, (size_t)n, (size_t)in);
+    if (dw) xs = mx_input(m, x, (size_t)n, (size_t)in, again, &src); /* only dw reads the copy */
     op_linear_backward_mixed(m->be, dx, dw, db, dyb ? NULL : dy, src, bw(m, w), n, in, out,
-                             dyb ? dyb : mx_buf(m, 1, (size_t)n * out), xs);
+                             dyb ? dyb : mx_buf(m, 1, (size_t)n, (size_t)out), xs);
 }
 
 static void lin_bwd(Model *m, float *dx, float *dw, float *db, const float *dy, const float *x,
@@ -467,7 +483,7 @@ static void norm_proj_bwd(Model *m, float *dx, float *dw, float *db, const float
         op_linear_backward(m->be, dx, dw, db, dy, xn, w, n, in, out);
         return;
     }
-    uint16_t *dys = dyb ? dyb : mx_buf(m, 1, (size_t)n * out);
+    uint16_t *dys = dyb ? dyb : mx_buf(m, 1, (size_t)n, (size_t)out);
     op_linear_backward_mixed(m->be, dx, dw, dyb ? NULL : db, dyb ? NULL : dy, NULL, bw(m, w), n, in,
                              out, dys, (uint16_t *)xn);
     if (dyb && db) op_linear_backward(m->be, NULL, NULL, db, dy, NULL, NULL, n, in, out);
@@ -489,7 +505,7 @@ static void attn_fwd(Model *m, float *out, float *lse, const float *q, const flo
         op_attention_forward(m->be, out, lse, q, k, v, B, T, H, Hkv, D);
         return;
     }
-    uint16_t *s = mx_buf(m, 2, op_mixed_attention_scratch(B, T, H, Hkv, D));
+    uint16_t *s = attn_scratch(m, B, T);
     op_attention_forward_mixed(m->be, (uint16_t *)out, lse, q, k, v, B, T, H, Hkv, D, s,
                                m->mx.cudnn_attn);
 }
@@ -514,7 +530,7 @@ static void attn_proj_bwd(Model *m, float *dout, float *dw, float *db, const flo
         lin_bwd(m, dout, dw, db, dy, out, w, n, in, o);
         return;
     }
-    uint16_t *dys = mx_buf(m, 1, (size_t)n * o);
+    uint16_t *dys = mx_buf(m, 1, (size_t)n, (size_t)o);
     op_linear_dx_bf16_mixed(m->be, (uint16_t *)dout, dy, bw(m, w), n, in, o,
                             dys); /* dys=bf16(dy) */
     op_linear_backward_mixed(m->be, NULL, dw, db, db ? dy : NULL, NULL, bw(m, w), n, in, o, dys,
@@ -524,8 +540,10 @@ static void attn_proj_bwd(Model *m, float *dout, float *dw, float *db, const flo
 /* The bf16 attention backward's workspace for a (B, T) call, grown on demand. */
 static void *attn_workspace(Model *m, int B, int T) {
     const ModelConfig *c = &m->cfg;
-    size_t ws = op_mixed_attention_workspace(B, T, c->n_heads, c->n_kv_heads, c->head_dim);
-    if (ws > m->mx.attn_ws_cap) {
+    const int H = c->n_heads, Hkv = c->n_kv_heads, D = c->head_dim;
+    if (op_mixed_attention_workspace(B, T, H, Hkv, D) > m->mx.attn_ws_cap) {
+        /* at the token capacity, as the scratch slots (the size is linear in B T) */
+        const size_t ws = op_mixed_attention_workspace(m->act.B, m->act.T, H, Hkv, D);
         if (m->mx.attn_ws) be_free(m->be, m->mx.attn_ws);
         m->mx.attn_ws = be_alloc(m->be, ws);
         m->mx.attn_ws_cap = ws;
@@ -542,7 +560,7 @@ static void attn_bwd(Model *m, float *dq, float *dk, float *dv, const float *dou
         op_attention_backward(m->be, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, Hkv, D);
         return;
     }
-    uint16_t *s = mx_buf(m, 2, op_mixed_attention_scratch(B, T, H, Hkv, D));
+    uint16_t *s = attn_scratch(m, B, T);
     op_attention_backward_mixed(m->be, dq, dk, dv, (const uint16_t *)dout, q, k, v,
                                 (const uint16_t *)out, lse, B, T, H, Hkv, D, s,
                                 attn_workspace(m, B, T), m->mx.cudnn_attn);
@@ -613,7 +631,7 @@ static void qkv_attn_fwd(Model *m, float *q, float *k, float *v, float *att, flo
                          const float *xn1, int l, int B, int T) {
     const ModelConfig *c = &m->cfg;
     const int N = B * T, H = c->n_heads, Hkv = c->n_kv_heads, D = c->head_dim;
-    float *q32 = (float *)mx_buf(m, 2, op_mixed_attention_scratch(B, T, H, Hkv, D));
+    float *q32 = (float *)attn_scratch(m, B, T);
     float *k32 = q32 + (size_t)N * H * D, *v32 = k32 + (size_t)N * Hkv * D;
     qkv_proj(m, q32, k32, v32, xn1, l, N);
     const int *pos = m->act.pos;
@@ -632,7 +650,7 @@ static void qkv_attn_bwd(Model *m, const float *q, const float *k, const float *
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->act;
     const int N = B * T, H = c->n_heads, Hkv = c->n_kv_heads, D = c->head_dim;
-    uint16_t *dqb = mx_buf(m, 2, op_mixed_attention_scratch(B, T, H, Hkv, D));
+    uint16_t *dqb = attn_scratch(m, B, T);
     uint16_t *dkb = dqb + (size_t)N * H * D, *dvb = dkb + (size_t)N * Hkv * D;
     op_attention_backward_bf16in(m->be, dqb, dkb, dvb, (const uint16_t *)a->datt,
                                  (const uint16_t *)q, (const uint16_t *)k, (const uint16_t *)v,
@@ -704,7 +722,7 @@ static void lp_fwd(Model *m, float *logp, float *entropy, const int *targets, in
     } else {
         op_logprob_forward_mixed(m->be, lp, ent, a->lse_out, h, bw(m, m->w.lm_head), m->mx.w16,
                                  targets, n, d, c->vocab, m->logits_chunk, a->scratch,
-                                 mx_buf(m, 0, (size_t)n * d));
+                                 mx_buf(m, 0, (size_t)n, (size_t)d));
         m->mx.xs_of = NULL; /* slot 0 now holds xf's copy, which no product reuses */
     }
     if (n < N) {
@@ -734,10 +752,10 @@ static void lp_bwd(Model *m, const float *dlogp, const float *dentropy, const in
         op_logprob_backward(m->be, dh, m->g.lm_head, dlogp, dentropy, h, m->w.lm_head, targets,
                             a->lse_out, n, d, c->vocab, m->logits_chunk, a->scratch);
     } else {
-        const size_t hs = (size_t)n * d * (m->mx.w16 ? 2 : 1); /* bf16 (and fp16) h */
+        const size_t hs = (size_t)d * (m->mx.w16 ? 2 : 1); /* bf16 (and fp16) h, per row */
         op_logprob_backward_mixed(m->be, dh, m->g.lm_head, dlogp, dentropy, h, bw(m, m->w.lm_head),
                                   m->mx.w16, targets, a->lse_out, n, d, c->vocab, m->logits_chunk,
-                                  a->scratch, mx_buf(m, 0, hs));
+                                  a->scratch, mx_buf(m, 0, (size_t)n, hs));
         m->mx.xs_of = NULL;
     }
     if (n < N) op_embedding_backward(m->be, a->dtmp, a->dx, a->lp_idx, n, d); /* rows back */
@@ -901,7 +919,7 @@ static void mlp_backward_bf16(Model *m, int l, const float *gate, const float *u
     ParamViews *g = &m->g, *w = &m->w;
     const int d = c->d_model, F = c->d_ff;
     uint16_t *dhb = (uint16_t *)a->dh, *dgb = (uint16_t *)a->dgate, *dub = (uint16_t *)a->dup;
-    uint16_t *dys = mx_buf(m, 1, (size_t)N * d);
+    uint16_t *dys = mx_buf(m, 1, (size_t)N, (size_t)d);
     const float *wd = LW(w->w_down, l, (size_t)d * F);
     op_linear_dx_bf16_mixed(m->be, dhb, a->dx, bw(m, wd), N, F, d, dys); /* dys = bf16(dx) */
     op_linear_backward_mixed(m->be, NULL, LW(g->w_down, l, (size_t)d * F), NULL, NULL, NULL,
