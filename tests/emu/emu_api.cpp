@@ -52,6 +52,18 @@ bool emu_waits_in_capture(void) {
     return true;
 }
 
+/* DENSERL_EMU_TRACE=1: a line on stdout for each call that costs a GPU time outside the
+ * stream's work (allocation, release, a wait for the device), so that a test can tell in
+ * which part of a run they happen: stdout is the program's own, in the order of its lines. */
+void emu_trace(const char *what, size_t bytes) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("DENSERL_EMU_TRACE");
+        on = e && *e && strcmp(e, "0") != 0;
+    }
+    if (on) printf("emu: %s %zu\n", what, bytes);
+}
+
 double emu_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -121,6 +133,7 @@ cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr attr, int dev) {
 
 cudaError_t cudaDeviceSynchronize(void) {
     if (emu_waits_in_capture()) return emu_fail(cudaErrorStreamCaptureUnsupported);
+    emu_trace("cudaDeviceSynchronize", 0);
     return g_error;
 }
 
@@ -170,6 +183,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
     memset(m, 0xff, bytes);
     g_allocs[m] = bytes;
     g_used += bytes;
+    emu_trace("cudaMalloc", bytes);
     *p = m;
     return cudaSuccess;
 }
@@ -180,6 +194,7 @@ cudaError_t cudaFree(void *p) {
     auto it = g_allocs.find(p);
     if (it == g_allocs.end()) return emu_fail(cudaErrorInvalidValue);
     g_used -= it->second;
+    emu_trace("cudaFree", it->second);
     g_allocs.erase(it);
     free(p);
     return cudaSuccess;
@@ -193,6 +208,7 @@ cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b) {
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind) {
     if (emu_waits_in_capture()) return emu_fail(cudaErrorStreamCaptureUnsupported);
+    emu_trace("cudaMemcpy", bytes);
     if (bytes) memmove(dst, src, bytes);
     return cudaSuccess;
 }
@@ -200,6 +216,7 @@ cudaError_t cudaMemcpy2D(void *dst, size_t dpitch, const void *src, size_t spitc
                          size_t height, cudaMemcpyKind) {
     if (emu_waits_in_capture()) return emu_fail(cudaErrorStreamCaptureUnsupported);
     if (width > dpitch || width > spitch) return emu_fail(cudaErrorInvalidValue);
+    emu_trace("cudaMemcpy2D", width * height);
     for (size_t r = 0; r < height; r++)
         memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
     return cudaSuccess;
@@ -214,6 +231,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
 }
 cudaError_t cudaMemset(void *p, int byte, size_t bytes) {
     if (emu_waits_in_capture()) return emu_fail(cudaErrorStreamCaptureUnsupported);
+    emu_trace("cudaMemset", bytes);
     if (bytes) memset(p, byte, bytes);
     return cudaSuccess;
 }
@@ -238,6 +256,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t) {
     if (emu_waits_in_capture()) return emu_fail(cudaErrorStreamCaptureUnsupported);
+    emu_trace("cudaStreamSynchronize", 0);
     return g_error;
 }
 cudaError_t cudaStreamQuery(cudaStream_t) {
@@ -268,6 +287,7 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t) {
     if (emu_waits_in_capture()) return emu_fail(cudaErrorStreamCaptureUnsupported);
+    emu_trace("cudaEventSynchronize", 0);
     return cudaSuccess;
 }
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
@@ -311,6 +331,7 @@ cudaError_t cudaStreamIsCapturing(cudaStream_t, cudaStreamCaptureStatus *status)
 cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long) {
     if (!graph) return emu_fail(cudaErrorInvalidValue);
     *exec = new emu_graph(*graph);
+    emu_trace("cudaGraphInstantiate", graph->work.size());
     return cudaSuccess;
 }
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t) {
