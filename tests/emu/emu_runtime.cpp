@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <map>
+#include <string>
 #include <vector>
 #include "cuda_runtime.h"
 
@@ -433,6 +435,60 @@ void emu_shared_fresh(void *p, size_t bytes, unsigned long long *filled_in) {
         memset(p, 0xff, bytes);
         *filled_in = g_block_serial;
     }
+}
+
+/* ---- shared-memory bank conflicts of ldmatrix (DENSERL_EMU_BANKS=1) ---- */
+
+namespace {
+struct LdsmCount {
+    unsigned long long loads, wavefronts;
+};
+std::map<std::string, LdsmCount> g_ldsm;
+
+void emu_ldsm_report(void) {
+    for (const auto &k : g_ldsm) {
+        const LdsmCount &c = k.second;
+        printf("emu: ldmatrix in %s: %llu x4 loads, %llu wavefronts (%.3f of the fewest)%s\n",
+               k.first.c_str(), c.loads, c.wavefronts, (double)c.wavefronts / (4.0 * c.loads),
+               c.wavefronts > 4 * c.loads ? ": bank conflicts" : ", conflict-free");
+    }
+}
+} // namespace
+
+/* An ldmatrix.x4 reads 4 matrices of 8 rows of 16 bytes, one wavefront of the 32 banks per
+ * matrix at best; 8 rows in the same 16-byte bank group at different addresses take 8. */
+void emu_count_ldsm(const void *const rows[32]) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("DENSERL_EMU_BANKS");
+        on = e && *e && strcmp(e, "0") != 0;
+        if (on) atexit(emu_ldsm_report);
+    }
+    if (!on) return;
+    unsigned waves = 0;
+    for (int m = 0; m < 4; m++) {
+        uintptr_t seen[8];
+        int n = 0, per_group[8] = {0};
+        for (int l = 8 * m; l < 8 * m + 8; l++) {
+            const uintptr_t a = (uintptr_t)rows[l] >> 4;
+            bool dup = false;
+            for (int j = 0; j < n; j++) dup |= seen[j] == a;
+            if (dup) continue; /* the same row again: a broadcast */
+            seen[n++] = a;
+            per_group[a % 8]++;
+        }
+        int most = 0;
+        for (int g = 0; g < 8; g++) most = per_group[g] > most ? per_group[g] : most;
+        waves += (unsigned)most;
+    }
+    LdsmCount &c = g_ldsm[g_kernel ? g_kernel : "?"];
+    c.loads++;
+    c.wavefronts += waves;
+}
+
+void emu_launch_bound(long max_threads) {
+    if ((long)blockDim.x * blockDim.y * blockDim.z > max_threads)
+        emu_fatal("a block of more threads than the kernel's __launch_bounds__");
 }
 
 void *emu_dyn_smem(void) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Rewrites a .cu file into C++ that the CPU emulation of the CUDA backend compiles with g++.
 
-Two constructs have no C++ spelling and are rewritten; everything else is left to the
+These constructs have no C++ spelling and are rewritten; everything else is left to the
 headers in tests/emu/include:
   k<<<grid, block, smem, stream>>>(a, b);  ->  emu_launch("k", emu_config(grid, block, smem,
                                                stream), [=](auto &&...emu_a) mutable {
@@ -9,6 +9,8 @@ headers in tests/emu/include:
   (the arguments are evaluated and copied at the launch, as CUDA does, so that a launch
   recorded in a stream capture runs with them later)
   extern __shared__ T name[];              ->  T *name = (T *)emu_dyn_smem();
+and __launch_bounds__(MAX, ...) becomes a check at the kernel's entry that the block has at
+most MAX threads (a GPU refuses the launch otherwise),
 and each static shared declaration is followed by a call that fills the array with NaN bytes
 when a block first reaches it, as a GPU hands a block shared memory with whatever was there:
   __shared__ T a[N];                       ->  __shared__ T a[N]; static unsigned long long
@@ -133,6 +135,27 @@ def fresh_calls(m):
     return f"{m.group(0)} {calls}"
 
 
+def rewrite_launch_bounds(s):
+    """__launch_bounds__(MAX, ...) becomes a check of the block size at the kernel's first
+    line, as a GPU refuses a launch of more threads than MAX."""
+    out, pos = [], 0
+    while True:
+        i = s.find("__launch_bounds__", pos)
+        if i < 0:
+            break
+        k0 = s.index("(", i)
+        k1 = matching_paren(s, k0)
+        first = top_level_split(s[k0 + 1 : k1])[0].strip()
+        body = s.index("{", k1)
+        out.append(s[pos:i])
+        out.append("\n" * s.count("\n", i, k1 + 1))
+        out.append(s[k1 + 1 : body + 1])
+        out.append(f" emu_launch_bound({first});")
+        pos = body + 1
+    out.append(s[pos:])
+    return "".join(out)
+
+
 def rewrite_shared(s):
     s = SHARED_RE.sub(lambda m: f"{m.group(1)} *{m.group(2)} = ({m.group(1)} *)emu_dyn_smem();", s)
     return STATIC_SHARED_RE.sub(fresh_calls, s)
@@ -144,7 +167,7 @@ def main():
     src, dst = sys.argv[1], sys.argv[2]
     with open(src, encoding="utf-8") as f:
         s = f.read()
-    s = rewrite_shared(rewrite_launches(s, src))
+    s = rewrite_launch_bounds(rewrite_shared(rewrite_launches(s, src)))
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     with open(dst, "w", encoding="utf-8") as f:
         f.write(f'#line 1 "{src}"\n')

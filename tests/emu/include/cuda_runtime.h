@@ -272,6 +272,8 @@ void *emu_dyn_smem(void);
 /* Fills a static __shared__ array with NaN bytes the first time each block reaches it;
  * *filled_in, the array's own, remembers the block that last did */
 void emu_shared_fresh(void *p, size_t bytes, unsigned long long *filled_in);
+/* A kernel's __launch_bounds__(max): stops the kernel where its block has more threads */
+void emu_launch_bound(long max_threads);
 
 /* ---- synchronization and warp collectives ---- */
 void __syncthreads(void);
