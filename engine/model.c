@@ -377,7 +377,7 @@ const uint16_t *model_bf16(const Model *m, const float *w) {
 
 /* Scratch slot k of at least rows x width bf16 elements, grown on demand to the model's token
  * capacity at that width: calls of more rows at a width already seen then need no new
- * buffer (on a GPU a cudaFree waits for the device), so the slots stop growing in a run's
+ * buffer (on a GPU a cudaFree may synchronize the device), so the slots stop growing in a run's
  * first step, whatever lengths later steps bring. */
 static uint16_t *mx_buf(Model *m, int k, size_t rows, size_t width) {
     const size_t n = rows * width;

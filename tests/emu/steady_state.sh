@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # On the emulated GPU only (its DENSERL_EMU_TRACE lines): a PRIME run allocates and frees
 # device memory before and during its first RL step, and never after. On a GPU a cudaFree
-# waits for the whole device and a cudaMalloc can take milliseconds, so a buffer that grows
-# with the lengths a later step brings stalls the run there. Checked for fp32 and for bf16
+# may synchronize the whole device (the driver's documentation says so) and a cudaMalloc
+# can take milliseconds, so a buffer that grows with the lengths a later step brings stalls
+# the run there. Checked for fp32 and for bf16
 # (whose scratch buffers are sized at the model's token capacity the first time each is used).
 # Prints the device waits per RL step for the record. Usage: steady_state.sh path/to/denserl
 set -u
