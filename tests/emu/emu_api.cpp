@@ -57,10 +57,7 @@ bool emu_waits_in_capture(void) {
  * which part of a run they happen: stdout is the program's own, in the order of its lines. */
 void emu_trace(const char *what, size_t bytes) {
     static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("DENSERL_EMU_TRACE");
-        on = e && *e && strcmp(e, "0") != 0;
-    }
+    if (on < 0) on = emu_env_on("DENSERL_EMU_TRACE");
     if (on) printf("emu: %s %zu\n", what, bytes);
 }
 

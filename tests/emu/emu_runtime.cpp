@@ -18,6 +18,11 @@ dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 /* The most dynamic shared memory a block may opt into: an H100's 227 KB, or
  * DENSERL_EMU_SMEM_KB (163 as an A100, 99 as an L40S) to try the kernels' smaller tiles. */
+int emu_env_on(const char *name) {
+    const char *e = getenv(name);
+    return e && *e && strcmp(e, "0") != 0;
+}
+
 size_t emu_max_dyn_smem(void) {
     static size_t v = 0;
     if (!v) {
@@ -460,8 +465,7 @@ void emu_ldsm_report(void) {
 void emu_count_ldsm(const void *const rows[32]) {
     static int on = -1;
     if (on < 0) {
-        const char *e = getenv("DENSERL_EMU_BANKS");
-        on = e && *e && strcmp(e, "0") != 0;
+        on = emu_env_on("DENSERL_EMU_BANKS");
         if (on) atexit(emu_ldsm_report);
     }
     if (!on) return;
@@ -545,10 +549,7 @@ static void emu_run_block(void) {
 
 static bool emu_reverse_blocks(void) {
     static int v = -1;
-    if (v < 0) {
-        const char *e = getenv("DENSERL_EMU_REVERSE_BLOCKS");
-        v = e && *e && strcmp(e, "0") != 0;
-    }
+    if (v < 0) v = emu_env_on("DENSERL_EMU_REVERSE_BLOCKS");
     return v;
 }
 

@@ -167,6 +167,8 @@ cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 cudaError_t emu_launch_error(void);
 void emu_clear_launch_error(void);
 size_t emu_max_dyn_smem(void);
+/* Whether environment variable name is set to something other than "" or "0" */
+int emu_env_on(const char *name);
 cudaError_t emu_func_set_max_dyn_smem(const void *fn, int bytes);
 cudaError_t emu_occupancy(int *blocks, int threads, size_t smem);
 #ifdef __cplusplus

@@ -26,11 +26,11 @@ struct emu_ldsm_args {
     bool trans;
 };
 
-/* lanes 8i..8i+7 address the rows of matrix i; lane l receives, for each matrix, row l/4's
- * elements 2(l%4) and 2(l%4)+1, or with trans column l/4's */
 /* counts the wavefronts of one ldmatrix.x4 from its 32 row addresses (DENSERL_EMU_BANKS) */
 void emu_count_ldsm(const void *const rows[32]);
 
+/* lanes 8i..8i+7 address the rows of matrix i; lane l receives, for each matrix, row l/4's
+ * elements 2(l%4) and 2(l%4)+1, or with trans column l/4's */
 static void emu_ldsm_run(const void *const send[32], void *const recv[32], unsigned lanes) {
     if (lanes != 0xffffffffu) {
         fprintf(stderr, "fatal: CUDA emulation: ldmatrix.x4 needs the full warp\n");
