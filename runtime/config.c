@@ -76,20 +76,43 @@ static const json_t *get_path(const json_t *root, const char *key) {
     return obj;
 }
 
-static int in_choices(const char *s, const char *choices) {
+/* Index of s among "a|b|c", or -1. */
+static int choice_index(const char *s, const char *choices) {
     size_t n = strlen(s);
-    for (const char *c = choices; c && *c;) {
+    int i = 0;
+    for (const char *c = choices; c && *c; i++) {
         const char *bar = strchr(c, '|');
         size_t len = bar ? (size_t)(bar - c) : strlen(c);
-        if (len == n && strncmp(c, s, n) == 0) return 1;
+        if (len == n && strncmp(c, s, n) == 0) return i;
         c = bar ? bar + 1 : NULL;
     }
-    return 0;
+    return -1;
+}
+
+static int in_choices(const char *s, const char *choices) {
+    return choice_index(s, choices) >= 0;
+}
+
+/* Choice i of "a|b|c" into buf. */
+static const char *choice_at(const char *choices, int i, char *buf, size_t cap) {
+    const char *c = choices;
+    for (; i > 0 && c; i--) c = strchr(c, '|'), c = c ? c + 1 : NULL;
+    const char *bar = c ? strchr(c, '|') : NULL;
+    snprintf(buf, cap, "%.*s", c ? (int)(bar ? bar - c : (long)strlen(c)) : 0, c ? c : "");
+    return buf;
 }
 
 static int bind_one(const json_t *v, const CfgField *f, char *base, const char *file) {
     switch (f->type) {
     case CFG_INT: {
+        const int word =
+            json_is_string(v) && f->choices ? choice_index(json_string_value(v), f->choices) : -1;
+        if (word >= 0) { /* a named setting, stored as -1, -2, ... */
+            *(int *)(base + f->offset) = -1 - word;
+            return DR_OK;
+        }
+        if (!json_is_integer(v) && f->choices)
+            return dr_error("%s: '%s' must be an integer or one of %s", file, f->key, f->choices);
         if (!json_is_integer(v)) return dr_error("%s: '%s' must be an integer", file, f->key);
         json_int_t x = json_integer_value(v);
         if ((double)x < f->lo || (double)x > f->hi)
@@ -148,7 +171,11 @@ json_t *config_to_json(const CfgField *fields, int n, const void *target) {
             obj = c;
         }
         const CfgField *f = &fields[i];
-        json_t *v = f->type == CFG_INT     ? json_integer(*(const int *)(base + f->offset))
+        const int iv = f->type == CFG_INT ? *(const int *)(base + f->offset) : 0;
+        char word[CFG_STR_LEN];
+        json_t *v = f->type == CFG_INT && iv < 0 && f->choices
+                        ? json_string(choice_at(f->choices, -1 - iv, word, sizeof word))
+                    : f->type == CFG_INT   ? json_integer(iv)
                     : f->type == CFG_FLOAT ? json_real(*(const double *)(base + f->offset))
                     : f->type == CFG_BOOL  ? json_boolean(*(const int *)(base + f->offset))
                                            : json_string(base + f->offset);

@@ -14,7 +14,8 @@ typedef struct {
     CfgType type;        /* int -> int, float -> double, bool -> int, string -> char[CFG_STR_LEN] */
     size_t offset;       /* of the field in the target struct */
     double lo, hi;       /* inclusive range for numbers */
-    const char *choices; /* "a|b|c" for strings; NULL accepts any string */
+    const char *choices; /* "a|b|c" for strings (NULL accepts any string); for an int, the
+                          * words it also takes, stored as -1, -2, ... (NULL: numbers only) */
     const char *help;    /* one line for --help-config */
 } CfgField;
 
