@@ -1,6 +1,7 @@
 /* Backend selection and backend memory. The CUDA pieces come from backend_cuda.cu when
  * the build has DENSERL_CUDA; "auto" takes the GPU when one answers. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "backend.h"
 #include "check.h"
@@ -19,6 +20,7 @@ void cuda_copy_2d(void *dst, size_t dpitch, const void *src, size_t spitch, size
                   size_t height); /* D2D */
 void cuda_synchronize(void);
 void cuda_device_name(char *buf, int n);
+void cuda_memory(double *free_b, double *total_b);
 int cuda_graph_begin(void);
 void *cuda_graph_end(void);
 void cuda_graph_launch(void *exec);
@@ -85,6 +87,36 @@ void backend_describe(Backend be, char *buf, int n) {
     (void)ON_CUDA(be);
 #endif
     snprintf(buf, (size_t)n, "cpu");
+}
+
+/* A "Key: N kB" line of /proc/meminfo in bytes, or -1. */
+static double meminfo(const char *key) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return -1;
+    char line[256];
+    double v = -1;
+    const size_t n = strlen(key);
+    while (v < 0 && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, n) && line[n] == ':') v = atof(line + n + 1) * 1024.0;
+    fclose(f);
+    return v;
+}
+
+int be_memory(Backend be, double *free_b, double *total_b) {
+    *free_b = *total_b = 0;
+#ifdef DENSERL_CUDA
+    if (ON_CUDA(be)) {
+        cuda_memory(free_b, total_b);
+        return 1;
+    }
+#else
+    (void)ON_CUDA(be);
+#endif
+    const double avail = meminfo("MemAvailable"), total = meminfo("MemTotal");
+    if (avail < 0 || total <= 0) return 0;
+    *free_b = avail;
+    *total_b = total;
+    return 1;
 }
 
 void *be_alloc(Backend be, size_t bytes) {

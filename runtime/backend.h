@@ -41,6 +41,10 @@ int be_graph_begin(Backend be);
 void *be_graph_end(Backend be);
 void be_graph_launch(Backend be, void *graph);
 void be_graph_free(Backend be, void *graph);
+/* Memory the backend can still give (bytes): on CUDA the device's free memory
+ * (cudaMemGetInfo, so other processes count), on the CPU the host's MemAvailable; total gets the
+ * device's or the host's whole memory. 0 where it cannot be read (then both are 0). */
+int be_memory(Backend be, double *free_b, double *total_b);
 /* One line naming the device, e.g. "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.2 GiB)". */
 void backend_describe(Backend be, char *buf, int n);
 

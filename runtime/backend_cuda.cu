@@ -139,6 +139,13 @@ extern "C" void cuda_synchronize(void) {
     CUDA_CHECK(cudaDeviceSynchronize());
 }
 
+extern "C" void cuda_memory(double *free_b, double *total_b) {
+    size_t f = 0, t = 0;
+    CUDA_CHECK(cudaMemGetInfo(&f, &t));
+    *free_b = (double)f;
+    *total_b = (double)t;
+}
+
 extern "C" void cuda_device_name(char *buf, int n) {
     cudaDeviceProp p;
     CUDA_CHECK(cudaGetDeviceProperties(&p, 0));

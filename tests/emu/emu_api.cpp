@@ -1,7 +1,8 @@
 /* The CUDA runtime API of the CPU emulation: one device (an sm_90 with a few SMs, so grids
  * stay small), device memory from the host heap with a capacity (DENSERL_EMU_GPU_GB, 16 by
  * default) so that running out of it can be tested, fresh allocations filled with NaN bytes
- * as a real GPU would hand over garbage, and streams and events that order nothing because
+ * as a real GPU would hand over garbage (DENSERL_EMU_PEAK=1 prints the most held at once at
+ * exit), and streams and events that order nothing because
  * every launch has finished when it returns. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,19 @@ namespace {
 const int EMU_SMS = 8;
 cudaError_t g_error = cudaSuccess;
 std::unordered_map<void *, size_t> g_allocs;
-size_t g_used;
+size_t g_used, g_peak;
+
+/* DENSERL_EMU_PEAK=1: the most device memory held at once, printed at exit (what a run's
+ * memory plan is checked against). */
+void emu_peak_report(void) {
+    printf("emu: device peak %zu bytes\n", g_peak);
+}
+
+void emu_peak_track(void) {
+    static int on = -1;
+    if (on < 0 && (on = emu_env_on("DENSERL_EMU_PEAK"))) atexit(emu_peak_report);
+    if (g_used > g_peak) g_peak = g_used;
+}
 
 size_t emu_capacity(void) {
     static size_t cap = 0;
@@ -180,6 +193,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
     memset(m, 0xff, bytes);
     g_allocs[m] = bytes;
     g_used += bytes;
+    emu_peak_track();
     emu_trace("cudaMalloc", bytes);
     *p = m;
     return cudaSuccess;
