@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <jansson.h>
 #include "commands.h"
+#include "memplan.h"
 #include "model_io.h"
 #include "prime.h"
 #include "run_config.h"
@@ -205,7 +206,7 @@ static double process_age(void) {
 
 /* Settings, shape and model of the run; every user mistake returns DR_ERR here. */
 static int prepare(const BenchArgs *a, RunConfig *rc, ModelConfig *mc, Backend *be,
-                   const char **shape_name) {
+                   const char **shape_name, MemPlan *plan) {
     if (run_config_load(rc, a->cfg_path, a->sets, a->n_sets)) return DR_ERR;
     if (a->json_path && atomic_check(a->json_path)) return DR_ERR;
     /* every sampled group enters the step: a fixed batch of P x K rows each step */
@@ -258,9 +259,10 @@ static int prepare(const BenchArgs *a, RunConfig *rc, ModelConfig *mc, Backend *
                         mc->vocab, CHARTOK_VOCAB);
     int len = prime_max_len(NULL, rc);
     if (model_check_seq_len(mc, len, *shape_name)) return DR_ERR;
-    if (model_check_memory(mc, *be, prime_micro_rows(rc), len,
-                           strcmp(*shape_name, "config") ? *shape_name : a->cfg_path))
-        return DR_ERR;
+    const char *what = strcmp(*shape_name, "config") ? *shape_name : a->cfg_path;
+    if (model_check_memory(mc, *be, prime_micro_rows(rc), len, what)) return DR_ERR;
+    MemShape ms = {*mc, *be, 0, 0, len, len, prime_gen_rows(NULL, rc)};
+    if (memplan_resolve(rc, &ms, what, plan)) return DR_ERR;
     if (rc->threads > 0) {
         omp_set_num_threads(rc->threads);
         openblas_set_num_threads(rc->threads);
@@ -334,6 +336,7 @@ typedef struct {
     const RunConfig *rc;
     const char *shape;
     double rate, mem_base, mem_peak, mem_total, first_step_at, first_step_s;
+    MemPlan plan; /* what memplan expected the run to hold */
     char rate_what[96], device[160];
     PhaseSum ph[N_PHASES], step;
     double step_gen_tokens;
@@ -366,10 +369,10 @@ static void print_table(const BenchResult *r, int steps) {
         printf("\n");
     }
     printf("\nmatrix rate %.3f TFLOP/s (%s, measured in this run) | memory peak %.1f MiB (%.1f "
-           "MiB before the model) | first step began %.2f s after process start and took "
-           "%.2f s\n",
+           "MiB before the model; planned %.1f MiB) | first step began %.2f s after process "
+           "start and took %.2f s\n",
            r->rate, r->rate_what, r->mem_peak / 1048576.0, r->mem_base / 1048576.0,
-           r->first_step_at, r->first_step_s);
+           r->plan.total / 1048576.0, r->first_step_at, r->first_step_s);
     printf("tokens/s: generate counts sampled tokens; logprobs the rows' tokens (prompt + "
            "response, no padding) x %d forwards, prm_update and advantages the rows' tokens, "
            "policy_update ppo_epochs x the rows' tokens; step the sampled tokens\n",
@@ -422,6 +425,11 @@ static json_t *result_json(const BenchResult *r, const BenchArgs *a) {
     json_object_set_new(mem, "before_model_bytes", num(r->mem_base));
     json_object_set_new(mem, "peak_bytes", num(r->mem_peak));
     json_object_set_new(mem, "total_bytes", num(r->mem_total));
+    json_t *plan =
+        json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "weights", r->plan.weights, "optimizer",
+                  r->plan.optimizer, "activations", r->plan.activations, "generation",
+                  r->plan.generation, "scratch", r->plan.scratch, "total", r->plan.total);
+    json_object_set_new(mem, "planned_bytes", plan);
     json_object_set_new(j, "memory", mem);
     json_t *ph = json_object();
     for (int k = 0; k <= N_PHASES; k++) {
@@ -463,7 +471,7 @@ int cmd_bench(int argc, char **argv) {
     ModelConfig mc;
     BenchResult r;
     memset(&r, 0, sizeof r);
-    if (prepare(&a, &rc, &mc, &r.be, &r.shape)) {
+    if (prepare(&a, &rc, &mc, &r.be, &r.shape, &r.plan)) {
         fprintf(stderr, "error: %s\n", dr_last_error());
         free(a.sets);
         return 2;
@@ -489,6 +497,7 @@ int cmd_bench(int argc, char **argv) {
            a.cfg_path, r.shape, m.n_params, r.device, rc.precision, omp_get_max_threads(),
            rc.rl.prompts_per_step, rc.rl.samples_per_prompt, rc.rl.max_response_tokens, a.warmup,
            a.steps);
+    memplan_print(&r.plan);
     double age = process_age();
     r.first_step_at = age >= 0 ? age : time_now() - t_cmd;
     r.mem_peak = bench_memory_used(r.be, NULL);

@@ -11,6 +11,7 @@
 #include "dist.h"
 #include <math.h>
 #include <stdlib.h>
+#include "memplan.h"
 #include "model_io.h"
 #include "prime.h"
 #include "report.h"
@@ -80,8 +81,8 @@ static int quiet_rank(RunConfig *rc) {
 }
 
 /* The model of rc, checked against the task. */
-static int prepare_model(const char *cfg_path, const RunConfig *rc, const Task *task, Backend be,
-                         Model *m) {
+static int prepare_model(const char *cfg_path, RunConfig *rc, const Task *task, Backend be,
+                         Model *m, MemPlan *plan) {
     ArithParams ap = {rc->task.min_operands, rc->task.max_operands, rc->task.max_value, 0.0};
     int need = task->kind == TASK_ARITH ? sft_max_len(&ap) : 0; /* no SFT on datasets */
     ModelConfig mc;
@@ -109,10 +110,12 @@ static int prepare_model(const char *cfg_path, const RunConfig *rc, const Task *
                         "exceeds the model's context of %d tokens",
                         cfg_path, rl_len - rc->rl.max_response_tokens, rc->rl.max_response_tokens,
                         mc.max_pos);
-    /* one activation capacity serves SFT batches, the RL batch and generation prefill */
-    int rows = rc->sft.batch_size, n_rl = prime_micro_rows(rc);
-    if (n_rl > rows) rows = n_rl;
+    /* one activation capacity serves SFT batches, the RL calls and generation's prefill */
+    const int sft_rows = task->kind == TASK_ARITH && rc->sft.steps > 0 ? rc->sft.batch_size : 0;
     if (rl_len > need) need = rl_len;
+    MemShape ms = {mc, be, 0, sft_rows, rl_len, need, prime_gen_rows(task, rc)};
+    if (rc->rl.steps > 0 && memplan_resolve(rc, &ms, cfg_path, plan)) return DR_ERR;
+    int rows = prime_micro_rows(rc) > sft_rows ? prime_micro_rows(rc) : sft_rows;
     if (strcmp(rc->model.init, "random") == 0) {
         if (model_check_memory(&mc, be, rows, need, cfg_path)) return DR_ERR;
         model_init(m, &mc, be, rows, need);
@@ -130,7 +133,7 @@ static int prepare_model(const char *cfg_path, const RunConfig *rc, const Task *
 /* Everything that can be wrong with the inputs is found here, before the run directory
  * exists. */
 static int prepare(const char *cfg_path, char **sets, int n_sets, RunConfig *rc, Task *task,
-                   Model *m, int resume, char *resume_file, size_t cap) {
+                   Model *m, int resume, char *resume_file, size_t cap, MemPlan *plan) {
     if (run_config_load(rc, cfg_path, sets, n_sets)) return DR_ERR;
     Backend be;
     if (backend_from_name(rc->device, &be)) return dr_error("%s: %s", cfg_path, dr_last_error());
@@ -154,7 +157,7 @@ static int prepare(const char *cfg_path, char **sets, int n_sets, RunConfig *rc,
         openblas_set_num_threads(rc->threads);
     }
     if (task_open(task, rc, cfg_path)) return DR_ERR;
-    if (prepare_model(cfg_path, rc, task, be, m)) {
+    if (prepare_model(cfg_path, rc, task, be, m, plan)) {
         task_close(task);
         return DR_ERR;
     }
@@ -407,8 +410,9 @@ int cmd_train(int argc, char **argv) {
     Model m;
     char resume_file[PATH_MAX];
     int stopped = 0; /* the signal that stopped the RL phase */
-    int st =
-        prepare(cfg_path, sets, n_sets, &rc, &task, &m, resume, resume_file, sizeof resume_file);
+    MemPlan plan = {0};
+    int st = prepare(cfg_path, sets, n_sets, &rc, &task, &m, resume, resume_file,
+                     sizeof resume_file, &plan);
     free(sets);
     if (st) {
         fprintf(stderr, "error: %s\n", dr_last_error());
@@ -436,6 +440,7 @@ int cmd_train(int argc, char **argv) {
         backend_note_fallback();
         printf("denserl train | %s | %zu parameters | %s | %d threads | %s\n", cfg_path, m.n_params,
                backend_name(m.be), omp_get_max_threads(), dist_describe());
+        if (rc.rl.steps > 0) memplan_print(&plan);
         snprintf(path, sizeof path, "%s/metrics.jsonl", rc.run_dir);
         if (!resume) remove(path); /* a rerun into the same directory starts a fresh log */
         if (rc.sft.steps > 0 && !resume) st = sft_run(&m, &rc, rc.run_dir);

@@ -30,6 +30,12 @@ int prime_max_len(const Task *task, const RunConfig *rc) {
     return task->max_prompt + rc->rl.max_response_tokens;
 }
 
+int prime_gen_rows(const Task *task, const RunConfig *rc) {
+    const int n = rc->rl.oversample * rc->rl.prompts_per_step * rc->rl.samples_per_prompt;
+    const int eval_n = task ? task->eval_n : rc->task.eval_size;
+    return n >= eval_n ? n : eval_n < 256 ? eval_n : 256;
+}
+
 int prime_micro_rows(const RunConfig *rc) {
     int n = rc->rl.prompts_per_step * rc->rl.samples_per_prompt, m = rc->rl.micro_batch_rows;
     return m > 0 && m < n ? m : n;
@@ -130,9 +136,7 @@ void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, 
     adamw_init(&p->opt_prm, policy->be, p->prm.n_params);
     adamw_overlap_backward(&p->opt_policy, policy);
     adamw_overlap_backward(&p->opt_prm, &p->prm);
-    int gen_rows = c->oversample * p->n_max;
-    if (gen_rows < task->eval_n) gen_rows = task->eval_n < 256 ? task->eval_n : 256;
-    generator_init(&p->gen, policy, gen_rows, p->t_max);
+    generator_init(&p->gen, policy, prime_gen_rows(task, rc), p->t_max);
     rollout_init(&p->rollout, rc, task, &p->gen, p->t_max);
     groups_init(&p->groups, c->prompts_per_step, c->samples_per_prompt, p->t_max);
     batch_init(&p->b, p->n_max, p->t_max);
@@ -216,7 +220,10 @@ static void mb_range(int N, int m, int k, int *r0, int *r1) {
  * the longest possible length); without rl.group_by_length, rows in order at the step's T. */
 static void plan_rows(Prime *p, const Model *m, int r0, int n) {
     const int *len = p->rc->rl.group_by_length ? p->b.len : NULL;
-    microplan_build(&p->plan, len, r0, n, p->b.T, act_capacity(m), p->align);
+    /* the policy's activations may hold more (the SFT batch): calls keep to the micro-batch */
+    size_t cap = (size_t)prime_micro_rows(p->rc) * p->t_max;
+    if (cap > act_capacity(m)) cap = act_capacity(m);
+    microplan_build(&p->plan, len, r0, n, p->b.T, cap, p->align);
 }
 
 /* This rank's rows of r0 .. r0+n-1: with calls at their own length a rank's work follows its

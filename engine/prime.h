@@ -82,7 +82,11 @@ double prime_batch_tokens(const Prime *p);
 /* Policy-sized forwards over the batch in the log-prob phase: the reference and the policy,
  * and the PRM unless the "after" update's forwards give its log-probs (prm_fused). */
 int prime_logprob_forwards(const Prime *p);
-/* Rows per model call in the RL step: rl.micro_batch_rows, at most the step's batch. */
+/* Rows generation holds at once: the oversampled draw, or the held-out set (at most 256 at a
+ * time) where that is more; task NULL: the arithmetic task of rc. */
+int prime_gen_rows(const Task *task, const RunConfig *rc);
+/* Rows per model call in the RL step: rl.micro_batch_rows, at most the step's batch ("auto"
+ * must have been settled by memplan_resolve; unsettled it counts as the whole batch). */
 int prime_micro_rows(const RunConfig *rc);
 /* Longest row (prompt + response) the RL phase produces; task NULL: the arithmetic task of
  * rc. */

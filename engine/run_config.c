@@ -99,9 +99,9 @@ static const CfgField FIELDS[] = {
     F("rl.prm_lr", CFG_FLOAT, rl.prm_lr, 0, 1, NULL, ""),
     F("rl.prm_grad_clip", CFG_FLOAT, rl.prm_grad_clip, 0, 1e9, NULL, ""),
     F("rl.prm_minibatches", CFG_INT, rl.prm_minibatches, 1, 1 << 16, NULL, ""),
-    F("rl.micro_batch_rows", CFG_INT, rl.micro_batch_rows, 0, 1 << 20, NULL,
+    F("rl.micro_batch_rows", CFG_INT, rl.micro_batch_rows, 0, 1 << 20, "auto",
       "activation memory of a model call, in rows of the longest possible length; 0: whole "
-      "mini-batches"),
+      "mini-batches; \"auto\": the most rows whose run fits the device's free memory"),
     F("rl.group_by_length", CFG_BOOL, rl.group_by_length, 0, 1, NULL,
       "model calls take rows longest first, each at its own longest row; false: rows in order, "
       "every call at the step's longest row"),

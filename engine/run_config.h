@@ -8,6 +8,8 @@ typedef struct {
     double teacher_slip; /* arith: share of negative step results shown without their sign */
 } SftConfig;
 
+enum { RL_MICRO_AUTO = -1 }; /* rl.micro_batch_rows "auto" */
+
 /* The RL phase (PRIME.md): rollouts, filtering, implicit PRM, estimator, PPO. */
 typedef struct {
     int steps, prompts_per_step, samples_per_prompt, max_response_tokens, top_k;
@@ -21,7 +23,8 @@ typedef struct {
     char prm_update[CFG_STR_LEN];
     double prm_lr, prm_grad_clip;
     int prm_minibatches;
-    int micro_batch_rows; /* rows per model call, 0: a whole mini-batch */
+    int micro_batch_rows; /* rows per model call, 0: a whole mini-batch, RL_MICRO_AUTO: the
+                           * most that fit (memplan_resolve sets the number) */
     int group_by_length;  /* model calls at their own longest row (microbatch.h) */
     int save_every;       /* RL steps between resume points (resume.h); 0: none */
     int fuse_forwards;    /* update forwards stand in for log-prob forwards where they can */

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# On the emulated GPU only (its DENSERL_EMU_PEAK line, the most device memory held at once):
+# the memory plan a run prints must cover what the run then holds, and by little more (at
+# most 8%), in fp32 and bf16, at 2 rows per model call and at whole mini-batches, with a
+# critic, and with the SFT batch larger than the calls. Then on an emulated GPU too small for
+# whole mini-batches: "auto" takes fewer rows and the run fits; whole mini-batches are refused
+# before any work with exit status 2. Sampling's sort buffers are kept small
+# (DENSERL_SAMPLE_GROUP_KEYS, which the plan reads as the kernel does) so that the model's
+# terms, not a fixed 256 MiB, decide the comparison. Usage: memplan.sh path/to/denserl
+set -u
+source "$(dirname "$0")/../shtest.sh"
+cd "$ROOT"
+export DENSERL_SAMPLE_GROUP_KEYS=4096 DENSERL_EMU_PEAK=1
+cat >"$W/run.json" <<'JSON'
+{"seed": 5, "device": "cuda", "threads": 2,
+ "model": {"init": "random", "model_type": "llama", "hidden_size": 128, "num_hidden_layers": 2,
+   "num_attention_heads": 2, "num_key_value_heads": 1, "intermediate_size": 256,
+   "max_position_embeddings": 128, "vocab_size": 2048},
+ "task": {"name": "arith", "max_operands": 3, "max_value": 9, "eval_size": 4},
+ "sft": {"steps": 0},
+ "rl": {"steps": 1, "prompts_per_step": 8, "samples_per_prompt": 4, "max_response_tokens": 24,
+   "ppo_minibatches": 2, "prm_minibatches": 1}}
+JSON
+
+# run NAME ARGS...: the run's output in $W/NAME.out, its status in $st
+run() {
+    local name=$1
+    shift
+    "$BIN" train "$W/run.json" --set run_dir="$W/$name" "$@" >"$W/$name.out" 2>&1
+    st=$?
+}
+# MiB of the plan's line and of the emulation's peak in $W/NAME.out
+plan_mib() {
+    sed -n 's/^memory plan: \([0-9.]*\) MiB.*/\1/p' "$W/$1.out"
+}
+peak_mib() {
+    sed -n 's/^emu: device peak \([0-9]*\) bytes/\1/p' "$W/$1.out" | awk '{printf "%.1f", $1 / 1048576}'
+}
+covers() { # NAME ARGS...: the plan covers the peak, within 8%
+    local name=$1
+    shift
+    run "$name" "$@"
+    if [ $st -ne 0 ]; then
+        bad "$name: the run failed: $(tail -2 "$W/$name.out")"
+        return
+    fi
+    local plan peak
+    plan=$(plan_mib "$name")
+    peak=$(peak_mib "$name")
+    if awk -v p="$plan" -v k="$peak" 'BEGIN { exit !(p >= k && p <= 1.08 * k) }'; then
+        ok "$name: plan $plan MiB, peak $peak MiB"
+    else
+        bad "$name: plan '$plan' MiB against a peak of '$peak' MiB (want peak <= plan <= 1.08 x peak)"
+    fi
+}
+for prec in fp32 bf16; do
+    covers "$prec, 2 rows" --set precision=$prec --set rl.micro_batch_rows=2
+    covers "$prec, whole mini-batches" --set precision=$prec
+done
+covers "bf16, gae critic" --set precision=bf16 --set rl.micro_batch_rows=2 --set rl.estimator=gae
+covers "bf16, SFT batch of 40" --set precision=bf16 --set rl.micro_batch_rows=2 \
+    --set sft.steps=2 --set sft.batch_size=40
+
+# a GPU whose free memory (less the reserve for a small device, a quarter) is halfway between
+# the plans at 2 rows and at all 32
+p2=$(plan_mib "bf16, 2 rows")
+p32=$(plan_mib "bf16, whole mini-batches")
+gb=$(awk -v a="$p2" -v b="$p32" 'BEGIN { printf "%.4f", (a + b) / 2 / 0.75 / 1024 }')
+DENSERL_EMU_GPU_GB=$gb run auto --set precision=bf16 --set rl.micro_batch_rows='"auto"'
+rows=$(sed -n 's/.*, \([0-9]*\) of 32 rows per model call ("auto".*/\1/p' "$W/auto.out")
+if [ $st -eq 0 ] && [ -n "$rows" ] && [ "$rows" -gt 2 ] && [ "$rows" -lt 32 ]; then
+    ok "auto on a ${gb} GB GPU: $rows of 32 rows, and the run fits"
+else
+    bad "auto on a ${gb} GB GPU: status $st, rows '$rows': $(grep -E 'memory plan|error' "$W/auto.out")"
+fi
+gb=$(awk -v a="$p2" -v b="$p32" 'BEGIN { printf "%.4f", (a + b) / 2 / 1024 }')
+DENSERL_EMU_GPU_GB=$gb run whole --set precision=bf16
+expect_eq "whole mini-batches on a ${gb} GB GPU: exit status" 2 $st
+expect "whole mini-batches on a ${gb} GB GPU: refused before any work" \
+    "error: $W/run.json: 'rl.micro_batch_rows' 0 (calls of all 32 rows) needs" "$(cat "$W/whole.out")"
+[ ! -e "$W/whole" ] && ok "refused: no run directory" || bad "refused: a run directory was made"
+finish

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The memory plan on the CPU (the emulated GPU's run is tests/emu/memplan.sh): a run prints its
+# plan; rl.micro_batch_rows "auto" takes every row where they fit and records the number it
+# took; a setting whose run cannot fit the host is refused before any work, with one line that
+# names the field and says how many rows would fit, or that none would, and exit status 2.
+# Usage: test_memplan.sh path/to/denserl
+set -u
+source "$(dirname "$0")/shtest.sh"
+cd "$ROOT"
+quick=(--set sft.steps=2 --set rl.steps=1 --set task.eval_size=4 --set rl.prompts_per_step=4
+       --set threads=1)
+
+out=$("$BIN" train configs/demo.json "${quick[@]}" --set rl.micro_batch_rows='"auto"' \
+      --set run_dir="$W/auto" 2>&1)
+expect_eq "auto: the run finishes" 0 $?
+expect "auto: the plan's line" 'memory plan: ' "$out"
+expect "auto: every row fits" '16 of 16 rows per model call ("auto": the most that fit)' "$out"
+took=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['rl']['micro_batch_rows'])" \
+       "$W/auto/run_config.json" 2>&1)
+expect_eq "auto: run_config.json records the rows taken" 16 "$took"
+
+# refused: exit 2, a single line, no run directory
+refused() { # NAME WANT ARGS...
+    local name=$1 want=$2
+    shift 2
+    local err
+    err=$("$BIN" train configs/demo.json "$@" --set run_dir="$W/refused" 2>&1 >/dev/null)
+    local st=$?
+    expect_eq "$name: exit status" 2 $st
+    expect "$name: says why" "$want" "$err"
+    expect_eq "$name: one line" 1 "$(printf '%s\n' "$err" | wc -l)"
+    [ ! -e "$W/refused" ] && ok "$name: no run directory" || bad "$name: a run directory was made"
+}
+refused "a word that is not a setting" \
+    "'rl.micro_batch_rows' must be an integer or one of auto" \
+    --set rl.micro_batch_rows='"many"'
+# about 100 GB of activations for whole mini-batches of 256 rows; one row needs under 1 GB
+big=(--set model.hidden_size=1024 --set model.num_hidden_layers=8 --set model.num_attention_heads=8
+     --set model.num_key_value_heads=4 --set model.intermediate_size=4096
+     --set model.max_position_embeddings=512 --set rl.max_response_tokens=200
+     --set rl.prompts_per_step=64 --set sft.steps=0 --set rl.steps=1)
+refused "whole mini-batches beyond the host's memory" \
+    "'rl.micro_batch_rows' 0 (calls of all 256 rows) needs" "${big[@]}"
+refused "the same: how many rows fit" "rows fit (or set it to \"auto\")" "${big[@]}"
+# a model whose weights alone exceed any host
+refused "a model that fits at no size" "even at 1 row per model call" \
+    --set model.hidden_size=32768 --set model.num_hidden_layers=64 \
+    --set model.num_attention_heads=64 --set model.num_key_value_heads=8 \
+    --set model.intermediate_size=65536 --set sft.steps=0 --set rl.steps=1
+finish
