@@ -99,7 +99,9 @@ def main():
         summary.setdefault("mfu", {})[shape] = {k: ph[k]["mfu"] for k in ph}
         print(f"\nMFU, {shape}, {r['batch']['micro_batch_rows']}-row calls: " + ", ".join(
             f"{k} {100 * ph[k]['mfu']:.0f}%" for k in ("logprobs", "prm_update", "policy_update")
-            if ph[k].get("mfu")) + f"; peak {r['memory']['peak_bytes'] / 2**30:.0f} GiB")
+            if ph[k].get("mfu")) + f"; peak {r['memory']['peak_bytes'] / 2**30:.1f} GiB"
+            + (f" (planned {plan['total'] / 2**30:.1f} GiB)"
+               if (plan := r["memory"].get("planned_bytes")) else ""))
     with open(f"{out}/summary.json", "w") as f:
         json.dump(summary, f, indent=1)
 
