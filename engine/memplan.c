@@ -40,10 +40,11 @@ static double logits_chunk(Backend be, double V, double N) {
 }
 
 /* One model with activations for B rows of T tokens: kept layers (all, or 1 for a forward-only
- * model), with gradients and AdamW state over `shards` ranks if it trains. */
+ * model; 0 where they are another model's, model_init_shared), with gradients and AdamW state
+ * over `shards` ranks if it trains. */
 static void plan_model(MemPlan *p, const ModelConfig *c, Backend be, Precision pr, double B,
                        double T, int kept, int trains, int shards) {
-    const double P = (double)model_param_count(c), N = B * T, L = kept;
+    const double P = (double)model_param_count(c), N = B * T, L = kept > 0 ? kept : 1;
     const double d = c->d_model, F = c->d_ff, V = c->vocab, H = c->n_heads;
     const double qd = H * c->head_dim, kd = (double)c->n_kv_heads * c->head_dim;
     const int gpu = be != BACKEND_CPU;
@@ -53,11 +54,10 @@ static void plan_model(MemPlan *p, const ModelConfig *c, Backend be, Precision p
     double act = (L + 1) * N * d + L * N * (3 * d + 2 * qd + 2 * kd + H + 2 + 3 * F);
     act += N * (d + 3) + logits_chunk(be, V, N) * V + (gpu ? 4 * N : 0);
     if (gpu) act += N * (d + 4); /* lp_compact's gathered rows: idx, tgt, h, a, b */
-    if (trains) {                /* model_alloc_grads: dx, dtmp, dq, dk, dv, datt, dgate, dup, dh */
+    if (trains)                  /* model_alloc_grads: dx, dtmp, dq, dk, dv, datt, dgate, dup, dh */
         act += N * (d + (qd > d ? qd : d) + 2 * qd + 2 * kd + 3 * F);
-        p->optimizer += 4 * P + 8 * P / shards;
-    }
-    p->activations += 4 * act;
+    if (trains) p->optimizer += 4 * P + 8 * P / shards;
+    if (kept > 0) p->activations += 4 * act;
     if (!pr.bf16) return;
     /* model_use_bf16's weight copies; the scratch slots grow to width x capacity: the product
      * inputs (slot 0, up to the lm_head's 2d-wide rows), output gradients (slot 1), the
@@ -110,11 +110,16 @@ void memplan_prime(const RunConfig *rc, const MemShape *s, MemPlan *p) {
     const double R = s->rows, T = s->T;
     ModelConfig critic = s->mc;
     critic.value_head = 1;
-    plan_model(p, &s->mc, s->be, pr, s->policy_rows, s->policy_T, s->mc.n_layers, 1, shards);
-    plan_model(p, &s->mc, s->be, pr, R, T, s->mc.n_layers, 1, shards); /* the PRM */
-    plan_model(p, &s->mc, s->be, pr, R, T, 1, 0, 1);                   /* the reference */
+    /* the PRM, reference and critic: the policy's activations (prime.c, shared_activations),
+     * and bf16 slots at its capacity; or their own at the calls' */
+    const char *e = getenv("DENSERL_SHARED_ACTIVATIONS");
+    const int shared = !(e && !strcmp(e, "0")), L = s->mc.n_layers;
+    const double B = shared ? s->policy_rows : R, BT = shared ? s->policy_T : T;
+    plan_model(p, &s->mc, s->be, pr, s->policy_rows, s->policy_T, L, 1, shards);
+    plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : L, 1, shards); /* the PRM */
+    plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : 1, 0, 1);      /* the reference */
     if (!strcmp(rc->rl.estimator, "gae"))
-        plan_model(p, &critic, s->be, pr, R, T, critic.n_layers, 1, shards);
+        plan_model(p, &critic, s->be, pr, B, BT, shared ? 0 : L, 1, shards);
     plan_generator(p, &s->mc, pr, s->gen_rows, T, (double)s->policy_rows * s->policy_T);
     const double n_max =
         (double)s->policy_rows * s->policy_T > R * T ? (double)s->policy_rows * s->policy_T : R * T;

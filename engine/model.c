@@ -231,6 +231,27 @@ void model_init_forward_only(Model *m, const ModelConfig *c, Backend be, int B, 
     init(m, c, be, B, T, 1);
 }
 
+static void lp_alloc(Model *m);
+
+void model_init_shared(Model *m, const ModelConfig *c, Model *lender) {
+    CHECK(lender->act.kept == lender->cfg.n_layers && !lender->act_of);
+    CHECK(c->d_model == lender->cfg.d_model && c->n_layers == lender->cfg.n_layers &&
+          c->d_ff == lender->cfg.d_ff && c->vocab == lender->cfg.vocab &&
+          c->n_heads == lender->cfg.n_heads && c->n_kv_heads == lender->cfg.n_kv_heads &&
+          c->head_dim == lender->cfg.head_dim);
+    if (lender->be != BACKEND_CPU) lp_alloc(lender); /* so that the pointers are the lender's */
+    memset(m, 0, sizeof *m);
+    m->cfg = *c;
+    m->be = lender->be;
+    m->n_params = model_param_count(c);
+    m->params = be_alloc(m->be, sizeof(float) * m->n_params);
+    model_param_views(c, m->params, &m->w);
+    rope_init(m);
+    m->act = lender->act;
+    m->logits_chunk = lender->logits_chunk;
+    m->act_of = lender;
+}
+
 void model_alloc_grads(Model *m) {
     if (m->grads) return;
     CHECK(m->act.kept == m->cfg.n_layers); /* a forward-only model has no backward */
@@ -241,6 +262,13 @@ void model_alloc_grads(Model *m) {
     size_t wide = qd > d ? qd : d;
     m->grads = be_alloc(m->be, sizeof(float) * m->n_params);
     model_param_views(c, m->grads, &m->g);
+    if (m->act_of) { /* the lender's backward scratch */
+        const Activations *l = &m->act_of->act;
+        CHECK(l->dx != NULL);
+        a->dx = l->dx, a->dtmp = l->dtmp, a->dq = l->dq, a->dk = l->dk, a->dv = l->dv;
+        a->datt = l->datt, a->dgate = l->dgate, a->dup = l->dup, a->dh = l->dh;
+        return;
+    }
     a->dx = act_alloc(m->be, N * d);
     a->dtmp = act_alloc(m->be, N * wide);
     a->dq = act_alloc(m->be, N * qd);
@@ -259,6 +287,7 @@ void model_zero_grads(Model *m) {
 
 void model_free(Model *m) {
     Activations *a = &m->act;
+    if (m->act_of) memset(a, 0, sizeof *a); /* the lender's: free the rest alone */
     void *bufs[] = {m->params, m->grads,  m->rope_cos, m->rope_sin, a->x,       a->xn1,
                     a->rstd1,  a->q,      a->k,        a->v,        a->att,     a->lse,
                     a->x_mid,  a->xn2,    a->rstd2,    a->gate,     a->up,      a->hmlp,
@@ -665,6 +694,20 @@ static void qkv_attn_bwd(Model *m, const float *q, const float *k, const float *
     qkv_proj_bwd(m, a->dq, dqb, a->dk, dkb, a->dv, dvb, xn1, l, N);
 }
 
+/* The buffers of the rows that have a target (on a GPU), made on first use. */
+static void lp_alloc(Model *m) {
+    Activations *a = &m->act;
+    if (a->lp_idx) return;
+    const size_t cap = (size_t)a->B * a->T;
+    a->lp_idx = be_alloc(m->be, sizeof(int) * cap);
+    a->lp_tgt = be_alloc(m->be, sizeof(int) * cap);
+    a->lp_hidx = xmalloc(sizeof(int) * cap);
+    a->lp_htgt = xmalloc(sizeof(int) * cap);
+    a->lp_h = act_alloc(m->be, cap * m->cfg.d_model);
+    a->lp_a = act_alloc(m->be, cap);
+    a->lp_b = act_alloc(m->be, cap);
+}
+
 /* On a GPU, gathers the rows of a call that have a target (host targets, N rows): a->lp_n
  * of them, their rows and targets uploaded; lp_n = N (nothing gathered) when every row has
  * one, on the CPU, or without targets. */
@@ -675,16 +718,7 @@ static void lp_compact(Model *m, const int *targets, int N) {
     int n = 0;
     for (int i = 0; i < N; i++) n += targets[i] >= 0;
     if (n == N) return;
-    if (!a->lp_idx) {
-        const size_t cap = (size_t)a->B * a->T;
-        a->lp_idx = be_alloc(m->be, sizeof(int) * cap);
-        a->lp_tgt = be_alloc(m->be, sizeof(int) * cap);
-        a->lp_hidx = xmalloc(sizeof(int) * cap);
-        a->lp_htgt = xmalloc(sizeof(int) * cap);
-        a->lp_h = act_alloc(m->be, cap * m->cfg.d_model);
-        a->lp_a = act_alloc(m->be, cap);
-        a->lp_b = act_alloc(m->be, cap);
-    }
+    lp_alloc(m);
     for (int i = 0, k = 0; i < N; i++)
         if (targets[i] >= 0) a->lp_hidx[k] = i, a->lp_htgt[k++] = targets[i];
     if (n > 0) {

@@ -112,6 +112,7 @@ typedef struct Model {
     int logits_chunk;
     ModelGradReady grad_ready; /* NULL unless a gradient all-reduce overlaps the backward */
     void *grad_ready_ctx;
+    const struct Model *act_of; /* the model whose activations this one uses (model_init_shared) */
 } Model;
 
 /* Checks a config for internal consistency (positive sizes, heads divide, ...). */
@@ -136,6 +137,13 @@ void model_init(Model *m, const ModelConfig *c, Backend be, int B, int T);
 /* The same for a model that only runs forwards (a frozen reference): activations of one
  * layer instead of all, the same results; model_backward and gradients are refused. */
 void model_init_forward_only(Model *m, const ModelConfig *c, Backend be, int B, int T);
+/* The same as model_init, with the activations of lender (and, once this model has gradients,
+ * its backward's scratch) instead of its own: for models whose calls never come between the
+ * lender's forward and its backward, nor the lender's between theirs (the RL step runs each
+ * model's forward and backward back to back), so that one model's activations serve all. The
+ * lender's capacity bounds this model's calls; the lender must have its gradients first if
+ * this model will, and must outlive it. */
+void model_init_shared(Model *m, const ModelConfig *c, Model *lender);
 void model_free(Model *m);
 void model_alloc_grads(Model *m);
 void model_zero_grads(Model *m);

@@ -92,13 +92,22 @@ static size_t act_capacity(const Model *m) {
     return (size_t)m->act.B * m->act.T;
 }
 
+/* Whether the PRM, the reference and the critic use the policy's activations: each model's
+ * forward and backward run back to back in the step, so one set serves all of them
+ * (DENSERL_SHARED_ACTIVATIONS=0: each its own, the same results bit for bit). */
+static int shared_activations(void) {
+    const char *e = getenv("DENSERL_SHARED_ACTIVATIONS");
+    return !(e && !strcmp(e, "0"));
+}
+
 /* A frozen (forward_only: one layer's activations) or trainable copy of the policy with
- * capacity for the packed batch. */
-static void clone_model(Model *dst, const Model *src, int value_head, int forward_only, int n,
-                        int t) {
+ * capacity for the packed batch, or with the policy's activations. */
+static void clone_model(Model *dst, Model *src, int value_head, int forward_only, int n, int t) {
     ModelConfig c = src->cfg;
     c.value_head = value_head;
-    if (forward_only)
+    if (shared_activations())
+        model_init_shared(dst, &c, src);
+    else if (forward_only)
         model_init_forward_only(dst, &c, src->be, n, t);
     else
         model_init(dst, &c, src->be, n, t);
@@ -121,6 +130,7 @@ void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, 
     p->n_max = c->prompts_per_step * c->samples_per_prompt;
     p->t_max = prime_max_len(task, rc);
     int rows = prime_micro_rows(rc);
+    model_alloc_grads(policy); /* first: the others may use its backward's scratch */
     clone_model(&p->prm, policy, 0, 0, rows, p->t_max);
     clone_model(&p->ref, policy, 0, 1, rows, p->t_max);
     p->has_critic = strcmp(c->estimator, "gae") == 0;
@@ -130,7 +140,6 @@ void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, 
         adamw_init(&p->opt_critic, policy->be, p->critic.n_params);
         adamw_overlap_backward(&p->opt_critic, &p->critic);
     }
-    model_alloc_grads(policy);
     model_alloc_grads(&p->prm);
     adamw_init(&p->opt_policy, policy->be, policy->n_params);
     adamw_init(&p->opt_prm, policy->be, p->prm.n_params);

@@ -3,7 +3,8 @@
 # step: a run with small micro-batches must follow the whole-batch run up to float summation
 # order. And the fused forwards (rl.fuse_forwards: the PRM's and, with one PPO mini-batch, the
 # policy's update forwards standing in for the log-prob phase's) give the same run, bit for
-# bit, as separate forwards. Usage: test_micro_batch.sh path/to/denserl
+# bit, as separate forwards; and so do the PRM, the reference and the critic using the policy's
+# activations (the default) and using their own. Usage: test_micro_batch.sh path/to/denserl
 set -u
 BIN=$(realpath "$1")
 W=$(mktemp -d)
@@ -48,6 +49,18 @@ if [ "$res" = ok ]; then
     echo "PASS fused forwards: the same metrics and weights as separate ones"
 else
     echo "FAIL fused forwards against separate ones: $res"
+    st=1
+fi
+# the PRM, reference and critic on the policy's activations (the default) or their own
+DENSERL_SHARED_ACTIVATIONS=0 "$BIN" train configs/demo.json "${fused[@]}" --set rl.estimator=gae \
+    --set run_dir="$W/own" >"$W/own.out" 2>&1 || { cat "$W/own.out"; exit 1; }
+"$BIN" train configs/demo.json "${fused[@]}" --set rl.estimator=gae --set run_dir="$W/shared" \
+    >"$W/shared.out" 2>&1 || { cat "$W/shared.out"; exit 1; }
+res=$(python3 "$(dirname "$0")/same_run.py" "$W/own" "$W/shared")
+if [ "$res" = ok ]; then
+    echo "PASS shared activations: the same metrics and weights as each model's own"
+else
+    echo "FAIL shared activations against each model's own: $res"
     st=1
 fi
 exit $st

@@ -2,11 +2,13 @@
 # On the emulated GPU only (its DENSERL_EMU_PEAK line, the most device memory held at once):
 # the memory plan a run prints must cover what the run then holds, and by little more (at
 # most 8%), in fp32 and bf16, at 2 rows per model call and at whole mini-batches, with a
-# critic, and with the SFT batch larger than the calls. Then on an emulated GPU too small for
-# whole mini-batches: "auto" takes fewer rows and the run fits; whole mini-batches are refused
-# before any work with exit status 2. Sampling's sort buffers are kept small
-# (DENSERL_SAMPLE_GROUP_KEYS, which the plan reads as the kernel does) so that the model's
-# terms, not a fixed 256 MiB, decide the comparison. Usage: memplan.sh path/to/denserl
+# critic, with the SFT batch larger than the calls, and with each model's activations its
+# own (DENSERL_SHARED_ACTIVATIONS=0, which must give the same run bit for bit). Then on an
+# emulated GPU too small for whole mini-batches: "auto" takes fewer rows and the run fits;
+# whole mini-batches are refused before any work with exit status 2. Sampling's sort buffers
+# are kept small (DENSERL_SAMPLE_GROUP_KEYS, which the plan reads as the kernel does) so that
+# the model's terms, not a fixed 256 MiB, decide the comparison.
+# Usage: memplan.sh path/to/denserl
 set -u
 source "$(dirname "$0")/../shtest.sh"
 cd "$ROOT"
@@ -57,6 +59,10 @@ for prec in fp32 bf16; do
     covers "$prec, 2 rows" --set precision=$prec --set rl.micro_batch_rows=2
     covers "$prec, whole mini-batches" --set precision=$prec
 done
+DENSERL_SHARED_ACTIVATIONS=0 covers "bf16, 2 rows, activations of their own" \
+    --set precision=bf16 --set rl.micro_batch_rows=2
+res=$(python3 "$ROOT/tests/same_run.py" "$W/bf16, 2 rows" "$W/bf16, 2 rows, activations of their own")
+expect_eq "the policy's activations shared with the PRM and the reference: the same run" ok "$res"
 covers "bf16, gae critic" --set precision=bf16 --set rl.micro_batch_rows=2 --set rl.estimator=gae
 covers "bf16, SFT batch of 40" --set precision=bf16 --set rl.micro_batch_rows=2 \
     --set sft.steps=2 --set sft.batch_size=40
