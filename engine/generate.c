@@ -126,11 +126,10 @@ static void *gen_at(const Generator *g, void *cache, size_t i) {
 static void gen_fill(Generator *g, void *cache, const float *act, int s0, int rows, int Tp) {
     const ModelConfig *c = &g->m->cfg;
     const Backend be = g->m->be;
-    const size_t Ncap = (size_t)g->m->act.B * g->m->act.T;
     const size_t kd = (size_t)c->n_kv_heads * c->head_dim, es = (size_t)g->kv_bytes;
     const int act_bf16 = g->m->mx.qkv_bf16; /* only with mx.on, hence a bf16 cache */
     for (int l = 0; l < c->n_layers; l++) {
-        const float *src = act + (size_t)l * Ncap * kd;
+        const float *src = act + (size_t)l * g->m->act.ld_kv;
         const void *from = src;
         if (g->kv_bytes == 2 && !act_bf16) {
             op_cast_bf16(be, g->stage, src, (long)((size_t)rows * Tp * kd));

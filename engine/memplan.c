@@ -27,6 +27,11 @@ static Precision precision_of(const RunConfig *rc, const ModelConfig *c) {
     return p;
 }
 
+/* model.c's test for a slot kept at half its fp32 size in bf16 */
+static int halves(double width) {
+    return (long long)width % 8 == 0;
+}
+
 static double max3(double a, double b, double c) {
     const double m = a > b ? a : b;
     return m > c ? m : c;
@@ -56,6 +61,12 @@ static void plan_model(MemPlan *p, const ModelConfig *c, Backend be, Precision p
     if (gpu) act += N * (d + 4); /* lp_compact's gathered rows: idx, tgt, h, a, b */
     if (trains)                  /* model_alloc_grads: dx, dtmp, dq, dk, dv, datt, dgate, dup, dh */
         act += N * (d + (qd > d ? qd : d) + 2 * qd + 2 * kd + 3 * F);
+    if (pr.bf16) { /* act_halve_bf16: what a bf16 model keeps in bf16 alone, at half */
+        const double mlp = halves(F) ? 1.5 * F : 0, at = pr.attn_bf16 && halves(qd) ? qd / 2 : 0;
+        double qkv = 0;
+        if (pr.qkv_bf16) qkv = (halves(qd) ? qd / 2 : 0) + (halves(kd) ? kd : 0);
+        act -= L * N * ((halves(d) ? d : 0) + mlp + at + qkv) + (trains ? N * (mlp + at) : 0);
+    }
     if (trains) p->optimizer += 4 * P + 8 * P / shards;
     if (kept > 0) p->activations += 4 * act;
     if (!pr.bf16) return;

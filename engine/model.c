@@ -165,6 +165,12 @@ static void rope_init(Model *m) {
     free(sn);
 }
 
+/* Whether a bf16 model keeps a slot of this width in half of its fp32 size: when the width
+ * keeps every layer's slot 16-byte aligned for the bf16 kernels' vector accesses. */
+static int halves(size_t width) {
+    return width % 8 == 0;
+}
+
 static float *act_alloc(Backend be, size_t n) {
     return be_alloc(be, sizeof(float) * (n ? n : 1));
 }
@@ -178,6 +184,7 @@ static void activations_init(Model *m, int B, int T, int kept) {
     a->B = B;
     a->T = T;
     a->kept = kept;
+    a->ld_xn = N * d, a->ld_q = a->ld_att = N * qd, a->ld_kv = N * kd, a->ld_mlp = N * F;
     a->x = act_alloc(be, (L + 1) * N * d);
     a->xn1 = act_alloc(be, L * N * d);
     a->rstd1 = act_alloc(be, L * N);
@@ -269,15 +276,18 @@ void model_alloc_grads(Model *m) {
         a->datt = l->datt, a->dgate = l->dgate, a->dup = l->dup, a->dh = l->dh;
         return;
     }
+    /* a bf16 model's MLP gradients, and with the bf16 attention datt, are bf16 alone */
+    const size_t hf = m->mx.on && halves(F) ? 2 : 1;
+    const size_t ha = m->mx.on && m->mx.attn_bf16 && halves(qd) ? 2 : 1;
     a->dx = act_alloc(m->be, N * d);
     a->dtmp = act_alloc(m->be, N * wide);
     a->dq = act_alloc(m->be, N * qd);
     a->dk = act_alloc(m->be, N * kd);
     a->dv = act_alloc(m->be, N * kd);
-    a->datt = act_alloc(m->be, N * qd);
-    a->dgate = act_alloc(m->be, N * F);
-    a->dup = act_alloc(m->be, N * F);
-    a->dh = act_alloc(m->be, N * F);
+    a->datt = act_alloc(m->be, N * qd / ha);
+    a->dgate = act_alloc(m->be, N * F / hf);
+    a->dup = act_alloc(m->be, N * F / hf);
+    a->dh = act_alloc(m->be, N * F / hf);
 }
 
 void model_zero_grads(Model *m) {
@@ -348,6 +358,33 @@ void model_init_random(Model *m, unsigned long long seed, float std) {
 
 /* ---- precision: every product, attention and lm_head call goes through these ---- */
 
+/* The buffers of one kind (n of them, slots ld floats apart over the kept layers) made again
+ * at half their slots, for a kind that a bf16 model holds in bf16 alone. */
+static void act_halve(Model *m, float **bufs[], int n, size_t *ld, size_t width) {
+    if (!halves(width)) return;
+    *ld /= 2;
+    for (int i = 0; i < n; i++) {
+        be_free(m->be, *bufs[i]);
+        *bufs[i] = act_alloc(m->be, (size_t)m->act.kept * *ld);
+    }
+}
+
+/* What a bf16 model keeps in bf16 alone (model.h, MixedState), at half the memory: the norms'
+ * outputs before q/k/v and gate/up, gate, up and the MLP's hidden activation, and with the
+ * bf16 attention its output (and q, k, v with qkv_bf16). */
+static void act_halve_bf16(Model *m) {
+    const ModelConfig *c = &m->cfg;
+    Activations *a = &m->act;
+    const size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
+    float **xn[] = {&a->xn1, &a->xn2}, **mlp[] = {&a->gate, &a->up, &a->hmlp};
+    float **att[] = {&a->att}, **q[] = {&a->q}, **kv[] = {&a->k, &a->v};
+    act_halve(m, xn, 2, &a->ld_xn, (size_t)c->d_model);
+    act_halve(m, mlp, 3, &a->ld_mlp, (size_t)c->d_ff);
+    if (m->mx.attn_bf16) act_halve(m, att, 1, &a->ld_att, qd);
+    if (m->mx.qkv_bf16) act_halve(m, q, 1, &a->ld_q, qd);
+    if (m->mx.qkv_bf16) act_halve(m, kv, 2, &a->ld_kv, kd);
+}
+
 int model_use_bf16(Model *m, const char *attention) {
     if (m->be != BACKEND_CUDA)
         return dr_error("precision \"bf16\" needs the CUDA backend (device \"cuda\")");
@@ -377,6 +414,7 @@ int model_use_bf16(Model *m, const char *attention) {
                 "in bf16)\n",
                 D);
     m->mx.qkv_bf16 = m->mx.attn_bf16 && !(qkv && !strcmp(qkv, "0"));
+    if (!m->act_of) act_halve_bf16(m);
     m->mx.w = be_alloc(m->be, sizeof(uint16_t) * m->n_params);
     if (!(lg && !strcmp(lg, "f32")))
         m->mx.w16 = be_alloc(m->be, sizeof(uint16_t) * (size_t)m->cfg.vocab * m->cfg.d_model);
@@ -820,7 +858,7 @@ static void forward(Model *m, const int *tokens, const int *targets, int B, int 
     /* any (B, T) that fits the token capacity: per-layer strides use the capacity */
     CHECK((size_t)B * T <= (size_t)a->B * a->T && T <= c->max_pos);
     int N = B * T, d = c->d_model, F = c->d_ff, Dh = c->head_dim;
-    int H = c->n_heads, Hkv = c->n_kv_heads, qd = H * Dh, kd = Hkv * Dh;
+    int H = c->n_heads, qd = H * Dh;
     size_t Ncap = (size_t)a->B * a->T;
     int *pos = xmalloc(sizeof(int) * N);
     for (int i = 0; i < N; i++) pos[i] = i % T;
@@ -831,11 +869,11 @@ static void forward(Model *m, const int *tokens, const int *targets, int B, int 
     for (int l = 0; l < c->n_layers; l++) {
         /* s: the layer's activation slot; x alternates over kept + 1 slots (all kept: slot l) */
         const size_t s = l % a->kept, xi = l % (a->kept + 1), xn = (l + 1) % (a->kept + 1);
-        float *x = a->x + xi * Ncap * d, *xn1 = a->xn1 + s * Ncap * d;
-        float *q = a->q + s * Ncap * qd, *k = a->k + s * Ncap * kd, *v = a->v + s * Ncap * kd;
-        float *att = a->att + s * Ncap * qd, *xm = a->x_mid + s * Ncap * d;
-        float *xn2 = a->xn2 + s * Ncap * d, *gate = a->gate + s * Ncap * F;
-        float *up = a->up + s * Ncap * F, *hm = a->hmlp + s * Ncap * F;
+        float *x = a->x + xi * Ncap * d, *xn1 = a->xn1 + s * a->ld_xn;
+        float *q = a->q + s * a->ld_q, *k = a->k + s * a->ld_kv, *v = a->v + s * a->ld_kv;
+        float *att = a->att + s * a->ld_att, *xm = a->x_mid + s * Ncap * d;
+        float *xn2 = a->xn2 + s * a->ld_xn, *gate = a->gate + s * a->ld_mlp;
+        float *up = a->up + s * a->ld_mlp, *hm = a->hmlp + s * a->ld_mlp;
         float *xo = a->x + xn * Ncap * d;
         norm_fwd(m, xn1, a->rstd1 + s * Ncap, x, LW(m->w.attn_norm, l, d), N);
         if (m->mx.qkv_bf16)
@@ -972,8 +1010,8 @@ static void backward_trunk(Model *m, const int *tokens, int B, int T) {
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->act;
     Backend be = m->be;
-    int N = B * T, d = c->d_model, F = c->d_ff, Dh = c->head_dim;
-    int H = c->n_heads, Hkv = c->n_kv_heads, qd = H * Dh, kd = Hkv * Dh;
+    int N = B * T, d = c->d_model, Dh = c->head_dim;
+    int H = c->n_heads, qd = H * Dh;
     size_t Ncap = (size_t)a->B * a->T;
     ParamViews *g = &m->g, *w = &m->w;
     be_memset0(be, a->dx, sizeof(float) * N * d);
@@ -981,11 +1019,11 @@ static void backward_trunk(Model *m, const int *tokens, int B, int T) {
                         w->final_norm, a->rstdf, N, d);
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
-        float *x = a->x + l * Ncap * d, *xn1 = a->xn1 + l * Ncap * d;
-        float *q = a->q + l * Ncap * qd, *k = a->k + l * Ncap * kd, *v = a->v + l * Ncap * kd;
-        float *att = a->att + l * Ncap * qd, *xm = a->x_mid + l * Ncap * d;
-        float *xn2 = a->xn2 + l * Ncap * d, *gate = a->gate + l * Ncap * F;
-        float *up = a->up + l * Ncap * F, *hm = a->hmlp + l * Ncap * F;
+        float *x = a->x + l * Ncap * d, *xn1 = a->xn1 + l * a->ld_xn;
+        float *q = a->q + l * a->ld_q, *k = a->k + l * a->ld_kv, *v = a->v + l * a->ld_kv;
+        float *att = a->att + l * a->ld_att, *xm = a->x_mid + l * Ncap * d;
+        float *xn2 = a->xn2 + l * a->ld_xn, *gate = a->gate + l * a->ld_mlp;
+        float *up = a->up + l * a->ld_mlp, *hm = a->hmlp + l * a->ld_mlp;
         /* MLP: x_{l+1} = x_mid + W_down swiglu(W_gate xn2, W_up xn2); dx flows through the
          * residual unchanged and gains the norm's contribution */
         if (m->mx.on)

@@ -69,6 +69,10 @@ typedef struct {
     float *io_a, *io_b;
     /* backward scratch */
     float *dx, *dtmp, *dq, *dk, *dv, *datt, *dgate, *dup, *dh; /* sized for one layer */
+    /* floats from one layer's slot to the next in xn1 and xn2, q, k and v, att, and gate, up
+     * and hmlp: the capacity B*T times the width, or half that where a bf16 model keeps the
+     * slot in bf16 alone (model_use_bf16) */
+    size_t ld_xn, ld_q, ld_kv, ld_att, ld_mlp;
 } Activations;
 
 /* Mixed precision (model_use_bf16): bf16 copies of the weights and of the activations go
