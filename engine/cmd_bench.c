@@ -260,7 +260,7 @@ static int prepare(const BenchArgs *a, RunConfig *rc, ModelConfig *mc, Backend *
     int len = prime_max_len(NULL, rc);
     if (model_check_seq_len(mc, len, *shape_name)) return DR_ERR;
     const char *what = strcmp(*shape_name, "config") ? *shape_name : a->cfg_path;
-    if (model_check_memory(mc, *be, prime_micro_rows(rc), len, what)) return DR_ERR;
+    if (model_check_runnable(mc, *be, prime_micro_rows(rc), len, what)) return DR_ERR;
     MemShape ms = {*mc, *be, 0, 0, len, len, prime_gen_rows(NULL, rc)};
     if (memplan_resolve(rc, &ms, what, plan)) return DR_ERR;
     if (rc->threads > 0) {

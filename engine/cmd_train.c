@@ -117,7 +117,7 @@ static int prepare_model(const char *cfg_path, RunConfig *rc, const Task *task, 
     if (rc->rl.steps > 0 && memplan_resolve(rc, &ms, cfg_path, plan)) return DR_ERR;
     int rows = prime_micro_rows(rc) > sft_rows ? prime_micro_rows(rc) : sft_rows;
     if (strcmp(rc->model.init, "random") == 0) {
-        if (model_check_memory(&mc, be, rows, need, cfg_path)) return DR_ERR;
+        if (model_check_runnable(&mc, be, rows, need, cfg_path)) return DR_ERR;
         model_init(m, &mc, be, rows, need);
         model_init_random(m, (unsigned long long)rc->seed, (float)rc->model.init_std);
     } else if (model_load(m, rc->model.init, be, rows, need)) {

@@ -140,7 +140,12 @@ int model_check_seq_len(const ModelConfig *c, int T, const char *what) {
     return DR_OK;
 }
 
-int model_check_memory(const ModelConfig *c, Backend be, int B, int T, const char *what) {
+int model_check_runnable(const ModelConfig *c, Backend be, int B, int T, const char *what) {
+    if (be == BACKEND_CUDA && (c->head_dim % 4 != 0 || c->head_dim > 256))
+        return dr_error("%s: head_dim %d cannot run on the GPU, whose attention kernels take a "
+                        "multiple of 4 up to 256 (use \"device\": \"cpu\", or another "
+                        "hidden_size / num_attention_heads)",
+                        what, c->head_dim);
     struct sysinfo si;
     if (be != BACKEND_CPU || sysinfo(&si) != 0) return DR_OK;
     /* the weights, the residual stream of every layer and the MLP's three activations */
@@ -352,7 +357,7 @@ int model_load(Model *m, const char *dir, Backend be, int B, int T) {
     ModelConfig c;
     if (model_config_load(dir, &c)) return DR_ERR;
     if (T > c.max_pos) T = c.max_pos;
-    if (model_check_memory(&c, be, B, T, dir)) return DR_ERR;
+    if (model_check_runnable(&c, be, B, T, dir)) return DR_ERR;
     model_init(m, &c, be, B, T);
     if (model_weights_load(m, dir)) {
         model_free(m);

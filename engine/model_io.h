@@ -13,8 +13,10 @@ int model_weights_load(Model *m, const char *dir);
 int model_load(Model *m, const char *dir, Backend be, int B, int T);
 /* Refuses sequences longer than a sliding-window attention would allow. */
 int model_check_seq_len(const ModelConfig *c, int T, const char *what);
-/* Refuses, on the CPU, a model and B x T activations that cannot fit this machine's memory and
- * swap (a lower bound of what model_init allocates), before an allocation would abort. */
-int model_check_memory(const ModelConfig *c, Backend be, int B, int T, const char *what);
+/* Refuses what the backend cannot run, before anything is allocated: on a GPU a head dim its
+ * attention kernels do not take (a multiple of 4 up to 256); on the CPU a model and B x T
+ * activations that cannot fit this machine's memory and swap (a lower bound of what
+ * model_init allocates). */
+int model_check_runnable(const ModelConfig *c, Backend be, int B, int T, const char *what);
 /* Writes DIR/config.json and DIR/model.safetensors; bf16 selects BF16 storage. */
 int model_save(const Model *m, const char *dir, int bf16);

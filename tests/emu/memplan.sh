@@ -85,4 +85,8 @@ expect_eq "whole mini-batches on a ${gb} GB GPU: exit status" 2 $st
 expect "whole mini-batches on a ${gb} GB GPU: refused before any work" \
     "error: $W/run.json: 'rl.micro_batch_rows' 0 (calls of all 32 rows) needs" "$(cat "$W/whole.out")"
 [ ! -e "$W/whole" ] && ok "refused: no run directory" || bad "refused: a run directory was made"
+# not memory, but refused at the same point: a head dim the GPU's attention does not take
+run head50 --set model.hidden_size=100
+expect_eq "head dim 50 on the GPU: exit status" 2 $st
+expect "head dim 50 on the GPU: says why" "head_dim 50 cannot run on the GPU" "$(cat "$W/head50.out")"
 finish
