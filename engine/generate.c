@@ -119,7 +119,7 @@ static void *gen_at(const Generator *g, void *cache, size_t i) {
 }
 
 /* A prefill chunk's keys or values (act: every layer's rows x Tp positions, fp32, or bf16
- * in the first half of each layer's slot where the model keeps them so, mx.qkv_bf16) into
+ * where the model keeps them so, mx.qkv_bf16; layers act.ld_kv floats apart) into
  * the cache slots s0 .. s0 + rows - 1: per layer one strided copy of Tp positions per row
  * (through a bf16 copy of fp32 keys for a bf16 cache). Positions past a row's prompt get the
  * padding's values, which the row's decode steps overwrite before its attention reads them. */

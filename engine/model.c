@@ -523,7 +523,7 @@ static void lin_bwd(Model *m, float *dx, float *dw, float *db, const float *dy, 
 }
 
 /* A norm whose output only feeds matrix products (before q/k/v and before gate/up): in bf16
- * it writes bf16 straight into the first half of its buffer xn, which is all that the
+ * it writes bf16 straight into its buffer xn (half size), which is all that the
  * products (norm_proj) and their backward (norm_proj_bwd) read; no fp32 copy, no casts. */
 static void norm_fwd(Model *m, float *xn, float *rstd, const float *x, const float *w, int n) {
     const ModelConfig *c = &m->cfg;
@@ -560,10 +560,10 @@ static int mixed_attention(const Model *m) {
     return m->mx.on && m->mx.attn_bf16;
 }
 
-/* Attention and the o-projection. With the bf16 attention the output exists only in bf16 (in
- * the first half of out's buffer), which the projection and the backward read as it is, and
- * its gradient comes out of the projection's dx product in bf16 (in the first half of
- * dout's buffer): no widening, no casts. */
+/* Attention and the o-projection. With the bf16 attention the output exists only in bf16 (out's
+ * buffer is half size), which the projection and the backward read as it is, and its
+ * gradient comes out of the projection's dx product in bf16 (into dout, also half size): no
+ * widening, no casts. */
 static void attn_fwd(Model *m, float *out, float *lse, const float *q, const float *k,
                      const float *v, int B, int T) {
     const ModelConfig *c = &m->cfg;
@@ -981,7 +981,7 @@ static void mlp_backward(Model *m, int l, const float *gate, const float *up, co
 }
 
 /* The same in bf16: dh comes out of its product in bf16, SwiGLU's backward reads the forward's
- * bf16 gate and up and writes dgate and dup in bf16 (in the first half of their fp32 buffers),
+ * bf16 gate and up and writes dgate and dup in bf16 (their buffers half size),
  * and the products take them and the forward's bf16 h as they are: no fp32 dh, dgate, dup, no
  * zeroing, no casts. */
 static void mlp_backward_bf16(Model *m, int l, const float *gate, const float *up, float *hm,

@@ -77,7 +77,7 @@ typedef struct {
 
 /* Mixed precision (model_use_bf16): bf16 copies of the weights and of the activations go
  * into the matrix products and attention, everything else stays fp32, except what only feeds
- * products and so exists only in bf16 (in the first half of its fp32 buffer): the outputs of
+ * products and so exists only in bf16 (in a buffer of half the fp32 size): the outputs of
  * the norms before q/k/v and before gate/up (xn1, xn2), the gate and up products, the MLP's
  * hidden activation and its gradients, and, with the bf16 attention (head dim 64 or 128), the
  * attention's output and its gradient (att, datt) and its inputs q, k, v after rotary (the
