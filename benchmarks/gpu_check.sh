@@ -14,7 +14,8 @@
 #                                              logits, no cuBLASLt epilogues, fp32 q/k/v and
 #                                              the first attention backward tiles: bf16-plain,
 #                                              bf16 with no CUDA graphs in generation:
-#                                              bf16-nographs)
+#                                              bf16-nographs, bf16 with as many rows per model
+#                                              call as the memory plan fits: bf16-auto)
 #   STAGES=varlen (not in the default)         length-grouped model calls against every call at
 #                                              the step's longest row: bench steps of the
 #                                              Qwen2.5-0.5B body with a 256-token vocabulary,
@@ -100,17 +101,20 @@ if want e2e; then
         # bf16-plain: bf16 without the fp16 logits, the cuBLASLt epilogues, q/k/v kept in bf16
         # and the 128-key attention backward tiles, to see their share;
         # bf16-nographs: generation's decode steps launched one kernel at a time
-        plain=() precision=bf16
+        plain=() precision=bf16 rows=()
         [ "$prec" = bf16-plain ] && plain=(env DENSERL_LOGITS=f32 DENSERL_CUBLASLT=0
             DENSERL_QKV_BF16=0 DENSERL_ATTN_BWD_TILES=q128k64)
         [ "$prec" = bf16-nographs ] && plain=(env DENSERL_CUDA_GRAPHS=0)
+        [ "$prec" = bf16-auto ] && rows=(--set 'rl.micro_batch_rows="auto"')
         [ "$prec" = fp32 ] && precision=fp32
         say "one RL step, Qwen2.5-0.5B shape, $P prompts x 4 samples, 512 response tokens, $prec"
         rm -rf /tmp/gpu_check_e2e
         timeout "${E2E_TIMEOUT:-150}" ${plain[@]+"${plain[@]}"} "$BIN/denserl" train configs/bench_qwen05b.json \
             --set run_dir=/tmp/gpu_check_e2e --set rl.prompts_per_step="$P" \
-            --set precision="$precision" --set attention="$attn" >"$OUTDIR/e2e_$prec.log" 2>&1 ||
+            --set precision="$precision" --set attention="$attn" ${rows[@]+"${rows[@]}"} \
+            >"$OUTDIR/e2e_$prec.log" 2>&1 ||
             { tail -5 "$OUTDIR/e2e_$prec.log"; say "e2e $prec failed"; }
+        grep -m1 "^memory plan" "$OUTDIR/e2e_$prec.log"
         cp /tmp/gpu_check_e2e/metrics.jsonl "$OUTDIR/e2e_${prec}_metrics.jsonl" 2>/dev/null
     done
 fi
