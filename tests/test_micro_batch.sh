@@ -40,27 +40,29 @@ PY
 st=$?
 fused=(--set sft.steps=20 --set rl.steps=2 --set task.eval_size=16 --set rl.ppo_minibatches=1
        --set rl.micro_batch_rows=7)
-for f in true false; do
-    "$BIN" train configs/demo.json "${fused[@]}" --set rl.fuse_forwards=$f \
-        --set run_dir="$W/fuse_$f" >"$W/fuse_$f.out" 2>&1 || { cat "$W/fuse_$f.out"; exit 1; }
-done
-res=$(python3 "$(dirname "$0")/same_run.py" "$W/fuse_true" "$W/fuse_false")
-if [ "$res" = ok ]; then
-    echo "PASS fused forwards: the same metrics and weights as separate ones"
-else
-    echo "FAIL fused forwards against separate ones: $res"
-    st=1
-fi
+# train NAME ARGS...: a quick run into $W/NAME (the test stops if it fails)
+train() {
+    local name=$1
+    shift
+    "$BIN" train configs/demo.json "${fused[@]}" "$@" --set run_dir="$W/$name" \
+        >"$W/$name.out" 2>&1 || { cat "$W/$name.out"; exit 1; }
+}
+# same WHAT A B: runs A and B must match bit for bit
+same() {
+    local res
+    res=$(python3 "$(dirname "$0")/same_run.py" "$W/$2" "$W/$3")
+    if [ "$res" = ok ]; then
+        echo "PASS $1: the same metrics and weights"
+    else
+        echo "FAIL $1: $res"
+        st=1
+    fi
+}
+train fuse_true --set rl.fuse_forwards=true
+train fuse_false --set rl.fuse_forwards=false
+same "fused forwards against separate ones" fuse_true fuse_false
 # the PRM, reference and critic on the policy's activations (the default) or their own
-DENSERL_SHARED_ACTIVATIONS=0 "$BIN" train configs/demo.json "${fused[@]}" --set rl.estimator=gae \
-    --set run_dir="$W/own" >"$W/own.out" 2>&1 || { cat "$W/own.out"; exit 1; }
-"$BIN" train configs/demo.json "${fused[@]}" --set rl.estimator=gae --set run_dir="$W/shared" \
-    >"$W/shared.out" 2>&1 || { cat "$W/shared.out"; exit 1; }
-res=$(python3 "$(dirname "$0")/same_run.py" "$W/own" "$W/shared")
-if [ "$res" = ok ]; then
-    echo "PASS shared activations: the same metrics and weights as each model's own"
-else
-    echo "FAIL shared activations against each model's own: $res"
-    st=1
-fi
+DENSERL_SHARED_ACTIVATIONS=0 train own --set rl.estimator=gae
+train shared --set rl.estimator=gae
+same "shared activations against each model's own" own shared
 exit $st
