@@ -130,6 +130,22 @@ static int prepare_model(const char *cfg_path, RunConfig *rc, const Task *task, 
     return DR_OK;
 }
 
+/* On --resume, rl.micro_batch_rows "auto" takes the rows that the interrupted run took (its
+ * run_config.json) instead of planning again: the resumed run then makes the same model calls
+ * and ends bit for bit where an uninterrupted one would, whatever memory is free now. Returns
+ * 1 where it did. */
+static int resume_auto_rows(RunConfig *rc) {
+    if (rc->rl.micro_batch_rows != RL_MICRO_AUTO) return 0;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/run_config.json", rc->run_dir);
+    json_t *j = json_load_file(path, 0, NULL);
+    json_t *v = j ? json_object_get(json_object_get(j, "rl"), "micro_batch_rows") : NULL;
+    const int took = json_is_integer(v) && json_integer_value(v) > 0;
+    if (took) rc->rl.micro_batch_rows = (int)json_integer_value(v);
+    if (j) json_decref(j);
+    return took;
+}
+
 /* Everything that can be wrong with the inputs is found here, before the run directory
  * exists. */
 static int prepare(const char *cfg_path, char **sets, int n_sets, RunConfig *rc, Task *task,
@@ -141,6 +157,7 @@ static int prepare(const char *cfg_path, char **sets, int n_sets, RunConfig *rc,
     /* every rank reads the resume point where rank 0 writes it, before quiet_rank moves the
      * run directory of the others */
     resume_path(resume_file, cap, rc->run_dir);
+    const int rows_resumed = resume && resume_auto_rows(rc);
     if (rc->zero_stage == 1 && dist_size() > 1 && (rc->rl.save_every > 0 || resume))
         return dr_error("%s: rl.save_every needs zero_stage 0 with several ranks (ZeRO-1 splits "
                         "the optimizer state over the ranks)",
@@ -161,6 +178,7 @@ static int prepare(const char *cfg_path, char **sets, int n_sets, RunConfig *rc,
         task_close(task);
         return DR_ERR;
     }
+    if (rows_resumed) plan->automatic = 2;
     /* resuming: the SFT model (the reference) comes from the resume point */
     int st = DR_OK;
     if (resume && access(resume_file, R_OK) != 0)

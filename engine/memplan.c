@@ -242,7 +242,10 @@ void memplan_print(const MemPlan *p) {
                size_str(p->free_b, f, sizeof f));
     printf(", %d of %d rows per model call%s | weights %s, gradients and AdamW %s, activations "
            "%s, generation %s",
-           p->rows, p->n, p->automatic ? " (\"auto\": the most that fit)" : "",
+           p->rows, p->n,
+           p->automatic == 2 ? " (\"auto\": as the run resumed took)"
+           : p->automatic    ? " (\"auto\": the most that fit)"
+                             : "",
            size_str(p->weights, w, sizeof w), size_str(p->optimizer, o, sizeof o),
            size_str(p->activations, a, sizeof a), size_str(p->generation, g, sizeof g));
     if (p->scratch > 0) printf(", kernel scratch %s", size_str(p->scratch, k, sizeof k));

@@ -15,8 +15,9 @@ typedef struct {
     double generation;  /* KV cache, decode buffers, packed q|k|v weights */
     double scratch;     /* the kernels' and libraries' own: logits chunks, sorts, workspaces */
     double total;
-    /* memplan_resolve's decision: rows per model call of the step's n, "auto" or not, and the
-     * device's free memory then (0 where unknown) */
+    /* memplan_resolve's decision: rows per model call of the step's n, "auto" or not (2:
+     * "auto" settled by the run being resumed, cmd_train), and the device's free memory then
+     * (0 where unknown) */
     int rows, n, automatic;
     Backend be;
     double free_b;

@@ -4,8 +4,9 @@
 # most 8%), in fp32 and bf16, at 2 rows per model call and at whole mini-batches, with a
 # critic, with the SFT batch larger than the calls, and with each model's activations its
 # own (DENSERL_SHARED_ACTIVATIONS=0, which must give the same run bit for bit). Then on an
-# emulated GPU too small for whole mini-batches: "auto" takes fewer rows and the run fits;
-# whole mini-batches are refused before any work with exit status 2. Sampling's sort buffers
+# emulated GPU too small for whole mini-batches: "auto" takes fewer rows and the run fits,
+# and keeps them when resumed on a larger one; whole mini-batches are refused before any work
+# with exit status 2. Sampling's sort buffers
 # are kept small (DENSERL_SAMPLE_GROUP_KEYS, which the plan reads as the kernel does) so that
 # the model's terms, not a fixed 256 MiB, decide the comparison.
 # Usage: memplan.sh path/to/denserl
@@ -72,13 +73,22 @@ covers "bf16, SFT batch of 40" --set precision=bf16 --set rl.micro_batch_rows=2 
 p2=$(plan_mib "bf16, 2 rows")
 p32=$(plan_mib "bf16, whole mini-batches")
 gb=$(awk -v a="$p2" -v b="$p32" 'BEGIN { printf "%.4f", (a + b) / 2 / 0.75 / 1024 }')
-DENSERL_EMU_GPU_GB=$gb run auto --set precision=bf16 --set rl.micro_batch_rows='"auto"'
+auto=(--set precision=bf16 --set rl.micro_batch_rows='"auto"' --set rl.save_every=1)
+DENSERL_EMU_GPU_GB=$gb run auto "${auto[@]}"
 rows=$(sed -n 's/.*, \([0-9]*\) of 32 rows per model call ("auto".*/\1/p' "$W/auto.out")
 if [ $st -eq 0 ] && [ -n "$rows" ] && [ "$rows" -gt 2 ] && [ "$rows" -lt 32 ]; then
     ok "auto on a ${gb} GB GPU: $rows of 32 rows, and the run fits"
 else
     bad "auto on a ${gb} GB GPU: status $st, rows '$rows': $(grep -E 'memory plan|error' "$W/auto.out")"
 fi
+# resumed on a GPU with room for every row, "auto" keeps the rows the run took, and the run
+# ends as one that went straight to step 2 on the small GPU
+"$BIN" train "$W/run.json" --set run_dir="$W/auto" "${auto[@]}" --set rl.steps=2 --resume \
+    >"$W/resumed.out" 2>&1
+expect "auto, resumed: the rows the run took" \
+    "$rows of 32 rows per model call (\"auto\": as the run resumed took)" "$(cat "$W/resumed.out")"
+DENSERL_EMU_GPU_GB=$gb run straight "${auto[@]}" --set rl.steps=2
+expect_eq "auto, resumed = straight" ok "$(python3 "$ROOT/tests/same_run.py" "$W/straight" "$W/auto")"
 gb=$(awk -v a="$p2" -v b="$p32" 'BEGIN { printf "%.4f", (a + b) / 2 / 1024 }')
 DENSERL_EMU_GPU_GB=$gb run whole --set precision=bf16
 expect_eq "whole mini-batches on a ${gb} GB GPU: exit status" 2 $st
