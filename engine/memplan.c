@@ -18,12 +18,8 @@ typedef struct {
 static Precision precision_of(const RunConfig *rc, const ModelConfig *c) {
     Precision p = {0, 0, 0, 0};
     if (strcmp(rc->precision, "bf16") != 0) return p;
-    const int D = c->head_dim, cudnn = !strcmp(rc->attention, "cudnn");
-    const char *qkv = getenv("DENSERL_QKV_BF16"), *lg = getenv("DENSERL_LOGITS");
-    p.bf16 = 1;
-    p.attn_bf16 = op_mixed_attention_supported(D) && (cudnn || op_mixed_attention_fits(D));
-    p.qkv_bf16 = p.attn_bf16 && !(qkv && !strcmp(qkv, "0"));
-    p.logits16 = !(lg && !strcmp(lg, "f32"));
+    const MixedFlags f = model_mixed_flags(c, rc->attention);
+    p.bf16 = 1, p.attn_bf16 = f.attn_bf16, p.qkv_bf16 = f.qkv_bf16, p.logits16 = f.logits16;
     return p;
 }
 
@@ -121,10 +117,9 @@ void memplan_prime(const RunConfig *rc, const MemShape *s, MemPlan *p) {
     const double R = s->rows, T = s->T;
     ModelConfig critic = s->mc;
     critic.value_head = 1;
-    /* the PRM, reference and critic: the policy's activations (prime.c, shared_activations),
+    /* the PRM, reference and critic: the policy's activations (prime_shared_activations),
      * and bf16 slots at its capacity; or their own at the calls' */
-    const char *e = getenv("DENSERL_SHARED_ACTIVATIONS");
-    const int shared = !(e && !strcmp(e, "0")), L = s->mc.n_layers;
+    const int shared = prime_shared_activations(), L = s->mc.n_layers;
     const double B = shared ? s->policy_rows : R, BT = shared ? s->policy_T : T;
     plan_model(p, &s->mc, s->be, pr, s->policy_rows, s->policy_T, L, 1, shards);
     plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : L, 1, shards); /* the PRM */

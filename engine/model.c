@@ -385,6 +385,16 @@ static void act_halve_bf16(Model *m) {
     if (m->mx.qkv_bf16) act_halve(m, kv, 2, &a->ld_kv, kd);
 }
 
+MixedFlags model_mixed_flags(const ModelConfig *c, const char *attention) {
+    const int D = c->head_dim, cudnn = attention && !strcmp(attention, "cudnn");
+    const char *qkv = getenv("DENSERL_QKV_BF16"), *lg = getenv("DENSERL_LOGITS");
+    MixedFlags f;
+    f.attn_bf16 = op_mixed_attention_supported(D) && (cudnn || op_mixed_attention_fits(D));
+    f.qkv_bf16 = f.attn_bf16 && !(qkv && !strcmp(qkv, "0"));
+    f.logits16 = !(lg && !strcmp(lg, "f32"));
+    return f;
+}
+
 int model_use_bf16(Model *m, const char *attention) {
     if (m->be != BACKEND_CUDA)
         return dr_error("precision \"bf16\" needs the CUDA backend (device \"cuda\")");
@@ -403,9 +413,10 @@ int model_use_bf16(Model *m, const char *attention) {
     if (qkv && *qkv && strcmp(qkv, "0") && strcmp(qkv, "1"))
         return dr_error("DENSERL_QKV_BF16=%s: expected 0 or 1", qkv);
     const int D = m->cfg.head_dim;
+    const MixedFlags f = model_mixed_flags(&m->cfg, attention);
     m->mx.on = 1;
     m->mx.cudnn_attn = cudnn;
-    m->mx.attn_bf16 = op_mixed_attention_supported(D) && (cudnn || op_mixed_attention_fits(D));
+    m->mx.attn_bf16 = f.attn_bf16;
     static int said = 0; /* one line per run, not per model */
     if (op_mixed_attention_supported(D) && !m->mx.attn_bf16 && !said++)
         fprintf(stderr,
@@ -413,10 +424,10 @@ int model_use_bf16(Model *m, const char *attention) {
                 "memory per block; attention runs in fp32 (\"attention\": \"cudnn\" keeps it "
                 "in bf16)\n",
                 D);
-    m->mx.qkv_bf16 = m->mx.attn_bf16 && !(qkv && !strcmp(qkv, "0"));
+    m->mx.qkv_bf16 = f.qkv_bf16;
     if (!m->act_of) act_halve_bf16(m);
     m->mx.w = be_alloc(m->be, sizeof(uint16_t) * m->n_params);
-    if (!(lg && !strcmp(lg, "f32")))
+    if (f.logits16)
         m->mx.w16 = be_alloc(m->be, sizeof(uint16_t) * (size_t)m->cfg.vocab * m->cfg.d_model);
     m->mx.stale = 1;
     return DR_OK;

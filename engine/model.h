@@ -156,6 +156,13 @@ void model_zero_grads(Model *m);
  * attention: "flash" (or NULL) the hand-written kernels, "cudnn" cuDNN's fused attention
  * (DR_ERR where cuDNN cannot run it or the head dim is not 64 or 128). */
 int model_use_bf16(Model *m, const char *attention);
+/* The choices model_use_bf16 makes for config c and attention ("flash", "cudnn" or NULL),
+ * DENSERL_QKV_BF16 and DENSERL_LOGITS included: the bf16 attention, q, k, v kept in bf16, and
+ * fp16 logits; for plans made before the model exists (memplan.c). */
+typedef struct {
+    int attn_bf16, qkv_bf16, logits16;
+} MixedFlags;
+MixedFlags model_mixed_flags(const ModelConfig *c, const char *attention);
 /* Must follow every change of m->params made outside the model (optimizer steps, copies)
  * so that the bf16 copy is remade before the next forward. */
 void model_params_changed(Model *m);

@@ -92,10 +92,7 @@ static size_t act_capacity(const Model *m) {
     return (size_t)m->act.B * m->act.T;
 }
 
-/* Whether the PRM, the reference and the critic use the policy's activations: each model's
- * forward and backward run back to back in the step, so one set serves all of them
- * (DENSERL_SHARED_ACTIVATIONS=0: each its own, the same results bit for bit). */
-static int shared_activations(void) {
+int prime_shared_activations(void) {
     const char *e = getenv("DENSERL_SHARED_ACTIVATIONS");
     return !(e && !strcmp(e, "0"));
 }
@@ -105,7 +102,7 @@ static int shared_activations(void) {
 static void clone_model(Model *dst, Model *src, int value_head, int forward_only, int n, int t) {
     ModelConfig c = src->cfg;
     c.value_head = value_head;
-    if (shared_activations())
+    if (prime_shared_activations())
         model_init_shared(dst, &c, src);
     else if (forward_only)
         model_init_forward_only(dst, &c, src->be, n, t);

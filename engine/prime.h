@@ -82,6 +82,10 @@ double prime_batch_tokens(const Prime *p);
 /* Policy-sized forwards over the batch in the log-prob phase: the reference and the policy,
  * and the PRM unless the "after" update's forwards give its log-probs (prm_fused). */
 int prime_logprob_forwards(const Prime *p);
+/* Whether the PRM, the reference and the critic use the policy's activations: each model's
+ * forward and backward run back to back in the step, so one set serves all of them
+ * (DENSERL_SHARED_ACTIVATIONS=0: each its own, the same results bit for bit). */
+int prime_shared_activations(void);
 /* Rows generation holds at once: the oversampled draw, or the held-out set (at most 256 at a
  * time) where that is more; task NULL: the arithmetic task of rc. */
 int prime_gen_rows(const Task *task, const RunConfig *rc);
