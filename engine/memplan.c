@@ -23,9 +23,8 @@ static Precision precision_of(const RunConfig *rc, const ModelConfig *c) {
     return p;
 }
 
-/* model.c's test for a slot kept at half its fp32 size in bf16 */
 static int halves(double width) {
-    return (long long)width % 8 == 0;
+    return model_bf16_halves((size_t)width);
 }
 
 static double max3(double a, double b, double c) {
@@ -218,9 +217,7 @@ int memplan_resolve(RunConfig *rc, MemShape *s, const char *what, MemPlan *plan)
                         size_str(q.activations, a, sizeof a), dev, f, rows);
     }
     if (automatic) rc->rl.micro_batch_rows = rows;
-    s->rows = rows;
-    s->policy_rows = sft_rows > rows ? sft_rows : rows;
-    p.rows = rows;
+    p.rows = rows; /* s's rows are this plan's (plan_rows_at) */
     p.n = n;
     p.automatic = automatic;
     p.be = s->be;

@@ -165,9 +165,7 @@ static void rope_init(Model *m) {
     free(sn);
 }
 
-/* Whether a bf16 model keeps a slot of this width in half of its fp32 size: when the width
- * keeps every layer's slot 16-byte aligned for the bf16 kernels' vector accesses. */
-static int halves(size_t width) {
+int model_bf16_halves(size_t width) {
     return width % 8 == 0;
 }
 
@@ -277,8 +275,8 @@ void model_alloc_grads(Model *m) {
         return;
     }
     /* a bf16 model's MLP gradients, and with the bf16 attention datt, are bf16 alone */
-    const size_t hf = m->mx.on && halves(F) ? 2 : 1;
-    const size_t ha = m->mx.on && m->mx.attn_bf16 && halves(qd) ? 2 : 1;
+    const size_t hf = m->mx.on && model_bf16_halves(F) ? 2 : 1;
+    const size_t ha = m->mx.on && m->mx.attn_bf16 && model_bf16_halves(qd) ? 2 : 1;
     a->dx = act_alloc(m->be, N * d);
     a->dtmp = act_alloc(m->be, N * wide);
     a->dq = act_alloc(m->be, N * qd);
@@ -361,7 +359,7 @@ void model_init_random(Model *m, unsigned long long seed, float std) {
 /* The buffers of one kind (n of them, slots ld floats apart over the kept layers) made again
  * at half their slots, for a kind that a bf16 model holds in bf16 alone. */
 static void act_halve(Model *m, float **bufs[], int n, size_t *ld, size_t width) {
-    if (!halves(width)) return;
+    if (!model_bf16_halves(width)) return;
     *ld /= 2;
     for (int i = 0; i < n; i++) {
         be_free(m->be, *bufs[i]);

@@ -163,6 +163,10 @@ typedef struct {
     int attn_bf16, qkv_bf16, logits16;
 } MixedFlags;
 MixedFlags model_mixed_flags(const ModelConfig *c, const char *attention);
+/* Whether a bf16 model keeps an activation slot of this width, where it holds bf16 alone, at
+ * half its fp32 size: when the width keeps every layer's slot 16-byte aligned for the bf16
+ * kernels' vector accesses (a multiple of 8). */
+int model_bf16_halves(size_t width);
 /* Must follow every change of m->params made outside the model (optimizer steps, copies)
  * so that the bf16 copy is remade before the next forward. */
 void model_params_changed(Model *m);
