@@ -4,9 +4,11 @@
  * as a real GPU would hand over garbage (DENSERL_EMU_PEAK=1 prints the most held at once at
  * exit), and streams and events that order nothing because
  * every launch has finished when it returns. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unordered_map>
 #include <vector>
@@ -183,9 +185,29 @@ const char *cudaGetErrorString(cudaError_t err) {
     }
 }
 
+/* DENSERL_EMU_LAZY=1: allocations are untouched mappings (no NaN fill), so that a real model's
+ * allocations on a large emulated GPU can be traced and planned on a small host; for runs that
+ * stop before the kernels touch most of them. */
+static bool emu_lazy(void) {
+    static int on = -1;
+    if (on < 0) on = emu_env_on("DENSERL_EMU_LAZY");
+    return on;
+}
+
 cudaError_t cudaMalloc(void **p, size_t bytes) {
     *p = NULL;
     if (bytes > emu_capacity() - g_used) return emu_fail(cudaErrorMemoryAllocation);
+    if (emu_lazy()) {
+        void *m = mmap(NULL, bytes ? bytes : 1, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) return emu_fail(cudaErrorMemoryAllocation);
+        g_allocs[m] = bytes;
+        g_used += bytes;
+        emu_peak_track();
+        emu_trace("cudaMalloc", bytes);
+        *p = m;
+        return cudaSuccess;
+    }
     /* exactly the bytes asked for, so that AddressSanitizer catches a kernel reading past
      * them (a GPU would let a read within its allocation granularity pass) */
     void *m = NULL;
@@ -206,8 +228,11 @@ cudaError_t cudaFree(void *p) {
     if (it == g_allocs.end()) return emu_fail(cudaErrorInvalidValue);
     g_used -= it->second;
     emu_trace("cudaFree", it->second);
+    if (emu_lazy())
+        munmap(p, it->second ? it->second : 1);
+    else
+        free(p);
     g_allocs.erase(it);
-    free(p);
     return cudaSuccess;
 }
 
@@ -240,17 +265,31 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
         memmove(dst, src, bytes);
     return cudaSuccess;
 }
+/* Zeroing under DENSERL_EMU_LAZY drops the whole pages instead of touching them (a private
+ * anonymous page reads as zeros again after MADV_DONTNEED). */
+static void emu_fill(void *p, int byte, size_t bytes) {
+    const uintptr_t page = 4096, a = (uintptr_t)p, b = a + bytes;
+    const uintptr_t lo = (a + page - 1) & ~(page - 1), hi = b & ~(page - 1);
+    if (!emu_lazy() || byte != 0 || hi <= lo) {
+        if (bytes) memset(p, byte, bytes);
+        return;
+    }
+    memset(p, 0, lo - a);
+    madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    memset((void *)hi, 0, b - hi);
+}
+
 cudaError_t cudaMemset(void *p, int byte, size_t bytes) {
     if (emu_waits_in_capture()) return emu_fail(cudaErrorStreamCaptureUnsupported);
     emu_trace("cudaMemset", bytes);
-    if (bytes) memset(p, byte, bytes);
+    emu_fill(p, byte, bytes);
     return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *p, int byte, size_t bytes, cudaStream_t) {
     if (g_capture)
-        emu_record([=] { memset(p, byte, bytes); });
-    else if (bytes)
-        memset(p, byte, bytes);
+        emu_record([=] { emu_fill(p, byte, bytes); });
+    else
+        emu_fill(p, byte, bytes);
     return cudaSuccess;
 }
 
