@@ -482,14 +482,13 @@ int cmd_bench(int argc, char **argv) {
     backend_describe(r.be, r.device, sizeof r.device);
     r.mem_base = bench_memory_used(r.be, &r.mem_total);
     Model m;
-    model_init(&m, &mc, r.be, prime_micro_rows(&rc), prime_max_len(NULL, &rc));
-    model_init_random(&m, (unsigned long long)rc.seed, (float)rc.model.init_std);
-    if (!strcmp(rc.precision, "bf16") && model_use_bf16(&m, rc.attention)) {
+    if (model_init_precision(&m, &mc, r.be, prime_micro_rows(&rc), prime_max_len(NULL, &rc), 0,
+                             model_bf16_attention(rc.precision, rc.attention))) {
         fprintf(stderr, "error: %s: %s\n", a.cfg_path, dr_last_error());
-        model_free(&m);
         free(a.sets);
         return 2;
     }
+    model_init_random(&m, (unsigned long long)rc.seed, (float)rc.model.init_std);
     Prime p;
     prime_init(&p, &rc, NULL, &m, NULL);
     printf("denserl bench | %s | shape %s | %zu parameters | %s | %s | %d threads | %d x %d rows, "

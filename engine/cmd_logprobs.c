@@ -90,7 +90,7 @@ static int run(const char *model_dir, const char *data, const char *out) {
         if (s.len[i] > maxlen) maxlen = s.len[i];
     }
     Model m;
-    if (st == DR_OK) st = model_load(&m, model_dir, BACKEND_CPU, 1, maxlen);
+    if (st == DR_OK) st = model_load(&m, model_dir, BACKEND_CPU, 1, maxlen, NULL);
     if (st) {
         seqs_free(&s);
         return st;

@@ -363,10 +363,10 @@ static int run(const TextGenOptions *opt, const ScoreArgs *a) {
     if (st == DR_OK && backend_from_name(opt->device, &be))
         st = dr_error("--device: %s", dr_last_error());
     if (st == DR_OK) {
-        st = model_load(&prm, a->prm, be, 1, maxlen);
+        st = model_load(&prm, a->prm, be, 1, maxlen, NULL);
         have_prm = st == DR_OK;
     }
-    if (st == DR_OK) st = model_load(&ref, a->ref, be, 1, maxlen);
+    if (st == DR_OK) st = model_load(&ref, a->ref, be, 1, maxlen, NULL);
     if (st) {
         if (have_prm) model_free(&prm);
         items_free(it, n);

@@ -116,16 +116,15 @@ static int prepare_model(const char *cfg_path, RunConfig *rc, const Task *task, 
     MemShape ms = {mc, be, 0, sft_rows, rl_len, need, prime_gen_rows(task, rc)};
     if (rc->rl.steps > 0 && memplan_resolve(rc, &ms, cfg_path, plan)) return DR_ERR;
     int rows = prime_micro_rows(rc) > sft_rows ? prime_micro_rows(rc) : sft_rows;
+    const char *bf16 = model_bf16_attention(rc->precision, rc->attention);
+    if (bf16 && model_bf16_check(&mc, be, bf16))
+        return dr_error("%s: %s", cfg_path, dr_last_error());
     if (strcmp(rc->model.init, "random") == 0) {
         if (model_check_runnable(&mc, be, rows, need, cfg_path)) return DR_ERR;
-        model_init(m, &mc, be, rows, need);
+        CHECK(model_init_precision(m, &mc, be, rows, need, 0, bf16) == DR_OK); /* checked */
         model_init_random(m, (unsigned long long)rc->seed, (float)rc->model.init_std);
-    } else if (model_load(m, rc->model.init, be, rows, need)) {
+    } else if (model_load(m, rc->model.init, be, rows, need, bf16)) {
         return DR_ERR;
-    }
-    if (strcmp(rc->precision, "bf16") == 0 && model_use_bf16(m, rc->attention)) {
-        model_free(m);
-        return dr_error("%s: %s", cfg_path, dr_last_error());
     }
     return DR_OK;
 }
@@ -388,13 +387,44 @@ static double eval_only(Model *m, const RunConfig *rc, const Task *task) {
     return a;
 }
 
+/* --dry-run: everything the RL phase holds from its start (the models, AdamW's state, the
+ * generator), then the plan beside the memory in use; the buffers that calls grow (the bf16
+ * scratch slots, the libraries' workspaces, sampling's sort keys) are in the plan alone. */
+static int dry_run_report(const char *cfg_path, const RunConfig *rc, Task *task, Model *m,
+                          const MemPlan *plan) {
+    backend_note_fallback();
+    printf("denserl train --dry-run | %s | %zu parameters | %s | %s\n", cfg_path, m->n_params,
+           backend_name(m->be), dist_describe());
+    Prime p;
+    if (rc->rl.steps > 0) {
+        memplan_print(plan);
+        prime_init(&p, rc, task, m, NULL);
+    }
+    double free_b = 0, total_b = 0;
+    if (be_memory(m->be, &free_b, &total_b) && m->be != BACKEND_CPU)
+        printf("dry run: the GPU holds %.1f MiB now (the CUDA context and libraries included) of "
+               "%.1f MiB; nothing trained, nothing written\n",
+               (total_b - free_b) / 1048576.0, total_b / 1048576.0);
+    else
+        printf("dry run: nothing trained, nothing written\n");
+    if (rc->rl.steps > 0) prime_free(&p);
+    model_free(m);
+    task_close(task);
+    dist_finalize();
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
     const char *cfg_path = NULL;
     char **sets = xcalloc(argc + 1, sizeof(char *));
-    int n_sets = 0, resume = 0;
+    int n_sets = 0, resume = 0, dry_run = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: denserl train CONFIG.json [--set key.path=value ...] [--resume]\n");
+            printf("usage: denserl train CONFIG.json [--set key.path=value ...] [--resume] "
+                   "[--dry-run]\n"
+                   "  --dry-run  make the models, optimizer states and generation buffers as the "
+                   "run would,\n             print the memory plan beside what they hold, and "
+                   "stop (no training, no run directory)\n");
             free(sets);
             return 0;
         } else if (!strcmp(argv[i], "--set") && i + 1 >= argc) {
@@ -403,6 +433,8 @@ int cmd_train(int argc, char **argv) {
             return 2;
         } else if (!strcmp(argv[i], "--resume")) {
             resume = 1;
+        } else if (!strcmp(argv[i], "--dry-run")) {
+            dry_run = 1;
         } else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
             sets[n_sets++] = argv[++i];
         } else if (!strncmp(argv[i], "--set=", 6)) {
@@ -412,7 +444,7 @@ int cmd_train(int argc, char **argv) {
         } else {
             fprintf(stderr,
                     "error: train: unexpected argument '%s' (usage: denserl train "
-                    "CONFIG.json [--set key.path=value ...] [--resume])\n",
+                    "CONFIG.json [--set key.path=value ...] [--resume] [--dry-run])\n",
                     argv[i]);
             free(sets);
             return 2;
@@ -436,6 +468,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "error: %s\n", dr_last_error());
         return 2;
     }
+    if (dry_run) return dry_run_report(cfg_path, &rc, &task, &m, &plan);
     char path[PATH_MAX];
     double t0 = time_now();
     RunReport rep = {0};

@@ -173,30 +173,43 @@ static float *act_alloc(Backend be, size_t n) {
     return be_alloc(be, sizeof(float) * (n ? n : 1));
 }
 
-static void activations_init(Model *m, int B, int T, int kept) {
+/* The layers' slot strides: fp32-sized, or (mx) half-sized for what a bf16 model with those
+ * flags holds in bf16 alone (act_halve_bf16). */
+static void act_layout(Activations *a, const ModelConfig *c, size_t N, const MixedFlags *mx) {
+    const size_t d = c->d_model, F = c->d_ff;
+    const size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
+    a->ld_xn = N * d, a->ld_q = a->ld_att = N * qd, a->ld_kv = N * kd, a->ld_mlp = N * F;
+    if (!mx) return;
+    if (model_bf16_halves(d)) a->ld_xn /= 2;
+    if (model_bf16_halves(F)) a->ld_mlp /= 2;
+    if (mx->attn_bf16 && model_bf16_halves(qd)) a->ld_att /= 2;
+    if (mx->qkv_bf16 && model_bf16_halves(qd)) a->ld_q /= 2;
+    if (mx->qkv_bf16 && model_bf16_halves(kd)) a->ld_kv /= 2;
+}
+
+static void activations_init(Model *m, int B, int T, int kept, const MixedFlags *mx) {
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->act;
     Backend be = m->be;
-    size_t N = (size_t)B * T, d = c->d_model, L = kept, F = c->d_ff, V = c->vocab;
-    size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
+    size_t N = (size_t)B * T, d = c->d_model, L = kept, V = c->vocab;
     a->B = B;
     a->T = T;
     a->kept = kept;
-    a->ld_xn = N * d, a->ld_q = a->ld_att = N * qd, a->ld_kv = N * kd, a->ld_mlp = N * F;
+    act_layout(a, c, N, mx);
     a->x = act_alloc(be, (L + 1) * N * d);
-    a->xn1 = act_alloc(be, L * N * d);
+    a->xn1 = act_alloc(be, L * a->ld_xn);
     a->rstd1 = act_alloc(be, L * N);
-    a->q = act_alloc(be, L * N * qd);
-    a->k = act_alloc(be, L * N * kd);
-    a->v = act_alloc(be, L * N * kd);
-    a->att = act_alloc(be, L * N * qd);
+    a->q = act_alloc(be, L * a->ld_q);
+    a->k = act_alloc(be, L * a->ld_kv);
+    a->v = act_alloc(be, L * a->ld_kv);
+    a->att = act_alloc(be, L * a->ld_att);
     a->lse = act_alloc(be, L * N * c->n_heads);
     a->x_mid = act_alloc(be, L * N * d);
-    a->xn2 = act_alloc(be, L * N * d);
+    a->xn2 = act_alloc(be, L * a->ld_xn);
     a->rstd2 = act_alloc(be, L * N);
-    a->gate = act_alloc(be, L * N * F);
-    a->up = act_alloc(be, L * N * F);
-    a->hmlp = act_alloc(be, L * N * F);
+    a->gate = act_alloc(be, L * a->ld_mlp);
+    a->up = act_alloc(be, L * a->ld_mlp);
+    a->hmlp = act_alloc(be, L * a->ld_mlp);
     a->xf = act_alloc(be, N * d);
     a->rstdf = act_alloc(be, N);
     a->lse_out = act_alloc(be, N);
@@ -217,7 +230,8 @@ static void activations_init(Model *m, int B, int T, int kept) {
     }
 }
 
-static void init(Model *m, const ModelConfig *c, Backend be, int B, int T, int kept) {
+static void init(Model *m, const ModelConfig *c, Backend be, int B, int T, int kept,
+                 const MixedFlags *mx) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
     m->be = be;
@@ -225,15 +239,34 @@ static void init(Model *m, const ModelConfig *c, Backend be, int B, int T, int k
     m->params = be_alloc(be, sizeof(float) * m->n_params);
     model_param_views(c, m->params, &m->w);
     rope_init(m);
-    activations_init(m, B, T, kept);
+    activations_init(m, B, T, kept, mx);
 }
 
 void model_init(Model *m, const ModelConfig *c, Backend be, int B, int T) {
-    init(m, c, be, B, T, c->n_layers);
+    init(m, c, be, B, T, c->n_layers, NULL);
 }
 
 void model_init_forward_only(Model *m, const ModelConfig *c, Backend be, int B, int T) {
-    init(m, c, be, B, T, 1);
+    init(m, c, be, B, T, 1, NULL);
+}
+
+const char *model_bf16_attention(const char *precision, const char *attention) {
+    if (!precision || strcmp(precision, "bf16")) return NULL;
+    return attention ? attention : "flash";
+}
+
+int model_init_precision(Model *m, const ModelConfig *c, Backend be, int B, int T, int forward_only,
+                         const char *bf16_attention) {
+    const int kept = forward_only ? 1 : c->n_layers;
+    if (!bf16_attention) {
+        init(m, c, be, B, T, kept, NULL);
+        return DR_OK;
+    }
+    if (model_bf16_check(c, be, bf16_attention)) return DR_ERR;
+    const MixedFlags f = model_mixed_flags(c, bf16_attention);
+    init(m, c, be, B, T, kept, &f);
+    CHECK(model_use_bf16(m, bf16_attention) == DR_OK); /* checked above; nothing to remake */
+    return DR_OK;
 }
 
 static void lp_alloc(Model *m);
@@ -359,7 +392,8 @@ void model_init_random(Model *m, unsigned long long seed, float std) {
 /* The buffers of one kind (n of them, slots ld floats apart over the kept layers) made again
  * at half their slots, for a kind that a bf16 model holds in bf16 alone. */
 static void act_halve(Model *m, float **bufs[], int n, size_t *ld, size_t width) {
-    if (!model_bf16_halves(width)) return;
+    const size_t full = (size_t)m->act.B * m->act.T * width;
+    if (!model_bf16_halves(width) || *ld < full) return; /* or made at half (act_layout) */
     *ld /= 2;
     for (int i = 0; i < n; i++) {
         be_free(m->be, *bufs[i]);
@@ -393,13 +427,13 @@ MixedFlags model_mixed_flags(const ModelConfig *c, const char *attention) {
     return f;
 }
 
-int model_use_bf16(Model *m, const char *attention) {
-    if (m->be != BACKEND_CUDA)
+int model_bf16_check(const ModelConfig *c, Backend be, const char *attention) {
+    if (be != BACKEND_CUDA)
         return dr_error("precision \"bf16\" needs the CUDA backend (device \"cuda\")");
     int cudnn = attention && !strcmp(attention, "cudnn");
-    if (cudnn && !op_mixed_attention_supported(m->cfg.head_dim))
+    if (cudnn && !op_mixed_attention_supported(c->head_dim))
         return dr_error("attention \"cudnn\" needs head_dim 64 or 128 (this model: %d)",
-                        m->cfg.head_dim);
+                        c->head_dim);
     if (cudnn && !op_mixed_attention_cudnn_available())
         return dr_error("attention \"cudnn\": cuDNN's fused attention is not available here "
                         "(see the line above); use \"flash\"");
@@ -410,7 +444,12 @@ int model_use_bf16(Model *m, const char *attention) {
     const char *qkv = getenv("DENSERL_QKV_BF16");
     if (qkv && *qkv && strcmp(qkv, "0") && strcmp(qkv, "1"))
         return dr_error("DENSERL_QKV_BF16=%s: expected 0 or 1", qkv);
-    const int D = m->cfg.head_dim;
+    return DR_OK;
+}
+
+int model_use_bf16(Model *m, const char *attention) {
+    if (model_bf16_check(&m->cfg, m->be, attention)) return DR_ERR;
+    const int cudnn = attention && !strcmp(attention, "cudnn"), D = m->cfg.head_dim;
     const MixedFlags f = model_mixed_flags(&m->cfg, attention);
     m->mx.on = 1;
     m->mx.cudnn_attn = cudnn;

@@ -141,6 +141,19 @@ void model_init(Model *m, const ModelConfig *c, Backend be, int B, int T);
 /* The same for a model that only runs forwards (a frozen reference): activations of one
  * layer instead of all, the same results; model_backward and gradients are refused. */
 void model_init_forward_only(Model *m, const ModelConfig *c, Backend be, int B, int T);
+/* model_init (forward_only: model_init_forward_only) and, with bf16_attention set ("flash" or
+ * "cudnn"), model_use_bf16 with that attention, the activations made at once at the sizes a bf16
+ * model keeps (model_use_bf16 after a plain model_init makes them at fp32 sizes first, which at
+ * large calls holds twice their memory for a moment). DR_ERR, nothing allocated, where bf16
+ * cannot run (model_use_bf16's errors). */
+int model_init_precision(Model *m, const ModelConfig *c, Backend be, int B, int T, int forward_only,
+                         const char *bf16_attention);
+/* Whether a model of config c on be can run in bf16 with this attention: DR_ERR with
+ * model_use_bf16's error if not. */
+int model_bf16_check(const ModelConfig *c, Backend be, const char *attention);
+/* The bf16_attention argument for a run's precision ("fp32" or "bf16") and attention (NULL
+ * meaning "flash"): NULL for fp32. */
+const char *model_bf16_attention(const char *precision, const char *attention);
 /* The same as model_init, with the activations of lender (and, once this model has gradients,
  * its backward's scratch) instead of its own: for models whose calls never come between the
  * lender's forward and its backward, nor the lender's between theirs (the RL step runs each

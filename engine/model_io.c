@@ -353,12 +353,12 @@ int model_weights_load(Model *m, const char *dir) {
     return st;
 }
 
-int model_load(Model *m, const char *dir, Backend be, int B, int T) {
+int model_load(Model *m, const char *dir, Backend be, int B, int T, const char *bf16_attention) {
     ModelConfig c;
     if (model_config_load(dir, &c)) return DR_ERR;
     if (T > c.max_pos) T = c.max_pos;
     if (model_check_runnable(&c, be, B, T, dir)) return DR_ERR;
-    model_init(m, &c, be, B, T);
+    if (model_init_precision(m, &c, be, B, T, 0, bf16_attention)) return DR_ERR;
     if (model_weights_load(m, dir)) {
         model_free(m);
         return DR_ERR;

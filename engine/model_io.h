@@ -8,9 +8,10 @@
 int model_config_load(const char *dir, ModelConfig *c);
 /* Reads the weights of DIR into m (initialised with a matching config). */
 int model_weights_load(Model *m, const char *dir);
-/* model_config_load + model_init + model_weights_load, activations for B x T tokens
- * (T is clamped to max_position_embeddings). */
-int model_load(Model *m, const char *dir, Backend be, int B, int T);
+/* model_config_load + model_init_precision + model_weights_load, activations for B x T tokens
+ * (T is clamped to max_position_embeddings); bf16_attention NULL for an fp32 model, else the
+ * attention of a bf16 one ("flash" or "cudnn"). */
+int model_load(Model *m, const char *dir, Backend be, int B, int T, const char *bf16_attention);
 /* Refuses sequences longer than a sliding-window attention would allow. */
 int model_check_seq_len(const ModelConfig *c, int T, const char *what);
 /* Refuses what the backend cannot run, before anything is allocated: on a GPU a head dim its

@@ -102,14 +102,14 @@ int prime_shared_activations(void) {
 static void clone_model(Model *dst, Model *src, int value_head, int forward_only, int n, int t) {
     ModelConfig c = src->cfg;
     c.value_head = value_head;
-    if (prime_shared_activations())
+    const char *bf16 = src->mx.on ? (src->mx.cudnn_attn ? "cudnn" : "flash") : NULL;
+    if (prime_shared_activations()) {
         model_init_shared(dst, &c, src);
-    else if (forward_only)
-        model_init_forward_only(dst, &c, src->be, n, t);
-    else
-        model_init(dst, &c, src->be, n, t);
+        if (bf16) CHECK(model_use_bf16(dst, bf16) == DR_OK);
+    } else {
+        CHECK(model_init_precision(dst, &c, src->be, n, t, forward_only, bf16) == DR_OK);
+    }
     be_copy(src->be, dst->params, src->params, sizeof(float) * src->n_params);
-    if (src->mx.on) CHECK(model_use_bf16(dst, src->mx.cudnn_attn ? "cudnn" : "flash") == DR_OK);
 }
 
 void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, FILE *metrics) {

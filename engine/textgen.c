@@ -223,11 +223,9 @@ int textgen_start(TextGen *tg, int max_prompt_len, int rows) {
     int act_rows = PREFILL_TOKENS / tg->T_cap;
     if (act_rows < 1) act_rows = 1;
     if (act_rows > rows) act_rows = rows;
-    if (model_load(&tg->m, tg->o.model_dir, tg->be, act_rows, tg->T_cap)) return DR_ERR;
-    if (!strcmp(tg->o.precision, "bf16") && model_use_bf16(&tg->m, tg->o.attention)) {
-        model_free(&tg->m);
+    if (model_load(&tg->m, tg->o.model_dir, tg->be, act_rows, tg->T_cap,
+                   model_bf16_attention(tg->o.precision, tg->o.attention)))
         return DR_ERR;
-    }
     generator_init(&tg->g, &tg->m, rows, tg->T_cap);
     size_t cells = (size_t)rows * tg->T_cap;
     tg->prompts = xcalloc(cells, sizeof(int));

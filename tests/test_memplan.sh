@@ -2,7 +2,8 @@
 # The memory plan on the CPU (the emulated GPU's run is tests/emu/memplan.sh): a run prints its
 # plan; rl.micro_batch_rows "auto" takes every row where they fit and records the number it
 # took; a setting whose run cannot fit the host is refused before any work, with one line that
-# names the field and says how many rows would fit, or that none would, and exit status 2.
+# names the field and says how many rows would fit, or that none would, and exit status 2;
+# --dry-run prints the plan and stops before any training or writing.
 # Usage: test_memplan.sh path/to/denserl
 set -u
 source "$(dirname "$0")/shtest.sh"
@@ -18,6 +19,14 @@ expect "auto: every row fits" '16 of 16 rows per model call ("auto": the most th
 took=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['rl']['micro_batch_rows'])" \
        "$W/auto/run_config.json" 2>&1)
 expect_eq "auto: run_config.json records the rows taken" 16 "$took"
+
+# --dry-run: the plan and the models made, then a stop with nothing trained or written
+out=$("$BIN" train configs/demo.json "${quick[@]}" --set run_dir="$W/dry" --dry-run 2>&1)
+expect_eq "dry run: exit status" 0 $?
+expect "dry run: the plan's line" 'memory plan: ' "$out"
+expect "dry run: says it stopped" 'dry run: nothing trained, nothing written' "$out"
+if printf '%s\n' "$out" | grep -q "^rl "; then bad "dry run: it trained"; else ok "dry run: no step"; fi
+[ ! -e "$W/dry" ] && ok "dry run: no run directory" || bad "dry run: a run directory was made"
 
 # refused: exit 2, a single line, no run directory
 refused() { # NAME WANT ARGS...

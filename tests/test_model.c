@@ -147,7 +147,7 @@ static void checkpoint_roundtrip(void) {
     randomise(&m, 11);
     char dir[] = "/tmp/denserl_ckpt_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
-    int ok = model_save(&m, dir, 0) == 0 && model_load(&r, dir, BACKEND_CPU, B, T) == 0;
+    int ok = model_save(&m, dir, 0) == 0 && model_load(&r, dir, BACKEND_CPU, B, T, NULL) == 0;
     if (ok) {
         int tok[B * T], tg[B * T];
         float l1[B * T], l2[B * T], e1[B * T], e2[B * T];

@@ -6,7 +6,8 @@
 # own (DENSERL_SHARED_ACTIVATIONS=0, which must give the same run bit for bit). Then on an
 # emulated GPU too small for whole mini-batches: "auto" takes fewer rows and the run fits,
 # and keeps them when resumed on a larger one; whole mini-batches are refused before any work
-# with exit status 2. Sampling's sort buffers
+# with exit status 2; and a real model's shape with "auto" on an emulated H200 (`train
+# --dry-run`, allocations untouched) holds no more than its plan. Sampling's sort buffers
 # are kept small (DENSERL_SAMPLE_GROUP_KEYS, which the plan reads as the kernel does) so that
 # the model's terms, not a fixed 256 MiB, decide the comparison.
 # Usage: memplan.sh path/to/denserl
@@ -95,6 +96,31 @@ expect_eq "whole mini-batches on a ${gb} GB GPU: exit status" 2 $st
 expect "whole mini-batches on a ${gb} GB GPU: refused before any work" \
     "error: $W/run.json: 'rl.micro_batch_rows' 0 (calls of all 32 rows) needs" "$(cat "$W/whole.out")"
 [ ! -e "$W/whole" ] && ok "refused: no run directory" || bad "refused: a run directory was made"
+# the 0.5B bench shape on an emulated 139.8 GB GPU (an H200's) with its allocations left
+# untouched (DENSERL_EMU_LAZY): with "auto", what `train --dry-run` makes (the models, AdamW,
+# the generator) never holds more than the plan at any moment. bf16 activations made at fp32
+# size and then halved needed 47 GB more than the GPU had free at the first such call.
+dry() { # NAME ENV...
+    local name=$1
+    shift
+    env DENSERL_EMU_LAZY=1 DENSERL_EMU_GPU_GB=139.8 "$@" "$BIN" train configs/bench_qwen05b.json \
+        --set run_dir="$W/dry" --set precision=bf16 --set rl.micro_batch_rows='"auto"' \
+        --dry-run >"$W/$name.out" 2>&1
+    st=$?
+    local plan peak
+    plan=$(sed -n 's/^memory plan: \([0-9.]*\) GiB.*/\1/p' "$W/$name.out")
+    peak=$(sed -n 's/^emu: device peak \([0-9]*\) bytes/\1/p' "$W/$name.out" |
+        awk '{printf "%.1f", $1 / 1073741824}')
+    if [ $st -eq 0 ] && awk -v p="$plan" -v k="$peak" 'BEGIN { exit !(p != "" && p >= k) }'; then
+        ok "$name: plan $plan GiB, peak $peak GiB"
+    else
+        bad "$name: status $st, plan '$plan' GiB, peak '$peak' GiB: $(grep -m1 error "$W/$name.out")"
+    fi
+}
+dry "0.5B bf16 dry run, auto"
+[ ! -e "$W/dry" ] && ok "dry run: no run directory" || bad "dry run: a run directory was made"
+dry "0.5B bf16 dry run, auto, activations of their own" DENSERL_SHARED_ACTIVATIONS=0
+
 # not memory, but refused at the same point: a head dim the GPU's attention does not take
 run head50 --set model.hidden_size=100
 expect_eq "head dim 50 on the GPU: exit status" 2 $st
