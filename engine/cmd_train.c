@@ -234,14 +234,20 @@ static void step_report(RunReport *rep, Progress *pr, const RlConfig *c, int ste
         snprintf(acc_s, sizeof acc_s, "%.2f", acc);
         snprintf(len_s, sizeof len_s, "%.1f", rs->response_tokens / rs->samples);
     }
-    char auc_s[16] = " - "; /* one kind of outcome in the batch: no ranking */
-    if (isfinite(ss->prm_auc)) snprintf(auc_s, sizeof auc_s, "%.2f", ss->prm_auc);
+    /* no group kept: no update of either model, so no losses to show */
+    const int updated = isfinite(ss->policy_loss);
+    char auc_s[16] = " - "; /* also: one kind of outcome in the batch, no ranking */
+    if (updated && isfinite(ss->prm_auc)) snprintf(auc_s, sizeof auc_s, "%.2f", ss->prm_auc);
+    char pg_s[16] = "   -   ", prm_s[40] = "  -   acc  -  ";
+    if (updated) {
+        snprintf(pg_s, sizeof pg_s, "%+.4f", ss->policy_loss);
+        snprintf(prm_s, sizeof prm_s, "%.3f acc %.2f", ss->prm_loss, ss->prm_acc);
+    }
     if (step % c->log_every == 0 || step == c->steps)
         progress_print(pr, step, tokens, "gen-tok",
-                       "acc %s | kept %d/%d | prm loss %.3f acc %.2f auc %s | r %+.4f | "
-                       "pg %+.4f | len %s",
-                       acc_s, rs->groups_kept, rs->prompts_drawn, ss->prm_loss, ss->prm_acc, auc_s,
-                       ss->reward_mean, ss->policy_loss, len_s);
+                       "acc %s | kept %d/%d | prm loss %s auc %s | r %+.4f | pg %s | len %s", acc_s,
+                       rs->groups_kept, rs->prompts_drawn, prm_s, auc_s, ss->reward_mean, pg_s,
+                       len_s);
 }
 
 /* A held-out evaluation during RL: console, report curve and metrics line. */
