@@ -601,11 +601,20 @@ extern "C" void masked_moments_cuda(double *sum, double *sumsq, double *count, c
     *count += tot[2];
 }
 
-static __global__ void whiten_kernel(float *out, const float *x, const float *mask, size_t n,
-                                     double mean, double inv) {
-    for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < n;
-         k += (size_t)gridDim.x * blockDim.x)
-        out[k] = mask[k] > 0 ? (float)((x[k] - mean) * inv) : 0.0f;
+/* RL_VEC consecutive elements per thread, float4 where allowed: one pass over x and the mask,
+ * many loads in flight per thread. */
+static __global__ void __launch_bounds__(RL_THREADS)
+    whiten_kernel(float *out, const float *x, const float *mask, size_t n, double mean, double inv,
+                  int vec) {
+    for (size_t e = ((size_t)blockIdx.x * RL_THREADS + threadIdx.x) * RL_VEC; e < n;
+         e += (size_t)gridDim.x * RL_CHUNK) {
+        float xv[RL_VEC], m[RL_VEC], y[RL_VEC];
+        rl_load(m, mask, e, n, vec);
+        rl_load(xv, x, e, n, vec);
+#pragma unroll
+        for (int k = 0; k < RL_VEC; k++) y[k] = m[k] > 0 ? (float)((xv[k] - mean) * inv) : 0.0f;
+        rl_store(out, y, e, n, vec);
+    }
 }
 
 extern "C" void whiten_cuda(float *out, const float *x, const float *mask, int N, int T, double sum,
@@ -617,7 +626,9 @@ extern "C" void whiten_cuda(float *out, const float *x, const float *mask, int N
     double inv = 1.0 / sqrt(var + 1e-8);
     size_t n = (size_t)N * T;
     if (n == 0) return;
-    whiten_kernel<<<dr_blocks((long)n, 256), 256>>>(out, x, mask, n, mean, inv);
+    const int vec = rl_vec_ok(n, out, x, mask, NULL);
+    whiten_kernel<<<dr_blocks((long)((n + RL_VEC - 1) / RL_VEC), RL_THREADS), RL_THREADS>>>(
+        out, x, mask, n, mean, inv, vec);
     LAUNCH_CHECK();
 }
 
