@@ -42,6 +42,10 @@ def parse():
     p.add_argument("--denserl-json", help="reuse this denserl bench report")
     p.add_argument("--peer-json", help="reuse this peer_torch.py report")
     p.add_argument("--python", default=sys.executable, help="interpreter for the peer")
+    p.add_argument("--peer-micro-batch", type=int,
+                   help="the peer's micro-batch rows (default: denserl's); for comparing each "
+                        "side at its own best setting, e.g. denserl with rl.micro_batch_rows "
+                        "\"auto\" against a peer whose full logits fit only small micro-batches")
     p.add_argument("--varlen", action="store_true",
                    help="give the peer denserl's response lengths: its training phases then "
                         "pad each micro-batch to its longest row (compare the training side)")
@@ -72,7 +76,7 @@ def run_peer(args, ours, out):
     cmd = [args.python, os.path.join(HERE, "peer_torch.py"),
            "--prompts", str(b["prompts"]), "--samples", str(b["samples"]),
            "--response-len", str(R), "--prompt-len", str(max(1, b["packed_len"] - R)),
-           "--micro-batch", str(b["micro_batch_rows"]),
+           "--micro-batch", str(args.peer_micro_batch or b["micro_batch_rows"]),
            "--ppo-minibatches", str(b["ppo_minibatches"]),
            "--device", "cuda" if cuda else "cpu",
            "--dtype", "bf16" if ours["precision"] == "bf16" else "fp32",
@@ -175,12 +179,12 @@ def main():
         print(f"{name:<14} {fmt(a)} {fmt(b)} {(f'{r:15.2f}x' if r else '-'):>16}")
     ob = ours["batch"]
     print(f"\ndenserl: {ours['device']} {ours['precision']}, {ob['rows']} rows x {ob['packed_len']}"
-          " packed", end="")
+          f" packed, {ob['micro_batch_rows']}-row calls", end="")
     if peer:
         pb = peer["batch"]
         print(f" | pytorch {peer['torch']} / transformers {peer['transformers']}: "
-              f"{peer['device']} {peer['precision']}, {pb['rows']} rows x {pb['packed_len']}",
-              end="")
+              f"{peer['device']} {peer['precision']}, {pb['rows']} rows x {pb['packed_len']}, "
+              f"{pb['micro_batch_rows']}-row micro-batches", end="")
     print()
     print("training side: the batch's tokens per second of log-probs + PRM update + policy "
           "update together (the same work on both sides, however each splits it into phases)")

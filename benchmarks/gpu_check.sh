@@ -8,6 +8,10 @@
 #   STAGES="build tests bench peer demo e2e compare"   the stages to run (default: all;
 #                                              compare: denserl bench against peer_torch.py
 #                                              on the Qwen2.5-0.5B shape, bf16)
+#   COMPARE_ROWS=auto COMPARE_PEER_ROWS=16     compare with denserl's calls of that many rows
+#                                              ("auto": as many as the memory plan fits) and
+#                                              the peer's micro-batches of its own (default:
+#                                              both the config's 8)
 #   E2E_PROMPTS=64                             prompts of the RL step (x 4 samples)
 #   E2E_PRECISIONS="bf16 bf16-cudnn"           the precisions it runs in (fp32, bf16, bf16 with
 #                                              cuDNN's attention: bf16-cudnn, bf16 with fp32
@@ -24,6 +28,11 @@
 #   STAGES=mfu (not in the default)            training-phase MFU at larger calls: bench steps of
 #                                              the 0.5B shape with 16-row calls and the 1.5B
 #                                              shape with 4-row calls, 32 prompts x 4, bf16
+#   MFU_RUNS="qwen2.5-0.5b:16 qwen2.5-1.5b:4"  its runs, shape:rows ("auto": as many rows as
+#                                              the memory plan fits)
+#   STAGES=dryrun (not in the default)         `train --dry-run` of the 0.5B bench config in bf16
+#                                              with "auto" rows: the GPU memory its models,
+#                                              AdamW and generator hold against the plan
 #   STAGES=profile (not in the default)        Nsight Compute's kernel times inside one phase
 #                                              (PROFILE_RANGE, default policy_update) of one
 #                                              bench step, 8 prompts x 4, bf16; the table per
@@ -121,10 +130,18 @@ fi
 
 if want compare; then
     say "denserl bench against the PyTorch stack (peer_torch.py), Qwen2.5-0.5B shape, bf16"
+    cmp=()
+    case "${COMPARE_ROWS:-}" in
+    "") ;;
+    auto) cmp+=(--set 'rl.micro_batch_rows="auto"') ;;
+    *) cmp+=(--set "rl.micro_batch_rows=$COMPARE_ROWS") ;;
+    esac
+    [ -n "${COMPARE_PEER_ROWS:-}" ] && cmp+=(--peer-micro-batch "$COMPARE_PEER_ROWS")
     PYTHONUNBUFFERED=1 timeout "${COMPARE_TIMEOUT:-240}" python3 benchmarks/bench_compare.py \
         --denserl "$BIN/denserl" --config configs/bench_qwen05b.json --shape qwen2.5-0.5b \
-        --set precision=bf16 --warmup 1 --steps 2 --out-dir "$OUTDIR/compare" \
-        >"$OUTDIR/compare.log" 2>&1 || { tail -5 "$OUTDIR/compare.log"; say "compare failed"; }
+        --set precision=bf16 ${cmp[@]+"${cmp[@]}"} --warmup 1 --steps 2 \
+        --out-dir "$OUTDIR/compare" >"$OUTDIR/compare.log" 2>&1 ||
+        { tail -5 "$OUTDIR/compare.log"; say "compare failed"; }
 fi
 if want varlen; then
     say "length-grouped calls against padded ones: Qwen2.5-0.5B body, 256-token vocabulary, bf16"
@@ -149,14 +166,24 @@ JSON
         { tail -5 "$OUTDIR/varlen_compare.log"; say "varlen compare failed"; }
 fi
 if want mfu; then
-    for run in "qwen2.5-0.5b 16" "qwen2.5-1.5b 4"; do
-        read -r shape rows <<<"$run"
+    for run in ${MFU_RUNS:-qwen2.5-0.5b:16 qwen2.5-1.5b:4}; do
+        shape=${run%%:*} rows=${run#*:}
         say "MFU: $shape, $rows-row calls, 32 prompts x 4, bf16"
+        [ "$rows" = auto ] && rows='"auto"'
+        name=mfu_${shape}_${run#*:}
         timeout "${MFU_TIMEOUT:-150}" "$BIN/denserl" bench configs/bench_qwen05b.json \
             --shape "$shape" --set precision=bf16 --set rl.prompts_per_step=32 \
-            --set rl.micro_batch_rows="$rows" --warmup 1 --steps 1 --json "$OUTDIR/mfu_$shape.json" \
-            >"$OUTDIR/mfu_$shape.log" 2>&1 || { tail -5 "$OUTDIR/mfu_$shape.log"; say "mfu $shape failed"; }
+            --set rl.micro_batch_rows="$rows" --warmup 1 --steps 1 --json "$OUTDIR/$name.json" \
+            >"$OUTDIR/$name.log" 2>&1 || { tail -5 "$OUTDIR/$name.log"; say "$name failed"; }
+        grep -m1 "^memory plan" "$OUTDIR/$name.log"
     done
+fi
+if want dryrun; then
+    say "train --dry-run, Qwen2.5-0.5B shape, bf16, \"auto\" rows: memory held against the plan"
+    timeout 120 "$BIN/denserl" train configs/bench_qwen05b.json --set run_dir=/tmp/gpu_check_dry \
+        --set precision=bf16 --set rl.micro_batch_rows='"auto"' --dry-run >"$OUTDIR/dryrun.log" 2>&1 ||
+        { tail -3 "$OUTDIR/dryrun.log"; say "dry run failed"; }
+    grep -E "^memory plan|^dry run" "$OUTDIR/dryrun.log"
 fi
 if want profile; then
     NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)

@@ -1,6 +1,7 @@
 """Prints the compact table of benchmarks/gpu_check.sh from the files it left in OUTDIR
 (bench.json from bench_cuda, peer.json from peer_attention.py, e2e_metrics.jsonl from the RL
 step) and writes them together as OUTDIR/summary.json. Usage: gpu_table.py OUTDIR"""
+import glob
 import json
 import os
 import sys
@@ -90,18 +91,19 @@ def main():
         if tr.get("ratio"):
             print(f"  training side against PyTorch on the same lengths: {tr['ratio']:.2f}x "
                   f"({tr['denserl_tokens_per_s']:.0f} / {tr['pytorch_tokens_per_s']:.0f} tok/s)")
-    for shape in ("qwen2.5-0.5b", "qwen2.5-1.5b"):
-        p = f"{out}/mfu_{shape}.json"
-        if not os.path.exists(p):
-            continue
+    for p in sorted(glob.glob(f"{out}/mfu_*.json")):
         r = json.load(open(p))
-        ph = r["phases"]
-        summary.setdefault("mfu", {})[shape] = {k: ph[k]["mfu"] for k in ph}
-        print(f"\nMFU, {shape}, {r['batch']['micro_batch_rows']}-row calls: " + ", ".join(
+        ph, mem = r["phases"], r["memory"]
+        name = os.path.basename(p)[4:-5]
+        summary.setdefault("mfu", {})[name] = {k: ph[k]["mfu"] for k in ph}
+        # the plan counts what the run allocates: the device's use above what it held before
+        # the model (the CUDA context, the libraries' handles)
+        used = mem["peak_bytes"] - mem.get("before_model_bytes", 0)
+        print(f"\nMFU, {name}, {r['batch']['micro_batch_rows']}-row calls: " + ", ".join(
             f"{k} {100 * ph[k]['mfu']:.0f}%" for k in ("logprobs", "prm_update", "policy_update")
-            if ph[k].get("mfu")) + f"; peak {r['memory']['peak_bytes'] / 2**30:.1f} GiB"
+            if ph[k].get("mfu")) + f"; device use above the context {used / 2**30:.1f} GiB"
             + (f" (planned {plan['total'] / 2**30:.1f} GiB)"
-               if (plan := r["memory"].get("planned_bytes")) else ""))
+               if (plan := mem.get("planned_bytes")) else ""))
     with open(f"{out}/summary.json", "w") as f:
         json.dump(summary, f, indent=1)
 

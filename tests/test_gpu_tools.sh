@@ -3,7 +3,8 @@
 # benchmarks/ncu_summary.py groups Nsight Compute kernel times by name (details page with
 # mixed units and thousands separators, raw page with a units row, names with arguments and
 # templates) and refuses a log without kernels; benchmarks/gpu_table.py prints the kernel
-# table from a bench.json and writes summary.json, and refuses a folder that is not there.
+# table from a bench.json and an MFU line from a bench report, writes summary.json, and refuses
+# a folder that is not there.
 set -u
 source "$(dirname "$0")/shtest.sh"
 SUM="python3 $ROOT/benchmarks/ncu_summary.py"
@@ -47,6 +48,10 @@ out=$(python3 "$ROOT/benchmarks/gpu_table.py" "$W/gc" 2>&1)
 expect "gpu_table: floors line" "copy 4238 GB/s, sgemm 51.3 TFLOP/s, bf16 gemm 789 TFLOP/s" "$out"
 expect "gpu_table: a kernel row" "adamw                        n=128M                                0.952    3946.1     0.93x" "$out"
 [ -s "$W/gc/summary.json" ] && ok "gpu_table: summary.json written" || bad "gpu_table: no summary.json"
+cp "$ROOT/benchmarks/results/gpu_check_h200_run2/mfu_qwen2.5-1.5b_auto.json" "$W/gc/"
+out=$(python3 "$ROOT/benchmarks/gpu_table.py" "$W/gc" 2>&1)
+expect "gpu_table: an MFU line, the plan against the use above the CUDA context" \
+    "MFU, qwen2.5-1.5b_auto, 58-row calls: logprobs 68%, prm_update 62%, policy_update 60%; device use above the context 131.7 GiB (planned 133.5 GiB)" "$out"
 out=$(python3 "$ROOT/benchmarks/gpu_table.py" "$W/missing" 2>&1)
 rc=$?
 expect_eq "gpu_table: a missing folder fails" "1" "$rc"
