@@ -28,6 +28,10 @@
 
 void openblas_set_num_threads(int n);
 
+/* Activation rows of a run with neither SFT nor RL calls (an evaluation alone): enough for
+ * one prefill chunk of many short prompts. */
+enum { EVAL_ONLY_ROWS = 8 };
+
 static void random_model_config(const RunConfig *rc, ModelConfig *c) {
     memset(c, 0, sizeof *c);
     snprintf(c->model_type, sizeof c->model_type, "%.31s", rc->model.model_type);
@@ -115,7 +119,11 @@ static int prepare_model(const char *cfg_path, RunConfig *rc, const Task *task, 
     if (rl_len > need) need = rl_len;
     MemShape ms = {mc, be, 0, sft_rows, rl_len, need, prime_gen_rows(task, rc)};
     if (rc->rl.steps > 0 && memplan_resolve(rc, &ms, cfg_path, plan)) return DR_ERR;
-    int rows = prime_micro_rows(rc) > sft_rows ? prime_micro_rows(rc) : sft_rows;
+    /* the policy's calls: SFT batches and the RL phase's; with no RL phase, SFT and the
+     * evaluation alone, whose prefill goes in chunks of what the capacity holds */
+    int rows = sft_rows;
+    if (rc->rl.steps > 0 && prime_micro_rows(rc) > rows) rows = prime_micro_rows(rc);
+    if (rows < 1) rows = EVAL_ONLY_ROWS;
     const char *bf16 = model_bf16_attention(rc->precision, rc->attention);
     if (bf16 && model_bf16_check(&mc, be, bf16))
         return dr_error("%s: %s", cfg_path, dr_last_error());

@@ -43,6 +43,24 @@ else
     bad "rerun gives the same rl metrics"
 fi
 
+# an evaluation alone (rl.steps 0): the policy's activations are not sized for the RL batch
+# it never runs (512 rows of 451 tokens: about 1 GB on this tiny model, where the run needs
+# about 0.25 GB), and the evaluation's prefill goes in chunks of the smaller capacity
+rss=$(python3 -c '
+import resource, subprocess, sys
+with open(sys.argv[1], "w") as out:
+    subprocess.run(sys.argv[2:], stdout=out, stderr=subprocess.STDOUT)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)' "$W/eout" \
+    "$BIN" train "$W/c.json" "${common[@]}" --set rl.steps=0 --set rl.prompts_per_step=64 \
+    --set rl.samples_per_prompt=8 --set rl.max_response_tokens=400 --set run_dir="$W/evalonly")
+expect "evaluation alone: the held-out line" "held-out accuracy" "$(cat "$W/eout")"
+expect "evaluation alone: the same problems" "greedy, 4 problems" "$(cat "$W/eout")"
+if [ -n "$rss" ] && [ "$rss" -lt 600 ]; then
+    ok "evaluation alone: peak memory $rss MB, not the RL batch's activations"
+else
+    bad "evaluation alone: peak memory '$rss' MB (want under 600: no activations for 512 RL rows)"
+fi
+
 # bad_case NAME WANT ARGS...: exit 2, the message holds WANT, no run directory
 bad_case() {
     local name=$1 want=$2
