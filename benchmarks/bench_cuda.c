@@ -300,26 +300,41 @@ static void bench_flat(int quick) {
     FREE(a, b, c, d, e);
 }
 
-static void bench_decode_sample(int quick) {
-    int B = 64, Tc = quick ? 1024 : 2048, H = 14, Hkv = 2, D = 64;
+/* Decode attention of B rows over a cache of Tc positions: every row at Tc - 1 or, with
+ * spread, row b at p0 + b % (Tc - p0) (a generation wave halfway: the 0.5B step's 256 rows
+ * after an 11-token prompt, 523 positions); bytes are the keys and values actually read. */
+static void bench_decode_shape(int B, int Tc, int H, int Hkv, int D, int spread, int p0) {
     size_t cache = (size_t)B * Tc * Hkv * D;
     float *kc = rand_dev(cache, 1.0f), *vc = rand_dev(cache, 1.0f);
     float *q = rand_dev((size_t)B * H * D, 1.0f),
           *o = be_alloc(BACKEND_CUDA, 4 * (size_t)B * H * D);
     int *hpos = malloc(sizeof(int) * B);
-    for (int b = 0; b < B; b++) hpos[b] = Tc - 1;
+    double keys = 0;
+    for (int b = 0; b < B; b++) {
+        hpos[b] = spread ? p0 + b % (Tc - p0) : Tc - 1;
+        keys += hpos[b] + 1;
+    }
     int *pos = be_alloc(BACKEND_CUDA, sizeof(int) * B);
     be_to_device(BACKEND_CUDA, pos, hpos, sizeof(int) * B);
     free(hpos);
     char shape[64];
-    snprintf(shape, sizeof shape, "B=%d Tc=%d H=%d/%d D=%d", B, Tc, H, Hkv, D);
+    snprintf(shape, sizeof shape, "B=%d Tc=%d%s H=%d/%d D=%d", B, Tc, spread ? " spread" : "", H,
+             Hkv, D);
+    const double kv = keys * Hkv * D * 2; /* elements of K and V read */
     double ms;
     TIME_MS(ms, attention_decode_cuda(o, q, kc, vc, pos, B, Tc, H, Hkv, D));
-    report("attention decode fp32", shape, MEM, 8.0 * cache, ms);
+    report("attention decode fp32", shape, MEM, 4.0 * kv, ms);
     uint16_t *kh = rand_dev_bf16(cache, 1.0f), *vh = rand_dev_bf16(cache, 1.0f);
     TIME_MS(ms, attention_decode_bf16cache_cuda(o, q, kh, vh, pos, B, Tc, H, Hkv, D));
-    report("attention decode bf16 cache", shape, MEM, 4.0 * cache, ms);
+    report("attention decode bf16 cache", shape, MEM, 2.0 * kv, ms);
     FREE(kc, vc, kh, vh, q, o, pos);
+}
+
+static void bench_decode_sample(int quick) {
+    bench_decode_shape(64, quick ? 1024 : 2048, 14, 2, 64, 0, 0);
+    bench_decode_shape(256, 523, 14, 2, 64, 1, 11);
+    char shape[64];
+    double ms;
     int Bs = 256, V = 151936;
     float *u = uniform_dev((size_t)Bs, 1.0f, 1.0f, 0);
     float *lp = be_alloc(BACKEND_CUDA, 4 * (size_t)Bs);
