@@ -174,7 +174,8 @@ static float *act_alloc(Backend be, size_t n) {
 }
 
 /* The layers' slot strides: fp32-sized, or (mx) half-sized for what a bf16 model with those
- * flags holds in bf16 alone (act_halve_bf16). */
+ * flags holds in bf16 alone (act_halve_bf16), where the width keeps every slot 16-byte
+ * aligned (model_bf16_halves). */
 static void act_layout(Activations *a, const ModelConfig *c, size_t N, const MixedFlags *mx) {
     const size_t d = c->d_model, F = c->d_ff;
     const size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
@@ -390,31 +391,30 @@ void model_init_random(Model *m, unsigned long long seed, float std) {
 /* ---- precision: every product, attention and lm_head call goes through these ---- */
 
 /* The buffers of one kind (n of them, slots ld floats apart over the kept layers) made again
- * at half their slots, for a kind that a bf16 model holds in bf16 alone. */
-static void act_halve(Model *m, float **bufs[], int n, size_t *ld, size_t width) {
-    const size_t full = (size_t)m->act.B * m->act.T * width;
-    if (!model_bf16_halves(width) || *ld < full) return; /* or made at half (act_layout) */
-    *ld /= 2;
+ * with slots `want` floats apart, where that differs. */
+static void act_remake(Model *m, float **bufs[], int n, size_t *ld, size_t want) {
+    if (*ld == want) return;
+    *ld = want;
     for (int i = 0; i < n; i++) {
         be_free(m->be, *bufs[i]);
-        *bufs[i] = act_alloc(m->be, (size_t)m->act.kept * *ld);
+        *bufs[i] = act_alloc(m->be, (size_t)m->act.kept * want);
     }
 }
 
 /* What a bf16 model keeps in bf16 alone (model.h, MixedState), at half the memory: the norms'
  * outputs before q/k/v and gate/up, gate, up and the MLP's hidden activation, and with the
- * bf16 attention its output (and q, k, v with qkv_bf16). */
-static void act_halve_bf16(Model *m) {
-    const ModelConfig *c = &m->cfg;
-    Activations *a = &m->act;
-    const size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
+ * bf16 attention its output (and q, k, v with qkv_bf16), as act_layout lays them out; for a
+ * model made at fp32 sizes (model_init, then model_use_bf16), nothing for one made at these. */
+static void act_halve_bf16(Model *m, const MixedFlags *f) {
+    Activations *a = &m->act, want = *a;
+    act_layout(&want, &m->cfg, (size_t)a->B * a->T, f);
     float **xn[] = {&a->xn1, &a->xn2}, **mlp[] = {&a->gate, &a->up, &a->hmlp};
     float **att[] = {&a->att}, **q[] = {&a->q}, **kv[] = {&a->k, &a->v};
-    act_halve(m, xn, 2, &a->ld_xn, (size_t)c->d_model);
-    act_halve(m, mlp, 3, &a->ld_mlp, (size_t)c->d_ff);
-    if (m->mx.attn_bf16) act_halve(m, att, 1, &a->ld_att, qd);
-    if (m->mx.qkv_bf16) act_halve(m, q, 1, &a->ld_q, qd);
-    if (m->mx.qkv_bf16) act_halve(m, kv, 2, &a->ld_kv, kd);
+    act_remake(m, xn, 2, &a->ld_xn, want.ld_xn);
+    act_remake(m, mlp, 3, &a->ld_mlp, want.ld_mlp);
+    act_remake(m, att, 1, &a->ld_att, want.ld_att);
+    act_remake(m, q, 1, &a->ld_q, want.ld_q);
+    act_remake(m, kv, 2, &a->ld_kv, want.ld_kv);
 }
 
 MixedFlags model_mixed_flags(const ModelConfig *c, const char *attention) {
@@ -462,7 +462,7 @@ int model_use_bf16(Model *m, const char *attention) {
                 "in bf16)\n",
                 D);
     m->mx.qkv_bf16 = f.qkv_bf16;
-    if (!m->act_of) act_halve_bf16(m);
+    if (!m->act_of) act_halve_bf16(m, &f);
     m->mx.w = be_alloc(m->be, sizeof(uint16_t) * m->n_params);
     if (f.logits16)
         m->mx.w16 = be_alloc(m->be, sizeof(uint16_t) * (size_t)m->cfg.vocab * m->cfg.d_model);
