@@ -23,10 +23,6 @@ static Precision precision_of(const RunConfig *rc, const ModelConfig *c) {
     return p;
 }
 
-static int halves(double width) {
-    return model_bf16_halves((size_t)width);
-}
-
 static double max3(double a, double b, double c) {
     const double m = a > b ? a : b;
     return m > c ? m : c;
@@ -49,19 +45,19 @@ static void plan_model(MemPlan *p, const ModelConfig *c, Backend be, Precision p
     const double qd = H * c->head_dim, kd = (double)c->n_kv_heads * c->head_dim;
     const int gpu = be != BACKEND_CPU;
     p->weights += 4 * P + 4.0 * c->max_pos * c->head_dim; /* params; rope cos and sin */
+    /* the slots' sizes as the model lays them out: fp32, or halved where a bf16 model keeps
+     * them in bf16 alone */
+    Activations lay;
+    const MixedFlags f = {pr.attn_bf16, pr.qkv_bf16, pr.logits16};
+    model_act_layout(&lay, c, (size_t)N, pr.bf16 ? &f : NULL);
+    const double xn = lay.ld_xn, q = lay.ld_q, kv = lay.ld_kv, at = lay.ld_att, mlp = lay.ld_mlp;
     /* activations_init: x, xn1, rstd1, q, k, v, att, lse, x_mid, xn2, rstd2, gate, up, hmlp,
      * then xf, rstdf, lse_out, pos and the logits chunk; on a GPU the io buffers */
-    double act = (L + 1) * N * d + L * N * (3 * d + 2 * qd + 2 * kd + H + 2 + 3 * F);
+    double act = (L + 1) * N * d + L * (N * (d + H + 2) + 2 * xn + q + 2 * kv + at + 3 * mlp);
     act += N * (d + 3) + logits_chunk(be, V, N) * V + (gpu ? 4 * N : 0);
     if (gpu) act += N * (d + 4); /* lp_compact's gathered rows: idx, tgt, h, a, b */
     if (trains)                  /* model_alloc_grads: dx, dtmp, dq, dk, dv, datt, dgate, dup, dh */
-        act += N * (d + (qd > d ? qd : d) + 2 * qd + 2 * kd + 3 * F);
-    if (pr.bf16) { /* act_halve_bf16: what a bf16 model keeps in bf16 alone, at half */
-        const double mlp = halves(F) ? 1.5 * F : 0, at = pr.attn_bf16 && halves(qd) ? qd / 2 : 0;
-        double qkv = 0;
-        if (pr.qkv_bf16) qkv = (halves(qd) ? qd / 2 : 0) + (halves(kd) ? kd : 0);
-        act -= L * N * ((halves(d) ? d : 0) + mlp + at + qkv) + (trains ? N * (mlp + at) : 0);
-    }
+        act += N * (d + (qd > d ? qd : d) + qd + 2 * kd) + at + 3 * mlp;
     if (trains) p->optimizer += 4 * P + 8 * P / shards;
     if (kept > 0) p->activations += 4 * act;
     if (!pr.bf16) return;

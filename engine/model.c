@@ -173,10 +173,7 @@ static float *act_alloc(Backend be, size_t n) {
     return be_alloc(be, sizeof(float) * (n ? n : 1));
 }
 
-/* The layers' slot strides: fp32-sized, or (mx) half-sized for what a bf16 model with those
- * flags holds in bf16 alone (act_halve_bf16), where the width keeps every slot 16-byte
- * aligned (model_bf16_halves). */
-static void act_layout(Activations *a, const ModelConfig *c, size_t N, const MixedFlags *mx) {
+void model_act_layout(Activations *a, const ModelConfig *c, size_t N, const MixedFlags *mx) {
     const size_t d = c->d_model, F = c->d_ff;
     const size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
     a->ld_xn = N * d, a->ld_q = a->ld_att = N * qd, a->ld_kv = N * kd, a->ld_mlp = N * F;
@@ -196,7 +193,7 @@ static void activations_init(Model *m, int B, int T, int kept, const MixedFlags 
     a->B = B;
     a->T = T;
     a->kept = kept;
-    act_layout(a, c, N, mx);
+    model_act_layout(a, c, N, mx);
     a->x = act_alloc(be, (L + 1) * N * d);
     a->xn1 = act_alloc(be, L * a->ld_xn);
     a->rstd1 = act_alloc(be, L * N);
@@ -296,7 +293,7 @@ void model_alloc_grads(Model *m) {
     CHECK(m->act.kept == m->cfg.n_layers); /* a forward-only model has no backward */
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->act;
-    size_t N = (size_t)a->B * a->T, d = c->d_model, F = c->d_ff;
+    size_t N = (size_t)a->B * a->T, d = c->d_model;
     size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
     size_t wide = qd > d ? qd : d;
     m->grads = be_alloc(m->be, sizeof(float) * m->n_params);
@@ -308,18 +305,17 @@ void model_alloc_grads(Model *m) {
         a->datt = l->datt, a->dgate = l->dgate, a->dup = l->dup, a->dh = l->dh;
         return;
     }
-    /* a bf16 model's MLP gradients, and with the bf16 attention datt, are bf16 alone */
-    const size_t hf = m->mx.on && model_bf16_halves(F) ? 2 : 1;
-    const size_t ha = m->mx.on && m->mx.attn_bf16 && model_bf16_halves(qd) ? 2 : 1;
+    /* a bf16 model's MLP gradients, and with the bf16 attention datt, are bf16 alone, at the
+     * layout's half (model_act_layout) */
     a->dx = act_alloc(m->be, N * d);
     a->dtmp = act_alloc(m->be, N * wide);
     a->dq = act_alloc(m->be, N * qd);
     a->dk = act_alloc(m->be, N * kd);
     a->dv = act_alloc(m->be, N * kd);
-    a->datt = act_alloc(m->be, N * qd / ha);
-    a->dgate = act_alloc(m->be, N * F / hf);
-    a->dup = act_alloc(m->be, N * F / hf);
-    a->dh = act_alloc(m->be, N * F / hf);
+    a->datt = act_alloc(m->be, a->ld_att); /* one layer's slot: halved as att's is */
+    a->dgate = act_alloc(m->be, a->ld_mlp);
+    a->dup = act_alloc(m->be, a->ld_mlp);
+    a->dh = act_alloc(m->be, a->ld_mlp);
 }
 
 void model_zero_grads(Model *m) {
@@ -403,11 +399,11 @@ static void act_remake(Model *m, float **bufs[], int n, size_t *ld, size_t want)
 
 /* What a bf16 model keeps in bf16 alone (model.h, MixedState), at half the memory: the norms'
  * outputs before q/k/v and gate/up, gate, up and the MLP's hidden activation, and with the
- * bf16 attention its output (and q, k, v with qkv_bf16), as act_layout lays them out; for a
+ * bf16 attention its output (and q, k, v with qkv_bf16), as model_act_layout lays them out; for a
  * model made at fp32 sizes (model_init, then model_use_bf16), nothing for one made at these. */
 static void act_halve_bf16(Model *m, const MixedFlags *f) {
     Activations *a = &m->act, want = *a;
-    act_layout(&want, &m->cfg, (size_t)a->B * a->T, f);
+    model_act_layout(&want, &m->cfg, (size_t)a->B * a->T, f);
     float **xn[] = {&a->xn1, &a->xn2}, **mlp[] = {&a->gate, &a->up, &a->hmlp};
     float **att[] = {&a->att}, **q[] = {&a->q}, **kv[] = {&a->k, &a->v};
     act_remake(m, xn, 2, &a->ld_xn, want.ld_xn);

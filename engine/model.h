@@ -180,6 +180,10 @@ MixedFlags model_mixed_flags(const ModelConfig *c, const char *attention);
  * half its fp32 size: when the width keeps every layer's slot 16-byte aligned for the bf16
  * kernels' vector accesses (a multiple of 8). */
 int model_bf16_halves(size_t width);
+/* Sets a's slot strides (ld_*) for N tokens: fp32-sized, or with mx those a bf16 model with
+ * these flags keeps in bf16 alone at half, where model_bf16_halves allows; what the model's
+ * activations and backward scratch are made with (and the memory plan counts). */
+void model_act_layout(Activations *a, const ModelConfig *c, size_t N, const MixedFlags *mx);
 /* Must follow every change of m->params made outside the model (optimizer steps, copies)
  * so that the bf16 copy is remade before the next forward. */
 void model_params_changed(Model *m);
