@@ -82,6 +82,12 @@ static int all_finite(const float *x, size_t n) {
     return 1;
 }
 
+static int any_nonzero(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (x[i] != 0.0f) return 1;
+    return 0;
+}
+
 static void rl_steps(const char *estimator, const char *prm_update, const char *gran,
                      const char *xform, const char *dump_dir) {
     RunConfig rc = tiny_config(estimator, prm_update);
@@ -117,18 +123,20 @@ static void rl_steps(const char *estimator, const char *prm_update, const char *
     prime_init(&p, &rc, NULL, &m, NULL);
     float *before = xmalloc(sizeof(float) * m.n_params);
     memcpy(before, m.params, sizeof(float) * m.n_params);
-    int ok = 1;
+    int ok = 1, steps = 0;
     double right = 0;
-    for (int s = 1; s <= 3 && ok; s++) {
+    StepBatch *b = &p.b;
+    /* three steps, and more (up to eight) while the last one's advantages are all zero (every
+     * group all right or all wrong), which would leave the check below nothing to see */
+    while (ok && (steps < 3 || (!any_nonzero(b->advantages, (size_t)b->N * b->T) && steps < 8))) {
         RolloutStats rs;
         StepStats ss;
-        ok &= prime_step(&p, s, &rs, &ss) == 0 && p.groups.n == 4 && ss.skipped == 0;
+        ok &= prime_step(&p, ++steps, &rs, &ss) == 0 && p.groups.n == 4 && ss.skipped == 0;
         right += rs.outcome_sum;
         ok &= isfinite(ss.policy_loss) && isfinite(ss.prm_loss) && isfinite(ss.grad_norm);
     }
     /* the update must raise the log-probs of tokens with positive advantage: re-score the
      * last batch with the updated policy */
-    StepBatch *b = &p.b;
     model_forward(&m, b->tokens, b->targets, b->N, b->T, b->work, NULL);
     double dot = 0;
     for (size_t i = 0; i < (size_t)b->N * b->T; i++)
@@ -140,10 +148,10 @@ static void rl_steps(const char *estimator, const char *prm_update, const char *
     ok &= all_finite(m.params, m.n_params) && all_finite(p.prm.params, m.n_params);
     char msg[200];
     snprintf(msg, sizeof msg,
-             "3 steps of %s / prm %s / %s / %s: finite, policy %s, PRM %s, reference frozen "
-             "(%.0f right of 36), sum A dlogp %+.3g",
-             estimator, prm_update, gran, xform, policy_moved ? "moved" : "STILL",
-             prm_moved ? "moved" : "unchanged", right, dot);
+             "%d steps of %s / prm %s / %s / %s: finite, policy %s, PRM %s, reference frozen "
+             "(%.0f right of %d), sum A dlogp %+.3g",
+             steps, estimator, prm_update, gran, xform, policy_moved ? "moved" : "STILL",
+             prm_moved ? "moved" : "unchanged", right, 12 * steps, dot);
     int want_prm = strcmp(prm_update, "none") != 0;
     check(ok && policy_moved && prm_moved == want_prm && ref_frozen, "%s", msg);
     prime_free(&p);
