@@ -339,6 +339,9 @@ static void bench_decode_sample(int quick) {
     float *u = uniform_dev((size_t)Bs, 1.0f, 1.0f, 0);
     float *lp = be_alloc(BACKEND_CUDA, 4 * (size_t)Bs);
     int *tok = be_alloc(BACKEND_CUDA, sizeof(int) * Bs);
+    uint64_t h_keys[256], *keys = be_alloc(BACKEND_CUDA, sizeof h_keys);
+    for (int b = 0; b < Bs; b++) h_keys[b] = 4096ull * (uint64_t)b + 7;
+    be_to_device(BACKEND_CUDA, keys, h_keys, sizeof h_keys);
     /* flat: logits uniform in [-8, 8], the nucleus half the vocabulary; peaked: 24 x^8 for x
      * uniform in [0, 1), about 5% of the tokens within 8 nats of the top, as an LM's are */
     for (int peaked = 0; peaked < 2; peaked++) {
@@ -349,7 +352,10 @@ static void bench_decode_sample(int quick) {
             TIME_MS(ms, sample_logp_cuda(tok, lp, logits, u, Bs, V, 0.0f, 0, 1.0f));
             report("sample greedy", shape, MEM, 4.0 * Bs * V, ms);
         }
-        /* plain sampling (the RL step's default): a sorted band, or a sorted prefix */
+        /* plain sampling (the RL step's default): the Gumbel race (generation's path), a
+         * sorted band, or a sorted prefix */
+        TIME_MS(ms, sample_gumbel_cuda(tok, lp, logits, keys, 3, Bs, V, 1.0f));
+        report("sample T=1 gumbel", shape, MEM, 4.0 * Bs * V, ms);
         TIME_MS(ms, sample_logp_cuda(tok, lp, logits, u, Bs, V, 1.0f, 0, 1.0f));
         report("sample T=1 (band)", shape, MEM, 4.0 * Bs * V, ms);
         setenv("DENSERL_SAMPLE_SORT", "prefix", 1);
@@ -366,7 +372,7 @@ static void bench_decode_sample(int quick) {
         report("sample T=1 top-k 50", shape, MEM, 4.0 * Bs * V, ms);
         be_free(BACKEND_CUDA, logits);
     }
-    FREE(u, lp, tok);
+    FREE(u, lp, tok, keys);
 }
 
 static void bench_memory_kernels(int quick) {

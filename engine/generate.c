@@ -63,14 +63,16 @@ void generator_init(Generator *g, Model *m, int B_cap, int T_cap) {
     g->up = gen_falloc(be, B * F);
     g->h = gen_falloc(be, B * F);
     g->logits = gen_falloc(be, B * V);
-    /* a step's inputs (tok, pos, u) and outputs (next, logp) side by side, so that each way
-     * is one copy: B ints or floats each */
-    g->io = be_alloc(be, sizeof(int) * 5 * B);
-    g->h_io = xcalloc(5 * B, sizeof(int));
-    g->tok = g->io, g->pos = g->io + B, g->u = (float *)(g->io + 2 * B);
-    g->next = g->io + 3 * B, g->logp = (float *)(g->io + 4 * B);
-    g->h_tok = g->h_io, g->h_pos = g->h_io + B, g->h_u = (float *)(g->h_io + 2 * B);
-    g->h_next = g->h_io + 3 * B, g->h_logp = (float *)(g->h_io + 4 * B);
+    /* a step's inputs (key, tok, pos, u) and outputs (next, logp) side by side, so that each
+     * way is one copy: B ints or floats each, 2 B for the 64-bit keys (first, so aligned) */
+    g->io = be_alloc(be, sizeof(int) * 7 * B);
+    g->h_io = xcalloc(7 * B, sizeof(int));
+    g->key = (uint64_t *)g->io, g->h_key = (uint64_t *)g->h_io;
+    int *io = g->io + 2 * B, *h_io = g->h_io + 2 * B;
+    g->tok = io, g->pos = io + B, g->u = (float *)(io + 2 * B);
+    g->next = io + 3 * B, g->logp = (float *)(io + 4 * B);
+    g->h_tok = h_io, g->h_pos = h_io + B, g->h_u = (float *)(h_io + 2 * B);
+    g->h_next = h_io + 3 * B, g->h_logp = (float *)(h_io + 4 * B);
     g->moves = be_alloc(be, sizeof(int) * 3 * B);
     g->h_moves = xcalloc(3 * B, sizeof(int));
     g->slot_row = xcalloc(B, sizeof(int));
@@ -276,7 +278,7 @@ static void gen_step(Generator *g, int n) {
     if (np > g->B_cap) np = g->B_cap;
     for (int i = n; i < np; i++) g->h_tok[i] = g->h_pos[i] = 0;
     model_refresh_weights(g->m);
-    be_to_device(be, g->io, g->h_io, sizeof(int) * 3 * g->B_cap); /* tok, pos and u */
+    be_to_device(be, g->io, g->h_io, sizeof(int) * 5 * g->B_cap); /* key, tok, pos and u */
     if (!g->graph[np] && g->use_graphs && g->ran[np] && be_graph_begin(be)) {
         gen_layers(g, np);
         g->graph[np] = be_graph_end(be);
@@ -320,6 +322,9 @@ static void gen_wave(Generator *g, const int *prompts, const int *prompt_len, in
     Model *m = g->m;
     Backend be = m->be;
     const int T = g->T_cap, V = m->cfg.vocab;
+    /* plain sampling races the tokens (sample_gumbel_cpu); truncated sampling walks a CDF */
+    const int race =
+        sp->temperature > 0.0f && (sp->top_k <= 0 || sp->top_k >= V) && sp->top_p >= 1.0f;
     int n = 0;
     for (int b = 0; b < B; b++) {
         const int len = prompt_len[b];
@@ -342,16 +347,21 @@ static void gen_wave(Generator *g, const int *prompts, const int *prompt_len, in
         g->h_pos[i] = prompt_len[row] - 1;
     }
     while (n > 0) {
-        for (int i = 0; i < n; i++) { /* the uniforms go up with the step's tokens */
+        for (int i = 0; i < n; i++) { /* the draws go up with the step's tokens */
             const int row = g->slot_row[i];
             const unsigned long long idx =
                 row_ids[row] * 4096ull + (unsigned long long)resp_len[row];
+            g->h_key[i] = idx;
             g->h_u[i] = philox_u01(philox_draw(seed, GEN_STREAM, idx).v[0]);
         }
         gen_step(g, n);
         g->rows_decoded += n;
-        op_sample_logp(be, g->next, out_logp ? g->logp : NULL, g->logits, g->u, n, V,
-                       sp->temperature, sp->top_k, sp->top_p);
+        if (race)
+            op_sample_gumbel(be, g->next, out_logp ? g->logp : NULL, g->logits, g->key, seed, n, V,
+                             sp->temperature);
+        else
+            op_sample_logp(be, g->next, out_logp ? g->logp : NULL, g->logits, g->u, n, V,
+                           sp->temperature, sp->top_k, sp->top_p);
         /* next, and the log-probs B_cap further on: one copy */
         be_to_host(be, g->h_next, g->next, sizeof(int) * (out_logp ? g->B_cap + n : n));
         for (int i = 0; i < n; i++) {

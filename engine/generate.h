@@ -5,8 +5,10 @@
 #pragma once
 #include "model.h"
 
-/* The Philox stream of generation's uniforms: row b's k-th token draws
- * philox_draw(seed, GEN_STREAM, row_ids[b] * 4096 + k), so a row's sample depends only on
+/* Row b's k-th token is drawn with index i = row_ids[b] * 4096 + k: plain sampling
+ * (temperature > 0, no top-k, no top-p) races the tokens with Gumbel noise under noise key i
+ * (sample_gumbel_cpu), truncated sampling walks the CDF to the uniform
+ * philox_draw(seed, GEN_STREAM, i). Either way a row's sample depends only on
  * (seed, row_ids[b], k), never on the batch it shares or its place in it. */
 #define GEN_STREAM 0x47454E45ull /* "GENE" */
 
@@ -42,12 +44,14 @@ typedef struct {
     float *k, *v;          /* (B_cap, Hkv*Dh) */
     float *gate, *up, *h;  /* (B_cap, F) */
     float *logits;         /* (B_cap, V) */
-    int *io;               /* (5, B_cap) the five below, side by side */
+    int *io;               /* (7, B_cap) the six below, side by side (keys take two) */
+    uint64_t *key;         /* (B_cap) noise keys of plain sampling */
     float *u, *logp;       /* (B_cap) uniforms, log-probs of the sampled tokens */
     int *tok, *pos, *next; /* (B_cap) fed tokens, their positions, sampled tokens */
     int *moves;            /* (B_cap, 3) a step's slot moves (dst, src, positions) */
     /* host memory */
-    int *h_io;                                     /* (5, B_cap) as io, on the host: */
+    int *h_io;                                     /* (7, B_cap) as io, on the host: */
+    uint64_t *h_key;                               /* (B_cap) */
     int *h_tok, *h_pos, *h_next, *slot_row, *done; /* (B_cap) */
     int *h_moves;                                  /* (B_cap, 3) */
     float *h_u, *h_logp;                           /* (B_cap) */

@@ -85,7 +85,7 @@ static void plan_generator(MemPlan *p, const ModelConfig *c, Precision pr, doubl
     const double S = qd + 2 * kd;
     double g = 2.0 * (pr.bf16 ? 2 : 4) * L * G * T * kd;
     if (pr.bf16 && !pr.qkv_bf16) g += 2 * act_tokens * kd;
-    g += 4 * G * (3 * d + 1 + 2 * qd + 2 * kd + 3 * F + V) + 4 * 8 * G;
+    g += 4 * G * (3 * d + 1 + 2 * qd + 2 * kd + 3 * F + V) + 4 * 10 * G; /* + io and moves */
     if (pr.bf16) g += 2 * L * S * d + (c->qkv_bias ? 4 * L * S : 0) + 4 * G * S;
     p->generation += g;
 }

@@ -82,6 +82,8 @@ void sample_cuda(int *out, float *logits, const float *u, int B, int V, float te
                  int top_k, float top_p);
 void sample_logp_cuda(int *out, float *logp, float *logits, const float *u, int B, int V,
                       float temperature, int top_k, float top_p);
+void sample_gumbel_cuda(int *out, float *logp, const float *logits, const uint64_t *keys,
+                        uint64_t seed, int B, int V, float temperature);
 
 /* reward.h */
 void prime_token_rewards_cuda(float *r, const float *logp_prm, const float *logp_ref,

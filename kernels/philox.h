@@ -9,6 +9,13 @@
 #else
 #define PHILOX_FN static inline
 #endif
+/* a product that the compiler may not fuse into a multiply-add, so that host and device round
+ * it alike */
+#if defined(__CUDA_ARCH__)
+#define PHILOX_MUL(a, b) __fmul_rn(a, b)
+#else
+#define PHILOX_MUL(a, b) ((a) * (b))
+#endif
 
 typedef struct {
     uint32_t v[4];
@@ -52,4 +59,25 @@ PHILOX_FN float philox_normal(uint32_t a, uint32_t b) {
     float u1 = ((float)(a >> 8) + 1.0f) * (1.0f / 16777217.0f); /* (0, 1] so log is finite */
     float u2 = philox_u01(b);
     return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853071795864f * u2);
+}
+
+/* ---- Gumbel-max sampling ----
+ * Token v of a row whose noise key is k takes words 2 (v & 1), 2 (v & 1) + 1 of Philox on
+ * counter (v / 2, k, PHILOX_GUMBEL_TAG) under the seed. The tag sits where philox_draw puts a
+ * stream's upper half, zero for every stream in use, so the two never share a counter. */
+#define PHILOX_GUMBEL_TAG 0x47554D42u /* "GUMB" */
+
+PHILOX_FN philox4 philox_gumbel_draw(uint64_t seed, uint64_t key, uint32_t pair) {
+    philox4 c = {{pair, (uint32_t)key, (uint32_t)(key >> 32), PHILOX_GUMBEL_TAG}};
+    return philox4x32(c, seed);
+}
+
+/* log E for E = -log(1 - u) ~ Exp(1), u = (w1 + (w2 + 1/2) / 2^32) / 2^32 in (0, 1): two
+ * words, so that u keeps 24 significant bits down to 2^-40, where the race is decided (the
+ * winner's E is near 1 / V). u is held below 1 so that E stays finite (at most 16.6). */
+PHILOX_FN float philox_log_exp(uint32_t w1, uint32_t w2) {
+    const float s = 2.3283064365386963e-10f; /* 2^-32 */
+    float u = PHILOX_MUL((float)w1 + PHILOX_MUL((float)w2 + 0.5f, s), s);
+    u = u < 0.99999994f ? u : 0.99999994f;
+    return logf(-log1pf(-u));
 }

@@ -2,6 +2,7 @@
  * top-p (nucleus), with the token picked by inverse CDF from a uniform the caller draws, so
  * the choice is a pure function of (logits, u) on every backend and for any batch. */
 #pragma once
+#include <stdint.h>
 
 /* logits (B, V), which an implementation may overwrite; u (B) uniforms in [0, 1); out (B).
  * temperature <= 0: greedy, the argmax (lowest index on ties). Otherwise, with tokens
@@ -17,3 +18,14 @@ void sample_cpu(int *out, float *logits, const float *u, int B, int V, float tem
  * sample, which the RL step needs. */
 void sample_logp_cpu(int *out, float *logp, float *logits, const float *u, int B, int V,
                      float temperature, int top_k, float top_p);
+
+/* Plain sampling (temperature > 0, neither top-k nor top-p) by the Gumbel-max race, in one
+ * pass with no sort: out[b] = the token v maximising logits[b][v] / temperature - log E_v,
+ * lowest index on ties, where E_v = -log(1 - u_v) ~ Exp(1) comes from Philox under seed with
+ * row b's noise key keys[b] (philox.h: philox_gumbel_draw, philox_log_exp). The winner is
+ * distributed as softmax(logits / temperature) exactly, up to the float rounding of the
+ * scores; the choice is a pure function of (logits, seed, key) on every backend and for any
+ * batch, but not the token sample_cpu draws for a uniform. Backends agree except where two
+ * scores lie within a few ulps. logp as for sample_logp_cpu. The logits are only read. */
+void sample_gumbel_cpu(int *out, float *logp, const float *logits, const uint64_t *keys,
+                       uint64_t seed, int B, int V, float temperature);

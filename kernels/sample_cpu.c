@@ -7,6 +7,7 @@
 #include "sample.h"
 
 #include <math.h>
+#include "philox.h"
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -126,6 +127,15 @@ static int sample_row(const float *z, int V, float temperature, int top_k, float
     return last; /* u * zp rounded above the walk's own sum */
 }
 
+/* log softmax(z)[tok] at temperature 1, the sum in double. */
+static float sample_token_logp(const float *z, int V, int tok) {
+    float mx = z[0];
+    for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+    double s = 0.0;
+    for (int v = 0; v < V; v++) s += expf(z[v] - mx);
+    return (float)((double)(z[tok] - mx) - log(s));
+}
+
 void sample_logp_cpu(int *out, float *logp, float *logits, const float *u, int B, int V,
                      float temperature, int top_k, float top_p) {
     const int greedy = !(temperature > 0.0f);
@@ -145,13 +155,7 @@ void sample_logp_cpu(int *out, float *logp, float *logits, const float *u, int B
             const int tok =
                 greedy ? sample_argmax(z, V) : sample_row(z, V, temperature, top_k, top_p, u[b], c);
             out[b] = tok;
-            if (logp) {
-                float mx = z[0];
-                for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
-                double s = 0.0;
-                for (int v = 0; v < V; v++) s += expf(z[v] - mx);
-                logp[b] = (float)((double)(z[tok] - mx) - log(s));
-            }
+            if (logp) logp[b] = sample_token_logp(z, V, tok);
         }
         free(c);
     }
@@ -160,4 +164,29 @@ void sample_logp_cpu(int *out, float *logp, float *logits, const float *u, int B
 void sample_cpu(int *out, float *logits, const float *u, int B, int V, float temperature, int top_k,
                 float top_p) {
     sample_logp_cpu(out, NULL, logits, u, B, V, temperature, top_k, top_p);
+}
+
+/* The Gumbel-max race of one row: the first token with the highest score. A NaN score never
+ * wins; a row of NaN logits gives token 0. */
+static int sample_gumbel_row(const float *z, int V, uint64_t key, uint64_t seed, float t) {
+    float best = -INFINITY;
+    int arg = -1;
+    for (int v = 0; v < V; v += 2) {
+        const philox4 w = philox_gumbel_draw(seed, key, (uint32_t)(v / 2));
+        for (int j = 0; j < 2 && v + j < V; j++) {
+            const float s = z[v + j] / t - philox_log_exp(w.v[2 * j], w.v[2 * j + 1]);
+            if (s > best || (arg < 0 && s == best)) best = s, arg = v + j;
+        }
+    }
+    return arg < 0 ? 0 : arg;
+}
+
+void sample_gumbel_cpu(int *out, float *logp, const float *logits, const uint64_t *keys,
+                       uint64_t seed, int B, int V, float temperature) {
+#pragma omp parallel for schedule(dynamic, 1) if (B > 1 && (long)B * V > 65536)
+    for (int b = 0; b < B; b++) {
+        const float *z = logits + (size_t)b * V;
+        out[b] = sample_gumbel_row(z, V, keys[b], seed, temperature);
+        if (logp) logp[b] = sample_token_logp(z, V, out[b]);
+    }
 }

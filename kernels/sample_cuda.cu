@@ -13,7 +13,8 @@
  * top-p cut, and the first token whose cumulative mass exceeds u times the kept mass. The
  * unnormalised probabilities are exp((z - max) / T) computed in double and rounded to float,
  * which agrees with the CPU's correctly rounded expf far more often than the CUDA expf
- * (2 ulp) would. The logits are only read. */
+ * (2 ulp) would. The logits are only read. Generation samples plainly by the Gumbel race
+ * instead (sample_gumbel_cuda.cu), which needs neither a sort nor a trip to the host. */
 #include <climits>
 #include <cstdint>
 #include <cstdio>

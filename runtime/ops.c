@@ -116,6 +116,11 @@ void op_sample_logp(Backend be, int *out, float *logp, float *logits, const floa
     BACKEND_CALL(be, sample_logp, out, logp, logits, u, B, V, temperature, top_k, top_p);
 }
 
+void op_sample_gumbel(Backend be, int *out, float *logp, const float *logits, const uint64_t *keys,
+                      uint64_t seed, int B, int V, float temperature) {
+    BACKEND_CALL(be, sample_gumbel, out, logp, logits, keys, seed, B, V, temperature);
+}
+
 void op_adamw_update(Backend be, float *p, const float *g, float *m, float *v, long n,
                      AdamWParams hp, int t) {
     BACKEND_CALL(be, adamw_update, p, g, m, v, n, hp, t);

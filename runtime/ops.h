@@ -1,6 +1,7 @@
 /* The one place where ops dispatch on the backend: op_x(be, ...) calls x_cpu or x_cuda.
  * Shapes and accumulation rules are those of the kernel headers in kernels/. */
 #pragma once
+#include <stdint.h>
 #include "backend.h"
 #include "../kernels/optim.h"
 
@@ -46,6 +47,8 @@ void op_sample(Backend be, int *out, float *logits, const float *u, int B, int V
                int top_k, float top_p);
 void op_sample_logp(Backend be, int *out, float *logp, float *logits, const float *u, int B, int V,
                     float temperature, int top_k, float top_p);
+void op_sample_gumbel(Backend be, int *out, float *logp, const float *logits, const uint64_t *keys,
+                      uint64_t seed, int B, int V, float temperature);
 void op_adamw_update(Backend be, float *p, const float *g, float *m, float *v, long n,
                      AdamWParams hp, int t);
 double op_sumsq(Backend be, const float *g, long n);

@@ -6,8 +6,11 @@
  * path: sorted prefixes, and for plain sampling (no top-k or top-p) sorted bands (the
  * default), the same with groups of at most V keys so that the rows spread over many sorts
  * (DENSERL_SAMPLE_GROUP_KEYS=1), whole rows sorted (DENSERL_SAMPLE_SORT=full), and prefixes
- * for plain sampling too (DENSERL_SAMPLE_SORT=prefix). */
+ * for plain sampling too (DENSERL_SAMPLE_SORT=prefix). Then generation's plain sampling, the
+ * Gumbel race (sample_gumbel_cuda), against sample_gumbel_cpu on the same rows, and on
+ * vocabularies of one token and of one chunk plus one. */
 #include "kernels/kernels_cuda.h"
+#include "kernels/philox.h"
 #include "kernels/sample.h"
 
 #include <string.h>
@@ -103,6 +106,49 @@ static void run_case(const float *logits, const float *u, int B, int V, float T,
     free(r_logp);
 }
 
+/* The Gumbel-max race (sample_gumbel_cuda) against sample_gumbel_cpu: the same token, or one
+ * whose score (in float64, from the same Philox words) is within 1e-5 of the CPU pick's; the
+ * log-prob within 1e-5. */
+static double gumbel_score(const float *z, int v, uint64_t key, uint64_t seed, double T) {
+    const philox4 w = philox_gumbel_draw(seed, key, (uint32_t)(v / 2));
+    const uint32_t w1 = w.v[2 * (v & 1)], w2 = w.v[2 * (v & 1) + 1];
+    const double u = ((double)w1 + ((double)w2 + 0.5) / 4294967296.0) / 4294967296.0;
+    return z[v] / T - log(-log1p(-u));
+}
+
+static void run_gumbel(const float *logits, int B, int V, float T) {
+    uint64_t *keys = malloc(sizeof(uint64_t) * B);
+    for (int b = 0; b < B; b++)
+        keys[b] = b == 0 ? 0 : b == 1 ? ~0ull : (uint64_t)(rng_u01() * 9e18);
+    const uint64_t seed = 1234567 + (uint64_t)V;
+    float *logp = malloc(sizeof(float) * B);
+    int *tok = malloc(sizeof(int) * B);
+    sample_gumbel_cpu(tok, logp, logits, keys, seed, B, V, T);
+    float *g_z = DEV_F(logits, (long)B * V), *g_logp = DEV_POISON_F(B);
+    uint64_t *g_keys = (uint64_t *)dev_copy_of(keys, (size_t)B, sizeof(uint64_t));
+    int *g_tok = DEV_POISON_I(B);
+    sample_gumbel_cuda(g_tok, g_logp, g_z, g_keys, seed, B, V, T);
+    int *r_tok = HOST_I(g_tok, B);
+    float *r_logp = HOST_F(g_logp, B);
+    int bad = 0, near = 0;
+    for (int b = 0; b < B; b++) {
+        if (r_tok[b] == tok[b]) continue;
+        const float *z = logits + (size_t)b * V;
+        const int ok = r_tok[b] >= 0 && r_tok[b] < V &&
+                       fabs(gumbel_score(z, r_tok[b], keys[b], seed, T) -
+                            gumbel_score(z, tok[b], keys[b], seed, T)) <= 1e-5;
+        near += ok;
+        bad += !ok;
+    }
+    const double e = logp_err(r_logp, logp, B);
+    check(bad == 0 && e < 1e-5,
+          "gumbel race: B=%d V=%d T=%.1f: %d of %d tokens differ (%d more at near ties), logp "
+          "err %.3g",
+          B, V, T, bad, B, near, e);
+    dev_free(g_z), dev_free(g_logp), dev_free(g_keys), dev_free(g_tok);
+    free(keys), free(logp), free(tok), free(r_tok), free(r_logp);
+}
+
 int main(void) {
     CUDA_TEST_BEGIN();
     rng_seed(7);
@@ -131,8 +177,17 @@ int main(void) {
             unsetenv("DENSERL_SAMPLE_GROUP_KEYS");
             unsetenv("DENSERL_SAMPLE_SORT");
         }
+        for (int it = 0; it < 2; it++) run_gumbel(logits, B, V, temps[it]);
         free(logits);
         free(u);
+    }
+    /* a vocabulary of one chunk and one more token, and one token */
+    for (int iv = 0; iv < 2; iv++) {
+        const int V = iv ? 4097 : 1, B = 33;
+        float *logits = malloc(sizeof(float) * B * V);
+        for (int b = 0; b < B; b++) fill_row(logits + (size_t)b * V, V, b);
+        run_gumbel(logits, B, V, 1.0f);
+        free(logits);
     }
     return test_summary();
 }
