@@ -26,13 +26,13 @@
 #                                              so that responses end at random, bf16, and the
 #                                              PyTorch peer on the same lengths (--varlen)
 #   STAGES=mfu (not in the default)            training-phase MFU at larger calls: bench steps of
-#                                              the 0.5B shape with 16-row calls and the 1.5B
-#                                              shape with 4-row calls, 32 prompts x 4, bf16
-#   MFU_RUNS="qwen2.5-0.5b:16 qwen2.5-1.5b:4"  its runs, shape:rows ("auto": as many rows as
-#                                              the memory plan fits)
-#   MFU_PROMPTS=32                             their prompts per step (x 4 samples; the policy
+#                                              the 0.5B and 1.5B shapes with as many rows a call
+#                                              as the memory plan fits, 64 prompts x 4, bf16
+#   MFU_RUNS="qwen2.5-0.5b:auto qwen2.5-1.5b:auto"
+#                                              its runs, shape:rows (rows a number, or "auto")
+#   MFU_PROMPTS=64                             their prompts per step (x 4 samples; the policy
 #                                              update's calls are at most a quarter of the
-#                                              rows, its 4 PPO mini-batches)
+#                                              rows, its 4 PPO mini-batches), as in the e2e step
 #   STAGES=dryrun (not in the default)         `train --dry-run` of the 0.5B bench config in bf16
 #                                              with "auto" rows: the GPU memory its models,
 #                                              AdamW and generator hold against the plan
@@ -169,13 +169,13 @@ JSON
         { tail -5 "$OUTDIR/varlen_compare.log"; say "varlen compare failed"; }
 fi
 if want mfu; then
-    for run in ${MFU_RUNS:-qwen2.5-0.5b:16 qwen2.5-1.5b:4}; do
+    for run in ${MFU_RUNS:-qwen2.5-0.5b:auto qwen2.5-1.5b:auto}; do
         shape=${run%%:*} rows=${run#*:}
-        say "MFU: $shape, $rows-row calls, ${MFU_PROMPTS:-32} prompts x 4, bf16"
+        say "MFU: $shape, $rows-row calls, ${MFU_PROMPTS:-64} prompts x 4, bf16"
         [ "$rows" = auto ] && rows='"auto"'
         name=mfu_${shape}_${run#*:}
         timeout "${MFU_TIMEOUT:-150}" "$BIN/denserl" bench configs/bench_qwen05b.json \
-            --shape "$shape" --set precision=bf16 --set rl.prompts_per_step="${MFU_PROMPTS:-32}" \
+            --shape "$shape" --set precision=bf16 --set rl.prompts_per_step="${MFU_PROMPTS:-64}" \
             --set rl.micro_batch_rows="$rows" --warmup 1 --steps 1 --json "$OUTDIR/$name.json" \
             >"$OUTDIR/$name.log" 2>&1 || { tail -5 "$OUTDIR/$name.log"; say "$name failed"; }
         grep -m1 "^memory plan" "$OUTDIR/$name.log"
