@@ -306,7 +306,8 @@ static void step_work(const Prime *p, const RolloutStats *rs, double tok[N_PHASE
     memset(flop, 0, sizeof(double) * N_PHASES);
     tok[PH_GEN] = rs->response_tokens;
     flop[PH_GEN] = gen;
-    int fwd = prime_logprob_forwards(p), train = strcmp(c->prm_update, "none") != 0;
+    int fwd = prime_logprob_forwards(p),
+        train = strcmp(c->prm_update, "none") && strcmp(c->prm_update, "off");
     tok[PH_LOGP] = fwd * NT;
     flop[PH_LOGP] = fwd * pass + (p->has_critic ? critic_pass : 0);
     /* a training PRM update runs its own forward and backward (prime.c's prm_update) */
@@ -452,9 +453,10 @@ static json_t *result_json(const BenchResult *r, const BenchArgs *a) {
                     "4*L*Hq*Dh*ctx (attention); training passes: each row's tokens (prompt + "
                     "response, no padding) at ctx = its length / 2; backward = 2x forward; "
                     "generate: response token j at ctx prompt+j, prefill without lm_head; "
-                    "logprobs = logprob_forwards passes (ref, policy, and the PRM unless its "
-                    "update's forwards give its log-probs); prm_update = forward + backward "
-                    "(0 with prm_update none); policy_update = ppo_epochs x (forward + "
+                    "logprobs = logprob_forwards passes (ref unless prm_update off without KL, "
+                    "policy, and the PRM unless its update's forwards give its log-probs or it "
+                    "is off); prm_update = forward + backward (0 with prm_update none or off); "
+                    "policy_update = ppo_epochs x (forward + "
                     "backward)"));
     return j;
 }

@@ -295,6 +295,17 @@ static int policy_fused(const Prime *p) {
            !p->rc->debug_dump_dir[0];
 }
 
+/* prm_update "off": the estimator ignores process rewards (rl_config_check), so the step
+ * runs no PRM at all: no forward, no update, zero token rewards. */
+static int prm_off(const Prime *p) {
+    return !strcmp(p->rc->rl.prm_update, "off");
+}
+
+/* The reference serves the PRM's rewards and the KL term; with neither it is not run. */
+static int ref_needed(const Prime *p) {
+    return !prm_off(p) || p->rc->rl.kl_coef > 0;
+}
+
 double prime_batch_tokens(const Prime *p) {
     double n = 0;
     for (int i = 0; i < p->b.N; i++) n += p->b.len[i];
@@ -302,7 +313,8 @@ double prime_batch_tokens(const Prime *p) {
 }
 
 int prime_logprob_forwards(const Prime *p) {
-    return 1 + !policy_fused(p) + !(strcmp(p->rc->rl.prm_update, "none") != 0 && prm_fused(p));
+    const int prm_fwd = !prm_off(p) && !(strcmp(p->rc->rl.prm_update, "none") != 0 && prm_fused(p));
+    return ref_needed(p) + !policy_fused(p) + prm_fwd;
 }
 
 /* PRM cross-entropy on outcomes (PRIME.md section 4). Fused (prm_fused), its forwards fill
@@ -662,12 +674,21 @@ static void logprobs_and_rewards(Prime *p, StepStats *ss, int train_prm) {
     const RlConfig *c = &p->rc->rl;
     StepBatch *b = &p->b;
     double t0 = time_now();
+    const size_t nt = sizeof(float) * (size_t)b->N * b->T;
     prof_push("logprobs");
-    forward_batch(p, &p->ref, b->targets, b->logp_ref, NULL, NULL);
+    if (ref_needed(p))
+        forward_batch(p, &p->ref, b->targets, b->logp_ref, NULL, NULL);
+    else
+        memset(b->logp_ref, 0, nt);
     if (!policy_fused(p)) forward_batch(p, p->policy, b->targets, b->logp_old, b->entropy, NULL);
     if (p->has_critic) forward_batch(p, &p->critic, p->no_targets, b->work, NULL, b->values);
     prof_pop();
     ss->t_logprobs = time_now() - t0;
+    if (prm_off(p)) {
+        memset(b->logp_prm, 0, nt);
+        memset(b->reward, 0, nt);
+        return;
+    }
     if (train_prm && !strcmp(c->prm_update, "before")) {
         t0 = time_now();
         prof_push("prm_update");
@@ -783,10 +804,12 @@ int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
     logprobs_and_rewards(p, ss, 1);
     const int fused = policy_fused(p); /* logp_old and entropy come with the update */
     if (!fused) {
-        ss->kl_ref = kl_to_ref(b);
+        ss->kl_ref = ref_needed(p) ? kl_to_ref(b) : NAN;
         ss->entropy = mean_entropy(b);
     }
-    if (strcmp(c->prm_update, "before") != 0) {
+    if (prm_off(p)) {
+        ss->prm_loss = ss->prm_acc = ss->prm_auc = ss->prm_grad_norm = NAN;
+    } else if (strcmp(c->prm_update, "before") != 0) {
         double t0 = time_now();
         prof_push("prm_update");
         prm_update(p, ss); /* "after" trains; "none" only scores */
@@ -811,7 +834,7 @@ int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
     prof_push("policy_update");
     policy_update(p, ss);
     if (fused) {
-        ss->kl_ref = kl_to_ref(b);
+        ss->kl_ref = ref_needed(p) ? kl_to_ref(b) : NAN;
         ss->entropy = mean_entropy(b);
     }
     if (p->has_critic) critic_update(p, p->no_targets, ss);

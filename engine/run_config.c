@@ -95,7 +95,8 @@ static const CfgField FIELDS[] = {
     F("rl.reward_transform", CFG_STRING, rl.reward_transform, 0, 0, "none|clip|delta", ""),
     F("rl.clip_eta", CFG_FLOAT, rl.clip_eta, -1e6, 1e6, NULL, ""),
     F("rl.batch_norm", CFG_BOOL, rl.batch_norm, 0, 1, NULL, "normalise process rewards"),
-    F("rl.prm_update", CFG_STRING, rl.prm_update, 0, 0, "after|before|none", ""),
+    F("rl.prm_update", CFG_STRING, rl.prm_update, 0, 0, "after|before|none|off",
+      "off: no PRM and no reference forward (outcome-only estimators, no KL)"),
     F("rl.prm_lr", CFG_FLOAT, rl.prm_lr, 0, 1, NULL, ""),
     F("rl.prm_grad_clip", CFG_FLOAT, rl.prm_grad_clip, 0, 1e9, NULL, ""),
     F("rl.prm_minibatches", CFG_INT, rl.prm_minibatches, 1, 1 << 16, NULL, ""),
@@ -163,6 +164,11 @@ static int rl_config_check(const RlConfig *r, const char *path) {
                         "x 'rl.max_attempts' + 1) rows of 'rl.max_response_tokens' tokens make "
                         "%lld tokens, more than %d",
                         path, rows * (r->max_response_tokens + 1), INT_MAX);
+    if (!strcmp(r->prm_update, "off") && strcmp(r->estimator, "rloo_outcome") != 0 &&
+        r->w_process != 0)
+        return dr_error("%s: 'rl.prm_update' \"off\" runs no PRM, but 'rl.estimator' \"%s\" "
+                        "uses process rewards (use \"rloo_outcome\", or 'rl.w_process' 0)",
+                        path, r->estimator);
     if (!(r->beta > 0)) return dr_error("%s: 'rl.beta' must be > 0 (got %g)", path, r->beta);
     if (r->dual_clip != 0 && r->dual_clip <= 1)
         return dr_error("%s: 'rl.dual_clip' must be 0 (off) or > 1 (got %g)", path, r->dual_clip);

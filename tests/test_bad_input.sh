@@ -107,6 +107,7 @@ expect "K < 2 with a leave-one-out estimator" "'rl.samples_per_prompt' must be >
 expect "acc_lo > acc_hi" "'rl.acc_lo' (0.9) must not exceed" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.acc_lo=0.9 --set rl.acc_hi=0.5
 expect "beta <= 0" "'rl.beta' must be > 0" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.beta=0
 expect "gae without a critic" "needs a critic" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.estimator=gae --set rl.critic=none
+expect "prm_update off with process rewards in use" "'rl.prm_update' \"off\" runs no PRM" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.prm_update=off
 expect "prompt longer than the context" "exceeds the model's context" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.max_response_tokens=60
 expect "unknown estimator" "'rl.estimator' must be one of" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.estimator=ppo
 expect "unknown transform" "'rl.reward_transform' must be one of" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.reward_transform=tanh

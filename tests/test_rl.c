@@ -88,12 +88,9 @@ static int any_nonzero(const float *x, size_t n) {
     return 0;
 }
 
-static void rl_steps(const char *estimator, const char *prm_update, const char *gran,
-                     const char *xform, const char *dump_dir) {
-    RunConfig rc = tiny_config(estimator, prm_update);
-    snprintf(rc.rl.granularity, CFG_STR_LEN, "%s", gran);
-    snprintf(rc.rl.reward_transform, CFG_STR_LEN, "%s", xform);
-    if (dump_dir) snprintf(rc.debug_dump_dir, CFG_STR_LEN, "%s", dump_dir);
+/* The tiny model of these tests after a little SFT, so that some answers are right and
+ * outcome advantages are not all zero. */
+static void sft_model(Model *m, const RunConfig *rc) {
     ModelConfig c = {0};
     snprintf(c.model_type, sizeof c.model_type, "llama");
     c.vocab = CHARTOK_VOCAB;
@@ -109,16 +106,24 @@ static void rl_steps(const char *estimator, const char *prm_update, const char *
     c.bos_id = CHARTOK_BOS;
     c.eos_id = CHARTOK_EOS;
     c.pad_id = CHARTOK_PAD;
-    Model m;
-    model_init(&m, &c, BACKEND_CPU, 16, prime_max_len(NULL, &rc));
-    model_init_random(&m, 3, 0.1f);
-    /* a little SFT so that some answers are right and outcome advantages are not all zero */
+    model_init(m, &c, BACKEND_CPU, 16, prime_max_len(NULL, rc));
+    model_init_random(m, 3, 0.1f);
     char sft_dir[] = "/tmp/denserl_rl_sft_XXXXXX";
     CHECK(mkdtemp(sft_dir) != NULL);
-    CHECK(sft_run(&m, &rc, sft_dir) == 0);
+    CHECK(sft_run(m, rc, sft_dir) == 0);
     char rm[300];
     snprintf(rm, sizeof rm, "rm -rf %s", sft_dir);
     CHECK(system(rm) == 0);
+}
+
+static void rl_steps(const char *estimator, const char *prm_update, const char *gran,
+                     const char *xform, const char *dump_dir) {
+    RunConfig rc = tiny_config(estimator, prm_update);
+    snprintf(rc.rl.granularity, CFG_STR_LEN, "%s", gran);
+    snprintf(rc.rl.reward_transform, CFG_STR_LEN, "%s", xform);
+    if (dump_dir) snprintf(rc.debug_dump_dir, CFG_STR_LEN, "%s", dump_dir);
+    Model m;
+    sft_model(&m, &rc);
     Prime p;
     prime_init(&p, &rc, NULL, &m, NULL);
     float *before = xmalloc(sizeof(float) * m.n_params);
@@ -192,6 +197,45 @@ static void score_auc(void) {
           "PRM AUC is NaN with one kind of outcome");
 }
 
+/* prm_update "off" with the outcome-only estimator: the policy takes the same steps, bit for
+ * bit, as with a PRM trained beside it ("after"), whose rewards it ignores; the off run runs
+ * no reference or PRM forward (one log-prob forward, the policy's, against two), leaves the
+ * PRM as it started and reports no PRM loss. */
+static void prm_off_matches(void) {
+    const char *modes[2] = {"after", "off"};
+    Model m[2];
+    int fwd[2] = {0}, ok = 1;
+    float *prm_before = NULL;
+    for (int k = 0; k < 2; k++) {
+        RunConfig rc = tiny_config("rloo_outcome", modes[k]);
+        sft_model(&m[k], &rc);
+        Prime p;
+        prime_init(&p, &rc, NULL, &m[k], NULL);
+        if (k == 1) {
+            prm_before = xmalloc(sizeof(float) * p.prm.n_params);
+            memcpy(prm_before, p.prm.params, sizeof(float) * p.prm.n_params);
+        }
+        for (int s = 1; s <= 3; s++) {
+            RolloutStats rs;
+            StepStats ss;
+            ok &= prime_step(&p, s, &rs, &ss) == 0 && p.groups.n == 4;
+            ok &= k == 0 ? isfinite(ss.prm_loss) : isnan(ss.prm_loss) && isnan(ss.kl_ref);
+        }
+        fwd[k] = prime_logprob_forwards(&p);
+        if (k == 1) ok &= memcmp(prm_before, p.prm.params, sizeof(float) * p.prm.n_params) == 0;
+        prime_free(&p);
+    }
+    const int same = memcmp(m[0].params, m[1].params, sizeof(float) * m[0].n_params) == 0;
+    check(ok && same && fwd[0] == 2 && fwd[1] == 1,
+          "rloo_outcome, prm_update off: the policy after 3 steps == with the PRM trained (%s), "
+          "%d log-prob forwards a step against %d, the PRM untouched, no PRM loss or KL to the "
+          "reference",
+          same ? "bit for bit" : "DIFFERS", fwd[1], fwd[0]);
+    free(prm_before);
+    model_free(&m[0]);
+    model_free(&m[1]);
+}
+
 int main(void) {
     score_auc();
     filter_and_buffer();
@@ -203,6 +247,7 @@ int main(void) {
     rl_steps("grpo", "after", "token", "clip", NULL);
     rl_steps("reinforce", "after", "step", "none", NULL);
     rl_steps("gae", "after", "token", "none", dir);
+    prm_off_matches();
     check_dump(dir);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
