@@ -19,7 +19,9 @@
 #                                              the first attention backward tiles: bf16-plain,
 #                                              bf16 with no CUDA graphs in generation:
 #                                              bf16-nographs, bf16 with as many rows per model
-#                                              call as the memory plan fits: bf16-auto)
+#                                              call as the memory plan fits: bf16-auto, the
+#                                              outcome-only RLOO step with no PRM and no
+#                                              reference forward: bf16-rloo)
 #   STAGES=varlen (not in the default)         length-grouped model calls against every call at
 #                                              the step's longest row: bench steps of the
 #                                              Qwen2.5-0.5B body with a 256-token vocabulary,
@@ -118,6 +120,8 @@ if want e2e; then
             DENSERL_QKV_BF16=0 DENSERL_ATTN_BWD_TILES=q128k64)
         [ "$prec" = bf16-nographs ] && plain=(env DENSERL_CUDA_GRAPHS=0)
         [ "$prec" = bf16-auto ] && rows=(--set 'rl.micro_batch_rows="auto"')
+        # bf16-rloo: the baseline PRIME's step cost is measured against
+        [ "$prec" = bf16-rloo ] && rows=(--set rl.estimator=rloo_outcome --set rl.prm_update=off)
         [ "$prec" = fp32 ] && precision=fp32
         say "one RL step, Qwen2.5-0.5B shape, $P prompts x 4 samples, 512 response tokens, $prec"
         rm -rf /tmp/gpu_check_e2e

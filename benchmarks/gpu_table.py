@@ -47,7 +47,8 @@ def main():
                   f"= {p['fwd_ms'] / f:.2f}x   fwd+bwd {p['fwd_bwd_ms']:.3f} / {b:.3f} ms "
                   f"= {p['fwd_bwd_ms'] / b:.2f}x")
     summary["e2e"] = {}
-    for prec in ("bf16", "bf16-auto", "bf16-cudnn", "bf16-plain", "bf16-nographs", "fp32"):
+    for prec in ("bf16", "bf16-auto", "bf16-cudnn", "bf16-plain", "bf16-nographs", "bf16-rloo",
+                 "fp32"):
         path = f"{out}/e2e_{prec}_metrics.jsonl"
         if not os.path.exists(path):
             continue
@@ -61,6 +62,12 @@ def main():
         for name, ph in rl[-1]["phases"].items():
             tps = ph.get("tokens_per_s")
             print(f"  {name:<14} {ph['s']:8.2f} s" + (f" {tps:12.0f} tok/s" if tps else ""))
+    if "bf16" in summary["e2e"] and "bf16-rloo" in summary["e2e"]:
+        prime, rloo = (sum(ph["s"] for ph in summary["e2e"][k][-1]["phases"].values())
+                       for k in ("bf16", "bf16-rloo"))
+        prm = summary["e2e"]["bf16"][-1]["phases"]["prm_update"]["s"]
+        print(f"  PRIME's step {prime:.2f} s (PRM update {100 * prm / prime:.1f}%) against "
+              f"outcome-only RLOO's {rloo:.2f} s: {100 * (prime / rloo - 1):+.0f}% (paper: +24%)")
     cmp_path = f"{out}/compare/compare.json"
     if os.path.exists(cmp_path):
         cmp = json.load(open(cmp_path))
