@@ -351,8 +351,10 @@ static void gen_wave(Generator *g, const int *prompts, const int *prompt_len, in
             const int row = g->slot_row[i];
             const unsigned long long idx =
                 row_ids[row] * 4096ull + (unsigned long long)resp_len[row];
-            g->h_key[i] = idx;
-            g->h_u[i] = philox_u01(philox_draw(seed, GEN_STREAM, idx).v[0]);
+            if (race)
+                g->h_key[i] = idx;
+            else
+                g->h_u[i] = philox_u01(philox_draw(seed, GEN_STREAM, idx).v[0]);
         }
         gen_step(g, n);
         g->rows_decoded += n;

@@ -7,9 +7,9 @@
 #include "sample.h"
 
 #include <math.h>
-#include "philox.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include "philox.h"
 
 typedef struct {
     float z; /* logit */
