@@ -271,7 +271,8 @@ static void eval_point(Prime *p, const RunConfig *rc, const Task *task, int step
     json_decref(j);
 }
 
-/* The final evaluation and the checkpoints of the policy and the PRM. */
+/* The final evaluation and the checkpoints of the policy and the PRM (none with the PRM
+ * off). */
 static int rl_finish(Prime *p, Model *m, const RunConfig *rc, const Task *task, RunReport *rep) {
     rep->rl_eval_accuracy = prime_eval(&p->gen, task, rc);
     printf("eval | after RL | held-out accuracy %.1f%%\n", 100 * rep->rl_eval_accuracy);
@@ -281,7 +282,8 @@ static int rl_finish(Prime *p, Model *m, const RunConfig *rc, const Task *task, 
     snprintf(path, sizeof path, "%s/policy", rc->run_dir);
     if (dist_is_root()) st = model_save(m, path, bf16);
     snprintf(path, sizeof path, "%s/prm", rc->run_dir);
-    if (st == DR_OK && dist_is_root()) st = model_save(&p->prm, path, bf16);
+    const int has_prm = strcmp(rc->rl.prm_update, "off") != 0; /* "off": no PRM to ship */
+    if (st == DR_OK && has_prm && dist_is_root()) st = model_save(&p->prm, path, bf16);
     return st;
 }
 

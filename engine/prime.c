@@ -128,7 +128,8 @@ void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, 
     p->t_max = prime_max_len(task, rc);
     int rows = prime_micro_rows(rc);
     model_alloc_grads(policy); /* first: the others may use its backward's scratch */
-    clone_model(&p->prm, policy, 0, 0, rows, p->t_max);
+    const int prm_trains = strcmp(c->prm_update, "off") != 0; /* "off": never runs at all */
+    clone_model(&p->prm, policy, 0, !prm_trains, rows, p->t_max);
     clone_model(&p->ref, policy, 0, 1, rows, p->t_max);
     p->has_critic = strcmp(c->estimator, "gae") == 0;
     if (p->has_critic) {
@@ -137,11 +138,13 @@ void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, 
         adamw_init(&p->opt_critic, policy->be, p->critic.n_params);
         adamw_overlap_backward(&p->opt_critic, &p->critic);
     }
-    model_alloc_grads(&p->prm);
     adamw_init(&p->opt_policy, policy->be, policy->n_params);
-    adamw_init(&p->opt_prm, policy->be, p->prm.n_params);
     adamw_overlap_backward(&p->opt_policy, policy);
-    adamw_overlap_backward(&p->opt_prm, &p->prm);
+    if (prm_trains) {
+        model_alloc_grads(&p->prm);
+        adamw_init(&p->opt_prm, policy->be, p->prm.n_params);
+        adamw_overlap_backward(&p->opt_prm, &p->prm);
+    }
     generator_init(&p->gen, policy, prime_gen_rows(task, rc), p->t_max);
     rollout_init(&p->rollout, rc, task, &p->gen, p->t_max);
     groups_init(&p->groups, c->prompts_per_step, c->samples_per_prompt, p->t_max);

@@ -22,10 +22,16 @@ void resume_path(char *buf, size_t cap, const char *run_dir) {
     snprintf(buf, cap, "%s/resume.safetensors", run_dir);
 }
 
-/* The trained models and their optimizers; the critic's are NULL without one. */
+/* Whether the run trains a PRM (not with rl.prm_update "off"). */
+static int trains_prm(const Prime *p) {
+    return strcmp(p->rc->rl.prm_update, "off") != 0;
+}
+
+/* The trained models and their optimizers; the critic's are NULL without one, the PRM's with
+ * the PRM off. */
 static void trained(const Prime *p, const Model *m[N_TRAINED], const AdamW *o[N_TRAINED]) {
     m[0] = p->policy, o[0] = &p->opt_policy;
-    m[1] = &p->prm, o[1] = &p->opt_prm;
+    m[1] = trains_prm(p) ? &p->prm : NULL, o[1] = trains_prm(p) ? &p->opt_prm : NULL;
     m[2] = p->has_critic ? &p->critic : NULL, o[2] = p->has_critic ? &p->opt_critic : NULL;
 }
 
@@ -253,14 +259,22 @@ static int load_carry(const StFile *f, const char *path, const json_t *state, Gr
 }
 
 static int load_trained(const StFile *f, const char *path, const json_t *state, Prime *p) {
-    Model *m[N_TRAINED] = {p->policy, &p->prm, p->has_critic ? &p->critic : NULL};
-    AdamW *o[N_TRAINED] = {&p->opt_policy, &p->opt_prm, p->has_critic ? &p->opt_critic : NULL};
+    const int prm = trains_prm(p);
+    Model *m[N_TRAINED] = {p->policy, prm ? &p->prm : NULL, p->has_critic ? &p->critic : NULL};
+    AdamW *o[N_TRAINED] = {&p->opt_policy, prm ? &p->opt_prm : NULL,
+                           p->has_critic ? &p->opt_critic : NULL};
     const json_t *t = json_object_get(state, "adam_updates");
     if ((st_find(f, "critic") != NULL) != (p->has_critic != 0))
         return dr_error(p->has_critic ? "%s: saved without a critic, and this run's estimator "
                                         "needs one (rl.estimator differs)"
                                       : "%s: saved with a critic, and this run's estimator needs "
                                         "none (rl.estimator differs)",
+                        path);
+    if ((st_find(f, "prm") != NULL) != (prm != 0))
+        return dr_error(prm ? "%s: saved with rl.prm_update \"off\" (no PRM), and this run "
+                              "trains one"
+                            : "%s: saved with a trained PRM, and this run has rl.prm_update "
+                              "\"off\"",
                         path);
     for (int k = 0; k < N_TRAINED; k++) {
         if (!m[k]) continue;

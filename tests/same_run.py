@@ -1,9 +1,10 @@
 """Whether two run directories hold the same run: the metrics lines, timings aside, and the
-policy and PRM checkpoints byte for byte. Prints "ok" or what differs; exit 0 or 1.
+policy and PRM checkpoints byte for byte (no PRM in either: rl.prm_update off). Prints "ok" or what differs; exit 0 or 1.
 
     python3 tests/same_run.py RUN_A RUN_B
 """
 import json
+import os
 import sys
 
 TIMINGS = ("phases", "tokens_per_s", "elapsed_s")
@@ -23,8 +24,10 @@ def main(a, b):
     la, lb = lines(a), lines(b)
     errs = [] if la == lb else [f"metrics differ ({len(la)} and {len(lb)} lines)"]
     for m in ("policy", "prm"):
-        with open(f"{a}/{m}/model.safetensors", "rb") as fa, \
-                open(f"{b}/{m}/model.safetensors", "rb") as fb:
+        pa, pb = f"{a}/{m}/model.safetensors", f"{b}/{m}/model.safetensors"
+        if m == "prm" and not os.path.exists(pa) and not os.path.exists(pb):
+            continue  # rl.prm_update "off": neither run has a PRM
+        with open(pa, "rb") as fa, open(pb, "rb") as fb:
             if fa.read() != fb.read():
                 errs.append(f"{m} weights differ")
     print("; ".join(errs) if errs else "ok")

@@ -65,7 +65,8 @@ else
 fi
 
 # the work counted: the rows' own tokens, 2 log-prob forwards when the PRM update's forwards
-# give the PRM log-probs (one PRM mini-batch), 3 with two mini-batches or a frozen PRM
+# give the PRM log-probs (one PRM mini-batch), 3 with two mini-batches or a frozen PRM, 1 with
+# none
 count_check() { # JSON forwards prm_flops_zero
     python3 - "$@" <<'PY'
 import json, sys
@@ -88,6 +89,12 @@ for v in "rl.prm_minibatches=2 3 0" "rl.prm_update=none 3 1"; do
         >/dev/null 2>&1 && expect "$1: $2 log-prob forwards" "ok" "$(count_check "$W/c.json" "$2" "$3")" ||
         bad "$1 run"
 done
+
+# the outcome-only baseline with no PRM: the policy's forward alone, no PRM work
+"$BIN" bench "$W/run.json" --shape tiny --warmup 0 --steps 1 --set rl.estimator=rloo_outcome \
+    --set rl.prm_update=off --json "$W/d.json" >/dev/null 2>&1 &&
+    expect "rl.prm_update=off: 1 log-prob forward" "ok" "$(count_check "$W/d.json" 1 1)" ||
+    bad "rl.prm_update=off run"
 
 cp "$W/model/config.json" "$W/other.json"
 err=$("$BIN" bench "$W/run.json" --model-config "$W/other.json" 2>&1 >/dev/null)

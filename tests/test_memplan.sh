@@ -28,6 +28,16 @@ expect "dry run: says it stopped" 'dry run: nothing trained, nothing written' "$
 if printf '%s\n' "$out" | grep -q "^rl "; then bad "dry run: it trained"; else ok "dry run: no step"; fi
 [ ! -e "$W/dry" ] && ok "dry run: no run directory" || bad "dry run: a run directory was made"
 
+# rl.prm_update off: the PRM holds no gradients or AdamW state, so the plan's share for them
+# is the policy's alone, half of a run with a PRM
+opt() { sed -n 's/.*gradients and AdamW \([0-9.]*\) MiB.*/\1/p' <<<"$1"; }
+with=$(opt "$out")
+off=$(opt "$("$BIN" train configs/demo.json "${quick[@]}" --set run_dir="$W/dry" --dry-run \
+      --set rl.estimator=rloo_outcome --set rl.prm_update=off 2>&1)")
+[ -n "$with" ] && [ -n "$off" ] && python3 -c "import sys; a, b = map(float, sys.argv[1:]); sys.exit(abs(2 * b - a) > 0.2)" "$with" "$off" &&
+    ok "prm_update off: gradients and AdamW $off MiB, half of $with" ||
+    bad "prm_update off: gradients and AdamW '$off' MiB against '$with'"
+
 # refused: exit 2, a single line, no run directory
 refused() { # NAME WANT ARGS...
     local name=$1 want=$2

@@ -13,21 +13,26 @@ common=(--set sft.steps=20 --set task.eval_size=8 --set rl.prompts_per_step=8
 # same_run A B: the same weights and, timings aside, the same metrics lines
 same_run() { python3 "$ROOT/tests/same_run.py" "$1" "$2"; }
 
-for est in rloo gae; do
-    "$BIN" train configs/demo.json "${common[@]}" --set rl.estimator=$est --set rl.steps=4 \
-        --set run_dir="$W/straight_$est" >"$W/straight_$est.log" 2>&1 ||
-        bad "$est: straight run failed: $(tail -3 "$W/straight_$est.log")"
-    "$BIN" train configs/demo.json "${common[@]}" --set rl.estimator=$est --set rl.steps=2 \
-        --set run_dir="$W/resumed_$est" >"$W/first_$est.log" 2>&1 ||
-        bad "$est: first half failed: $(tail -3 "$W/first_$est.log")"
-    out=$("$BIN" train configs/demo.json "${common[@]}" --set rl.estimator=$est --set rl.steps=4 \
-        --set run_dir="$W/resumed_$est" --resume 2>&1)
+# rloo, gae (a critic), and the outcome-only baseline with no PRM (rl.prm_update off)
+for run in rloo gae off; do
+    est=$run extra=()
+    [ "$run" = off ] && est=rloo_outcome extra=(--set rl.prm_update=off)
+    "$BIN" train configs/demo.json "${common[@]}" "${extra[@]}" --set rl.estimator=$est \
+        --set rl.steps=4 --set run_dir="$W/straight_$run" >"$W/straight_$run.log" 2>&1 ||
+        bad "$run: straight run failed: $(tail -3 "$W/straight_$run.log")"
+    "$BIN" train configs/demo.json "${common[@]}" "${extra[@]}" --set rl.estimator=$est \
+        --set rl.steps=2 --set run_dir="$W/resumed_$run" >"$W/first_$run.log" 2>&1 ||
+        bad "$run: first half failed: $(tail -3 "$W/first_$run.log")"
+    out=$("$BIN" train configs/demo.json "${common[@]}" "${extra[@]}" --set rl.estimator=$est \
+        --set rl.steps=4 --set run_dir="$W/resumed_$run" --resume 2>&1)
     st=$?
-    [ $st -eq 0 ] && ok "$est: resumed run exits 0" || bad "$est: resumed run exit $st: $out"
-    expect "$est: says where it resumes" "after rl step 2 of 4" "$out"
-    expect "$est: no SFT when resuming" "" "$(grep '^sft |' <<<"$out")"
-    expect "$est: resumed = straight" "ok" "$(same_run "$W/straight_$est" "$W/resumed_$est" 2>&1)"
+    [ $st -eq 0 ] && ok "$run: resumed run exits 0" || bad "$run: resumed run exit $st: $out"
+    expect "$run: says where it resumes" "after rl step 2 of 4" "$out"
+    expect "$run: no SFT when resuming" "" "$(grep '^sft |' <<<"$out")"
+    expect "$run: resumed = straight" "ok" "$(same_run "$W/straight_$run" "$W/resumed_$run" 2>&1)"
 done
+[ -d "$W/straight_off/policy" ] && [ ! -e "$W/straight_off/prm" ] &&
+    ok "off: a policy checkpoint and no PRM" || bad "off: checkpoints $(ls "$W/straight_off")"
 
 # SIGTERM during RL (a preemption notice): the step in progress finishes, a resume point is
 # written, exit 128 + 15; the resumed run ends where the straight one does
@@ -85,6 +90,10 @@ err=$("$BIN" train configs/demo.json "${common[@]}" --set rl.steps=4 --set rl.es
     --set run_dir="$W/resumed_rloo" --resume 2>&1 >/dev/null)
 [ $? -eq 2 ] && ok "critic mismatch: exit 2" || bad "critic mismatch: exit code"
 expect "critic mismatch: says why" "needs one" "$err"
+err=$("$BIN" train configs/demo.json "${common[@]}" --set rl.steps=4 --set rl.estimator=rloo_outcome \
+    --set run_dir="$W/resumed_off" --resume 2>&1 >/dev/null)
+[ $? -eq 2 ] && ok "PRM mismatch: exit 2" || bad "PRM mismatch: exit code"
+expect "PRM mismatch: says why" "saved with rl.prm_update \"off\"" "$err"
 printf 'not a safetensors file' >"$W/empty/resume.safetensors"
 err=$("$BIN" train configs/demo.json "${common[@]}" --set rl.steps=4 --set run_dir="$W/empty" \
     --resume 2>&1 >/dev/null)
