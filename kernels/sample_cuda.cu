@@ -1,5 +1,6 @@
 /* CUDA token sampling (sample.h), choosing the same token as sample_cpu for the same logits
- * and u. Greedy: one block per row finds the first maximum. Otherwise, as on the CPU, only a
+ * and u. Greedy: the race's one pass without its noise (sample_gumbel_cuda.cu), many blocks a
+ * row, lowest token among the maxima. Otherwise, as on the CPU, only a
  * prefix of each row's sampling order (descending logit, equal logits by lower index) is
  * sorted: one pass per row finds the largest logit cutoff mx + T lr (lr = -8, -16, ..., -128,
  * then everything) whose tokens hold the top-k or the mass the walk needs, the tokens above
@@ -22,6 +23,7 @@
 #include <cstring>
 #include <cub/device/device_radix_sort.cuh>
 #include "../kernels/kernels_cuda.h"
+#include "../kernels/sample_race.cuh"
 #include "../runtime/cuda_util.cuh"
 
 enum { SP_THREADS = 1024 };        /* a multiple of 32, at most 1024 (32 warp slots below) */
@@ -197,36 +199,6 @@ __global__ void sp_pick_kernel(int *out, const uint64_t *keys, const int *off, c
     int pick = j;
     if (j == n || sp_weight(s, j, ib, mx, T) <= 0.0f) pick = j > 0 ? j - 1 : 0;
     if (threadIdx.x == 0) out[b] = sp_key_token(s[pick], ib);
-}
-
-/* Greedy: the first maximum of each row; one block per row. */
-__global__ void sp_argmax_kernel(int *out, const float *logits, int V) {
-    __shared__ float shv[32];
-    __shared__ int shi[32];
-    const float *z = logits + (size_t)blockIdx.x * V;
-    float bv = -INFINITY;
-    int bi = INT_MAX;
-    for (int v = threadIdx.x; v < V; v += blockDim.x)
-        if (bi == INT_MAX || z[v] > bv) bv = z[v], bi = v;
-    /* (value, index) pairs: the larger value, the lower index among equals */
-    for (int o = 16; o > 0; o >>= 1) {
-        float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-        int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-        if (ov > bv || (ov == bv && oi < bi)) bv = ov, bi = oi;
-    }
-    if ((threadIdx.x & 31) == 0) shv[threadIdx.x >> 5] = bv, shi[threadIdx.x >> 5] = bi;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        const bool in = (int)threadIdx.x < (int)(blockDim.x >> 5);
-        bv = in ? shv[threadIdx.x] : -INFINITY;
-        bi = in ? shi[threadIdx.x] : INT_MAX;
-        for (int o = 16; o > 0; o >>= 1) {
-            float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-            int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-            if (ov > bv || (ov == bv && oi < bi)) bv = ov, bi = oi;
-        }
-        if (threadIdx.x == 0) out[blockIdx.x] = bi;
-    }
 }
 
 /* logp[b] = log softmax(logits[b])[out[b]] at temperature 1; one block per row. */
@@ -606,15 +578,12 @@ static void sp_sample_prefix(int *out, const float *logits, const float *u, int 
 extern "C" void sample_logp_cuda(int *out, float *logp, float *logits, const float *u, int B, int V,
                                  float temperature, int top_k, float top_p) {
     if (B <= 0) return;
-    if (!(temperature > 0.0f)) {
-        sp_argmax_kernel<<<B, SP_THREADS>>>(out, logits, V);
-        LAUNCH_CHECK();
-    } else {
-        if (sp_sort_is("full"))
-            sp_sample_sorted(out, logits, u, B, V, temperature, top_k, top_p);
-        else
-            sp_sample_prefix(out, logits, u, B, V, temperature, top_k, top_p);
-    }
+    if (!(temperature > 0.0f)) /* the race's pass without noise, log-probs included */
+        return sample_race_cuda(out, logp, logits, nullptr, 0, B, V, 0.0f);
+    if (sp_sort_is("full"))
+        sp_sample_sorted(out, logits, u, B, V, temperature, top_k, top_p);
+    else
+        sp_sample_prefix(out, logits, u, B, V, temperature, top_k, top_p);
     if (logp) {
         sp_logp_kernel<<<B, SP_THREADS>>>(logp, logits, out, V);
         LAUNCH_CHECK();

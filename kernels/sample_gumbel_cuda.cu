@@ -1,15 +1,16 @@
-/* CUDA plain sampling by the Gumbel-max race (sample.h: sample_gumbel_cpu). One pass over
- * the logits with no sort and no host round trip: each row is cut into chunks of SG_CHUNK
- * tokens, one block a chunk, so that a batch of a few hundred rows over a 152k vocabulary
- * makes thousands of blocks. A block draws its tokens' Philox words (one call per two
- * tokens), scores them with the same float arithmetic as the CPU (philox.h), and leaves the
- * chunk's best (score, token) and its softmax partials (max, sum of exp) in scratch; one warp
- * per row then merges the chunks in order, lowest token on equal scores, and forms the
- * chosen token's log-prob. */
+/* CUDA plain sampling by the Gumbel-max race (sample.h: sample_gumbel_cpu), and greedy picks
+ * by the same pass without the noise. One pass over the logits with no sort and no host round
+ * trip: each row is cut into chunks of SG_CHUNK tokens, one block a chunk, so that a batch of
+ * a few hundred rows over a 152k vocabulary makes thousands of blocks. A block draws its
+ * tokens' Philox words (one call per two tokens), scores them with the same float arithmetic
+ * as the CPU (philox.h), and leaves the chunk's best (score, token) and its softmax partials
+ * (max, sum of exp) in scratch; one warp per row then merges the chunks in order, lowest
+ * token on equal scores, and forms the chosen token's log-prob. */
 #include <climits>
 #include <cstdint>
 #include "../kernels/kernels_cuda.h"
 #include "../kernels/philox.h"
+#include "../kernels/sample_race.cuh"
 #include "../runtime/cuda_util.cuh"
 
 enum { SG_THREADS = 256, SG_CHUNK = 4096 }; /* SG_CHUNK even: a chunk holds whole pairs */
@@ -70,7 +71,8 @@ static __device__ __forceinline__ SgPart sg_empty(void) {
     return p;
 }
 
-/* grid (chunks, B): chunk blockIdx.x of row blockIdx.y into part[row * chunks + chunk]. */
+/* grid (chunks, B): chunk blockIdx.x of row blockIdx.y into part[row * chunks + chunk];
+ * keys NULL: the logits themselves are the scores (greedy). */
 __global__ void __launch_bounds__(SG_THREADS)
     sg_chunk_kernel(SgPart *part, const float *logits, const uint64_t *keys, uint64_t seed, int V,
                     float T) {
@@ -78,13 +80,15 @@ __global__ void __launch_bounds__(SG_THREADS)
     const int b = blockIdx.y, v0 = blockIdx.x * SG_CHUNK;
     const int v1 = v0 + SG_CHUNK < V ? v0 + SG_CHUNK : V;
     const float *z = logits + (size_t)b * V;
-    const uint64_t key = keys[b];
+    const bool noise = keys != nullptr;
+    const uint64_t key = noise ? keys[b] : 0;
     SgPart p = sg_empty();
     for (int v = v0 + 2 * (int)threadIdx.x; v < v1; v += 2 * SG_THREADS) {
-        const philox4 w = philox_gumbel_draw(seed, key, (uint32_t)(v / 2));
+        philox4 w = {{0, 0, 0, 0}};
+        if (noise) w = philox_gumbel_draw(seed, key, (uint32_t)(v / 2));
         for (int j = 0; j < 2 && v + j < v1; j++) {
             const float x = z[v + j];
-            const float s = x / T - philox_log_exp(w.v[2 * j], w.v[2 * j + 1]);
+            const float s = noise ? x / T - philox_log_exp(w.v[2 * j], w.v[2 * j + 1]) : x;
             if (sg_wins(s, v + j, p.score, p.tok)) p.score = s, p.tok = v + j;
             sg_add(x, &p.m, &p.s);
         }
@@ -116,8 +120,8 @@ __global__ void sg_row_kernel(int *out, float *logp, const SgPart *part, const f
     }
 }
 
-extern "C" void sample_gumbel_cuda(int *out, float *logp, const float *logits, const uint64_t *keys,
-                                   uint64_t seed, int B, int V, float temperature) {
+void sample_race_cuda(int *out, float *logp, const float *logits, const uint64_t *keys,
+                      uint64_t seed, int B, int V, float temperature) {
     if (B <= 0) return;
     const int chunks = (V + SG_CHUNK - 1) / SG_CHUNK;
     SgPart *part = (SgPart *)dr_cuda_scratch(SCRATCH_SAMPLE, sizeof(SgPart) * (size_t)B * chunks);
@@ -125,4 +129,9 @@ extern "C" void sample_gumbel_cuda(int *out, float *logp, const float *logits, c
     LAUNCH_CHECK();
     sg_row_kernel<<<B, 32>>>(out, logp, part, logits, chunks, V);
     LAUNCH_CHECK();
+}
+
+extern "C" void sample_gumbel_cuda(int *out, float *logp, const float *logits, const uint64_t *keys,
+                                   uint64_t seed, int B, int V, float temperature) {
+    sample_race_cuda(out, logp, logits, keys, seed, B, V, temperature);
 }
