@@ -121,7 +121,7 @@ void memplan_prime(const RunConfig *rc, const MemShape *s, MemPlan *p) {
         plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : L, 1, shards); /* the PRM */
     else /* a frozen copy that never runs */
         plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : 1, 0, 1);
-    plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : 1, 0, 1);      /* the reference */
+    plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : 1, 0, 1); /* the reference */
     if (!strcmp(rc->rl.estimator, "gae"))
         plan_model(p, &critic, s->be, pr, B, BT, shared ? 0 : L, 1, shards);
     plan_generator(p, &s->mc, pr, s->gen_rows, T, (double)s->policy_rows * s->policy_T);
