@@ -2,7 +2,7 @@
 # On the emulated GPU only (its DENSERL_EMU_PEAK line, the most device memory held at once):
 # the memory plan a run prints must cover what the run then holds, and by little more (at
 # most 8%), in fp32 and bf16, at 2 rows per model call and at whole mini-batches, with a
-# critic, with the SFT batch larger than the calls, and with each model's activations its
+# critic, without a PRM (rl.prm_update off), with the SFT batch larger than the calls, and with each model's activations its
 # own (DENSERL_SHARED_ACTIVATIONS=0, which must give the same run bit for bit). Then on an
 # emulated GPU too small for whole mini-batches: "auto" takes fewer rows and the run fits,
 # and keeps them when resumed on a larger one; whole mini-batches are refused before any work
@@ -66,6 +66,9 @@ DENSERL_SHARED_ACTIVATIONS=0 covers "bf16, 2 rows, activations of their own" \
 res=$(python3 "$ROOT/tests/same_run.py" "$W/bf16, 2 rows" "$W/bf16, 2 rows, activations of their own")
 expect_eq "the policy's activations shared with the PRM and the reference: the same run" ok "$res"
 covers "bf16, gae critic" --set precision=bf16 --set rl.micro_batch_rows=2 --set rl.estimator=gae
+DENSERL_SHARED_ACTIVATIONS=0 covers "bf16, no PRM (prm_update off), activations of their own" \
+    --set precision=bf16 --set rl.micro_batch_rows=2 --set rl.estimator=rloo_outcome \
+    --set rl.prm_update=off
 covers "bf16, SFT batch of 40" --set precision=bf16 --set rl.micro_batch_rows=2 \
     --set sft.steps=2 --set sft.batch_size=40
 
