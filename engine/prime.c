@@ -128,8 +128,8 @@ void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, 
     p->t_max = prime_max_len(task, rc);
     int rows = prime_micro_rows(rc);
     model_alloc_grads(policy); /* first: the others may use its backward's scratch */
-    const int prm_trains = strcmp(c->prm_update, "off") != 0; /* "off": never runs at all */
-    clone_model(&p->prm, policy, 0, !prm_trains, rows, p->t_max);
+    const int has_prm = strcmp(c->prm_update, "off") != 0; /* "off": no PRM at all */
+    if (has_prm) clone_model(&p->prm, policy, 0, 0, rows, p->t_max);
     clone_model(&p->ref, policy, 0, 1, rows, p->t_max);
     p->has_critic = strcmp(c->estimator, "gae") == 0;
     if (p->has_critic) {
@@ -140,7 +140,7 @@ void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, 
     }
     adamw_init(&p->opt_policy, policy->be, policy->n_params);
     adamw_overlap_backward(&p->opt_policy, policy);
-    if (prm_trains) {
+    if (has_prm) {
         model_alloc_grads(&p->prm);
         adamw_init(&p->opt_prm, policy->be, p->prm.n_params);
         adamw_overlap_backward(&p->opt_prm, &p->prm);
@@ -299,7 +299,7 @@ static int policy_fused(const Prime *p) {
 }
 
 /* prm_update "off": the estimator ignores process rewards (rl_config_check), so the step
- * runs no PRM at all: no forward, no update, zero token rewards. */
+ * runs no PRM at all: no forward, no update, zero token rewards, and p->prm is never made. */
 static int prm_off(const Prime *p) {
     return !strcmp(p->rc->rl.prm_update, "off");
 }

@@ -28,15 +28,17 @@ expect "dry run: says it stopped" 'dry run: nothing trained, nothing written' "$
 if printf '%s\n' "$out" | grep -q "^rl "; then bad "dry run: it trained"; else ok "dry run: no step"; fi
 [ ! -e "$W/dry" ] && ok "dry run: no run directory" || bad "dry run: a run directory was made"
 
-# rl.prm_update off: the PRM holds no gradients or AdamW state, so the plan's share for them
-# is the policy's alone, half of a run with a PRM
-opt() { sed -n 's/.*gradients and AdamW \([0-9.]*\) MiB.*/\1/p' <<<"$1"; }
-with=$(opt "$out")
-off=$(opt "$("$BIN" train configs/demo.json "${quick[@]}" --set run_dir="$W/dry" --dry-run \
-      --set rl.estimator=rloo_outcome --set rl.prm_update=off 2>&1)")
-[ -n "$with" ] && [ -n "$off" ] && python3 -c "import sys; a, b = map(float, sys.argv[1:]); sys.exit(abs(2 * b - a) > 0.2)" "$with" "$off" &&
-    ok "prm_update off: gradients and AdamW $off MiB, half of $with" ||
-    bad "prm_update off: gradients and AdamW '$off' MiB against '$with'"
+# rl.prm_update off: no PRM is made, so the plan holds two copies of the weights (the policy
+# and the reference) instead of three, and the policy's gradients and AdamW state alone
+mib() { sed -n "s/.*$1 \([0-9.]*\) MiB.*/\1/p" <<<"$2"; }
+off_out=$("$BIN" train configs/demo.json "${quick[@]}" --set run_dir="$W/dry" --dry-run \
+    --set rl.estimator=rloo_outcome --set rl.prm_update=off 2>&1)
+w=$(mib weights "$out") w_off=$(mib weights "$off_out")
+o=$(mib "gradients and AdamW" "$out") o_off=$(mib "gradients and AdamW" "$off_out")
+python3 -c "import sys; w, wo, o, oo = map(float, sys.argv[1:]); sys.exit(abs(1.5 * wo - w) > 0.2 or abs(2 * oo - o) > 0.2)" \
+    "$w" "$w_off" "$o" "$o_off" 2>/dev/null &&
+    ok "prm_update off: weights $w_off MiB (2/3 of $w), gradients and AdamW $o_off MiB (half of $o)" ||
+    bad "prm_update off: weights '$w_off' against '$w' MiB, gradients and AdamW '$o_off' against '$o'"
 
 # refused: exit 2, a single line, no run directory
 refused() { # NAME WANT ARGS...
