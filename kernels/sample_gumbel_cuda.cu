@@ -125,8 +125,13 @@ void sample_race_cuda(int *out, float *logp, const float *logits, const uint64_t
     if (B <= 0) return;
     const int chunks = (V + SG_CHUNK - 1) / SG_CHUNK;
     SgPart *part = (SgPart *)dr_cuda_scratch(SCRATCH_SAMPLE, sizeof(SgPart) * (size_t)B * chunks);
-    sg_chunk_kernel<<<dim3(chunks, B), SG_THREADS>>>(part, logits, keys, seed, V, temperature);
-    LAUNCH_CHECK();
+    for (int b0 = 0; b0 < B; b0 += 65535) { /* a grid's y extent */
+        const int n = B - b0 < 65535 ? B - b0 : 65535;
+        const float *z = logits + (size_t)b0 * V;
+        sg_chunk_kernel<<<dim3(chunks, n), SG_THREADS>>>(
+            part + (size_t)b0 * chunks, z, keys ? keys + b0 : nullptr, seed, V, temperature);
+        LAUNCH_CHECK();
+    }
     sg_row_kernel<<<B, 32>>>(out, logp, part, logits, chunks, V);
     LAUNCH_CHECK();
 }
