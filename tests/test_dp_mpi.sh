@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Data parallelism on the CPU with MPI: the quick demo run by 1, 2 and 3 ranks must leave the
-# same checkpoints (SFT model, policy and PRM after RL) within 1e-5 relative, and ZeRO-1 must
+# same checkpoints (SFT model, policy and PRM after RL) within 1e-5 relative, as must the
+# outcome-only baseline without a PRM (rl.prm_update off) on 1 and 2 ranks, and ZeRO-1 must
 # match ZeRO-0, and gradients summed in buckets during the backward (grad_bucket_mb) must
 # equal one sum at the update bit for bit; a rank that fails takes the whole job down.
 # Skipped (77) without mpirun.
@@ -38,6 +39,9 @@ run r2w 2 --set grad_bucket_mb=0     # one gradient sum at the update
 run r2s 2 --set grad_bucket_mb=0.05  # many small buckets started during the backward
 run r1f 1 --set rl.prm_minibatches=1 # one PRM mini-batch: its update's forwards give logp_prm
 run r2f 2 --set rl.prm_minibatches=1
+off=(--set rl.estimator=rloo_outcome --set rl.prm_update=off) # no PRM, no reference forward
+run r1o 1 "${off[@]}"
+run r2o 2 "${off[@]}"
 grep -q "2 ranks over mpi" "$W/r2.log" && echo "PASS the 2-rank run says so" ||
     { echo "FAIL no '2 ranks over mpi' line"; fail=1; }
 python3 - "$W" "$(dirname "$0")" <<'PY' || fail=1
@@ -47,8 +51,9 @@ from st_reldiff import reldiff
 w = sys.argv[1]
 bad = 0
 for ref, other, tol in (("r1", "r2", 1e-5), ("r1", "r3", 1e-5), ("r2", "r2z", 1e-6),
-                        ("r2w", "r2", 0), ("r2w", "r2s", 0), ("r1f", "r2f", 1e-5)):
-    for m in ("sft", "policy", "prm"):
+                        ("r2w", "r2", 0), ("r2w", "r2s", 0), ("r1f", "r2f", 1e-5),
+                        ("r1o", "r2o", 1e-5)):
+    for m in ("sft", "policy") + (("prm",) if ref != "r1o" else ()):
         rel = reldiff(f"{w}/{ref}/{m}/model.safetensors", f"{w}/{other}/{m}/model.safetensors")
         ok = rel <= tol
         bad += not ok
