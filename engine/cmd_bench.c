@@ -307,7 +307,7 @@ static void step_work(const Prime *p, const RolloutStats *rs, double tok[N_PHASE
     tok[PH_GEN] = rs->response_tokens;
     flop[PH_GEN] = gen;
     int fwd = prime_logprob_forwards(p),
-        train = strcmp(c->prm_update, "none") && strcmp(c->prm_update, "off");
+        train = rl_has_prm(c) && strcmp(c->prm_update, "none") != 0;
     tok[PH_LOGP] = fwd * NT;
     flop[PH_LOGP] = fwd * pass + (p->has_critic ? critic_pass : 0);
     /* a training PRM update runs its own forward and backward (prime.c's prm_update) */

@@ -282,8 +282,7 @@ static int rl_finish(Prime *p, Model *m, const RunConfig *rc, const Task *task, 
     snprintf(path, sizeof path, "%s/policy", rc->run_dir);
     if (dist_is_root()) st = model_save(m, path, bf16);
     snprintf(path, sizeof path, "%s/prm", rc->run_dir);
-    const int has_prm = strcmp(rc->rl.prm_update, "off") != 0; /* "off": no PRM to ship */
-    if (st == DR_OK && has_prm && dist_is_root()) st = model_save(&p->prm, path, bf16);
+    if (st == DR_OK && rl_has_prm(&rc->rl) && dist_is_root()) st = model_save(&p->prm, path, bf16);
     return st;
 }
 

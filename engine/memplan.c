@@ -117,7 +117,7 @@ void memplan_prime(const RunConfig *rc, const MemShape *s, MemPlan *p) {
     const int shared = prime_shared_activations(), L = s->mc.n_layers;
     const double B = shared ? s->policy_rows : R, BT = shared ? s->policy_T : T;
     plan_model(p, &s->mc, s->be, pr, s->policy_rows, s->policy_T, L, 1, shards);
-    if (strcmp(rc->rl.prm_update, "off") != 0) /* the PRM ("off": none) */
+    if (rl_has_prm(&rc->rl)) /* the PRM ("off": none) */
         plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : L, 1, shards);
     plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : 1, 0, 1); /* the reference */
     if (!strcmp(rc->rl.estimator, "gae"))

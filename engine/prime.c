@@ -127,8 +127,8 @@ void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, 
     p->n_max = c->prompts_per_step * c->samples_per_prompt;
     p->t_max = prime_max_len(task, rc);
     int rows = prime_micro_rows(rc);
-    model_alloc_grads(policy); /* first: the others may use its backward's scratch */
-    const int has_prm = strcmp(c->prm_update, "off") != 0; /* "off": no PRM at all */
+    model_alloc_grads(policy);         /* first: the others may use its backward's scratch */
+    const int has_prm = rl_has_prm(c); /* "off": no PRM at all */
     if (has_prm) clone_model(&p->prm, policy, 0, 0, rows, p->t_max);
     clone_model(&p->ref, policy, 0, 1, rows, p->t_max);
     p->has_critic = strcmp(c->estimator, "gae") == 0;
@@ -301,7 +301,7 @@ static int policy_fused(const Prime *p) {
 /* prm_update "off": the estimator ignores process rewards (rl_config_check), so the step
  * runs no PRM at all: no forward, no update, zero token rewards, and p->prm is never made. */
 static int prm_off(const Prime *p) {
-    return !strcmp(p->rc->rl.prm_update, "off");
+    return !rl_has_prm(&p->rc->rl);
 }
 
 /* The reference serves the PRM's rewards and the KL term; with neither it is not run. */

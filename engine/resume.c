@@ -22,16 +22,12 @@ void resume_path(char *buf, size_t cap, const char *run_dir) {
     snprintf(buf, cap, "%s/resume.safetensors", run_dir);
 }
 
-/* Whether the run trains a PRM (not with rl.prm_update "off"). */
-static int trains_prm(const Prime *p) {
-    return strcmp(p->rc->rl.prm_update, "off") != 0;
-}
-
 /* The trained models and their optimizers; the critic's are NULL without one, the PRM's with
  * the PRM off. */
 static void trained(const Prime *p, const Model *m[N_TRAINED], const AdamW *o[N_TRAINED]) {
     m[0] = p->policy, o[0] = &p->opt_policy;
-    m[1] = trains_prm(p) ? &p->prm : NULL, o[1] = trains_prm(p) ? &p->opt_prm : NULL;
+    const int prm = rl_has_prm(&p->rc->rl);
+    m[1] = prm ? &p->prm : NULL, o[1] = prm ? &p->opt_prm : NULL;
     m[2] = p->has_critic ? &p->critic : NULL, o[2] = p->has_critic ? &p->opt_critic : NULL;
 }
 
@@ -259,7 +255,7 @@ static int load_carry(const StFile *f, const char *path, const json_t *state, Gr
 }
 
 static int load_trained(const StFile *f, const char *path, const json_t *state, Prime *p) {
-    const int prm = trains_prm(p);
+    const int prm = rl_has_prm(&p->rc->rl);
     Model *m[N_TRAINED] = {p->policy, prm ? &p->prm : NULL, p->has_critic ? &p->critic : NULL};
     AdamW *o[N_TRAINED] = {&p->opt_policy, prm ? &p->opt_prm : NULL,
                            p->has_critic ? &p->opt_critic : NULL};

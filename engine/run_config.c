@@ -142,6 +142,10 @@ static const CfgField FIELDS[] = {
 };
 #define N_FIELDS ((int)(sizeof FIELDS / sizeof FIELDS[0]))
 
+int rl_has_prm(const RlConfig *r) {
+    return strcmp(r->prm_update, "off") != 0;
+}
+
 /* Cross-field rules of the RL section, caught before any work starts. */
 static int rl_config_check(const RlConfig *r, const char *path) {
     int loo = !strcmp(r->estimator, "rloo") || !strcmp(r->estimator, "rloo_outcome");
@@ -164,8 +168,7 @@ static int rl_config_check(const RlConfig *r, const char *path) {
                         "x 'rl.max_attempts' + 1) rows of 'rl.max_response_tokens' tokens make "
                         "%lld tokens, more than %d",
                         path, rows * (r->max_response_tokens + 1), INT_MAX);
-    if (!strcmp(r->prm_update, "off") && strcmp(r->estimator, "rloo_outcome") != 0 &&
-        r->w_process != 0)
+    if (!rl_has_prm(r) && strcmp(r->estimator, "rloo_outcome") != 0 && r->w_process != 0)
         return dr_error("%s: 'rl.prm_update' \"off\" runs no PRM, but 'rl.estimator' \"%s\" "
                         "uses process rewards (use \"rloo_outcome\", or 'rl.w_process' 0)",
                         path, r->estimator);

@@ -74,5 +74,8 @@ typedef struct {
 void run_config_default(RunConfig *c);
 /* Loads PATH, applies the --set assignments, binds and cross-checks. DR_OK or DR_ERR. */
 int run_config_load(RunConfig *c, const char *path, char **sets, int n_sets);
+/* Whether the RL step has an implicit PRM: every rl.prm_update but "off" (outcome-only
+ * estimators, no PRM model at all). */
+int rl_has_prm(const RlConfig *r);
 /* The resolved config as JSON (written to the run directory). */
 json_t *run_config_json(const RunConfig *c);
