@@ -339,9 +339,11 @@ static void bench_decode_sample(int quick) {
     float *u = uniform_dev((size_t)Bs, 1.0f, 1.0f, 0);
     float *lp = be_alloc(BACKEND_CUDA, 4 * (size_t)Bs);
     int *tok = be_alloc(BACKEND_CUDA, sizeof(int) * Bs);
-    uint64_t h_keys[256], *keys = be_alloc(BACKEND_CUDA, sizeof h_keys);
+    uint64_t *h_keys = malloc(sizeof(uint64_t) * Bs),
+             *keys = be_alloc(BACKEND_CUDA, sizeof(uint64_t) * Bs);
     for (int b = 0; b < Bs; b++) h_keys[b] = 4096ull * (uint64_t)b + 7;
-    be_to_device(BACKEND_CUDA, keys, h_keys, sizeof h_keys);
+    be_to_device(BACKEND_CUDA, keys, h_keys, sizeof(uint64_t) * Bs);
+    free(h_keys);
     /* flat: logits uniform in [-8, 8], the nucleus half the vocabulary; peaked: 24 x^8 for x
      * uniform in [0, 1), about 5% of the tokens within 8 nats of the top, as an LM's are */
     for (int peaked = 0; peaked < 2; peaked++) {

@@ -249,7 +249,7 @@ static void step_report(RunReport *rep, Progress *pr, const RlConfig *c, int ste
     char pg_s[16] = "   -   ", prm_s[40] = "  -   acc  -  ";
     if (updated) {
         snprintf(pg_s, sizeof pg_s, "%+.4f", ss->policy_loss);
-        if (isfinite(ss->prm_loss)) /* not with prm_update "off" */
+        if (rl_has_prm(c))
             snprintf(prm_s, sizeof prm_s, "%.3f acc %.2f", ss->prm_loss, ss->prm_acc);
     }
     if (step % c->log_every == 0 || step == c->steps)

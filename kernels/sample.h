@@ -1,6 +1,7 @@
 /* Token sampling from logits: greedy, or a temperature softmax truncated by top-k and then
  * top-p (nucleus), with the token picked by inverse CDF from a uniform the caller draws, so
- * the choice is a pure function of (logits, u) on every backend and for any batch. */
+ * the choice is a pure function of (logits, u) on every backend and for any batch; and plain
+ * temperature sampling by a Gumbel-max race under a noise key (sample_gumbel_cpu). */
 #pragma once
 #include <stdint.h>
 

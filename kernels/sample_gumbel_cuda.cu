@@ -72,10 +72,11 @@ static __device__ __forceinline__ SgPart sg_empty(void) {
 }
 
 /* grid (chunks, B): chunk blockIdx.x of row blockIdx.y into part[row * chunks + chunk];
- * keys NULL: the logits themselves are the scores (greedy). */
+ * keys NULL: the logits themselves are the scores (greedy); the softmax partials only with
+ * want_logp. */
 __global__ void __launch_bounds__(SG_THREADS)
     sg_chunk_kernel(SgPart *part, const float *logits, const uint64_t *keys, uint64_t seed, int V,
-                    float T) {
+                    float T, bool want_logp) {
     __shared__ SgPart sh[SG_THREADS / 32];
     const int b = blockIdx.y, v0 = blockIdx.x * SG_CHUNK;
     const int v1 = v0 + SG_CHUNK < V ? v0 + SG_CHUNK : V;
@@ -90,7 +91,7 @@ __global__ void __launch_bounds__(SG_THREADS)
             const float x = z[v + j];
             const float s = noise ? x / T - philox_log_exp(w.v[2 * j], w.v[2 * j + 1]) : x;
             if (sg_wins(s, v + j, p.score, p.tok)) p.score = s, p.tok = v + j;
-            sg_add(x, &p.m, &p.s);
+            if (want_logp) sg_add(x, &p.m, &p.s);
         }
     }
     p = sg_warp_merge(p);
@@ -128,8 +129,9 @@ void sample_race_cuda(int *out, float *logp, const float *logits, const uint64_t
     for (int b0 = 0; b0 < B; b0 += 65535) { /* a grid's y extent */
         const int n = B - b0 < 65535 ? B - b0 : 65535;
         const float *z = logits + (size_t)b0 * V;
-        sg_chunk_kernel<<<dim3(chunks, n), SG_THREADS>>>(
-            part + (size_t)b0 * chunks, z, keys ? keys + b0 : nullptr, seed, V, temperature);
+        sg_chunk_kernel<<<dim3(chunks, n), SG_THREADS>>>(part + (size_t)b0 * chunks, z,
+                                                         keys ? keys + b0 : nullptr, seed, V,
+                                                         temperature, logp != nullptr);
         LAUNCH_CHECK();
     }
     sg_row_kernel<<<B, 32>>>(out, logp, part, logits, chunks, V);
