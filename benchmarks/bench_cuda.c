@@ -327,6 +327,13 @@ static void bench_decode_shape(int B, int Tc, int H, int Hkv, int D, int spread,
     uint16_t *kh = rand_dev_bf16(cache, 1.0f), *vh = rand_dev_bf16(cache, 1.0f);
     TIME_MS(ms, attention_decode_bf16cache_cuda(o, q, kh, vh, pos, B, Tc, H, Hkv, D));
     report("attention decode bf16 cache", shape, MEM, 2.0 * kv, ms);
+    /* the block-tile decode the warp one replaced, on the same buffers */
+    setenv("DENSERL_ATTN_DECODE", "tiles", 1);
+    TIME_MS(ms, attention_decode_cuda(o, q, kc, vc, pos, B, Tc, H, Hkv, D));
+    report("attention decode fp32 tiles", shape, MEM, 4.0 * kv, ms);
+    TIME_MS(ms, attention_decode_bf16cache_cuda(o, q, kh, vh, pos, B, Tc, H, Hkv, D));
+    report("attn decode bf16 cache tiles", shape, MEM, 2.0 * kv, ms);
+    unsetenv("DENSERL_ATTN_DECODE");
     FREE(kc, vc, kh, vh, q, o, pos);
 }
 

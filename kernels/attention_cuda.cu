@@ -2,18 +2,22 @@
  * online softmax, only out and the row log-sum-exp written), a deterministic two-kernel
  * FlashAttention-2 backward (one kernel owns a key tile and sums dk, dv over every query
  * head of its group; another owns a query tile and sums dq; no atomics), a split-key decode
- * for one query per sequence against the KV cache, and the cache store.
+ * for one query per sequence against the KV cache (by default one whose warps each walk
+ * their own key tiles with no block barrier; DENSERL_ATTN_DECODE=tiles selects the older
+ * one whose whole block walks each tile), and the cache store.
  *
- * Every kernel gives one row (a query, or a key) to a group of G adjacent lanes; lane i of
- * the group holds float4 slices i, i + G, ... of the row's vectors in registers (NV of
- * them), and dot products finish with a butterfly over the group, which leaves the same
- * bits in every lane. G = 8 serves D <= 128, G = 16 serves D <= 256. */
+ * Every kernel but the warp decode gives one row (a query, or a key) to a group of G
+ * adjacent lanes; lane i of the group holds float4 slices i, i + G, ... of the row's vectors
+ * in registers (NV of them), and dot products finish with a butterfly over the group, which
+ * leaves the same bits in every lane. G = 8 serves D <= 128, G = 16 serves D <= 256. */
 #include "../kernels/bf16_cuda.cuh"
 #include "../kernels/kernels_cuda.h"
 #include "../kernels/rope_cuda.cuh"
 #include "../runtime/cuda_util.cuh"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define ATTN_NT        512 /* threads of the forward and backward blocks */
 #define ATTN_BK        32  /* keys (or queries) per shared-memory tile */
@@ -356,6 +360,52 @@ __device__ __forceinline__ void attn_dec_fetch(float4 (&pk)[LPT], float4 (&pv)[L
     }
 }
 
+/* x[0] + x[stride] + ... + x[(np - 1) * stride], in that order. */
+__device__ __forceinline__ float4 attn_dec_phase_sum(const float4 *x, int np, int stride) {
+    float4 r = x[0];
+    for (int p = 1; p < np; p++) {
+        const float4 a = x[p * stride];
+        r.x += a.x;
+        r.y += a.y;
+        r.z += a.z;
+        r.w += a.w;
+    }
+    return r;
+}
+
+/* What block (s, kh * nqc + qc, b) of a decode grid (S, Hkv * nqc, B) serves: query heads
+ * h0 .. h0 + Gq - 1 (h0 = kh * group + qc * ATTN_DEC_QC) of row b, adjacent in q from row
+ * r0 = (b, h0), over keys tbeg .. tend - 1 of the row's n = pos[b] + 1: the row cut into S
+ * chunks of whole tiles of bk keys, at least mink keys each (S <= ceil(Tc / mink), so no
+ * overflow). A split past the row's end (never split 0, as n >= 1) writes m = -inf for the
+ * combine to skip, and the caller returns when empty is set. */
+struct AttnDecTask {
+    size_t r0;
+    int kh, Gq, tbeg, tend;
+    bool empty;
+};
+
+__device__ __forceinline__ AttnDecTask attn_dec_task(float *pml, const int *pos, int Tc, int H,
+                                                     int Hkv, int mink, int bk) {
+    const int QC = ATTN_DEC_QC, S = gridDim.x, s = blockIdx.x, b = blockIdx.z;
+    const int group = H / Hkv, nqc = (group + QC - 1) / QC, qc = blockIdx.y % nqc;
+    AttnDecTask t;
+    t.kh = blockIdx.y / nqc;
+    t.Gq = min(QC, group - qc * QC);
+    t.r0 = (size_t)b * H + (size_t)t.kh * group + (size_t)qc * QC;
+    const int n = min(pos[b] + 1, Tc);
+    int chunk = max((n + S - 1) / S, mink);
+    chunk = (chunk + bk - 1) / bk * bk;
+    t.tbeg = s * chunk;
+    t.tend = min(n, t.tbeg + chunk);
+    t.empty = t.tbeg >= t.tend;
+    if (t.empty && (int)threadIdx.x < t.Gq) {
+        pml[((t.r0 + threadIdx.x) * S + s) * 2] = -INFINITY;
+        pml[((t.r0 + threadIdx.x) * S + s) * 2 + 1] = 0.0f;
+    }
+    return t;
+}
+
 /* grid (S, Hkv * nqc, B), ATTN_DEC_NT threads: block (s, kh, qc, b) serves query heads
  * h0 .. h0 + Gq - 1 (h0 = kh * group + qc * ATTN_DEC_QC) of row b over split s of the keys
  * 0 .. pos[b], so each K and V row of the cache is read once for its whole query group.
@@ -386,22 +436,10 @@ __global__ void __launch_bounds__(ATTN_DEC_NT, 2)
     __shared__ float ss[QC * BK], salpha[QC], sml[2 * QC];
 
     const int tid = threadIdx.x, D4 = D >> 2, S = gridDim.x, s = blockIdx.x, b = blockIdx.z;
-    const int group = H / Hkv, nqc = (group + QC - 1) / QC;
-    const int kh = blockIdx.y / nqc, qc = blockIdx.y - kh * nqc;
-    const int Gq = min(QC, group - qc * QC);
-    const size_t r0 = (size_t)b * H + (size_t)kh * group + (size_t)qc * QC; /* row (b, h0) */
-    const int n = min(pos[b] + 1, Tc);
-    int chunk = max((n + S - 1) / S, ATTN_DEC_MINK);
-    chunk = (chunk + BK - 1) / BK * BK;
-    const int tbeg = s * chunk; /* S <= ceil(Tc / ATTN_DEC_MINK): no overflow */
-    const int tend = min(n, tbeg + chunk);
-    if (tbeg >= tend) { /* empty split (never split 0, as n >= 1): the combine skips it */
-        if (tid < Gq) {
-            pml[((r0 + tid) * S + s) * 2] = -INFINITY;
-            pml[((r0 + tid) * S + s) * 2 + 1] = 0.0f;
-        }
-        return;
-    }
+    const AttnDecTask tk = attn_dec_task(pml, pos, Tc, H, Hkv, ATTN_DEC_MINK, BK);
+    if (tk.empty) return;
+    const int kh = tk.kh, Gq = tk.Gq, tbeg = tk.tbeg, tend = tk.tend;
+    const size_t r0 = tk.r0;
 
     /* the block's query rows are adjacent in q (B, H, D) */
     for (int i = tid; i < Gq * D4; i += NT) qs[i] = ((const float4 *)(q + r0 * D))[i];
@@ -500,14 +538,7 @@ __global__ void __launch_bounds__(ATTN_DEC_NT, 2)
         if (pv_on) red[ph * D4 + pc] = acc[g];
         __syncthreads();
         for (int c = tid; c < D4; c += NT) {
-            float4 r = red[c];
-            for (int p = 1; p < NP; p++) {
-                const float4 a = red[p * D4 + c];
-                r.x += a.x;
-                r.y += a.y;
-                r.z += a.z;
-                r.w += a.w;
-            }
+            const float4 r = attn_dec_phase_sum(red + c, NP, D4);
             if (S == 1) {
                 const float inv = 1.0f / sml[2 * g + 1];
                 ((float4 *)out)[(r0 + g) * D4 + c] =
@@ -551,6 +582,200 @@ __global__ void attn_decode_combine_kernel(float *__restrict__ out, const float 
             o.w = fmaf(w, a.w, o.w);
         }
         ((float4 *)out)[r * D4 + c] = make_float4(o.x * inv, o.y * inv, o.z * inv, o.w * inv);
+    }
+}
+
+/* ---- decode by independent warps ---- */
+
+/* Warps of a block of attn_decode_warp_kernel, and the fewest keys a split gets: a tile
+ * for each warp. */
+#define ATTN_DECW_NW   4
+#define ATTN_DECW_MINK (ATTN_DECW_NW * 32)
+/* Cache loads a lane issues together: key columns in the scores, keys in P V. */
+#define ATTN_DECW_LB 8
+
+/* Bytes of attn_decode_warp_kernel's dynamic shared memory: the block's queries (QC x D4
+ * float4), each warp's probabilities of its tile (32 keys x QC), each warp's partial sums
+ * (QC x 32 x CPL float4, a slot a lane), and each warp's (max, sum) per query. */
+static size_t attn_decw_smem(int D4, int cpl) {
+    const int NW = ATTN_DECW_NW, QC = ATTN_DEC_QC;
+    return (size_t)(QC * D4 + NW * 32 * QC / 4 + NW * QC * 32 * cpl) * sizeof(float4) +
+           (size_t)NW * QC * 2 * sizeof(float);
+}
+
+/* grid (S, Hkv * nqc, B), ATTN_DECW_NW warps: block (s, kh, qc, b) serves the same query
+ * heads and split of the keys as attn_decode_split_kernel, but its warps run apart, with no
+ * block barrier until the end: warp w takes the 32-key tiles w, w + NW, ... of the split
+ * and keeps its own online softmax. In a tile, lane j scores key j against every query of
+ * the block (the key read straight from the cache, the queries from shared memory), a
+ * warp max per query moves the running max, the probabilities go through the warp's shared
+ * slots, and lane (kp, c) adds P V for float4 column c (and c + 32 when CPL = 2) over the
+ * keys kp, kp + KP, ... (KP = 32 / D4 phases when D4 <= 32). The end merges the warps'
+ * (max, sum, partial P V) in warp order, the phases in phase order, so the bits do not
+ * depend on timing. Output as attn_decode_split_kernel's. */
+template <int CPL, typename CT>
+__global__ void __launch_bounds__(ATTN_DECW_NW * 32)
+    attn_decode_warp_kernel(float *__restrict__ out, float *__restrict__ pacc,
+                            float *__restrict__ pml, const float *__restrict__ q,
+                            const CT *__restrict__ kc, const CT *__restrict__ vc,
+                            const int *__restrict__ pos, int Tc, int H, int Hkv, int D,
+                            float scale) {
+    constexpr int NW = ATTN_DECW_NW, NT = NW * 32, QC = ATTN_DEC_QC;
+    static_assert(QC == 8, "a key's probabilities are read as two float4");
+    extern __shared__ float4 attn_decw_smem4[];
+    const int tid = threadIdx.x, w = tid / 32, lane = tid % 32, D4 = D >> 2;
+    const int S = gridDim.x, s = blockIdx.x, b = blockIdx.z;
+    const AttnDecTask tk = attn_dec_task(pml, pos, Tc, H, Hkv, ATTN_DECW_MINK, 32);
+    if (tk.empty) return;
+    const int kh = tk.kh, Gq = tk.Gq, tbeg = tk.tbeg, tend = tk.tend;
+    const size_t r0 = tk.r0;
+    float4 *qs = attn_decw_smem4;                      /* QC x D4 */
+    float *pw = (float *)(qs + QC * D4) + w * 32 * QC; /* this warp's 32 keys x QC */
+    float4 *part = qs + QC * D4 + NW * 32 * QC / 4;    /* NW x QC x 32 * CPL */
+    float *mls = (float *)(part + NW * QC * 32 * CPL); /* NW x QC x (max, sum) */
+    for (int i = tid; i < Gq * D4; i += NT) qs[i] = ((const float4 *)(q + r0 * D))[i];
+    __syncthreads();
+
+    const size_t rs = (size_t)Hkv * D;
+    const CT *kb = kc + (size_t)b * Tc * rs + (size_t)kh * D;
+    const CT *vb = vc + (size_t)b * Tc * rs + (size_t)kh * D;
+    const int KP = CPL == 1 ? 32 / D4 : 1, kp = CPL == 1 ? lane / D4 : 0;
+    const int lc = lane - kp * D4; /* this lane's first float4 column */
+    float m[QC], l[QC];            /* m the same in every lane; l this lane's part */
+    float4 acc[QC][CPL];
+#pragma unroll
+    for (int g = 0; g < QC; g++) {
+        m[g] = -INFINITY;
+        l[g] = 0.0f;
+        attn_zero<CPL>(acc[g]);
+    }
+    for (int t0 = tbeg + w * 32; t0 < tend; t0 += NW * 32) {
+        const bool live = t0 + lane < tend;
+        float sc[QC];
+#pragma unroll
+        for (int g = 0; g < QC; g++) sc[g] = 0.0f;
+        if (live) { /* ATTN_DECW_LB columns at a time, their loads issued together */
+            const CT *kr = kb + (size_t)(t0 + lane) * rs;
+            for (int c0 = 0; c0 < D4; c0 += ATTN_DECW_LB) {
+                float4 k4[ATTN_DECW_LB];
+#pragma unroll
+                for (int u = 0; u < ATTN_DECW_LB; u++)
+                    k4[u] = c0 + u < D4 ? attn_dec_load4(kr + 4 * (c0 + u))
+                                        : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+                for (int u = 0; u < ATTN_DECW_LB; u++)
+#pragma unroll
+                    for (int g = 0; g < QC; g++)
+                        if (g < Gq && c0 + u < D4) {
+                            const float4 q4 = qs[g * D4 + c0 + u];
+                            sc[g] = fmaf(q4.x, k4[u].x, sc[g]);
+                            sc[g] = fmaf(q4.y, k4[u].y, sc[g]);
+                            sc[g] = fmaf(q4.z, k4[u].z, sc[g]);
+                            sc[g] = fmaf(q4.w, k4[u].w, sc[g]);
+                        }
+            }
+        }
+#pragma unroll
+        for (int g = 0; g < QC; g++) {
+            if (g >= Gq) break; /* the same in every lane */
+            /* lane 0's key is live (t0 < tend), so mt and mn are finite */
+            const float x = live ? sc[g] * scale : -INFINITY;
+            float mt = x;
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, o));
+            const float mn = fmaxf(m[g], mt), alpha = expf(m[g] - mn), p = expf(x - mn);
+            l[g] = l[g] * alpha + p;
+            m[g] = mn;
+            pw[lane * QC + g] = p;
+            if (alpha != 1.0f) /* x * 1 == x, so skipping leaves the same bits */
+#pragma unroll
+                for (int i = 0; i < CPL; i++) {
+                    acc[g][i].x *= alpha;
+                    acc[g][i].y *= alpha;
+                    acc[g][i].z *= alpha;
+                    acc[g][i].w *= alpha;
+                }
+        }
+        __syncwarp();
+        if (kp < KP) { /* VB keys at a time, their loads issued together */
+            constexpr int VB = ATTN_DECW_LB / CPL;
+            const int nk = min(32, tend - t0);
+            for (int j0 = kp; j0 < nk; j0 += VB * KP) {
+                float4 v4[VB][CPL];
+#pragma unroll
+                for (int u = 0; u < VB; u++) {
+                    const CT *vr = vb + (size_t)(t0 + j0 + u * KP) * rs;
+#pragma unroll
+                    for (int i = 0; i < CPL; i++)
+                        v4[u][i] = j0 + u * KP < nk && lc + 32 * i < D4
+                                       ? attn_dec_load4(vr + 4 * (lc + 32 * i))
+                                       : make_float4(0.f, 0.f, 0.f, 0.f);
+                }
+#pragma unroll
+                for (int u = 0; u < VB; u++) {
+                    const int j = j0 + u * KP;
+                    if (j >= nk) break;
+                    const float4 pa = ((const float4 *)(pw + j * QC))[0];
+                    const float4 pb = ((const float4 *)(pw + j * QC))[1];
+                    const float pj[QC] = {pa.x, pa.y, pa.z, pa.w, pb.x, pb.y, pb.z, pb.w};
+#pragma unroll
+                    for (int g = 0; g < QC; g++)
+                        if (g < Gq)
+#pragma unroll
+                            for (int i = 0; i < CPL; i++) {
+                                acc[g][i].x = fmaf(pj[g], v4[u][i].x, acc[g][i].x);
+                                acc[g][i].y = fmaf(pj[g], v4[u][i].y, acc[g][i].y);
+                                acc[g][i].z = fmaf(pj[g], v4[u][i].z, acc[g][i].z);
+                                acc[g][i].w = fmaf(pj[g], v4[u][i].w, acc[g][i].w);
+                            }
+                }
+            }
+        }
+        __syncwarp(); /* the tile's probabilities are read before the next overwrites them */
+    }
+
+    /* each warp leaves its (max, sum) and its lanes' partials, read back in fixed order */
+#pragma unroll
+    for (int g = 0; g < QC; g++) {
+        if (g >= Gq) break;
+        const float lw = attn_group_sum<32>(l[g]);
+        if (lane == 0) {
+            mls[(w * QC + g) * 2] = m[g];
+            mls[(w * QC + g) * 2 + 1] = lw;
+        }
+#pragma unroll
+        for (int i = 0; i < CPL; i++) part[((w * QC + g) * CPL + i) * 32 + lane] = acc[g][i];
+    }
+    __syncthreads();
+    for (int idx = tid; idx < Gq * D4; idx += NT) {
+        const int g = idx / D4, c = idx - g * D4;
+        float M = -INFINITY, L = 0.0f;
+        for (int v = 0; v < NW; v++) M = fmaxf(M, mls[(v * QC + g) * 2]);
+        float4 r = make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int v = 0; v < NW; v++) {
+            const float mv = mls[(v * QC + g) * 2];
+            if (mv == -INFINITY) continue; /* a warp with no tile of this split */
+            const float e = expf(mv - M);
+            L += mls[(v * QC + g) * 2 + 1] * e;
+            const float4 *pv = part + (size_t)(v * QC + g) * CPL * 32;
+            /* slots kp * D4 + c (CPL = 1), or slot c (CPL = 2, one phase) */
+            const float4 a = attn_dec_phase_sum(pv + c, KP, D4);
+            r.x = fmaf(e, a.x, r.x);
+            r.y = fmaf(e, a.y, r.y);
+            r.z = fmaf(e, a.z, r.z);
+            r.w = fmaf(e, a.w, r.w);
+        }
+        if (S == 1) {
+            const float inv = 1.0f / L;
+            ((float4 *)out)[(r0 + g) * D4 + c] =
+                make_float4(r.x * inv, r.y * inv, r.z * inv, r.w * inv);
+        } else {
+            ((float4 *)pacc)[((r0 + g) * S + s) * D4 + c] = r;
+            if (c == 0) {
+                pml[((r0 + g) * S + s) * 2] = M;
+                pml[((r0 + g) * S + s) * 2 + 1] = L;
+            }
+        }
     }
 }
 
@@ -633,10 +858,39 @@ struct AttnBwd {
     }
 };
 
-/* The split count S fills one wave: as many blocks as the SMs hold at once, cut over
- * B * Hkv * nqc (kv head, query chunk) tasks, and no more splits than Tc has runs of
- * ATTN_DEC_MINK keys. pos stays on the device, so S comes from Tc; each row cuts its own
- * pos[b] + 1 keys into S chunks, and splits past its end are empty. */
+/* The split count S fills one wave: as many blocks as the SMs hold at once (resident a
+ * SM), cut over tasks = B * Hkv * nqc (kv head, query chunk) blocks, and no more splits
+ * than Tc has runs of mink keys. pos stays on the device, so S comes from Tc; each row cuts
+ * its own pos[b] + 1 keys into S chunks, and splits past its end are empty. */
+static long attn_decode_splits(int resident, long tasks, int Tc, int mink) {
+    const long smax = (Tc + mink - 1) / mink;
+    long S = (long)resident * dr_cuda_sm_count() / tasks;
+    if (S > smax) S = smax;
+    return S < 1 ? 1 : S;
+}
+
+/* Runs a decode kernel over S splits of the keys: with one split it writes out itself;
+ * otherwise each split's partials go to scratch and attn_decode_combine_kernel merges them. */
+template <typename CT, typename K>
+static void attn_decode_run(K kernel, long S, int threads, size_t smem, float *out, const float *q,
+                            const CT *kc, const CT *vc, const int *pos, int B, int Tc, int H,
+                            int Hkv, int D, float scale) {
+    const int nqc = (H / Hkv + ATTN_DEC_QC - 1) / ATTN_DEC_QC, rows = B * H;
+    const dim3 grid((unsigned)S, (unsigned)(Hkv * nqc), (unsigned)B);
+    float *pacc = nullptr, *pml = nullptr;
+    if (S > 1) {
+        pacc =
+            (float *)dr_cuda_scratch(ATTN_DEC_SCRATCH, (size_t)rows * S * (D + 2) * sizeof(float));
+        pml = pacc + (size_t)rows * S * D;
+    }
+    kernel<<<grid, threads, smem>>>(out, pacc, pml, q, kc, vc, pos, Tc, H, Hkv, D, scale);
+    LAUNCH_CHECK();
+    if (S == 1) return;
+    attn_decode_combine_kernel<<<(rows + 3) / 4, 128>>>(out, pacc, pml, rows, (int)S, D / 4);
+    LAUNCH_CHECK();
+}
+
+/* The block-tile decode (DENSERL_ATTN_DECODE=tiles): attn_decode_split_kernel. */
 template <typename CT> struct AttnDecode {
     float *out;
     const float *q;
@@ -652,28 +906,30 @@ template <typename CT> struct AttnDecode {
             if (resident < 1) resident = 1;
         }
         const int nqc = (H / Hkv + ATTN_DEC_QC - 1) / ATTN_DEC_QC;
-        const long tasks = (long)B * Hkv * nqc, smax = (Tc + ATTN_DEC_MINK - 1) / ATTN_DEC_MINK;
-        long S = (long)resident * dr_cuda_sm_count() / tasks;
-        if (S > smax) S = smax;
-        if (S < 1) S = 1;
-        const dim3 grid((unsigned)S, (unsigned)(Hkv * nqc), (unsigned)B);
-        if (S == 1) {
-            attn_decode_split_kernel<G, NV, CT><<<grid, ATTN_DEC_NT>>>(
-                out, nullptr, nullptr, q, kc, vc, pos, Tc, H, Hkv, D, scale);
-            LAUNCH_CHECK();
-            return;
-        }
-        const int rows = B * H;
-        float *pacc =
-            (float *)dr_cuda_scratch(ATTN_DEC_SCRATCH, (size_t)rows * S * (D + 2) * sizeof(float));
-        float *pml = pacc + (size_t)rows * S * D;
-        attn_decode_split_kernel<G, NV, CT>
-            <<<grid, ATTN_DEC_NT>>>(out, pacc, pml, q, kc, vc, pos, Tc, H, Hkv, D, scale);
-        LAUNCH_CHECK();
-        attn_decode_combine_kernel<<<(rows + 3) / 4, 128>>>(out, pacc, pml, rows, (int)S, D / 4);
-        LAUNCH_CHECK();
+        const long S = attn_decode_splits(resident, (long)B * Hkv * nqc, Tc, ATTN_DEC_MINK);
+        attn_decode_run<CT>(attn_decode_split_kernel<G, NV, CT>, S, ATTN_DEC_NT, 0, out, q, kc, vc,
+                            pos, B, Tc, H, Hkv, D, scale);
     }
 };
+
+/* The warp decode (the default): attn_decode_warp_kernel, one float4 column a lane up to
+ * D = 128 and two up to 256. */
+template <int CPL, typename CT>
+static void attn_decode_warps(float *out, const float *q, const CT *kc, const CT *vc,
+                              const int *pos, int B, int Tc, int H, int Hkv, int D, float scale) {
+    static int resident[65]; /* blocks one SM holds, by D4 (the shared memory differs) */
+    const int D4 = D / 4;
+    const size_t smem = attn_decw_smem(D4, CPL);
+    if (!resident[D4]) {
+        CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+            &resident[D4], attn_decode_warp_kernel<CPL, CT>, ATTN_DECW_NW * 32, smem));
+        if (resident[D4] < 1) resident[D4] = 1;
+    }
+    const int nqc = (H / Hkv + ATTN_DEC_QC - 1) / ATTN_DEC_QC;
+    const long S = attn_decode_splits(resident[D4], (long)B * Hkv * nqc, Tc, ATTN_DECW_MINK);
+    attn_decode_run<CT>(attn_decode_warp_kernel<CPL, CT>, S, ATTN_DECW_NW * 32, smem, out, q, kc,
+                        vc, pos, B, Tc, H, Hkv, D, scale);
+}
 
 static float attn_scale(int D) {
     return (float)(1.0 / sqrt((double)D)); /* as the CPU computes it */
@@ -711,7 +967,14 @@ static void attn_decode(const char *fn, float *out, const float *q, const CT *kc
     if (B <= 0 || Tc <= 0) return;
     const void *ptrs[] = {out, q, kcache, vcache};
     for (const void *p : ptrs) attn_check_aligned(fn, p);
-    attn_dispatch(D, AttnDecode<CT>{out, q, kcache, vcache, pos, B, Tc, H, Hkv, D, attn_scale(D)});
+    const char *e = getenv("DENSERL_ATTN_DECODE");
+    if (e && strcmp(e, "tiles") == 0)
+        attn_dispatch(D,
+                      AttnDecode<CT>{out, q, kcache, vcache, pos, B, Tc, H, Hkv, D, attn_scale(D)});
+    else if (D <= 128)
+        attn_decode_warps<1, CT>(out, q, kcache, vcache, pos, B, Tc, H, Hkv, D, attn_scale(D));
+    else
+        attn_decode_warps<2, CT>(out, q, kcache, vcache, pos, B, Tc, H, Hkv, D, attn_scale(D));
 }
 
 extern "C" void attention_decode_cuda(float *out, const float *q, const float *kcache,

@@ -301,17 +301,8 @@ static void test_decode_prep(int B, int Tc, int H, int Hkv, int D) {
     for (size_t i = 0; i < sizeof host / sizeof *host; i++) free(host[i]);
 }
 
-int main(void) {
-    CUDA_TEST_BEGIN();
-    rng_seed(20240611);
-    const Shape shapes[] = {
-        {2, 37, 4, 2, 64}, {1, 1, 2, 1, 32},   {2, 200, 6, 2, 128}, {1, 129, 8, 8, 96},
-        {3, 64, 4, 1, 80}, {1, 70, 4, 2, 256}, {2, 33, 2, 1, 160},  {1, 300, 2, 2, 4},
-    };
-    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
-        test_forward_backward(shapes[i], 1.0);
-    /* sharper softmax rows */
-    test_forward_backward((Shape){2, 97, 4, 2, 64}, 3.0);
+/* Every decode shape, on whichever decode kernel DENSERL_ATTN_DECODE selects. */
+static void test_decodes(void) {
     test_decode(2, 37, 4, 2, 64);
     test_decode(1, 1, 2, 1, 32);
     test_decode(3, 200, 6, 2, 128);
@@ -339,6 +330,24 @@ int main(void) {
     test_decode(5, 333, 6, 3, 20);
     test_decode(2, 1000, 4, 1, 4);
     test_decode(3, 777, 10, 2, 196);
+}
+
+int main(void) {
+    CUDA_TEST_BEGIN();
+    rng_seed(20240611);
+    const Shape shapes[] = {
+        {2, 37, 4, 2, 64}, {1, 1, 2, 1, 32},   {2, 200, 6, 2, 128}, {1, 129, 8, 8, 96},
+        {3, 64, 4, 1, 80}, {1, 70, 4, 2, 256}, {2, 33, 2, 1, 160},  {1, 300, 2, 2, 4},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        test_forward_backward(shapes[i], 1.0);
+    /* sharper softmax rows */
+    test_forward_backward((Shape){2, 97, 4, 2, 64}, 3.0);
+    /* the warp decode (the default), then the block-tile one it replaced */
+    test_decodes();
+    setenv("DENSERL_ATTN_DECODE", "tiles", 1);
+    test_decodes();
+    unsetenv("DENSERL_ATTN_DECODE");
     test_store(3, 17, 40);
     test_store(1, 1, 4);
     test_move_slots(3, 9, 20, 128, 4); /* 16-byte words */
