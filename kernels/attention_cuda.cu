@@ -328,14 +328,25 @@ __host__ __device__ constexpr int attn_dec_bk(int d4max) {
     return d4max <= 16 ? 32 : d4max <= 32 ? 16 : 8;
 }
 
-/* Four consecutive cache entries as floats: an fp32 cache, or a bf16 one (uint16_t, the
- * high half of each float), widened exactly. */
-__device__ __forceinline__ float4 attn_dec_load4(const float *p) {
+/* Four consecutive cache entries as loaded (AttnDecRaw: a float4 of an fp32 cache, or four
+ * bf16 of a bf16 one in a uint2, which takes half the registers in flight), and as floats
+ * (attn_dec_widen: a bf16 is the high half of its float, so widening is exact). */
+template <typename CT> struct AttnDecRaw { using T = float4; };
+template <> struct AttnDecRaw<uint16_t> { using T = uint2; };
+__device__ __forceinline__ float4 attn_dec_raw(const float *p) {
     return *(const float4 *)p;
 }
-__device__ __forceinline__ float4 attn_dec_load4(const uint16_t *p) {
-    const uint2 h = *(const uint2 *)p;
+__device__ __forceinline__ uint2 attn_dec_raw(const uint16_t *p) {
+    return *(const uint2 *)p;
+}
+__device__ __forceinline__ float4 attn_dec_widen(float4 r) {
+    return r;
+}
+__device__ __forceinline__ float4 attn_dec_widen(uint2 h) {
     return make_float4(bf16_lo(h.x), bf16_hi(h.x), bf16_lo(h.y), bf16_hi(h.y));
+}
+template <typename CT> __device__ __forceinline__ float4 attn_dec_load4(const CT *p) {
+    return attn_dec_widen(attn_dec_raw(p));
 }
 
 /* This thread's slots of the K and V tile at keys t0 .. t0 + BK - 1 of [.., tend): slot i is
@@ -591,8 +602,6 @@ __global__ void attn_decode_combine_kernel(float *__restrict__ out, const float 
  * for each warp. */
 #define ATTN_DECW_NW   4
 #define ATTN_DECW_MINK (ATTN_DECW_NW * 32)
-/* Cache loads a lane issues together: key columns in the scores, keys in P V. */
-#define ATTN_DECW_LB 8
 
 /* Bytes of attn_decode_warp_kernel's dynamic shared memory: the block's queries (QC x D4
  * float4), each warp's probabilities of its tile (32 keys x QC), each warp's partial sums
@@ -621,6 +630,10 @@ __global__ void __launch_bounds__(ATTN_DECW_NW * 32)
                             const int *__restrict__ pos, int Tc, int H, int Hkv, int D,
                             float scale) {
     constexpr int NW = ATTN_DECW_NW, NT = NW * 32, QC = ATTN_DEC_QC;
+    /* cache loads a lane issues together (key columns in the scores, keys in P V): as many
+     * as 32 registers hold */
+    constexpr int LB = sizeof(CT) == 2 ? 16 : 8;
+    using Raw = typename AttnDecRaw<CT>::T;
     static_assert(QC == 8, "a key's probabilities are read as two float4");
     extern __shared__ float4 attn_decw_smem4[];
     const int tid = threadIdx.x, w = tid / 32, lane = tid % 32, D4 = D >> 2;
@@ -654,25 +667,28 @@ __global__ void __launch_bounds__(ATTN_DECW_NW * 32)
         float sc[QC];
 #pragma unroll
         for (int g = 0; g < QC; g++) sc[g] = 0.0f;
-        if (live) { /* ATTN_DECW_LB columns at a time, their loads issued together */
+        if (live) { /* LB columns at a time, their loads issued together */
             const CT *kr = kb + (size_t)(t0 + lane) * rs;
-            for (int c0 = 0; c0 < D4; c0 += ATTN_DECW_LB) {
-                float4 k4[ATTN_DECW_LB];
+#pragma unroll 1
+            for (int c0 = 0; c0 < D4; c0 += LB) {
+                Raw k4[LB];
 #pragma unroll
-                for (int u = 0; u < ATTN_DECW_LB; u++)
-                    k4[u] = c0 + u < D4 ? attn_dec_load4(kr + 4 * (c0 + u))
-                                        : make_float4(0.f, 0.f, 0.f, 0.f);
+                for (int u = 0; u < LB; u++)
+                    k4[u] = c0 + u < D4 ? attn_dec_raw(kr + 4 * (c0 + u)) : Raw{};
 #pragma unroll
-                for (int u = 0; u < ATTN_DECW_LB; u++)
+                for (int u = 0; u < LB; u++) {
+                    if (c0 + u >= D4) break;
+                    const float4 k = attn_dec_widen(k4[u]);
 #pragma unroll
                     for (int g = 0; g < QC; g++)
-                        if (g < Gq && c0 + u < D4) {
+                        if (g < Gq) {
                             const float4 q4 = qs[g * D4 + c0 + u];
-                            sc[g] = fmaf(q4.x, k4[u].x, sc[g]);
-                            sc[g] = fmaf(q4.y, k4[u].y, sc[g]);
-                            sc[g] = fmaf(q4.z, k4[u].z, sc[g]);
-                            sc[g] = fmaf(q4.w, k4[u].w, sc[g]);
+                            sc[g] = fmaf(q4.x, k.x, sc[g]);
+                            sc[g] = fmaf(q4.y, k.y, sc[g]);
+                            sc[g] = fmaf(q4.z, k.z, sc[g]);
+                            sc[g] = fmaf(q4.w, k.w, sc[g]);
                         }
+                }
             }
         }
 #pragma unroll
@@ -698,18 +714,19 @@ __global__ void __launch_bounds__(ATTN_DECW_NW * 32)
         }
         __syncwarp();
         if (kp < KP) { /* VB keys at a time, their loads issued together */
-            constexpr int VB = ATTN_DECW_LB / CPL;
+            constexpr int VB = LB / CPL;
             const int nk = min(32, tend - t0);
+#pragma unroll 1
             for (int j0 = kp; j0 < nk; j0 += VB * KP) {
-                float4 v4[VB][CPL];
+                Raw v4[VB][CPL];
 #pragma unroll
                 for (int u = 0; u < VB; u++) {
                     const CT *vr = vb + (size_t)(t0 + j0 + u * KP) * rs;
 #pragma unroll
                     for (int i = 0; i < CPL; i++)
                         v4[u][i] = j0 + u * KP < nk && lc + 32 * i < D4
-                                       ? attn_dec_load4(vr + 4 * (lc + 32 * i))
-                                       : make_float4(0.f, 0.f, 0.f, 0.f);
+                                       ? attn_dec_raw(vr + 4 * (lc + 32 * i))
+                                       : Raw{};
                 }
 #pragma unroll
                 for (int u = 0; u < VB; u++) {
@@ -719,15 +736,17 @@ __global__ void __launch_bounds__(ATTN_DECW_NW * 32)
                     const float4 pb = ((const float4 *)(pw + j * QC))[1];
                     const float pj[QC] = {pa.x, pa.y, pa.z, pa.w, pb.x, pb.y, pb.z, pb.w};
 #pragma unroll
-                    for (int g = 0; g < QC; g++)
-                        if (g < Gq)
+                    for (int i = 0; i < CPL; i++) {
+                        const float4 v = attn_dec_widen(v4[u][i]);
 #pragma unroll
-                            for (int i = 0; i < CPL; i++) {
-                                acc[g][i].x = fmaf(pj[g], v4[u][i].x, acc[g][i].x);
-                                acc[g][i].y = fmaf(pj[g], v4[u][i].y, acc[g][i].y);
-                                acc[g][i].z = fmaf(pj[g], v4[u][i].z, acc[g][i].z);
-                                acc[g][i].w = fmaf(pj[g], v4[u][i].w, acc[g][i].w);
+                        for (int g = 0; g < QC; g++)
+                            if (g < Gq) {
+                                acc[g][i].x = fmaf(pj[g], v.x, acc[g][i].x);
+                                acc[g][i].y = fmaf(pj[g], v.y, acc[g][i].y);
+                                acc[g][i].z = fmaf(pj[g], v.z, acc[g][i].z);
+                                acc[g][i].w = fmaf(pj[g], v.w, acc[g][i].w);
                             }
+                    }
                 }
             }
         }
