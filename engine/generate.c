@@ -170,8 +170,9 @@ static void gen_prefill(Generator *g, const int *prompts, const int *prompt_len,
 }
 
 /* Rotary on q (into g->q) and k at each row's position and k and v into layer l's caches
- * (one kernel), then attention over each row's cached positions into att. Rows of q start
- * ldq apart, of k and v ldkv apart (the packed product's rows, or g->q, g->k, g->v). */
+ * (one kernel), then attention over each row's cached positions into att (over a bf16
+ * cache, a bf16 model's, att holds it in bf16 for the o projection). Rows of q start ldq
+ * apart, of k and v ldkv apart (the packed product's rows, or g->q, g->k, g->v). */
 static void gen_attend(Generator *g, int l, int n, const float *q, const float *k, const float *v,
                        int ldq, int ldkv) {
     Model *m = g->m;
@@ -184,7 +185,8 @@ static void gen_attend(Generator *g, int l, int n, const float *q, const float *
     if (g->kv_bytes == 2) {
         op_decode_prep_bf16cache(be, g->q, q, k, v, ldq, ldkv, kc, vc, g->pos, cs, sn, n, g->T_cap,
                                  H, Hkv, Dh);
-        op_attention_decode_bf16cache(be, g->att, g->q, kc, vc, g->pos, n, g->T_cap, H, Hkv, Dh);
+        op_attention_decode_bf16(be, (uint16_t *)g->att, g->q, kc, vc, g->pos, n, g->T_cap, H, Hkv,
+                                 Dh);
     } else {
         op_decode_prep(be, g->q, q, k, v, ldq, ldkv, kc, vc, g->pos, cs, sn, n, g->T_cap, H, Hkv,
                        Dh);
@@ -218,7 +220,7 @@ static void gen_layer_f32(Generator *g, int l, int n) {
 /* Layer l of a bf16 model, as its forward runs it (model.c): the norms write bf16 (the
  * first half of xn), the gate and up products bf16 for SwiGLU, whose bf16 output feeds the
  * down product, and the o and down products add the residual stream *x in their epilogue
- * into *y, after which the two trade places. q's buffer holds att's bf16 copy. */
+ * into *y, after which the two trade places. att holds the attention's output in bf16. */
 static void gen_layer_bf16(Generator *g, int l, int n, float **x, float **y) {
     Model *m = g->m;
     const ModelConfig *c = &m->cfg;
@@ -234,8 +236,8 @@ static void gen_layer_bf16(Generator *g, int l, int n, float **x, float **y) {
     op_linear_forward_mixed(be, g->qkv, NULL, g->wqkv + (size_t)l * S * d,
                             g->bqkv ? g->bqkv + (size_t)l * S : NULL, n, d, S, xb);
     gen_attend(g, l, n, g->qkv, g->qkv + qd, g->qkv + qd + kd, S, S);
-    op_linear_forward_res_mixed(be, *y, g->att, model_bf16(m, LW(w->wo, l, (size_t)d * qd)),
-                                LW(w->bo, l, d), *x, n, qd, d, (uint16_t *)g->q);
+    op_linear_forward_res_mixed(be, *y, NULL, model_bf16(m, LW(w->wo, l, (size_t)d * qd)),
+                                LW(w->bo, l, d), *x, n, qd, d, (uint16_t *)g->att);
     t = *x, *x = *y, *y = t;
     op_rmsnorm_forward_bf16(be, xb, g->rstd, *x, LW(w->mlp_norm, l, d), n, d, c->norm_eps);
     op_linear_forward_bf16_mixed(be, gb, xb, model_bf16(m, LW(w->w_gate, l, (size_t)F * d)), n, d,

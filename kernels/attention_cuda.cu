@@ -349,6 +349,15 @@ template <typename CT> __device__ __forceinline__ float4 attn_dec_load4(const CT
     return attn_dec_widen(attn_dec_raw(p));
 }
 
+/* Four output values at float4 index i4 of a decode's out: as floats, or as bf16 rounded to
+ * nearest even (the o projection's input, so no cast pass is needed between the two). */
+__device__ __forceinline__ void attn_dec_put(float *out, size_t i4, float4 v) {
+    ((float4 *)out)[i4] = v;
+}
+__device__ __forceinline__ void attn_dec_put(uint16_t *out, size_t i4, float4 v) {
+    ((uint2 *)out)[i4] = make_uint2(bf16_pack2(v.x, v.y), bf16_pack2(v.z, v.w));
+}
+
 /* This thread's slots of the K and V tile at keys t0 .. t0 + BK - 1 of [.., tend): slot i is
  * row lr[i], float4 column lc[i] (rows >= BK: no slot); zeros past tend, which is never
  * past pos[b], so no cache entry past it is read. kb, vb point at the (b, kh) head of key 0;
@@ -430,9 +439,9 @@ __device__ __forceinline__ AttnDecTask attn_dec_task(float *pml, const int *pos,
  * S == 1 writes out; otherwise each (b, h, s) leaves acc (unnormalised, relative to its
  * max m) in pacc (B, H, S, D) and (m, l) in pml (B, H, S, 2), m = -inf for an empty
  * split, for attn_decode_combine_kernel. */
-template <int G, int NV, typename CT>
+template <int G, int NV, typename CT, typename OT>
 __global__ void __launch_bounds__(ATTN_DEC_NT, 2)
-    attn_decode_split_kernel(float *__restrict__ out, float *__restrict__ pacc,
+    attn_decode_split_kernel(OT *__restrict__ out, float *__restrict__ pacc,
                              float *__restrict__ pml, const float *__restrict__ q,
                              const CT *__restrict__ kc, const CT *__restrict__ vc,
                              const int *__restrict__ pos, int Tc, int H, int Hkv, int D,
@@ -552,8 +561,8 @@ __global__ void __launch_bounds__(ATTN_DEC_NT, 2)
             const float4 r = attn_dec_phase_sum(red + c, NP, D4);
             if (S == 1) {
                 const float inv = 1.0f / sml[2 * g + 1];
-                ((float4 *)out)[(r0 + g) * D4 + c] =
-                    make_float4(r.x * inv, r.y * inv, r.z * inv, r.w * inv);
+                attn_dec_put(out, (r0 + g) * D4 + c,
+                             make_float4(r.x * inv, r.y * inv, r.z * inv, r.w * inv));
             } else {
                 ((float4 *)pacc)[((r0 + g) * S + s) * D4 + c] = r;
             }
@@ -568,7 +577,8 @@ __global__ void __launch_bounds__(ATTN_DEC_NT, 2)
 /* One warp per (b, h) row of rows = B * H: merges the S split partials in split order,
  * skipping empty ones (m = -inf; their acc is never written). Split 0 is never empty, so
  * M is finite. */
-__global__ void attn_decode_combine_kernel(float *__restrict__ out, const float *__restrict__ pacc,
+template <typename OT>
+__global__ void attn_decode_combine_kernel(OT *__restrict__ out, const float *__restrict__ pacc,
                                            const float *__restrict__ pml, int rows, int S, int D4) {
     const long r = (long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     if (r >= rows) return; /* no shuffles or barriers below */
@@ -592,7 +602,7 @@ __global__ void attn_decode_combine_kernel(float *__restrict__ out, const float 
             o.z = fmaf(w, a.z, o.z);
             o.w = fmaf(w, a.w, o.w);
         }
-        ((float4 *)out)[r * D4 + c] = make_float4(o.x * inv, o.y * inv, o.z * inv, o.w * inv);
+        attn_dec_put(out, r * D4 + c, make_float4(o.x * inv, o.y * inv, o.z * inv, o.w * inv));
     }
 }
 
@@ -622,13 +632,12 @@ static size_t attn_decw_smem(int D4, int cpl) {
  * keys kp, kp + KP, ... (KP = 32 / D4 phases when D4 <= 32). The end merges the warps'
  * (max, sum, partial P V) in warp order, the phases in phase order, so the bits do not
  * depend on timing. Output as attn_decode_split_kernel's. */
-template <int CPL, typename CT>
+template <int CPL, typename CT, typename OT>
 __global__ void __launch_bounds__(ATTN_DECW_NW * 32)
-    attn_decode_warp_kernel(float *__restrict__ out, float *__restrict__ pacc,
-                            float *__restrict__ pml, const float *__restrict__ q,
-                            const CT *__restrict__ kc, const CT *__restrict__ vc,
-                            const int *__restrict__ pos, int Tc, int H, int Hkv, int D,
-                            float scale) {
+    attn_decode_warp_kernel(OT *__restrict__ out, float *__restrict__ pacc, float *__restrict__ pml,
+                            const float *__restrict__ q, const CT *__restrict__ kc,
+                            const CT *__restrict__ vc, const int *__restrict__ pos, int Tc, int H,
+                            int Hkv, int D, float scale) {
     constexpr int NW = ATTN_DECW_NW, NT = NW * 32, QC = ATTN_DEC_QC;
     /* cache loads a lane issues together (key columns in the scores, keys in P V): as many
      * as 32 registers hold */
@@ -786,8 +795,8 @@ __global__ void __launch_bounds__(ATTN_DECW_NW * 32)
         }
         if (S == 1) {
             const float inv = 1.0f / L;
-            ((float4 *)out)[(r0 + g) * D4 + c] =
-                make_float4(r.x * inv, r.y * inv, r.z * inv, r.w * inv);
+            attn_dec_put(out, (r0 + g) * D4 + c,
+                         make_float4(r.x * inv, r.y * inv, r.z * inv, r.w * inv));
         } else {
             ((float4 *)pacc)[((r0 + g) * S + s) * D4 + c] = r;
             if (c == 0) {
@@ -890,8 +899,8 @@ static long attn_decode_splits(int resident, long tasks, int Tc, int mink) {
 
 /* Runs a decode kernel over S splits of the keys: with one split it writes out itself;
  * otherwise each split's partials go to scratch and attn_decode_combine_kernel merges them. */
-template <typename CT, typename K>
-static void attn_decode_run(K kernel, long S, int threads, size_t smem, float *out, const float *q,
+template <typename CT, typename OT, typename K>
+static void attn_decode_run(K kernel, long S, int threads, size_t smem, OT *out, const float *q,
                             const CT *kc, const CT *vc, const int *pos, int B, int Tc, int H,
                             int Hkv, int D, float scale) {
     const int nqc = (H / Hkv + ATTN_DEC_QC - 1) / ATTN_DEC_QC, rows = B * H;
@@ -905,13 +914,13 @@ static void attn_decode_run(K kernel, long S, int threads, size_t smem, float *o
     kernel<<<grid, threads, smem>>>(out, pacc, pml, q, kc, vc, pos, Tc, H, Hkv, D, scale);
     LAUNCH_CHECK();
     if (S == 1) return;
-    attn_decode_combine_kernel<<<(rows + 3) / 4, 128>>>(out, pacc, pml, rows, (int)S, D / 4);
+    attn_decode_combine_kernel<OT><<<(rows + 3) / 4, 128>>>(out, pacc, pml, rows, (int)S, D / 4);
     LAUNCH_CHECK();
 }
 
 /* The block-tile decode (DENSERL_ATTN_DECODE=tiles): attn_decode_split_kernel. */
-template <typename CT> struct AttnDecode {
-    float *out;
+template <typename CT, typename OT> struct AttnDecode {
+    OT *out; /* float, or bf16 (uint16_t) */
     const float *q;
     const CT *kc, *vc; /* fp32 or bf16 (uint16_t) */
     const int *pos;
@@ -921,33 +930,33 @@ template <typename CT> struct AttnDecode {
         static int resident = 0; /* blocks of this instantiation one SM holds */
         if (!resident) {
             CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-                &resident, attn_decode_split_kernel<G, NV, CT>, ATTN_DEC_NT, 0));
+                &resident, attn_decode_split_kernel<G, NV, CT, OT>, ATTN_DEC_NT, 0));
             if (resident < 1) resident = 1;
         }
         const int nqc = (H / Hkv + ATTN_DEC_QC - 1) / ATTN_DEC_QC;
         const long S = attn_decode_splits(resident, (long)B * Hkv * nqc, Tc, ATTN_DEC_MINK);
-        attn_decode_run<CT>(attn_decode_split_kernel<G, NV, CT>, S, ATTN_DEC_NT, 0, out, q, kc, vc,
-                            pos, B, Tc, H, Hkv, D, scale);
+        attn_decode_run<CT>(attn_decode_split_kernel<G, NV, CT, OT>, S, ATTN_DEC_NT, 0, out, q, kc,
+                            vc, pos, B, Tc, H, Hkv, D, scale);
     }
 };
 
 /* The warp decode (the default): attn_decode_warp_kernel, one float4 column a lane up to
  * D = 128 and two up to 256. */
-template <int CPL, typename CT>
-static void attn_decode_warps(float *out, const float *q, const CT *kc, const CT *vc,
-                              const int *pos, int B, int Tc, int H, int Hkv, int D, float scale) {
+template <int CPL, typename CT, typename OT>
+static void attn_decode_warps(OT *out, const float *q, const CT *kc, const CT *vc, const int *pos,
+                              int B, int Tc, int H, int Hkv, int D, float scale) {
     static int resident[65]; /* blocks one SM holds, by D4 (the shared memory differs) */
     const int D4 = D / 4;
     const size_t smem = attn_decw_smem(D4, CPL);
     if (!resident[D4]) {
         CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-            &resident[D4], attn_decode_warp_kernel<CPL, CT>, ATTN_DECW_NW * 32, smem));
+            &resident[D4], attn_decode_warp_kernel<CPL, CT, OT>, ATTN_DECW_NW * 32, smem));
         if (resident[D4] < 1) resident[D4] = 1;
     }
     const int nqc = (H / Hkv + ATTN_DEC_QC - 1) / ATTN_DEC_QC;
     const long S = attn_decode_splits(resident[D4], (long)B * Hkv * nqc, Tc, ATTN_DECW_MINK);
-    attn_decode_run<CT>(attn_decode_warp_kernel<CPL, CT>, S, ATTN_DECW_NW * 32, smem, out, q, kc,
-                        vc, pos, B, Tc, H, Hkv, D, scale);
+    attn_decode_run<CT>(attn_decode_warp_kernel<CPL, CT, OT>, S, ATTN_DECW_NW * 32, smem, out, q,
+                        kc, vc, pos, B, Tc, H, Hkv, D, scale);
 }
 
 static float attn_scale(int D) {
@@ -979,21 +988,21 @@ extern "C" void attention_backward_cuda(float *dq, float *dk, float *dv, const f
                   AttnBwd{dq, dk, dv, dout, q, k, v, lse, delta, B, T, H, Hkv, D, attn_scale(D)});
 }
 
-template <typename CT>
-static void attn_decode(const char *fn, float *out, const float *q, const CT *kcache,
-                        const CT *vcache, const int *pos, int B, int Tc, int H, int Hkv, int D) {
+template <typename CT, typename OT>
+static void attn_decode(const char *fn, OT *out, const float *q, const CT *kcache, const CT *vcache,
+                        const int *pos, int B, int Tc, int H, int Hkv, int D) {
     attn_check_shape(fn, H, Hkv, D);
     if (B <= 0 || Tc <= 0) return;
     const void *ptrs[] = {out, q, kcache, vcache};
     for (const void *p : ptrs) attn_check_aligned(fn, p);
     const char *e = getenv("DENSERL_ATTN_DECODE");
     if (e && strcmp(e, "tiles") == 0)
-        attn_dispatch(D,
-                      AttnDecode<CT>{out, q, kcache, vcache, pos, B, Tc, H, Hkv, D, attn_scale(D)});
+        attn_dispatch(
+            D, AttnDecode<CT, OT>{out, q, kcache, vcache, pos, B, Tc, H, Hkv, D, attn_scale(D)});
     else if (D <= 128)
-        attn_decode_warps<1, CT>(out, q, kcache, vcache, pos, B, Tc, H, Hkv, D, attn_scale(D));
+        attn_decode_warps<1, CT, OT>(out, q, kcache, vcache, pos, B, Tc, H, Hkv, D, attn_scale(D));
     else
-        attn_decode_warps<2, CT>(out, q, kcache, vcache, pos, B, Tc, H, Hkv, D, attn_scale(D));
+        attn_decode_warps<2, CT, OT>(out, q, kcache, vcache, pos, B, Tc, H, Hkv, D, attn_scale(D));
 }
 
 extern "C" void attention_decode_cuda(float *out, const float *q, const float *kcache,
@@ -1006,6 +1015,12 @@ extern "C" void attention_decode_bf16cache_cuda(float *out, const float *q, cons
                                                 const uint16_t *vcache, const int *pos, int B,
                                                 int Tc, int H, int Hkv, int D) {
     attn_decode("attention_decode_bf16cache_cuda", out, q, kcache, vcache, pos, B, Tc, H, Hkv, D);
+}
+
+extern "C" void attention_decode_bf16_cuda(uint16_t *out, const float *q, const uint16_t *kcache,
+                                           const uint16_t *vcache, const int *pos, int B, int Tc,
+                                           int H, int Hkv, int D) {
+    attn_decode("attention_decode_bf16_cuda", out, q, kcache, vcache, pos, B, Tc, H, Hkv, D);
 }
 
 /* x (B, width) fp32 into the cache at each row's position, as it is or rounded to bf16

@@ -63,6 +63,11 @@ void decode_prep_cuda(float *qo, const float *q, const float *k, const float *v,
 void attention_decode_bf16cache_cuda(float *out, const float *q, const uint16_t *kcache,
                                      const uint16_t *vcache, const int *pos, int B, int Tc, int H,
                                      int Hkv, int D);
+/* The same with out rounded to bf16 (nearest even) as it is written: the bits of
+ * attention_decode_bf16cache_cuda's out rounded. */
+void attention_decode_bf16_cuda(uint16_t *out, const float *q, const uint16_t *kcache,
+                                const uint16_t *vcache, const int *pos, int B, int Tc, int H,
+                                int Hkv, int D);
 void kv_cache_store_bf16_cuda(uint16_t *cache, const float *x, const int *pos, int B, int Tc,
                               int width);
 void decode_prep_bf16cache_cuda(float *qo, const float *q, const float *k, const float *v, int ldq,

@@ -33,9 +33,10 @@ void op_attention_backward_bf16in(Backend be, uint16_t *dqb, uint16_t *dkb, uint
                                   const uint16_t *gb, const uint16_t *qb, const uint16_t *kb,
                                   const uint16_t *vb, const uint16_t *ob, const float *lse, int B,
                                   int T, int H, int Hkv, int D, void *ws, int cudnn);
-void op_attention_decode_bf16cache(Backend be, float *out, const float *q, const uint16_t *kcache,
-                                   const uint16_t *vcache, const int *pos, int B, int Tc, int H,
-                                   int Hkv, int D);
+/* the decode over a bf16 cache, its output rounded to bf16 (the o projection's input) */
+void op_attention_decode_bf16(Backend be, uint16_t *out, const float *q, const uint16_t *kcache,
+                              const uint16_t *vcache, const int *pos, int B, int Tc, int H, int Hkv,
+                              int D);
 void op_kv_cache_store_bf16(Backend be, uint16_t *cache, const float *x, const int *pos, int B,
                             int Tc, int width);
 void op_decode_prep_bf16cache(Backend be, float *qo, const float *q, const float *k, const float *v,
@@ -48,7 +49,8 @@ void op_swiglu_forward_bf16in(Backend be, uint16_t *h, const uint16_t *g, const 
                               long n);
 void op_swiglu_backward_bf16in(Backend be, uint16_t *dg, uint16_t *du, const uint16_t *dh,
                                const uint16_t *g, const uint16_t *u, long n);
-/* y = x W^T (+ b) + r, the residual r added by the product (y != r) */
+/* y = x W^T (+ b) + r, the residual r added by the product (y != r); x is cast into xs, or
+ * with x NULL xs holds bf16(x) already */
 void op_linear_forward_res_mixed(Backend be, float *y, const float *x, const uint16_t *w,
                                  const float *b, const float *r, int n, int in, int out,
                                  uint16_t *xs);

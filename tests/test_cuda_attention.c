@@ -140,6 +140,17 @@ static void test_decode_pos(int B, int Tc, int H, int Hkv, int D, int mode) {
     e = rel_err(g3, out, nq);
     check(e < TOL_FWD, "decode, bf16 cache, B=%d Tc=%d H=%d Hkv=%d D=%d pos mode %d: rel_err %.2e",
           B, Tc, H, Hkv, D, mode, e);
+    /* out in bf16: the fp32 out just checked, rounded to nearest even, bit for bit */
+    uint16_t *d_ob = dev_poison_bf16(nq);
+    attention_decode_bf16_cuda(d_ob, d_q, d_kh, d_vh, d_pos, B, Tc, H, Hkv, D);
+    uint16_t *ob = host_copy_of(d_ob, (size_t)nq, sizeof(uint16_t)), *ob_want = round_bf16(g3, nq);
+    check(
+        memcmp(ob, ob_want, sizeof(uint16_t) * nq) == 0,
+        "decode, bf16 cache and out, B=%d Tc=%d H=%d Hkv=%d D=%d pos mode %d: the fp32 out rounded",
+        B, Tc, H, Hkv, D, mode);
+    free(ob);
+    free(ob_want);
+    dev_free(d_ob);
     free(q);
     free(kc);
     free(vc);
