@@ -38,7 +38,7 @@ EMU_FLAGS := -DCMAKE_C_FLAGS="$(EMU_SAN)" -DCMAKE_CXX_FLAGS="$(EMU_SAN)" \
 	-DCMAKE_EXE_LINKER_FLAGS="$(EMU_SAN)"
 endif
 EMU_TESTS := $(sort $(basename $(notdir $(wildcard tests/test_cuda_*.c)))) test_gpu_model test_comm
-EMU_RUN := $(EMU_TESTS) test_gpu_train test_cuda_attention_bf16_smem163 \
+EMU_RUN := $(EMU_TESTS) test_gpu_train test_cuda_attention_reverse test_cuda_attention_bf16_smem163 \
 	test_cuda_attention_bf16_smem99 test_gpu_model_smem99 test_gpu_steady_state test_gpu_memplan
 
 test-emu: deps

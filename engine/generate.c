@@ -169,10 +169,11 @@ static void gen_prefill(Generator *g, const int *prompts, const int *prompt_len,
     }
 }
 
-/* Rotary on q (into g->q) and k at each row's position and k and v into layer l's caches
- * (one kernel), then attention over each row's cached positions into att (over a bf16
- * cache, a bf16 model's, att holds it in bf16 for the o projection). Rows of q start ldq
- * apart, of k and v ldkv apart (the packed product's rows, or g->q, g->k, g->v). */
+/* Rotary on q and k at each row's position, k and v into layer l's caches, and attention
+ * over each row's cached positions into att (one kernel on a GPU; over a bf16 cache, a bf16
+ * model's, att holds it in bf16 for the o projection). Rows of q start ldq apart, of k and
+ * v ldkv apart (the packed product's rows, or g->q, g->k, g->v); g->q takes the rotated q
+ * where the backend keeps it (the CPU, and the GPU's block-tile decode). */
 static void gen_attend(Generator *g, int l, int n, const float *q, const float *k, const float *v,
                        int ldq, int ldkv) {
     Model *m = g->m;
@@ -183,14 +184,11 @@ static void gen_attend(Generator *g, int l, int n, const float *q, const float *
     void *kc = gen_at(g, g->kcache, l * lstride), *vc = gen_at(g, g->vcache, l * lstride);
     const float *cs = m->rope_cos, *sn = m->rope_sin;
     if (g->kv_bytes == 2) {
-        op_decode_prep_bf16cache(be, g->q, q, k, v, ldq, ldkv, kc, vc, g->pos, cs, sn, n, g->T_cap,
-                                 H, Hkv, Dh);
-        op_attention_decode_bf16(be, (uint16_t *)g->att, g->q, kc, vc, g->pos, n, g->T_cap, H, Hkv,
-                                 Dh);
+        op_attention_decode_prep_bf16(be, (uint16_t *)g->att, g->q, q, k, v, ldq, ldkv, kc, vc,
+                                      g->pos, cs, sn, n, g->T_cap, H, Hkv, Dh);
     } else {
-        op_decode_prep(be, g->q, q, k, v, ldq, ldkv, kc, vc, g->pos, cs, sn, n, g->T_cap, H, Hkv,
-                       Dh);
-        op_attention_decode(be, g->att, g->q, kc, vc, g->pos, n, g->T_cap, H, Hkv, Dh);
+        op_attention_decode_prep(be, g->att, g->q, q, k, v, ldq, ldkv, kc, vc, g->pos, cs, sn, n,
+                                 g->T_cap, H, Hkv, Dh);
     }
 }
 

@@ -32,3 +32,10 @@ void kv_move_slots_cpu(void *kcache, void *vcache, const int *moves, int n, int 
 void decode_prep_cpu(float *qo, const float *q, const float *k, const float *v, int ldq, int ldkv,
                      float *kcache, float *vcache, const int *pos, const float *cos_t,
                      const float *sin_t, int B, int Tc, int H, int Hkv, int D);
+/* A decode step's attention from the q|k|v product's rows: decode_prep_cpu (the rotated
+ * queries into qo) then attention_decode_cpu into out. The CUDA twin does both in one kernel,
+ * leaving qo unwritten (except in its block-tile fallback) and the caches as here. */
+void attention_decode_prep_cpu(float *out, float *qo, const float *q, const float *k,
+                               const float *v, int ldq, int ldkv, float *kcache, float *vcache,
+                               const int *pos, const float *cos_t, const float *sin_t, int B,
+                               int Tc, int H, int Hkv, int D);

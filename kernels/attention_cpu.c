@@ -477,3 +477,11 @@ void decode_prep_cpu(float *qo, const float *q, const float *k, const float *v, 
     }
     free(kr);
 }
+
+void attention_decode_prep_cpu(float *out, float *qo, const float *q, const float *k,
+                               const float *v, int ldq, int ldkv, float *kcache, float *vcache,
+                               const int *pos, const float *cos_t, const float *sin_t, int B,
+                               int Tc, int H, int Hkv, int D) {
+    decode_prep_cpu(qo, q, k, v, ldq, ldkv, kcache, vcache, pos, cos_t, sin_t, B, Tc, H, Hkv, D);
+    attention_decode_cpu(out, qo, kcache, vcache, pos, B, Tc, H, Hkv, D);
+}

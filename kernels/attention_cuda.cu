@@ -349,6 +349,15 @@ template <typename CT> __device__ __forceinline__ float4 attn_dec_load4(const CT
     return attn_dec_widen(attn_dec_raw(p));
 }
 
+/* x as a cache holds it: fp32 as it is, or bf16 rounded to nearest even. */
+template <typename CT> __device__ __forceinline__ CT kv_cast(float x);
+template <> __device__ __forceinline__ float kv_cast<float>(float x) {
+    return x;
+}
+template <> __device__ __forceinline__ uint16_t kv_cast<uint16_t>(float x) {
+    return __bfloat16_as_ushort(__float2bfloat16_rn(x));
+}
+
 /* Four output values at float4 index i4 of a decode's out: as floats, or as bf16 rounded to
  * nearest even (the o projection's input, so no cast pass is needed between the two). */
 __device__ __forceinline__ void attn_dec_put(float *out, size_t i4, float4 v) {
@@ -401,18 +410,19 @@ __device__ __forceinline__ float4 attn_dec_phase_sum(const float4 *x, int np, in
  * combine to skip, and the caller returns when empty is set. */
 struct AttnDecTask {
     size_t r0;
-    int kh, Gq, tbeg, tend;
+    int kh, qc, Gq, tbeg, tend;
     bool empty;
 };
 
 __device__ __forceinline__ AttnDecTask attn_dec_task(float *pml, const int *pos, int Tc, int H,
                                                      int Hkv, int mink, int bk) {
     const int QC = ATTN_DEC_QC, S = gridDim.x, s = blockIdx.x, b = blockIdx.z;
-    const int group = H / Hkv, nqc = (group + QC - 1) / QC, qc = blockIdx.y % nqc;
+    const int group = H / Hkv, nqc = (group + QC - 1) / QC;
     AttnDecTask t;
     t.kh = blockIdx.y / nqc;
-    t.Gq = min(QC, group - qc * QC);
-    t.r0 = (size_t)b * H + (size_t)t.kh * group + (size_t)qc * QC;
+    t.qc = blockIdx.y % nqc;
+    t.Gq = min(QC, group - t.qc * QC);
+    t.r0 = (size_t)b * H + (size_t)t.kh * group + (size_t)t.qc * QC;
     const int n = min(pos[b] + 1, Tc);
     int chunk = max((n + S - 1) / S, mink);
     chunk = (chunk + bk - 1) / bk * bk;
@@ -608,6 +618,17 @@ __global__ void attn_decode_combine_kernel(OT *__restrict__ out, const float *__
 
 /* ---- decode by independent warps ---- */
 
+/* decode_prep's inputs when attn_decode_warp_kernel does its work too: the q|k|v product's
+ * rows (ldq, ldkv floats apart), the rotary tables, and the caches, which take the new key
+ * and value. q NULL: the kernel's q argument holds rotated queries and the caches are
+ * complete. */
+template <typename CT> struct AttnDecPrep {
+    const float *q, *k, *v;
+    int ldq, ldkv;
+    const float *cos_t, *sin_t;
+    CT *kc, *vc;
+};
+
 /* Warps of a block of attn_decode_warp_kernel, and the fewest keys a split gets: a tile
  * for each warp. */
 #define ATTN_DECW_NW   4
@@ -615,11 +636,47 @@ __global__ void attn_decode_combine_kernel(OT *__restrict__ out, const float *__
 
 /* Bytes of attn_decode_warp_kernel's dynamic shared memory: the block's queries (QC x D4
  * float4), each warp's probabilities of its tile (32 keys x QC), each warp's partial sums
- * (QC x 32 x CPL float4, a slot a lane), and each warp's (max, sum) per query. */
+ * (QC x 32 x CPL float4, a slot a lane), each warp's (max, sum) per query, and the new key
+ * and value as the cache holds them (up to D floats each). */
 static size_t attn_decw_smem(int D4, int cpl) {
     const int NW = ATTN_DECW_NW, QC = ATTN_DEC_QC;
-    return (size_t)(QC * D4 + NW * 32 * QC / 4 + NW * QC * 32 * cpl) * sizeof(float4) +
+    return (size_t)(QC * D4 + NW * 32 * QC / 4 + NW * QC * 32 * cpl + 2 * D4) * sizeof(float4) +
            (size_t)NW * QC * 2 * sizeof(float);
+}
+
+/* decode_prep's work for one decode block (all its threads): its query heads h0 ..
+ * h0 + Gq - 1 of row b rotated by p into qf (Gq x D); with fresh, kv head kh's new key
+ * (rotated) and value as the cache holds them into knew, vnew; with store, into the caches
+ * at p too. The rotations are decode_prep_kernel's, so the bits are the same. */
+template <typename CT>
+__device__ void attn_dec_prep(float *qf, CT *knew, CT *vnew, const AttnDecPrep<CT> &pr, size_t h0,
+                              int Gq, int kh, int b, int p, bool fresh, bool store, int Tc, int Hkv,
+                              int D) {
+    const int half = D / 2;
+    const float *cs = pr.cos_t + (size_t)p * half, *sn = pr.sin_t + (size_t)p * half;
+    const float *qr = pr.q + (size_t)b * pr.ldq + h0 * D;
+    for (int i = threadIdx.x; i < Gq * half; i += blockDim.x) {
+        const int g = i / half, j = i - g * half;
+        float a = qr[g * D + j], e = qr[g * D + j + half];
+        rope_rot(a, e, cs[j], sn[j]);
+        qf[g * D + j] = a;
+        qf[g * D + j + half] = e;
+    }
+    if (!fresh) return;
+    const size_t o = (size_t)b * pr.ldkv + (size_t)kh * D;
+    const size_t co = ((size_t)b * Tc + p) * Hkv * D + (size_t)kh * D;
+    for (int j = threadIdx.x; j < half; j += blockDim.x) {
+        float a = pr.k[o + j], e = pr.k[o + j + half];
+        rope_rot(a, e, cs[j], sn[j]);
+        knew[j] = kv_cast<CT>(a);
+        knew[j + half] = kv_cast<CT>(e);
+        vnew[j] = kv_cast<CT>(pr.v[o + j]);
+        vnew[j + half] = kv_cast<CT>(pr.v[o + j + half]);
+        if (store) {
+            pr.kc[co + j] = knew[j], pr.kc[co + j + half] = knew[j + half];
+            pr.vc[co + j] = vnew[j], pr.vc[co + j + half] = vnew[j + half];
+        }
+    }
 }
 
 /* grid (S, Hkv * nqc, B), ATTN_DECW_NW warps: block (s, kh, qc, b) serves the same query
@@ -631,13 +688,17 @@ static size_t attn_decw_smem(int D4, int cpl) {
  * slots, and lane (kp, c) adds P V for float4 column c (and c + 32 when CPL = 2) over the
  * keys kp, kp + KP, ... (KP = 32 / D4 phases when D4 <= 32). The end merges the warps'
  * (max, sum, partial P V) in warp order, the phases in phase order, so the bits do not
- * depend on timing. Output as attn_decode_split_kernel's. */
+ * depend on timing. Output as attn_decode_split_kernel's. With pr.q the block first does
+ * decode_prep's work for itself (attn_dec_prep): its queries rotated into shared memory, and
+ * in the split that holds the new key p its key and value as the cache holds them, which the
+ * lanes take in place of the cache's entry p (read, never used) while one block stores them;
+ * so no block reads what another writes. */
 template <int CPL, typename CT, typename OT>
 __global__ void __launch_bounds__(ATTN_DECW_NW * 32)
     attn_decode_warp_kernel(OT *__restrict__ out, float *__restrict__ pacc, float *__restrict__ pml,
                             const float *__restrict__ q, const CT *__restrict__ kc,
                             const CT *__restrict__ vc, const int *__restrict__ pos, int Tc, int H,
-                            int Hkv, int D, float scale) {
+                            int Hkv, int D, float scale, AttnDecPrep<CT> pr) {
     constexpr int NW = ATTN_DECW_NW, NT = NW * 32, QC = ATTN_DEC_QC;
     /* cache loads a lane issues together (key columns in the scores, keys in P V): as many
      * as 32 registers hold */
@@ -655,10 +716,18 @@ __global__ void __launch_bounds__(ATTN_DECW_NW * 32)
     float *pw = (float *)(qs + QC * D4) + w * 32 * QC; /* this warp's 32 keys x QC */
     float4 *part = qs + QC * D4 + NW * 32 * QC / 4;    /* NW x QC x 32 * CPL */
     float *mls = (float *)(part + NW * QC * 32 * CPL); /* NW x QC x (max, sum) */
-    for (int i = tid; i < Gq * D4; i += NT) qs[i] = ((const float4 *)(q + r0 * D))[i];
+    CT *knew = (CT *)(mls + NW * QC * 2), *vnew = knew + D;
+    const size_t rs = (size_t)Hkv * D;
+    const int p = pos[b];
+    /* with decode_prep's work: this split's keys end at the new one, p */
+    const bool fresh = pr.q && tbeg <= p && p < tend;
+    if (pr.q)
+        attn_dec_prep<CT>((float *)qs, knew, vnew, pr, r0 - (size_t)b * H, Gq, kh, b, p, fresh,
+                          fresh && tk.qc == 0, Tc, Hkv, D);
+    else
+        for (int i = tid; i < Gq * D4; i += NT) qs[i] = ((const float4 *)(q + r0 * D))[i];
     __syncthreads();
 
-    const size_t rs = (size_t)Hkv * D;
     const CT *kb = kc + (size_t)b * Tc * rs + (size_t)kh * D;
     const CT *vb = vc + (size_t)b * Tc * rs + (size_t)kh * D;
     const int KP = CPL == 1 ? 32 / D4 : 1, kp = CPL == 1 ? lane / D4 : 0;
@@ -678,12 +747,17 @@ __global__ void __launch_bounds__(ATTN_DECW_NW * 32)
         for (int g = 0; g < QC; g++) sc[g] = 0.0f;
         if (live) { /* LB columns at a time, their loads issued together */
             const CT *kr = kb + (size_t)(t0 + lane) * rs;
+            const bool isnew = fresh && t0 + lane == p; /* from knew: see attn_dec_prep */
 #pragma unroll 1
             for (int c0 = 0; c0 < D4; c0 += LB) {
                 Raw k4[LB];
 #pragma unroll
                 for (int u = 0; u < LB; u++)
                     k4[u] = c0 + u < D4 ? attn_dec_raw(kr + 4 * (c0 + u)) : Raw{};
+                if (isnew)
+#pragma unroll
+                    for (int u = 0; u < LB; u++)
+                        if (c0 + u < D4) k4[u] = attn_dec_raw(knew + 4 * (c0 + u));
 #pragma unroll
                 for (int u = 0; u < LB; u++) {
                     if (c0 + u >= D4) break;
@@ -737,6 +811,13 @@ __global__ void __launch_bounds__(ATTN_DECW_NW * 32)
                                        ? attn_dec_raw(vr + 4 * (lc + 32 * i))
                                        : Raw{};
                 }
+                if (fresh) /* the new key's value from vnew */
+#pragma unroll
+                    for (int u = 0; u < VB; u++)
+#pragma unroll
+                        for (int i = 0; i < CPL; i++)
+                            if (t0 + j0 + u * KP == p && lc + 32 * i < D4)
+                                v4[u][i] = attn_dec_raw(vnew + 4 * (lc + 32 * i));
 #pragma unroll
                 for (int u = 0; u < VB; u++) {
                     const int j = j0 + u * KP;
@@ -899,10 +980,10 @@ static long attn_decode_splits(int resident, long tasks, int Tc, int mink) {
 
 /* Runs a decode kernel over S splits of the keys: with one split it writes out itself;
  * otherwise each split's partials go to scratch and attn_decode_combine_kernel merges them. */
-template <typename CT, typename OT, typename K>
+template <typename CT, typename OT, typename K, typename... Extra>
 static void attn_decode_run(K kernel, long S, int threads, size_t smem, OT *out, const float *q,
                             const CT *kc, const CT *vc, const int *pos, int B, int Tc, int H,
-                            int Hkv, int D, float scale) {
+                            int Hkv, int D, float scale, Extra... extra) {
     const int nqc = (H / Hkv + ATTN_DEC_QC - 1) / ATTN_DEC_QC, rows = B * H;
     const dim3 grid((unsigned)S, (unsigned)(Hkv * nqc), (unsigned)B);
     float *pacc = nullptr, *pml = nullptr;
@@ -911,7 +992,7 @@ static void attn_decode_run(K kernel, long S, int threads, size_t smem, OT *out,
             (float *)dr_cuda_scratch(ATTN_DEC_SCRATCH, (size_t)rows * S * (D + 2) * sizeof(float));
         pml = pacc + (size_t)rows * S * D;
     }
-    kernel<<<grid, threads, smem>>>(out, pacc, pml, q, kc, vc, pos, Tc, H, Hkv, D, scale);
+    kernel<<<grid, threads, smem>>>(out, pacc, pml, q, kc, vc, pos, Tc, H, Hkv, D, scale, extra...);
     LAUNCH_CHECK();
     if (S == 1) return;
     attn_decode_combine_kernel<OT><<<(rows + 3) / 4, 128>>>(out, pacc, pml, rows, (int)S, D / 4);
@@ -944,7 +1025,8 @@ template <typename CT, typename OT> struct AttnDecode {
  * D = 128 and two up to 256. */
 template <int CPL, typename CT, typename OT>
 static void attn_decode_warps(OT *out, const float *q, const CT *kc, const CT *vc, const int *pos,
-                              int B, int Tc, int H, int Hkv, int D, float scale) {
+                              int B, int Tc, int H, int Hkv, int D, float scale,
+                              AttnDecPrep<CT> pr) {
     static int resident[65]; /* blocks one SM holds, by D4 (the shared memory differs) */
     const int D4 = D / 4;
     const size_t smem = attn_decw_smem(D4, CPL);
@@ -956,7 +1038,7 @@ static void attn_decode_warps(OT *out, const float *q, const CT *kc, const CT *v
     const int nqc = (H / Hkv + ATTN_DEC_QC - 1) / ATTN_DEC_QC;
     const long S = attn_decode_splits(resident[D4], (long)B * Hkv * nqc, Tc, ATTN_DECW_MINK);
     attn_decode_run<CT>(attn_decode_warp_kernel<CPL, CT, OT>, S, ATTN_DECW_NW * 32, smem, out, q,
-                        kc, vc, pos, B, Tc, H, Hkv, D, scale);
+                        kc, vc, pos, B, Tc, H, Hkv, D, scale, pr);
 }
 
 static float attn_scale(int D) {
@@ -988,21 +1070,37 @@ extern "C" void attention_backward_cuda(float *dq, float *dk, float *dv, const f
                   AttnBwd{dq, dk, dv, dout, q, k, v, lse, delta, B, T, H, Hkv, D, attn_scale(D)});
 }
 
+template <typename CT>
+static void decode_prep(float *qo, const float *q, const float *k, const float *v, int ldq,
+                        int ldkv, CT *kc, CT *vc, const int *pos, const float *cos_t,
+                        const float *sin_t, int B, int Tc, int H, int Hkv, int D);
+
+/* The decode; with pr.q, decode_prep's work first: in the warp kernel itself, or (block
+ * tiles) by decode_prep_kernel into qo, which the tiles then read. */
 template <typename CT, typename OT>
 static void attn_decode(const char *fn, OT *out, const float *q, const CT *kcache, const CT *vcache,
-                        const int *pos, int B, int Tc, int H, int Hkv, int D) {
+                        const int *pos, int B, int Tc, int H, int Hkv, int D,
+                        AttnDecPrep<CT> pr = {}, float *qo = nullptr) {
     attn_check_shape(fn, H, Hkv, D);
     if (B <= 0 || Tc <= 0) return;
-    const void *ptrs[] = {out, q, kcache, vcache};
+    const void *ptrs[] = {out, pr.q ? qo : q, kcache, vcache};
     for (const void *p : ptrs) attn_check_aligned(fn, p);
     const char *e = getenv("DENSERL_ATTN_DECODE");
-    if (e && strcmp(e, "tiles") == 0)
+    if (e && strcmp(e, "tiles") == 0) {
+        if (pr.q) {
+            decode_prep(qo, pr.q, pr.k, pr.v, pr.ldq, pr.ldkv, pr.kc, pr.vc, pos, pr.cos_t,
+                        pr.sin_t, B, Tc, H, Hkv, D);
+            q = qo;
+        }
         attn_dispatch(
             D, AttnDecode<CT, OT>{out, q, kcache, vcache, pos, B, Tc, H, Hkv, D, attn_scale(D)});
-    else if (D <= 128)
-        attn_decode_warps<1, CT, OT>(out, q, kcache, vcache, pos, B, Tc, H, Hkv, D, attn_scale(D));
-    else
-        attn_decode_warps<2, CT, OT>(out, q, kcache, vcache, pos, B, Tc, H, Hkv, D, attn_scale(D));
+    } else if (D <= 128) {
+        attn_decode_warps<1, CT, OT>(out, q, kcache, vcache, pos, B, Tc, H, Hkv, D, attn_scale(D),
+                                     pr);
+    } else {
+        attn_decode_warps<2, CT, OT>(out, q, kcache, vcache, pos, B, Tc, H, Hkv, D, attn_scale(D),
+                                     pr);
+    }
 }
 
 extern "C" void attention_decode_cuda(float *out, const float *q, const float *kcache,
@@ -1023,13 +1121,30 @@ extern "C" void attention_decode_bf16_cuda(uint16_t *out, const float *q, const 
     attn_decode("attention_decode_bf16_cuda", out, q, kcache, vcache, pos, B, Tc, H, Hkv, D);
 }
 
+extern "C" void attention_decode_prep_cuda(float *out, float *qo, const float *q, const float *k,
+                                           const float *v, int ldq, int ldkv, float *kcache,
+                                           float *vcache, const int *pos, const float *cos_t,
+                                           const float *sin_t, int B, int Tc, int H, int Hkv,
+                                           int D) {
+    const AttnDecPrep<float> pr = {q, k, v, ldq, ldkv, cos_t, sin_t, kcache, vcache};
+    attn_decode("attention_decode_prep_cuda", out, (const float *)nullptr, (const float *)kcache,
+                (const float *)vcache, pos, B, Tc, H, Hkv, D, pr, qo);
+}
+
+extern "C" void attention_decode_prep_bf16_cuda(uint16_t *out, float *qo, const float *q,
+                                                const float *k, const float *v, int ldq, int ldkv,
+                                                uint16_t *kcache, uint16_t *vcache, const int *pos,
+                                                const float *cos_t, const float *sin_t, int B,
+                                                int Tc, int H, int Hkv, int D) {
+    const AttnDecPrep<uint16_t> pr = {q, k, v, ldq, ldkv, cos_t, sin_t, kcache, vcache};
+    attn_decode("attention_decode_prep_bf16_cuda", out, (const float *)nullptr,
+                (const uint16_t *)kcache, (const uint16_t *)vcache, pos, B, Tc, H, Hkv, D, pr, qo);
+}
+
 /* x (B, width) fp32 into the cache at each row's position, as it is or rounded to bf16
  * (nearest even). */
-__device__ __forceinline__ void kv_put(float *c, float x) {
-    *c = x;
-}
-__device__ __forceinline__ void kv_put(uint16_t *c, float x) {
-    *c = __bfloat16_as_ushort(__float2bfloat16_rn(x));
+template <typename CT> __device__ __forceinline__ void kv_put(CT *c, float x) {
+    *c = kv_cast<CT>(x);
 }
 
 template <typename CT>

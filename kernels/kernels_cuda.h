@@ -74,6 +74,21 @@ void decode_prep_bf16cache_cuda(float *qo, const float *q, const float *k, const
                                 int ldkv, uint16_t *kcache, uint16_t *vcache, const int *pos,
                                 const float *cos_t, const float *sin_t, int B, int Tc, int H,
                                 int Hkv, int D);
+/* attention_decode_prep_cpu's twin (attention.h): decode_prep and the decode in one kernel;
+ * the decode's blocks rotate their own queries, and the blocks whose keys end at pos[b] take
+ * the new key and value from the product's rows (rounded as the cache holds them) while one
+ * of them stores them, so the bits of out and of the caches are those of decode_prep_cuda
+ * followed by attention_decode_cuda. qo is written only by the block-tile decode
+ * (DENSERL_ATTN_DECODE=tiles), which runs the two kernels. */
+void attention_decode_prep_cuda(float *out, float *qo, const float *q, const float *k,
+                                const float *v, int ldq, int ldkv, float *kcache, float *vcache,
+                                const int *pos, const float *cos_t, const float *sin_t, int B,
+                                int Tc, int H, int Hkv, int D);
+/* The same over a bf16 cache, out in bf16 (attention_decode_bf16_cuda's) */
+void attention_decode_prep_bf16_cuda(uint16_t *out, float *qo, const float *q, const float *k,
+                                     const float *v, int ldq, int ldkv, uint16_t *kcache,
+                                     uint16_t *vcache, const int *pos, const float *cos_t,
+                                     const float *sin_t, int B, int Tc, int H, int Hkv, int D);
 
 /* logprob.h (scratch: chunk * V floats of device memory) */
 void logprob_forward_cuda(float *logp, float *entropy, float *lse, const float *h, const float *w,

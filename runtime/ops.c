@@ -61,12 +61,6 @@ void op_attention_backward(Backend be, float *dq, float *dk, float *dv, const fl
     BACKEND_CALL(be, attention_backward, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, Hkv, D);
 }
 
-void op_attention_decode(Backend be, float *out, const float *q, const float *kcache,
-                         const float *vcache, const int *pos, int B, int Tc, int H, int Hkv,
-                         int D) {
-    BACKEND_CALL(be, attention_decode, out, q, kcache, vcache, pos, B, Tc, H, Hkv, D);
-}
-
 void op_kv_cache_store(Backend be, float *cache, const float *x, const int *pos, int B, int Tc,
                        int width) {
     BACKEND_CALL(be, kv_cache_store, cache, x, pos, B, Tc, width);
@@ -77,11 +71,12 @@ void op_kv_move_slots(Backend be, void *kcache, void *vcache, const int *moves, 
     BACKEND_CALL(be, kv_move_slots, kcache, vcache, moves, n, L, B_cap, Tc, width, es);
 }
 
-void op_decode_prep(Backend be, float *qo, const float *q, const float *k, const float *v, int ldq,
-                    int ldkv, float *kcache, float *vcache, const int *pos, const float *cos_t,
-                    const float *sin_t, int B, int Tc, int H, int Hkv, int D) {
-    BACKEND_CALL(be, decode_prep, qo, q, k, v, ldq, ldkv, kcache, vcache, pos, cos_t, sin_t, B, Tc,
-                 H, Hkv, D);
+void op_attention_decode_prep(Backend be, float *out, float *qo, const float *q, const float *k,
+                              const float *v, int ldq, int ldkv, float *kcache, float *vcache,
+                              const int *pos, const float *cos_t, const float *sin_t, int B, int Tc,
+                              int H, int Hkv, int D) {
+    BACKEND_CALL(be, attention_decode_prep, out, qo, q, k, v, ldq, ldkv, kcache, vcache, pos, cos_t,
+                 sin_t, B, Tc, H, Hkv, D);
 }
 
 void op_swiglu_forward(Backend be, float *h, const float *g, const float *u, long n) {

@@ -25,15 +25,15 @@ void op_attention_forward(Backend be, float *out, float *lse, const float *q, co
 void op_attention_backward(Backend be, float *dq, float *dk, float *dv, const float *dout,
                            const float *q, const float *k, const float *v, const float *out,
                            const float *lse, int B, int T, int H, int Hkv, int D);
-void op_attention_decode(Backend be, float *out, const float *q, const float *kcache,
-                         const float *vcache, const int *pos, int B, int Tc, int H, int Hkv, int D);
 void op_kv_cache_store(Backend be, float *cache, const float *x, const int *pos, int B, int Tc,
                        int width);
 void op_kv_move_slots(Backend be, void *kcache, void *vcache, const int *moves, int n, int L,
                       int B_cap, int Tc, int width, int es);
-void op_decode_prep(Backend be, float *qo, const float *q, const float *k, const float *v, int ldq,
-                    int ldkv, float *kcache, float *vcache, const int *pos, const float *cos_t,
-                    const float *sin_t, int B, int Tc, int H, int Hkv, int D);
+/* a decode step's attention from the q|k|v product's rows (attention_decode_prep_cpu) */
+void op_attention_decode_prep(Backend be, float *out, float *qo, const float *q, const float *k,
+                              const float *v, int ldq, int ldkv, float *kcache, float *vcache,
+                              const int *pos, const float *cos_t, const float *sin_t, int B, int Tc,
+                              int H, int Hkv, int D);
 void op_swiglu_forward(Backend be, float *h, const float *g, const float *u, long n);
 void op_swiglu_backward(Backend be, float *dg, float *du, const float *dh, const float *g,
                         const float *u, long n);

@@ -17,28 +17,27 @@
 static void no_cuda(void) {
     CHECK(!"built without CUDA");
 }
-#define cast_bf16_cuda(...)                 no_cuda()
-#define cast_f16_cuda(...)                  no_cuda()
-#define rmsnorm_forward_bf16_cuda(...)      no_cuda()
-#define swiglu_forward_bf16in_cuda(...)     no_cuda()
-#define swiglu_backward_bf16in_cuda(...)    no_cuda()
-#define linear_forward_bf16_mixed_cuda(...) no_cuda()
-#define linear_forward_res_mixed_cuda(...)  no_cuda()
-#define linear_dx_bf16_mixed_cuda(...)      no_cuda()
-#define linear_forward_mixed_cuda(...)      no_cuda()
-#define linear_backward_mixed_cuda(...)     no_cuda()
-#define attention_forward_mixed_cuda(...)   no_cuda()
-#define attention_backward_mixed_cuda(...)  no_cuda()
-#define logprob_forward_mixed_cuda(...)     no_cuda()
-#define logprob_backward_mixed_cuda(...)    no_cuda()
-#define attention_decode_bf16_cuda(...)     no_cuda()
-#define kv_cache_store_bf16_cuda(...)       no_cuda()
-#define decode_prep_bf16cache_cuda(...)     no_cuda()
-#define widen_bf16_cuda(...)                no_cuda()
-#define rope_bf16_cuda(...)                 no_cuda()
-#define rope_backward_bf16_cuda(...)        no_cuda()
-#define attention_forward_bf16in_cuda(...)  no_cuda()
-#define attention_backward_bf16in_cuda(...) no_cuda()
+#define cast_bf16_cuda(...)                  no_cuda()
+#define cast_f16_cuda(...)                   no_cuda()
+#define rmsnorm_forward_bf16_cuda(...)       no_cuda()
+#define swiglu_forward_bf16in_cuda(...)      no_cuda()
+#define swiglu_backward_bf16in_cuda(...)     no_cuda()
+#define linear_forward_bf16_mixed_cuda(...)  no_cuda()
+#define linear_forward_res_mixed_cuda(...)   no_cuda()
+#define linear_dx_bf16_mixed_cuda(...)       no_cuda()
+#define linear_forward_mixed_cuda(...)       no_cuda()
+#define linear_backward_mixed_cuda(...)      no_cuda()
+#define attention_forward_mixed_cuda(...)    no_cuda()
+#define attention_backward_mixed_cuda(...)   no_cuda()
+#define logprob_forward_mixed_cuda(...)      no_cuda()
+#define logprob_backward_mixed_cuda(...)     no_cuda()
+#define attention_decode_prep_bf16_cuda(...) no_cuda()
+#define kv_cache_store_bf16_cuda(...)        no_cuda()
+#define widen_bf16_cuda(...)                 no_cuda()
+#define rope_bf16_cuda(...)                  no_cuda()
+#define rope_backward_bf16_cuda(...)         no_cuda()
+#define attention_forward_bf16in_cuda(...)   no_cuda()
+#define attention_backward_bf16in_cuda(...)  no_cuda()
 #endif
 
 int op_mixed_attention_supported(int D) {
@@ -83,10 +82,13 @@ void op_cast_f16(Backend be, uint16_t *y, const float *x, long n) {
     MIXED_CALL(be, cast_f16_cuda(y, x, n));
 }
 
-void op_attention_decode_bf16(Backend be, uint16_t *out, const float *q, const uint16_t *kcache,
-                              const uint16_t *vcache, const int *pos, int B, int Tc, int H, int Hkv,
-                              int D) {
-    MIXED_CALL(be, attention_decode_bf16_cuda(out, q, kcache, vcache, pos, B, Tc, H, Hkv, D));
+void op_attention_decode_prep_bf16(Backend be, uint16_t *out, float *qo, const float *q,
+                                   const float *k, const float *v, int ldq, int ldkv,
+                                   uint16_t *kcache, uint16_t *vcache, const int *pos,
+                                   const float *cos_t, const float *sin_t, int B, int Tc, int H,
+                                   int Hkv, int D) {
+    MIXED_CALL(be, attention_decode_prep_bf16_cuda(out, qo, q, k, v, ldq, ldkv, kcache, vcache, pos,
+                                                   cos_t, sin_t, B, Tc, H, Hkv, D));
 }
 
 void op_widen_bf16(Backend be, float *y, const uint16_t *x, long n) {
@@ -120,14 +122,6 @@ void op_attention_backward_bf16in(Backend be, uint16_t *dqb, uint16_t *dkb, uint
 void op_kv_cache_store_bf16(Backend be, uint16_t *cache, const float *x, const int *pos, int B,
                             int Tc, int width) {
     MIXED_CALL(be, kv_cache_store_bf16_cuda(cache, x, pos, B, Tc, width));
-}
-
-void op_decode_prep_bf16cache(Backend be, float *qo, const float *q, const float *k, const float *v,
-                              int ldq, int ldkv, uint16_t *kcache, uint16_t *vcache, const int *pos,
-                              const float *cos_t, const float *sin_t, int B, int Tc, int H, int Hkv,
-                              int D) {
-    MIXED_CALL(be, decode_prep_bf16cache_cuda(qo, q, k, v, ldq, ldkv, kcache, vcache, pos, cos_t,
-                                              sin_t, B, Tc, H, Hkv, D));
 }
 
 void op_rmsnorm_forward_bf16(Backend be, uint16_t *y, float *rstd, const float *x, const float *w,

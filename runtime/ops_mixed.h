@@ -33,16 +33,15 @@ void op_attention_backward_bf16in(Backend be, uint16_t *dqb, uint16_t *dkb, uint
                                   const uint16_t *gb, const uint16_t *qb, const uint16_t *kb,
                                   const uint16_t *vb, const uint16_t *ob, const float *lse, int B,
                                   int T, int H, int Hkv, int D, void *ws, int cudnn);
-/* the decode over a bf16 cache, its output rounded to bf16 (the o projection's input) */
-void op_attention_decode_bf16(Backend be, uint16_t *out, const float *q, const uint16_t *kcache,
-                              const uint16_t *vcache, const int *pos, int B, int Tc, int H, int Hkv,
-                              int D);
+/* op_attention_decode_prep over a bf16 cache, its output rounded to bf16 (the o projection's
+ * input) */
+void op_attention_decode_prep_bf16(Backend be, uint16_t *out, float *qo, const float *q,
+                                   const float *k, const float *v, int ldq, int ldkv,
+                                   uint16_t *kcache, uint16_t *vcache, const int *pos,
+                                   const float *cos_t, const float *sin_t, int B, int Tc, int H,
+                                   int Hkv, int D);
 void op_kv_cache_store_bf16(Backend be, uint16_t *cache, const float *x, const int *pos, int B,
                             int Tc, int width);
-void op_decode_prep_bf16cache(Backend be, float *qo, const float *q, const float *k, const float *v,
-                              int ldq, int ldkv, uint16_t *kcache, uint16_t *vcache, const int *pos,
-                              const float *cos_t, const float *sin_t, int B, int Tc, int H, int Hkv,
-                              int D);
 void op_rmsnorm_forward_bf16(Backend be, uint16_t *y, float *rstd, const float *x, const float *w,
                              int n, int d, float eps);
 void op_swiglu_forward_bf16in(Backend be, uint16_t *h, const uint16_t *g, const uint16_t *u,

@@ -312,6 +312,80 @@ static void test_decode_prep(int B, int Tc, int H, int Hkv, int D) {
     for (size_t i = 0; i < sizeof host / sizeof *host; i++) free(host[i]);
 }
 
+/* Positions 0 .. pos[b] - 1 of each row of the host caches into the device ones; the new
+ * position pos[b] and past it stay poisoned. */
+static void upload_before(void *dk, void *dv, const void *hk, const void *hv, size_t es,
+                          const int *pos, int B, int Tc, long row) {
+    int *before = malloc(sizeof(int) * B);
+    for (int b = 0; b < B; b++) before[b] = pos[b] - 1;
+    upload_cache(dk, dv, hk, hv, es, before, B, Tc, row);
+    free(before);
+}
+
+/* attention_decode_prep (decode_prep's work inside the decode) against decode_prep followed
+ * by the decode, over fp32 and bf16 caches: the bits of out and of both whole caches (the
+ * new position written, nothing else), from packed q|k|v rows with pos spread as in
+ * test_decode; the position being written starts poisoned, so reading it before its store
+ * shows. Against the CPU's attention_decode_prep_cpu within TOL_FWD. */
+static void test_decode_fused(int B, int Tc, int H, int Hkv, int D) {
+    const int qd = H * D, kd = Hkv * D, S = qd + 2 * kd;
+    const long nq = (long)B * qd, nc = (long)B * Tc * kd, nt = (long)Tc * D / 2;
+    float *qkv = rand_host((long)B * S, 1.0), *cs = rand_host(nt, 1.0), *sn = rand_host(nt, 1.0);
+    float *kc = rand_host(nc, 1.0), *vc = rand_host(nc, 1.0);
+    int *pos = malloc(sizeof(int) * B);
+    for (int b = 0; b < B; b++) pos[b] = b == 0 ? 0 : b == B - 1 ? Tc - 1 : (int)(rng_u01() * Tc);
+    int *d_pos = DEV_I(pos, B);
+    float *d_cs = DEV_F(cs, nt), *d_sn = DEV_F(sn, nt), *d_qkv = DEV_F(qkv, (long)B * S);
+    const float *dq = d_qkv, *dk = d_qkv + qd, *dv = d_qkv + qd + kd;
+    float *ref_k = DEV_POISON_F(nc), *ref_v = DEV_POISON_F(nc), *fk = DEV_POISON_F(nc),
+          *fv = DEV_POISON_F(nc), *qo = DEV_POISON_F(nq), *qo2 = DEV_POISON_F(nq);
+    float *ref_o = DEV_POISON_F(nq), *fo = DEV_POISON_F(nq);
+    upload_before(ref_k, ref_v, kc, vc, sizeof(float), pos, B, Tc, kd);
+    upload_before(fk, fv, kc, vc, sizeof(float), pos, B, Tc, kd);
+    decode_prep_cuda(qo, dq, dk, dv, S, S, ref_k, ref_v, d_pos, d_cs, d_sn, B, Tc, H, Hkv, D);
+    attention_decode_cuda(ref_o, qo, ref_k, ref_v, d_pos, B, Tc, H, Hkv, D);
+    attention_decode_prep_cuda(fo, qo2, dq, dk, dv, S, S, fk, fv, d_pos, d_cs, d_sn, B, Tc, H, Hkv,
+                               D);
+    float *h[6] = {HOST_F(ref_o, nq), HOST_F(fo, nq),    HOST_F(ref_k, nc),
+                   HOST_F(fk, nc),    HOST_F(ref_v, nc), HOST_F(fv, nc)};
+    int same = !memcmp(h[0], h[1], sizeof(float) * nq) && !memcmp(h[2], h[3], sizeof(float) * nc) &&
+               !memcmp(h[4], h[5], sizeof(float) * nc);
+    /* the CPU over the same caches (poison past pos[b] never read) */
+    float *cq = malloc(sizeof(float) * nq), *co = malloc(sizeof(float) * nq);
+    attention_decode_prep_cpu(co, cq, qkv, qkv + qd, qkv + qd + kd, S, S, kc, vc, pos, cs, sn, B,
+                              Tc, H, Hkv, D);
+    const double e = rel_err(h[1], co, nq);
+    check(same && e < TOL_FWD,
+          "decode with prep B=%d Tc=%d H=%d Hkv=%d D=%d: bits of out and caches as prep + decode, "
+          "rel_err %.2e vs CPU",
+          B, Tc, H, Hkv, D, e);
+    /* bf16 caches, bf16 out */
+    uint16_t *kh = round_bf16(kc, nc), *vh = round_bf16(vc, nc);
+    uint16_t *bk = dev_poison_bf16(nc), *bv = dev_poison_bf16(nc), *fbk = dev_poison_bf16(nc),
+             *fbv = dev_poison_bf16(nc), *bo = dev_poison_bf16(nq), *fbo = dev_poison_bf16(nq);
+    upload_before(bk, bv, kh, vh, 2, pos, B, Tc, kd);
+    upload_before(fbk, fbv, kh, vh, 2, pos, B, Tc, kd);
+    decode_prep_bf16cache_cuda(qo, dq, dk, dv, S, S, bk, bv, d_pos, d_cs, d_sn, B, Tc, H, Hkv, D);
+    attention_decode_bf16_cuda(bo, qo, bk, bv, d_pos, B, Tc, H, Hkv, D);
+    attention_decode_prep_bf16_cuda(fbo, qo2, dq, dk, dv, S, S, fbk, fbv, d_pos, d_cs, d_sn, B, Tc,
+                                    H, Hkv, D);
+    uint16_t *x[6] = {host_copy_of(bo, (size_t)nq, 2), host_copy_of(fbo, (size_t)nq, 2),
+                      host_copy_of(bk, (size_t)nc, 2), host_copy_of(fbk, (size_t)nc, 2),
+                      host_copy_of(bv, (size_t)nc, 2), host_copy_of(fbv, (size_t)nc, 2)};
+    same = !memcmp(x[0], x[1], 2 * (size_t)nq) && !memcmp(x[2], x[3], 2 * (size_t)nc) &&
+           !memcmp(x[4], x[5], 2 * (size_t)nc);
+    check(same,
+          "decode with prep, bf16 cache and out, B=%d Tc=%d H=%d Hkv=%d D=%d: bits as prep + "
+          "decode",
+          B, Tc, H, Hkv, D);
+    void *dev[] = {d_pos, d_cs,  d_sn, d_qkv, ref_k, ref_v, fk,  fv, qo,
+                   qo2,   ref_o, fo,   bk,    bv,    fbk,   fbv, bo, fbo};
+    for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) dev_free(dev[i]);
+    void *host[] = {qkv, cs, sn, kc, vc, pos, cq, co, kh, vh};
+    for (size_t i = 0; i < sizeof host / sizeof *host; i++) free(host[i]);
+    for (int i = 0; i < 6; i++) free(h[i]), free(x[i]);
+}
+
 /* Every decode shape, on whichever decode kernel DENSERL_ATTN_DECODE selects. */
 static void test_decodes(void) {
     test_decode(2, 37, 4, 2, 64);
@@ -341,6 +415,13 @@ static void test_decodes(void) {
     test_decode(5, 333, 6, 3, 20);
     test_decode(2, 1000, 4, 1, 4);
     test_decode(3, 777, 10, 2, 196);
+    /* decode_prep inside the decode (B, Tc, H, Hkv, D): splits, groups past a query chunk,
+     * odd widths, one position */
+    static const int fused[][5] = {
+        {2, 37, 4, 2, 64},   {64, 2048, 14, 2, 64}, {2, 4096, 32, 8, 128}, {3, 300, 4, 4, 64},
+        {2, 700, 12, 1, 64}, {5, 333, 6, 3, 20},    {3, 777, 10, 2, 196},  {1, 1, 2, 1, 32}};
+    for (size_t i = 0; i < sizeof fused / sizeof *fused; i++)
+        test_decode_fused(fused[i][0], fused[i][1], fused[i][2], fused[i][3], fused[i][4]);
 }
 
 int main(void) {
