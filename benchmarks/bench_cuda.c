@@ -300,6 +300,29 @@ static void bench_flat(int quick) {
     FREE(a, b, c, d, e);
 }
 
+/* A decode step's attention from the q|k|v product's rows over the bf16 caches kh, vh: by
+ * decode_prep and then the decode (two launches, as before), and in one kernel; kv elements of
+ * the caches read. */
+static void bench_decode_prep(const char *shape, uint16_t *kh, uint16_t *vh, const int *pos, int B,
+                              int Tc, int H, int Hkv, int D, double kv) {
+    const int S = (H + 2 * Hkv) * D;
+    float *qkv = rand_dev((size_t)B * S, 1.0f), *cs = rand_dev((size_t)Tc * D / 2, 1.0f),
+          *sn = rand_dev((size_t)Tc * D / 2, 1.0f),
+          *qo = be_alloc(BACKEND_CUDA, 4 * (size_t)B * H * D);
+    uint16_t *ob = be_alloc(BACKEND_CUDA, 2 * (size_t)B * H * D);
+    const float *q = qkv, *k = qkv + H * D, *v = k + Hkv * D;
+    double ms;
+    TIME_MS(ms, {
+        decode_prep_bf16cache_cuda(qo, q, k, v, S, S, kh, vh, pos, cs, sn, B, Tc, H, Hkv, D);
+        attention_decode_bf16_cuda(ob, qo, kh, vh, pos, B, Tc, H, Hkv, D);
+    });
+    report("decode prep + attn bf16", shape, MEM, 2.0 * kv, ms);
+    TIME_MS(ms, attention_decode_prep_bf16_cuda(ob, qo, q, k, v, S, S, kh, vh, pos, cs, sn, B, Tc,
+                                                H, Hkv, D));
+    report("attn decode with prep bf16", shape, MEM, 2.0 * kv, ms);
+    FREE(qkv, cs, sn, qo, ob);
+}
+
 /* Decode attention of B rows over a cache of Tc positions: every row at Tc - 1 or, with
  * spread, row b at p0 + b % (Tc - p0) (a generation wave halfway: the 0.5B step's 256 rows
  * after an 11-token prompt, 523 positions); bytes are the keys and values actually read. */
@@ -334,6 +357,7 @@ static void bench_decode_shape(int B, int Tc, int H, int Hkv, int D, int spread,
     TIME_MS(ms, attention_decode_bf16cache_cuda(o, q, kh, vh, pos, B, Tc, H, Hkv, D));
     report("attn decode bf16 cache tiles", shape, MEM, 2.0 * kv, ms);
     unsetenv("DENSERL_ATTN_DECODE");
+    bench_decode_prep(shape, kh, vh, pos, B, Tc, H, Hkv, D, kv);
     FREE(kc, vc, kh, vh, q, o, pos);
 }
 
