@@ -718,11 +718,11 @@ __global__ void __launch_bounds__(ATTN_DECW_NW * 32)
     float *mls = (float *)(part + NW * QC * 32 * CPL); /* NW x QC x (max, sum) */
     CT *knew = (CT *)(mls + NW * QC * 2), *vnew = knew + D;
     const size_t rs = (size_t)Hkv * D;
-    const int p = pos[b];
-    /* with decode_prep's work: this split's keys end at the new one, p */
-    const bool fresh = pr.q && tbeg <= p && p < tend;
+    const int pn = pos[b]; /* the new key's position */
+    /* with decode_prep's work: this split's keys end at the new one */
+    const bool fresh = pr.q && tbeg <= pn && pn < tend;
     if (pr.q)
-        attn_dec_prep<CT>((float *)qs, knew, vnew, pr, r0 - (size_t)b * H, Gq, kh, b, p, fresh,
+        attn_dec_prep<CT>((float *)qs, knew, vnew, pr, r0 - (size_t)b * H, Gq, kh, b, pn, fresh,
                           fresh && tk.qc == 0, Tc, Hkv, D);
     else
         for (int i = tid; i < Gq * D4; i += NT) qs[i] = ((const float4 *)(q + r0 * D))[i];
@@ -747,7 +747,7 @@ __global__ void __launch_bounds__(ATTN_DECW_NW * 32)
         for (int g = 0; g < QC; g++) sc[g] = 0.0f;
         if (live) { /* LB columns at a time, their loads issued together */
             const CT *kr = kb + (size_t)(t0 + lane) * rs;
-            const bool isnew = fresh && t0 + lane == p; /* from knew: see attn_dec_prep */
+            const bool isnew = fresh && t0 + lane == pn; /* from knew: see attn_dec_prep */
 #pragma unroll 1
             for (int c0 = 0; c0 < D4; c0 += LB) {
                 Raw k4[LB];
@@ -816,7 +816,7 @@ __global__ void __launch_bounds__(ATTN_DECW_NW * 32)
                     for (int u = 0; u < VB; u++)
 #pragma unroll
                         for (int i = 0; i < CPL; i++)
-                            if (t0 + j0 + u * KP == p && lc + 32 * i < D4)
+                            if (t0 + j0 + u * KP == pn && lc + 32 * i < D4)
                                 v4[u][i] = attn_dec_raw(vnew + 4 * (lc + 32 * i));
 #pragma unroll
                 for (int u = 0; u < VB; u++) {
