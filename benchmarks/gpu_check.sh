@@ -21,7 +21,8 @@
 #                                              bf16-nographs, bf16 with as many rows per model
 #                                              call as the memory plan fits: bf16-auto, the
 #                                              outcome-only RLOO step with no PRM and no
-#                                              reference forward: bf16-rloo)
+#                                              reference forward: bf16-rloo, bf16 with the
+#                                              block-tile decode attention: bf16-dectiles)
 #   STAGES=varlen (not in the default)         length-grouped model calls against every call at
 #                                              the step's longest row: bench steps of the
 #                                              Qwen2.5-0.5B body with a 256-token vocabulary,
@@ -119,6 +120,8 @@ if want e2e; then
         [ "$prec" = bf16-plain ] && plain=(env DENSERL_LOGITS=f32 DENSERL_CUBLASLT=0
             DENSERL_QKV_BF16=0 DENSERL_ATTN_BWD_TILES=q128k64)
         [ "$prec" = bf16-nographs ] && plain=(env DENSERL_CUDA_GRAPHS=0)
+        # bf16-dectiles: the block-tile decode attention, with decode_prep before it
+        [ "$prec" = bf16-dectiles ] && plain=(env DENSERL_ATTN_DECODE=tiles)
         [ "$prec" = bf16-auto ] && rows=(--set 'rl.micro_batch_rows="auto"')
         # bf16-rloo: the baseline PRIME's step cost is measured against
         [ "$prec" = bf16-rloo ] && rows=(--set rl.estimator=rloo_outcome --set rl.prm_update=off)

@@ -47,8 +47,8 @@ def main():
                   f"= {p['fwd_ms'] / f:.2f}x   fwd+bwd {p['fwd_bwd_ms']:.3f} / {b:.3f} ms "
                   f"= {p['fwd_bwd_ms'] / b:.2f}x")
     summary["e2e"] = {}
-    for prec in ("bf16", "bf16-auto", "bf16-cudnn", "bf16-plain", "bf16-nographs", "bf16-rloo",
-                 "fp32"):
+    for prec in ("bf16", "bf16-auto", "bf16-cudnn", "bf16-plain", "bf16-nographs",
+                 "bf16-dectiles", "bf16-rloo", "fp32"):
         path = f"{out}/e2e_{prec}_metrics.jsonl"
         if not os.path.exists(path):
             continue
