@@ -19,6 +19,10 @@ void attention_forward_bf16_cuda(uint16_t *out, float *lse, const uint16_t *q, c
  * block (an H100's and an A100's do for both; GPUs with about 100 KB per block only for
  * D = 64), else 0: the calls below would then stop the program. */
 int attention_bf16_fits(int D);
+/* The backward's tile shape for a call of B sequences of T with Hkv kv heads of D:
+ * "q64k128", "q64k128s" (one buffer) or "q128k64" (attention_bf16_cuda.cu), NULL if none
+ * fits; DENSERL_ATTN_BWD_TILES decides where set. */
+const char *attention_bf16_bwd_tiles(int B, int T, int Hkv, int D);
 /* Bytes of device workspace attention_backward_bf16_cuda needs for this shape. */
 size_t attention_backward_bf16_workspace(int B, int T, int H, int Hkv, int D);
 /* WRITES (does not accumulate) dq (B, T, H, D), dk, dv (B, T, Hkv, D) bf16 from dout, q, k,

@@ -789,16 +789,23 @@ static void att_bwd_launch(bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q, 
 
 /* The backward's tiles: 128 keys per CTA over 64-row query steps, with two buffers of the
  * query-side tiles where the GPU's shared memory holds them (H100: 171 KB at D = 128) and
- * one where it does not (A100: 136.5 KB). DENSERL_ATTN_BWD_TILES=q128k64 brings back the
- * first shape (128 query rows over 64 keys per CTA, two buffers) and q64k128s forces one
- * buffer. The 128-key tiles halve the dq atomics and the Q / dO reads per key. */
+ * one where it does not (A100: 136.5 KB). The 128-key tiles halve the dq atomics and the
+ * Q / dO reads per key, but a call with fewer (sequence, kv head, 128-key tile) CTAs than the
+ * GPU has SMs (ctas128) leaves SMs idle, and there the first shape (128 query rows over 64
+ * keys per CTA, twice the CTAs) runs instead: on an H200 at 8 rows of 576, 14/2 heads of 64
+ * (80 CTAs) it took 0.181 ms against 0.234 (eleventh session). DENSERL_ATTN_BWD_TILES=q128k64
+ * or q64k128 sets the shape whatever the grid, and q64k128s forces one buffer. ctas128 0:
+ * only whether they fit. */
 enum AttBwdTiles { ATT_Q64K128, ATT_Q64K128_SINGLE, ATT_Q128K64, ATT_NO_FIT };
 
-template <int D> static AttBwdTiles att_bwd_tiles(void) {
+template <int D> static AttBwdTiles att_bwd_tiles(long ctas128) {
     const char *e = getenv("DENSERL_ATTN_BWD_TILES");
     const size_t have = (size_t)dr_cuda_smem_optin();
+    const bool small = ctas128 > 0 && ctas128 < dr_cuda_sm_count();
     AttBwdTiles t = e && strcmp(e, "q128k64") == 0    ? ATT_Q128K64
                     : e && strcmp(e, "q64k128s") == 0 ? ATT_Q64K128_SINGLE
+                    : e && strcmp(e, "q64k128") == 0  ? ATT_Q64K128
+                    : small                           ? ATT_Q128K64
                                                       : ATT_Q64K128;
     if (t == ATT_Q128K64 && Bwd<D, 128, 64, 2>::BYTES > have) t = ATT_Q64K128_SINGLE;
     if (t == ATT_Q64K128 && Bwd<D, 64, 128, 2>::BYTES > have) t = ATT_Q64K128_SINGLE;
@@ -815,7 +822,7 @@ static void att_bwd(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *
     CUDA_CHECK(cudaMemsetAsync(dqacc, 0, (size_t)rows * D * sizeof(float), 0));
     attn_bwd_pre_kernel<D><<<(unsigned)((rows + 7) / 8), 256>>>(di, dout, out, B, T, H);
     LAUNCH_CHECK();
-    switch (att_bwd_tiles<D>()) {
+    switch (att_bwd_tiles<D>((long)B * Hkv * ((T + 127) / 128))) { /* as attention_bf16_bwd_tiles */
     case ATT_Q64K128:
         att_bwd_launch<D, 64, 128, 2>(dk, dv, dout, q, k, v, lse, B, T, H, Hkv, dqacc, di, scale);
         break;
@@ -837,10 +844,19 @@ static void att_bwd(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *
     LAUNCH_CHECK();
 }
 
+extern "C" const char *attention_bf16_bwd_tiles(int B, int T, int Hkv, int D) {
+    const long ctas = (long)B * Hkv * ((T + 127) / 128);
+    const AttBwdTiles t = D == 64 ? att_bwd_tiles<64>(ctas) : att_bwd_tiles<128>(ctas);
+    return t == ATT_Q64K128          ? "q64k128"
+           : t == ATT_Q64K128_SINGLE ? "q64k128s"
+           : t == ATT_Q128K64        ? "q128k64"
+                                     : NULL;
+}
+
 extern "C" int attention_bf16_fits(int D) {
     const size_t have = (size_t)dr_cuda_smem_optin();
-    if (D == 64) return att_fwd_smem<64>() <= have && att_bwd_tiles<64>() != ATT_NO_FIT;
-    if (D == 128) return att_fwd_smem<128>() <= have && att_bwd_tiles<128>() != ATT_NO_FIT;
+    if (D == 64) return att_fwd_smem<64>() <= have && att_bwd_tiles<64>(0) != ATT_NO_FIT;
+    if (D == 128) return att_fwd_smem<128>() <= have && att_bwd_tiles<128>(0) != ATT_NO_FIT;
     return 0;
 }
 

@@ -111,6 +111,17 @@ static void bench_shape(int B, int T, int H, int Hkv, int D) {
 }
 #endif
 
+/* The GPU's multiprocessors. */
+static int sm_count(void) {
+    int n = 0;
+#ifdef DENSERL_CUDA
+    int dev = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
+#endif
+    return n;
+}
+
 /* The GPU's most shared memory per block, in bytes. */
 static int smem_optin(void) {
     int optin = 0;
@@ -133,10 +144,11 @@ int main(void) {
     check(fit64 == (optin >= 90624) && fit128 == (optin >= 139776),
           "attention_bf16_fits with %d bytes of shared memory per block: D=64 %d, D=128 %d", optin,
           fit64, fit128);
-    /* every backward tile shape: 64 query rows x 128 keys (the default; one buffer of the
-     * query-side tiles where two do not fit), 128 x 64, and 64 x 128 with one buffer */
-    const char *tiles[3] = {NULL, "q128k64", "q64k128s"};
-    for (int t = 0; t < 3; t++) {
+    /* every backward tile shape: the default's choice by the grid (below), 64 query rows x 128
+     * keys (one buffer of the query-side tiles where two do not fit), 128 x 64, and 64 x 128
+     * with one buffer */
+    const char *tiles[4] = {NULL, "q64k128", "q128k64", "q64k128s"};
+    for (int t = 0; t < 4; t++) {
         if (tiles[t]) setenv("DENSERL_ATTN_BWD_TILES", tiles[t], 1);
         printf("backward tiles %s\n", tiles[t] ? tiles[t] : "default");
         const int shapes[7][5] = {{1, 64, 2, 2, 64}, {2, 200, 4, 2, 128}, {1, 37, 2, 1, 64},
@@ -151,6 +163,26 @@ int main(void) {
         }
     }
     unsetenv("DENSERL_ATTN_BWD_TILES");
+    /* the default's choice: the 64-key tiles where the 128-key grid, B Hkv ceil(T / 128)
+     * CTAs, has fewer CTAs than the GPU has SMs, else the 128-key tiles; each as the shape
+     * set by DENSERL_ATTN_BWD_TILES resolves on this GPU's shared memory */
+    if (fit64) {
+        const int sms = sm_count(), b_big = sms / (2 * 3) + 1; /* Hkv 2, T 300: 3 key tiles */
+        const char *got[2], *want[2];
+        for (int k = 0; k < 2; k++) {
+            const int B = k ? b_big : 1;
+            got[k] = attention_bf16_bwd_tiles(B, 300, 2, 64);
+            setenv("DENSERL_ATTN_BWD_TILES", k ? "q64k128" : "q128k64", 1);
+            want[k] = attention_bf16_bwd_tiles(B, 300, 2, 64);
+            unsetenv("DENSERL_ATTN_BWD_TILES");
+        }
+        check(got[0] && got[1] && want[0] && want[1] && !strcmp(got[0], want[0]) &&
+                  !strcmp(got[1], want[1]),
+              "backward tiles by the grid (%d SMs): 6 CTAs of 128 keys take %s (want %s), %d "
+              "take %s (want %s)",
+              sms, got[0] ? got[0] : "none", want[0] ? want[0] : "none", b_big * 6,
+              got[1] ? got[1] : "none", want[1] ? want[1] : "none");
+    }
 #ifdef DENSERL_CUDA
     if (getenv("DENSERL_ATTN_BENCH")) {
         bench_shape(4, 2048, 16, 16, 128);
