@@ -111,27 +111,20 @@ static void bench_shape(int B, int T, int H, int Hkv, int D) {
 }
 #endif
 
-/* The GPU's multiprocessors. */
-static int sm_count(void) {
-    int n = 0;
+/* An attribute of the current GPU: its multiprocessors, its most shared memory per block
+ * in bytes (0 where built without CUDA). */
 #ifdef DENSERL_CUDA
-    int dev = 0;
+static int gpu_attr(enum cudaDeviceAttr a) {
+    int v = 0, dev = 0;
     cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
-#endif
-    return n;
+    cudaDeviceGetAttribute(&v, a, dev);
+    return v;
 }
-
-/* The GPU's most shared memory per block, in bytes. */
-static int smem_optin(void) {
-    int optin = 0;
-#ifdef DENSERL_CUDA
-    int dev = 0;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+#else
+#define gpu_attr(a) 0
 #endif
-    return optin;
-}
+#define sm_count()   gpu_attr(cudaDevAttrMultiProcessorCount)
+#define smem_optin() gpu_attr(cudaDevAttrMaxSharedMemoryPerBlockOptin)
 
 int main(void) {
     CUDA_TEST_BEGIN();
