@@ -17,7 +17,7 @@ size_t op_mixed_attention_scratch(int B, int T, int H, int Hkv, int D);   /* bf1
 size_t op_mixed_attention_workspace(int B, int T, int H, int Hkv, int D); /* bytes */
 void op_cast_bf16(Backend be, uint16_t *y, const float *x, long n);
 void op_cast_f16(Backend be, uint16_t *y, const float *x, long n);
-/* generation's KV cache in bf16: op_attention_decode / op_kv_cache_store over it */
+/* generation's KV cache in bf16: op_attention_decode_prep / op_kv_cache_store over it */
 /* y = x widened from bf16 (overwritten) */
 void op_widen_bf16(Backend be, float *y, const uint16_t *x, long n);
 /* rotary into bf16 and its backward out of bf16 (kernels_cuda.h: rope_bf16_cuda) */
