@@ -793,9 +793,9 @@ static void att_bwd_launch(bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q, 
  * Q / dO reads per key, but a call with fewer (sequence, kv head, 128-key tile) CTAs than the
  * GPU has SMs (ctas128) leaves SMs idle, and there the first shape (128 query rows over 64
  * keys per CTA, twice the CTAs) runs instead: on an H200 at 8 rows of 576, 14/2 heads of 64
- * (80 CTAs) it took 0.181 ms against 0.234 (eleventh session). DENSERL_ATTN_BWD_TILES=q128k64
- * or q64k128 sets the shape whatever the grid, and q64k128s forces one buffer. ctas128 0:
- * only whether they fit. */
+ * (80 CTAs) it took 0.181 ms against 0.234 (benchmarks/CUDA_NOTES.md, 2026-11-28).
+ * DENSERL_ATTN_BWD_TILES=q128k64 or q64k128 sets the shape whatever the grid, and q64k128s
+ * forces one buffer. ctas128 0: only whether they fit. */
 enum AttBwdTiles { ATT_Q64K128, ATT_Q64K128_SINGLE, ATT_Q128K64, ATT_NO_FIT };
 
 template <int D> static AttBwdTiles att_bwd_tiles(long ctas128) {
