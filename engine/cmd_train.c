@@ -165,10 +165,6 @@ static int prepare(const char *cfg_path, char **sets, int n_sets, RunConfig *rc,
      * run directory of the others */
     resume_path(resume_file, cap, rc->run_dir);
     const int rows_resumed = resume && resume_auto_rows(rc);
-    if (rc->zero_stage == 1 && dist_size() > 1 && (rc->rl.save_every > 0 || resume))
-        return dr_error("%s: rl.save_every needs zero_stage 0 with several ranks (ZeRO-1 splits "
-                        "the optimizer state over the ranks)",
-                        cfg_path);
     dist_set_zero_stage(rc->zero_stage);
     dist_set_bucket_bytes((size_t)(rc->grad_bucket_mb * 1048576.0));
     if (!dist_is_root() && quiet_rank(rc)) return DR_ERR;
@@ -326,7 +322,10 @@ static int save_point(const Prime *p, const RunConfig *rc, const char *file, int
     fflush(metrics);
     long bytes = ftell(metrics);
     rep->rl_seconds = rl_seconds;
-    int st = dist_is_root() ? resume_save(file, p, step, rep, bytes) : DR_OK;
+    int st = resume_save(file, p, step, rep, bytes); /* every rank; rank 0 writes */
+    double failed = st != DR_OK;
+    dist_sum_f64(&failed, 1); /* so that no rank goes on into the next step's sums alone */
+    if (failed > 0 && st == DR_OK) st = dr_error("%s: rank 0 could not write it", file);
     if (st == DR_OK) printf("resume point | rl step %d | %s\n", step, file);
     return st;
 }

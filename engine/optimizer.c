@@ -68,3 +68,25 @@ double adamw_step(AdamW *o, float *params, float *grads, AdamWParams hp, double 
     if (o->zero) dist_allgather_params(params, o->n);
     return norm;
 }
+
+/* One moment buffer (this rank's range) whole into host (NULL: only take part). */
+static void moment_to_host(const AdamW *o, const float *mom, float *scratch, float *host) {
+    if (!o->zero) {
+        if (host) be_to_host(o->be, host, mom, sizeof(float) * o->n);
+        return;
+    }
+    be_copy(o->be, scratch + o->lo, mom, sizeof(float) * (o->hi - o->lo));
+    dist_allgather_params(scratch, o->n);
+    if (host) be_to_host(o->be, host, scratch, sizeof(float) * o->n);
+}
+
+void adamw_moments_to_host(const AdamW *o, float *scratch, float *hm, float *hv) {
+    moment_to_host(o, o->m, scratch, hm);
+    moment_to_host(o, o->v, scratch, hv);
+}
+
+void adamw_moments_from_host(AdamW *o, const float *hm, const float *hv) {
+    const size_t k = o->hi - o->lo;
+    be_to_device(o->be, o->m, hm + o->lo, sizeof(float) * k);
+    be_to_device(o->be, o->v, hv + o->lo, sizeof(float) * k);
+}

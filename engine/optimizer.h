@@ -35,3 +35,11 @@ double grad_norm(Backend be, const float *grads, size_t n);
  * the norm before clipping, the same on every rank. If that norm is not finite nothing is
  * changed and the caller counts a skip. Every rank must call it together. */
 double adamw_step(AdamW *o, float *params, float *grads, AdamWParams hp, double max_norm);
+/* The whole moments (o->n each, the layout a single rank keeps) into host buffers hm and hv,
+ * which rank 0 passes and the others pass as NULL. With ZeRO-1 every rank must call it: the
+ * shards gather through scratch (o->n floats of backend memory, left unspecified; the model's
+ * gradient buffer between updates). The file a run saves is then the same with or without
+ * ZeRO and for any number of ranks. */
+void adamw_moments_to_host(const AdamW *o, float *scratch, float *hm, float *hv);
+/* The inverse: this rank's range of whole host moments (o->n each) into its state. */
+void adamw_moments_from_host(AdamW *o, const float *hm, const float *hv);

@@ -1,5 +1,6 @@
 /* The RL phase's resume point (resume.h). Tensors: "ref", "policy", "prm", "critic" (fp32
- * parameters), "<model>.adam_m" / ".adam_v" (the AdamW moments), "carry.*" (the carried
+ * parameters), "<model>.adam_m" / ".adam_v" (the AdamW moments, whole:
+ * the same file with or without ZeRO-1 and for any number of ranks), "carry.*" (the carried
  * groups' rows); the rest is a JSON object in the metadata's "state" string. */
 #include "resume.h"
 
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "dist.h"
 #include "../runtime/check.h"
 #include "../runtime/error.h"
 #include "../runtime/jsonutil.h"
@@ -96,17 +98,24 @@ int resume_save(const char *path, const Prime *p, int step, const RunReport *rep
     const Model *m[N_TRAINED];
     const AdamW *o[N_TRAINED];
     trained(p, m, o);
+    const int root = dist_is_root();
     Entries es = {0};
     char names[N_TRAINED][2][32];
-    add_f32(&es, "ref", p->ref.be, p->ref.params, p->ref.n_params);
+    if (root) add_f32(&es, "ref", p->ref.be, p->ref.params, p->ref.n_params);
     for (int k = 0; k < N_TRAINED; k++) {
         if (!m[k]) continue;
+        const size_t n = o[k]->n;
+        float *hm = root ? xmalloc(sizeof(float) * (n ? n : 1)) : NULL;
+        float *hv = root ? xmalloc(sizeof(float) * (n ? n : 1)) : NULL;
+        adamw_moments_to_host(o[k], m[k]->grads, hm, hv); /* every rank, under ZeRO-1 */
+        if (!root) continue;
         add_f32(&es, k_model[k], m[k]->be, m[k]->params, m[k]->n_params);
         snprintf(names[k][0], sizeof names[k][0], "%s.adam_m", k_model[k]);
         snprintf(names[k][1], sizeof names[k][1], "%s.adam_v", k_model[k]);
-        add_f32(&es, names[k][0], o[k]->be, o[k]->m, o[k]->hi - o[k]->lo);
-        add_f32(&es, names[k][1], o[k]->be, o[k]->v, o[k]->hi - o[k]->lo);
+        add(&es, names[k][0], ST_F32, hm, (int64_t)n, 0, hm);
+        add(&es, names[k][1], ST_F32, hv, (int64_t)n, 0, hv);
     }
+    if (!root) return DR_OK;
     const Groups *g = &p->rollout.carry;
     const int64_t rows = (int64_t)g->n * g->K;
     if (rows > 0) {
@@ -162,6 +171,21 @@ static int load_i32(const StFile *f, const char *path, const char *name, int *ds
     const StTensor *t = NULL;
     if (find(f, path, name, ST_I32, n, &t)) return DR_ERR;
     memcpy(dst, t->data, sizeof(int) * n);
+    return DR_OK;
+}
+
+/* The whole AdamW moments (saved as one rank keeps them) into this rank's range of o. */
+static int load_moments(const StFile *f, const char *path, const char *nm, const char *nv,
+                        AdamW *o) {
+    const StTensor *tm = NULL, *tv = NULL;
+    if (find(f, path, nm, ST_F32, o->n, &tm) || find(f, path, nv, ST_F32, o->n, &tv)) return DR_ERR;
+    float *hm = xmalloc(sizeof(float) * (o->n ? o->n : 1));
+    float *hv = xmalloc(sizeof(float) * (o->n ? o->n : 1));
+    st_read_f32(tm, hm);
+    st_read_f32(tv, hv);
+    adamw_moments_from_host(o, hm, hv);
+    free(hm);
+    free(hv);
     return DR_OK;
 }
 
@@ -277,10 +301,8 @@ static int load_trained(const StFile *f, const char *path, const json_t *state, 
         char nm[32], nv[32];
         snprintf(nm, sizeof nm, "%s.adam_m", k_model[k]);
         snprintf(nv, sizeof nv, "%s.adam_v", k_model[k]);
-        const size_t n = o[k]->hi - o[k]->lo;
         if (load_f32(f, path, k_model[k], m[k]->be, m[k]->params, m[k]->n_params) ||
-            load_f32(f, path, nm, o[k]->be, o[k]->m, n) ||
-            load_f32(f, path, nv, o[k]->be, o[k]->v, n))
+            load_moments(f, path, nm, nv, o[k]))
             return DR_ERR;
         o[k]->t = (int)json_integer_value(json_object_get(t, k_model[k]));
         model_params_changed(m[k]);

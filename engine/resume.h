@@ -10,7 +10,9 @@
 /* RUN_DIR/resume.safetensors into buf (cap bytes). */
 void resume_path(char *buf, size_t cap, const char *run_dir);
 
-/* Writes the state after RL step `step` (rank 0 only; every rank holds the same). */
+/* Writes the state after RL step `step`. Every rank calls it (under ZeRO-1 the AdamW moments
+ * gather through the models' gradient buffers, which it leaves unspecified); rank 0 writes
+ * the file, the others return DR_OK. */
 int resume_save(const char *path, const Prime *p, int step, const RunReport *rep,
                 long metrics_bytes);
 
