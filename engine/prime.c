@@ -5,6 +5,7 @@
 #include <string.h>
 #include <jansson.h>
 #include "dist.h"
+#include "lr_schedule.h"
 #include "dump.h"
 #include "prime.h"
 #include "../runtime/check.h"
@@ -329,7 +330,7 @@ static void prm_update(Prime *p, StepStats *ss) {
     StepBatch *b = &p->b;
     Stage *st = &p->st;
     int N = b->N, T = b->T, M = c->prm_minibatches > N ? N : c->prm_minibatches, lo, hi;
-    AdamWParams hp = {(float)c->prm_lr, 0.9f, 0.999f, 1e-8f, 0.0f};
+    AdamWParams hp = {(float)ss->prm_lr, 0.9f, 0.999f, 1e-8f, 0.0f};
     double loss = 0, correct = 0, gn_max = 0;
     int train = strcmp(c->prm_update, "none") != 0;
     int fused = prm_fused(p); /* "after" only, so it trains */
@@ -525,7 +526,7 @@ static void policy_update(Prime *p, StepStats *ss) {
     StepBatch *b = &p->b;
     Model *m = p->policy;
     int N = b->N, T = b->T, M = c->ppo_minibatches > N ? N : c->ppo_minibatches;
-    AdamWParams hp = {(float)c->lr, (float)c->beta1, (float)c->beta2, 1e-8f,
+    AdamWParams hp = {(float)ss->lr, (float)c->beta1, (float)c->beta2, 1e-8f,
                       (float)c->weight_decay};
     double loss = 0, clip = 0, klo = 0, klr = 0, valid = 0, gn_max = 0;
     int updates = 0;
@@ -572,7 +573,7 @@ static void critic_update(Prime *p, const int *no_targets, StepStats *ss) {
     StepBatch *b = &p->b;
     Stage *st = &p->st;
     int N = b->N, T = b->T, M = c->ppo_minibatches > N ? N : c->ppo_minibatches;
-    AdamWParams hp = {(float)c->critic_lr, 0.9f, 0.999f, 1e-8f, 0.0f};
+    AdamWParams hp = {(float)ss->critic_lr, 0.9f, 0.999f, 1e-8f, 0.0f};
     double loss = 0, gn_max = 0, cf;
     for (int e = 0; e < c->ppo_epochs; e++) {
         for (int k = 0; k < M; k++) {
@@ -750,8 +751,9 @@ static void metrics_write(Prime *p, int step, const RolloutStats *rs, const Step
         {"critic_loss", p->has_critic ? ss->critic_loss : NAN},
         {"critic_grad_norm", p->has_critic ? ss->critic_grad_norm : NAN},
         {"batch_norm_divisor", ss->batch_norm_div},
-        {"lr", p->rc->rl.lr},
-        {"prm_lr", p->rc->rl.prm_lr},
+        {"lr", ss->lr},
+        {"prm_lr", prm_off(p) ? NAN : ss->prm_lr},
+        {"critic_lr", p->has_critic ? ss->critic_lr : NAN},
     };
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
         json_object_set_new(j, nums[i].key, json_finite(nums[i].value));
@@ -794,10 +796,20 @@ static int skipped_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
     return st;
 }
 
+/* The rates of RL step `step` (1-based) by rl.lr_schedule, each from its own peak. */
+static void step_rates(const RlConfig *c, int step, StepStats *ss) {
+    const LrShape s = (LrShape)lr_shape(c->lr_schedule);
+    const int k = step - 1, n = c->steps, w = c->warmup_steps;
+    ss->lr = lr_at(s, c->lr, k, n, w, c->min_lr_ratio);
+    ss->prm_lr = lr_at(s, c->prm_lr, k, n, w, c->min_lr_ratio);
+    ss->critic_lr = lr_at(s, c->critic_lr, k, n, w, c->min_lr_ratio);
+}
+
 int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
     const RlConfig *c = &p->rc->rl;
     StepBatch *b = &p->b;
     memset(ss, 0, sizeof *ss);
+    step_rates(c, step, ss);
     double sent0 = dist_bytes_sent();
     prof_push("rollout");
     rollout_step(&p->rollout, &p->groups, rs);

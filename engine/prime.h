@@ -40,6 +40,7 @@ typedef struct {
     double prm_loss, prm_acc, prm_auc, policy_loss, clip_frac, kl_old, kl_ref, entropy;
     double grad_norm, prm_grad_norm, critic_loss, critic_grad_norm;
     double reward_mean, reward_min, reward_max, adv_mean, adv_std, batch_norm_div;
+    double lr, prm_lr, critic_lr; /* this step's rates (rl.lr_schedule) */
     double t_logprobs, t_prm, t_adv, t_policy;
     double comm_bytes; /* sent by this rank during the step (0 with one rank) */
     int skipped;

@@ -122,6 +122,12 @@ static const CfgField FIELDS[] = {
     F("rl.kl_estimator", CFG_STRING, rl.kl_estimator, 0, 0, "k1|k3", ""),
     F("rl.entropy_coef", CFG_FLOAT, rl.entropy_coef, 0, 1e6, NULL, ""),
     F("rl.lr", CFG_FLOAT, rl.lr, 0, 1, NULL, "policy learning rate"),
+    F("rl.lr_schedule", CFG_STRING, rl.lr_schedule, 0, 0, "constant|cosine|linear",
+      "after the warm-up, the policy's, PRM's and critic's rates held, or decayed to "
+      "min_lr_ratio x their peak at rl.steps"),
+    F("rl.warmup_steps", CFG_INT, rl.warmup_steps, 0, 10000000, NULL,
+      "RL steps of linear warm-up to the peak rates"),
+    F("rl.min_lr_ratio", CFG_FLOAT, rl.min_lr_ratio, 0, 1, NULL, "decay floor / peak"),
     F("rl.weight_decay", CFG_FLOAT, rl.weight_decay, 0, 1, NULL, ""),
     F("rl.grad_clip", CFG_FLOAT, rl.grad_clip, 0, 1e9, NULL, ""),
     F("rl.beta1", CFG_FLOAT, rl.beta1, 0, 0.999999, NULL, ""),
@@ -279,6 +285,8 @@ void run_config_default(RunConfig *c) {
     r->clip_high = 0.2;
     snprintf(r->loss_agg, CFG_STR_LEN, "token-mean");
     snprintf(r->kl_estimator, CFG_STR_LEN, "k3");
+    snprintf(r->lr_schedule, CFG_STR_LEN, "constant");
+    r->min_lr_ratio = 0.1;
     r->lr = 5e-7;
     r->weight_decay = 0.01;
     r->grad_clip = 1.0;

@@ -35,6 +35,9 @@ typedef struct {
     char loss_agg[CFG_STR_LEN], kl_estimator[CFG_STR_LEN];
     double kl_coef, entropy_coef;
     double lr, weight_decay, grad_clip, beta1, beta2;
+    char lr_schedule[CFG_STR_LEN]; /* constant|cosine|linear, over rl.steps (lr_schedule.h) */
+    int warmup_steps;
+    double min_lr_ratio;
     char critic[CFG_STR_LEN];
     double critic_lr, value_clip;
     int eval_every, log_every;

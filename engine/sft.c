@@ -5,6 +5,7 @@
 #include <string.h>
 #include <jansson.h>
 #include "optimizer.h"
+#include "lr_schedule.h"
 #include "dist.h"
 #include "sft.h"
 #include "tokenizer_char.h"
@@ -102,15 +103,6 @@ double sft_loss(Model *m, const SftBatch *b, int train, float *logp, float *dlog
     return sum / n;
 }
 
-/* Linear warm-up to the peak, then cosine decay to min_lr_ratio * peak. */
-static double lr_at(const SftConfig *c, int step) {
-    if (step < c->warmup_steps) return c->lr * (step + 1) / c->warmup_steps;
-    double span = c->steps - c->warmup_steps;
-    double p = span > 0 ? (step - c->warmup_steps) / span : 1.0;
-    double floor = c->min_lr_ratio;
-    return c->lr * (floor + (1.0 - floor) * 0.5 * (1.0 + cos(M_PI * p)));
-}
-
 static double eval_loss(Model *m, const RunConfig *rc, const ArithParams *ap, SftBatch *b,
                         float *logp) {
     double total = 0, count = 0;
@@ -159,7 +151,7 @@ int sft_run(Model *m, const RunConfig *rc, const char *run_dir) {
         model_zero_grads(m);
         adamw_arm(&opt); /* the step's one backward */
         double loss = sft_loss(m, &b, 1, logp, dlogp);
-        double lr = lr_at(c, step);
+        double lr = lr_at(LR_COSINE, c->lr, step, c->steps, c->warmup_steps, c->min_lr_ratio);
         AdamWParams hp = {(float)lr, (float)c->beta1, (float)c->beta2, (float)c->eps,
                           (float)c->weight_decay};
         double gn = NAN;
