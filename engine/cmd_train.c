@@ -269,16 +269,27 @@ static void eval_point(Prime *p, const RunConfig *rc, const Task *task, int step
 
 /* The final evaluation and the checkpoints of the policy and the PRM (none with the PRM
  * off). */
+/* RUN_DIR/name in Hugging Face layout (rank 0 writes it). A run that started from a model
+ * directory copies its tokenizer, chat template and generation config there first, so that
+ * the checkpoint loads with its tokenizer in transformers, vLLM and denserl's own commands;
+ * config.json comes last, and marks the directory complete. */
+static int save_model(const Model *m, const RunConfig *rc, const char *name) {
+    if (!dist_is_root()) return DR_OK;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", rc->run_dir, name);
+    int st = make_dirs(path);
+    if (st == DR_OK && strcmp(rc->model.init, "random") != 0)
+        st = model_copy_side_files(rc->model.init, path);
+    if (st == DR_OK) st = model_save(m, path, strcmp(rc->checkpoint_dtype, "bf16") == 0);
+    return st;
+}
+
 static int rl_finish(Prime *p, Model *m, const RunConfig *rc, const Task *task, RunReport *rep) {
     rep->rl_eval_accuracy = prime_eval(&p->gen, task, rc);
     printf("eval | after RL | held-out accuracy %.1f%%\n", 100 * rep->rl_eval_accuracy);
     curve_add(&rep->eval_step, &rep->eval_acc, &rep->n_eval, rc->rl.steps, rep->rl_eval_accuracy);
-    char path[PATH_MAX];
-    int bf16 = strcmp(rc->checkpoint_dtype, "bf16") == 0, st = DR_OK;
-    snprintf(path, sizeof path, "%s/policy", rc->run_dir);
-    if (dist_is_root()) st = model_save(m, path, bf16);
-    snprintf(path, sizeof path, "%s/prm", rc->run_dir);
-    if (st == DR_OK && rl_has_prm(&rc->rl) && dist_is_root()) st = model_save(&p->prm, path, bf16);
+    int st = save_model(m, rc, "policy");
+    if (st == DR_OK && rl_has_prm(&rc->rl)) st = save_model(&p->prm, rc, "prm");
     return st;
 }
 
@@ -514,9 +525,8 @@ int cmd_train(int argc, char **argv) {
         rep.final_sft_loss = last_sft_loss(rc.run_dir);
     }
     if (st == DR_OK && !resume) {
-        snprintf(path, sizeof path, "%s/sft", rc.run_dir);
-        if (dist_is_root()) st = model_save(&m, path, strcmp(rc.checkpoint_dtype, "bf16") == 0);
-        if (st == DR_OK) printf("checkpoint: %s (Hugging Face layout)\n", path);
+        st = save_model(&m, &rc, "sft");
+        if (st == DR_OK) printf("checkpoint: %s/sft (Hugging Face layout)\n", rc.run_dir);
     }
     if (st == DR_OK) {
         snprintf(path, sizeof path, "%s/metrics.jsonl", rc.run_dir);

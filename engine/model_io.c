@@ -444,3 +444,25 @@ int model_save(const Model *m, const char *dir, int bf16) {
     free(host);
     return st;
 }
+
+int model_copy_side_files(const char *src, const char *dst) {
+    static const char *const names[] = {
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "vocab.json",
+        "merges.txt",
+        "added_tokens.json",
+        "tokenizer.model",
+        "generation_config.json",
+        "chat_template.jinja",
+        "chat_template.json",
+    };
+    char from[PATH_MAX], to[PATH_MAX];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(from, sizeof from, "%s/%s", src, names[i]);
+        snprintf(to, sizeof to, "%s/%s", dst, names[i]);
+        if (file_exists(from) && file_copy(from, to)) return DR_ERR;
+    }
+    return DR_OK;
+}

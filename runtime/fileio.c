@@ -112,6 +112,29 @@ int atomic_write(const char *path, const void *data, size_t n) {
     return atomic_commit(&af);
 }
 
+int file_copy(const char *src, const char *dst) {
+    FILE *in = file_open_read(src, "a file to copy");
+    if (!in) return DR_ERR;
+    AtomicFile af;
+    if (atomic_open(&af, dst) != DR_OK) {
+        fclose(in);
+        return DR_ERR;
+    }
+    char buf[16384];
+    size_t n;
+    int st = DR_OK;
+    while (st == DR_OK && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, af.fp) != n)
+            st = dr_error("%s: write failed: %s", dst, errno ? strerror(errno) : "I/O error");
+    if (st == DR_OK && ferror(in)) st = dr_error("%s: read failed", src);
+    fclose(in);
+    if (st != DR_OK) {
+        atomic_abort(&af);
+        return st;
+    }
+    return atomic_commit(&af);
+}
+
 int make_dirs(const char *path) {
     if (!path || !*path) return dr_error("(empty path): expected a directory name");
     char buf[4096];

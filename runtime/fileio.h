@@ -21,6 +21,8 @@ int atomic_check(const char *path);
 void atomic_abort(AtomicFile *af);
 /* Writes a whole buffer atomically. */
 int atomic_write(const char *path, const void *data, size_t n);
+/* Copies the file SRC to DST atomically. DR_OK or DR_ERR naming the path that failed. */
+int file_copy(const char *src, const char *dst);
 /* mkdir -p. DR_OK or DR_ERR. */
 int make_dirs(const char *path);
 /* Opens PATH for reading; NULL after recording "<path>: cannot open: <reason>" or, for a

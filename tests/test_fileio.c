@@ -238,6 +238,28 @@ static void test_make_dirs(void) {
     EXPECT(dir_exists(g_dir) && !file_exists(g_dir), "dir_exists/file_exists on a directory");
 }
 
+/* file_copy: the same bytes across several read chunks; a missing source or an unwritable
+ * target fails naming that path and leaves no target or temporary file. */
+static void test_copy(void) {
+    char src[512], dst[512], bad[512];
+    snprintf(src, sizeof src, "%s/copy_src.bin", g_dir);
+    snprintf(dst, sizeof dst, "%s/copy_dst.bin", g_dir);
+    static unsigned char data[100003], back[100100];
+    for (size_t i = 0; i < sizeof data; i++) data[i] = (unsigned char)xorshift_next();
+    EXPECT(atomic_write(src, data, sizeof data) == DR_OK, "copy: source written");
+    EXPECT(file_copy(src, dst) == DR_OK, "copy: succeeds");
+    long n = read_all(dst, back, sizeof back);
+    EXPECT(n == (long)sizeof data && !memcmp(back, data, sizeof data),
+           "copy: the same %zu bytes (read %ld)", sizeof data, n);
+    snprintf(bad, sizeof bad, "%s/no_such_file", g_dir);
+    snprintf(dst, sizeof dst, "%s/copy_dst2.bin", g_dir);
+    EXPECT(file_copy(bad, dst) == DR_ERR && strstr(dr_last_error(), bad) && !path_exists(dst),
+           "copy: a missing source fails naming it, no target");
+    snprintf(bad, sizeof bad, "%s/no_such_dir/x.bin", g_dir);
+    EXPECT(file_copy(src, bad) == DR_ERR && strstr(dr_last_error(), bad) && count_temps(g_dir) == 0,
+           "copy: an unwritable target fails naming it, no temporary file");
+}
+
 int main(void) {
     test_quiet = 1;
     xorshift_seed(0x9e3779b97f4a7c15ull);
@@ -246,6 +268,7 @@ int main(void) {
     test_abort();
     test_failures();
     test_make_dirs();
+    test_copy();
 
     test_rmtree(g_dir);
     return test_summary();

@@ -29,6 +29,25 @@ for f in report.json run_config.json policy/config.json policy/model.safetensors
     prm/model.safetensors; do
     if [ -s "$W/run/$f" ]; then ok "run dir has $f"; else bad "run dir has $f"; fi
 done
+# the checkpoints carry the starting model's tokenizer files, so that they load with their
+# tokenizer elsewhere and in denserl's own eval
+for d in sft policy prm; do
+    for f in tokenizer.json tokenizer_config.json; do
+        cmp -s "$W/model/$f" "$W/run/$d/$f" && ok "$d/ has the model's $f" ||
+            bad "$d/ lacks the model's $f: $(ls "$W/run/$d")"
+    done
+done
+python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    try:
+        json.loads(l)
+        print(l, end="")
+    except ValueError:
+        pass' "$DATA" >"$W/good.jsonl"
+"$BIN" eval --model "$W/run/policy" --data "$W/good.jsonl" --task gsm8k --max-new-tokens 8 \
+    --limit 2 >"$W/eval.out" 2>&1 && ok "eval runs on the trained policy directory" ||
+    bad "eval on the trained policy: $(tail -2 "$W/eval.out")"
 expect "run_config records the task" '"name": "gsm8k"' \
     "$(tr -d '\n' <"$W/run/run_config.json" | sed 's/  */ /g')"
 expect "eval uses the eval file" "greedy, 4 problems" "$(cat "$W/out")"
