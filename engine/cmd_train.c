@@ -323,6 +323,62 @@ static int stop_signal(void) {
     return f > 0 ? (g_stop_signal ? (int)g_stop_signal : SIGTERM) : 0;
 }
 
+/* A write that rank 0 alone did, agreed by every rank, so that none goes on into the next
+ * step's sums alone when it failed. */
+static int agree(int st, const char *what) {
+    double failed = st != DR_OK;
+    dist_sum_f64(&failed, 1);
+    if (failed > 0 && st == DR_OK) st = dr_error("%s: rank 0 could not write it", what);
+    return st;
+}
+
+/* The step numbers of RUN_DIR/checkpoints/step_N entries, newest first; their count. */
+static int checkpoint_steps(const char *dir, int *steps, int cap) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d && n < cap && (e = readdir(d))) {
+        int s, end = 0;
+        if (sscanf(e->d_name, "step_%d%n", &s, &end) == 1 && e->d_name[end] == '\0') steps[n++] = s;
+    }
+    if (d) closedir(d);
+    for (int i = 1; i < n; i++) /* few entries: insertion sort, descending */
+        for (int j = i; j > 0 && steps[j] > steps[j - 1]; j--) {
+            int t = steps[j];
+            steps[j] = steps[j - 1];
+            steps[j - 1] = t;
+        }
+    return n;
+}
+
+/* rl.checkpoint_every: the policy and the PRM after `step` in Hugging Face layout, under
+ * RUN_DIR/checkpoints/step_NNNNNN/, and all but the rl.keep_checkpoints newest removed. */
+static int checkpoint_point(const Prime *p, const Model *m, const RunConfig *rc, int step) {
+    const RlConfig *c = &rc->rl;
+    if (c->checkpoint_every <= 0 || (step % c->checkpoint_every != 0 && step != c->steps))
+        return DR_OK;
+    char name[64], dir[PATH_MAX];
+    snprintf(name, sizeof name, "checkpoints/step_%06d/policy", step);
+    int st = save_model(m, rc, name);
+    snprintf(name, sizeof name, "checkpoints/step_%06d/prm", step);
+    if (st == DR_OK && rl_has_prm(c)) st = save_model(&p->prm, rc, name);
+    snprintf(dir, sizeof dir, "%s/checkpoints", rc->run_dir);
+    enum { CAP = 4096 };
+    int steps[CAP];
+    const int n = st == DR_OK && dist_is_root() && c->keep_checkpoints > 0
+                      ? checkpoint_steps(dir, steps, CAP)
+                      : 0;
+    for (int i = c->keep_checkpoints; i < n && st == DR_OK; i++) {
+        snprintf(name, sizeof name, "/step_%06d", steps[i]);
+        char old[PATH_MAX + 64];
+        snprintf(old, sizeof old, "%s%s", dir, name);
+        st = remove_tree(old);
+    }
+    st = agree(st, dir);
+    if (st == DR_OK) printf("checkpoint | rl step %d | %s/step_%06d\n", step, dir, step);
+    return st;
+}
+
 /* The resume point after `step`, once the metrics line is out: with rl.save_every on its
  * steps and the last, or whenever forced. */
 static int save_point(const Prime *p, const RunConfig *rc, const char *file, int step,
@@ -333,10 +389,7 @@ static int save_point(const Prime *p, const RunConfig *rc, const char *file, int
     fflush(metrics);
     long bytes = ftell(metrics);
     rep->rl_seconds = rl_seconds;
-    int st = resume_save(file, p, step, rep, bytes); /* every rank; rank 0 writes */
-    double failed = st != DR_OK;
-    dist_sum_f64(&failed, 1); /* so that no rank goes on into the next step's sums alone */
-    if (failed > 0 && st == DR_OK) st = dr_error("%s: rank 0 could not write it", file);
+    int st = agree(resume_save(file, p, step, rep, bytes), file); /* every rank; 0 writes */
     if (st == DR_OK) printf("resume point | rl step %d | %s\n", step, file);
     return st;
 }
@@ -388,6 +441,7 @@ static int rl_run(Model *m, const RunConfig *rc, const Task *task, FILE *metrics
         step_report(rep, &pr, c, step, tokens, &rs, &ss);
         if (c->eval_every > 0 && step % c->eval_every == 0 && step < c->steps)
             eval_point(&p, rc, task, step, rep, metrics);
+        if (st == DR_OK) st = checkpoint_point(&p, m, rc, step);
         *stopped = st == DR_OK ? stop_signal() : 0;
         if (st == DR_OK)
             st = save_point(&p, rc, resume_file, step, rep, metrics, time_now() - t0, *stopped);

@@ -141,6 +141,11 @@ static const CfgField FIELDS[] = {
       "the PRM's (one PRM mini-batch, after mode) and the policy's (one PPO epoch of one "
       "mini-batch) update forwards give their log-probs, saving the log-prob phase's forward; "
       "false: separate forwards, the same results"),
+    F("rl.checkpoint_every", CFG_INT, rl.checkpoint_every, 0, 10000000, NULL,
+      "RL steps between checkpoints of the policy and the PRM in Hugging Face layout, "
+      "run_dir/checkpoints/step_NNNNNN/ (also after the last step); 0: none"),
+    F("rl.keep_checkpoints", CFG_INT, rl.keep_checkpoints, 0, 10000000, NULL,
+      "the newest checkpoints/ kept, older ones removed; 0: all"),
     F("rl.save_every", CFG_INT, rl.save_every, 0, 10000000, NULL,
       "RL steps between resume points (run_dir/resume.safetensors, also after the last step; "
       "train --resume goes on from it); 0: none"),

@@ -27,6 +27,8 @@ typedef struct {
                            * most that fit (memplan_resolve sets the number) */
     int group_by_length;  /* model calls at their own longest row (microbatch.h) */
     int save_every;       /* RL steps between resume points (resume.h); 0: none */
+    int checkpoint_every; /* RL steps between HF checkpoints under checkpoints/; 0: none */
+    int keep_checkpoints; /* the newest of those kept; 0: all */
     int fuse_forwards;    /* update forwards stand in for log-prob forwards where they can */
     char estimator[CFG_STR_LEN], rloo_variant[CFG_STR_LEN];
     double w_process, w_outcome, gamma, lam;

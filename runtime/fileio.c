@@ -1,6 +1,7 @@
 /* Atomic file output (temp name beside the target, fsync, rename, fsync of the directory)
  * and the small filesystem helpers that go with it: mkdir -p and existence tests. */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -133,6 +134,34 @@ int file_copy(const char *src, const char *dst) {
         return st;
     }
     return atomic_commit(&af);
+}
+
+/* The entries of directory PATH, each removed whole. */
+static int remove_entries(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return dr_error("%s: cannot open: %s", path, strerror(errno));
+    struct dirent *e;
+    int st = DR_OK;
+    while (st == DR_OK && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char sub[4096];
+        if (snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) >= (int)sizeof sub)
+            st = dr_error("%.200s...: path is too long", sub);
+        else
+            st = remove_tree(sub);
+    }
+    closedir(d);
+    return st;
+}
+
+int remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? DR_OK : dr_error("%s: cannot stat: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode) && remove_entries(path) != DR_OK) return DR_ERR;
+    if ((S_ISDIR(st.st_mode) ? rmdir(path) : unlink(path)) != 0)
+        return dr_error("%s: cannot remove: %s", path, strerror(errno));
+    return DR_OK;
 }
 
 int make_dirs(const char *path) {

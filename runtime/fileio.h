@@ -23,6 +23,9 @@ void atomic_abort(AtomicFile *af);
 int atomic_write(const char *path, const void *data, size_t n);
 /* Copies the file SRC to DST atomically. DR_OK or DR_ERR naming the path that failed. */
 int file_copy(const char *src, const char *dst);
+/* rm -rf PATH (no links followed). DR_OK, also when PATH does not exist, or DR_ERR naming the
+ * entry that could not be removed. */
+int remove_tree(const char *path);
 /* mkdir -p. DR_OK or DR_ERR. */
 int make_dirs(const char *path);
 /* Opens PATH for reading; NULL after recording "<path>: cannot open: <reason>" or, for a

@@ -260,6 +260,27 @@ static void test_copy(void) {
            "copy: an unwritable target fails naming it, no temporary file");
 }
 
+/* remove_tree: a tree of files and directories goes whole; a link inside goes, not what it
+ * points to; a path that does not exist is no error. */
+static void test_remove_tree(void) {
+    char top[300], p[600], outside[600], link[600];
+    snprintf(top, sizeof top, "%s/tree", g_dir);
+    snprintf(p, sizeof p, "%s/a/b/c", top);
+    EXPECT(make_dirs(p) == DR_OK, "tree: made");
+    const char *files[] = {"a/x", "a/b/y", "a/b/c/z", "w"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", top, files[i]);
+        EXPECT(atomic_write(p, "data", 4) == DR_OK, "tree: %s written", files[i]);
+    }
+    snprintf(outside, sizeof outside, "%s/kept.bin", g_dir);
+    EXPECT(atomic_write(outside, "keep", 4) == DR_OK, "tree: outside file written");
+    snprintf(link, sizeof link, "%s/a/b/to_outside", top);
+    EXPECT(symlink(outside, link) == 0, "tree: link made");
+    EXPECT(remove_tree(top) == DR_OK && !path_exists(top), "tree: removed whole");
+    EXPECT(file_exists(outside), "tree: the link's target is kept");
+    EXPECT(remove_tree(top) == DR_OK, "tree: a missing path is no error");
+}
+
 int main(void) {
     test_quiet = 1;
     xorshift_seed(0x9e3779b97f4a7c15ull);
@@ -269,6 +290,7 @@ int main(void) {
     test_failures();
     test_make_dirs();
     test_copy();
+    test_remove_tree();
 
     test_rmtree(g_dir);
     return test_summary();
