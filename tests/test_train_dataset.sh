@@ -100,4 +100,15 @@ bad_case "model dir without tokenizer" "tokenizer.json" --set model.init="$W"
 bad_case "bad data line" "gsm8k_mini.jsonl:6" --set task.max_bad_fraction=0
 bad_case "unknown task" "task.name" --set task.name=mbpp
 
+# the shipped real-data config (configs/prime_math.json) is whole: with the test model and
+# data in place of the paths it names, and on this CPU, it passes --dry-run
+out=$("$BIN" train "$ROOT/configs/prime_math.json" --set model.init="$W/model" \
+    --set task.train_data="$ROOT/tests/fixtures/data/math_mini.jsonl" \
+    --set task.eval_data="$ROOT/tests/fixtures/data/math_mini.jsonl" --set task.eval_size=4 \
+    --set task.max_bad_fraction=0.5 --set precision=fp32 --set device=cpu \
+    --set rl.max_response_tokens=256 --set threads=1 --dry-run 2>&1)
+rc=$?
+expect_eq "configs/prime_math.json: --dry-run exits 0" 0 "$rc"
+expect "configs/prime_math.json: plans its calls" "memory plan:" "$out"
+
 finish
