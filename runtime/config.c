@@ -49,6 +49,42 @@ static int schema_lookup(const CfgField *f, int n, const char *path) {
     return section ? 2 : 0;
 }
 
+/* Edit distance (insertions, deletions, substitutions) between a and b, or 99 for keys too
+ * long to compare. */
+static int edit_distance(const char *a, const char *b) {
+    enum { MAXK = 96 };
+    size_t la = strlen(a), lb = strlen(b);
+    if (la >= MAXK || lb >= MAXK) return 99;
+    int row[MAXK], prev[MAXK];
+    for (size_t j = 0; j <= lb; j++) prev[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]), del = prev[j] + 1, ins = row[j - 1] + 1;
+            row[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, row, sizeof(int) * (lb + 1));
+    }
+    return prev[lb];
+}
+
+/* The field an unknown key most likely meant: the nearest by edit distance (within a third of
+ * the key's length), or else one with the same last part in another section; NULL if none. */
+static const char *nearest_key(const CfgField *f, int n, const char *path) {
+    const char *best = NULL, *tail = strrchr(path, '.');
+    tail = tail ? tail + 1 : path;
+    int best_d = (int)strlen(path) / 3 + 1;
+    for (int i = 0; i < n; i++) {
+        int d = edit_distance(path, f[i].key);
+        if (d < best_d) best_d = d, best = f[i].key;
+    }
+    for (int i = 0; i < n && !best; i++) {
+        const char *t = strrchr(f[i].key, '.');
+        if (!strcmp(t ? t + 1 : f[i].key, tail)) best = f[i].key;
+    }
+    return best;
+}
+
 static int check_keys(const json_t *obj, const char *prefix, const CfgField *f, int n,
                       const char *file) {
     const char *k;
@@ -57,7 +93,12 @@ static int check_keys(const json_t *obj, const char *prefix, const CfgField *f, 
         char path[512];
         snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", k);
         int kind = schema_lookup(f, n, path);
-        if (kind == 0) return dr_error("%s: unknown key '%s'", file, path);
+        if (kind == 0) {
+            const char *near = nearest_key(f, n, path);
+            if (near)
+                return dr_error("%s: unknown key '%s' (did you mean '%s'?)", file, path, near);
+            return dr_error("%s: unknown key '%s'", file, path);
+        }
         if (kind == 2) {
             if (!json_is_object(v)) return dr_error("%s: '%s' must be an object", file, path);
             if (check_keys(v, path, f, n, file)) return DR_ERR;

@@ -94,7 +94,9 @@ echo '{"tokens": [1, 99999]}' >"$W/bad.jsonl"
 expect "JSONL token >= vocab" "outside the vocabulary" "$W/out.jsonl" -- "$BIN" logprobs --model "$W/m" --data "$W/bad.jsonl" --out "$W/out.jsonl"
 echo '{"tokens": [1]}' >"$W/bad.jsonl"
 expect "JSONL fewer than 2 tokens" "at least 2 tokens" "$W/out.jsonl" -- "$BIN" logprobs --model "$W/m" --data "$W/bad.jsonl" --out "$W/out.jsonl"
-expect "run config unknown key" "unknown key 'sft.setps'" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set sft.setps=3
+expect "run config unknown key" "unknown key 'sft.setps' (did you mean 'sft.steps'?)" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set sft.setps=3
+expect "run config key in the wrong section" "unknown key 'warmup_steps' (did you mean 'rl.warmup_steps'?)" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set warmup_steps=3
+expect "run config unknown key, nothing near" "unknown key 'rl.prm_learning_rate'" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set rl.prm_learning_rate=3
 expect "run config out-of-range value" "'sft.lr' must be in" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set sft.lr=-1
 expect "run config wrong type" "'seed' must be an integer" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set seed=\"x\"
 expect "cuDNN attention without bf16" "'attention' \"cudnn\" needs 'precision' \"bf16\"" "$W/run2" -- "$BIN" train "$W/tiny.json" --set run_dir="$W/run2" --set attention=cudnn
