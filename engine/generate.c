@@ -316,9 +316,9 @@ static void gen_moves(Generator *g, int k) {
 
 /* generate() for B <= B_cap rows. */
 static void gen_wave(Generator *g, const int *prompts, const int *prompt_len, int B,
-                     const SampleParams *sp, int eos_id, int pad_id, unsigned long long seed,
-                     const unsigned long long *row_ids, int *out_tokens, int *resp_len,
-                     int *hit_eos, float *out_logp) {
+                     const SampleParams *sp, const int *stop, int n_stop, int pad_id,
+                     unsigned long long seed, const unsigned long long *row_ids, int *out_tokens,
+                     int *resp_len, int *hit_eos, float *out_logp) {
     Model *m = g->m;
     Backend be = m->be;
     const int T = g->T_cap, V = m->cfg.vocab;
@@ -372,7 +372,8 @@ static void gen_wave(Generator *g, const int *prompts, const int *prompt_len, in
             out_tokens[(size_t)row * T + p] = tok;
             if (out_logp) out_logp[(size_t)row * T + p] = g->h_logp[i];
             resp_len[row]++;
-            const int eos = eos_id >= 0 && tok == eos_id;
+            int eos = 0;
+            for (int s = 0; s < n_stop; s++) eos |= tok == stop[s];
             hit_eos[row] = eos;
             g->done[i] = eos || resp_len[row] >= sp->max_new_tokens || p + 1 >= T;
             g->h_tok[i] = tok;
@@ -416,16 +417,16 @@ static void gen_pack_qkv(Generator *g) {
 }
 
 void generate(Generator *g, const int *prompts, const int *prompt_len, int B,
-              const SampleParams *sp, int eos_id, int pad_id, unsigned long long seed,
-              const unsigned long long *row_ids, int *out_tokens, int *resp_len, int *hit_eos,
-              float *out_logp) {
+              const SampleParams *sp, const int *stop, int n_stop, int pad_id,
+              unsigned long long seed, const unsigned long long *row_ids, int *out_tokens,
+              int *resp_len, int *hit_eos, float *out_logp) {
     CHECK(g->m != NULL && B >= 0);
     if (g->wqkv && B > 0) gen_pack_qkv(g);
     const size_t T = g->T_cap;
     for (int b0 = 0; b0 < B; b0 += g->B_cap) {
         const int nb = B - b0 < g->B_cap ? B - b0 : g->B_cap;
-        gen_wave(g, prompts + b0 * T, prompt_len + b0, nb, sp, eos_id, pad_id, seed, row_ids + b0,
-                 out_tokens + b0 * T, resp_len + b0, hit_eos + b0,
+        gen_wave(g, prompts + b0 * T, prompt_len + b0, nb, sp, stop, n_stop, pad_id, seed,
+                 row_ids + b0, out_tokens + b0 * T, resp_len + b0, hit_eos + b0,
                  out_logp ? out_logp + b0 * T : NULL);
     }
 }

@@ -76,14 +76,15 @@ void generator_init(Generator *g, Model *m, int B_cap, int T_cap);
 void generator_free(Generator *g);
 
 /* prompts (B, T_cap) row-major, row b holding prompt_len[b] >= 1 tokens (at most T_cap).
- * Writes out_tokens (B, T_cap): the prompt, the generated tokens (eos included when
- * sampled), then pad_id; resp_len (B) the number generated; hit_eos (B) 1 when the row
- * stopped at eos_id; out_logp (B, T_cap), unless NULL, each generated token's log-prob
+ * Writes out_tokens (B, T_cap): the prompt, the generated tokens (the stop token included
+ * when sampled), then pad_id; resp_len (B) the number generated; hit_eos (B) 1 when the row
+ * stopped at a stop token; out_logp (B, T_cap), unless NULL, each generated token's log-prob
  * under the model at temperature 1 before top-k/top-p, 0 on prompt and padding. A row
- * stops at eos_id, after max_new_tokens, or when it fills T_cap. B may exceed B_cap: the
+ * stops at any of the n_stop ids of stop (a template's end of turn and the tokenizer's end
+ * of text alike), after max_new_tokens, or when it fills T_cap. B may exceed B_cap: the
  * rows then go in waves of B_cap, which changes no result. Overwrites the model's
  * activations (the prefill runs model_forward). */
 void generate(Generator *g, const int *prompts, const int *prompt_len, int B,
-              const SampleParams *sp, int eos_id, int pad_id, unsigned long long seed,
-              const unsigned long long *row_ids, int *out_tokens, int *resp_len, int *hit_eos,
-              float *out_logp);
+              const SampleParams *sp, const int *stop, int n_stop, int pad_id,
+              unsigned long long seed, const unsigned long long *row_ids, int *out_tokens,
+              int *resp_len, int *hit_eos, float *out_logp);

@@ -879,8 +879,8 @@ double prime_eval(Generator *gen, const Task *task, const RunConfig *rc) {
             plen[r] = task_eval_prompt(task, first + r, prompts + (size_t)r * T, T);
             ids[r] = (unsigned long long)(first + r);
         }
-        generate(gen, prompts, plen, rows, &sp, task->eos_id, task->pad_id, 0, ids, out, rlen, eos,
-                 NULL);
+        generate(gen, prompts, plen, rows, &sp, task->stop, task->n_stop, task->pad_id, 0, ids, out,
+                 rlen, eos, NULL);
         for (int r = 0; r < rows; r++)
             correct += task_verify(task, 1, first + r, out + (size_t)r * T, plen[r], rlen[r]);
     }

@@ -112,8 +112,8 @@ static void attempt(Rollout *r, int n_prompts, RolloutStats *st) {
     int lo, hi;
     dist_rows(0, rows, &lo, &hi);
     size_t o = (size_t)lo * T;
-    generate(r->gen, r->prompt_tok + o, r->prompt_len + lo, hi - lo, &sp, r->task->eos_id,
-             r->task->pad_id, (unsigned long long)r->rc->seed, r->row_ids + lo,
+    generate(r->gen, r->prompt_tok + o, r->prompt_len + lo, hi - lo, &sp, r->task->stop,
+             r->task->n_stop, r->task->pad_id, (unsigned long long)r->rc->seed, r->row_ids + lo,
              r->scratch.tokens + o, r->resp_len + lo, r->hit_eos + lo, NULL);
     dist_complete_rows_i32(r->scratch.tokens, 0, rows, T);
     dist_complete_rows_i32(r->resp_len, 0, rows, 1);

@@ -45,7 +45,8 @@ int task_open_arith(Task *t, const RunConfig *rc) {
     t->eval_seed = (unsigned long long)rc->task.eval_seed;
     t->eval_n = rc->task.eval_size;
     t->vocab = CHARTOK_VOCAB;
-    t->eos_id = CHARTOK_EOS;
+    t->stop[0] = CHARTOK_EOS;
+    t->n_stop = 1;
     t->pad_id = CHARTOK_PAD;
     char digits[32];
     int dv = snprintf(digits, sizeof digits, "%d", rc->task.max_value);
@@ -157,8 +158,7 @@ static int open_dataset(Task *t, const RunConfig *rc, const char *cfg_path) {
                         "response, and %s names none",
                         cfg_path, chat_kind_name(kind), dir);
     t->vocab = tok_bpe_vocab_size(t->tok);
-    t->eos_id = t->stop[0];
-    t->pad_id = tok_bpe_eos_id(t->tok) >= 0 ? tok_bpe_eos_id(t->tok) : t->eos_id;
+    t->pad_id = tok_bpe_eos_id(t->tok) >= 0 ? tok_bpe_eos_id(t->tok) : t->stop[0];
     t->eval_n = rc->task.eval_size;
     int d[8];
     const char *delim = rc->rl.step_delimiter;

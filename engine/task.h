@@ -13,14 +13,14 @@
  * FILE:LINE). Stream index i of the training stream is item perm[i mod n] of the train file,
  * perm a permutation of the items fixed by the run's seed; the eval set is the first
  * task.eval_size items of the eval file (fewer when the file is shorter). A response ends at
- * the template's primary stop token (<|im_end|>, <|eot_id|>, the tokenizer's eos for raw);
- * rows are padded with the tokenizer's eos token (the primary stop token when there is
- * none); pad positions are masked out anyway. A response is decoded up to its first stop
- * token of any kind and scores 1 when math_extract finds an answer in it that math_equal
- * deems equal to the item's gold answer (as `denserl eval` scores it). The step delimiter
- * (rl.step_delimiter, for rl.granularity "step") is the single token the delimiter encodes
- * to; a delimiter that encodes to several tokens uses the first of them (a warning says
- * so). */
+ * any of the template's stop tokens (<|im_end|>, <|eot_id|>, the tokenizer's eos for raw, and
+ * the end-of-text tokens <|endoftext|>, <|end_of_text|>); rows are padded with the tokenizer's eos
+ * token (the primary stop token when there is none); pad positions are masked out anyway. A
+ * response is decoded up to its first stop token of any kind and scores 1 when math_extract finds
+ * an answer in it that math_equal deems equal to the item's gold answer (as `denserl eval` scores
+ * it). The step delimiter (rl.step_delimiter, for rl.granularity "step") is the single token the
+ * delimiter encodes to; a delimiter that encodes to several tokens uses the first of them (a
+ * warning says so). */
 #pragma once
 #include "chat_template.h"
 #include "run_config.h"
@@ -39,19 +39,18 @@ typedef struct {
 
 typedef struct {
     TaskKind kind;
-    int eval_n;     /* held-out problems */
-    int vocab;      /* tokens the model must have (ids below vocab) */
-    int eos_id;     /* ends a response in generation */
-    int pad_id;     /* fills rows past their end */
-    int delim_id;   /* the step delimiter token */
-    int max_prompt; /* longest prompt in tokens (bos/template included) */
+    int eval_n;                      /* held-out problems */
+    int vocab;                       /* tokens the model must have (ids below vocab) */
+    int pad_id;                      /* fills rows past their end */
+    int delim_id;                    /* the step delimiter token */
+    int max_prompt;                  /* longest prompt in tokens (bos/template included) */
+    int stop[CHAT_MAX_STOP], n_stop; /* any of them ends a response (the first: the primary) */
     /* arith */
     ArithParams ap;
     unsigned long long seed, eval_seed;
     /* datasets */
     TokBpe *tok;
     ChatTemplate tpl;
-    int stop[CHAT_MAX_STOP], n_stop;
     TaskPrompts train, eval;
     long long *perm; /* (train.n) the training order */
 } Task;

@@ -277,9 +277,8 @@ void textgen_run(TextGen *tg, int n, int *const *ids, const int *lens,
         memcpy(tg->prompts + (size_t)r * T, ids[r], sizeof(int) * lens[r]);
         tg->plen[r] = lens[r];
     }
-    int eos = tg->n_stop ? tg->stop[0] : -1;
-    generate(&tg->g, tg->prompts, tg->plen, n, &tg->o.sp, eos, 0, tg->o.seed, row_ids, tg->out,
-             tg->rlen, tg->hit, NULL);
+    generate(&tg->g, tg->prompts, tg->plen, n, &tg->o.sp, tg->stop, tg->n_stop, 0, tg->o.seed,
+             row_ids, tg->out, tg->rlen, tg->hit, NULL);
     for (int r = 0; r < n; r++) {
         const int *resp = tg->out + (size_t)r * T + tg->plen[r];
         TextGenResult *o = &res[r];

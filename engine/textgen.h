@@ -3,13 +3,11 @@
  * formatted and encoded up front (so a prompt that does not fit fails before the model is
  * loaded), then batched sampling with the KV-cache generator and decoding of the replies.
  *
- * Stopping: generate() stops a row at one token id, so the template's primary stop token
- * (<|im_end|>, <|eot_id|>, the tokenizer's eos for raw) ends generation; a secondary stop
- * token (<|endoftext|>, <|end_of_text|>) does not end the row early, but the reply is cut at
- * the first stop token of either kind when it is decoded, so the text is the same either
- * way. The raw template puts the tokenizer's bos token in front of the prompt when
- * tokenizer_config.json names one (as the Hugging Face tokenizer's post-processor does);
- * chatml and llama3 spell out what they need in the text. */
+ * Stopping: a row ends at the template's stop tokens, the primary (<|im_end|>, <|eot_id|>,
+ * the tokenizer's eos for raw) and the secondary (<|endoftext|>, <|end_of_text|>) alike, and
+ * the reply is decoded up to that token. The raw template puts the tokenizer's bos token in front
+ * of the prompt when tokenizer_config.json names one (as the Hugging Face tokenizer's
+ * post-processor does); chatml and llama3 spell out what they need in the text. */
 #pragma once
 #include <stddef.h>
 #include <jansson.h>

@@ -83,9 +83,37 @@ typedef struct {
     float logp[NROWS * 2 * TCAP];
 } Out;
 
+static void run_stops(Generator *g, const int *prompts, const int *plen, int n, SampleParams sp,
+                      const int *stop, int n_stop, unsigned long long seed,
+                      const unsigned long long *ids, Out *o) {
+    generate(g, prompts, plen, n, &sp, stop, n_stop, 3, seed, ids, o->tok, o->len, o->eos, o->logp);
+}
+
 static void run(Generator *g, const int *prompts, const int *plen, int n, SampleParams sp,
                 int eos_id, unsigned long long seed, const unsigned long long *ids, Out *o) {
-    generate(g, prompts, plen, n, &sp, eos_id, 3, seed, ids, o->tok, o->len, o->eos, o->logp);
+    const int stop[1] = {eos_id};
+    run_stops(g, prompts, plen, n, sp, stop, eos_id >= 0, seed, ids, o);
+}
+
+/* Whether each row of o is ref's row cut after its first token among stop (n_stop of them),
+ * flagged, and padded after; *n_hit counts the rows cut. */
+static int cut_at_stops(const Out *o, const Out *ref, const int *plen, const int *stop, int n_stop,
+                        int *n_hit) {
+    int ok = 1;
+    *n_hit = 0;
+    for (int b = 0; b < NROWS; b++) {
+        const int *r = ref->tok + b * TCAP;
+        int first = -1;
+        for (int k = 0; k < ref->len[b] && first < 0; k++)
+            for (int s = 0; s < n_stop; s++)
+                if (r[plen[b] + k] == stop[s]) first = k;
+        const int want_len = first >= 0 ? first + 1 : ref->len[b];
+        ok &= o->len[b] == want_len && o->eos[b] == (first >= 0);
+        for (int t = 0; t < TCAP; t++)
+            ok &= o->tok[b * TCAP + t] == (t < plen[b] + want_len ? r[t] : 3);
+        *n_hit += o->eos[b];
+    }
+    return ok;
 }
 
 static SampleParams params(float temp, int top_k, float top_p, int max_new) {
@@ -238,19 +266,8 @@ static void test_generate(void) {
         long long before = g.rows_decoded;
         run(&g, prompts, plen, NROWS, sp, eos, 1, ids, &o2);
         long long computed = g.rows_decoded - before, generated = 0;
-        int ok = 1, n_eos = 0;
-        for (int b = 0; b < NROWS; b++) {
-            const int *ref = o1.tok + b * TCAP;
-            int first = -1;
-            for (int k = 0; k < o1.len[b] && first < 0; k++)
-                if (ref[plen[b] + k] == eos) first = k;
-            int want_len = first >= 0 ? first + 1 : o1.len[b];
-            ok &= o2.len[b] == want_len && o2.eos[b] == (first >= 0);
-            for (int t = 0; t < TCAP; t++)
-                ok &= o2.tok[b * TCAP + t] == (t < plen[b] + want_len ? ref[t] : 3);
-            n_eos += o2.eos[b];
-            generated += o2.len[b];
-        }
+        int n_eos = 0, ok = cut_at_stops(&o2, &o1, plen, &eos, 1, &n_eos);
+        for (int b = 0; b < NROWS; b++) generated += o2.len[b];
         ok &= o2.len[b3] <= 4 && o2.eos[b3] == 1;
         char msg[200];
         snprintf(msg, sizeof msg,
@@ -258,6 +275,21 @@ static void test_generate(void) {
                  "row-steps for %lld tokens",
                  eos, n_eos, computed, generated);
         check(ok && computed == generated, "%s", msg);
+
+        /* two stop tokens (an end of turn and an end of text): each row ends at the first of
+         * either; the second is a token that some row samples before the first stop */
+        int stops[2] = {eos, -1}, n_two = 0, n_one = n_eos;
+        for (int b = 0; b < NROWS && stops[1] < 0; b++)
+            for (int k = 0; k < o2.len[b] - 1 && stops[1] < 0; k++)
+                if (o1.tok[b * TCAP + plen[b] + k] != eos)
+                    stops[1] = o1.tok[b * TCAP + plen[b] + k];
+        CHECK(stops[1] >= 0);
+        run_stops(&g, prompts, plen, NROWS, sp, stops, 2, 1, ids, &o2);
+        ok = cut_at_stops(&o2, &o1, plen, stops, 2, &n_two);
+        check(ok && n_two > n_one,
+              "stop tokens %d and %d: each row ends at the first of either (%d rows, against %d "
+              "with the first alone)",
+              stops[0], stops[1], n_two, n_one);
 
         /* max_new_tokens 4, and T_cap: a 14-token prompt has room for 10 of 12 */
         run(&g, prompts, plen, NROWS, params(0, 0, 1, 4), -1, 1, ids, &o2);

@@ -126,7 +126,8 @@ static void generation(Model *cpu, Model *gpu, float temperature, float top_p) {
         generator_init(&g, k ? gpu : cpu, 4, TC); /* 5 rows in two waves */
         if (k == 2) g.use_graphs = 0;
         if (k == 3) g.bucket = 1;
-        generate(&g, prompts, plen, R, &sp, 2, 0, 42, ids, out[k], rl[k], eos[k], lp[k]);
+        generate(&g, prompts, plen, R, &sp, (const int[]){2}, 1, 0, 42, ids, out[k], rl[k], eos[k],
+                 lp[k]);
         replayed[k] = g.graph_steps;
         generator_free(&g);
     }
@@ -222,7 +223,7 @@ static void generation_bf16(Model *cpu, Model *gpu) {
         }
         int out[R * TC], rl[R], eos[R];
         float lp[R * TC];
-        generate(&g, prompts, plen, R, &sp, -1, 0, 5, ids, out, rl, eos, lp);
+        generate(&g, prompts, plen, R, &sp, NULL, 0, 0, 5, ids, out, rl, eos, lp);
         /* the CPU's log-probs of the generated tokens: inputs out[t], targets out[t + 1] */
         int tok[R * (TC - 1)], tg[R * (TC - 1)];
         float lc[R * (TC - 1)], want[R * TC], got[R * TC];
@@ -302,7 +303,7 @@ static void qkv_bf16_paths(const char *attention) {
         unsigned long long ids[R] = {4, 5, 6};
         Generator g;
         generator_init(&g, &ms[k], R, NT);
-        generate(&g, prompts, plen, R, &sp, -1, 0, 21, ids, out[k], rl[k], eos[k], glp[k]);
+        generate(&g, prompts, plen, R, &sp, NULL, 0, 0, 21, ids, out[k], rl[k], eos[k], glp[k]);
         generator_free(&g);
     }
     EXPECT(!memcmp(out[0], out[1], sizeof out[0]) && !memcmp(rl[0], rl[1], sizeof rl[0]) &&
