@@ -57,6 +57,9 @@ static const CfgField FIELDS[] = {
     F("task.system", CFG_STRING, task.system, 0, 0, NULL, "gsm8k/math: system prompt (\"\": none)"),
     F("task.suffix", CFG_STRING, task.suffix, 0, 0, NULL,
       "gsm8k/math: instruction after each question (\"\": none)"),
+    F("task.max_prompt_tokens", CFG_INT, task.max_prompt_tokens, 0, 1 << 16, NULL,
+      "gsm8k/math: prompts (template included) longer than this are skipped, with a count; "
+      "0: no limit"),
     F("task.max_bad_fraction", CFG_FLOAT, task.max_bad_fraction, 0, 1, NULL,
       "gsm8k/math: share of bad JSONL lines skipped before loading fails"),
     F("sft.steps", CFG_INT, sft.steps, 0, 10000000, NULL, "supervised steps"),

@@ -71,6 +71,7 @@ typedef struct {
         char template_name[CFG_STR_LEN];                      /* auto|chatml|llama3|raw */
         char system[CFG_STR_LEN], suffix[CFG_STR_LEN];        /* "": none */
         double max_bad_fraction; /* bad dataset lines tolerated before loading fails */
+        int max_prompt_tokens;   /* longer prompts are skipped; 0: no limit */
     } task;
     SftConfig sft;
     RlConfig rl;

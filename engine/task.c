@@ -91,7 +91,8 @@ static int encode_text(TokBpe *tok, const char *text, int bos, const char *where
         free(buf);
         return st;
     }
-    *ids = buf;
+    int *fit = realloc(buf, sizeof(int) * (size_t)(got + off)); /* not 256 KiB a prompt */
+    *ids = fit ? fit : buf;
     *n = got + off;
     return DR_OK;
 }
@@ -112,21 +113,37 @@ static int load_prompts(Task *t, const RunConfig *rc, const char *key, const cha
     p->len = xcalloc(n, sizeof(int));
     p->gold = xcalloc(n, sizeof(char *));
     int bos = t->tpl.kind == CHAT_RAW ? tok_bpe_bos_id(t->tok) : -1;
-    int st = DR_OK;
+    const int limit = rc->task.max_prompt_tokens;
+    int st = DR_OK, skipped = 0;
     char where[PATH_MAX + 32];
-    for (int i = 0; i < n && st == DR_OK; i++) {
+    for (int i = 0; i < ds.n && p->n < n && st == DR_OK; i++) {
         const DatasetItem *it = &ds.items[i];
         snprintf(where, sizeof where, "%s:%d", path, it->line);
         char *text = chat_format(&t->tpl, it->prompt);
-        st = encode_text(t->tok, text, bos, where, &p->ids[i], &p->len[i]);
+        const int k = p->n;
+        st = encode_text(t->tok, text, bos, where, &p->ids[k], &p->len[k]);
         free(text);
         if (st) break;
-        p->n = i + 1;
-        p->gold[i] = xmalloc(strlen(it->gold) + 1);
-        strcpy(p->gold[i], it->gold);
-        if (p->len[i] > t->max_prompt) t->max_prompt = p->len[i];
+        if (limit > 0 && p->len[k] > limit) { /* the next item takes its place */
+            free(p->ids[k]);
+            p->ids[k] = NULL;
+            skipped++;
+            continue;
+        }
+        p->n = k + 1;
+        p->gold[k] = xmalloc(strlen(it->gold) + 1);
+        strcpy(p->gold[k], it->gold);
+        if (p->len[k] > t->max_prompt) t->max_prompt = p->len[k];
     }
     dataset_free(&ds);
+    if (st == DR_OK && skipped > 0)
+        fprintf(stderr,
+                "warning: '%s': %s: skipped %d prompt%s longer than %d tokens "
+                "(task.max_prompt_tokens)\n",
+                key, path, skipped, skipped == 1 ? "" : "s", limit);
+    if (st == DR_OK && p->n == 0)
+        st = dr_error("'%s': %s: every prompt is longer than task.max_prompt_tokens (%d)", key,
+                      path, limit);
     if (st) prompts_free(p);
     return st;
 }

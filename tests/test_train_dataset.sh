@@ -100,6 +100,16 @@ bad_case "model dir without tokenizer" "tokenizer.json" --set model.init="$W"
 bad_case "bad data line" "gsm8k_mini.jsonl:6" --set task.max_bad_fraction=0
 bad_case "unknown task" "task.name" --set task.name=mbpp
 
+# task.max_prompt_tokens: longer prompts are skipped with a count (here 2 of the 7 good ones,
+# so the eval set holds 5), and a limit no prompt fits is an error naming the field
+out=$("$BIN" train "$W/c.json" "${common[@]}" --set rl.steps=1 --set task.eval_size=8 \
+    --set task.max_prompt_tokens=65 --set run_dir="$W/short" 2>&1)
+expect_eq "max_prompt_tokens 65: run exits 0" 0 "$?"
+expect "max_prompt_tokens 65: says what it skipped" "skipped 2 prompts longer than 65 tokens" "$out"
+expect "max_prompt_tokens 65: eval on the 5 that fit" "greedy, 5 problems" "$out"
+bad_case "max_prompt_tokens no prompt fits" "every prompt is longer than task.max_prompt_tokens" \
+    --set task.max_prompt_tokens=20
+
 # the shipped real-data config (configs/prime_math.json) is whole: with the test model and
 # data in place of the paths it names, and on this CPU, it passes --dry-run
 out=$("$BIN" train "$ROOT/configs/prime_math.json" --set model.init="$W/model" \
