@@ -41,8 +41,14 @@ static const CfgField FIELDS[] = {
     F("model.tie_word_embeddings", CFG_BOOL, model.tie_word_embeddings, 0, 1, NULL, ""),
     F("model.init_std", CFG_FLOAT, model.init_std, 1e-6, 10, NULL, "std of random init"),
     F("model.rope_theta", CFG_FLOAT, model.rope_theta, 1, 1e9, NULL, ""),
-    F("task.name", CFG_STRING, task.name, 0, 0, "arith|gsm8k|math",
-      "the training task: the embedded arithmetic, or a JSONL math dataset"),
+    F("task.name", CFG_STRING, task.name, 0, 0, "arith|gsm8k|math|custom",
+      "the training task: the embedded arithmetic, or a JSONL math dataset (custom: fields "
+      "named by task.prompt_field and task.answer_field)"),
+    F("task.prompt_field", CFG_STRING, task.prompt_field, 0, 0, NULL,
+      "dataset tasks: the JSONL field holding the question (\"\": the preset's)"),
+    F("task.answer_field", CFG_STRING, task.answer_field, 0, 0, NULL,
+      "dataset tasks: the field holding the answer: its \"####\" part, else its last "
+      "\\boxed{}, else the whole of it (\"\": the preset's)"),
     F("task.min_operands", CFG_INT, task.min_operands, 2, 8, NULL, ""),
     F("task.max_operands", CFG_INT, task.max_operands, 2, 8, NULL, ""),
     F("task.max_value", CFG_INT, task.max_value, 1, 1000000, NULL, ""),
@@ -195,7 +201,7 @@ static int rl_config_check(const RlConfig *r, const char *path) {
 /* Cross-field rules of the task section (the files themselves are read by task_open). */
 static int task_config_check(const RunConfig *c, const char *path) {
     const char *name = c->task.name;
-    if (strcmp(name, "gsm8k") && strcmp(name, "math")) {
+    if (!strcmp(name, "arith")) {
         if (strlen(c->rl.step_delimiter) != 1)
             return dr_error("%s: 'rl.step_delimiter' must be a single character for the "
                             "character tokenizer (got \"%s\")",
@@ -211,6 +217,10 @@ static int task_config_check(const RunConfig *c, const char *path) {
         return dr_error("%s: task.name \"%s\" needs 'model.init' to be a Hugging Face model "
                         "directory with tokenizer.json, not \"random\"",
                         path, name);
+    if (!strcmp(name, "custom") && (!c->task.prompt_field[0] || !c->task.answer_field[0]))
+        return dr_error("%s: task.name \"custom\" needs 'task.prompt_field' and "
+                        "'task.answer_field' (the JSONL fields of the question and its answer)",
+                        path);
     if (!c->task.train_data[0])
         return dr_error("%s: task.name \"%s\" needs 'task.train_data' (a JSONL file)", path, name);
     if (!c->task.eval_data[0])

@@ -67,9 +67,10 @@ typedef struct {
     struct {
         char name[CFG_STR_LEN]; /* "arith", "gsm8k" or "math" (task.h) */
         int min_operands, max_operands, max_value, eval_size, eval_seed;
-        char train_data[CFG_STR_LEN], eval_data[CFG_STR_LEN]; /* JSONL, dataset tasks */
-        char template_name[CFG_STR_LEN];                      /* auto|chatml|llama3|raw */
-        char system[CFG_STR_LEN], suffix[CFG_STR_LEN];        /* "": none */
+        char train_data[CFG_STR_LEN], eval_data[CFG_STR_LEN];      /* JSONL, dataset tasks */
+        char prompt_field[CFG_STR_LEN], answer_field[CFG_STR_LEN]; /* "": the preset's */
+        char template_name[CFG_STR_LEN];                           /* auto|chatml|llama3|raw */
+        char system[CFG_STR_LEN], suffix[CFG_STR_LEN];             /* "": none */
         double max_bad_fraction; /* bad dataset lines tolerated before loading fails */
         int max_prompt_tokens;   /* longer prompts are skipped; 0: no limit */
     } task;

@@ -33,7 +33,7 @@ double rollout_verify(const int *row, int prompt_len, int resp_len) {
 }
 
 int task_is_dataset(const char *name) {
-    return !strcmp(name, "gsm8k") || !strcmp(name, "math");
+    return !strcmp(name, "gsm8k") || !strcmp(name, "math") || !strcmp(name, "custom");
 }
 
 int task_open_arith(Task *t, const RunConfig *rc) {
@@ -103,7 +103,9 @@ static int load_prompts(Task *t, const RunConfig *rc, const char *key, const cha
     memset(p, 0, sizeof *p);
     if (access(path, R_OK) != 0) return dr_error("'%s': %s: no such readable file", key, path);
     Dataset ds;
-    if (dataset_load(path, rc->task.name, NULL, rc->task.max_bad_fraction, &ds)) return DR_ERR;
+    const DatasetFields fields = {rc->task.prompt_field[0] ? rc->task.prompt_field : NULL,
+                                  rc->task.answer_field[0] ? rc->task.answer_field : NULL};
+    if (dataset_load(path, rc->task.name, &fields, rc->task.max_bad_fraction, &ds)) return DR_ERR;
     if (ds.n == 0) {
         dataset_free(&ds);
         return dr_error("'%s': %s: no usable items", key, path);

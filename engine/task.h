@@ -4,9 +4,11 @@
  *   arith        the embedded chain-arithmetic task (task_arith.h) with the character
  *                tokenizer; the functions below wrap task_prompt_tokens / rollout_verify
  *                exactly, so arithmetic runs are bit-identical to what they were.
- *   gsm8k, math  a JSONL dataset (dataset.h presets) with the Hugging Face tokenizer of
- *                model.init, a chat template (chat_template.h, task.template / task.system /
- *                task.suffix) and the math verifier (math_verify.h).
+ *   gsm8k, math  a JSONL dataset (dataset.h presets; custom names its fields in
+ *   custom       task.prompt_field / task.answer_field, which may also override a preset's)
+ *                with the Hugging Face tokenizer of model.init, a chat template
+ *                (chat_template.h, task.template / task.system / task.suffix) and the math
+ *                verifier (math_verify.h).
  *
  * Dataset tasks: every prompt of task.train_data and task.eval_data is formatted and encoded
  * once, when the task is opened (a prompt that cannot be encoded is an error naming
@@ -55,7 +57,7 @@ typedef struct {
     long long *perm; /* (train.n) the training order */
 } Task;
 
-/* 1 when NAME is a dataset task (gsm8k, math). */
+/* 1 when NAME is a dataset task (gsm8k, math, custom). */
 int task_is_dataset(const char *name);
 /* The arithmetic task of rc (task.min_operands ...). DR_ERR when rl.step_delimiter is not one
  * of the character tokenizer's tokens. */

@@ -110,6 +110,29 @@ expect "max_prompt_tokens 65: eval on the 5 that fit" "greedy, 5 problems" "$out
 bad_case "max_prompt_tokens no prompt fits" "every prompt is longer than task.max_prompt_tokens" \
     --set task.max_prompt_tokens=20
 
+# task.name "custom": the fields named by task.prompt_field / task.answer_field, here a
+# question under "prompt" and a bare number under "final" (DeepScaleR-style data)
+python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    try:
+        j = json.loads(l)
+    except ValueError:
+        continue
+    print(json.dumps({"prompt": j["question"], "final": int(j["answer"].split("####")[-1].replace(",", ""))}))
+' "$DATA" >"$W/custom.jsonl"
+out=$("$BIN" train "$W/c.json" "${common[@]}" --set rl.steps=1 --set task.name=custom \
+    --set task.train_data="$W/custom.jsonl" --set task.eval_data="$W/custom.jsonl" \
+    --set task.prompt_field=prompt --set task.answer_field=final --set task.max_bad_fraction=0 \
+    --set run_dir="$W/custom" 2>&1)
+expect_eq "custom fields: run exits 0 (no bad line allowed)" 0 "$?"
+expect "custom fields: every line read, eval on the custom file" "greedy, 4 problems" "$out"
+expect_eq "custom fields: one rl line" 1 "$(grep -c '"phase": *"rl"' "$W/custom/metrics.jsonl" 2>/dev/null)"
+bad_case "custom without fields" "needs 'task.prompt_field' and 'task.answer_field'" \
+    --set task.name=custom
+bad_case "custom, a field the data lacks" "no 'query' field" --set task.name=custom \
+    --set task.prompt_field=query --set task.answer_field=answer
+
 # the shipped real-data config (configs/prime_math.json) is whole: with the test model and
 # data in place of the paths it names, and on this CPU, it passes --dry-run
 out=$("$BIN" train "$ROOT/configs/prime_math.json" --set model.init="$W/model" \
