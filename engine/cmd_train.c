@@ -502,9 +502,15 @@ int cmd_train(int argc, char **argv) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: denserl train CONFIG.json [--set key.path=value ...] [--resume] "
                    "[--dry-run]\n"
-                   "  --dry-run  make the models, optimizer states and generation buffers as the "
-                   "run would,\n             print the memory plan beside what they hold, and "
-                   "stop (no training, no run directory)\n");
+                   "  --dry-run      make the models, optimizer states and generation buffers as "
+                   "the run would,\n                 print the memory plan beside what they hold, "
+                   "and stop (no training, no run directory)\n"
+                   "  --help-config  every config key: its default, what it takes, what it "
+                   "does\n");
+            free(sets);
+            return 0;
+        } else if (!strcmp(argv[i], "--help-config")) {
+            run_config_print_help(stdout);
             free(sets);
             return 0;
         } else if (!strcmp(argv[i], "--set") && i + 1 >= argc) {

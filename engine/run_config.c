@@ -350,3 +350,9 @@ int run_config_load(RunConfig *c, const char *path, char **sets, int n_sets) {
 json_t *run_config_json(const RunConfig *c) {
     return config_to_json(FIELDS, N_FIELDS, c);
 }
+
+void run_config_print_help(FILE *f) {
+    RunConfig c;
+    run_config_default(&c);
+    config_print_help(f, FIELDS, N_FIELDS, &c);
+}

@@ -84,5 +84,7 @@ int run_config_load(RunConfig *c, const char *path, char **sets, int n_sets);
 /* Whether the RL step has an implicit PRM: every rl.prm_update but "off" (outcome-only
  * estimators, no PRM model at all). */
 int rl_has_prm(const RlConfig *r);
+/* Every key with its default, what it takes and its help, one line each (train --help-config). */
+void run_config_print_help(FILE *f);
 /* The resolved config as JSON (written to the run directory). */
 json_t *run_config_json(const RunConfig *c);

@@ -1,6 +1,7 @@
 /* Schema-driven binding of JSON run configs onto structs. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "config.h"
 #include "error.h"
@@ -223,4 +224,36 @@ json_t *config_to_json(const CfgField *fields, int n, const void *target) {
         json_object_set_new(obj, p, v);
     }
     return root;
+}
+
+/* What field f takes, as text. */
+static void takes(const CfgField *f, char *buf, size_t cap) {
+    if (f->type == CFG_BOOL)
+        snprintf(buf, cap, "true|false");
+    else if (f->type == CFG_STRING)
+        snprintf(buf, cap, "%s", f->choices ? f->choices : "text");
+    else if (f->type == CFG_INT)
+        snprintf(buf, cap, "%.0f..%.0f%s%s", f->lo, f->hi, f->choices ? "|" : "",
+                 f->choices ? f->choices : "");
+    else
+        snprintf(buf, cap, "%g..%g", f->lo, f->hi);
+}
+
+void config_print_help(FILE *f, const CfgField *fields, int n, const void *defaults) {
+    json_t *all = config_to_json(fields, n, defaults);
+    for (int i = 0; i < n; i++) {
+        char buf[512], what[600];
+        snprintf(buf, sizeof buf, "%s", fields[i].key);
+        const json_t *v = all;
+        char *save = NULL;
+        for (char *p = strtok_r(buf, ".", &save); p && v; p = strtok_r(NULL, ".", &save))
+            v = json_object_get(v, p);
+        char *val = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(6)) : NULL;
+        takes(&fields[i], what, sizeof what);
+        fprintf(f, "%-28s %-12s %s%s%s\n", fields[i].key, val ? val : "?", what,
+                fields[i].help && fields[i].help[0] ? "  " : "",
+                fields[i].help ? fields[i].help : "");
+        free(val);
+    }
+    json_decref(all);
 }

@@ -3,6 +3,7 @@
  * is an error naming the key), and every value is type- and range-checked. */
 #pragma once
 #include <stddef.h>
+#include <stdio.h>
 #include <jansson.h>
 
 #define CFG_STR_LEN 256
@@ -16,7 +17,7 @@ typedef struct {
     double lo, hi;       /* inclusive range for numbers */
     const char *choices; /* "a|b|c" for strings (NULL accepts any string); for an int, the
                           * words it also takes, stored as -1, -2, ... (NULL: numbers only) */
-    const char *help;    /* one line for --help-config */
+    const char *help;    /* one line for `train --help-config` */
 } CfgField;
 
 /* Applies "a.b.c=value" to root: value parsed as JSON when it is JSON, else as a string.
@@ -27,3 +28,6 @@ int config_apply_set(json_t *root, const char *assignment);
 int config_bind(const json_t *root, const CfgField *fields, int n, void *target, const char *file);
 /* The config as JSON (every schema field with its value), for the run directory. */
 json_t *config_to_json(const CfgField *fields, int n, const void *target);
+/* One line per field to f: the key, its default (from defaults), what it takes (a range, the
+ * choices, true|false) and its help. */
+void config_print_help(FILE *f, const CfgField *fields, int n, const void *defaults);
