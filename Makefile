@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test test-emu bench clean format
+.PHONY: all deps configure build demo test test-emu fuzz bench clean format
 
 all: build
 
@@ -47,6 +47,11 @@ test-emu: deps
 	cmake --build $(EMU_BUILD) -j $(JOBS) --target $(EMU_TESTS) denserl
 	cd $(EMU_BUILD) && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j $(JOBS) \
 		-R '^($(subst $(eval) ,|,$(strip $(EMU_RUN))))$$'
+
+# coverage-guided fuzzing of the parsers of untrusted input (tests/fuzz/run.sh); not in CI
+FUZZ_SECONDS ?= 60
+fuzz:
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 bench: build
 	bash benchmarks/cpu_bench.sh

@@ -5,19 +5,23 @@
 # take them from here instead of keeping their own:
 #   scripts/install_deps.sh                     build and test dependencies (make deps)
 #   scripts/install_deps.sh --runtime           what a built denserl needs to run, no compilers
+#   scripts/install_deps.sh --fuzz              clang and its libFuzzer runtime (make fuzz)
 #   scripts/install_deps.sh --list [--runtime]  print the list, one package a line, install nothing
 set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config libjansson-dev libpcre2-dev libopenblas-openmp-dev
             openmpi-bin libopenmpi-dev python3)
 # the shared libraries behind the -dev packages above, plus mpirun and python3 for the scripts
 runtime_pkgs=(libjansson4 libpcre2-8-0 libopenblas0-openmp libgomp1 openmpi-bin python3)
+# tests/fuzz/run.sh: clang with the fuzzer and sanitizer runtimes
+fuzz_pkgs=(clang libclang-rt-dev)
 pkgs=("${build_pkgs[@]}")
 list=0
 for arg in "$@"; do
     case "$arg" in
         --runtime) pkgs=("${runtime_pkgs[@]}") ;;
+        --fuzz) pkgs=("${fuzz_pkgs[@]}") ;;
         --list) list=1 ;;
-        *) echo "install_deps.sh: unknown option '$arg' (expected --runtime and/or --list)" >&2
+        *) echo "install_deps.sh: unknown option '$arg' (expected --runtime or --fuzz, and/or --list)" >&2
            exit 2 ;;
     esac
 done
