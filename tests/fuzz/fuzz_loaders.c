@@ -4,26 +4,27 @@
  *   0-2  a JSONL dataset (dataset_load; gsm8k, math, custom presets)
  *   3    a safetensors file (st_open, then reading every tensor as fp32)
  *   4    a tokenizer.json (tok_bpe_load, then encoding a sample)
- *   5    a run config (run_config_load) */
+ *   5    a run config (run_config_load)
+ *   6    a tokenizer_config.json (chat_template_kind "auto": which chat template it holds) */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "engine/chat_template.h"
 #include "engine/dataset.h"
 #include "engine/run_config.h"
 #include "engine/tokenizer_bpe.h"
 #include "runtime/error.h"
 #include "runtime/safetensors.h"
 
-static char g_path[64];
+static char g_path[64], g_dir[32];
 
 static void write_input(const uint8_t *data, size_t size, const char *name) {
-    static char dir[32];
-    if (!dir[0]) snprintf(dir, sizeof dir, "/tmp/denserl_fuzz_%d", (int)getpid());
-    mkdir(dir, 0700);
-    snprintf(g_path, sizeof g_path, "%s/%s", dir, name);
+    if (!g_dir[0]) snprintf(g_dir, sizeof g_dir, "/tmp/denserl_fuzz_%d", (int)getpid());
+    mkdir(g_dir, 0700);
+    snprintf(g_path, sizeof g_path, "%s/%s", g_dir, name);
     FILE *f = fopen(g_path, "wb");
     if (!f || fwrite(data, 1, size, f) != size) abort();
     fclose(f);
@@ -88,7 +89,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         safetensors();
     else if (which == 4)
         tokenizer();
-    else
+    else if (which == 5)
         run_config();
+    else {
+        ChatKind k;
+        refused_with_message(chat_template_kind("auto", g_dir, &k));
+    }
     return 0;
 }

@@ -2,9 +2,10 @@
 # Coverage-guided fuzzing (libFuzzer, with AddressSanitizer and UBSan) of the code that reads
 # what users and models hand denserl: the math verifier (every reply a policy writes), the
 # BPE tokenizer (every prompt and reply), and the loaders of datasets, safetensors files,
-# tokenizer.json and run configs. Each harness (fuzz_*.c beside this script) states the
-# properties it checks besides "no crash, no sanitizer report". The corpora start from the
-# test fixtures and grow in build-fuzz/, so later runs go on from where earlier ones got.
+# tokenizer.json, tokenizer_config.json and run configs. Each harness (fuzz_*.c beside this
+# script) states the properties it checks besides "no crash, no sanitizer report". The
+# corpora start from the test fixtures and grow in build-fuzz/, so later runs go on from
+# where earlier ones got.
 # Usage: tests/fuzz/run.sh [SECONDS per harness (60)] [HARNESS ...]   (make fuzz)
 # Exit status 1 when a harness found a failing input; it is kept as build-fuzz/crash-*.
 set -euo pipefail
@@ -22,6 +23,7 @@ common=(runtime/util.c runtime/jsonutil.c runtime/fileio.c)
 srcs_math_verify=(engine/math_verify.c)
 srcs_tokenizer=(engine/tokenizer_bpe.c "${common[@]}")
 srcs_loaders=(engine/dataset.c engine/math_verify.c engine/tokenizer_bpe.c engine/run_config.c
+              engine/chat_template.c
               runtime/config.c runtime/safetensors.c "${common[@]}")
 libs=(-lpcre2-8 -ljansson -lm)
 
@@ -52,6 +54,8 @@ for t in ("split_contig", "split_next", "gpt2"):
     put("loaders", f"tok_{t}", b"\4" + rd(f"tests/fixtures/bpe/{t}/tokenizer.json"))
 for c in glob.glob("configs/*.json"):
     put("loaders", "cfg_" + os.path.basename(c), b"\5" + rd(c))
+for c in glob.glob("tests/fixtures/**/tokenizer_config.json", recursive=True):
+    put("loaders", "tc_" + c.replace("/", "_"), b"\6" + rd(c))
 PY
 }
 seed
