@@ -267,8 +267,6 @@ static void eval_point(Prime *p, const RunConfig *rc, const Task *task, int step
     json_decref(j);
 }
 
-/* The final evaluation and the checkpoints of the policy and the PRM (none with the PRM
- * off). */
 /* RUN_DIR/name in Hugging Face layout (rank 0 writes it). A run that started from a model
  * directory copies its tokenizer, chat template and generation config there first, so that
  * the checkpoint loads with its tokenizer in transformers, vLLM and denserl's own commands;
@@ -284,6 +282,8 @@ static int save_model(const Model *m, const RunConfig *rc, const char *name) {
     return st;
 }
 
+/* The final evaluation and the checkpoints of the policy and the PRM (none with the PRM
+ * off). */
 static int rl_finish(Prime *p, Model *m, const RunConfig *rc, const Task *task, RunReport *rep) {
     rep->rl_eval_accuracy = prime_eval(&p->gen, task, rc);
     printf("eval | after RL | held-out accuracy %.1f%%\n", 100 * rep->rl_eval_accuracy);
