@@ -5,8 +5,8 @@
 #include <string.h>
 #include <jansson.h>
 #include "dist.h"
-#include "lr_schedule.h"
 #include "dump.h"
+#include "lr_schedule.h"
 #include "prime.h"
 #include "../runtime/check.h"
 #include "../runtime/error.h"

@@ -1,7 +1,7 @@
 /* The RL phase's resume point (resume.h). Tensors: "ref", "policy", "prm", "critic" (fp32
- * parameters), "<model>.adam_m" / ".adam_v" (the AdamW moments, whole:
- * the same file with or without ZeRO-1 and for any number of ranks), "carry.*" (the carried
- * groups' rows); the rest is a JSON object in the metadata's "state" string. */
+ * parameters), "<model>.adam_m" / ".adam_v" (the AdamW moments, whole: the same file with or
+ * without ZeRO-1 and for any number of ranks), "carry.*" (the carried groups' rows); the rest
+ * is a JSON object in the metadata's "state" string. */
 #include "resume.h"
 
 #include <math.h>
