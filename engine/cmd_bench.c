@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <jansson.h>
+#include "build_info.h"
 #include "commands.h"
 #include "memplan.h"
 #include "model_io.h"
@@ -411,6 +412,7 @@ static json_t *result_json(const BenchResult *r, const BenchArgs *a) {
     for (int k = 0; k < r->N && r->resp_len; k++)
         json_array_append_new(lens, json_integer(r->resp_len[k]));
     json_object_set_new(json_object_get(j, "batch"), "response_lengths", lens);
+    json_object_set_new(j, "denserl", denserl_build_json());
     json_object_set_new(j, "warmup", json_integer(a->warmup));
     json_object_set_new(j, "steps", json_integer(a->steps));
     json_object_set_new(j, "skipped_updates", json_integer(r->skipped));

@@ -1,6 +1,7 @@
 /* denserl: the command-line entry point, dispatching to the subcommands. */
 #include <stdio.h>
 #include <string.h>
+#include "build_info.h"
 #include "commands.h"
 
 static void usage(FILE *f) {
@@ -35,7 +36,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "--version")) {
-        printf("denserl 0.1.0\n");
+        printf("denserl %s (commit %s, %s)\n", denserl_version(), denserl_commit(),
+               denserl_backends());
         return 0;
     }
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "build_info.h"
 #include "report.h"
 #include "../runtime/error.h"
 #include "../runtime/fileio.h"
@@ -23,6 +24,7 @@ int report_write(const char *dir, const char *config_path, const RunReport *r) {
     char path[PATH_MAX];
     json_t *j = json_object();
     json_object_set_new(j, "config", json_string(config_path));
+    json_object_set_new(j, "denserl", denserl_build_json());
     json_object_set_new(j, "sft_steps", json_integer(r->sft_steps));
     json_object_set_new(j, "rl_steps", json_integer(r->rl_steps));
     json_object_set_new(j, "sft_eval_accuracy", json_finite(r->sft_eval_accuracy));
@@ -48,13 +50,14 @@ int report_write(const char *dir, const char *config_path, const RunReport *r) {
     format_duration(r->wall_seconds, w, sizeof w);
     char md[4096];
     int n = snprintf(md, sizeof md,
-                     "# denserl run report\n\nConfig: `%s`\n\n"
+                     "# denserl run report\n\nConfig: `%s`; denserl %s, commit `%s` (%s)\n\n"
                      "| | value |\n| --- | --- |\n"
                      "| held-out accuracy after SFT (greedy) | %s |\n"
                      "| held-out accuracy after RL (greedy) | %s |\n"
                      "| SFT steps | %d |\n| RL steps | %d |\n| skipped updates | %d |\n"
                      "| wall time | %s |\n\n",
-                     config_path, a, b, r->sft_steps, r->rl_steps, r->skipped_updates, w);
+                     config_path, denserl_version(), denserl_commit(), denserl_backends(), a, b,
+                     r->sft_steps, r->rl_steps, r->skipped_updates, w);
     if (r->n_eval > 0 || r->n_rl > 0)
         n += snprintf(md + n, sizeof md - n,
                       "![held-out accuracy and process reward](curves.svg)\n\n"

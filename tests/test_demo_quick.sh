@@ -37,6 +37,18 @@ PY
 check "prm_credit.py sorts every response token into one kind" $?
 python3 benchmarks/prm_credit.py "$W/no-such-dir" >/dev/null 2>&1
 [ $? = 2 ]; check "prm_credit.py: a missing dump is exit code 2" $?
+# report.json names the build: the commit this checkout is at (when it is a git checkout),
+# the same as --version says
+head=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+python3 - "$R/report.json" "$head" "$("$BIN" --version)" <<'PY'
+import json, re, sys
+b = json.load(open(sys.argv[1]))["denserl"]
+assert re.fullmatch(r"[0-9a-f]{12}(-dirty)?|unknown", b["commit"]), b
+assert b["commit"].split("-")[0] == sys.argv[2], (b, sys.argv[2])
+assert f"commit {b['commit']}" in sys.argv[3] and b["version"] in sys.argv[3], (b, sys.argv[3])
+assert b["backends"] in ("cpu", "cpu+cuda", "cpu+cuda-emu"), b
+PY
+check "report.json and --version name the build's commit" $?
 python3 - "$R" <<'PY'
 import json, sys
 r = sys.argv[1]
