@@ -193,12 +193,13 @@ int memplan_resolve(RunConfig *rc, MemShape *s, const char *what, MemPlan *plan)
     size_str(free_b, f, sizeof f);
     if (rows == 0)
         return dr_error("%s: the RL phase needs %s even at 1 row per model call (weights %s, "
-                        "gradients and AdamW %s, generation %s, activations %s) and the %s has %s "
-                        "free: use a smaller model, shorter rows or fewer prompts per step, or "
-                        "spread the run over more GPUs (zero_stage 1)",
+                        "gradients and AdamW %s, generation %s for %d rows at once, activations "
+                        "%s) and the %s has %s free: lower rl.generation_rows, use a smaller "
+                        "model, shorter rows or fewer prompts per step, or spread the run over "
+                        "more GPUs (zero_stage 1)",
                         what, size_str(p.total, t, sizeof t), size_str(p.weights, w, sizeof w),
                         size_str(p.optimizer, o, sizeof o), size_str(p.generation, g, sizeof g),
-                        size_str(p.activations, a, sizeof a), dev, f);
+                        s->gen_rows, size_str(p.activations, a, sizeof a), dev, f);
     if (!automatic && rows < asked) {
         MemPlan q;
         plan_rows_at(rc, s, sft_rows, asked, &q);

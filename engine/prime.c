@@ -32,9 +32,15 @@ int prime_max_len(const Task *task, const RunConfig *rc) {
 }
 
 int prime_gen_rows(const Task *task, const RunConfig *rc) {
+    /* each rank decodes its share of a draw's rows and of the held-out problems (dist_rows) */
+    const int size = dist_size();
     const int n = rc->rl.oversample * rc->rl.prompts_per_step * rc->rl.samples_per_prompt;
     const int eval_n = task ? task->eval_n : rc->task.eval_size;
-    return n >= eval_n ? n : eval_n < 256 ? eval_n : 256;
+    const int share = (n + size - 1) / size, eval_share = (eval_n + size - 1) / size;
+    int rows = share >= eval_share ? share : eval_share < 256 ? eval_share : 256;
+    if (rc->rl.generation_rows > 0 && rows > rc->rl.generation_rows)
+        rows = rc->rl.generation_rows; /* the rest go in waves */
+    return rows > 0 ? rows : 1;
 }
 
 int prime_micro_rows(const RunConfig *rc) {

@@ -87,8 +87,9 @@ int prime_logprob_forwards(const Prime *p);
  * forward and backward run back to back in the step, so one set serves all of them
  * (DENSERL_SHARED_ACTIVATIONS=0: each its own, the same results bit for bit). */
 int prime_shared_activations(void);
-/* Rows generation holds at once: the oversampled draw, or the held-out set (at most 256 at a
- * time) where that is more; task NULL: the arithmetic task of rc. */
+/* Rows generation holds at once: this rank's share of the oversampled draw, or of the
+ * held-out set (at most 256 at a time) where that is more, and at most rl.generation_rows;
+ * task NULL: the arithmetic task of rc. */
 int prime_gen_rows(const Task *task, const RunConfig *rc);
 /* Rows per model call in the RL step: rl.micro_batch_rows, at most the step's batch ("auto"
  * must have been settled by memplan_resolve; unsettled it counts as the whole batch). */

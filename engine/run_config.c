@@ -110,6 +110,9 @@ static const CfgField FIELDS[] = {
     F("rl.prm_lr", CFG_FLOAT, rl.prm_lr, 0, 1, NULL, ""),
     F("rl.prm_grad_clip", CFG_FLOAT, rl.prm_grad_clip, 0, 1e9, NULL, ""),
     F("rl.prm_minibatches", CFG_INT, rl.prm_minibatches, 1, 1 << 16, NULL, ""),
+    F("rl.generation_rows", CFG_INT, rl.generation_rows, 0, 1 << 20, NULL,
+      "rows decoded at once, which the KV cache holds; more go in waves, with the same "
+      "samples; 0: every row of this rank's share"),
     F("rl.micro_batch_rows", CFG_INT, rl.micro_batch_rows, 0, 1 << 20, "auto",
       "activation memory of a model call, in rows of the longest possible length; 0: whole "
       "mini-batches; \"auto\": the most rows whose run fits the device's free memory"),

@@ -26,6 +26,7 @@ typedef struct {
     int micro_batch_rows; /* rows per model call, 0: a whole mini-batch, RL_MICRO_AUTO: the
                            * most that fit (memplan_resolve sets the number) */
     int group_by_length;  /* model calls at their own longest row (microbatch.h) */
+    int generation_rows;  /* rows decoded at once (the KV cache's); 0: the rank's share */
     int save_every;       /* RL steps between resume points (resume.h); 0: none */
     int checkpoint_every; /* RL steps between HF checkpoints under checkpoints/; 0: none */
     int keep_checkpoints; /* the newest of those kept; 0: all */

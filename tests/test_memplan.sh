@@ -40,6 +40,27 @@ python3 -c "import sys; w, wo, o, oo = map(float, sys.argv[1:]); sys.exit(abs(1.
     ok "prm_update off: weights $w_off MiB (2/3 of $w), gradients and AdamW $o_off MiB (half of $o)" ||
     bad "prm_update off: weights '$w_off' against '$w' MiB, gradients and AdamW '$o_off' against '$o'"
 
+# generation holds rl.generation_rows rows at once (128 here by default: 2 x 16 prompts x 4
+# samples), and with several ranks each rank's share: on the CPU every generation term grows
+# with the rows, so 32 rows plan a quarter, and each of 2 ranks half
+gen=("${quick[@]}" --set rl.prompts_per_step=16 --set run_dir="$W/dry" --dry-run)
+g=$(mib generation "$("$BIN" train configs/demo.json "${gen[@]}" 2>&1)")
+g8=$(mib generation "$("$BIN" train configs/demo.json "${gen[@]}" --set rl.generation_rows=32 2>&1)")
+python3 -c "import sys; g, g8 = map(float, sys.argv[1:]); sys.exit(abs(4 * g8 - g) > 0.02 * g)" \
+    "$g" "$g8" 2>/dev/null && ok "generation_rows 32 of 128: generation $g8 MiB, a quarter of $g" ||
+    bad "generation_rows 32: generation '$g8' against '$g' MiB"
+if command -v mpirun >/dev/null; then
+    MPI=(mpirun --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none
+         -np 2)
+    [ "$(id -u)" = 0 ] && MPI+=(--allow-run-as-root)
+    g2=$(mib generation "$(TMPDIR=$W "${MPI[@]}" "$BIN" train configs/demo.json "${gen[@]}" 2>&1)")
+    python3 -c "import sys; g, g2 = map(float, sys.argv[1:]); sys.exit(abs(2 * g2 - g) > 0.02 * g)" \
+        "$g" "$g2" 2>/dev/null && ok "2 ranks: each plans generation for its half ($g2 MiB)" ||
+        bad "2 ranks: generation '$g2' against '$g' MiB on one"
+else
+    echo "SKIP 2 ranks: mpirun not found"
+fi
+
 # refused: exit 2, a single line, no run directory
 refused() { # NAME WANT ARGS...
     local name=$1 want=$2
