@@ -49,6 +49,13 @@ g8=$(mib generation "$("$BIN" train configs/demo.json "${gen[@]}" --set rl.gener
 python3 -c "import sys; g, g8 = map(float, sys.argv[1:]); sys.exit(abs(4 * g8 - g) > 0.02 * g)" \
     "$g" "$g8" 2>/dev/null && ok "generation_rows 32 of 128: generation $g8 MiB, a quarter of $g" ||
     bad "generation_rows 32: generation '$g8' against '$g' MiB"
+# waves change no sample: 5 rows at a time give the run of all 32 at once
+"$BIN" train configs/demo.json "${quick[@]}" --set rl.steps=2 --set run_dir="$W/g_all" \
+    >/dev/null 2>&1 || bad "all rows at once: run failed"
+"$BIN" train configs/demo.json "${quick[@]}" --set rl.steps=2 --set rl.generation_rows=5 \
+    --set run_dir="$W/g_5" >/dev/null 2>&1 || bad "5 rows at once: run failed"
+expect "generation_rows 5: the same run (metrics, weights)" "ok" \
+    "$(python3 "$ROOT/tests/same_run.py" "$W/g_all" "$W/g_5" 2>&1)"
 if command -v mpirun >/dev/null; then
     MPI=(mpirun --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none
          -np 2)
