@@ -4,9 +4,10 @@
  * one position at a time, with the per-row positions driving rotary, the cache write and
  * the causal extent of attention. Finished rows are swapped out for the last live row, so
  * the live rows stay packed at the front of the caches and each step's kernels see a dense
- * batch that shrinks as rows finish. */
+ * batch that shrinks as rows finish, and grows again as waiting rows take the freed slots. */
 #include "generate.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include "../kernels/philox.h"
 #include "../runtime/check.h"
@@ -142,13 +143,14 @@ static void gen_fill(Generator *g, void *cache, const float *act, int s0, int ro
     }
 }
 
-/* Fills the caches of slots 0..n-1 with positions 0 .. prompt_len - 2 of their rows, in
- * chunks of rows that fit the model's activation capacity. */
-static void gen_prefill(Generator *g, const int *prompts, const int *prompt_len, int n) {
+/* Fills the caches of slots first .. first+n-1 with positions 0 .. prompt_len - 2 of their
+ * rows, in chunks of rows that fit the model's activation capacity. */
+static void gen_prefill(Generator *g, const int *prompts, const int *prompt_len, int first, int n) {
     Model *m = g->m;
+    const int *slot_row = g->slot_row + first;
     int Tp = 0;
     for (int i = 0; i < n; i++) {
-        int len = prompt_len[g->slot_row[i]] - 1;
+        int len = prompt_len[slot_row[i]] - 1;
         if (len > Tp) Tp = len;
     }
     if (Tp == 0) return; /* one-token prompts: the first decode step is the whole prompt */
@@ -157,15 +159,15 @@ static void gen_prefill(Generator *g, const int *prompts, const int *prompt_len,
     for (int s0 = 0; s0 < n; s0 += per) {
         int rows = n - s0 < per ? n - s0 : per;
         for (int i = 0; i < rows; i++) {
-            int row = g->slot_row[s0 + i], len = prompt_len[row] - 1;
+            int row = slot_row[s0 + i], len = prompt_len[row] - 1;
             const int *p = prompts + (size_t)row * g->T_cap;
             /* padding past a short prompt is never attended to by its valid positions */
             for (int t = 0; t < Tp; t++) g->pf_tokens[i * Tp + t] = t < len ? p[t] : p[0];
             for (int t = 0; t < Tp; t++) g->pf_targets[i * Tp + t] = -1; /* no lm_head */
         }
         model_forward(m, g->pf_tokens, g->pf_targets, rows, Tp, g->pf_logp, NULL);
-        gen_fill(g, g->kcache, m->act.k, s0, rows, Tp);
-        gen_fill(g, g->vcache, m->act.v, s0, rows, Tp);
+        gen_fill(g, g->kcache, m->act.k, first + s0, rows, Tp);
+        gen_fill(g, g->vcache, m->act.v, first + s0, rows, Tp);
     }
 }
 
@@ -314,18 +316,45 @@ static void gen_moves(Generator *g, int k) {
                      c->n_kv_heads * c->head_dim, g->kv_bytes);
 }
 
-/* generate() for B <= B_cap rows. */
-static void gen_wave(Generator *g, const int *prompts, const int *prompt_len, int B,
-                     const SampleParams *sp, const int *stop, int n_stop, int pad_id,
-                     unsigned long long seed, const unsigned long long *row_ids, int *out_tokens,
-                     int *resp_len, int *hit_eos, float *out_logp) {
+/* Admits up to B_cap - *n of the pending rows pend[*next ..] into slots *n .. : their
+ * prompts' caches by a prefill, their last prompt token as the next step's input. */
+static void gen_admit(Generator *g, const int *prompts, const int *prompt_len, const int *pend,
+                      int n_pend, int *next, int *n) {
+    const int T = g->T_cap, k = g->B_cap - *n < n_pend - *next ? g->B_cap - *n : n_pend - *next;
+    if (k <= 0) return;
+    for (int i = 0; i < k; i++) {
+        g->slot_row[*n + i] = pend[*next + i];
+        g->done[*n + i] = 0;
+    }
+    gen_prefill(g, prompts, prompt_len, *n, k);
+    for (int i = *n; i < *n + k; i++) {
+        const int row = g->slot_row[i];
+        g->h_tok[i] = prompts[(size_t)row * T + prompt_len[row] - 1];
+        g->h_pos[i] = prompt_len[row] - 1;
+    }
+    *n += k;
+    *next += k;
+}
+
+/* Slots to free before pending rows are admitted mid-run: a prefill then serves several rows,
+ * and the step recordings it drops (gen_drop_graphs) are not made again for every row. */
+static int gen_refill_min(const Generator *g) {
+    return g->B_cap / 4 > 1 ? g->B_cap / 4 : 1;
+}
+
+/* generate() for any B: up to B_cap rows decode at once, and as rows finish, the pending ones
+ * take the freed slots (continuous batching), so a long row holds one slot, not a wave. */
+static void gen_run(Generator *g, const int *prompts, const int *prompt_len, int B,
+                    const SampleParams *sp, const int *stop, int n_stop, int pad_id,
+                    unsigned long long seed, const unsigned long long *row_ids, int *out_tokens,
+                    int *resp_len, int *hit_eos, float *out_logp) {
     Model *m = g->m;
     Backend be = m->be;
     const int T = g->T_cap, V = m->cfg.vocab;
     /* plain sampling races the tokens (sample_gumbel_cpu); truncated sampling walks a CDF */
     const int race =
         sp->temperature > 0.0f && (sp->top_k <= 0 || sp->top_k >= V) && sp->top_p >= 1.0f;
-    int n = 0;
+    int *pend = xcalloc(B > 0 ? B : 1, sizeof(int)), n_pend = 0;
     for (int b = 0; b < B; b++) {
         const int len = prompt_len[b];
         const int *p = prompts + (size_t)b * T;
@@ -337,15 +366,10 @@ static void gen_wave(Generator *g, const int *prompts, const int *prompt_len, in
         if (out_logp) memset(out_logp + (size_t)b * T, 0, sizeof(float) * T);
         resp_len[b] = 0;
         hit_eos[b] = 0;
-        if (len < T && sp->max_new_tokens > 0) g->slot_row[n++] = b;
+        if (len < T && sp->max_new_tokens > 0) pend[n_pend++] = b;
     }
-    if (n == 0) return;
-    gen_prefill(g, prompts, prompt_len, n);
-    for (int i = 0; i < n; i++) {
-        const int row = g->slot_row[i];
-        g->h_tok[i] = prompts[(size_t)row * T + prompt_len[row] - 1];
-        g->h_pos[i] = prompt_len[row] - 1;
-    }
+    int n = 0, next = 0;
+    gen_admit(g, prompts, prompt_len, pend, n_pend, &next, &n);
     while (n > 0) {
         for (int i = 0; i < n; i++) { /* the draws go up with the step's tokens */
             const int row = g->slot_row[i];
@@ -358,6 +382,7 @@ static void gen_wave(Generator *g, const int *prompts, const int *prompt_len, in
         }
         gen_step(g, n);
         g->rows_decoded += n;
+        g->decode_steps++;
         if (race)
             op_sample_gumbel(be, g->next, out_logp ? g->logp : NULL, g->logits, g->key, seed, n, V,
                              sp->temperature);
@@ -393,8 +418,14 @@ static void gen_wave(Generator *g, const int *prompts, const int *prompt_len, in
             i++;
         }
         gen_moves(g, moved);
+        if (next < n_pend && (g->B_cap - n >= gen_refill_min(g) || n == 0)) {
+            /* the prefill may grow scratch buffers that the recordings point into */
+            gen_drop_graphs(g);
+            gen_admit(g, prompts, prompt_len, pend, n_pend, &next, &n);
+        }
     }
     gen_drop_graphs(g);
+    free(pend);
 }
 
 /* Packs each layer's bf16 q, k, v weights (and fp32 biases) into one (q | k | v) matrix for
@@ -422,11 +453,6 @@ void generate(Generator *g, const int *prompts, const int *prompt_len, int B,
               int *resp_len, int *hit_eos, float *out_logp) {
     CHECK(g->m != NULL && B >= 0);
     if (g->wqkv && B > 0) gen_pack_qkv(g);
-    const size_t T = g->T_cap;
-    for (int b0 = 0; b0 < B; b0 += g->B_cap) {
-        const int nb = B - b0 < g->B_cap ? B - b0 : g->B_cap;
-        gen_wave(g, prompts + b0 * T, prompt_len + b0, nb, sp, stop, n_stop, pad_id, seed,
-                 row_ids + b0, out_tokens + b0 * T, resp_len + b0, hit_eos + b0,
-                 out_logp ? out_logp + b0 * T : NULL);
-    }
+    gen_run(g, prompts, prompt_len, B, sp, stop, n_stop, pad_id, seed, row_ids, out_tokens,
+            resp_len, hit_eos, out_logp);
 }

@@ -62,11 +62,13 @@ typedef struct {
      * 16 on a GPU, so that a handful of step sizes recur, 1 on the CPU. With use_graphs
      * (on a GPU; the backend declines with DENSERL_CUDA_GRAPHS=0), a size's second step
      * records the step's launches as a CUDA graph and later steps of that size replay it:
-     * one launch instead of about 20 per layer. The recordings last one wave. */
+     * one launch instead of about 20 per layer. The recordings last until pending rows are
+     * admitted (their prefill may grow what the recordings point into), or the call ends. */
     int bucket, use_graphs;
-    long long graph_steps; /* decode steps replayed from a recording */
-    void **graph;          /* (B_cap + 1) by padded size, NULL until recorded */
-    unsigned char *ran;    /* (B_cap + 1) the size has run directly once (warm before a capture) */
+    long long graph_steps;  /* decode steps replayed from a recording */
+    long long decode_steps; /* decode steps run over the generator's life */
+    void **graph;           /* (B_cap + 1) by padded size, NULL until recorded */
+    unsigned char *ran;     /* (B_cap + 1) the size has run directly once (warm before a capture) */
 } Generator;
 
 /* Allocates caches and step buffers for up to B_cap rows of T_cap tokens (prompt and
@@ -81,9 +83,10 @@ void generator_free(Generator *g);
  * stopped at a stop token; out_logp (B, T_cap), unless NULL, each generated token's log-prob
  * under the model at temperature 1 before top-k/top-p, 0 on prompt and padding. A row
  * stops at any of the n_stop ids of stop (a template's end of turn and the tokenizer's end
- * of text alike), after max_new_tokens, or when it fills T_cap. B may exceed B_cap: the
- * rows then go in waves of B_cap, which changes no result. Overwrites the model's
- * activations (the prefill runs model_forward). */
+ * of text alike), after max_new_tokens, or when it fills T_cap. B may exceed B_cap: B_cap
+ * rows decode at once, and once a quarter of the slots are free (or none is live) the next
+ * rows in order are prefilled into them (continuous batching), which changes no result.
+ * Overwrites the model's activations (the prefill runs model_forward). */
 void generate(Generator *g, const int *prompts, const int *prompt_len, int B,
               const SampleParams *sp, const int *stop, int n_stop, int pad_id,
               unsigned long long seed, const unsigned long long *row_ids, int *out_tokens,

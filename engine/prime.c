@@ -39,7 +39,7 @@ int prime_gen_rows(const Task *task, const RunConfig *rc) {
     const int share = (n + size - 1) / size, eval_share = (eval_n + size - 1) / size;
     int rows = share >= eval_share ? share : eval_share < 256 ? eval_share : 256;
     if (rc->rl.generation_rows > 0 && rows > rc->rl.generation_rows)
-        rows = rc->rl.generation_rows; /* the rest go in waves */
+        rows = rc->rl.generation_rows; /* the rest wait for free slots */
     return rows > 0 ? rows : 1;
 }
 
@@ -868,7 +868,10 @@ int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
 }
 
 double prime_eval(Generator *gen, const Task *task, const RunConfig *rc) {
-    int n = task->eval_n, B = gen->B_cap, T = gen->T_cap;
+    int n = task->eval_n, T = gen->T_cap, lo, hi;
+    dist_rows(0, n, &lo, &hi); /* this rank's problems; greedy, so the same answers anywhere */
+    /* every problem in one call: the generator decodes B_cap at a time and refills slots */
+    const int B = hi - lo > 0 ? hi - lo : 1;
     int *prompts = xcalloc((size_t)B * T, sizeof(int)), *plen = xcalloc(B, sizeof(int));
     int *out = xcalloc((size_t)B * T, sizeof(int)), *rlen = xcalloc(B, sizeof(int));
     int *eos = xcalloc(B, sizeof(int));
@@ -877,19 +880,14 @@ double prime_eval(Generator *gen, const Task *task, const RunConfig *rc) {
     sp.temperature = 0; /* greedy */
     sp.max_new_tokens = rc->rl.max_response_tokens;
     double correct = 0;
-    int lo, hi; /* this rank's problems; greedy, so each problem's answer is the same anywhere */
-    dist_rows(0, n, &lo, &hi);
-    for (int first = lo; first < hi; first += B) {
-        int rows = hi - first < B ? hi - first : B;
-        for (int r = 0; r < rows; r++) {
-            plen[r] = task_eval_prompt(task, first + r, prompts + (size_t)r * T, T);
-            ids[r] = (unsigned long long)(first + r);
-        }
-        generate(gen, prompts, plen, rows, &sp, task->stop, task->n_stop, task->pad_id, 0, ids, out,
-                 rlen, eos, NULL);
-        for (int r = 0; r < rows; r++)
-            correct += task_verify(task, 1, first + r, out + (size_t)r * T, plen[r], rlen[r]);
+    for (int r = 0; r < hi - lo; r++) {
+        plen[r] = task_eval_prompt(task, lo + r, prompts + (size_t)r * T, T);
+        ids[r] = (unsigned long long)(lo + r);
     }
+    generate(gen, prompts, plen, hi - lo, &sp, task->stop, task->n_stop, task->pad_id, 0, ids, out,
+             rlen, eos, NULL);
+    for (int r = 0; r < hi - lo; r++)
+        correct += task_verify(task, 1, lo + r, out + (size_t)r * T, plen[r], rlen[r]);
     free(prompts);
     free(plen);
     free(out);

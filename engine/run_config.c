@@ -111,7 +111,8 @@ static const CfgField FIELDS[] = {
     F("rl.prm_grad_clip", CFG_FLOAT, rl.prm_grad_clip, 0, 1e9, NULL, ""),
     F("rl.prm_minibatches", CFG_INT, rl.prm_minibatches, 1, 1 << 16, NULL, ""),
     F("rl.generation_rows", CFG_INT, rl.generation_rows, 0, 1 << 20, NULL,
-      "rows decoded at once, which the KV cache holds; more go in waves, with the same "
+      "rows decoded at once, which the KV cache holds; the others take the slots of finished "
+      "rows (continuous batching), with the same "
       "samples; 0: every row of this rank's share"),
     F("rl.micro_batch_rows", CFG_INT, rl.micro_batch_rows, 0, 1 << 20, "auto",
       "activation memory of a model call, in rows of the longest possible length; 0: whole "

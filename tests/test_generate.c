@@ -313,6 +313,29 @@ static void test_generate(void) {
         check(ok, "max_new_tokens and T_cap stop rows (no eos flag); full prompts generate "
                   "nothing");
     }
+
+    /* (e) continuous batching: 10 rows through B_cap 5, some ending early at a stop token;
+     * each row is the row run alone, and freed slots take the waiting rows, so the run takes
+     * fewer decode steps than two waves of 5 (each as long as its longest row) would */
+    {
+        SampleParams sp = params(1, 0, 1, 12);
+        run(&g, prompts, plen, 2 * NROWS, sp, -1, 7, ids, &o1);
+        const int eos = o1.tok[1 * TCAP + plen[1] + 1]; /* row 1 stops after 2 tokens */
+        const long long s0 = g.decode_steps;
+        run(&g, prompts, plen, 2 * NROWS, sp, eos, 7, ids, &o3);
+        const long long steps = g.decode_steps - s0;
+        int ok = 1, waves = 0, wave_max = 0;
+        for (int b = 0; b < 2 * NROWS; b++) {
+            run(&g, prompts + b * TCAP, plen + b, 1, sp, eos, 7, ids + b, &o2);
+            ok &= rows_equal(&o3, b, &o2, 0, 1e-5);
+            if (o3.len[b] > wave_max) wave_max = o3.len[b];
+            if (b % BCAP == BCAP - 1) waves += wave_max, wave_max = 0;
+        }
+        check(ok && steps < waves,
+              "continuous batching: 10 rows through 5 slots equal each row alone, in %lld "
+              "decode steps (two waves: %d)",
+              steps, waves);
+    }
     generator_free(&g);
     model_free(&m);
 }
