@@ -1,7 +1,8 @@
 /* Atomic file output (temp name beside the target, fsync, rename, fsync of the directory)
- * and the small filesystem helpers that go with it: mkdir -p and existence tests. */
-#include <errno.h>
+ * and the small filesystem helpers that go with it: copy, mkdir -p, rm -rf and existence
+ * tests. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
