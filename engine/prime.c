@@ -760,6 +760,10 @@ static void metrics_write(Prime *p, int step, const RolloutStats *rs, const Step
         {"lr", ss->lr},
         {"prm_lr", prm_off(p) ? NAN : ss->prm_lr},
         {"critic_lr", p->has_critic ? ss->critic_lr : NAN},
+        /* how full generation's slots ran: live rows per decode step over rl.generation_rows */
+        {"gen_decode_steps", rs->decode_steps},
+        {"gen_slot_use",
+         rs->decode_steps > 0 ? rs->rows_decoded / (rs->decode_steps * p->gen.B_cap) : NAN},
     };
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
         json_object_set_new(j, nums[i].key, json_finite(nums[i].value));

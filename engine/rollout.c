@@ -112,6 +112,7 @@ static void attempt(Rollout *r, int n_prompts, RolloutStats *st) {
     int lo, hi;
     dist_rows(0, rows, &lo, &hi);
     size_t o = (size_t)lo * T;
+    const long long steps0 = r->gen->decode_steps, rows0 = r->gen->rows_decoded;
     generate(r->gen, r->prompt_tok + o, r->prompt_len + lo, hi - lo, &sp, r->task->stop,
              r->task->n_stop, r->task->pad_id, (unsigned long long)r->rc->seed, r->row_ids + lo,
              r->scratch.tokens + o, r->resp_len + lo, r->hit_eos + lo, NULL);
@@ -133,6 +134,8 @@ static void attempt(Rollout *r, int n_prompts, RolloutStats *st) {
         st->truncated_rows += !r->hit_eos[i];
     }
     st->t_generate += t1 - t0;
+    st->decode_steps += (double)(r->gen->decode_steps - steps0);
+    st->rows_decoded += (double)(r->gen->rows_decoded - rows0);
     st->t_verify += time_now() - t1;
     st->prompts_drawn += n_prompts;
     st->attempts++;

@@ -27,9 +27,10 @@ void groups_take(Groups *dst, Groups *src, int n);
 
 typedef struct {
     int prompts_drawn, groups_kept, attempts, truncated_rows;
-    double outcome_sum, samples; /* before filtering */
-    double response_tokens;      /* generated, before filtering */
-    double t_generate, t_verify; /* seconds */
+    double outcome_sum, samples;       /* before filtering */
+    double response_tokens;            /* generated, before filtering */
+    double t_generate, t_verify;       /* seconds */
+    double decode_steps, rows_decoded; /* this rank's generation: steps, live rows summed */
 } RolloutStats;
 
 typedef struct {

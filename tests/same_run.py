@@ -7,7 +7,9 @@ import json
 import os
 import sys
 
-TIMINGS = ("phases", "tokens_per_s", "elapsed_s")
+# wall-clock timings, and how generation was scheduled (rl.generation_rows), which changes
+# no sample
+TIMINGS = ("phases", "tokens_per_s", "elapsed_s", "gen_decode_steps", "gen_slot_use")
 
 
 def lines(run):

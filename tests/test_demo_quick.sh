@@ -62,10 +62,12 @@ assert len(rl) == 2
 need = ["prompts_drawn", "groups_kept", "accuracy", "response_len", "truncation_rate",
         "prm_loss", "prm_acc", "prm_auc", "reward_mean", "reward_min", "reward_max", "adv_mean",
         "adv_std", "policy_loss", "clip_frac", "kl_old", "kl_ref", "entropy", "grad_norm",
-        "prm_grad_norm", "lr", "prm_lr", "skipped_updates", "phases"]
+        "prm_grad_norm", "lr", "prm_lr", "skipped_updates", "phases", "gen_decode_steps",
+        "gen_slot_use"]
 for x in rl:
     missing = [k for k in need if k not in x]
     assert not missing, missing
+    assert x["gen_decode_steps"] > 0 and 0 < x["gen_slot_use"] <= 1, x
     for ph in ("generate", "verify", "logprobs", "prm_update", "advantages", "policy_update"):
         assert "s" in x["phases"][ph], ph
 import xml.etree.ElementTree as E

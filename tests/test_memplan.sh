@@ -56,6 +56,15 @@ python3 -c "import sys; g, g8 = map(float, sys.argv[1:]); sys.exit(abs(4 * g8 - 
     --set run_dir="$W/g_5" >/dev/null 2>&1 || bad "5 rows at once: run failed"
 expect "generation_rows 5: the same run (metrics, weights)" "ok" \
     "$(python3 "$ROOT/tests/same_run.py" "$W/g_all" "$W/g_5" 2>&1)"
+# and its slots ran fuller: finished rows' slots went to waiting rows (gen_slot_use), where
+# all 32 at once leave the slots of short responses empty until the longest ends
+use() { python3 -c 'import json, sys
+r = [json.loads(l) for l in open(sys.argv[1]) if "\"rl\"" in l]
+print(round(sum(x["gen_slot_use"] for x in r) / len(r), 3))' "$W/$1/metrics.jsonl"; }
+u_all=$(use g_all) u_5=$(use g_5)
+python3 -c "import sys; a, b = map(float, sys.argv[1:]); sys.exit(not (b > a and b > 0.7))" \
+    "$u_all" "$u_5" && ok "slot use: $u_5 with 5 slots refilled, $u_all with all 32 at once" ||
+    bad "slot use: '$u_5' with 5 slots against '$u_all'"
 if command -v mpirun >/dev/null; then
     MPI=(mpirun --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none
          -np 2)
