@@ -16,7 +16,7 @@ double lr_at(LrShape shape, double peak, int k, int total, int warmup, double mi
     if (shape == LR_CONSTANT) return peak;
     double span = total - warmup;
     double p = span > 0 ? (k - warmup) / span : 1.0;
-    if (p > 1) p = 1; /* updates past the planned total stay at the min_ratio */
+    if (p > 1) p = 1; /* updates past the planned total stay at the floor */
     if (shape == LR_LINEAR) return peak * (min_ratio + (1.0 - min_ratio) * (1.0 - p));
     return peak * (min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + cos(M_PI * p)));
 }

@@ -1,5 +1,5 @@
-# Writes OUT (a C header) with the commit the build comes from: `git describe`'s hash of SRC's
-# HEAD, with "-dirty" when tracked files differ from it; outside a git checkout (a source
+# Writes OUT (a C header) with the commit the build comes from: the 12-digit hash of SRC's
+# HEAD (git rev-parse), with "-dirty" when tracked files differ from it; outside a git checkout (a source
 # tarball, a Docker context without .git) the DENSERL_COMMIT environment variable, else
 # "unknown". Run at every build; the file is
 # rewritten only when its text changes, so an unchanged commit rebuilds nothing.
