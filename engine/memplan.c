@@ -37,7 +37,8 @@ static double logits_chunk(Backend be, double V, double N) {
 
 /* One model with activations for B rows of T tokens: kept layers (all, or 1 for a forward-only
  * model; 0 where they are another model's, model_init_shared), with gradients and AdamW state
- * over `shards` ranks if it trains. */
+ * over `shards` ranks if it trains (trains 2: its gradients in another model's buffer,
+ * model_share_grads). */
 static void plan_model(MemPlan *p, const ModelConfig *c, Backend be, Precision pr, double B,
                        double T, int kept, int trains, int shards) {
     const double P = (double)model_param_count(c), N = B * T, L = kept > 0 ? kept : 1;
@@ -58,7 +59,7 @@ static void plan_model(MemPlan *p, const ModelConfig *c, Backend be, Precision p
     if (gpu) act += N * (d + 4); /* lp_compact's gathered rows: idx, tgt, h, a, b */
     if (trains)                  /* model_alloc_grads: dx, dtmp, dq, dk, dv, datt, dgate, dup, dh */
         act += N * (d + (qd > d ? qd : d) + qd + 2 * kd) + at + 3 * mlp;
-    if (trains) p->optimizer += 4 * P + 8 * P / shards;
+    if (trains) p->optimizer += (trains > 1 ? 0 : 4 * P) + 8 * P / shards;
     if (kept > 0) p->activations += 4 * act;
     if (!pr.bf16) return;
     /* model_use_bf16's weight copies; the scratch slots grow to width x capacity: the product
@@ -118,7 +119,8 @@ void memplan_prime(const RunConfig *rc, const MemShape *s, MemPlan *p) {
     const double B = shared ? s->policy_rows : R, BT = shared ? s->policy_T : T;
     plan_model(p, &s->mc, s->be, pr, s->policy_rows, s->policy_T, L, 1, shards);
     if (rl_has_prm(&rc->rl)) /* the PRM ("off": none) */
-        plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : L, 1, shards);
+        plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : L, prime_shared_grads() ? 2 : 1,
+                   shards);
     plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : 1, 0, 1); /* the reference */
     if (!strcmp(rc->rl.estimator, "gae"))
         plan_model(p, &critic, s->be, pr, B, BT, shared ? 0 : L, 1, shards);

@@ -288,16 +288,32 @@ void model_init_shared(Model *m, const ModelConfig *c, Model *lender) {
     m->act_of = lender;
 }
 
+static void backward_scratch(Model *m);
+
 void model_alloc_grads(Model *m) {
     if (m->grads) return;
     CHECK(m->act.kept == m->cfg.n_layers); /* a forward-only model has no backward */
+    m->grads = be_alloc(m->be, sizeof(float) * m->n_params);
+    model_param_views(&m->cfg, m->grads, &m->g);
+    backward_scratch(m);
+}
+
+void model_share_grads(Model *m, Model *owner) {
+    CHECK(!m->grads && owner->grads && !owner->grads_of && owner->be == m->be);
+    CHECK(m->act.kept == m->cfg.n_layers && owner->n_params >= m->n_params);
+    m->grads = owner->grads;
+    m->grads_of = owner;
+    model_param_views(&m->cfg, m->grads, &m->g);
+    backward_scratch(m);
+}
+
+/* The backward's scratch: the lender's where the activations are its, else made here. */
+static void backward_scratch(Model *m) {
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->act;
     size_t N = (size_t)a->B * a->T, d = c->d_model;
     size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
     size_t wide = qd > d ? qd : d;
-    m->grads = be_alloc(m->be, sizeof(float) * m->n_params);
-    model_param_views(c, m->grads, &m->g);
     if (m->act_of) { /* the lender's backward scratch */
         const Activations *l = &m->act_of->act;
         CHECK(l->dx != NULL);
@@ -326,6 +342,7 @@ void model_zero_grads(Model *m) {
 void model_free(Model *m) {
     Activations *a = &m->act;
     if (m->act_of) memset(a, 0, sizeof *a); /* the lender's: free the rest alone */
+    if (m->grads_of) m->grads = NULL;       /* the owner's */
     void *bufs[] = {m->params, m->grads,  m->rope_cos, m->rope_sin, a->x,       a->xn1,
                     a->rstd1,  a->q,      a->k,        a->v,        a->att,     a->lse,
                     a->x_mid,  a->xn2,    a->rstd2,    a->gate,     a->up,      a->hmlp,

@@ -117,6 +117,7 @@ typedef struct Model {
     ModelGradReady grad_ready; /* NULL unless a gradient all-reduce overlaps the backward */
     void *grad_ready_ctx;
     const struct Model *act_of; /* the model whose activations this one uses (model_init_shared) */
+    const struct Model *grads_of; /* the model whose gradient buffer this one uses */
 } Model;
 
 /* Checks a config for internal consistency (positive sizes, heads divide, ...). */
@@ -163,6 +164,11 @@ const char *model_bf16_attention(const char *precision, const char *attention);
 void model_init_shared(Model *m, const ModelConfig *c, Model *lender);
 void model_free(Model *m);
 void model_alloc_grads(Model *m);
+/* Gives m owner's gradient buffer (owner has at least m's parameters) instead of one of its
+ * own, and the backward's scratch as model_alloc_grads does: for models whose updates never
+ * overlap (each zeroes the buffer, fills it and takes its optimizer step before the other
+ * starts; the RL step's PRM and policy updates are such). owner must outlive m. */
+void model_share_grads(Model *m, Model *owner);
 void model_zero_grads(Model *m);
 /* Switches the model to mixed precision (CUDA only; DR_ERR otherwise): fp32 master weights,
  * bf16 copies in the products, attention (head dim 64 or 128; others stay fp32) and lm_head.

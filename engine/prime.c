@@ -104,6 +104,11 @@ int prime_shared_activations(void) {
     return !(e && !strcmp(e, "0"));
 }
 
+int prime_shared_grads(void) {
+    const char *e = getenv("DENSERL_SHARED_GRADS");
+    return !(e && !strcmp(e, "0"));
+}
+
 /* A frozen (forward_only: one layer's activations) or trainable copy of the policy with
  * capacity for the packed batch, or with the policy's activations. */
 static void clone_model(Model *dst, Model *src, int value_head, int forward_only, int n, int t) {
@@ -148,7 +153,10 @@ void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, 
     adamw_init(&p->opt_policy, policy->be, policy->n_params);
     adamw_overlap_backward(&p->opt_policy, policy);
     if (has_prm) {
-        model_alloc_grads(&p->prm);
+        if (prime_shared_grads()) /* the PRM and policy updates take turns */
+            model_share_grads(&p->prm, policy);
+        else
+            model_alloc_grads(&p->prm);
         adamw_init(&p->opt_prm, policy->be, p->prm.n_params);
         adamw_overlap_backward(&p->opt_prm, &p->prm);
     }

@@ -87,6 +87,10 @@ int prime_logprob_forwards(const Prime *p);
  * forward and backward run back to back in the step, so one set serves all of them
  * (DENSERL_SHARED_ACTIVATIONS=0: each its own, the same results bit for bit). */
 int prime_shared_activations(void);
+/* Whether the PRM's gradients use the policy's buffer: the PRM update ends with its optimizer
+ * step before the policy's begins, so one buffer serves both (DENSERL_SHARED_GRADS=0: each its
+ * own, the same results bit for bit). */
+int prime_shared_grads(void);
 /* Rows generation holds at once: this rank's share of the oversampled draw, or of the
  * held-out set (at most 256 at a time) where that is more, and at most rl.generation_rows;
  * task NULL: the arithmetic task of rc. */

@@ -29,16 +29,30 @@ if printf '%s\n' "$out" | grep -q "^rl "; then bad "dry run: it trained"; else o
 [ ! -e "$W/dry" ] && ok "dry run: no run directory" || bad "dry run: a run directory was made"
 
 # rl.prm_update off: no PRM is made, so the plan holds two copies of the weights (the policy
-# and the reference) instead of three, and the policy's gradients and AdamW state alone
+# and the reference) instead of three, and the policy's gradients and AdamW state alone: 12
+# bytes a parameter against 20 where the PRM's gradients use the policy's buffer (AdamW's 8
+# more), 24 where they have their own (DENSERL_SHARED_GRADS=0)
 mib() { sed -n "s/.*$1 \([0-9.]*\) MiB.*/\1/p" <<<"$2"; }
 off_out=$("$BIN" train configs/demo.json "${quick[@]}" --set run_dir="$W/dry" --dry-run \
     --set rl.estimator=rloo_outcome --set rl.prm_update=off 2>&1)
+own_out=$(DENSERL_SHARED_GRADS=0 "$BIN" train configs/demo.json "${quick[@]}" \
+    --set run_dir="$W/dry" --dry-run 2>&1)
 w=$(mib weights "$out") w_off=$(mib weights "$off_out")
 o=$(mib "gradients and AdamW" "$out") o_off=$(mib "gradients and AdamW" "$off_out")
-python3 -c "import sys; w, wo, o, oo = map(float, sys.argv[1:]); sys.exit(abs(1.5 * wo - w) > 0.2 or abs(2 * oo - o) > 0.2)" \
-    "$w" "$w_off" "$o" "$o_off" 2>/dev/null &&
-    ok "prm_update off: weights $w_off MiB (2/3 of $w), gradients and AdamW $o_off MiB (half of $o)" ||
-    bad "prm_update off: weights '$w_off' against '$w' MiB, gradients and AdamW '$o_off' against '$o'"
+o_own=$(mib "gradients and AdamW" "$own_out")
+python3 -c "import sys; w, wo, o, oo, ow = map(float, sys.argv[1:]); sys.exit(abs(1.5 * wo - w) > 0.2 or abs(5 * oo - 3 * o) > 0.5 or abs(2 * oo - ow) > 0.2)" \
+    "$w" "$w_off" "$o" "$o_off" "$o_own" 2>/dev/null &&
+    ok "prm_update off: weights $w_off MiB (2/3 of $w), gradients and AdamW $o_off MiB (3/5 of $o, half of $o_own with the PRM's gradients its own)" ||
+    bad "prm_update off: weights '$w_off' against '$w' MiB, gradients and AdamW '$o_off' against '$o' and '$o_own'"
+# the PRM's gradients in the policy's buffer or in their own: the same run, bit for bit (every
+# group kept, so that both models train in both steps)
+two=("${quick[@]}" --set rl.steps=2 --set rl.acc_lo=0 --set rl.acc_hi=1)
+"$BIN" train configs/demo.json "${two[@]}" --set run_dir="$W/g_shared" >/dev/null 2>&1 ||
+    bad "shared gradients: run failed"
+DENSERL_SHARED_GRADS=0 "$BIN" train configs/demo.json "${two[@]}" --set run_dir="$W/g_own" \
+    >/dev/null 2>&1 || bad "gradients of its own: run failed"
+expect "the PRM's gradients in the policy's buffer: the same run (metrics, weights)" "ok" \
+    "$(python3 "$ROOT/tests/same_run.py" "$W/g_shared" "$W/g_own" 2>&1)"
 
 # generation holds rl.generation_rows rows at once (128 here by default: 2 x 16 prompts x 4
 # samples), and with several ranks each rank's share: on the CPU every generation term grows
