@@ -39,7 +39,8 @@ EMU_FLAGS := -DCMAKE_C_FLAGS="$(EMU_SAN)" -DCMAKE_CXX_FLAGS="$(EMU_SAN)" \
 endif
 EMU_TESTS := $(sort $(basename $(notdir $(wildcard tests/test_cuda_*.c)))) test_gpu_model test_comm
 EMU_RUN := $(EMU_TESTS) test_gpu_train test_cuda_attention_reverse test_cuda_attention_bf16_smem163 \
-	test_cuda_attention_bf16_smem99 test_gpu_model_smem99 test_gpu_steady_state test_gpu_memplan
+	test_cuda_attention_bf16_smem99 test_gpu_model_smem99 test_gpu_steady_state test_gpu_memplan \
+	test_gpu_zero_master
 
 test-emu: deps
 	cmake -S . -B $(EMU_BUILD) -DCMAKE_BUILD_TYPE=Release -DDENSERL_CUDA=OFF \

@@ -272,13 +272,17 @@ static void eval_point(Prime *p, const RunConfig *rc, const Task *task, int step
  * the checkpoint loads with its tokenizer in transformers, vLLM and denserl's own commands;
  * config.json comes last, and marks the directory complete. */
 static int save_model(const Model *m, const RunConfig *rc, const char *name) {
-    if (!dist_is_root()) return DR_OK;
+    const int root = dist_is_root();
+    float *host = root ? xmalloc(sizeof(float) * m->n_params) : NULL;
+    model_params_to_host(m, host); /* every rank: a sharded master gathers */
+    if (!root) return DR_OK;
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", rc->run_dir, name);
     int st = make_dirs(path);
     if (st == DR_OK && strcmp(rc->model.init, "random") != 0)
         st = model_copy_side_files(rc->model.init, path);
-    if (st == DR_OK) st = model_save(m, path, strcmp(rc->checkpoint_dtype, "bf16") == 0);
+    if (st == DR_OK) st = model_save_host(m, host, path, strcmp(rc->checkpoint_dtype, "bf16") == 0);
+    free(host);
     return st;
 }
 

@@ -203,17 +203,19 @@ static void gen_layer_f32(Generator *g, int l, int n) {
     const int d = c->d_model, F = c->d_ff, qd = c->n_heads * c->head_dim;
     const int kd = c->n_kv_heads * c->head_dim;
     op_rmsnorm_forward(be, g->xn, g->rstd, g->x, LW(w->attn_norm, l, d), n, d, c->norm_eps);
-    model_linear(m, g->q, g->xn, LW(w->wq, l, (size_t)qd * d), LW(w->bq, l, qd), n, d, qd);
-    model_linear_again(m, g->k, g->xn, LW(w->wk, l, (size_t)kd * d), LW(w->bk, l, kd), n, d, kd);
-    model_linear_again(m, g->v, g->xn, LW(w->wv, l, (size_t)kd * d), LW(w->bv, l, kd), n, d, kd);
+    model_linear(m, g->q, g->xn, MODEL_W(m, wq, l, (size_t)qd * d), LW(w->bq, l, qd), n, d, qd);
+    model_linear_again(m, g->k, g->xn, MODEL_W(m, wk, l, (size_t)kd * d), LW(w->bk, l, kd), n, d,
+                       kd);
+    model_linear_again(m, g->v, g->xn, MODEL_W(m, wv, l, (size_t)kd * d), LW(w->bv, l, kd), n, d,
+                       kd);
     gen_attend(g, l, n, g->q, g->k, g->v, qd, kd);
-    model_linear(m, g->tmp, g->att, LW(w->wo, l, (size_t)d * qd), LW(w->bo, l, d), n, qd, d);
+    model_linear(m, g->tmp, g->att, MODEL_W(m, wo, l, (size_t)d * qd), LW(w->bo, l, d), n, qd, d);
     op_add(be, g->x, g->tmp, (long)n * d);
     op_rmsnorm_forward(be, g->xn, g->rstd, g->x, LW(w->mlp_norm, l, d), n, d, c->norm_eps);
-    model_linear(m, g->gate, g->xn, LW(w->w_gate, l, (size_t)F * d), NULL, n, d, F);
-    model_linear_again(m, g->up, g->xn, LW(w->w_up, l, (size_t)F * d), NULL, n, d, F);
+    model_linear(m, g->gate, g->xn, MODEL_W(m, w_gate, l, (size_t)F * d), NULL, n, d, F);
+    model_linear_again(m, g->up, g->xn, MODEL_W(m, w_up, l, (size_t)F * d), NULL, n, d, F);
     op_swiglu_forward(be, g->h, g->gate, g->up, (long)n * F);
-    model_linear(m, g->tmp, g->h, LW(w->w_down, l, (size_t)d * F), NULL, n, F, d);
+    model_linear(m, g->tmp, g->h, MODEL_W(m, w_down, l, (size_t)d * F), NULL, n, F, d);
     op_add(be, g->x, g->tmp, (long)n * d);
 }
 
@@ -236,16 +238,15 @@ static void gen_layer_bf16(Generator *g, int l, int n, float **x, float **y) {
     op_linear_forward_mixed(be, g->qkv, NULL, g->wqkv + (size_t)l * S * d,
                             g->bqkv ? g->bqkv + (size_t)l * S : NULL, n, d, S, xb);
     gen_attend(g, l, n, g->qkv, g->qkv + qd, g->qkv + qd + kd, S, S);
-    op_linear_forward_res_mixed(be, *y, NULL, model_bf16(m, LW(w->wo, l, (size_t)d * qd)),
-                                LW(w->bo, l, d), *x, n, qd, d, (uint16_t *)g->att);
+    op_linear_forward_res_mixed(be, *y, NULL, MODEL_W(m, wo, l, (size_t)d * qd).h, LW(w->bo, l, d),
+                                *x, n, qd, d, (uint16_t *)g->att);
     t = *x, *x = *y, *y = t;
     op_rmsnorm_forward_bf16(be, xb, g->rstd, *x, LW(w->mlp_norm, l, d), n, d, c->norm_eps);
-    op_linear_forward_bf16_mixed(be, gb, xb, model_bf16(m, LW(w->w_gate, l, (size_t)F * d)), n, d,
-                                 F);
-    op_linear_forward_bf16_mixed(be, ub, xb, model_bf16(m, LW(w->w_up, l, (size_t)F * d)), n, d, F);
+    op_linear_forward_bf16_mixed(be, gb, xb, MODEL_W(m, w_gate, l, (size_t)F * d).h, n, d, F);
+    op_linear_forward_bf16_mixed(be, ub, xb, MODEL_W(m, w_up, l, (size_t)F * d).h, n, d, F);
     op_swiglu_forward_bf16in(be, hb, gb, ub, (long)n * F);
-    op_linear_forward_res_mixed(be, *y, NULL, model_bf16(m, LW(w->w_down, l, (size_t)d * F)), NULL,
-                                *x, n, F, d, hb);
+    op_linear_forward_res_mixed(be, *y, NULL, MODEL_W(m, w_down, l, (size_t)d * F).h, NULL, *x, n,
+                                F, d, hb);
     t = *x, *x = *y, *y = t;
 }
 
@@ -261,13 +262,13 @@ static void gen_layers(Generator *g, int n) {
     if (!m->mx.on) {
         for (int l = 0; l < c->n_layers; l++) gen_layer_f32(g, l, n);
         op_rmsnorm_forward(be, g->xn, g->rstd, g->x, w->final_norm, n, d, c->norm_eps);
-        model_linear(m, g->logits, g->xn, w->lm_head, NULL, n, d, c->vocab);
+        model_linear(m, g->logits, g->xn, MODEL_W(m, lm_head, 0, 0), NULL, n, d, c->vocab);
         return;
     }
     float *x = g->x, *y = g->tmp;
     for (int l = 0; l < c->n_layers; l++) gen_layer_bf16(g, l, n, &x, &y);
     op_rmsnorm_forward_bf16(be, (uint16_t *)g->xn, g->rstd, x, w->final_norm, n, d, c->norm_eps);
-    op_linear_forward_mixed(be, g->logits, NULL, model_bf16(m, w->lm_head), NULL, n, d, c->vocab,
+    op_linear_forward_mixed(be, g->logits, NULL, MODEL_W(m, lm_head, 0, 0).h, NULL, n, d, c->vocab,
                             (uint16_t *)g->xn);
 }
 
@@ -436,11 +437,12 @@ static void gen_pack_qkv(Generator *g) {
     const size_t d = c->d_model, L = c->n_layers, qd = (size_t)c->n_heads * c->head_dim;
     const size_t kd = (size_t)c->n_kv_heads * c->head_dim, S = qd + 2 * kd;
     model_refresh_weights(m);
-    const float *w[3] = {m->w.wq, m->w.wk, m->w.wv}, *b[3] = {m->w.bq, m->w.bk, m->w.bv};
+    const uint16_t *w[3] = {MODEL_W(m, wq, 0, 0).h, MODEL_W(m, wk, 0, 0).h, MODEL_W(m, wv, 0, 0).h};
+    const float *b[3] = {m->w.bq, m->w.bk, m->w.bv};
     const size_t rows[3] = {qd, kd, kd}, at[3] = {0, qd, qd + kd};
     for (int t = 0; t < 3; t++) {
         const size_t e = sizeof(uint16_t), n = rows[t] * d;
-        be_copy_2d(m->be, g->wqkv + at[t] * d, e * S * d, model_bf16(m, w[t]), e * n, e * n, L);
+        be_copy_2d(m->be, g->wqkv + at[t] * d, e * S * d, w[t], e * n, e * n, L);
         if (g->bqkv)
             be_copy_2d(m->be, g->bqkv + at[t], sizeof(float) * S, b[t], sizeof(float) * rows[t],
                        sizeof(float) * rows[t], L);

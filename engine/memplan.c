@@ -45,7 +45,12 @@ static void plan_model(MemPlan *p, const ModelConfig *c, Backend be, Precision p
     const double d = c->d_model, F = c->d_ff, V = c->vocab, H = c->n_heads;
     const double qd = H * c->head_dim, kd = (double)c->n_kv_heads * c->head_dim;
     const int gpu = be != BACKEND_CPU;
-    p->weights += 4 * P + 4.0 * c->max_pos * c->head_dim; /* params; rope cos and sin */
+    /* params, without the layers' matrices for a bf16 reference and, under ZeRO-1 in bf16, for
+     * a trained model, whose master is its rank's range (model_shard_master); rope cos, sin */
+    const int master = pr.bf16 && trains && shards > 1 && prime_sharded_master();
+    const int w16 = pr.bf16 && ((!trains && prime_ref_bf16_only()) || master);
+    p->weights += 4 * (w16 ? (double)model_param_count_w16(c) : P) + 4.0 * c->max_pos * c->head_dim;
+    if (master) p->optimizer += 4 * P / shards;
     /* the slots' sizes as the model lays them out: fp32, or halved where a bf16 model keeps
      * them in bf16 alone */
     Activations lay;
@@ -101,7 +106,11 @@ static double plan_scratch(const ModelConfig *c, Backend be, Precision pr, doubl
     const char *e = getenv("DENSERL_SAMPLE_GROUP_KEYS"), *lp = getenv("DENSERL_LOGPROB_OVERLAP");
     double keys = e && atol(e) > 0 ? (double)atol(e) : (double)(1 << 24);
     if (keys < c->vocab) keys = c->vocab;
-    double b = 17 * keys + 6 * 4 * N + (pr.bf16 ? 64 << 20 : 32 << 20);
+    /* the reduction slot at its largest: the embedding backward's sort (6 ints a token) or the
+     * norms' backward partials (528 row groups, RN_BWD_TARGET_BLOCKS in rmsnorm_cuda.cu, of d
+     * floats); and 64 KiB for the other small reductions' partials */
+    const double reduce = 24 * N > 4.0 * 528 * c->d_model ? 24 * N : 4.0 * 528 * c->d_model;
+    double b = 17 * keys + reduce + 65536 + (pr.bf16 ? 64 << 20 : 32 << 20);
     if (lp && lp[0] == '2') b += 4 * logits_chunk(be, c->vocab, N) * c->vocab;
     return b;
 }

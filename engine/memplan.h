@@ -10,7 +10,7 @@
 
 typedef struct {
     double weights;     /* fp32 parameters of every model, their bf16 copies, rotary tables */
-    double optimizer;   /* gradients and AdamW moments */
+    double optimizer;   /* gradients, AdamW moments, a sharded master (model_shard_master) */
     double activations; /* what the model calls keep, and their scratch: grows with the rows */
     double generation;  /* KV cache, decode buffers, packed q|k|v weights */
     double scratch;     /* the kernels' and libraries' own: logits chunks, sorts, workspaces */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "model.h"
+#include "dist.h"
 #include "../kernels/philox.h"
 #include "../kernels/rope.h"
 #include "../runtime/check.h"
@@ -36,37 +37,55 @@ int model_config_validate(const ModelConfig *c, const char *what) {
     return DR_OK;
 }
 
-/* Walks the layout once; with buf == NULL it only counts. */
-static size_t layout(const ModelConfig *c, float *buf, ParamViews *v) {
+/* The tensors in layout order, each with whether it is one of the layers' weight matrices
+ * (what a w16_only model keeps in bf16 alone). */
+/* clang-format off */
+#define MODEL_TENSORS(X)                                                                           \
+    X(embed, 0) X(attn_norm, 0) X(wq, 1) X(bq, 0) X(wk, 1) X(bk, 0) X(wv, 1) X(bv, 0)             \
+    X(wo, 1) X(bo, 0) X(mlp_norm, 0) X(w_gate, 1) X(w_up, 1) X(w_down, 1) X(final_norm, 0)        \
+    X(lm_head, 0) X(value_w, 0) X(value_b, 0)
+/* clang-format on */
+
+/* Walks the layout once; with buf == NULL it only counts. The views (v), offsets (o) and sizes
+ * (sz, in floats) of each tensor; with skip_matrices, the layers' matrices take no room and
+ * their views are NULL (a w16_only model's fp32 buffer). */
+static size_t layout(const ModelConfig *c, float *buf, ParamViews *v, ParamOffsets *o,
+                     ParamOffsets *sz, int skip_matrices) {
     size_t off = 0;
     size_t d = c->d_model, L = c->n_layers, V = c->vocab, F = c->d_ff;
     size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
-#define TAKE(field, count)                                                                         \
+    ParamOffsets n = {
+        .embed = V * d,
+        .attn_norm = L * d,
+        .wq = L * qd * d,
+        .bq = c->qkv_bias ? L * qd : 0,
+        .wk = L * kd * d,
+        .bk = c->qkv_bias ? L * kd : 0,
+        .wv = L * kd * d,
+        .bv = c->qkv_bias ? L * kd : 0,
+        .wo = L * d * qd,
+        .bo = c->o_bias ? L * d : 0,
+        .mlp_norm = L * d,
+        .w_gate = L * F * d,
+        .w_up = L * F * d,
+        .w_down = L * d * F,
+        .final_norm = d,
+        .lm_head = c->tied ? 0 : V * d,
+        .value_w = c->value_head ? d : 0,
+        .value_b = c->value_head ? 1 : 0,
+    };
+#define TAKE(field, matrix)                                                                        \
     do {                                                                                           \
-        size_t n_ = (count);                                                                       \
+        size_t n_ = skip_matrices && (matrix) ? 0 : n.field;                                       \
         if (v) v->field = n_ ? buf + off : NULL;                                                   \
+        if (o) o->field = off;                                                                     \
         off += n_;                                                                                 \
-    } while (0)
-    TAKE(embed, V * d);
-    TAKE(attn_norm, L * d);
-    TAKE(wq, L * qd * d);
-    TAKE(bq, c->qkv_bias ? L * qd : 0);
-    TAKE(wk, L * kd * d);
-    TAKE(bk, c->qkv_bias ? L * kd : 0);
-    TAKE(wv, L * kd * d);
-    TAKE(bv, c->qkv_bias ? L * kd : 0);
-    TAKE(wo, L * d * qd);
-    TAKE(bo, c->o_bias ? L * d : 0);
-    TAKE(mlp_norm, L * d);
-    TAKE(w_gate, L * F * d);
-    TAKE(w_up, L * F * d);
-    TAKE(w_down, L * d * F);
-    TAKE(final_norm, d);
-    TAKE(lm_head, c->tied ? 0 : V * d);
-    TAKE(value_w, c->value_head ? d : 0);
-    TAKE(value_b, c->value_head ? 1 : 0);
+    } while (0);
+    MODEL_TENSORS(TAKE)
 #undef TAKE
     if (v && c->tied) v->lm_head = v->embed;
+    if (o && c->tied) o->lm_head = o->embed;
+    if (sz) *sz = n;
     return off;
 }
 
@@ -124,12 +143,22 @@ void model_set_grad_ready(Model *m, ModelGradReady fn, void *ctx) {
 }
 
 size_t model_param_count(const ModelConfig *c) {
-    return layout(c, NULL, NULL);
+    return layout(c, NULL, NULL, NULL, NULL, 0);
+}
+
+size_t model_param_count_w16(const ModelConfig *c) {
+    return layout(c, NULL, NULL, NULL, NULL, 1);
 }
 
 void model_param_views(const ModelConfig *c, float *buf, ParamViews *v) {
     memset(v, 0, sizeof *v);
-    layout(c, buf, v);
+    layout(c, buf, v, NULL, NULL, 0);
+}
+
+Weight model_weight(const Model *m, size_t off, size_t l, size_t n) {
+    const size_t at = off + l * n;
+    Weight w = {m->w16_only ? NULL : m->params + at, m->mx.w ? m->mx.w + at : NULL};
+    return w;
 }
 
 static void rope_init(Model *m) {
@@ -236,6 +265,7 @@ static void init(Model *m, const ModelConfig *c, Backend be, int B, int T, int k
     m->n_params = model_param_count(c);
     m->params = be_alloc(be, sizeof(float) * m->n_params);
     model_param_views(c, m->params, &m->w);
+    layout(c, NULL, NULL, &m->off, NULL, 0);
     rope_init(m);
     activations_init(m, B, T, kept, mx);
 }
@@ -282,6 +312,7 @@ void model_init_shared(Model *m, const ModelConfig *c, Model *lender) {
     m->n_params = model_param_count(c);
     m->params = be_alloc(m->be, sizeof(float) * m->n_params);
     model_param_views(c, m->params, &m->w);
+    layout(c, NULL, NULL, &m->off, NULL, 0);
     rope_init(m);
     m->act = lender->act;
     m->logits_chunk = lender->logits_chunk;
@@ -354,6 +385,7 @@ void model_free(Model *m) {
         if (bufs[i]) be_free(m->be, bufs[i]);
     free(a->lp_hidx);
     free(a->lp_htgt);
+    if (m->master) be_free(m->be, m->master);
     void *mx[] = {m->mx.w, m->mx.w16, m->mx.buf[0], m->mx.buf[1], m->mx.buf[2], m->mx.attn_ws};
     for (size_t i = 0; i < sizeof mx / sizeof mx[0]; i++)
         if (mx[i]) be_free(m->be, mx[i]);
@@ -484,6 +516,8 @@ int model_use_bf16(Model *m, const char *attention) {
 }
 
 void model_params_changed(Model *m) {
+    if (m->master) return; /* its update remade the copies (model_params_from_full) */
+    CHECK(!m->w16_only);   /* its matrices exist in bf16 alone: nothing to remake them from */
     m->mx.stale = 1;
 }
 
@@ -494,13 +528,100 @@ void model_refresh_weights(Model *m) {
     m->mx.stale = 0;
 }
 
-/* The bf16 copy of a parameter tensor (a pointer into params). */
-static const uint16_t *bw(const Model *m, const float *w) {
-    return m->mx.w + (w - m->params);
+/* params made compact: only what the kernels read in fp32, the layers' matrices left to the
+ * bf16 copy (made first). */
+static void compact_params(Model *m) {
+    model_refresh_weights(m);
+    ParamViews v;
+    ParamOffsets n;
+    const size_t keep = layout(&m->cfg, NULL, NULL, NULL, NULL, 1);
+    float *buf = be_alloc(m->be, sizeof(float) * keep);
+    layout(&m->cfg, buf, &v, NULL, &n, 1);
+#define KEEP(field, matrix)                                                                        \
+    if (!(matrix) && n.field) be_copy(m->be, v.field, m->w.field, sizeof(float) * n.field);
+    MODEL_TENSORS(KEEP)
+#undef KEEP
+    be_free(m->be, m->params);
+    m->params = buf;
+    m->w = v;
+    m->w16_only = 1;
 }
 
-const uint16_t *model_bf16(const Model *m, const float *w) {
-    return bw(m, w);
+void model_keep_matrices_bf16(Model *m) {
+    CHECK(m->mx.on && !m->grads && !m->w16_only);
+    compact_params(m);
+}
+
+void model_shard_master(Model *m, size_t lo, size_t hi) {
+    CHECK(m->mx.on && m->grads && !m->w16_only && lo <= hi && hi <= m->n_params);
+    m->master = be_alloc(m->be, sizeof(float) * (hi - lo ? hi - lo : 1));
+    be_copy(m->be, m->master, m->params + lo, sizeof(float) * (hi - lo));
+    m->master_lo = lo;
+    m->master_hi = hi;
+    compact_params(m);
+}
+
+void model_params_from_full(Model *m, const float *full) {
+    CHECK(m->mx.on);
+    op_cast_bf16(m->be, m->mx.w, full, (long)m->n_params);
+    if (m->mx.w16)
+        op_cast_f16(m->be, m->mx.w16, full + m->off.lm_head, (long)m->cfg.vocab * m->cfg.d_model);
+    ParamOffsets n;
+    layout(&m->cfg, NULL, NULL, NULL, &n, 0);
+#define FILL(field, matrix)                                                                        \
+    if (!(matrix) && n.field && m->w.field != full + m->off.field)                                 \
+        be_copy(m->be, m->w.field, full + m->off.field, sizeof(float) * n.field);
+    MODEL_TENSORS(FILL)
+#undef FILL
+    m->mx.stale = 0;
+}
+
+/* n bf16 values of device (or host) memory src as fp32 into host dst. */
+static void widen_to_host(Backend be, float *dst, const uint16_t *src, size_t n) {
+    uint16_t *h = xmalloc(sizeof(uint16_t) * n);
+    be_to_host(be, h, src, sizeof(uint16_t) * n);
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t bits = (uint32_t)h[i] << 16;
+        memcpy(dst + i, &bits, sizeof bits);
+    }
+    free(h);
+}
+
+void model_params_to_host(const Model *m, float *host) {
+    if (m->master) { /* every rank: the shards gather in the gradient buffer */
+        be_copy(m->be, m->grads + m->master_lo, m->master,
+                sizeof(float) * (m->master_hi - m->master_lo));
+        dist_allgather_params(m->grads, m->n_params);
+        if (host) be_to_host(m->be, host, m->grads, sizeof(float) * m->n_params);
+        return;
+    }
+    if (!host) return;
+    if (!m->w16_only) {
+        be_to_host(m->be, host, m->params, sizeof(float) * m->n_params);
+        return;
+    }
+    ParamOffsets n;
+    layout(&m->cfg, NULL, NULL, NULL, &n, 0);
+#define BACK(field, matrix)                                                                        \
+    if (n.field && (matrix))                                                                       \
+        widen_to_host(m->be, host + m->off.field, m->mx.w + m->off.field, n.field);                \
+    else if (n.field)                                                                              \
+        be_to_host(m->be, host + m->off.field, m->w.field, sizeof(float) * n.field);
+    MODEL_TENSORS(BACK)
+#undef BACK
+}
+
+void model_params_from_host(Model *m, const float *host) {
+    if (!m->master) {
+        CHECK(!m->w16_only);
+        be_to_device(m->be, m->params, host, sizeof(float) * m->n_params);
+        model_params_changed(m);
+        return;
+    }
+    be_to_device(m->be, m->master, host + m->master_lo,
+                 sizeof(float) * (m->master_hi - m->master_lo));
+    be_to_device(m->be, m->grads, host, sizeof(float) * m->n_params); /* as scratch */
+    model_params_from_full(m, m->grads);
 }
 
 /* Scratch slot k of at least rows x width bf16 elements, grown on demand to the model's token
@@ -541,24 +662,24 @@ static uint16_t *mx_input(Model *m, const float *x, size_t rows, size_t width, i
     return xs;
 }
 
-static void linear(Model *m, float *y, const float *x, const float *w, const float *b, int n,
-                   int in, int out, int again) {
+static void linear(Model *m, float *y, const float *x, Weight w, const float *b, int n, int in,
+                   int out, int again) {
     if (!m->mx.on) {
-        op_linear_forward(m->be, y, x, w, b, n, in, out);
+        op_linear_forward(m->be, y, x, w.f, b, n, in, out);
         return;
     }
     const float *src;
     uint16_t *xs = mx_input(m, x, (size_t)n, (size_t)in, again, &src);
-    op_linear_forward_mixed(m->be, y, src, bw(m, w), b, n, in, out, xs);
+    op_linear_forward_mixed(m->be, y, src, w.h, b, n, in, out, xs);
 }
 
-void model_linear(Model *m, float *y, const float *x, const float *w, const float *b, int n, int in,
+void model_linear(Model *m, float *y, const float *x, Weight w, const float *b, int n, int in,
                   int out) {
     linear(m, y, x, w, b, n, in, out, 0);
 }
 
-void model_linear_again(Model *m, float *y, const float *x, const float *w, const float *b, int n,
-                        int in, int out) {
+void model_linear_again(Model *m, float *y, const float *x, Weight w, const float *b, int n, int in,
+                        int out) {
     linear(m, y, x, w, b, n, in, out, 1);
 }
 
@@ -566,20 +687,20 @@ void model_linear_again(Model *m, float *y, const float *x, const float *w, cons
  * bf16 copy the previous lin_bwd made for its dw (see model_linear_again). dyb (bf16 only,
  * instead of dy, no db): the output gradient already in bf16. */
 static void lin_bwd_x(Model *m, float *dx, float *dw, float *db, const float *dy, uint16_t *dyb,
-                      const float *x, const float *w, int n, int in, int out, int again) {
+                      const float *x, Weight w, int n, int in, int out, int again) {
     if (!m->mx.on) {
-        op_linear_backward(m->be, dx, dw, db, dy, x, w, n, in, out);
+        op_linear_backward(m->be, dx, dw, db, dy, x, w.f, n, in, out);
         return;
     }
     const float *src = x;
     uint16_t *xs = mx_buf(m, 0, (size_t)n, (size_t)in);
     if (dw) xs = mx_input(m, x, (size_t)n, (size_t)in, again, &src); /* only dw reads the copy */
-    op_linear_backward_mixed(m->be, dx, dw, db, dyb ? NULL : dy, src, bw(m, w), n, in, out,
+    op_linear_backward_mixed(m->be, dx, dw, db, dyb ? NULL : dy, src, w.h, n, in, out,
                              dyb ? dyb : mx_buf(m, 1, (size_t)n, (size_t)out), xs);
 }
 
 static void lin_bwd(Model *m, float *dx, float *dw, float *db, const float *dy, const float *x,
-                    const float *w, int n, int in, int out) {
+                    Weight w, int n, int in, int out) {
     lin_bwd_x(m, dx, dw, db, dy, NULL, x, w, n, in, out, 0);
 }
 
@@ -595,25 +716,25 @@ static void norm_fwd(Model *m, float *xn, float *rstd, const float *x, const flo
 }
 
 /* y = xn W^T (+ b) for norm_fwd's output xn (n, in). */
-static void norm_proj(Model *m, float *y, const float *xn, const float *w, const float *b, int n,
-                      int in, int out) {
+static void norm_proj(Model *m, float *y, const float *xn, Weight w, const float *b, int n, int in,
+                      int out) {
     if (m->mx.on)
-        op_linear_forward_mixed(m->be, y, NULL, bw(m, w), b, n, in, out, (uint16_t *)xn);
+        op_linear_forward_mixed(m->be, y, NULL, w.h, b, n, in, out, (uint16_t *)xn);
     else
-        op_linear_forward(m->be, y, xn, w, b, n, in, out);
+        op_linear_forward(m->be, y, xn, w.f, b, n, in, out);
 }
 
 /* dx += dy W, dw += dy^T xn, db += sum dy for a norm_proj product; dyb (bf16 only): the
  * output gradient already in bf16, for the products, with dy then read for db alone. */
 static void norm_proj_bwd(Model *m, float *dx, float *dw, float *db, const float *dy, uint16_t *dyb,
-                          const float *xn, const float *w, int n, int in, int out) {
+                          const float *xn, Weight w, int n, int in, int out) {
     if (!m->mx.on) {
-        op_linear_backward(m->be, dx, dw, db, dy, xn, w, n, in, out);
+        op_linear_backward(m->be, dx, dw, db, dy, xn, w.f, n, in, out);
         return;
     }
     uint16_t *dys = dyb ? dyb : mx_buf(m, 1, (size_t)n, (size_t)out);
-    op_linear_backward_mixed(m->be, dx, dw, dyb ? NULL : db, dyb ? NULL : dy, NULL, bw(m, w), n, in,
-                             out, dys, (uint16_t *)xn);
+    op_linear_backward_mixed(m->be, dx, dw, dyb ? NULL : db, dyb ? NULL : dy, NULL, w.h, n, in, out,
+                             dys, (uint16_t *)xn);
     if (dyb && db) op_linear_backward(m->be, NULL, NULL, db, dy, NULL, NULL, n, in, out);
 }
 
@@ -639,10 +760,10 @@ static void attn_fwd(Model *m, float *out, float *lse, const float *q, const flo
 }
 
 /* y = out W_o^T (+ b) + r for attn_fwd's output and the residual stream r (y != r). */
-static void attn_proj(Model *m, float *y, const float *out, const float *w, const float *b,
+static void attn_proj(Model *m, float *y, const float *out, Weight w, const float *b,
                       const float *r, int n, int in, int o) {
     if (mixed_attention(m)) {
-        op_linear_forward_res_mixed(m->be, y, NULL, bw(m, w), b, r, n, in, o, (uint16_t *)out);
+        op_linear_forward_res_mixed(m->be, y, NULL, w.h, b, r, n, in, o, (uint16_t *)out);
     } else {
         model_linear(m, y, out, w, b, n, in, o);
         op_add(m->be, y, r, (long)n * o);
@@ -652,16 +773,15 @@ static void attn_proj(Model *m, float *y, const float *out, const float *w, cons
 /* The projection's backward: dout (overwritten; bf16 with the bf16 attention) from dy, and
  * the weight (and bias) gradients. */
 static void attn_proj_bwd(Model *m, float *dout, float *dw, float *db, const float *dy,
-                          const float *out, const float *w, int n, int in, int o) {
+                          const float *out, Weight w, int n, int in, int o) {
     if (!mixed_attention(m)) {
         be_memset0(m->be, dout, sizeof(float) * (size_t)n * in);
         lin_bwd(m, dout, dw, db, dy, out, w, n, in, o);
         return;
     }
     uint16_t *dys = mx_buf(m, 1, (size_t)n, (size_t)o);
-    op_linear_dx_bf16_mixed(m->be, (uint16_t *)dout, dy, bw(m, w), n, in, o,
-                            dys); /* dys=bf16(dy) */
-    op_linear_backward_mixed(m->be, NULL, dw, db, db ? dy : NULL, NULL, bw(m, w), n, in, o, dys,
+    op_linear_dx_bf16_mixed(m->be, (uint16_t *)dout, dy, w.h, n, in, o, dys); /* dys=bf16(dy) */
+    op_linear_backward_mixed(m->be, NULL, dw, db, db ? dy : NULL, NULL, w.h, n, in, o, dys,
                              (uint16_t *)out);
 }
 
@@ -696,14 +816,16 @@ static void attn_bwd(Model *m, float *dq, float *dk, float *dv, const float *dou
 
 /* Per-layer slices of stacked tensors and activations. */
 #define LW(p, l, n) ((p) ? (p) + (size_t)(l) * (n) : NULL)
+/* Layer l's slice of a stacked weight matrix (model_weight). */
+#define WT(m, field, l, n) MODEL_W(m, field, l, n)
 
 /* The q, k, v products of layer l from the attention norm's output xn1 (N rows). */
 static void qkv_proj(Model *m, float *q, float *k, float *v, const float *xn1, int l, int N) {
     const ModelConfig *c = &m->cfg;
     const int d = c->d_model, qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
-    norm_proj(m, q, xn1, LW(m->w.wq, l, (size_t)qd * d), LW(m->w.bq, l, qd), N, d, qd);
-    norm_proj(m, k, xn1, LW(m->w.wk, l, (size_t)kd * d), LW(m->w.bk, l, kd), N, d, kd);
-    norm_proj(m, v, xn1, LW(m->w.wv, l, (size_t)kd * d), LW(m->w.bv, l, kd), N, d, kd);
+    norm_proj(m, q, xn1, WT(m, wq, l, (size_t)qd * d), LW(m->w.bq, l, qd), N, d, qd);
+    norm_proj(m, k, xn1, WT(m, wk, l, (size_t)kd * d), LW(m->w.bk, l, kd), N, d, kd);
+    norm_proj(m, v, xn1, WT(m, wv, l, (size_t)kd * d), LW(m->w.bv, l, kd), N, d, kd);
 }
 
 /* Their backward into act.dtmp (zeroed here) and the weight and bias gradients, from the
@@ -712,16 +834,16 @@ static void qkv_proj(Model *m, float *q, float *k, float *v, const float *xn1, i
 static void qkv_proj_bwd(Model *m, const float *dq, uint16_t *dqb, const float *dk, uint16_t *dkb,
                          const float *dv, uint16_t *dvb, const float *xn1, int l, int N) {
     const ModelConfig *c = &m->cfg;
-    ParamViews *g = &m->g, *w = &m->w;
+    ParamViews *g = &m->g;
     const int d = c->d_model, qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
     float *dx = m->act.dtmp;
     be_memset0(m->be, dx, sizeof(float) * N * d);
     norm_proj_bwd(m, dx, LW(g->wq, l, (size_t)qd * d), LW(g->bq, l, qd), dq, dqb, xn1,
-                  LW(w->wq, l, (size_t)qd * d), N, d, qd);
+                  WT(m, wq, l, (size_t)qd * d), N, d, qd);
     norm_proj_bwd(m, dx, LW(g->wk, l, (size_t)kd * d), LW(g->bk, l, kd), dk, dkb, xn1,
-                  LW(w->wk, l, (size_t)kd * d), N, d, kd);
+                  WT(m, wk, l, (size_t)kd * d), N, d, kd);
     norm_proj_bwd(m, dx, LW(g->wv, l, (size_t)kd * d), LW(g->bv, l, kd), dv, dvb, xn1,
-                  LW(w->wv, l, (size_t)kd * d), N, d, kd);
+                  WT(m, wv, l, (size_t)kd * d), N, d, kd);
 }
 
 /* Layer l's q, k, v products, rotary and attention (output att, lse), fp32 q, k, v kept. */
@@ -850,10 +972,10 @@ static void lp_fwd(Model *m, float *logp, float *entropy, const int *targets, in
         h = a->lp_h, targets = a->lp_tgt, lp = a->lp_a, ent = entropy ? a->lp_b : NULL;
     }
     if (!m->mx.on) {
-        op_logprob_forward(m->be, lp, ent, a->lse_out, h, m->w.lm_head, targets, n, d, c->vocab,
-                           m->logits_chunk, a->scratch);
+        op_logprob_forward(m->be, lp, ent, a->lse_out, h, WT(m, lm_head, 0, 0).f, targets, n, d,
+                           c->vocab, m->logits_chunk, a->scratch);
     } else {
-        op_logprob_forward_mixed(m->be, lp, ent, a->lse_out, h, bw(m, m->w.lm_head), m->mx.w16,
+        op_logprob_forward_mixed(m->be, lp, ent, a->lse_out, h, WT(m, lm_head, 0, 0).h, m->mx.w16,
                                  targets, n, d, c->vocab, m->logits_chunk, a->scratch,
                                  mx_buf(m, 0, (size_t)n, (size_t)d));
         m->mx.xs_of = NULL; /* slot 0 now holds xf's copy, which no product reuses */
@@ -882,13 +1004,13 @@ static void lp_bwd(Model *m, const float *dlogp, const float *dentropy, const in
         dlogp = a->lp_a, dentropy = dentropy ? a->lp_b : NULL;
     }
     if (!m->mx.on) {
-        op_logprob_backward(m->be, dh, m->g.lm_head, dlogp, dentropy, h, m->w.lm_head, targets,
-                            a->lse_out, n, d, c->vocab, m->logits_chunk, a->scratch);
+        op_logprob_backward(m->be, dh, m->g.lm_head, dlogp, dentropy, h, WT(m, lm_head, 0, 0).f,
+                            targets, a->lse_out, n, d, c->vocab, m->logits_chunk, a->scratch);
     } else {
         const size_t hs = (size_t)d * (m->mx.w16 ? 2 : 1); /* bf16 (and fp16) h, per row */
-        op_logprob_backward_mixed(m->be, dh, m->g.lm_head, dlogp, dentropy, h, bw(m, m->w.lm_head),
-                                  m->mx.w16, targets, a->lse_out, n, d, c->vocab, m->logits_chunk,
-                                  a->scratch, mx_buf(m, 0, (size_t)n, hs));
+        op_logprob_backward_mixed(
+            m->be, dh, m->g.lm_head, dlogp, dentropy, h, WT(m, lm_head, 0, 0).h, m->mx.w16, targets,
+            a->lse_out, n, d, c->vocab, m->logits_chunk, a->scratch, mx_buf(m, 0, (size_t)n, hs));
         m->mx.xs_of = NULL;
     }
     if (n < N) op_embedding_backward(m->be, a->dtmp, a->dx, a->lp_idx, n, d); /* rows back */
@@ -941,23 +1063,21 @@ static void forward(Model *m, const int *tokens, const int *targets, int B, int 
             qkv_attn_fwd(m, q, k, v, att, a->lse + s * Ncap * H, xn1, l, B, T);
         else
             qkv_attn_fwd_f32(m, q, k, v, att, a->lse + s * Ncap * H, xn1, l, B, T);
-        attn_proj(m, xm, att, LW(m->w.wo, l, (size_t)d * qd), LW(m->w.bo, l, d), x, N, qd, d);
+        attn_proj(m, xm, att, WT(m, wo, l, (size_t)d * qd), LW(m->w.bo, l, d), x, N, qd, d);
         norm_fwd(m, xn2, a->rstd2 + s * Ncap, xm, LW(m->w.mlp_norm, l, d), N);
         if (m->mx.on) { /* gate, up and h only meet SwiGLU and products: bf16 in the first
                            half of their buffers */
             uint16_t *gb = (uint16_t *)gate, *ub = (uint16_t *)up, *xb = (uint16_t *)xn2;
-            op_linear_forward_bf16_mixed(be, gb, xb, bw(m, LW(m->w.w_gate, l, (size_t)F * d)), N, d,
-                                         F);
-            op_linear_forward_bf16_mixed(be, ub, xb, bw(m, LW(m->w.w_up, l, (size_t)F * d)), N, d,
-                                         F);
+            op_linear_forward_bf16_mixed(be, gb, xb, WT(m, w_gate, l, (size_t)F * d).h, N, d, F);
+            op_linear_forward_bf16_mixed(be, ub, xb, WT(m, w_up, l, (size_t)F * d).h, N, d, F);
             op_swiglu_forward_bf16in(be, (uint16_t *)hm, gb, ub, (long)N * F);
-            op_linear_forward_res_mixed(be, xo, NULL, bw(m, LW(m->w.w_down, l, (size_t)d * F)),
-                                        NULL, xm, N, F, d, (uint16_t *)hm); /* xo = .. + xm */
+            op_linear_forward_res_mixed(be, xo, NULL, WT(m, w_down, l, (size_t)d * F).h, NULL, xm,
+                                        N, F, d, (uint16_t *)hm); /* xo = .. + xm */
         } else {
-            norm_proj(m, gate, xn2, LW(m->w.w_gate, l, (size_t)F * d), NULL, N, d, F);
-            norm_proj(m, up, xn2, LW(m->w.w_up, l, (size_t)F * d), NULL, N, d, F);
+            norm_proj(m, gate, xn2, WT(m, w_gate, l, (size_t)F * d), NULL, N, d, F);
+            norm_proj(m, up, xn2, WT(m, w_up, l, (size_t)F * d), NULL, N, d, F);
             op_swiglu_forward(be, hm, gate, up, (long)N * F);
-            model_linear(m, xo, hm, LW(m->w.w_down, l, (size_t)d * F), NULL, N, F, d);
+            model_linear(m, xo, hm, WT(m, w_down, l, (size_t)d * F), NULL, N, F, d);
             op_add(be, xo, xm, (long)N * d);
         }
     }
@@ -1026,19 +1146,19 @@ static void mlp_backward(Model *m, int l, const float *gate, const float *up, co
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->act;
     Backend be = m->be;
-    ParamViews *g = &m->g, *w = &m->w;
+    ParamViews *g = &m->g;
     const int d = c->d_model, F = c->d_ff;
     be_memset0(be, a->dh, sizeof(float) * N * F);
     lin_bwd(m, a->dh, LW(g->w_down, l, (size_t)d * F), NULL, a->dx, hm,
-            LW(w->w_down, l, (size_t)d * F), N, F, d);
+            WT(m, w_down, l, (size_t)d * F), N, F, d);
     be_memset0(be, a->dgate, sizeof(float) * N * F);
     be_memset0(be, a->dup, sizeof(float) * N * F);
     op_swiglu_backward(be, a->dgate, a->dup, a->dh, gate, up, (long)N * F);
     be_memset0(be, a->dtmp, sizeof(float) * N * d);
     norm_proj_bwd(m, a->dtmp, LW(g->w_gate, l, (size_t)F * d), NULL, a->dgate, NULL, xn2,
-                  LW(w->w_gate, l, (size_t)F * d), N, d, F);
+                  WT(m, w_gate, l, (size_t)F * d), N, d, F);
     norm_proj_bwd(m, a->dtmp, LW(g->w_up, l, (size_t)F * d), NULL, a->dup, NULL, xn2,
-                  LW(w->w_up, l, (size_t)F * d), N, d, F);
+                  WT(m, w_up, l, (size_t)F * d), N, d, F);
 }
 
 /* The same in bf16: dh comes out of its product in bf16, SwiGLU's backward reads the forward's
@@ -1049,21 +1169,21 @@ static void mlp_backward_bf16(Model *m, int l, const float *gate, const float *u
                               const float *xn2, int N) {
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->act;
-    ParamViews *g = &m->g, *w = &m->w;
+    ParamViews *g = &m->g;
     const int d = c->d_model, F = c->d_ff;
     uint16_t *dhb = (uint16_t *)a->dh, *dgb = (uint16_t *)a->dgate, *dub = (uint16_t *)a->dup;
     uint16_t *dys = mx_buf(m, 1, (size_t)N, (size_t)d);
-    const float *wd = LW(w->w_down, l, (size_t)d * F);
-    op_linear_dx_bf16_mixed(m->be, dhb, a->dx, bw(m, wd), N, F, d, dys); /* dys = bf16(dx) */
-    op_linear_backward_mixed(m->be, NULL, LW(g->w_down, l, (size_t)d * F), NULL, NULL, NULL,
-                             bw(m, wd), N, F, d, dys, (uint16_t *)hm);
+    const uint16_t *wd = WT(m, w_down, l, (size_t)d * F).h;
+    op_linear_dx_bf16_mixed(m->be, dhb, a->dx, wd, N, F, d, dys); /* dys = bf16(dx) */
+    op_linear_backward_mixed(m->be, NULL, LW(g->w_down, l, (size_t)d * F), NULL, NULL, NULL, wd, N,
+                             F, d, dys, (uint16_t *)hm);
     op_swiglu_backward_bf16in(m->be, dgb, dub, dhb, (const uint16_t *)gate, (const uint16_t *)up,
                               (long)N * F);
     be_memset0(m->be, a->dtmp, sizeof(float) * N * d);
     norm_proj_bwd(m, a->dtmp, LW(g->w_gate, l, (size_t)F * d), NULL, NULL, dgb, xn2,
-                  LW(w->w_gate, l, (size_t)F * d), N, d, F);
+                  WT(m, w_gate, l, (size_t)F * d), N, d, F);
     norm_proj_bwd(m, a->dtmp, LW(g->w_up, l, (size_t)F * d), NULL, NULL, dub, xn2,
-                  LW(w->w_up, l, (size_t)F * d), N, d, F);
+                  WT(m, w_up, l, (size_t)F * d), N, d, F);
 }
 
 /* From dL/dxf (in act.dtmp) down through the final norm, the layers and the embedding. */
@@ -1095,7 +1215,7 @@ static void backward_trunk(Model *m, const int *tokens, int B, int T) {
                             a->rstd2 + l * Ncap, N, d);
         /* attention: x_mid = x + W_o attn(rope(W_q xn1), rope(W_k xn1), W_v xn1) */
         attn_proj_bwd(m, a->datt, LW(g->wo, l, (size_t)d * qd), LW(g->bo, l, d), a->dx, att,
-                      LW(w->wo, l, (size_t)d * qd), N, qd, d);
+                      WT(m, wo, l, (size_t)d * qd), N, qd, d);
         if (m->mx.qkv_bf16)
             qkv_attn_bwd(m, q, k, v, att, a->lse + l * Ncap * H, xn1, l, B, T);
         else

@@ -41,6 +41,20 @@ typedef struct {
     float *value_b;    /* (1), critics only */
 } ParamViews;
 
+/* Where each tensor starts in the flat layout, in floats (0 for an absent bias). */
+typedef struct {
+    size_t embed, attn_norm, wq, bq, wk, bk, wv, bv, wo, bo, mlp_norm, w_gate, w_up, w_down,
+        final_norm, lm_head, value_w, value_b;
+} ParamOffsets;
+
+/* A weight matrix (or one layer's slice of a stacked one) as the products take it: its fp32
+ * values (NULL where the model keeps its matrices in bf16 alone, w16_only) and, once the model
+ * is bf16, its bf16 copy (NULL before). */
+typedef struct {
+    const float *f;
+    const uint16_t *h;
+} Weight;
+
 /* Activations for a batch of up to B x T tokens, kept for the backward. A forward-only model
  * (model_init_forward_only) keeps one layer's: the (L, ...) arrays have one slot that every
  * layer reuses, and x two that the layers alternate. */
@@ -111,6 +125,10 @@ typedef struct Model {
     float *params; /* (n_params) */
     float *grads;  /* (n_params), allocated by model_alloc_grads */
     ParamViews w, g;
+    ParamOffsets off; /* the matrices' places, for their bf16 copies (model_weight) */
+    int w16_only;     /* params holds no matrices, only what the kernels read in fp32 (below) */
+    float *master;    /* with a sharded master: fp32 of [master_lo, master_hi) of the layout */
+    size_t master_lo, master_hi;
     float *rope_cos, *rope_sin; /* (max_pos, Dh/2) */
     Activations act;
     int logits_chunk;
@@ -124,6 +142,8 @@ typedef struct Model {
 int model_config_validate(const ModelConfig *c, const char *what);
 /* Number of parameters the config implies, and pointers into buf laid out in order. */
 size_t model_param_count(const ModelConfig *c);
+/* The fp32 parameters a w16_only model keeps (model_keep_matrices_bf16). */
+size_t model_param_count_w16(const ModelConfig *c);
 void model_param_views(const ModelConfig *c, float *buf, ParamViews *v);
 
 /* The flat-buffer ranges [lo[i], hi[i]) holding layer l's parameters, or with l = -1 every
@@ -197,15 +217,39 @@ void model_params_changed(Model *m);
  * model's precision; for generation's steps. model_linear_again is the same for a product
  * that takes the input of the model_linear (or model_linear_again) call just before, unchanged
  * since: in bf16 it reuses that call's copy of x instead of casting it again. */
-void model_linear(Model *m, float *y, const float *x, const float *w, const float *b, int n, int in,
+void model_linear(Model *m, float *y, const float *x, Weight w, const float *b, int n, int in,
                   int out);
-void model_linear_again(Model *m, float *y, const float *x, const float *w, const float *b, int n,
-                        int in, int out);
+void model_linear_again(Model *m, float *y, const float *x, Weight w, const float *b, int n, int in,
+                        int out);
 /* Remakes the bf16 weight copy if it is stale (done by every forward; generation calls it
  * before its steps). */
 void model_refresh_weights(Model *m);
-/* A bf16 model's copy of the parameter tensor at w (a pointer into params). */
-const uint16_t *model_bf16(const Model *m, const float *w);
+/* Frees the fp32 copies of the layers' weight matrices of a bf16 model that only runs
+ * forwards from now on (no gradients; model_params_changed is refused after): its products
+ * read the bf16 copy, made here, and params keeps what the kernels read in fp32 (embedding,
+ * norms, biases, lm_head, value head). 4 bytes a parameter of those matrices less. */
+void model_keep_matrices_bf16(Model *m);
+/* Hands the fp32 master weights over to this rank's range [lo, hi) of the flat layout (ZeRO-1's
+ * shard, which this rank's AdamW updates) and makes params compact as model_keep_matrices_bf16
+ * does: a bf16 model with gradients keeps 4 bytes a parameter of the layers' matrices less,
+ * less the shard. Its optimizer step then updates the shard, gathers the whole in the
+ * gradient buffer and remakes the copies from it (model_params_from_full). */
+void model_shard_master(Model *m, size_t lo, size_t hi);
+/* The bf16 copies and params' tensors from full, a device buffer of all n_params fp32 values. */
+void model_params_from_full(Model *m, const float *full);
+/* All n_params parameters into host memory in the flat layout; for a w16_only model the
+ * layers' matrices come from their bf16 copy, so that a model made from them casts to the
+ * same bf16 and computes the same. With a sharded master every rank must call it (the shards
+ * gather in the gradient buffer, whose contents it leaves unspecified); host may then be NULL
+ * on all but rank 0. */
+void model_params_to_host(const Model *m, float *host);
+/* The inverse, on every rank: all n_params from host (the gradient buffer again as scratch
+ * for a sharded master). */
+void model_params_from_host(Model *m, const float *host);
+/* Layer l's slice (n elements a layer; l = 0 and n = 0 for a whole tensor) of the weight
+ * matrix at offset off of the flat layout (ParamOffsets). */
+Weight model_weight(const Model *m, size_t off, size_t l, size_t n);
+#define MODEL_W(m, field, l, n) model_weight((m), (m)->off.field, (size_t)(l), (size_t)(n))
 
 /* Random init as for training from scratch: normal(0, std) matrices, ones for norms,
  * zero biases; drawn with Philox from seed so every backend gets the same weights. */

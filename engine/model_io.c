@@ -300,7 +300,7 @@ int model_weights_load(Model *m, const char *dir) {
     if (shards_open(&s, dir)) return DR_ERR;
     float *host = xcalloc(m->n_params, sizeof(float));
     ParamViews hv;
-    model_param_views(&m->cfg, host, &hv);
+    model_param_views(&m->cfg, (float *)host, &hv);
     NamedTensor *t = xcalloc((size_t)m->cfg.n_layers * 13 + 4, sizeof(NamedTensor));
     int n = named_tensors(&m->cfg, &hv, t), st = DR_OK;
     for (int i = 0; i < n && st == DR_OK; i++) {
@@ -412,12 +412,18 @@ static json_t *config_json(const ModelConfig *c, int bf16) {
 }
 
 int model_save(const Model *m, const char *dir, int bf16) {
+    float *host = xmalloc(sizeof(float) * m->n_params);
+    model_params_to_host(m, host);
+    int st = model_save_host(m, host, dir, bf16);
+    free(host);
+    return st;
+}
+
+int model_save_host(const Model *m, const float *host, const char *dir, int bf16) {
     char path[PATH_MAX];
     if (make_dirs(dir)) return DR_ERR;
-    float *host = xmalloc(sizeof(float) * m->n_params);
-    be_to_host(m->be, host, m->params, sizeof(float) * m->n_params);
     ParamViews hv;
-    model_param_views(&m->cfg, host, &hv);
+    model_param_views(&m->cfg, (float *)host, &hv);
     NamedTensor *t = xcalloc((size_t)m->cfg.n_layers * 13 + 4, sizeof(NamedTensor));
     int n = named_tensors(&m->cfg, &hv, t);
     StEntry *e = xcalloc(n, sizeof(StEntry));
@@ -441,7 +447,6 @@ int model_save(const Model *m, const char *dir, int bf16) {
     }
     free(e);
     free(t);
-    free(host);
     return st;
 }
 

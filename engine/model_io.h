@@ -21,6 +21,8 @@ int model_check_seq_len(const ModelConfig *c, int T, const char *what);
 int model_check_runnable(const ModelConfig *c, Backend be, int B, int T, const char *what);
 /* Writes DIR/config.json and DIR/model.safetensors; bf16 selects BF16 storage. */
 int model_save(const Model *m, const char *dir, int bf16);
+/* The same with the parameters already in host memory (model_params_to_host's layout). */
+int model_save_host(const Model *m, const float *host, const char *dir, int bf16);
 /* The files beside the weights that other tools need to use DST as a model: the tokenizer
  * (tokenizer.json and its config, the vocab and merges or sentencepiece files, added and
  * special tokens), the chat template and generation_config.json; each that SRC holds is

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include "dist.h"
 #include "grad_sync.h"
+#include "model.h"
 #include "optimizer.h"
 #include "../runtime/check.h"
 #include "../runtime/ops.h"
@@ -48,9 +49,10 @@ double grad_norm(Backend be, const float *grads, size_t n) {
     return sqrt(op_sumsq(be, grads, (long)n));
 }
 
-double adamw_step(AdamW *o, float *params, float *grads, AdamWParams hp, double max_norm) {
+/* The step over this rank's range: shard holds its parameters (hi - lo floats). */
+static double step_range(AdamW *o, float *shard, float *grads, AdamWParams hp, double max_norm) {
     long k = (long)(o->hi - o->lo);
-    float *g = grads + o->lo, *p = params + o->lo;
+    float *g = grads + o->lo;
     CHECK(!o->sync || o->sync->m->grads == grads);
     if (o->zero)
         dist_reduce_scatter_grads(grads, o->n);
@@ -64,8 +66,29 @@ double adamw_step(AdamW *o, float *params, float *grads, AdamWParams hp, double 
     if (!isfinite(norm)) return norm;
     if (max_norm > 0 && norm > max_norm) op_scale(o->be, g, k, (float)(max_norm / norm));
     o->t++;
-    op_adamw_update(o->be, p, g, o->m, o->v, k, hp, o->t);
-    if (o->zero) dist_allgather_params(params, o->n);
+    op_adamw_update(o->be, shard, g, o->m, o->v, k, hp, o->t);
+    return norm;
+}
+
+double adamw_step(AdamW *o, float *params, float *grads, AdamWParams hp, double max_norm) {
+    double norm = step_range(o, params + o->lo, grads, hp, max_norm);
+    if (isfinite(norm) && o->zero) dist_allgather_params(params, o->n);
+    return norm;
+}
+
+double adamw_step_model(AdamW *o, Model *m, AdamWParams hp, double max_norm) {
+    if (!m->master) {
+        double norm = adamw_step(o, m->params, m->grads, hp, max_norm);
+        model_params_changed(m);
+        return norm;
+    }
+    CHECK(o->zero && m->master_lo == o->lo && m->master_hi == o->hi && o->n == m->n_params);
+    double norm = step_range(o, m->master, m->grads, hp, max_norm);
+    if (!isfinite(norm)) return norm;
+    /* the whole in the gradient buffer, whose sums are spent: as adamw_step gathers params */
+    be_copy(o->be, m->grads + o->lo, m->master, sizeof(float) * (o->hi - o->lo));
+    dist_allgather_params(m->grads, o->n);
+    model_params_from_full(m, m->grads);
     return norm;
 }
 

@@ -35,6 +35,9 @@ double grad_norm(Backend be, const float *grads, size_t n);
  * the norm before clipping, the same on every rank. If that norm is not finite nothing is
  * changed and the caller counts a skip. Every rank must call it together. */
 double adamw_step(AdamW *o, float *params, float *grads, AdamWParams hp, double max_norm);
+/* The same over model m's parameters and gradients, the model's copies remade after (also for
+ * a sharded master, model_shard_master, whose range must be o's). */
+double adamw_step_model(AdamW *o, struct Model *m, AdamWParams hp, double max_norm);
 /* The whole moments (o->n each, the layout a single rank keeps) into host buffers hm and hv,
  * which rank 0 passes and the others pass as NULL. With ZeRO-1 every rank must call it: the
  * shards gather through scratch (o->n floats of backend memory, left unspecified; the model's

@@ -109,9 +109,16 @@ int prime_shared_grads(void) {
     return !(e && !strcmp(e, "0"));
 }
 
+int prime_ref_bf16_only(void) {
+    const char *e = getenv("DENSERL_REF_BF16_ONLY");
+    return !(e && !strcmp(e, "0"));
+}
+
 /* A frozen (forward_only: one layer's activations) or trainable copy of the policy with
- * capacity for the packed batch, or with the policy's activations. */
-static void clone_model(Model *dst, Model *src, int value_head, int forward_only, int n, int t) {
+ * capacity for the packed batch, or with the policy's activations, its parameters from init
+ * (the policy's n_params fp32 values on the device). */
+static void clone_model(Model *dst, Model *src, const float *init, int value_head, int forward_only,
+                        int n, int t) {
     ModelConfig c = src->cfg;
     c.value_head = value_head;
     const char *bf16 = src->mx.on ? (src->mx.cudnn_attn ? "cudnn" : "flash") : NULL;
@@ -121,7 +128,22 @@ static void clone_model(Model *dst, Model *src, int value_head, int forward_only
     } else {
         CHECK(model_init_precision(dst, &c, src->be, n, t, forward_only, bf16) == DR_OK);
     }
-    be_copy(src->be, dst->params, src->params, sizeof(float) * src->n_params);
+    be_copy(src->be, dst->params, init, sizeof(float) * src->n_params);
+}
+
+int prime_sharded_master(void) {
+    const char *e = getenv("DENSERL_SHARDED_MASTER");
+    return !(e && !strcmp(e, "0"));
+}
+
+/* Whether a trained model's fp32 master weights go to its AdamW's range: under ZeRO-1 in
+ * bf16. */
+static int shards_master(const Model *m, const AdamW *o) {
+    return m->mx.on && o->zero && prime_sharded_master();
+}
+
+static void shard_master(Model *m, const AdamW *o) {
+    if (shards_master(m, o)) model_shard_master(m, o->lo, o->hi);
 }
 
 void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, FILE *metrics) {
@@ -139,27 +161,39 @@ void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, 
     p->n_max = c->prompts_per_step * c->samples_per_prompt;
     p->t_max = prime_max_len(task, rc);
     int rows = prime_micro_rows(rc);
-    model_alloc_grads(policy);         /* first: the others may use its backward's scratch */
-    const int has_prm = rl_has_prm(c); /* "off": no PRM at all */
-    if (has_prm) clone_model(&p->prm, policy, 0, 0, rows, p->t_max);
-    clone_model(&p->ref, policy, 0, 1, rows, p->t_max);
-    p->has_critic = strcmp(c->estimator, "gae") == 0;
-    if (p->has_critic) {
-        clone_model(&p->critic, policy, 1, 0, rows, p->t_max);
-        model_alloc_grads(&p->critic);
-        adamw_init(&p->opt_critic, policy->be, p->critic.n_params);
-        adamw_overlap_backward(&p->opt_critic, &p->critic);
-    }
+    /* a trained model's master goes to its range as soon as it is made; the others copy the
+     * policy's start from its gradient buffer once the policy's master is in ranges, so that
+     * at most one whole fp32 copy besides that buffer exists at a time */
+    model_alloc_grads(policy); /* first: the others may use its backward's scratch */
     adamw_init(&p->opt_policy, policy->be, policy->n_params);
     adamw_overlap_backward(&p->opt_policy, policy);
+    const float *init = policy->params;
+    if (shards_master(policy, &p->opt_policy)) {
+        be_copy(policy->be, policy->grads, policy->params, sizeof(float) * policy->n_params);
+        init = policy->grads; /* unused until the first backward */
+        shard_master(policy, &p->opt_policy);
+    }
+    const int has_prm = rl_has_prm(c); /* "off": no PRM at all */
     if (has_prm) {
+        clone_model(&p->prm, policy, init, 0, 0, rows, p->t_max);
         if (prime_shared_grads()) /* the PRM and policy updates take turns */
             model_share_grads(&p->prm, policy);
         else
             model_alloc_grads(&p->prm);
         adamw_init(&p->opt_prm, policy->be, p->prm.n_params);
         adamw_overlap_backward(&p->opt_prm, &p->prm);
+        shard_master(&p->prm, &p->opt_prm);
     }
+    p->has_critic = strcmp(c->estimator, "gae") == 0;
+    if (p->has_critic) {
+        clone_model(&p->critic, policy, init, 1, 0, rows, p->t_max);
+        model_alloc_grads(&p->critic);
+        adamw_init(&p->opt_critic, policy->be, p->critic.n_params);
+        adamw_overlap_backward(&p->opt_critic, &p->critic);
+        shard_master(&p->critic, &p->opt_critic);
+    }
+    clone_model(&p->ref, policy, init, 0, 1, rows, p->t_max);
+    if (p->ref.mx.on && prime_ref_bf16_only()) model_keep_matrices_bf16(&p->ref);
     generator_init(&p->gen, policy, prime_gen_rows(task, rc), p->t_max);
     rollout_init(&p->rollout, rc, task, &p->gen, p->t_max);
     groups_init(&p->groups, c->prompts_per_step, c->samples_per_prompt, p->t_max);
@@ -382,7 +416,7 @@ static void prm_update(Prime *p, StepStats *ss) {
         if (!train) continue;
         double gn = NAN;
         if (isfinite(l))
-            gn = adamw_step(&p->opt_prm, p->prm.params, p->prm.grads, hp, c->prm_grad_clip);
+            gn = adamw_step_model(&p->opt_prm, &p->prm, hp, c->prm_grad_clip);
         else
             adamw_skip(&p->opt_prm);
         model_params_changed(&p->prm);
@@ -557,7 +591,7 @@ static void policy_update(Prime *p, StepStats *ss) {
             double l = ppo_minibatch(p, r0, n, tok, seqs, &st);
             double gn = NAN;
             if (isfinite(l))
-                gn = adamw_step(&p->opt_policy, m->params, m->grads, hp, c->grad_clip);
+                gn = adamw_step_model(&p->opt_policy, m, hp, c->grad_clip);
             else
                 adamw_skip(&p->opt_policy);
             model_params_changed(m);
@@ -619,8 +653,7 @@ static void critic_update(Prime *p, const int *no_targets, StepStats *ss) {
             dist_sum_f64(&l, 1);
             double gn = NAN;
             if (isfinite(l))
-                gn =
-                    adamw_step(&p->opt_critic, p->critic.params, p->critic.grads, hp, c->grad_clip);
+                gn = adamw_step_model(&p->opt_critic, &p->critic, hp, c->grad_clip);
             else
                 adamw_skip(&p->opt_critic);
             model_params_changed(&p->critic);

@@ -91,6 +91,15 @@ int prime_shared_activations(void);
  * step before the policy's begins, so one buffer serves both (DENSERL_SHARED_GRADS=0: each its
  * own, the same results bit for bit). */
 int prime_shared_grads(void);
+/* Whether a bf16 run's reference keeps its layers' weight matrices in bf16 alone (it never
+ * trains, and its products read only the bf16 copy): 4 bytes a parameter of them less
+ * (DENSERL_REF_BF16_ONLY=0: an fp32 copy too, the same results bit for bit). */
+int prime_ref_bf16_only(void);
+/* Whether, under zero_stage 1 with several ranks in bf16, the trained models keep only their
+ * rank's range of the fp32 master weights (model_shard_master): 4 bytes a parameter of the
+ * layers' matrices less, less the range (DENSERL_SHARDED_MASTER=0: all of them on every rank,
+ * the same results bit for bit). */
+int prime_sharded_master(void);
 /* Rows generation holds at once: this rank's share of the oversampled draw, or of the
  * held-out set (at most 256 at a time) where that is more, and at most rl.generation_rows;
  * task NULL: the arithmetic task of rc. */

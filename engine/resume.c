@@ -49,13 +49,6 @@ static void add(Entries *es, const char *name, StDtype dt, const void *data, int
     es->own[es->n++] = own;
 }
 
-/* A host copy of n floats of backend memory, added as an fp32 tensor. */
-static void add_f32(Entries *es, const char *name, Backend be, const float *src, size_t n) {
-    float *h = xmalloc(sizeof(float) * (n ? n : 1));
-    be_to_host(be, h, src, sizeof(float) * n);
-    add(es, name, ST_F32, h, (int64_t)n, 0, h);
-}
-
 static json_t *array_of(const double *x, int n) {
     json_t *a = json_array();
     for (int i = 0; i < n; i++) json_array_append_new(a, json_finite(x[i]));
@@ -101,15 +94,21 @@ int resume_save(const char *path, const Prime *p, int step, const RunReport *rep
     const int root = dist_is_root();
     Entries es = {0};
     char names[N_TRAINED][2][32];
-    if (root) add_f32(&es, "ref", p->ref.be, p->ref.params, p->ref.n_params);
+    if (root) { /* a bf16 reference's matrices as its bf16 copy holds them (the same run) */
+        float *h = xmalloc(sizeof(float) * p->ref.n_params);
+        model_params_to_host(&p->ref, h);
+        add(&es, "ref", ST_F32, h, (int64_t)p->ref.n_params, 0, h);
+    }
     for (int k = 0; k < N_TRAINED; k++) {
         if (!m[k]) continue;
         const size_t n = o[k]->n;
         float *hm = root ? xmalloc(sizeof(float) * (n ? n : 1)) : NULL;
         float *hv = root ? xmalloc(sizeof(float) * (n ? n : 1)) : NULL;
         adamw_moments_to_host(o[k], m[k]->grads, hm, hv); /* every rank, under ZeRO-1 */
+        float *hp = root ? xmalloc(sizeof(float) * m[k]->n_params) : NULL;
+        model_params_to_host(m[k], hp); /* every rank, for a sharded master */
         if (!root) continue;
-        add_f32(&es, k_model[k], m[k]->be, m[k]->params, m[k]->n_params);
+        add(&es, k_model[k], ST_F32, hp, (int64_t)m[k]->n_params, 0, hp);
         snprintf(names[k][0], sizeof names[k][0], "%s.adam_m", k_model[k]);
         snprintf(names[k][1], sizeof names[k][1], "%s.adam_v", k_model[k]);
         add(&es, names[k][0], ST_F32, hm, (int64_t)n, 0, hm);
@@ -156,15 +155,21 @@ static int find(const StFile *f, const char *path, const char *name, StDtype dt,
 }
 
 /* n fp32 values of tensor name into backend memory dst. */
-static int load_f32(const StFile *f, const char *path, const char *name, Backend be, float *dst,
-                    size_t n) {
+/* The fp32 tensor name of n elements into host h. */
+static int load_host_f32(const StFile *f, const char *path, const char *name, float *h, size_t n) {
     const StTensor *t = NULL;
     if (find(f, path, name, ST_F32, n, &t)) return DR_ERR;
-    float *h = xmalloc(sizeof(float) * (n ? n : 1));
     st_read_f32(t, h);
-    be_to_device(be, dst, h, sizeof(float) * n);
-    free(h);
     return DR_OK;
+}
+
+static int load_f32(const StFile *f, const char *path, const char *name, Backend be, float *dst,
+                    size_t n) {
+    float *h = xmalloc(sizeof(float) * (n ? n : 1));
+    int st = load_host_f32(f, path, name, h, n);
+    if (st == DR_OK) be_to_device(be, dst, h, sizeof(float) * n);
+    free(h);
+    return st;
 }
 
 static int load_i32(const StFile *f, const char *path, const char *name, int *dst, size_t n) {
@@ -301,11 +306,12 @@ static int load_trained(const StFile *f, const char *path, const json_t *state, 
         char nm[32], nv[32];
         snprintf(nm, sizeof nm, "%s.adam_m", k_model[k]);
         snprintf(nv, sizeof nv, "%s.adam_v", k_model[k]);
-        if (load_f32(f, path, k_model[k], m[k]->be, m[k]->params, m[k]->n_params) ||
-            load_moments(f, path, nm, nv, o[k]))
-            return DR_ERR;
+        float *h = xmalloc(sizeof(float) * m[k]->n_params);
+        int st = load_host_f32(f, path, k_model[k], h, m[k]->n_params);
+        if (st == DR_OK) model_params_from_host(m[k], h);
+        free(h);
+        if (st || load_moments(f, path, nm, nv, o[k])) return DR_ERR;
         o[k]->t = (int)json_integer_value(json_object_get(t, k_model[k]));
-        model_params_changed(m[k]);
     }
     return DR_OK;
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On the emulated GPU only (its DENSERL_EMU_PEAK line, the most device memory held at once):
-# the memory plan a run prints must cover what the run then holds, and by little more (at
+# the memory plan a run prints must cover what the run then holds (every group kept, so that
+# every update runs), and by little more (at
 # most 8%), in fp32 and bf16, at 2 rows per model call and at whole mini-batches, with a
 # critic, without a PRM (rl.prm_update off), with the SFT batch larger than the calls, and with each model's activations its
 # own (DENSERL_SHARED_ACTIVATIONS=0, which must give the same run bit for bit). Then on an
@@ -23,7 +24,7 @@ cat >"$W/run.json" <<'JSON'
  "task": {"name": "arith", "max_operands": 3, "max_value": 9, "eval_size": 4},
  "sft": {"steps": 0},
  "rl": {"steps": 1, "prompts_per_step": 8, "samples_per_prompt": 4, "max_response_tokens": 24,
-   "ppo_minibatches": 2, "prm_minibatches": 1}}
+   "ppo_minibatches": 2, "prm_minibatches": 1, "acc_lo": 0.0, "acc_hi": 1.0}}
 JSON
 
 # run NAME ARGS...: the run's output in $W/NAME.out, its status in $st
@@ -65,6 +66,15 @@ DENSERL_SHARED_ACTIVATIONS=0 covers "bf16, 2 rows, activations of their own" \
     --set precision=bf16 --set rl.micro_batch_rows=2
 res=$(python3 "$ROOT/tests/same_run.py" "$W/bf16, 2 rows" "$W/bf16, 2 rows, activations of their own")
 expect_eq "the policy's activations shared with the PRM and the reference: the same run" ok "$res"
+DENSERL_REF_BF16_ONLY=0 covers "bf16, 2 rows, the reference's matrices in fp32 too" \
+    --set precision=bf16 --set rl.micro_batch_rows=2
+res=$(python3 "$ROOT/tests/same_run.py" "$W/bf16, 2 rows" "$W/bf16, 2 rows, the reference's matrices in fp32 too")
+expect_eq "the reference's matrices in bf16 alone: the same run" ok "$res"
+p_ref=$(plan_mib "bf16, 2 rows, the reference's matrices in fp32 too")
+p_own=$(plan_mib "bf16, 2 rows")
+awk -v a="$p_ref" -v b="$p_own" 'BEGIN { exit !(a > b) }' &&
+    ok "the reference's fp32 matrices dropped: plan $p_own MiB against $p_ref" ||
+    bad "the reference's fp32 matrices dropped: plan '$p_own' MiB against '$p_ref'"
 covers "bf16, gae critic" --set precision=bf16 --set rl.micro_batch_rows=2 --set rl.estimator=gae
 DENSERL_SHARED_ACTIVATIONS=0 covers "bf16, no PRM (prm_update off), activations of their own" \
     --set precision=bf16 --set rl.micro_batch_rows=2 --set rl.estimator=rloo_outcome \

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# On the emulated GPU, two ranks under mpirun, bf16 and zero_stage 1: each trained model keeps
+# only its rank's range of the fp32 master weights (model_shard_master), and the run is the
+# one that keeps all of them on every rank (DENSERL_SHARDED_MASTER=0) bit for bit: metrics,
+# and the policy and PRM checkpoints, which gather the ranges; its memory plan covers its
+# peak, below the other's; a resume point written and read with the ranges gives the run that
+# went straight on. Skips without mpirun.
+# Usage: zero_master.sh path/to/denserl
+set -u
+source "$(dirname "$0")/../shtest.sh"
+cd "$ROOT"
+if ! command -v mpirun >/dev/null; then
+    echo "SKIP mpirun not found: nothing checked"
+    exit 77
+fi
+MPI=(mpirun --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none -np 2)
+[ "$(id -u)" = 0 ] && MPI+=(--allow-run-as-root)
+export DENSERL_SAMPLE_GROUP_KEYS=4096 DENSERL_EMU_PEAK=1
+# layers' matrices well over the embedding's, as in real models (what the ranges save)
+cat >"$W/run.json" <<'JSON'
+{"seed": 5, "device": "cuda", "threads": 1, "precision": "bf16", "zero_stage": 1,
+ "model": {"init": "random", "model_type": "llama", "hidden_size": 128, "num_hidden_layers": 8,
+   "num_attention_heads": 2, "num_key_value_heads": 1, "intermediate_size": 512,
+   "max_position_embeddings": 128, "vocab_size": 2048},
+ "task": {"name": "arith", "max_operands": 3, "max_value": 9, "eval_size": 4},
+ "sft": {"steps": 0},
+ "rl": {"steps": 2, "prompts_per_step": 8, "samples_per_prompt": 4, "max_response_tokens": 24,
+   "ppo_minibatches": 2, "prm_minibatches": 1, "acc_lo": 0.0, "acc_hi": 1.0,
+   "micro_batch_rows": 4}}
+JSON
+run() { # NAME ARGS...: status in $st, output in $W/NAME.out
+    local name=$1
+    shift
+    TMPDIR=$W "${MPI[@]}" "$BIN" train "$W/run.json" --set run_dir="$W/$name" "$@" \
+        >"$W/$name.out" 2>&1
+    st=$?
+    [ $st -eq 0 ] || bad "$name: the run failed: $(tail -3 "$W/$name.out")"
+}
+mib() { # plan | peak, of $W/NAME.out
+    if [ "$1" = plan ]; then
+        sed -n 's/^memory plan: \([0-9.]*\) MiB.*/\1/p' "$W/$2.out"
+    else
+        sed -n 's/^emu: device peak \([0-9]*\) bytes/\1/p' "$W/$2.out" |
+            awk '{printf "%.1f", $1 / 1048576}'
+    fi
+}
+run sharded
+DENSERL_SHARDED_MASTER=0 run whole
+expect_eq "the master in ranges: the same run as whole on every rank" ok \
+    "$(python3 tests/same_run.py "$W/sharded" "$W/whole")"
+ps=$(mib plan sharded) ks=$(mib peak sharded) pw=$(mib plan whole) kw=$(mib peak whole)
+awk -v p="$ps" -v k="$ks" -v kw="$kw" 'BEGIN { exit !(p != "" && p >= k && k < kw) }' &&
+    ok "ranges: plan $ps MiB covers the peak $ks MiB, below $kw MiB with the whole master" ||
+    bad "ranges: plan '$ps' MiB, peak '$ks' MiB, whole master's peak '$kw' MiB"
+awk -v p="$pw" -v k="$kw" 'BEGIN { exit !(p != "" && p >= k) }' &&
+    ok "whole master: plan $pw MiB covers the peak $kw MiB" ||
+    bad "whole master: plan '$pw' MiB, peak '$kw' MiB"
+# a resume point after step 1, read back by two ranks with ranges, gives step 2 as above
+run first --set rl.steps=1 --set rl.save_every=1
+cp -r "$W/first" "$W/resumed"
+run resumed --set rl.save_every=1 --resume
+run straight --set rl.save_every=1
+expect_eq "resumed with the master in ranges = straight on" ok \
+    "$(python3 tests/same_run.py "$W/straight" "$W/resumed")"
+finish
