@@ -486,7 +486,8 @@ int cmd_bench(int argc, char **argv) {
     backend_describe(r.be, r.device, sizeof r.device);
     r.mem_base = bench_memory_used(r.be, &r.mem_total);
     Model m;
-    if (model_init_precision(&m, &mc, r.be, prime_micro_rows(&rc), prime_max_len(NULL, &rc), 0,
+    if (model_init_precision(&m, &mc, r.be, prime_micro_rows(&rc), prime_max_len(NULL, &rc),
+                             rc.gradient_checkpointing ? MODEL_RECOMPUTE : MODEL_KEEP_ALL,
                              model_bf16_attention(rc.precision, rc.attention))) {
         fprintf(stderr, "error: %s: %s\n", a.cfg_path, dr_last_error());
         free(a.sets);

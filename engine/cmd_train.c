@@ -125,13 +125,14 @@ static int prepare_model(const char *cfg_path, RunConfig *rc, const Task *task, 
     if (rc->rl.steps > 0 && prime_micro_rows(rc) > rows) rows = prime_micro_rows(rc);
     if (rows < 1) rows = EVAL_ONLY_ROWS;
     const char *bf16 = model_bf16_attention(rc->precision, rc->attention);
+    const int keep = rc->gradient_checkpointing ? MODEL_RECOMPUTE : MODEL_KEEP_ALL;
     if (bf16 && model_bf16_check(&mc, be, bf16))
         return dr_error("%s: %s", cfg_path, dr_last_error());
     if (strcmp(rc->model.init, "random") == 0) {
         if (model_check_runnable(&mc, be, rows, need, cfg_path)) return DR_ERR;
-        CHECK(model_init_precision(m, &mc, be, rows, need, 0, bf16) == DR_OK); /* checked */
+        CHECK(model_init_precision(m, &mc, be, rows, need, keep, bf16) == DR_OK); /* checked */
         model_init_random(m, (unsigned long long)rc->seed, (float)rc->model.init_std);
-    } else if (model_load(m, rc->model.init, be, rows, need, bf16)) {
+    } else if (model_load_keep(m, rc->model.init, be, rows, need, keep, bf16)) {
         return DR_ERR;
     }
     return DR_OK;

@@ -31,7 +31,7 @@ void generator_init(Generator *g, Model *m, int B_cap, int T_cap) {
     CHECK(B_cap >= 1 && T_cap >= 1 && T_cap <= c->max_pos);
     /* the longest prefill is T_cap - 1 tokens of one row */
     CHECK((size_t)T_cap - 1 <= (size_t)m->act.B * m->act.T);
-    CHECK(m->act.kept == c->n_layers); /* the prefill's keys and values come from every layer */
+    CHECK(m->act.kv_kept == c->n_layers); /* the prefill's keys and values come from every layer */
     g->m = m;
     g->B_cap = B_cap;
     g->T_cap = T_cap;

@@ -40,7 +40,7 @@ static double logits_chunk(Backend be, double V, double N) {
  * over `shards` ranks if it trains (trains 2: its gradients in another model's buffer,
  * model_share_grads). */
 static void plan_model(MemPlan *p, const ModelConfig *c, Backend be, Precision pr, double B,
-                       double T, int kept, int trains, int shards) {
+                       double T, int kept, int trains, int shards, int recompute) {
     const double P = (double)model_param_count(c), N = B * T, L = kept > 0 ? kept : 1;
     const double d = c->d_model, F = c->d_ff, V = c->vocab, H = c->n_heads;
     const double qd = H * c->head_dim, kd = (double)c->n_kv_heads * c->head_dim;
@@ -59,7 +59,10 @@ static void plan_model(MemPlan *p, const ModelConfig *c, Backend be, Precision p
     const double xn = lay.ld_xn, q = lay.ld_q, kv = lay.ld_kv, at = lay.ld_att, mlp = lay.ld_mlp;
     /* activations_init: x, xn1, rstd1, q, k, v, att, lse, x_mid, xn2, rstd2, gate, up, hmlp,
      * then xf, rstdf, lse_out, pos and the logits chunk; on a GPU the io buffers */
-    double act = (L + 1) * N * d + L * (N * (d + H + 2) + 2 * xn + q + 2 * kv + at + 3 * mlp);
+    /* recomputing (gradient checkpointing): every layer's x, k and v, one slot of the rest */
+    const double nl = c->n_layers, L1 = recompute ? 1 : L, LX = (recompute ? nl : L) + 1;
+    double act = LX * N * d + L1 * (N * (d + H + 2) + 2 * xn + q + at + 3 * mlp) +
+                 (recompute ? nl : L) * 2 * kv;
     act += N * (d + 3) + logits_chunk(be, V, N) * V + (gpu ? 4 * N : 0);
     if (gpu) act += N * (d + 4); /* lp_compact's gathered rows: idx, tgt, h, a, b */
     if (trains)                  /* model_alloc_grads: dx, dtmp, dq, dk, dv, datt, dgate, dup, dh */
@@ -126,13 +129,14 @@ void memplan_prime(const RunConfig *rc, const MemShape *s, MemPlan *p) {
      * and bf16 slots at its capacity; or their own at the calls' */
     const int shared = prime_shared_activations(), L = s->mc.n_layers;
     const double B = shared ? s->policy_rows : R, BT = shared ? s->policy_T : T;
-    plan_model(p, &s->mc, s->be, pr, s->policy_rows, s->policy_T, L, 1, shards);
+    const int recomp = rc->gradient_checkpointing;
+    plan_model(p, &s->mc, s->be, pr, s->policy_rows, s->policy_T, L, 1, shards, recomp);
     if (rl_has_prm(&rc->rl)) /* the PRM ("off": none) */
         plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : L, prime_shared_grads() ? 2 : 1,
-                   shards);
-    plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : 1, 0, 1); /* the reference */
+                   shards, recomp);
+    plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : 1, 0, 1, 0); /* the reference */
     if (!strcmp(rc->rl.estimator, "gae"))
-        plan_model(p, &critic, s->be, pr, B, BT, shared ? 0 : L, 1, shards);
+        plan_model(p, &critic, s->be, pr, B, BT, shared ? 0 : L, 1, shards, recomp);
     plan_generator(p, &s->mc, pr, s->gen_rows, T, (double)s->policy_rows * s->policy_T);
     const double n_max =
         (double)s->policy_rows * s->policy_T > R * T ? (double)s->policy_rows * s->policy_T : R * T;

@@ -214,21 +214,24 @@ void model_act_layout(Activations *a, const ModelConfig *c, size_t N, const Mixe
     if (mx->qkv_bf16 && model_bf16_halves(kd)) a->ld_kv /= 2;
 }
 
-static void activations_init(Model *m, int B, int T, int kept, const MixedFlags *mx) {
+static void activations_init(Model *m, int B, int T, int keep, const MixedFlags *mx) {
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->act;
     Backend be = m->be;
-    size_t N = (size_t)B * T, d = c->d_model, L = kept, V = c->vocab;
     a->B = B;
     a->T = T;
-    a->kept = kept;
+    a->recompute = keep == MODEL_RECOMPUTE;
+    a->kept = keep == MODEL_KEEP_ALL ? c->n_layers : 1;
+    a->kv_kept = a->recompute ? c->n_layers : a->kept;
+    a->x_slots = (a->recompute ? c->n_layers : a->kept) + 1;
+    size_t N = (size_t)B * T, d = c->d_model, L = a->kept, V = c->vocab;
     model_act_layout(a, c, N, mx);
-    a->x = act_alloc(be, (L + 1) * N * d);
+    a->x = act_alloc(be, (size_t)a->x_slots * N * d);
     a->xn1 = act_alloc(be, L * a->ld_xn);
     a->rstd1 = act_alloc(be, L * N);
     a->q = act_alloc(be, L * a->ld_q);
-    a->k = act_alloc(be, L * a->ld_kv);
-    a->v = act_alloc(be, L * a->ld_kv);
+    a->k = act_alloc(be, (size_t)a->kv_kept * a->ld_kv);
+    a->v = act_alloc(be, (size_t)a->kv_kept * a->ld_kv);
     a->att = act_alloc(be, L * a->ld_att);
     a->lse = act_alloc(be, L * N * c->n_heads);
     a->x_mid = act_alloc(be, L * N * d);
@@ -257,7 +260,7 @@ static void activations_init(Model *m, int B, int T, int kept, const MixedFlags 
     }
 }
 
-static void init(Model *m, const ModelConfig *c, Backend be, int B, int T, int kept,
+static void init(Model *m, const ModelConfig *c, Backend be, int B, int T, int keep,
                  const MixedFlags *mx) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
@@ -267,15 +270,15 @@ static void init(Model *m, const ModelConfig *c, Backend be, int B, int T, int k
     model_param_views(c, m->params, &m->w);
     layout(c, NULL, NULL, &m->off, NULL, 0);
     rope_init(m);
-    activations_init(m, B, T, kept, mx);
+    activations_init(m, B, T, keep, mx);
 }
 
 void model_init(Model *m, const ModelConfig *c, Backend be, int B, int T) {
-    init(m, c, be, B, T, c->n_layers, NULL);
+    init(m, c, be, B, T, MODEL_KEEP_ALL, NULL);
 }
 
 void model_init_forward_only(Model *m, const ModelConfig *c, Backend be, int B, int T) {
-    init(m, c, be, B, T, 1, NULL);
+    init(m, c, be, B, T, MODEL_FORWARD_ONLY, NULL);
 }
 
 const char *model_bf16_attention(const char *precision, const char *attention) {
@@ -283,24 +286,28 @@ const char *model_bf16_attention(const char *precision, const char *attention) {
     return attention ? attention : "flash";
 }
 
-int model_init_precision(Model *m, const ModelConfig *c, Backend be, int B, int T, int forward_only,
+int model_init_precision(Model *m, const ModelConfig *c, Backend be, int B, int T, int keep,
                          const char *bf16_attention) {
-    const int kept = forward_only ? 1 : c->n_layers;
+    CHECK(keep == MODEL_KEEP_ALL || keep == MODEL_FORWARD_ONLY || keep == MODEL_RECOMPUTE);
     if (!bf16_attention) {
-        init(m, c, be, B, T, kept, NULL);
+        init(m, c, be, B, T, keep, NULL);
         return DR_OK;
     }
     if (model_bf16_check(c, be, bf16_attention)) return DR_ERR;
     const MixedFlags f = model_mixed_flags(c, bf16_attention);
-    init(m, c, be, B, T, kept, &f);
+    init(m, c, be, B, T, keep, &f);
     CHECK(model_use_bf16(m, bf16_attention) == DR_OK); /* checked above; nothing to remake */
     return DR_OK;
+}
+
+int model_trainable(const Model *m) {
+    return m->act.kept == m->cfg.n_layers || m->act.recompute;
 }
 
 static void lp_alloc(Model *m);
 
 void model_init_shared(Model *m, const ModelConfig *c, Model *lender) {
-    CHECK(lender->act.kept == lender->cfg.n_layers && !lender->act_of);
+    CHECK(model_trainable(lender) && !lender->act_of);
     CHECK(c->d_model == lender->cfg.d_model && c->n_layers == lender->cfg.n_layers &&
           c->d_ff == lender->cfg.d_ff && c->vocab == lender->cfg.vocab &&
           c->n_heads == lender->cfg.n_heads && c->n_kv_heads == lender->cfg.n_kv_heads &&
@@ -323,7 +330,7 @@ static void backward_scratch(Model *m);
 
 void model_alloc_grads(Model *m) {
     if (m->grads) return;
-    CHECK(m->act.kept == m->cfg.n_layers); /* a forward-only model has no backward */
+    CHECK(model_trainable(m)); /* a forward-only model has no backward */
     m->grads = be_alloc(m->be, sizeof(float) * m->n_params);
     model_param_views(&m->cfg, m->grads, &m->g);
     backward_scratch(m);
@@ -331,7 +338,7 @@ void model_alloc_grads(Model *m) {
 
 void model_share_grads(Model *m, Model *owner) {
     CHECK(!m->grads && owner->grads && !owner->grads_of && owner->be == m->be);
-    CHECK(m->act.kept == m->cfg.n_layers && owner->n_params >= m->n_params);
+    CHECK(model_trainable(m) && owner->n_params >= m->n_params);
     m->grads = owner->grads;
     m->grads_of = owner;
     model_param_views(&m->cfg, m->grads, &m->g);
@@ -437,12 +444,12 @@ void model_init_random(Model *m, unsigned long long seed, float std) {
 
 /* The buffers of one kind (n of them, slots ld floats apart over the kept layers) made again
  * with slots `want` floats apart, where that differs. */
-static void act_remake(Model *m, float **bufs[], int n, size_t *ld, size_t want) {
+static void act_remake(Model *m, float **bufs[], int n, size_t *ld, size_t want, int slots) {
     if (*ld == want) return;
     *ld = want;
     for (int i = 0; i < n; i++) {
         be_free(m->be, *bufs[i]);
-        *bufs[i] = act_alloc(m->be, (size_t)m->act.kept * want);
+        *bufs[i] = act_alloc(m->be, (size_t)slots * want);
     }
 }
 
@@ -455,11 +462,11 @@ static void act_halve_bf16(Model *m, const MixedFlags *f) {
     model_act_layout(&want, &m->cfg, (size_t)a->B * a->T, f);
     float **xn[] = {&a->xn1, &a->xn2}, **mlp[] = {&a->gate, &a->up, &a->hmlp};
     float **att[] = {&a->att}, **q[] = {&a->q}, **kv[] = {&a->k, &a->v};
-    act_remake(m, xn, 2, &a->ld_xn, want.ld_xn);
-    act_remake(m, mlp, 3, &a->ld_mlp, want.ld_mlp);
-    act_remake(m, att, 1, &a->ld_att, want.ld_att);
-    act_remake(m, q, 1, &a->ld_q, want.ld_q);
-    act_remake(m, kv, 2, &a->ld_kv, want.ld_kv);
+    act_remake(m, xn, 2, &a->ld_xn, want.ld_xn, a->kept);
+    act_remake(m, mlp, 3, &a->ld_mlp, want.ld_mlp, a->kept);
+    act_remake(m, att, 1, &a->ld_att, want.ld_att, a->kept);
+    act_remake(m, q, 1, &a->ld_q, want.ld_q, a->kept);
+    act_remake(m, kv, 2, &a->ld_kv, want.ld_kv, a->kv_kept);
 }
 
 MixedFlags model_mixed_flags(const ModelConfig *c, const char *attention) {
@@ -1032,6 +1039,71 @@ static void io_back(const Model *m, void *host, const void *dev, size_t bytes) {
     if (host && m->be != BACKEND_CPU) be_to_host(m->be, host, dev, bytes);
 }
 
+/* The slot of x that layer l reads (l = n_layers: the final norm's input): all of them kept,
+ * or two that the layers alternate. */
+static size_t x_slot(const Activations *a, int l) {
+    return (size_t)(l % a->x_slots);
+}
+
+/* Layer l's activations (its slot, and the k, v slot) in LayerActs. */
+typedef struct {
+    float *x, *xn1, *rstd1, *q, *k, *v, *att, *lse, *xm, *xn2, *rstd2, *gate, *up, *hm, *xo;
+} LayerActs;
+
+static LayerActs layer_acts(const Model *m, int l) {
+    const Activations *a = &m->act;
+    const size_t Ncap = (size_t)a->B * a->T, d = m->cfg.d_model, H = m->cfg.n_heads;
+    const size_t s = (size_t)(l % a->kept), skv = (size_t)(l % a->kv_kept);
+    LayerActs r = {
+        .x = a->x + x_slot(a, l) * Ncap * d,
+        .xn1 = a->xn1 + s * a->ld_xn,
+        .rstd1 = a->rstd1 + s * Ncap,
+        .q = a->q + s * a->ld_q,
+        .k = a->k + skv * a->ld_kv,
+        .v = a->v + skv * a->ld_kv,
+        .att = a->att + s * a->ld_att,
+        .lse = a->lse + s * Ncap * H,
+        .xm = a->x_mid + s * Ncap * d,
+        .xn2 = a->xn2 + s * a->ld_xn,
+        .rstd2 = a->rstd2 + s * Ncap,
+        .gate = a->gate + s * a->ld_mlp,
+        .up = a->up + s * a->ld_mlp,
+        .hm = a->hmlp + s * a->ld_mlp,
+        .xo = a->x + x_slot(a, l + 1) * Ncap * d,
+    };
+    return r;
+}
+
+/* Layer l's forward for a (B, T) call: from its input x to the next layer's. */
+static void layer_fwd(Model *m, int l, int B, int T) {
+    const ModelConfig *c = &m->cfg;
+    const Backend be = m->be;
+    const int N = B * T, d = c->d_model, F = c->d_ff, qd = c->n_heads * c->head_dim;
+    const LayerActs t = layer_acts(m, l);
+    norm_fwd(m, t.xn1, t.rstd1, t.x, LW(m->w.attn_norm, l, d), N);
+    if (m->mx.qkv_bf16)
+        qkv_attn_fwd(m, t.q, t.k, t.v, t.att, t.lse, t.xn1, l, B, T);
+    else
+        qkv_attn_fwd_f32(m, t.q, t.k, t.v, t.att, t.lse, t.xn1, l, B, T);
+    attn_proj(m, t.xm, t.att, WT(m, wo, l, (size_t)d * qd), LW(m->w.bo, l, d), t.x, N, qd, d);
+    norm_fwd(m, t.xn2, t.rstd2, t.xm, LW(m->w.mlp_norm, l, d), N);
+    if (m->mx.on) { /* gate, up and h only meet SwiGLU and products: bf16 in the first half of
+                       their buffers */
+        uint16_t *gb = (uint16_t *)t.gate, *ub = (uint16_t *)t.up, *xb = (uint16_t *)t.xn2;
+        op_linear_forward_bf16_mixed(be, gb, xb, WT(m, w_gate, l, (size_t)F * d).h, N, d, F);
+        op_linear_forward_bf16_mixed(be, ub, xb, WT(m, w_up, l, (size_t)F * d).h, N, d, F);
+        op_swiglu_forward_bf16in(be, (uint16_t *)t.hm, gb, ub, (long)N * F);
+        op_linear_forward_res_mixed(be, t.xo, NULL, WT(m, w_down, l, (size_t)d * F).h, NULL, t.xm,
+                                    N, F, d, (uint16_t *)t.hm); /* xo = .. + xm */
+    } else {
+        norm_proj(m, t.gate, t.xn2, WT(m, w_gate, l, (size_t)F * d), NULL, N, d, F);
+        norm_proj(m, t.up, t.xn2, WT(m, w_up, l, (size_t)F * d), NULL, N, d, F);
+        op_swiglu_forward(be, t.hm, t.gate, t.up, (long)N * F);
+        model_linear(m, t.xo, t.hm, WT(m, w_down, l, (size_t)d * F), NULL, N, F, d);
+        op_add(be, t.xo, t.xm, (long)N * d);
+    }
+}
+
 static void forward(Model *m, const int *tokens, const int *targets, int B, int T, float *logp,
                     float *entropy) {
     const ModelConfig *c = &m->cfg;
@@ -1040,8 +1112,7 @@ static void forward(Model *m, const int *tokens, const int *targets, int B, int 
     Backend be = m->be;
     /* any (B, T) that fits the token capacity: per-layer strides use the capacity */
     CHECK((size_t)B * T <= (size_t)a->B * a->T && T <= c->max_pos);
-    int N = B * T, d = c->d_model, F = c->d_ff, Dh = c->head_dim;
-    int H = c->n_heads, qd = H * Dh;
+    int N = B * T, d = c->d_model;
     size_t Ncap = (size_t)a->B * a->T;
     int *pos = xmalloc(sizeof(int) * N);
     for (int i = 0; i < N; i++) pos[i] = i % T;
@@ -1049,41 +1120,9 @@ static void forward(Model *m, const int *tokens, const int *targets, int B, int 
     free(pos);
 
     op_embedding_forward(be, a->x, tokens, m->w.embed, N, d);
-    for (int l = 0; l < c->n_layers; l++) {
-        /* s: the layer's activation slot; x alternates over kept + 1 slots (all kept: slot l) */
-        const size_t s = l % a->kept, xi = l % (a->kept + 1), xn = (l + 1) % (a->kept + 1);
-        float *x = a->x + xi * Ncap * d, *xn1 = a->xn1 + s * a->ld_xn;
-        float *q = a->q + s * a->ld_q, *k = a->k + s * a->ld_kv, *v = a->v + s * a->ld_kv;
-        float *att = a->att + s * a->ld_att, *xm = a->x_mid + s * Ncap * d;
-        float *xn2 = a->xn2 + s * a->ld_xn, *gate = a->gate + s * a->ld_mlp;
-        float *up = a->up + s * a->ld_mlp, *hm = a->hmlp + s * a->ld_mlp;
-        float *xo = a->x + xn * Ncap * d;
-        norm_fwd(m, xn1, a->rstd1 + s * Ncap, x, LW(m->w.attn_norm, l, d), N);
-        if (m->mx.qkv_bf16)
-            qkv_attn_fwd(m, q, k, v, att, a->lse + s * Ncap * H, xn1, l, B, T);
-        else
-            qkv_attn_fwd_f32(m, q, k, v, att, a->lse + s * Ncap * H, xn1, l, B, T);
-        attn_proj(m, xm, att, WT(m, wo, l, (size_t)d * qd), LW(m->w.bo, l, d), x, N, qd, d);
-        norm_fwd(m, xn2, a->rstd2 + s * Ncap, xm, LW(m->w.mlp_norm, l, d), N);
-        if (m->mx.on) { /* gate, up and h only meet SwiGLU and products: bf16 in the first
-                           half of their buffers */
-            uint16_t *gb = (uint16_t *)gate, *ub = (uint16_t *)up, *xb = (uint16_t *)xn2;
-            op_linear_forward_bf16_mixed(be, gb, xb, WT(m, w_gate, l, (size_t)F * d).h, N, d, F);
-            op_linear_forward_bf16_mixed(be, ub, xb, WT(m, w_up, l, (size_t)F * d).h, N, d, F);
-            op_swiglu_forward_bf16in(be, (uint16_t *)hm, gb, ub, (long)N * F);
-            op_linear_forward_res_mixed(be, xo, NULL, WT(m, w_down, l, (size_t)d * F).h, NULL, xm,
-                                        N, F, d, (uint16_t *)hm); /* xo = .. + xm */
-        } else {
-            norm_proj(m, gate, xn2, WT(m, w_gate, l, (size_t)F * d), NULL, N, d, F);
-            norm_proj(m, up, xn2, WT(m, w_up, l, (size_t)F * d), NULL, N, d, F);
-            op_swiglu_forward(be, hm, gate, up, (long)N * F);
-            model_linear(m, xo, hm, WT(m, w_down, l, (size_t)d * F), NULL, N, F, d);
-            op_add(be, xo, xm, (long)N * d);
-        }
-    }
-    const size_t xl = c->n_layers % (a->kept + 1);
-    op_rmsnorm_forward(be, a->xf, a->rstdf, a->x + xl * Ncap * d, m->w.final_norm, N, d,
-                       c->norm_eps);
+    for (int l = 0; l < c->n_layers; l++) layer_fwd(m, l, B, T);
+    op_rmsnorm_forward(be, a->xf, a->rstdf, a->x + x_slot(a, c->n_layers) * Ncap * d,
+                       m->w.final_norm, N, d, c->norm_eps);
     lp_fwd(m, logp, entropy, targets, N);
 }
 
@@ -1191,37 +1230,33 @@ static void backward_trunk(Model *m, const int *tokens, int B, int T) {
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->act;
     Backend be = m->be;
-    int N = B * T, d = c->d_model, Dh = c->head_dim;
-    int H = c->n_heads, qd = H * Dh;
+    int N = B * T, d = c->d_model, qd = c->n_heads * c->head_dim;
     size_t Ncap = (size_t)a->B * a->T;
     ParamViews *g = &m->g, *w = &m->w;
     be_memset0(be, a->dx, sizeof(float) * N * d);
-    op_rmsnorm_backward(be, a->dx, g->final_norm, a->dtmp, a->x + c->n_layers * Ncap * d,
+    op_rmsnorm_backward(be, a->dx, g->final_norm, a->dtmp, a->x + x_slot(a, c->n_layers) * Ncap * d,
                         w->final_norm, a->rstdf, N, d);
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
-        float *x = a->x + l * Ncap * d, *xn1 = a->xn1 + l * a->ld_xn;
-        float *q = a->q + l * a->ld_q, *k = a->k + l * a->ld_kv, *v = a->v + l * a->ld_kv;
-        float *att = a->att + l * a->ld_att, *xm = a->x_mid + l * Ncap * d;
-        float *xn2 = a->xn2 + l * a->ld_xn, *gate = a->gate + l * a->ld_mlp;
-        float *up = a->up + l * a->ld_mlp, *hm = a->hmlp + l * a->ld_mlp;
+        if (a->recompute) layer_fwd(m, l, B, T); /* its slot again, from its input x */
+        const LayerActs t = layer_acts(m, l);
         /* MLP: x_{l+1} = x_mid + W_down swiglu(W_gate xn2, W_up xn2); dx flows through the
          * residual unchanged and gains the norm's contribution */
         if (m->mx.on)
-            mlp_backward_bf16(m, l, gate, up, hm, xn2, N);
+            mlp_backward_bf16(m, l, t.gate, t.up, t.hm, t.xn2, N);
         else
-            mlp_backward(m, l, gate, up, hm, xn2, N);
-        op_rmsnorm_backward(be, a->dx, LW(g->mlp_norm, l, d), a->dtmp, xm, LW(w->mlp_norm, l, d),
-                            a->rstd2 + l * Ncap, N, d);
+            mlp_backward(m, l, t.gate, t.up, t.hm, t.xn2, N);
+        op_rmsnorm_backward(be, a->dx, LW(g->mlp_norm, l, d), a->dtmp, t.xm, LW(w->mlp_norm, l, d),
+                            t.rstd2, N, d);
         /* attention: x_mid = x + W_o attn(rope(W_q xn1), rope(W_k xn1), W_v xn1) */
-        attn_proj_bwd(m, a->datt, LW(g->wo, l, (size_t)d * qd), LW(g->bo, l, d), a->dx, att,
+        attn_proj_bwd(m, a->datt, LW(g->wo, l, (size_t)d * qd), LW(g->bo, l, d), a->dx, t.att,
                       WT(m, wo, l, (size_t)d * qd), N, qd, d);
         if (m->mx.qkv_bf16)
-            qkv_attn_bwd(m, q, k, v, att, a->lse + l * Ncap * H, xn1, l, B, T);
+            qkv_attn_bwd(m, t.q, t.k, t.v, t.att, t.lse, t.xn1, l, B, T);
         else
-            qkv_attn_bwd_f32(m, q, k, v, att, a->lse + l * Ncap * H, xn1, l, B, T);
-        op_rmsnorm_backward(be, a->dx, LW(g->attn_norm, l, d), a->dtmp, x, LW(w->attn_norm, l, d),
-                            a->rstd1 + l * Ncap, N, d);
+            qkv_attn_bwd_f32(m, t.q, t.k, t.v, t.att, t.lse, t.xn1, l, B, T);
+        op_rmsnorm_backward(be, a->dx, LW(g->attn_norm, l, d), a->dtmp, t.x, LW(w->attn_norm, l, d),
+                            t.rstd1, N, d);
         if (m->grad_ready) m->grad_ready(m->grad_ready_ctx, l);
     }
     op_embedding_backward(be, g->embed, a->dx, tokens, N, d);

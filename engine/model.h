@@ -57,10 +57,17 @@ typedef struct {
 
 /* Activations for a batch of up to B x T tokens, kept for the backward. A forward-only model
  * (model_init_forward_only) keeps one layer's: the (L, ...) arrays have one slot that every
- * layer reuses, and x two that the layers alternate. */
+ * layer reuses, and x two that the layers alternate. A recomputing model (MODEL_RECOMPUTE,
+ * gradient checkpointing) keeps every layer's input x, and k and v (generation's prefill
+ * copies them into its cache), and one slot of the rest, which its backward fills again by
+ * running each layer's forward once more: the same values, so the same gradients, bit for
+ * bit. */
 typedef struct {
     int B, T;                /* capacity */
     int kept;                /* layers whose activations are kept: n_layers, or 1 */
+    int kv_kept;             /* layers whose k and v are kept: as kept, or n_layers (recompute) */
+    int x_slots;             /* slots of x: kept + 1, or n_layers + 1 (recompute) */
+    int recompute;           /* a backward reruns each layer's forward from its input x */
     float *x;                /* (L+1, B*T, d) residual stream entering each layer, then the final */
     float *xn1, *rstd1;      /* (L, B*T, d), (L, B*T) attention-norm output and 1/rms */
     float *q, *k, *v;        /* (L, B*T, Hq*Dh), (L, B*T, Hkv*Dh) x2, after rotary */
@@ -162,13 +169,17 @@ void model_init(Model *m, const ModelConfig *c, Backend be, int B, int T);
 /* The same for a model that only runs forwards (a frozen reference): activations of one
  * layer instead of all, the same results; model_backward and gradients are refused. */
 void model_init_forward_only(Model *m, const ModelConfig *c, Backend be, int B, int T);
-/* model_init (forward_only: model_init_forward_only) and, with bf16_attention set ("flash" or
+/* model_init (keep, below: model_init_forward_only for MODEL_FORWARD_ONLY) and, with
+ * bf16_attention set ("flash" or
  * "cudnn"), model_use_bf16 with that attention, the activations made at once at the sizes a bf16
  * model keeps (model_use_bf16 after a plain model_init makes them at fp32 sizes first, which at
  * large calls holds twice their memory for a moment). DR_ERR, nothing allocated, where bf16
  * cannot run (model_use_bf16's errors). */
-int model_init_precision(Model *m, const ModelConfig *c, Backend be, int B, int T, int forward_only,
+int model_init_precision(Model *m, const ModelConfig *c, Backend be, int B, int T, int keep,
                          const char *bf16_attention);
+/* model_init_precision's keep: every layer's activations, one layer's (forward only), or the
+ * recomputing layout (above). */
+enum { MODEL_KEEP_ALL = 0, MODEL_FORWARD_ONLY = 1, MODEL_RECOMPUTE = 2 };
 /* Whether a model of config c on be can run in bf16 with this attention: DR_ERR with
  * model_use_bf16's error if not. */
 int model_bf16_check(const ModelConfig *c, Backend be, const char *attention);
@@ -182,6 +193,8 @@ const char *model_bf16_attention(const char *precision, const char *attention);
  * lender's capacity bounds this model's calls; the lender must have its gradients first if
  * this model will, and must outlive it. */
 void model_init_shared(Model *m, const ModelConfig *c, Model *lender);
+/* Whether m's activations serve a backward (every layer's kept, or recomputed). */
+int model_trainable(const Model *m);
 void model_free(Model *m);
 void model_alloc_grads(Model *m);
 /* Gives m owner's gradient buffer (owner has at least m's parameters) instead of one of its

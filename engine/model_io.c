@@ -354,11 +354,16 @@ int model_weights_load(Model *m, const char *dir) {
 }
 
 int model_load(Model *m, const char *dir, Backend be, int B, int T, const char *bf16_attention) {
+    return model_load_keep(m, dir, be, B, T, MODEL_KEEP_ALL, bf16_attention);
+}
+
+int model_load_keep(Model *m, const char *dir, Backend be, int B, int T, int keep,
+                    const char *bf16_attention) {
     ModelConfig c;
     if (model_config_load(dir, &c)) return DR_ERR;
     if (T > c.max_pos) T = c.max_pos;
     if (model_check_runnable(&c, be, B, T, dir)) return DR_ERR;
-    if (model_init_precision(m, &c, be, B, T, 0, bf16_attention)) return DR_ERR;
+    if (model_init_precision(m, &c, be, B, T, keep, bf16_attention)) return DR_ERR;
     if (model_weights_load(m, dir)) {
         model_free(m);
         return DR_ERR;

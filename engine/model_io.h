@@ -12,6 +12,9 @@ int model_weights_load(Model *m, const char *dir);
  * (T is clamped to max_position_embeddings); bf16_attention NULL for an fp32 model, else the
  * attention of a bf16 one ("flash" or "cudnn"). */
 int model_load(Model *m, const char *dir, Backend be, int B, int T, const char *bf16_attention);
+/* The same with model_init_precision's keep (MODEL_RECOMPUTE for gradient checkpointing). */
+int model_load_keep(Model *m, const char *dir, Backend be, int B, int T, int keep,
+                    const char *bf16_attention);
 /* Refuses sequences longer than a sliding-window attention would allow. */
 int model_check_seq_len(const ModelConfig *c, int T, const char *what);
 /* Refuses what the backend cannot run, before anything is allocated: on a GPU a head dim its

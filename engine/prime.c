@@ -126,7 +126,10 @@ static void clone_model(Model *dst, Model *src, const float *init, int value_hea
         model_init_shared(dst, &c, src);
         if (bf16) CHECK(model_use_bf16(dst, bf16) == DR_OK);
     } else {
-        CHECK(model_init_precision(dst, &c, src->be, n, t, forward_only, bf16) == DR_OK);
+        const int keep = forward_only         ? MODEL_FORWARD_ONLY
+                         : src->act.recompute ? MODEL_RECOMPUTE
+                                              : MODEL_KEEP_ALL;
+        CHECK(model_init_precision(dst, &c, src->be, n, t, keep, bf16) == DR_OK);
     }
     be_copy(src->be, dst->params, init, sizeof(float) * src->n_params);
 }

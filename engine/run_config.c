@@ -20,6 +20,9 @@ static const CfgField FIELDS[] = {
     F("grad_bucket_mb", CFG_FLOAT, grad_bucket_mb, 0, 1e6, NULL,
       "several ranks, ZeRO-0: gradients summed in buckets of this many MB as the backward "
       "finishes them (0: one sum at the update)"),
+    F("gradient_checkpointing", CFG_BOOL, gradient_checkpointing, 0, 1, NULL,
+      "trained models keep each layer's input alone and run its forward again in the backward: "
+      "about a third more update compute, the same gradients, far less activation memory"),
     F("precision", CFG_STRING, precision, 0, 0, "fp32|bf16",
       "bf16: bf16 copies of weights and activations in the products (GPU only)"),
     F("attention", CFG_STRING, attention, 0, 0, "flash|cudnn",

@@ -55,6 +55,7 @@ typedef struct {
     char attention[CFG_STR_LEN]; /* "flash" or "cudnn" (bf16 only) */
     int zero_stage;              /* 0: optimizer state on every rank; 1: sharded */
     double grad_bucket_mb;       /* gradient all-reduce buckets overlapping the backward */
+    int gradient_checkpointing;  /* trained models recompute their layers (MODEL_RECOMPUTE) */
     int threads;
     char checkpoint_dtype[CFG_STR_LEN];
     struct {

@@ -9,6 +9,7 @@
 #include "../engine/model_io.h"
 #include "../kernels/philox.h"
 #include "../runtime/check.h"
+#include "../runtime/error.h"
 #include "testutil.h"
 
 static ModelConfig tiny(int tied, int qkv_bias, int o_bias, int llama3) {
@@ -238,7 +239,57 @@ static void forward_only_matches(int layers) {
     model_free(&fo);
 }
 
+/* A recomputing model (gradient checkpointing) gives the full model's log-probs and, from a
+ * backward with an entropy term, its gradients bit for bit, at the capacity and below it, with
+ * one layer's slot of the activations besides x, k and v; its value backward too. */
+static void recompute_matches(int layers) {
+    ModelConfig c = tiny(0, 1, 1, 0);
+    c.n_layers = layers;
+    c.value_head = 1;
+    Model full, rc;
+    model_init(&full, &c, BACKEND_CPU, B, T);
+    CHECK(model_init_precision(&rc, &c, BACKEND_CPU, B, T, MODEL_RECOMPUTE, NULL) == DR_OK);
+    randomise(&full, 13);
+    memcpy(rc.params, full.params, sizeof(float) * full.n_params);
+    model_alloc_grads(&full);
+    model_alloc_grads(&rc);
+    int tok[B * T], tg[B * T], same = 1;
+    float lp1[B * T], lp2[B * T], dl[B * T], de[B * T], v1[B * T], v2[B * T];
+    for (int i = 0; i < B * T; i++) {
+        philox4 r = philox_draw(5, 7, i);
+        tok[i] = (int)(r.v[0] % c.vocab);
+        tg[i] = (r.v[1] % 4 == 0) ? -1 : (int)(r.v[2] % c.vocab);
+        dl[i] = (float)(r.v[3] % 1000) / 500.0f - 1.0f;
+        de[i] = 0.01f * (float)(i % 7);
+    }
+    for (int pass = 0; pass < 3; pass++) { /* the capacity, 1 row of T - 1, values */
+        int b = pass == 1 ? 1 : B, t = pass == 1 ? T - 1 : T;
+        Model *ms[2] = {&full, &rc};
+        float *lp[2] = {lp1, lp2}, *v[2] = {v1, v2};
+        for (int k = 0; k < 2; k++) {
+            model_zero_grads(ms[k]);
+            model_forward(ms[k], tok, tg, b, t, lp[k], NULL);
+            if (pass < 2) {
+                model_backward(ms[k], tok, tg, b, t, dl, de);
+            } else {
+                model_values(ms[k], b, t, v[k]);
+                model_backward_values(ms[k], tok, b, t, dl);
+            }
+        }
+        same &= !memcmp(lp1, lp2, sizeof(float) * b * t);
+        same &= !memcmp(full.grads, rc.grads, sizeof(float) * full.n_params);
+        if (pass == 2) same &= !memcmp(v1, v2, sizeof(float) * b * t);
+    }
+    check(same && rc.act.kept == 1 && rc.act.kv_kept == layers && rc.act.x_slots == layers + 1,
+          "recomputing model, %d layers: the same log-probs, values and gradients bit for bit",
+          layers);
+    model_free(&full);
+    model_free(&rc);
+}
+
 int main(void) {
+    recompute_matches(1);
+    recompute_matches(3);
     forward_only_matches(1);
     forward_only_matches(3);
     forward_only_matches(4);

@@ -75,6 +75,10 @@ p_own=$(plan_mib "bf16, 2 rows")
 awk -v a="$p_ref" -v b="$p_own" 'BEGIN { exit !(a > b) }' &&
     ok "the reference's fp32 matrices dropped: plan $p_own MiB against $p_ref" ||
     bad "the reference's fp32 matrices dropped: plan '$p_own' MiB against '$p_ref'"
+covers "bf16, 2 rows, gradient checkpointing" --set precision=bf16 --set rl.micro_batch_rows=2 \
+    --set gradient_checkpointing=true
+expect_eq "gradient checkpointing: the same run" ok \
+    "$(python3 "$ROOT/tests/same_run.py" "$W/bf16, 2 rows" "$W/bf16, 2 rows, gradient checkpointing")"
 covers "bf16, gae critic" --set precision=bf16 --set rl.micro_batch_rows=2 --set rl.estimator=gae
 DENSERL_SHARED_ACTIVATIONS=0 covers "bf16, no PRM (prm_update off), activations of their own" \
     --set precision=bf16 --set rl.micro_batch_rows=2 --set rl.estimator=rloo_outcome \
@@ -103,6 +107,24 @@ expect "auto, resumed: the rows the run took" \
     "$rows of 32 rows per model call (\"auto\": as the run resumed took)" "$(cat "$W/resumed.out")"
 DENSERL_EMU_GPU_GB=$gb run straight "${auto[@]}" --set rl.steps=2
 expect_eq "auto, resumed = straight" ok "$(python3 "$ROOT/tests/same_run.py" "$W/straight" "$W/auto")"
+# with gradient checkpointing more rows fit a call on the same GPU (8 layers: the layers'
+# activations outweigh the logits chunk; a GPU halfway between the plans at 2 and 32 rows
+# without it), and the run fits
+deep=(--set model.num_hidden_layers=8 --set precision=bf16)
+run deep2 "${deep[@]}" --set rl.micro_batch_rows=2 --dry-run
+run deep32 "${deep[@]}" --dry-run
+gd=$(awk -v a="$(plan_mib deep2)" -v b="$(plan_mib deep32)" \
+    'BEGIN { printf "%.4f", (a + b) / 2 / 0.75 / 1024 }')
+deep+=(--set rl.micro_batch_rows='"auto"')
+DENSERL_EMU_GPU_GB=$gd run deep "${deep[@]}"
+DENSERL_EMU_GPU_GB=$gd run deep_ckpt "${deep[@]}" --set gradient_checkpointing=true
+r0=$(sed -n 's/.*, \([0-9]*\) of 32 rows per model call.*/\1/p' "$W/deep.out")
+r1=$(sed -n 's/.*, \([0-9]*\) of 32 rows per model call.*/\1/p' "$W/deep_ckpt.out")
+if [ $st -eq 0 ] && [ -n "$r0" ] && [ -n "$r1" ] && [ "$r1" -gt "$r0" ]; then
+    ok "auto, 8 layers on a ${gd} GB GPU: $r1 rows a call with gradient checkpointing, $r0 without"
+else
+    bad "auto, 8 layers on a ${gd} GB GPU: status $st, rows '$r1' with checkpointing, '$r0' without"
+fi
 gb=$(awk -v a="$p2" -v b="$p32" 'BEGIN { printf "%.4f", (a + b) / 2 / 1024 }')
 DENSERL_EMU_GPU_GB=$gb run whole --set precision=bf16
 expect_eq "whole mini-batches on a ${gb} GB GPU: exit status" 2 $st
