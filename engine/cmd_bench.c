@@ -29,6 +29,7 @@
 #include <jansson.h>
 #include "build_info.h"
 #include "commands.h"
+#include "dist.h"
 #include "memplan.h"
 #include "model_io.h"
 #include "prime.h"
@@ -218,6 +219,12 @@ static int prepare(const BenchArgs *a, RunConfig *rc, ModelConfig *mc, Backend *
     rc->rl.drop_truncated = 0;
     rc->debug_dump_dir[0] = 0;
     if (backend_from_name(rc->device, be)) return dr_error("%s: %s", a->cfg_path, dr_last_error());
+    /* under mpirun every rank runs its share of the step; rank 0 prints and writes */
+    if (dist_init(*be)) return dr_error("%s: %s", a->cfg_path, dr_last_error());
+    dist_set_zero_stage(rc->zero_stage);
+    dist_set_bucket_bytes((size_t)(rc->grad_bucket_mb * 1048576.0));
+    if (!dist_is_root() && !freopen("/dev/null", "w", stdout))
+        return dr_error("cannot silence rank %d", dist_rank());
     if (!strcmp(rc->precision, "bf16") && *be != BACKEND_CUDA)
         return dr_error("%s: 'precision' \"bf16\" runs on a GPU only, and this run is on the CPU "
                         "(use \"fp32\")",
@@ -338,7 +345,8 @@ typedef struct {
     const RunConfig *rc;
     const char *shape;
     double rate, mem_base, mem_peak, mem_total, first_step_at, first_step_s;
-    MemPlan plan; /* what memplan expected the run to hold */
+    int ranks;    /* GPUs (or processes) the step ran on: MFU is against rate x ranks */
+    MemPlan plan; /* what memplan expected the run to hold, on each rank */
     char rate_what[96], device[160];
     PhaseSum ph[N_PHASES], step;
     double step_gen_tokens;
@@ -367,13 +375,13 @@ static void print_table(const BenchResult *r, int steps) {
         cell(tps, 12, 1, "");
         cell(p->flop > 0 ? p->flop / steps / 1e9 : NAN, 12, 3, "");
         cell(tf, 10, 4, "");
-        cell(100 * tf / r->rate, 8, 1, "%");
+        cell(100 * tf / (r->rate * r->ranks), 8, 1, "%");
         printf("\n");
     }
-    printf("\nmatrix rate %.3f TFLOP/s (%s, measured in this run) | memory peak %.1f MiB (%.1f "
-           "MiB before the model; planned %.1f MiB) | first step began %.2f s after process "
-           "start and took %.2f s\n",
-           r->rate, r->rate_what, r->mem_peak / 1048576.0, r->mem_base / 1048576.0,
+    printf("\nmatrix rate %.3f TFLOP/s (%s, measured in this run; MFU against %d x that) | "
+           "memory peak %.1f MiB (%.1f MiB before the model; planned %.1f MiB; rank 0's) | first "
+           "step began %.2f s after process start and took %.2f s\n",
+           r->rate, r->rate_what, r->ranks, r->mem_peak / 1048576.0, r->mem_base / 1048576.0,
            r->plan.total / 1048576.0, r->first_step_at, r->first_step_s);
     printf("tokens/s: generate counts sampled tokens; logprobs the rows' tokens (prompt + "
            "response, no padding) x %d forwards, prm_update and advantages the rows' tokens, "
@@ -416,6 +424,9 @@ static json_t *result_json(const BenchResult *r, const BenchArgs *a) {
     json_object_set_new(j, "warmup", json_integer(a->warmup));
     json_object_set_new(j, "steps", json_integer(a->steps));
     json_object_set_new(j, "skipped_updates", json_integer(r->skipped));
+    json_object_set_new(j, "ranks", json_integer(r->ranks));
+    json_object_set_new(j, "zero_stage", json_integer(r->rc->zero_stage));
+    json_object_set_new(j, "gradient_checkpointing", json_boolean(r->rc->gradient_checkpointing));
     json_object_set_new(j, "matrix_rate_tflops", num(r->rate));
     json_object_set_new(j, "matrix_rate_what", json_string(r->rate_what));
     json_object_set_new(j, "time_to_first_step_s", num(r->first_step_at));
@@ -445,7 +456,7 @@ static json_t *result_json(const BenchResult *r, const BenchArgs *a) {
                             num(p->s > 0 && p->tokens > 0 ? p->tokens / p->s : NAN));
         json_object_set_new(e, "tflop", num(p->flop / a->steps / 1e12));
         json_object_set_new(e, "tflops", num(tf));
-        json_object_set_new(e, "mfu", num(tf / r->rate));
+        json_object_set_new(e, "mfu", num(tf / (r->rate * r->ranks)));
         json_object_set_new(k < N_PHASES ? ph : j, k < N_PHASES ? k_phase[k] : "step", e);
     }
     json_object_set_new(j, "phases", ph);
@@ -546,7 +557,8 @@ int cmd_bench(int argc, char **argv) {
     model_free(&m);
     r.rate =
         bench_matrix_rate(r.be, !strcmp(rc.precision, "bf16"), r.rate_what, sizeof r.rate_what);
-    if (st == DR_OK) {
+    r.ranks = dist_size();
+    if (st == DR_OK && dist_is_root()) {
         print_table(&r, a.steps);
         if (a.json_path) {
             json_t *j = result_json(&r, &a);
@@ -557,6 +569,7 @@ int cmd_bench(int argc, char **argv) {
     }
     free(r.resp_len);
     free(a.sets);
+    dist_finalize();
     if (st) {
         fprintf(stderr, "error: %s\n", dr_last_error());
         return 2;

@@ -106,6 +106,32 @@ st=$?
 [ -f "$W/b.json" ] && expect "tiny JSON valid" "ok" "$(check_json "$W/b.json" 2>&1)" ||
     bad "tiny JSON written"
 
+# two ranks under mpirun (with ZeRO-1): one table and one JSON, from rank 0, for the whole
+# batch, with MFU against both ranks' rate
+if command -v mpirun >/dev/null; then
+    MPI=(mpirun --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none
+         -np 2)
+    [ "$(id -u)" = 0 ] && MPI+=(--allow-run-as-root)
+    out=$(TMPDIR=$W "${MPI[@]}" "$BIN" bench "$W/run.json" --shape tiny --warmup 0 --steps 1 \
+        --set zero_stage=1 --json "$W/r2.json" 2>&1)
+    st=$?
+    [ $st -eq 0 ] && ok "2 ranks: exits 0" || bad "2 ranks: exit $st: $out"
+    expect_eq "2 ranks: one table" 1 "$(grep -c '^step (total)' <<<"$out")"
+    res=$(python3 - "$W/r2.json" <<'PY' 2>&1
+import json, sys
+r = json.load(open(sys.argv[1]))
+e = r["phases"]["policy_update"]
+mfu = e["tflops"] / (2 * r["matrix_rate_tflops"])
+ok = r["ranks"] == 2 and r["zero_stage"] == 1 and r["batch"]["rows"] == 6
+ok = ok and abs(e["mfu"] - mfu) <= 1e-6 * mfu
+print("ok" if ok else f"ranks {r['ranks']} rows {r['batch']['rows']} mfu {e['mfu']} vs {mfu}")
+PY
+)
+    expect_eq "2 ranks: JSON of the whole batch, MFU against 2 x the rate" ok "$res"
+else
+    echo "SKIP 2 ranks: mpirun not found"
+fi
+
 # bad flags and inputs: exit 2 with an error line, nothing written
 for args in "--steps 0" "--steps x" "--warmup -1" "--shape gpt9" "--bogus" "--json" \
     "--shape tiny --model-config $W/model" "--model-config $W/missing"; do
