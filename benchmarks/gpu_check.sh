@@ -22,7 +22,9 @@
 #                                              call as the memory plan fits: bf16-auto, the
 #                                              outcome-only RLOO step with no PRM and no
 #                                              reference forward: bf16-rloo, bf16 with the
-#                                              block-tile decode attention: bf16-dectiles)
+#                                              block-tile decode attention: bf16-dectiles,
+#                                              "auto" rows with gradient checkpointing:
+#                                              bf16-ckpt)
 #   STAGES=varlen (not in the default)         length-grouped model calls against every call at
 #                                              the step's longest row: bench steps of the
 #                                              Qwen2.5-0.5B body with a 256-token vocabulary,
@@ -123,6 +125,9 @@ if want e2e; then
         # bf16-dectiles: the block-tile decode attention, with decode_prep before it
         [ "$prec" = bf16-dectiles ] && plain=(env DENSERL_ATTN_DECODE=tiles)
         [ "$prec" = bf16-auto ] && rows=(--set 'rl.micro_batch_rows="auto"')
+        # bf16-ckpt: against bf16-auto, the updates' recompute against the larger calls
+        [ "$prec" = bf16-ckpt ] && rows=(--set 'rl.micro_batch_rows="auto"'
+            --set gradient_checkpointing=true)
         # bf16-rloo: the baseline PRIME's step cost is measured against
         [ "$prec" = bf16-rloo ] && rows=(--set rl.estimator=rloo_outcome --set rl.prm_update=off)
         [ "$prec" = fp32 ] && precision=fp32
