@@ -48,8 +48,9 @@ static void plan_model(MemPlan *p, const ModelConfig *c, Backend be, Precision p
     /* params, without the layers' matrices for a bf16 reference and, under ZeRO-1 in bf16, for
      * a trained model, whose master is its rank's range (model_shard_master); rope cos, sin */
     const int master = pr.bf16 && trains && shards > 1 && prime_sharded_master();
-    const int w16 = pr.bf16 && ((!trains && prime_ref_bf16_only()) || master);
-    p->weights += 4 * (w16 ? (double)model_param_count_w16(c) : P) + 4.0 * c->max_pos * c->head_dim;
+    const int w16 = master ? 2 : pr.bf16 && !trains && prime_ref_bf16_only() ? 1 : 0;
+    p->weights +=
+        4 * (w16 ? (double)model_param_count_w16(c, w16) : P) + 4.0 * c->max_pos * c->head_dim;
     if (master) p->optimizer += 4 * P / shards;
     /* the slots' sizes as the model lays them out: fp32, or halved where a bf16 model keeps
      * them in bf16 alone */

@@ -37,20 +37,24 @@ int model_config_validate(const ModelConfig *c, const char *what) {
     return DR_OK;
 }
 
-/* The tensors in layout order, each with whether it is one of the layers' weight matrices
- * (what a w16_only model keeps in bf16 alone). */
+/* The tensors in layout order, each with whether a w16_only model keeps it in bf16 alone: 1 for
+ * the layers' weight matrices, 2 for the lm_head, which only a sharded master drops (a
+ * reference keeps its fp32 values, from which the fp16 copy is remade when it is resumed). */
 /* clang-format off */
 #define MODEL_TENSORS(X)                                                                           \
     X(embed, 0) X(attn_norm, 0) X(wq, 1) X(bq, 0) X(wk, 1) X(bk, 0) X(wv, 1) X(bv, 0)             \
     X(wo, 1) X(bo, 0) X(mlp_norm, 0) X(w_gate, 1) X(w_up, 1) X(w_down, 1) X(final_norm, 0)        \
-    X(lm_head, 0) X(value_w, 0) X(value_b, 0)
+    X(lm_head, 2) X(value_w, 0) X(value_b, 0)
 /* clang-format on */
 
+/* Whether a tensor of MODEL_TENSORS' kind `matrix` is left out at w16_only level `skip`. */
+#define SKIPPED(matrix, skip) ((matrix) > 0 && (matrix) <= (skip))
+
 /* Walks the layout once; with buf == NULL it only counts. The views (v), offsets (o) and sizes
- * (sz, in floats) of each tensor; with skip_matrices, the layers' matrices take no room and
- * their views are NULL (a w16_only model's fp32 buffer). */
+ * (sz, in floats) of each tensor; the tensors a w16_only model of level skip leaves out take
+ * no room and their views are NULL (its fp32 buffer). */
 static size_t layout(const ModelConfig *c, float *buf, ParamViews *v, ParamOffsets *o,
-                     ParamOffsets *sz, int skip_matrices) {
+                     ParamOffsets *sz, int skip) {
     size_t off = 0;
     size_t d = c->d_model, L = c->n_layers, V = c->vocab, F = c->d_ff;
     size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
@@ -76,7 +80,7 @@ static size_t layout(const ModelConfig *c, float *buf, ParamViews *v, ParamOffse
     };
 #define TAKE(field, matrix)                                                                        \
     do {                                                                                           \
-        size_t n_ = skip_matrices && (matrix) ? 0 : n.field;                                       \
+        size_t n_ = SKIPPED(matrix, skip) ? 0 : n.field;                                           \
         if (v) v->field = n_ ? buf + off : NULL;                                                   \
         if (o) o->field = off;                                                                     \
         off += n_;                                                                                 \
@@ -146,8 +150,8 @@ size_t model_param_count(const ModelConfig *c) {
     return layout(c, NULL, NULL, NULL, NULL, 0);
 }
 
-size_t model_param_count_w16(const ModelConfig *c) {
-    return layout(c, NULL, NULL, NULL, NULL, 1);
+size_t model_param_count_w16(const ModelConfig *c, int level) {
+    return layout(c, NULL, NULL, NULL, NULL, level);
 }
 
 void model_param_views(const ModelConfig *c, float *buf, ParamViews *v) {
@@ -535,28 +539,29 @@ void model_refresh_weights(Model *m) {
     m->mx.stale = 0;
 }
 
-/* params made compact: only what the kernels read in fp32, the layers' matrices left to the
- * bf16 copy (made first). */
-static void compact_params(Model *m) {
+/* params made compact at w16_only level `level`: only what the kernels read in fp32, the rest
+ * left to the bf16 copy (made first). */
+static void compact_params(Model *m, int level) {
     model_refresh_weights(m);
     ParamViews v;
     ParamOffsets n;
-    const size_t keep = layout(&m->cfg, NULL, NULL, NULL, NULL, 1);
+    const size_t keep = layout(&m->cfg, NULL, NULL, NULL, NULL, level);
     float *buf = be_alloc(m->be, sizeof(float) * keep);
-    layout(&m->cfg, buf, &v, NULL, &n, 1);
+    layout(&m->cfg, buf, &v, NULL, &n, level);
 #define KEEP(field, matrix)                                                                        \
-    if (!(matrix) && n.field) be_copy(m->be, v.field, m->w.field, sizeof(float) * n.field);
+    if (!SKIPPED(matrix, level) && n.field)                                                        \
+        be_copy(m->be, v.field, m->w.field, sizeof(float) * n.field);
     MODEL_TENSORS(KEEP)
 #undef KEEP
     be_free(m->be, m->params);
     m->params = buf;
     m->w = v;
-    m->w16_only = 1;
+    m->w16_only = level;
 }
 
 void model_keep_matrices_bf16(Model *m) {
     CHECK(m->mx.on && !m->grads && !m->w16_only);
-    compact_params(m);
+    compact_params(m, 1);
 }
 
 void model_shard_master(Model *m, size_t lo, size_t hi) {
@@ -565,7 +570,7 @@ void model_shard_master(Model *m, size_t lo, size_t hi) {
     be_copy(m->be, m->master, m->params + lo, sizeof(float) * (hi - lo));
     m->master_lo = lo;
     m->master_hi = hi;
-    compact_params(m);
+    compact_params(m, 2); /* the fp16 lm_head copy is made from the gathered whole */
 }
 
 void model_params_from_full(Model *m, const float *full) {
@@ -576,7 +581,7 @@ void model_params_from_full(Model *m, const float *full) {
     ParamOffsets n;
     layout(&m->cfg, NULL, NULL, NULL, &n, 0);
 #define FILL(field, matrix)                                                                        \
-    if (!(matrix) && n.field && m->w.field != full + m->off.field)                                 \
+    if (m->w.field && n.field && m->w.field != full + m->off.field)                                \
         be_copy(m->be, m->w.field, full + m->off.field, sizeof(float) * n.field);
     MODEL_TENSORS(FILL)
 #undef FILL
@@ -610,7 +615,7 @@ void model_params_to_host(const Model *m, float *host) {
     ParamOffsets n;
     layout(&m->cfg, NULL, NULL, NULL, &n, 0);
 #define BACK(field, matrix)                                                                        \
-    if (n.field && (matrix))                                                                       \
+    if (n.field && SKIPPED(matrix, m->w16_only))                                                   \
         widen_to_host(m->be, host + m->off.field, m->mx.w + m->off.field, n.field);                \
     else if (n.field)                                                                              \
         be_to_host(m->be, host + m->off.field, m->w.field, sizeof(float) * n.field);

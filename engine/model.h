@@ -133,8 +133,9 @@ typedef struct Model {
     float *grads;  /* (n_params), allocated by model_alloc_grads */
     ParamViews w, g;
     ParamOffsets off; /* the matrices' places, for their bf16 copies (model_weight) */
-    int w16_only;     /* params holds no matrices, only what the kernels read in fp32 (below) */
-    float *master;    /* with a sharded master: fp32 of [master_lo, master_hi) of the layout */
+    int w16_only;  /* params holds no matrices, only what the kernels read in fp32: 1, or 2 without
+                    * an untied lm_head too (model_param_count_w16) */
+    float *master; /* with a sharded master: fp32 of [master_lo, master_hi) of the layout */
     size_t master_lo, master_hi;
     float *rope_cos, *rope_sin; /* (max_pos, Dh/2) */
     Activations act;
@@ -149,8 +150,9 @@ typedef struct Model {
 int model_config_validate(const ModelConfig *c, const char *what);
 /* Number of parameters the config implies, and pointers into buf laid out in order. */
 size_t model_param_count(const ModelConfig *c);
-/* The fp32 parameters a w16_only model keeps (model_keep_matrices_bf16). */
-size_t model_param_count_w16(const ModelConfig *c);
+/* The fp32 parameters a w16_only model of this level keeps: 1 for model_keep_matrices_bf16,
+ * 2 for model_shard_master (which leaves out an untied lm_head too). */
+size_t model_param_count_w16(const ModelConfig *c, int level);
 void model_param_views(const ModelConfig *c, float *buf, ParamViews *v);
 
 /* The flat-buffer ranges [lo[i], hi[i]) holding layer l's parameters, or with l = -1 every
