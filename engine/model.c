@@ -264,25 +264,33 @@ static void activations_init(Model *m, int B, int T, int keep, const MixedFlags 
     }
 }
 
+/* m's params: all of them, or at w16_level > 0 the compact buffer of a w16_only model (which
+ * model_params_from_full fills), with their views and the layout's offsets. */
+static void params_alloc(Model *m, int w16_level) {
+    const ModelConfig *c = &m->cfg;
+    m->n_params = model_param_count(c);
+    m->params = be_alloc(m->be, sizeof(float) * layout(c, NULL, NULL, NULL, NULL, w16_level));
+    layout(c, m->params, &m->w, NULL, NULL, w16_level);
+    m->w16_only = w16_level;
+    layout(c, NULL, NULL, &m->off, NULL, 0);
+}
+
 static void init(Model *m, const ModelConfig *c, Backend be, int B, int T, int keep,
-                 const MixedFlags *mx) {
+                 const MixedFlags *mx, int w16_level) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
     m->be = be;
-    m->n_params = model_param_count(c);
-    m->params = be_alloc(be, sizeof(float) * m->n_params);
-    model_param_views(c, m->params, &m->w);
-    layout(c, NULL, NULL, &m->off, NULL, 0);
+    params_alloc(m, w16_level);
     rope_init(m);
     activations_init(m, B, T, keep, mx);
 }
 
 void model_init(Model *m, const ModelConfig *c, Backend be, int B, int T) {
-    init(m, c, be, B, T, MODEL_KEEP_ALL, NULL);
+    init(m, c, be, B, T, MODEL_KEEP_ALL, NULL, 0);
 }
 
 void model_init_forward_only(Model *m, const ModelConfig *c, Backend be, int B, int T) {
-    init(m, c, be, B, T, MODEL_FORWARD_ONLY, NULL);
+    init(m, c, be, B, T, MODEL_FORWARD_ONLY, NULL, 0);
 }
 
 const char *model_bf16_attention(const char *precision, const char *attention) {
@@ -292,14 +300,17 @@ const char *model_bf16_attention(const char *precision, const char *attention) {
 
 int model_init_precision(Model *m, const ModelConfig *c, Backend be, int B, int T, int keep,
                          const char *bf16_attention) {
+    const int level = keep / MODEL_W16_LEVEL(1);
+    keep %= MODEL_W16_LEVEL(1);
     CHECK(keep == MODEL_KEEP_ALL || keep == MODEL_FORWARD_ONLY || keep == MODEL_RECOMPUTE);
+    CHECK(level == 0 || bf16_attention);
     if (!bf16_attention) {
-        init(m, c, be, B, T, keep, NULL);
+        init(m, c, be, B, T, keep, NULL, 0);
         return DR_OK;
     }
     if (model_bf16_check(c, be, bf16_attention)) return DR_ERR;
     const MixedFlags f = model_mixed_flags(c, bf16_attention);
-    init(m, c, be, B, T, keep, &f);
+    init(m, c, be, B, T, keep, &f, level);
     CHECK(model_use_bf16(m, bf16_attention) == DR_OK); /* checked above; nothing to remake */
     return DR_OK;
 }
@@ -310,7 +321,7 @@ int model_trainable(const Model *m) {
 
 static void lp_alloc(Model *m);
 
-void model_init_shared(Model *m, const ModelConfig *c, Model *lender) {
+void model_init_shared(Model *m, const ModelConfig *c, Model *lender, int w16_level) {
     CHECK(model_trainable(lender) && !lender->act_of);
     CHECK(c->d_model == lender->cfg.d_model && c->n_layers == lender->cfg.n_layers &&
           c->d_ff == lender->cfg.d_ff && c->vocab == lender->cfg.vocab &&
@@ -320,10 +331,7 @@ void model_init_shared(Model *m, const ModelConfig *c, Model *lender) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
     m->be = lender->be;
-    m->n_params = model_param_count(c);
-    m->params = be_alloc(m->be, sizeof(float) * m->n_params);
-    model_param_views(c, m->params, &m->w);
-    layout(c, NULL, NULL, &m->off, NULL, 0);
+    params_alloc(m, w16_level);
     rope_init(m);
     m->act = lender->act;
     m->logits_chunk = lender->logits_chunk;
@@ -564,13 +572,14 @@ void model_keep_matrices_bf16(Model *m) {
     compact_params(m, 1);
 }
 
-void model_shard_master(Model *m, size_t lo, size_t hi) {
-    CHECK(m->mx.on && m->grads && !m->w16_only && lo <= hi && hi <= m->n_params);
+void model_shard_master(Model *m, const float *full, size_t lo, size_t hi) {
+    CHECK(m->mx.on && m->grads && !m->master && (m->w16_only == 0 || m->w16_only == 2));
+    CHECK(lo <= hi && hi <= m->n_params);
     m->master = be_alloc(m->be, sizeof(float) * (hi - lo ? hi - lo : 1));
-    be_copy(m->be, m->master, m->params + lo, sizeof(float) * (hi - lo));
+    be_copy(m->be, m->master, full + lo, sizeof(float) * (hi - lo));
     m->master_lo = lo;
     m->master_hi = hi;
-    compact_params(m, 2); /* the fp16 lm_head copy is made from the gathered whole */
+    if (!m->w16_only) compact_params(m, 2); /* the fp16 lm_head copy: from the gathered whole */
 }
 
 void model_params_from_full(Model *m, const float *full) {

@@ -182,6 +182,9 @@ int model_init_precision(Model *m, const ModelConfig *c, Backend be, int B, int 
 /* model_init_precision's keep: every layer's activations, one layer's (forward only), or the
  * recomputing layout (above). */
 enum { MODEL_KEEP_ALL = 0, MODEL_FORWARD_ONLY = 1, MODEL_RECOMPUTE = 2 };
+/* Added to keep (bf16 only): params compact from the start, as a w16_only model of that level
+ * keeps them (see model_init_shared). */
+#define MODEL_W16_LEVEL(level) ((level)*16)
 /* Whether a model of config c on be can run in bf16 with this attention: DR_ERR with
  * model_use_bf16's error if not. */
 int model_bf16_check(const ModelConfig *c, Backend be, const char *attention);
@@ -193,8 +196,11 @@ const char *model_bf16_attention(const char *precision, const char *attention);
  * lender's forward and its backward, nor the lender's between theirs (the RL step runs each
  * model's forward and backward back to back), so that one model's activations serve all. The
  * lender's capacity bounds this model's calls; the lender must have its gradients first if
- * this model will, and must outlive it. */
-void model_init_shared(Model *m, const ModelConfig *c, Model *lender);
+ * this model will, and must outlive it. w16_level > 0 makes params compact at once, as a
+ * w16_only model of that level keeps them (model_param_count_w16): the model then needs
+ * model_use_bf16 and model_params_from_full before its first call, and never holds a whole
+ * fp32 copy. */
+void model_init_shared(Model *m, const ModelConfig *c, Model *lender, int w16_level);
 /* Whether m's activations serve a backward (every layer's kept, or recomputed). */
 int model_trainable(const Model *m);
 void model_free(Model *m);
@@ -244,12 +250,13 @@ void model_refresh_weights(Model *m);
  * read the bf16 copy, made here, and params keeps what the kernels read in fp32 (embedding,
  * norms, biases, lm_head, value head). 4 bytes a parameter of those matrices less. */
 void model_keep_matrices_bf16(Model *m);
-/* Hands the fp32 master weights over to this rank's range [lo, hi) of the flat layout (ZeRO-1's
- * shard, which this rank's AdamW updates) and makes params compact as model_keep_matrices_bf16
- * does: a bf16 model with gradients keeps 4 bytes a parameter of the layers' matrices less,
- * less the shard. Its optimizer step then updates the shard, gathers the whole in the
- * gradient buffer and remakes the copies from it (model_params_from_full). */
-void model_shard_master(Model *m, size_t lo, size_t hi);
+/* Makes the fp32 master weights this rank's range [lo, hi) of the flat layout (ZeRO-1's shard,
+ * which this rank's AdamW updates), from full (all n_params fp32 values on the device: the
+ * model's own params, or where a compact model, w16_level 2, was made from), and params
+ * compact (w16_only 2): a bf16 model with gradients keeps 4 bytes a parameter of the weight
+ * matrices less, less the shard. Its optimizer step then updates the shard, gathers the whole
+ * in the gradient buffer and remakes the copies from it (model_params_from_full). */
+void model_shard_master(Model *m, const float *full, size_t lo, size_t hi);
 /* The bf16 copies and params' tensors from full, a device buffer of all n_params fp32 values. */
 void model_params_from_full(Model *m, const float *full);
 /* All n_params parameters into host memory in the flat layout; for a w16_only model the

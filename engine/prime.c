@@ -116,22 +116,27 @@ int prime_ref_bf16_only(void) {
 
 /* A frozen (forward_only: one layer's activations) or trainable copy of the policy with
  * capacity for the packed batch, or with the policy's activations, its parameters from init
- * (the policy's n_params fp32 values on the device). */
+ * (the policy's n_params fp32 values on the device). With w16_level > 0 (bf16 only) its params
+ * are compact from the start, so that no whole fp32 copy of it ever exists. */
 static void clone_model(Model *dst, Model *src, const float *init, int value_head, int forward_only,
-                        int n, int t) {
+                        int n, int t, int w16_level) {
     ModelConfig c = src->cfg;
     c.value_head = value_head;
     const char *bf16 = src->mx.on ? (src->mx.cudnn_attn ? "cudnn" : "flash") : NULL;
     if (prime_shared_activations()) {
-        model_init_shared(dst, &c, src);
+        model_init_shared(dst, &c, src, bf16 ? w16_level : 0);
         if (bf16) CHECK(model_use_bf16(dst, bf16) == DR_OK);
     } else {
         const int keep = forward_only         ? MODEL_FORWARD_ONLY
                          : src->act.recompute ? MODEL_RECOMPUTE
                                               : MODEL_KEEP_ALL;
-        CHECK(model_init_precision(dst, &c, src->be, n, t, keep, bf16) == DR_OK);
+        const int level = bf16 ? MODEL_W16_LEVEL(w16_level) : 0;
+        CHECK(model_init_precision(dst, &c, src->be, n, t, keep + level, bf16) == DR_OK);
     }
-    be_copy(src->be, dst->params, init, sizeof(float) * src->n_params);
+    if (dst->w16_only)
+        model_params_from_full(dst, init);
+    else
+        be_copy(src->be, dst->params, init, sizeof(float) * src->n_params);
 }
 
 int prime_sharded_master(void) {
@@ -143,10 +148,6 @@ int prime_sharded_master(void) {
  * bf16. */
 static int shards_master(const Model *m, const AdamW *o) {
     return m->mx.on && o->zero && prime_sharded_master();
-}
-
-static void shard_master(Model *m, const AdamW *o) {
-    if (shards_master(m, o)) model_shard_master(m, o->lo, o->hi);
 }
 
 void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, FILE *metrics) {
@@ -164,9 +165,9 @@ void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, 
     p->n_max = c->prompts_per_step * c->samples_per_prompt;
     p->t_max = prime_max_len(task, rc);
     int rows = prime_micro_rows(rc);
-    /* a trained model's master goes to its range as soon as it is made; the others copy the
-     * policy's start from its gradient buffer once the policy's master is in ranges, so that
-     * at most one whole fp32 copy besides that buffer exists at a time */
+    /* the policy's master goes to its range first; the others copy its start from its
+     * gradient buffer, and the PRM and the reference are made compact from the start, so that
+     * no whole fp32 copy besides the policy's exists at any time */
     model_alloc_grads(policy); /* first: the others may use its backward's scratch */
     adamw_init(&p->opt_policy, policy->be, policy->n_params);
     adamw_overlap_backward(&p->opt_policy, policy);
@@ -174,29 +175,32 @@ void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, 
     if (shards_master(policy, &p->opt_policy)) {
         be_copy(policy->be, policy->grads, policy->params, sizeof(float) * policy->n_params);
         init = policy->grads; /* unused until the first backward */
-        shard_master(policy, &p->opt_policy);
+        model_shard_master(policy, policy->params, p->opt_policy.lo, p->opt_policy.hi);
     }
     const int has_prm = rl_has_prm(c); /* "off": no PRM at all */
     if (has_prm) {
-        clone_model(&p->prm, policy, init, 0, 0, rows, p->t_max);
+        adamw_init(&p->opt_prm, policy->be, policy->n_params);
+        const int shard = shards_master(policy, &p->opt_prm);
+        clone_model(&p->prm, policy, init, 0, 0, rows, p->t_max, shard ? 2 : 0);
         if (prime_shared_grads()) /* the PRM and policy updates take turns */
             model_share_grads(&p->prm, policy);
         else
             model_alloc_grads(&p->prm);
-        adamw_init(&p->opt_prm, policy->be, p->prm.n_params);
         adamw_overlap_backward(&p->opt_prm, &p->prm);
-        shard_master(&p->prm, &p->opt_prm);
+        if (shard) model_shard_master(&p->prm, init, p->opt_prm.lo, p->opt_prm.hi);
     }
     p->has_critic = strcmp(c->estimator, "gae") == 0;
-    if (p->has_critic) {
-        clone_model(&p->critic, policy, init, 1, 0, rows, p->t_max);
+    if (p->has_critic) { /* made whole: its value head lies beyond the policy's parameters */
+        clone_model(&p->critic, policy, init, 1, 0, rows, p->t_max, 0);
         model_alloc_grads(&p->critic);
         adamw_init(&p->opt_critic, policy->be, p->critic.n_params);
         adamw_overlap_backward(&p->opt_critic, &p->critic);
-        shard_master(&p->critic, &p->opt_critic);
+        if (shards_master(&p->critic, &p->opt_critic))
+            model_shard_master(&p->critic, p->critic.params, p->opt_critic.lo, p->opt_critic.hi);
     }
-    clone_model(&p->ref, policy, init, 0, 1, rows, p->t_max);
-    if (p->ref.mx.on && prime_ref_bf16_only()) model_keep_matrices_bf16(&p->ref);
+    const int ref16 = policy->mx.on && prime_ref_bf16_only();
+    clone_model(&p->ref, policy, init, 0, 1, rows, p->t_max, ref16);
+    if (ref16 && !p->ref.w16_only) model_keep_matrices_bf16(&p->ref);
     generator_init(&p->gen, policy, prime_gen_rows(task, rc), p->t_max);
     rollout_init(&p->rollout, rc, task, &p->gen, p->t_max);
     groups_init(&p->groups, c->prompts_per_step, c->samples_per_prompt, p->t_max);

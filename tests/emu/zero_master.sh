@@ -62,4 +62,23 @@ run resumed --set rl.save_every=1 --resume
 run straight --set rl.save_every=1
 expect_eq "resumed with the master in ranges = straight on" ok \
     "$(python3 tests/same_run.py "$W/straight" "$W/resumed")"
+# a model whose layers outweigh all else (16 layers of 1024, vocabulary 2048), made and not
+# trained (--dry-run, allocations untouched): while the step's models are made the peak stays
+# within the plan, with the policy's activations or each model's own. A PRM and reference made
+# whole and then cut down held about 800 MiB over it.
+sed 's/"hidden_size": 128/"hidden_size": 1024/; s/"num_hidden_layers": 8/"num_hidden_layers": 16/;
+     s/"intermediate_size": 512/"intermediate_size": 4096/; s/"num_attention_heads": 2/"num_attention_heads": 16/;
+     s/"num_key_value_heads": 1/"num_key_value_heads": 4/' "$W/run.json" >"$W/big.json"
+for sa in 1 0; do
+    TMPDIR=$W DENSERL_EMU_LAZY=1 DENSERL_SHARED_ACTIVATIONS=$sa "${MPI[@]}" "$BIN" train \
+        "$W/big.json" --set run_dir="$W/big" --set rl.micro_batch_rows=2 --dry-run \
+        >"$W/big$sa.out" 2>&1
+    st=$?
+    p=$(mib plan "big$sa") k=$(mib peak "big$sa")
+    if [ $st -eq 0 ] && awk -v p="$p" -v k="$k" 'BEGIN { exit !(p != "" && p >= k) }'; then
+        ok "models made (shared activations $sa): peak $k MiB within the plan's $p MiB"
+    else
+        bad "models made (shared activations $sa): status $st, plan '$p' MiB, peak '$k' MiB"
+    fi
+done
 finish
