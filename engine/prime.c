@@ -99,19 +99,22 @@ static size_t act_capacity(const Model *m) {
     return (size_t)m->act.B * m->act.T;
 }
 
-int prime_shared_activations(void) {
-    const char *e = getenv("DENSERL_SHARED_ACTIVATIONS");
+/* A memory switch of the environment: on unless set to "0" (each gives the same run off). */
+static int switch_on(const char *name) {
+    const char *e = getenv(name);
     return !(e && !strcmp(e, "0"));
+}
+
+int prime_shared_activations(void) {
+    return switch_on("DENSERL_SHARED_ACTIVATIONS");
 }
 
 int prime_shared_grads(void) {
-    const char *e = getenv("DENSERL_SHARED_GRADS");
-    return !(e && !strcmp(e, "0"));
+    return switch_on("DENSERL_SHARED_GRADS");
 }
 
 int prime_ref_bf16_only(void) {
-    const char *e = getenv("DENSERL_REF_BF16_ONLY");
-    return !(e && !strcmp(e, "0"));
+    return switch_on("DENSERL_REF_BF16_ONLY");
 }
 
 /* A frozen (forward_only: one layer's activations) or trainable copy of the policy with
@@ -140,8 +143,7 @@ static void clone_model(Model *dst, Model *src, const float *init, int value_hea
 }
 
 int prime_sharded_master(void) {
-    const char *e = getenv("DENSERL_SHARDED_MASTER");
-    return !(e && !strcmp(e, "0"));
+    return switch_on("DENSERL_SHARDED_MASTER");
 }
 
 /* Whether a trained model's fp32 master weights go to its AdamW's range: under ZeRO-1 in

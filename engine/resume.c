@@ -154,7 +154,6 @@ static int find(const StFile *f, const char *path, const char *name, StDtype dt,
     return DR_OK;
 }
 
-/* n fp32 values of tensor name into backend memory dst. */
 /* The fp32 tensor name of n elements into host h. */
 static int load_host_f32(const StFile *f, const char *path, const char *name, float *h, size_t n) {
     const StTensor *t = NULL;
@@ -163,6 +162,7 @@ static int load_host_f32(const StFile *f, const char *path, const char *name, fl
     return DR_OK;
 }
 
+/* n fp32 values of tensor name into backend memory dst. */
 static int load_f32(const StFile *f, const char *path, const char *name, Backend be, float *dst,
                     size_t n) {
     float *h = xmalloc(sizeof(float) * (n ? n : 1));
