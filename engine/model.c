@@ -548,23 +548,12 @@ void model_refresh_weights(Model *m) {
 }
 
 /* params made compact at w16_only level `level`: only what the kernels read in fp32, the rest
- * left to the bf16 copy (made first). */
+ * left to the bf16 copy, all remade from the whole params before they go. */
 static void compact_params(Model *m, int level) {
-    model_refresh_weights(m);
-    ParamViews v;
-    ParamOffsets n;
-    const size_t keep = layout(&m->cfg, NULL, NULL, NULL, NULL, level);
-    float *buf = be_alloc(m->be, sizeof(float) * keep);
-    layout(&m->cfg, buf, &v, NULL, &n, level);
-#define KEEP(field, matrix)                                                                        \
-    if (!SKIPPED(matrix, level) && n.field)                                                        \
-        be_copy(m->be, v.field, m->w.field, sizeof(float) * n.field);
-    MODEL_TENSORS(KEEP)
-#undef KEEP
-    be_free(m->be, m->params);
-    m->params = buf;
-    m->w = v;
-    m->w16_only = level;
+    float *full = m->params;
+    params_alloc(m, level);
+    model_params_from_full(m, full);
+    be_free(m->be, full);
 }
 
 void model_keep_matrices_bf16(Model *m) {
