@@ -263,25 +263,47 @@ static size_t clamp_len(size_t count, size_t k, size_t b) {
     return count - k < b ? count - k : b;
 }
 
-/* After it, this rank's shard of buf (n elements of es bytes, host) holds x_0 op x_1 op ...
- * op x_{size-1}, combined left to right. Each round sends piece r of every shard to its
- * owner r, who combines the pieces in rank order. */
-static void host_reduce_scatter(Comm *c, void *buf_, size_t n, size_t es, Combine combine) {
+void comm_window_part(size_t n, size_t at, size_t len, int r, int size, size_t *lo, size_t *hi) {
+    size_t a, b;
+    comm_shard_range(n, r, size, &a, &b);
+    a = a > at ? a : at;
+    b = b < at + len ? b : at + len;
+    *lo = a < b ? a - at : 0;
+    *hi = a < b ? b - at : 0;
+}
+
+/* The longest part any rank owns of the window. */
+static size_t window_max(size_t n, size_t at, size_t len, int size) {
+    size_t m = 0;
+    for (int r = 0; r < size; r++) {
+        size_t lo, hi;
+        comm_window_part(n, at, len, r, size, &lo, &hi);
+        if (hi - lo > m) m = hi - lo;
+    }
+    return m;
+}
+
+/* After it, this rank's part of the window buf (elements [at, at + len) of a flat buffer of n
+ * elements of es bytes, host) holds x_0 op x_1 op ... op x_{size-1}, combined left to right.
+ * Each round sends piece r of every part to its owner r, who combines the pieces in rank
+ * order. The whole buffer is the window at 0 of length n. */
+static void host_reduce_scatter(Comm *c, void *buf_, size_t at, size_t len, size_t n, size_t es,
+                                Combine combine) {
     unsigned char *buf = buf_;
     const int size = c->size, me = c->rank;
-    size_t lo_me, hi_me, max_count = (n + (size_t)size - 1) / (size_t)size;
-    comm_shard_range(n, me, size, &lo_me, &hi_me);
+    size_t lo_me, hi_me, max_count = window_max(n, at, len, size);
+    comm_window_part(n, at, len, me, size, &lo_me, &hi_me);
     size_t b = round_elems(c, max_count, es), stride = b * es;
     round_buffers(c, stride * (size_t)size);
     for (size_t k = 0; k < max_count; k += b) {
         size_t mine = clamp_len(hi_me - lo_me, k, b);
         for (int r = 0; r < size; r++) {
             size_t lo, hi;
-            comm_shard_range(n, r, size, &lo, &hi);
-            size_t len = clamp_len(hi - lo, k, b);
-            c->cnt_a[r] = len * es;
+            comm_window_part(n, at, len, r, size, &lo, &hi);
+            size_t part = clamp_len(hi - lo, k, b);
+            c->cnt_a[r] = part * es;
             c->cnt_b[r] = mine * es;
-            if (len) memcpy(c->sbuf + (size_t)r * stride, buf + (lo + k) * es, len * es);
+            if (part) memcpy(c->sbuf + (size_t)r * stride, buf + (lo + k) * es, part * es);
         }
         c->t->alltoallv(c, c->sbuf, c->cnt_a, c->rbuf, c->cnt_b, stride);
         if (!mine) continue;
@@ -291,17 +313,17 @@ static void host_reduce_scatter(Comm *c, void *buf_, size_t n, size_t es, Combin
     }
 }
 
-/* Every rank's shard of buf (host) to every rank. */
-static void host_allgather(Comm *c, void *buf_, size_t n, size_t es) {
+/* Every rank's part of the window buf (host) to every rank. */
+static void host_allgather(Comm *c, void *buf_, size_t at, size_t len, size_t n, size_t es) {
     unsigned char *buf = buf_;
     const int size = c->size, me = c->rank;
-    size_t max_count = (n + (size_t)size - 1) / (size_t)size;
+    size_t max_count = window_max(n, at, len, size);
     size_t b = round_elems(c, max_count, es), stride = b * es;
     round_buffers(c, stride * (size_t)size);
     for (size_t k = 0; k < max_count; k += b) {
         for (int r = 0; r < size; r++) {
             size_t lo, hi;
-            comm_shard_range(n, r, size, &lo, &hi);
+            comm_window_part(n, at, len, r, size, &lo, &hi);
             c->cnt_a[r] = clamp_len(hi - lo, k, b) * es;
             if (r == me && c->cnt_a[r])
                 memcpy(c->rbuf + (size_t)r * stride, buf + (lo + k) * es, c->cnt_a[r]);
@@ -310,7 +332,7 @@ static void host_allgather(Comm *c, void *buf_, size_t n, size_t es) {
         for (int r = 0; r < size; r++) {
             if (r == me || !c->cnt_a[r]) continue;
             size_t lo, hi;
-            comm_shard_range(n, r, size, &lo, &hi);
+            comm_window_part(n, at, len, r, size, &lo, &hi);
             memcpy(buf + (lo + k) * es, c->rbuf + (size_t)r * stride, c->cnt_a[r]);
         }
     }
@@ -348,8 +370,8 @@ void comm_allreduce_sum_f32(Comm *c, float *buf, size_t n) {
     }
 #endif
     float *h = host_view(c, buf, n, 1);
-    host_reduce_scatter(c, h, n, sizeof(float), sum_f32);
-    host_allgather(c, h, n, sizeof(float));
+    host_reduce_scatter(c, h, 0, n, n, sizeof(float), sum_f32);
+    host_allgather(c, h, 0, n, n, sizeof(float));
     if (h != buf) be_to_device(c->be, buf, h, n * sizeof(float));
 }
 
@@ -403,55 +425,59 @@ void comm_wait_all(Comm *c) {
     c->n_deferred = 0;
 }
 
-void comm_reduce_scatter_sum_f32(Comm *c, float *buf, size_t n) {
-    count(c, COMM_OP_REDUCE_SCATTER, rs_volume(c, n, 4));
-    if ((c->size == 1 && !c->nccl) || n == 0) return;
+void comm_reduce_scatter_window_f32(Comm *c, float *buf, size_t at, size_t len, size_t n) {
+    size_t lo, hi;
+    comm_window_part(n, at, len, c->rank, c->size, &lo, &hi);
+    count(c, COMM_OP_REDUCE_SCATTER, (uint64_t)(len - (hi - lo)) * 4);
+    if ((c->size == 1 && !c->nccl) || len == 0) return;
 #ifdef DENSERL_CUDA
     if (c->nccl) {
-        comm_nccl_reduce_scatter_sum_f32(c, buf, n);
+        comm_nccl_reduce_scatter_sum_f32(c, buf, at, len, n);
         return;
     }
 #endif
-    float *h = host_view(c, buf, n, 1);
-    host_reduce_scatter(c, h, n, sizeof(float), sum_f32);
-    if (h != buf) {
-        size_t lo, hi;
-        comm_shard_range(n, c->rank, c->size, &lo, &hi);
-        be_to_device(c->be, buf + lo, h + lo, (hi - lo) * sizeof(float));
+    float *h = host_view(c, buf, len, 1);
+    host_reduce_scatter(c, h, at, len, n, sizeof(float), sum_f32);
+    if (h != buf) be_to_device(c->be, buf + lo, h + lo, (hi - lo) * sizeof(float));
+}
+
+void comm_reduce_scatter_sum_f32(Comm *c, float *buf, size_t n) {
+    comm_reduce_scatter_window_f32(c, buf, 0, n, n);
+}
+
+void comm_allgather_window_f32(Comm *c, float *buf, size_t at, size_t len, size_t n) {
+    size_t lo, hi;
+    comm_window_part(n, at, len, c->rank, c->size, &lo, &hi);
+    count(c, COMM_OP_ALLGATHER, (uint64_t)(hi - lo) * (uint64_t)(c->size - 1) * 4);
+    if ((c->size == 1 && !c->nccl) || len == 0) return;
+#ifdef DENSERL_CUDA
+    if (c->nccl) {
+        comm_nccl_allgather_f32(c, buf, at, len, n);
+        return;
     }
+#endif
+    float *h = host_view(c, buf, len, 0);
+    if (h != buf) be_to_host(c->be, h + lo, buf + lo, (hi - lo) * sizeof(float));
+    host_allgather(c, h, at, len, n, sizeof(float));
+    if (h != buf) be_to_device(c->be, buf, h, len * sizeof(float));
 }
 
 void comm_allgather_f32(Comm *c, float *buf, size_t n) {
-    count(c, COMM_OP_ALLGATHER, ag_volume(c, n, 4));
-    if ((c->size == 1 && !c->nccl) || n == 0) return;
-#ifdef DENSERL_CUDA
-    if (c->nccl) {
-        comm_nccl_allgather_f32(c, buf, n);
-        return;
-    }
-#endif
-    float *h = host_view(c, buf, n, 0);
-    if (h != buf) {
-        size_t lo, hi;
-        comm_shard_range(n, c->rank, c->size, &lo, &hi);
-        be_to_host(c->be, h + lo, buf + lo, (hi - lo) * sizeof(float));
-    }
-    host_allgather(c, h, n, sizeof(float));
-    if (h != buf) be_to_device(c->be, buf, h, n * sizeof(float));
+    comm_allgather_window_f32(c, buf, 0, n, n);
 }
 
 void comm_allreduce_sum_f64(Comm *c, double *buf, size_t n) {
     count(c, COMM_OP_ALLREDUCE, rs_volume(c, n, 8) + ag_volume(c, n, 8));
     if (c->size == 1 || n == 0) return;
-    host_reduce_scatter(c, buf, n, sizeof(double), sum_f64);
-    host_allgather(c, buf, n, sizeof(double));
+    host_reduce_scatter(c, buf, 0, n, n, sizeof(double), sum_f64);
+    host_allgather(c, buf, 0, n, n, sizeof(double));
 }
 
 void comm_allreduce_max_f32(Comm *c, float *buf, size_t n) {
     count(c, COMM_OP_ALLREDUCE, rs_volume(c, n, 4) + ag_volume(c, n, 4));
     if (c->size == 1 || n == 0) return;
-    host_reduce_scatter(c, buf, n, sizeof(float), max_f32);
-    host_allgather(c, buf, n, sizeof(float));
+    host_reduce_scatter(c, buf, 0, n, n, sizeof(float), max_f32);
+    host_allgather(c, buf, 0, n, n, sizeof(float));
 }
 
 void comm_broadcast(Comm *c, void *buf, size_t bytes) {

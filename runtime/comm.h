@@ -79,6 +79,13 @@ void comm_wait_all(Comm *c);
 void comm_reduce_scatter_sum_f32(Comm *c, float *buf, size_t n);
 /* The inverse: each rank's shard of buf (n, backend memory) is copied to every rank. */
 void comm_allgather_f32(Comm *c, float *buf, size_t n);
+/* The same two over a window: buf (len, backend memory) holds elements [at, at + len) of a flat
+ * buffer of n elements sharded as above. The reduce-scatter leaves in each rank's part of the
+ * window (its shard's overlap with it; possibly none) the sum over ranks, the rest of buf
+ * unspecified; the allgather copies each rank's part to every rank. Every rank passes the same
+ * at, len and n. With at = 0 and len = n they are the calls above. */
+void comm_reduce_scatter_window_f32(Comm *c, float *buf, size_t at, size_t len, size_t n);
+void comm_allgather_window_f32(Comm *c, float *buf, size_t at, size_t len, size_t n);
 /* Host buffers, for statistics: sum (f64) and maximum (f32; NaN wins over numbers). */
 void comm_allreduce_sum_f64(Comm *c, double *buf, size_t n);
 void comm_allreduce_max_f32(Comm *c, float *buf, size_t n);

@@ -61,6 +61,9 @@ struct Comm {
 
 /* comm_abort with a formatted message. */
 __attribute__((noreturn, format(printf, 2, 3))) void comm_failf(Comm *c, const char *fmt, ...);
+/* Rank r's part [*lo, *hi) of the window [at, at + len) of a flat buffer of n elements sharded
+ * by comm_shard_range, as offsets into the window (lo == hi: none). */
+void comm_window_part(size_t n, size_t at, size_t len, int r, int size, size_t *lo, size_t *hi);
 /* Seconds on a monotonic clock. */
 double comm_now(void);
 
@@ -76,8 +79,9 @@ void comm_nccl_new_id(void *id);
 void comm_nccl_open(Comm *c, const void *id); /* sets c->nccl */
 void comm_nccl_close(Comm *c);
 void comm_nccl_allreduce_sum_f32(Comm *c, float *buf, size_t n);
-void comm_nccl_reduce_scatter_sum_f32(Comm *c, float *buf, size_t n);
-void comm_nccl_allgather_f32(Comm *c, float *buf, size_t n);
+/* Windows [at, at + len) of a flat buffer of n (comm_reduce_scatter_window_f32). */
+void comm_nccl_reduce_scatter_sum_f32(Comm *c, float *buf, size_t at, size_t len, size_t n);
+void comm_nccl_allgather_f32(Comm *c, float *buf, size_t at, size_t len, size_t n);
 void comm_nccl_broadcast(Comm *c, void *buf, size_t bytes);
 /* Started sums (comm_allreduce_sum_f32_start) on the communicator's own stream. */
 void comm_nccl_allreduce_start(Comm *c, float *buf, size_t n);

@@ -3,8 +3,9 @@
  * are ordered with every denserl kernel; the host then waits for them by polling, which
  * turns a peer's failure (NCCL's async error, another rank's abort, the timeout) into a
  * "rank R: ..." exit instead of a hang inside a kernel. ncclReduceScatter/ncclAllGather
- * need equal shards, so when size does not divide n the shard layout of comm_shard_range
- * is served by one grouped ncclReduce/ncclBroadcast per shard root instead. */
+ * need equal shards, so when size does not divide n, or the call covers a window of the
+ * buffer, the shard layout of comm_shard_range is served by one grouped ncclReduce/ncclBroadcast
+ * per shard root instead. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -141,17 +142,23 @@ extern "C" void comm_nccl_allreduce_sum_f32(Comm *c, float *buf, size_t n) {
     wait_done(c, "ncclAllReduce");
 }
 
-extern "C" void comm_nccl_reduce_scatter_sum_f32(Comm *c, float *buf, size_t n) {
+/* The whole buffer in equal shards: the plain collectives apply. */
+static int equal_shards(const Comm *c, size_t at, size_t len, size_t n) {
+    return at == 0 && len == n && n % (size_t)c->size == 0;
+}
+
+extern "C" void comm_nccl_reduce_scatter_sum_f32(Comm *c, float *buf, size_t at, size_t len,
+                                                 size_t n) {
     size_t lo, hi;
-    comm_shard_range(n, c->rank, c->size, &lo, &hi);
-    if (n % (size_t)c->size == 0) {
+    comm_window_part(n, at, len, c->rank, c->size, &lo, &hi);
+    if (equal_shards(c, at, len, n)) {
         /* in place: the receive buffer is the own shard of the send buffer */
         NCCL_OK(c, ncclReduceScatter(buf, buf + lo, hi - lo, ncclFloat, ncclSum, nccl_of(c), 0));
     } else {
         NCCL_OK(c, ncclGroupStart());
         for (int r = 0; r < c->size; r++) {
             size_t a, b;
-            comm_shard_range(n, r, c->size, &a, &b);
+            comm_window_part(n, at, len, r, c->size, &a, &b);
             if (b > a)
                 NCCL_OK(c,
                         ncclReduce(buf + a, buf + a, b - a, ncclFloat, ncclSum, r, nccl_of(c), 0));
@@ -161,16 +168,16 @@ extern "C" void comm_nccl_reduce_scatter_sum_f32(Comm *c, float *buf, size_t n) 
     wait_done(c, "reduce-scatter");
 }
 
-extern "C" void comm_nccl_allgather_f32(Comm *c, float *buf, size_t n) {
+extern "C" void comm_nccl_allgather_f32(Comm *c, float *buf, size_t at, size_t len, size_t n) {
     size_t lo, hi;
-    comm_shard_range(n, c->rank, c->size, &lo, &hi);
-    if (n % (size_t)c->size == 0) {
+    comm_window_part(n, at, len, c->rank, c->size, &lo, &hi);
+    if (equal_shards(c, at, len, n)) {
         NCCL_OK(c, ncclAllGather(buf + lo, buf, hi - lo, ncclFloat, nccl_of(c), 0));
     } else {
         NCCL_OK(c, ncclGroupStart());
         for (int r = 0; r < c->size; r++) {
             size_t a, b;
-            comm_shard_range(n, r, c->size, &a, &b);
+            comm_window_part(n, at, len, r, c->size, &a, &b);
             if (b > a)
                 NCCL_OK(c, ncclBroadcast(buf + a, buf + a, b - a, ncclFloat, r, nccl_of(c), 0));
         }
@@ -203,10 +210,10 @@ extern "C" void comm_nccl_close(Comm *) {}
 extern "C" void comm_nccl_allreduce_sum_f32(Comm *c, float *, size_t) {
     no_nccl(c);
 }
-extern "C" void comm_nccl_reduce_scatter_sum_f32(Comm *c, float *, size_t) {
+extern "C" void comm_nccl_reduce_scatter_sum_f32(Comm *c, float *, size_t, size_t, size_t) {
     no_nccl(c);
 }
-extern "C" void comm_nccl_allgather_f32(Comm *c, float *, size_t) {
+extern "C" void comm_nccl_allgather_f32(Comm *c, float *, size_t, size_t, size_t) {
     no_nccl(c);
 }
 extern "C" void comm_nccl_broadcast(Comm *c, void *, size_t) {

@@ -103,6 +103,45 @@ static void check_sums(Comm *c, Backend be) {
     free(h);
 }
 
+/* The window collectives (ZeRO-2's gradient windows): windows of a buffer of n elements that
+ * start and end inside shards, span several, or fall in one; each rank's part of the window
+ * must hold the rank-order sum of the whole buffer's elements there, and the allgather must
+ * rebuild the window from the parts alone. */
+static void check_windows(Comm *c, Backend be) {
+    const size_t n = 4099;
+    const size_t wins[][2] = {{0, 4099}, {1, 4098}, {1000, 1500}, {2050, 3}, {4098, 1}, {7, 0}};
+    float *h = xmalloc(n * sizeof(float));
+    float *d = be_alloc(be, n * sizeof(float));
+    for (size_t k = 0; k < sizeof wins / sizeof *wins; k++) {
+        const size_t at = wins[k][0], len = wins[k][1];
+        size_t lo, hi, slo, shi, bad = 0;
+        comm_shard_range(n, rank, size, &slo, &shi);
+        lo = slo > at ? slo : at; /* the own part, in buffer coordinates */
+        hi = shi < at + len ? shi : at + len;
+        if (hi < lo) hi = lo;
+        for (size_t i = 0; i < len; i++) h[i] = value(rank, at + i);
+        be_to_device(be, d, h, (len ? len : 1) * sizeof(float));
+        comm_reduce_scatter_window_f32(c, d, at, len, n);
+        be_to_host(be, h, d, (len ? len : 1) * sizeof(float));
+        for (size_t i = lo; i < hi; i++) bad += !same(h[i - at], expected_sum(i));
+        check(bad == 0,
+              "rank %d: reduce_scatter window [%zu,+%zu): own part [%zu,%zu) is the sum "
+              "(%zu differ)",
+              rank, at, len, lo, hi, bad);
+        for (size_t i = 0; i < len; i++)
+            if (at + i < lo || at + i >= hi) h[i] = NAN;
+        be_to_device(be, d, h, (len ? len : 1) * sizeof(float));
+        comm_allgather_window_f32(c, d, at, len, n);
+        be_to_host(be, h, d, (len ? len : 1) * sizeof(float));
+        bad = 0;
+        for (size_t i = 0; i < len; i++) bad += !same(h[i], expected_sum(at + i));
+        check(bad == 0, "rank %d: allgather window [%zu,+%zu) rebuilds the sum (%zu differ)", rank,
+              at, len, bad);
+    }
+    be_free(be, d);
+    free(h);
+}
+
 static void check_host_ops(Comm *c, Backend be) {
     /* f64: magnitudes far apart, so only the rank-order sum matches bit for bit */
     enum { M = 5 };
@@ -231,6 +270,7 @@ int main(int argc, char **argv) {
     check(rank >= 0 && rank < size && comm_local_rank(c) == rank,
           "rank %d: local rank %d (all ranks on one host)", rank, comm_local_rank(c));
     check_sums(c, be);
+    check_windows(c, be);
     check_host_ops(c, be);
     check_counters(c, be);
     printf("rank %d: %d passed, %d failed\n", rank, test_passed, test_failed);
