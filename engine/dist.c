@@ -175,3 +175,18 @@ void dist_reduce_scatter_grads(float *g, size_t n) {
 void dist_allgather_params(float *p, size_t n) {
     if (g_size > 1 && n) comm_allgather_f32(g_comm, p, n);
 }
+
+void dist_reduce_scatter_window(float *buf, size_t at, size_t len, size_t n) {
+    if (g_size > 1 && len) comm_reduce_scatter_window_f32(g_comm, buf, at, len, n);
+}
+
+void dist_allgather_window(float *buf, size_t at, size_t len, size_t n) {
+    if (g_size > 1 && len) comm_allgather_window_f32(g_comm, buf, at, len, n);
+}
+
+int dist_max_int(int v) {
+    if (g_size == 1) return v;
+    float f = (float)v;
+    comm_allreduce_max_f32(g_comm, &f, 1);
+    return (int)f;
+}

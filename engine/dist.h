@@ -46,7 +46,8 @@ void dist_sum_grads_start(float *g, size_t n);
 void dist_wait_grads(void);
 
 /* ZeRO stage of the optimizers made from now on: 0 replicates the AdamW state, 1 shards it
- * (and the update) by contiguous ranges of the flat parameter buffer. */
+ * (and the update) by contiguous ranges of the flat parameter buffer, 2 the gradients too
+ * (the RL step's models: model_shard_grads). */
 void dist_set_zero_stage(int stage);
 int dist_zero_stage(void);
 /* Gradient buckets of the optimizers made from now on (grad_sync.h), in bytes; 0 sums the
@@ -59,6 +60,12 @@ void dist_shard(size_t n, size_t *lo, size_t *hi);
  * g is left unspecified); and the inverse, every rank's shard of p copied to all. */
 void dist_reduce_scatter_grads(float *g, size_t n);
 void dist_allgather_params(float *p, size_t n);
+/* The same over the window [at, at + len) of a flat buffer of n elements, which buf holds
+ * (comm_reduce_scatter_window_f32): ZeRO-2's gradients, a layer at a time. */
+void dist_reduce_scatter_window(float *buf, size_t at, size_t len, size_t n);
+void dist_allgather_window(float *buf, size_t at, size_t len, size_t n);
+/* The largest v over ranks (|v| < 2^24). */
+int dist_max_int(int v);
 /* Bytes this rank has sent through the communicator so far (ring-schedule count). */
 double dist_bytes_sent(void);
 /* Ends the whole job with a message naming this rank (no-op wrapper with one rank: exit). */

@@ -38,9 +38,9 @@ static double logits_chunk(Backend be, double V, double N) {
 /* One model with activations for B rows of T tokens: kept layers (all, or 1 for a forward-only
  * model; 0 where they are another model's, model_init_shared), with gradients and AdamW state
  * over `shards` ranks if it trains (trains 2: its gradients in another model's buffer,
- * model_share_grads). */
+ * model_share_grads), and with zero2 the gradients too (model_shard_grads). */
 static void plan_model(MemPlan *p, const ModelConfig *c, Backend be, Precision pr, double B,
-                       double T, int kept, int trains, int shards, int recompute) {
+                       double T, int kept, int trains, int shards, int zero2, int recompute) {
     const double P = (double)model_param_count(c), N = B * T, L = kept > 0 ? kept : 1;
     const double d = c->d_model, F = c->d_ff, V = c->vocab, H = c->n_heads;
     const double qd = H * c->head_dim, kd = (double)c->n_kv_heads * c->head_dim;
@@ -68,7 +68,10 @@ static void plan_model(MemPlan *p, const ModelConfig *c, Backend be, Precision p
     if (gpu) act += N * (d + 4); /* lp_compact's gathered rows: idx, tgt, h, a, b */
     if (trains)                  /* model_alloc_grads: dx, dtmp, dq, dk, dv, datt, dgate, dup, dh */
         act += N * (d + (qd > d ? qd : d) + qd + 2 * kd) + at + 3 * mlp;
-    if (trains) p->optimizer += (trains > 1 ? 0 : 4 * P) + 8 * P / shards;
+    /* gradients: the whole buffer, or ZeRO-2's windows (two layers' and the rest) and range */
+    const double rest = V * d * (c->tied ? 1 : 2) + d + (c->value_head ? d + 1 : 0);
+    const double grads = zero2 ? 4 * (2 * (P - rest) / c->n_layers + rest + P / shards) : 4 * P;
+    if (trains) p->optimizer += (trains > 1 ? 0 : grads) + 8 * P / shards;
     if (kept > 0) p->activations += 4 * act;
     if (!pr.bf16) return;
     /* model_use_bf16's weight copies; the scratch slots grow to width x capacity: the product
@@ -122,7 +125,8 @@ static double plan_scratch(const ModelConfig *c, Backend be, Precision pr, doubl
 void memplan_prime(const RunConfig *rc, const MemShape *s, MemPlan *p) {
     memset(p, 0, sizeof *p);
     const Precision pr = precision_of(rc, &s->mc);
-    const int shards = rc->zero_stage == 1 ? dist_size() : 1;
+    const int shards = rc->zero_stage >= 1 ? dist_size() : 1;
+    const int zero2 = rc->zero_stage == 2 && shards > 1;
     const double R = s->rows, T = s->T;
     ModelConfig critic = s->mc;
     critic.value_head = 1;
@@ -131,13 +135,13 @@ void memplan_prime(const RunConfig *rc, const MemShape *s, MemPlan *p) {
     const int shared = prime_shared_activations(), L = s->mc.n_layers;
     const double B = shared ? s->policy_rows : R, BT = shared ? s->policy_T : T;
     const int recomp = rc->gradient_checkpointing;
-    plan_model(p, &s->mc, s->be, pr, s->policy_rows, s->policy_T, L, 1, shards, recomp);
+    plan_model(p, &s->mc, s->be, pr, s->policy_rows, s->policy_T, L, 1, shards, zero2, recomp);
     if (rl_has_prm(&rc->rl)) /* the PRM ("off": none) */
         plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : L, prime_shared_grads() ? 2 : 1,
-                   shards, recomp);
-    plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : 1, 0, 1, 0); /* the reference */
+                   shards, zero2, recomp);
+    plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : 1, 0, 1, 0, 0); /* the reference */
     if (!strcmp(rc->rl.estimator, "gae"))
-        plan_model(p, &critic, s->be, pr, B, BT, shared ? 0 : L, 1, shards, recomp);
+        plan_model(p, &critic, s->be, pr, B, BT, shared ? 0 : L, 1, shards, zero2, recomp);
     plan_generator(p, &s->mc, pr, s->gen_rows, T, (double)s->policy_rows * s->policy_T);
     const double n_max =
         (double)s->policy_rows * s->policy_T > R * T ? (double)s->policy_rows * s->policy_T : R * T;
@@ -212,7 +216,7 @@ int memplan_resolve(RunConfig *rc, MemShape *s, const char *what, MemPlan *plan)
                         "gradients and AdamW %s, generation %s for %d rows at once, activations "
                         "%s) and the %s has %s free: lower rl.generation_rows, use a smaller "
                         "model, shorter rows or fewer prompts per step, or spread the run over "
-                        "more GPUs (zero_stage 1)",
+                        "more GPUs (zero_stage 2)",
                         what, size_str(p.total, t, sizeof t), size_str(p.weights, w, sizeof w),
                         size_str(p.optimizer, o, sizeof o), size_str(p.generation, g, sizeof g),
                         s->gen_rows, size_str(p.activations, a, sizeof a), dev, f);

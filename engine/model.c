@@ -93,10 +93,9 @@ static size_t layout(const ModelConfig *c, float *buf, ParamViews *v, ParamOffse
     return off;
 }
 
-/* Appends [p - base, p - base + n) to the ranges, merged with the last when adjacent. */
-static void add_range(const float *base, const float *p, size_t n, size_t *lo, size_t *hi, int *k) {
-    if (!p || !n) return;
-    size_t a = (size_t)(p - base);
+/* Appends [a, a + n) to the ranges, merged with the last when adjacent. */
+static void add_range(size_t a, size_t n, size_t *lo, size_t *hi, int *k) {
+    if (!n) return;
     if (*k > 0 && hi[*k - 1] == a) {
         hi[*k - 1] = a + n;
         return;
@@ -107,36 +106,32 @@ static void add_range(const float *base, const float *p, size_t n, size_t *lo, s
     ++*k;
 }
 
+/* The tensors stacked by layer, in layout order, and the others. */
+#define LAYER_TENSORS(X)                                                                           \
+    X(attn_norm)                                                                                   \
+    X(wq) X(bq) X(wk) X(bk) X(wv) X(bv) X(wo) X(bo) X(mlp_norm) X(w_gate) X(w_up) X(w_down)
+#define OUTER_TENSORS(X) X(embed) X(final_norm) X(lm_head) X(value_w) X(value_b)
+
+/* Whole sizes of the tensors (an untied lm_head only), whatever the model keeps. */
+static ParamOffsets tensor_sizes(const ModelConfig *c) {
+    ParamOffsets n;
+    layout(c, NULL, NULL, NULL, &n, 0);
+    return n;
+}
+
 int model_param_ranges(const Model *m, int l, size_t *lo, size_t *hi) {
-    const ModelConfig *c = &m->cfg;
-    const ParamViews *w = &m->w;
-    const float *b = m->params;
-    size_t d = c->d_model, F = c->d_ff, V = c->vocab;
-    size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
+    const ParamOffsets n = tensor_sizes(&m->cfg);
+    const size_t L = (size_t)m->cfg.n_layers;
     int k = 0;
     if (l < 0) {
-        add_range(b, w->embed, V * d, lo, hi, &k);
-        add_range(b, w->final_norm, d, lo, hi, &k);
-        if (!c->tied) add_range(b, w->lm_head, V * d, lo, hi, &k);
-        add_range(b, w->value_w, c->value_head ? d : 0, lo, hi, &k);
-        add_range(b, w->value_b, c->value_head ? 1 : 0, lo, hi, &k);
+#define OUTER(f) add_range(m->off.f, n.f, lo, hi, &k);
+        OUTER_TENSORS(OUTER)
+#undef OUTER
         return k;
     }
-    CHECK(l < c->n_layers);
-#define LAYER(p, n) add_range(b, (p) ? (p) + (size_t)l *(n) : NULL, (n), lo, hi, &k)
-    LAYER(w->attn_norm, d);
-    LAYER(w->wq, qd * d);
-    LAYER(w->bq, qd);
-    LAYER(w->wk, kd * d);
-    LAYER(w->bk, kd);
-    LAYER(w->wv, kd * d);
-    LAYER(w->bv, kd);
-    LAYER(w->wo, d * qd);
-    LAYER(w->bo, d);
-    LAYER(w->mlp_norm, d);
-    LAYER(w->w_gate, F * d);
-    LAYER(w->w_up, F * d);
-    LAYER(w->w_down, d * F);
+    CHECK(l < m->cfg.n_layers);
+#define LAYER(f) add_range(m->off.f + (size_t)l * (n.f / L), n.f / L, lo, hi, &k);
+    LAYER_TENSORS(LAYER)
 #undef LAYER
     return k;
 }
@@ -339,9 +334,10 @@ void model_init_shared(Model *m, const ModelConfig *c, Model *lender, int w16_le
 }
 
 static void backward_scratch(Model *m);
+static void rest_views(Model *m);
 
 void model_alloc_grads(Model *m) {
-    if (m->grads) return;
+    if (model_has_grads(m)) return;
     CHECK(model_trainable(m)); /* a forward-only model has no backward */
     m->grads = be_alloc(m->be, sizeof(float) * m->n_params);
     model_param_views(&m->cfg, m->grads, &m->g);
@@ -349,12 +345,123 @@ void model_alloc_grads(Model *m) {
 }
 
 void model_share_grads(Model *m, Model *owner) {
-    CHECK(!m->grads && owner->grads && !owner->grads_of && owner->be == m->be);
-    CHECK(model_trainable(m) && owner->n_params >= m->n_params);
-    m->grads = owner->grads;
+    CHECK(!model_has_grads(m) && model_has_grads(owner) && !owner->grads_of);
+    CHECK(owner->be == m->be && model_trainable(m) && owner->n_params >= m->n_params);
     m->grads_of = owner;
-    model_param_views(&m->cfg, m->grads, &m->g);
+    if (owner->gs.acc) { /* the same range: m's AdamW range must be the owner's */
+        CHECK(owner->n_params == m->n_params);
+        m->gs = owner->gs;
+        rest_views(m);
+    } else {
+        m->grads = owner->grads;
+        model_param_views(&m->cfg, m->grads, &m->g);
+    }
     backward_scratch(m);
+}
+
+int model_has_grads(const Model *m) {
+    return m->grads != NULL || m->gs.acc != NULL;
+}
+
+/* Floats of layer l's ranges (l >= 0: any layer's), or with l = -1 of the rest. */
+static size_t range_floats(const Model *m, int l) {
+    size_t lo[MODEL_MAX_RANGES], hi[MODEL_MAX_RANGES], n = 0;
+    int k = model_param_ranges(m, l, lo, hi);
+    for (int i = 0; i < k; i++) n += hi[i] - lo[i];
+    return n;
+}
+
+/* ZeRO-2: g's views of the tensors outside the layers, in the rest window in layout order
+ * (that of model_param_ranges(m, -1)); the layers' views are layer_grads'. */
+static void rest_views(Model *m) {
+    const ParamOffsets n = tensor_sizes(&m->cfg);
+    float *p = m->gs.win + 2 * m->gs.slot;
+    memset(&m->g, 0, sizeof m->g);
+#define REST(f) m->g.f = n.f ? p : NULL, p += n.f;
+    OUTER_TENSORS(REST)
+#undef REST
+    if (m->cfg.tied) m->g.lm_head = m->g.embed;
+}
+
+void model_shard_grads(Model *m, size_t lo, size_t hi) {
+    CHECK(!m->gs.acc && !m->grads_of && model_trainable(m) && lo <= hi && hi <= m->n_params);
+    const int had = m->grads != NULL;
+    if (had) be_free(m->be, m->grads);
+    m->grads = NULL;
+    m->gs.slot = range_floats(m, 0);
+    m->gs.rest = range_floats(m, -1);
+    m->gs.win = be_alloc(m->be, sizeof(float) * (2 * m->gs.slot + m->gs.rest));
+    m->gs.acc = be_alloc(m->be, sizeof(float) * (hi > lo ? hi - lo : 1));
+    m->gs.lo = lo;
+    m->gs.hi = hi;
+    rest_views(m);
+    if (!had) backward_scratch(m);
+}
+
+/* The gradients of layer l's tensors: its slices of the whole buffer, or under ZeRO-2 its
+ * slot (layers alternate between two) in layout order; the other tensors' as in m->g. */
+static ParamViews layer_grads(const Model *m, int l) {
+    const ParamOffsets n = tensor_sizes(&m->cfg);
+    const size_t L = (size_t)m->cfg.n_layers;
+    ParamViews g = m->g;
+    if (!m->gs.acc) {
+#define WHOLE(f) g.f = n.f ? m->grads + m->off.f + (size_t)l * (n.f / L) : NULL;
+        LAYER_TENSORS(WHOLE)
+#undef WHOLE
+        return g;
+    }
+    float *p = m->gs.win + (size_t)(l & 1) * m->gs.slot;
+#define SLOT(f) g.f = n.f ? p : NULL, p += n.f / L;
+    LAYER_TENSORS(SLOT)
+#undef SLOT
+    return g;
+}
+
+/* ZeRO-2: layer l's slot (l = -1: the rest window), final for this backward, summed over ranks
+ * into its owners, and this rank's part added to its range. */
+static void reduce_window(Model *m, int l) {
+    size_t lo[MODEL_MAX_RANGES], hi[MODEL_MAX_RANGES];
+    const int k = model_param_ranges(m, l, lo, hi);
+    float *w = m->gs.win + (l < 0 ? 2 * m->gs.slot : (size_t)(l & 1) * m->gs.slot);
+    for (int i = 0; i < k; i++) {
+        const size_t len = hi[i] - lo[i];
+        dist_reduce_scatter_window(w, lo[i], len, m->n_params);
+        const size_t a = lo[i] > m->gs.lo ? lo[i] : m->gs.lo;
+        const size_t b = hi[i] < m->gs.hi ? hi[i] : m->gs.hi;
+        if (a < b) op_add(m->be, m->gs.acc + (a - m->gs.lo), w + (a - lo[i]), (long)(b - a));
+        w += len;
+    }
+}
+
+/* ZeRO-2: a window is zeroed before the backward writes it (l = -1: the rest). */
+static void zero_window(Model *m, int l) {
+    if (!m->gs.acc) return;
+    const size_t at = l < 0 ? 2 * m->gs.slot : (size_t)(l & 1) * m->gs.slot;
+    be_memset0(m->be, m->gs.win + at, sizeof(float) * (l < 0 ? m->gs.rest : m->gs.slot));
+}
+
+/* The backward's gradients of layer l (l = -1: the rest) are final. */
+static void grads_final(Model *m, int l) {
+    if (m->gs.acc) reduce_window(m, l);
+    if (m->grad_ready) m->grad_ready(m->grad_ready_ctx, l);
+}
+
+void model_backward_skip(Model *m) {
+    if (!m->gs.acc) return;
+    for (int l = m->cfg.n_layers - 1; l >= -1; l--) { /* a sum leaves its result in place */
+        zero_window(m, l);
+        reduce_window(m, l);
+    }
+}
+
+float *model_gather_scratch(const Model *m, size_t *len) {
+    if (m->gs.acc) {
+        *len = 2 * m->gs.slot + m->gs.rest;
+        return m->gs.win;
+    }
+    CHECK(m->grads != NULL);
+    *len = m->n_params;
+    return m->grads;
 }
 
 /* The backward's scratch: the lender's where the activations are its, else made here. */
@@ -385,14 +492,24 @@ static void backward_scratch(Model *m) {
 }
 
 void model_zero_grads(Model *m) {
-    CHECK(m->grads != NULL);
-    be_memset0(m->be, m->grads, sizeof(float) * m->n_params);
+    CHECK(model_has_grads(m));
+    if (m->gs.acc)
+        be_memset0(m->be, m->gs.acc, sizeof(float) * (m->gs.hi - m->gs.lo));
+    else
+        be_memset0(m->be, m->grads, sizeof(float) * m->n_params);
 }
 
 void model_free(Model *m) {
     Activations *a = &m->act;
     if (m->act_of) memset(a, 0, sizeof *a); /* the lender's: free the rest alone */
-    if (m->grads_of) m->grads = NULL;       /* the owner's */
+    if (m->grads_of) {                      /* the owner's */
+        m->grads = NULL;
+        memset(&m->gs, 0, sizeof m->gs);
+    }
+    if (m->gs.acc) {
+        be_free(m->be, m->gs.win);
+        be_free(m->be, m->gs.acc);
+    }
     void *bufs[] = {m->params, m->grads,  m->rope_cos, m->rope_sin, a->x,       a->xn1,
                     a->rstd1,  a->q,      a->k,        a->v,        a->att,     a->lse,
                     a->x_mid,  a->xn2,    a->rstd2,    a->gate,     a->up,      a->hmlp,
@@ -557,32 +674,76 @@ static void compact_params(Model *m, int level) {
 }
 
 void model_keep_matrices_bf16(Model *m) {
-    CHECK(m->mx.on && !m->grads && !m->w16_only);
+    CHECK(m->mx.on && !model_has_grads(m) && !m->w16_only);
     compact_params(m, 1);
 }
 
-void model_shard_master(Model *m, const float *full, size_t lo, size_t hi) {
-    CHECK(m->mx.on && m->grads && !m->master && (m->w16_only == 0 || m->w16_only == 2));
+void model_shard_master(Model *m, const float *range, size_t lo, size_t hi) {
+    CHECK(m->mx.on && model_trainable(m) && !m->master && (m->w16_only == 0 || m->w16_only == 2));
     CHECK(lo <= hi && hi <= m->n_params);
     m->master = be_alloc(m->be, sizeof(float) * (hi - lo ? hi - lo : 1));
-    be_copy(m->be, m->master, full + lo, sizeof(float) * (hi - lo));
+    be_copy(m->be, m->master, range, sizeof(float) * (hi - lo));
     m->master_lo = lo;
     m->master_hi = hi;
     if (!m->w16_only) compact_params(m, 2); /* the fp16 lm_head copy: from the gathered whole */
 }
 
-void model_params_from_full(Model *m, const float *full) {
-    CHECK(m->mx.on);
-    op_cast_bf16(m->be, m->mx.w, full, (long)m->n_params);
-    if (m->mx.w16)
-        op_cast_f16(m->be, m->mx.w16, full + m->off.lm_head, (long)m->cfg.vocab * m->cfg.d_model);
-    ParamOffsets n;
-    layout(&m->cfg, NULL, NULL, NULL, &n, 0);
+/* The overlap [*x, *y) of [a, a + n) and [b, b + k); 0 when empty. */
+static int overlap(size_t a, size_t n, size_t b, size_t k, size_t *x, size_t *y) {
+    *x = a > b ? a : b;
+    *y = a + n < b + k ? a + n : b + k;
+    return *x < *y;
+}
+
+void model_params_from_range(Model *m, const float *buf, size_t at, size_t len) {
+    CHECK(m->mx.on && at + len <= m->n_params);
+    const size_t V = (size_t)m->cfg.vocab, d = (size_t)m->cfg.d_model;
+    size_t x, y;
+    op_cast_bf16(m->be, m->mx.w + at, buf, (long)len);
+    if (m->mx.w16 && overlap(at, len, m->off.lm_head, V * d, &x, &y))
+        op_cast_f16(m->be, m->mx.w16 + (x - m->off.lm_head), buf + (x - at), (long)(y - x));
+    const ParamOffsets n = tensor_sizes(&m->cfg);
 #define FILL(field, matrix)                                                                        \
-    if (m->w.field && n.field && m->w.field != full + m->off.field)                                \
-        be_copy(m->be, m->w.field, full + m->off.field, sizeof(float) * n.field);
+    if (m->w.field && overlap(at, len, m->off.field, n.field, &x, &y) &&                           \
+        m->w.field + (x - m->off.field) != buf + (x - at))                                         \
+        be_copy(m->be, m->w.field + (x - m->off.field), buf + (x - at), sizeof(float) * (y - x));
     MODEL_TENSORS(FILL)
 #undef FILL
+}
+
+void model_params_from_full(Model *m, const float *full) {
+    model_params_from_range(m, full, 0, m->n_params);
+    m->mx.stale = 0;
+}
+
+/* Chunk [at, at + len) of a sharded master gathered into buf on every rank. */
+static void gather_chunk(const Model *m, float *buf, size_t at, size_t len) {
+    size_t x, y;
+    if (overlap(at, len, m->master_lo, m->master_hi - m->master_lo, &x, &y))
+        be_copy(m->be, buf + (x - at), m->master + (x - m->master_lo), sizeof(float) * (y - x));
+    dist_allgather_window(buf, at, len, m->n_params);
+}
+
+void model_fill_from_master(Model *dst, const Model *src) {
+    CHECK(src->master && dst->mx.on && dst->n_params >= src->n_params && !dst->master);
+    size_t cap;
+    float *buf = model_gather_scratch(src, &cap);
+    for (size_t at = 0; at < src->n_params; at += cap) {
+        const size_t len = src->n_params - at < cap ? src->n_params - at : cap;
+        gather_chunk(src, buf, at, len);
+        model_params_from_range(dst, buf, at, len);
+    }
+    dst->mx.stale = !dst->w16_only; /* a whole model's copies are remade from its params */
+}
+
+void model_gather_master(Model *m) {
+    size_t cap;
+    float *buf = model_gather_scratch(m, &cap);
+    for (size_t at = 0; at < m->n_params; at += cap) {
+        const size_t len = m->n_params - at < cap ? m->n_params - at : cap;
+        gather_chunk(m, buf, at, len);
+        model_params_from_range(m, buf, at, len);
+    }
     m->mx.stale = 0;
 }
 
@@ -598,11 +759,14 @@ static void widen_to_host(Backend be, float *dst, const uint16_t *src, size_t n)
 }
 
 void model_params_to_host(const Model *m, float *host) {
-    if (m->master) { /* every rank: the shards gather in the gradient buffer */
-        be_copy(m->be, m->grads + m->master_lo, m->master,
-                sizeof(float) * (m->master_hi - m->master_lo));
-        dist_allgather_params(m->grads, m->n_params);
-        if (host) be_to_host(m->be, host, m->grads, sizeof(float) * m->n_params);
+    if (m->master) { /* every rank: the shards gather a chunk at a time */
+        size_t cap;
+        float *buf = model_gather_scratch(m, &cap);
+        for (size_t at = 0; at < m->n_params; at += cap) {
+            const size_t len = m->n_params - at < cap ? m->n_params - at : cap;
+            gather_chunk(m, buf, at, len);
+            if (host) be_to_host(m->be, host + at, buf, sizeof(float) * len);
+        }
         return;
     }
     if (!host) return;
@@ -630,8 +794,14 @@ void model_params_from_host(Model *m, const float *host) {
     }
     be_to_device(m->be, m->master, host + m->master_lo,
                  sizeof(float) * (m->master_hi - m->master_lo));
-    be_to_device(m->be, m->grads, host, sizeof(float) * m->n_params); /* as scratch */
-    model_params_from_full(m, m->grads);
+    size_t cap;
+    float *buf = model_gather_scratch(m, &cap);
+    for (size_t at = 0; at < m->n_params; at += cap) {
+        const size_t len = m->n_params - at < cap ? m->n_params - at : cap;
+        be_to_device(m->be, buf, host + at, sizeof(float) * len);
+        model_params_from_range(m, buf, at, len);
+    }
+    m->mx.stale = 0;
 }
 
 /* Scratch slot k of at least rows x width bf16 elements, grown on demand to the model's token
@@ -844,16 +1014,13 @@ static void qkv_proj(Model *m, float *q, float *k, float *v, const float *xn1, i
 static void qkv_proj_bwd(Model *m, const float *dq, uint16_t *dqb, const float *dk, uint16_t *dkb,
                          const float *dv, uint16_t *dvb, const float *xn1, int l, int N) {
     const ModelConfig *c = &m->cfg;
-    ParamViews *g = &m->g;
+    const ParamViews g = layer_grads(m, l);
     const int d = c->d_model, qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
     float *dx = m->act.dtmp;
     be_memset0(m->be, dx, sizeof(float) * N * d);
-    norm_proj_bwd(m, dx, LW(g->wq, l, (size_t)qd * d), LW(g->bq, l, qd), dq, dqb, xn1,
-                  WT(m, wq, l, (size_t)qd * d), N, d, qd);
-    norm_proj_bwd(m, dx, LW(g->wk, l, (size_t)kd * d), LW(g->bk, l, kd), dk, dkb, xn1,
-                  WT(m, wk, l, (size_t)kd * d), N, d, kd);
-    norm_proj_bwd(m, dx, LW(g->wv, l, (size_t)kd * d), LW(g->bv, l, kd), dv, dvb, xn1,
-                  WT(m, wv, l, (size_t)kd * d), N, d, kd);
+    norm_proj_bwd(m, dx, g.wq, g.bq, dq, dqb, xn1, WT(m, wq, l, (size_t)qd * d), N, d, qd);
+    norm_proj_bwd(m, dx, g.wk, g.bk, dk, dkb, xn1, WT(m, wk, l, (size_t)kd * d), N, d, kd);
+    norm_proj_bwd(m, dx, g.wv, g.bv, dv, dvb, xn1, WT(m, wv, l, (size_t)kd * d), N, d, kd);
 }
 
 /* Layer l's q, k, v products, rotary and attention (output att, lse), fp32 q, k, v kept. */
@@ -1155,10 +1322,11 @@ void model_backward(Model *m, const int *tokens, const int *targets, int B, int 
     dentropy = io_in(m, a->io_b, dentropy, sizeof(float) * n);
     const ModelConfig *c = &m->cfg;
     Backend be = m->be;
-    CHECK(m->grads != NULL);
+    CHECK(model_has_grads(m));
     int N = B * T, d = c->d_model;
 
     /* head: dtmp = dL/dxf */
+    zero_window(m, -1);
     be_memset0(be, a->dtmp, sizeof(float) * N * d);
     lp_bwd(m, dlogp, dentropy, targets, N);
     backward_trunk(m, tokens, B, T);
@@ -1172,10 +1340,11 @@ void model_values(Model *m, int B, int T, float *values) {
 }
 
 void model_backward_values(Model *m, const int *tokens, int B, int T, const float *dvalues) {
-    CHECK(m->cfg.value_head && m->grads != NULL);
+    CHECK(m->cfg.value_head && model_has_grads(m));
     int N = B * T, d = m->cfg.d_model;
     tokens = io_in(m, m->act.io_tok, tokens, sizeof(int) * N);
     dvalues = io_in(m, m->act.io_a, dvalues, sizeof(float) * N);
+    zero_window(m, -1);
     be_memset0(m->be, m->act.dtmp, sizeof(float) * N * d);
     op_linear_backward(m->be, m->act.dtmp, m->g.value_w, m->g.value_b, dvalues, m->act.xf,
                        m->w.value_w, N, d, 1);
@@ -1188,19 +1357,18 @@ static void mlp_backward(Model *m, int l, const float *gate, const float *up, co
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->act;
     Backend be = m->be;
-    ParamViews *g = &m->g;
+    const ParamViews g = layer_grads(m, l);
     const int d = c->d_model, F = c->d_ff;
     be_memset0(be, a->dh, sizeof(float) * N * F);
-    lin_bwd(m, a->dh, LW(g->w_down, l, (size_t)d * F), NULL, a->dx, hm,
-            WT(m, w_down, l, (size_t)d * F), N, F, d);
+    lin_bwd(m, a->dh, g.w_down, NULL, a->dx, hm, WT(m, w_down, l, (size_t)d * F), N, F, d);
     be_memset0(be, a->dgate, sizeof(float) * N * F);
     be_memset0(be, a->dup, sizeof(float) * N * F);
     op_swiglu_backward(be, a->dgate, a->dup, a->dh, gate, up, (long)N * F);
     be_memset0(be, a->dtmp, sizeof(float) * N * d);
-    norm_proj_bwd(m, a->dtmp, LW(g->w_gate, l, (size_t)F * d), NULL, a->dgate, NULL, xn2,
-                  WT(m, w_gate, l, (size_t)F * d), N, d, F);
-    norm_proj_bwd(m, a->dtmp, LW(g->w_up, l, (size_t)F * d), NULL, a->dup, NULL, xn2,
-                  WT(m, w_up, l, (size_t)F * d), N, d, F);
+    norm_proj_bwd(m, a->dtmp, g.w_gate, NULL, a->dgate, NULL, xn2, WT(m, w_gate, l, (size_t)F * d),
+                  N, d, F);
+    norm_proj_bwd(m, a->dtmp, g.w_up, NULL, a->dup, NULL, xn2, WT(m, w_up, l, (size_t)F * d), N, d,
+                  F);
 }
 
 /* The same in bf16: dh comes out of its product in bf16, SwiGLU's backward reads the forward's
@@ -1211,21 +1379,20 @@ static void mlp_backward_bf16(Model *m, int l, const float *gate, const float *u
                               const float *xn2, int N) {
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->act;
-    ParamViews *g = &m->g;
+    const ParamViews g = layer_grads(m, l);
     const int d = c->d_model, F = c->d_ff;
     uint16_t *dhb = (uint16_t *)a->dh, *dgb = (uint16_t *)a->dgate, *dub = (uint16_t *)a->dup;
     uint16_t *dys = mx_buf(m, 1, (size_t)N, (size_t)d);
     const uint16_t *wd = WT(m, w_down, l, (size_t)d * F).h;
     op_linear_dx_bf16_mixed(m->be, dhb, a->dx, wd, N, F, d, dys); /* dys = bf16(dx) */
-    op_linear_backward_mixed(m->be, NULL, LW(g->w_down, l, (size_t)d * F), NULL, NULL, NULL, wd, N,
-                             F, d, dys, (uint16_t *)hm);
+    op_linear_backward_mixed(m->be, NULL, g.w_down, NULL, NULL, NULL, wd, N, F, d, dys,
+                             (uint16_t *)hm);
     op_swiglu_backward_bf16in(m->be, dgb, dub, dhb, (const uint16_t *)gate, (const uint16_t *)up,
                               (long)N * F);
     be_memset0(m->be, a->dtmp, sizeof(float) * N * d);
-    norm_proj_bwd(m, a->dtmp, LW(g->w_gate, l, (size_t)F * d), NULL, NULL, dgb, xn2,
-                  WT(m, w_gate, l, (size_t)F * d), N, d, F);
-    norm_proj_bwd(m, a->dtmp, LW(g->w_up, l, (size_t)F * d), NULL, NULL, dub, xn2,
-                  WT(m, w_up, l, (size_t)F * d), N, d, F);
+    norm_proj_bwd(m, a->dtmp, g.w_gate, NULL, NULL, dgb, xn2, WT(m, w_gate, l, (size_t)F * d), N, d,
+                  F);
+    norm_proj_bwd(m, a->dtmp, g.w_up, NULL, NULL, dub, xn2, WT(m, w_up, l, (size_t)F * d), N, d, F);
 }
 
 /* From dL/dxf (in act.dtmp) down through the final norm, the layers and the embedding. */
@@ -1235,33 +1402,34 @@ static void backward_trunk(Model *m, const int *tokens, int B, int T) {
     Backend be = m->be;
     int N = B * T, d = c->d_model, qd = c->n_heads * c->head_dim;
     size_t Ncap = (size_t)a->B * a->T;
-    ParamViews *g = &m->g, *w = &m->w;
+    const ParamViews *w = &m->w;
     be_memset0(be, a->dx, sizeof(float) * N * d);
-    op_rmsnorm_backward(be, a->dx, g->final_norm, a->dtmp, a->x + x_slot(a, c->n_layers) * Ncap * d,
-                        w->final_norm, a->rstdf, N, d);
+    op_rmsnorm_backward(be, a->dx, m->g.final_norm, a->dtmp,
+                        a->x + x_slot(a, c->n_layers) * Ncap * d, w->final_norm, a->rstdf, N, d);
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
         if (a->recompute) layer_fwd(m, l, B, T); /* its slot again, from its input x */
         const LayerActs t = layer_acts(m, l);
+        const ParamViews g = layer_grads(m, l);
+        zero_window(m, l);
         /* MLP: x_{l+1} = x_mid + W_down swiglu(W_gate xn2, W_up xn2); dx flows through the
          * residual unchanged and gains the norm's contribution */
         if (m->mx.on)
             mlp_backward_bf16(m, l, t.gate, t.up, t.hm, t.xn2, N);
         else
             mlp_backward(m, l, t.gate, t.up, t.hm, t.xn2, N);
-        op_rmsnorm_backward(be, a->dx, LW(g->mlp_norm, l, d), a->dtmp, t.xm, LW(w->mlp_norm, l, d),
-                            t.rstd2, N, d);
+        op_rmsnorm_backward(be, a->dx, g.mlp_norm, a->dtmp, t.xm, LW(w->mlp_norm, l, d), t.rstd2, N,
+                            d);
         /* attention: x_mid = x + W_o attn(rope(W_q xn1), rope(W_k xn1), W_v xn1) */
-        attn_proj_bwd(m, a->datt, LW(g->wo, l, (size_t)d * qd), LW(g->bo, l, d), a->dx, t.att,
-                      WT(m, wo, l, (size_t)d * qd), N, qd, d);
+        attn_proj_bwd(m, a->datt, g.wo, g.bo, a->dx, t.att, WT(m, wo, l, (size_t)d * qd), N, qd, d);
         if (m->mx.qkv_bf16)
             qkv_attn_bwd(m, t.q, t.k, t.v, t.att, t.lse, t.xn1, l, B, T);
         else
             qkv_attn_bwd_f32(m, t.q, t.k, t.v, t.att, t.lse, t.xn1, l, B, T);
-        op_rmsnorm_backward(be, a->dx, LW(g->attn_norm, l, d), a->dtmp, t.x, LW(w->attn_norm, l, d),
-                            t.rstd1, N, d);
-        if (m->grad_ready) m->grad_ready(m->grad_ready_ctx, l);
+        op_rmsnorm_backward(be, a->dx, g.attn_norm, a->dtmp, t.x, LW(w->attn_norm, l, d), t.rstd1,
+                            N, d);
+        grads_final(m, l);
     }
-    op_embedding_backward(be, g->embed, a->dx, tokens, N, d);
-    if (m->grad_ready) m->grad_ready(m->grad_ready_ctx, -1);
+    op_embedding_backward(be, m->g.embed, a->dx, tokens, N, d);
+    grads_final(m, -1);
 }

@@ -121,6 +121,18 @@ typedef struct {
     size_t attn_ws_cap;
 } MixedState;
 
+/* ZeRO-2's gradients (model_shard_grads): no whole buffer. The backward writes a layer's
+ * gradients into one of two slots, which the layers take in turn, and those of the tensors
+ * outside the layers into a third window; as each is final it is summed over ranks into its
+ * owners (dist_reduce_scatter_window), and each rank adds its part to acc, its range [lo, hi)
+ * of the flat layout, which gathers the calls' sums until the update. */
+typedef struct {
+    float *win;        /* slot 0, slot 1 (slot floats each), then rest floats */
+    size_t slot, rest; /* floats: one layer's parameters; the others' */
+    float *acc;        /* (hi - lo) */
+    size_t lo, hi;
+} GradShard;
+
 /* Called by the backward as gradients become final (model_set_grad_ready). */
 typedef void (*ModelGradReady)(void *ctx, int layer);
 
@@ -130,7 +142,8 @@ typedef struct Model {
     MixedState mx;
     size_t n_params;
     float *params; /* (n_params) */
-    float *grads;  /* (n_params), allocated by model_alloc_grads */
+    float *grads;  /* (n_params), allocated by model_alloc_grads; NULL under ZeRO-2 (gs) */
+    GradShard gs;  /* ZeRO-2's windows and range (gs.acc NULL: none) */
     ParamViews w, g;
     ParamOffsets off; /* the matrices' places, for their bf16 copies (model_weight) */
     int w16_only;  /* params holds no matrices, only what the kernels read in fp32: 1, or 2 without
@@ -211,6 +224,21 @@ void model_alloc_grads(Model *m);
  * starts; the RL step's PRM and policy updates are such). owner must outlive m. */
 void model_share_grads(Model *m, Model *owner);
 void model_zero_grads(Model *m);
+/* ZeRO-2: instead of a whole gradient buffer (freed if m has one), the windows and this rank's
+ * range [lo, hi) of the summed gradients (GradShard); lo, hi must be m's AdamW range. Every
+ * backward then takes part in one window sum per layer range and one for the rest, so every
+ * rank must run the same number of backwards between updates: a rank with fewer calls runs
+ * model_backward_skip for each missing one. model_zero_grads zeroes the range. */
+void model_shard_grads(Model *m, size_t lo, size_t hi);
+/* Whether m has gradients: a whole buffer or ZeRO-2's. */
+int model_has_grads(const Model *m);
+/* A backward that adds nothing: under ZeRO-2 the window sums of a backward with zero
+ * gradients (the other ranks' calls go on); otherwise nothing. */
+void model_backward_skip(Model *m);
+/* Device scratch for gathering a sharded master or optimizer state a chunk at a time: the
+ * whole gradient buffer (n_params floats) or ZeRO-2's windows; its length in *len. Its contents
+ * are left unspecified, so only between an update and the next backward. */
+float *model_gather_scratch(const Model *m, size_t *len);
 /* Switches the model to mixed precision (CUDA only; DR_ERR otherwise): fp32 master weights,
  * bf16 copies in the products, attention (head dim 64 or 128; others stay fp32) and lm_head.
  * attention: "flash" (or NULL) the hand-written kernels, "cudnn" cuDNN's fused attention
@@ -250,15 +278,24 @@ void model_refresh_weights(Model *m);
  * read the bf16 copy, made here, and params keeps what the kernels read in fp32 (embedding,
  * norms, biases, lm_head, value head). 4 bytes a parameter of those matrices less. */
 void model_keep_matrices_bf16(Model *m);
-/* Makes the fp32 master weights this rank's range [lo, hi) of the flat layout (ZeRO-1's shard,
- * which this rank's AdamW updates), from full (all n_params fp32 values on the device: the
- * model's own params, or where a compact model, w16_level 2, was made from), and params
- * compact (w16_only 2): a bf16 model with gradients keeps 4 bytes a parameter of the weight
- * matrices less, less the shard. Its optimizer step then updates the shard, gathers the whole
- * in the gradient buffer and remakes the copies from it (model_params_from_full). */
-void model_shard_master(Model *m, const float *full, size_t lo, size_t hi);
+/* Makes the fp32 master weights this rank's range [lo, hi) of the flat layout (ZeRO's shard,
+ * which this rank's AdamW updates), from range (those hi - lo fp32 values on the device), and
+ * params compact (w16_only 2; a whole model's copies are remade from its params first): a
+ * bf16 model that trains keeps 4 bytes a parameter of the weight matrices less, less the
+ * shard. Its optimizer step then updates the shard, gathers the whole a chunk at a time and
+ * remakes the copies from it (model_gather_master). */
+void model_shard_master(Model *m, const float *range, size_t lo, size_t hi);
+/* dst's parameters and copies (bf16 dst, whole or compact, at least src's parameters; those
+ * beyond left as they are) from src's sharded master, gathered a chunk at a time through src's
+ * model_gather_scratch: src's values without a whole fp32 copy of them. Every rank calls it. */
+void model_fill_from_master(Model *dst, const Model *src);
 /* The bf16 copies and params' tensors from full, a device buffer of all n_params fp32 values. */
 void model_params_from_full(Model *m, const float *full);
+/* The same for elements [at, at + len) of the layout, which buf holds. */
+void model_params_from_range(Model *m, const float *buf, size_t at, size_t len);
+/* After an update of a sharded master: every rank's range gathered a chunk at a time through
+ * model_gather_scratch, and the copies remade from it. Every rank calls it. */
+void model_gather_master(Model *m);
 /* All n_params parameters into host memory in the flat layout; for a w16_only model the
  * layers' matrices come from their bf16 copy, so that a model made from them casts to the
  * same bf16 and computes the same. With a sharded master every rank must call it (the shards

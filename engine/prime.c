@@ -119,8 +119,9 @@ int prime_ref_bf16_only(void) {
 
 /* A frozen (forward_only: one layer's activations) or trainable copy of the policy with
  * capacity for the packed batch, or with the policy's activations, its parameters from init
- * (the policy's n_params fp32 values on the device). With w16_level > 0 (bf16 only) its params
- * are compact from the start, so that no whole fp32 copy of it ever exists. */
+ * (the policy's n_params fp32 values on the device; NULL: the policy's sharded master). With
+ * w16_level > 0 (bf16 only) its params are compact from the start, so that no whole fp32 copy
+ * of it ever exists. */
 static void clone_model(Model *dst, Model *src, const float *init, int value_head, int forward_only,
                         int n, int t, int w16_level) {
     ModelConfig c = src->cfg;
@@ -136,7 +137,9 @@ static void clone_model(Model *dst, Model *src, const float *init, int value_hea
         const int level = bf16 ? MODEL_W16_LEVEL(w16_level) : 0;
         CHECK(model_init_precision(dst, &c, src->be, n, t, keep + level, bf16) == DR_OK);
     }
-    if (dst->w16_only)
+    if (!init)
+        model_fill_from_master(dst, src);
+    else if (dst->w16_only)
         model_params_from_full(dst, init);
     else
         be_copy(src->be, dst->params, init, sizeof(float) * src->n_params);
@@ -150,6 +153,69 @@ int prime_sharded_master(void) {
  * bf16. */
 static int shards_master(const Model *m, const AdamW *o) {
     return m->mx.on && o->zero && prime_sharded_master();
+}
+
+/* The PRM's and critic's gradients: a whole buffer each (the PRM's maybe the policy's), or
+ * under ZeRO-2 windows and ranges (model_shard_grads); after the policy's, whose backward's
+ * scratch they may use. */
+static void make_grads(Prime *p, int zero2) {
+    adamw_overlap_backward(&p->opt_policy, p->policy);
+    if (rl_has_prm(&p->rc->rl)) {
+        if (prime_shared_grads()) /* the PRM and policy updates take turns */
+            model_share_grads(&p->prm, p->policy);
+        else if (zero2)
+            model_shard_grads(&p->prm, p->opt_prm.lo, p->opt_prm.hi);
+        else
+            model_alloc_grads(&p->prm);
+        adamw_overlap_backward(&p->opt_prm, &p->prm);
+    }
+    if (!p->has_critic) return;
+    if (zero2)
+        model_shard_grads(&p->critic, p->opt_critic.lo, p->opt_critic.hi);
+    else
+        model_alloc_grads(&p->critic);
+    adamw_overlap_backward(&p->opt_critic, &p->critic);
+}
+
+/* The PRM, critic and reference from the policy, and the optimizers and gradients. The
+ * policy's master goes to its range first, and the others take its start from a whole fp32
+ * copy in its gradient buffer, which has no sums yet, or under ZeRO-2, which has none, from its
+ * master gathered a chunk at a time (init NULL, clone_model); the PRM and the reference are
+ * made compact from the start, so that no whole fp32 copy besides that one ever exists. */
+static void make_models(Prime *p, Model *policy, int rows) {
+    const RlConfig *c = &p->rc->rl;
+    const AdamW *op = &p->opt_policy;
+    adamw_init(&p->opt_policy, policy->be, policy->n_params);
+    const int zero2 = op->zero && dist_zero_stage() == 2;
+    if (zero2) /* first: the others may use its backward's scratch, and gather through it */
+        model_shard_grads(policy, op->lo, op->hi);
+    else
+        model_alloc_grads(policy);
+    const float *init = policy->params;
+    if (shards_master(policy, op)) {
+        init = zero2 ? NULL : policy->grads;
+        if (init) be_copy(policy->be, policy->grads, policy->params, sizeof(float) * op->n);
+        model_shard_master(policy, policy->params + op->lo, op->lo, op->hi);
+    }
+    if (rl_has_prm(c)) { /* "off": no PRM at all */
+        adamw_init(&p->opt_prm, policy->be, policy->n_params);
+        const int shard = shards_master(policy, &p->opt_prm);
+        clone_model(&p->prm, policy, init, 0, 0, rows, p->t_max, shard ? 2 : 0);
+        if (shard) /* the policy's range, the same as the PRM's */
+            model_shard_master(&p->prm, init ? init + op->lo : policy->master, op->lo, op->hi);
+    }
+    p->has_critic = strcmp(c->estimator, "gae") == 0;
+    if (p->has_critic) { /* made whole: its value head lies beyond the policy's parameters */
+        clone_model(&p->critic, policy, init, 1, 0, rows, p->t_max, 0);
+        adamw_init(&p->opt_critic, policy->be, p->critic.n_params);
+        const AdamW *oc = &p->opt_critic;
+        if (shards_master(&p->critic, oc))
+            model_shard_master(&p->critic, p->critic.params + oc->lo, oc->lo, oc->hi);
+    }
+    const int ref16 = policy->mx.on && prime_ref_bf16_only();
+    clone_model(&p->ref, policy, init, 0, 1, rows, p->t_max, ref16);
+    if (ref16 && !p->ref.w16_only) model_keep_matrices_bf16(&p->ref);
+    make_grads(p, zero2);
 }
 
 void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, FILE *metrics) {
@@ -167,42 +233,7 @@ void prime_init(Prime *p, const RunConfig *rc, const Task *task, Model *policy, 
     p->n_max = c->prompts_per_step * c->samples_per_prompt;
     p->t_max = prime_max_len(task, rc);
     int rows = prime_micro_rows(rc);
-    /* the policy's master goes to its range first; the others copy its start from its
-     * gradient buffer, and the PRM and the reference are made compact from the start, so that
-     * no whole fp32 copy besides the policy's exists at any time */
-    model_alloc_grads(policy); /* first: the others may use its backward's scratch */
-    adamw_init(&p->opt_policy, policy->be, policy->n_params);
-    adamw_overlap_backward(&p->opt_policy, policy);
-    const float *init = policy->params;
-    if (shards_master(policy, &p->opt_policy)) {
-        be_copy(policy->be, policy->grads, policy->params, sizeof(float) * policy->n_params);
-        init = policy->grads; /* unused until the first backward */
-        model_shard_master(policy, policy->params, p->opt_policy.lo, p->opt_policy.hi);
-    }
-    const int has_prm = rl_has_prm(c); /* "off": no PRM at all */
-    if (has_prm) {
-        adamw_init(&p->opt_prm, policy->be, policy->n_params);
-        const int shard = shards_master(policy, &p->opt_prm);
-        clone_model(&p->prm, policy, init, 0, 0, rows, p->t_max, shard ? 2 : 0);
-        if (prime_shared_grads()) /* the PRM and policy updates take turns */
-            model_share_grads(&p->prm, policy);
-        else
-            model_alloc_grads(&p->prm);
-        adamw_overlap_backward(&p->opt_prm, &p->prm);
-        if (shard) model_shard_master(&p->prm, init, p->opt_prm.lo, p->opt_prm.hi);
-    }
-    p->has_critic = strcmp(c->estimator, "gae") == 0;
-    if (p->has_critic) { /* made whole: its value head lies beyond the policy's parameters */
-        clone_model(&p->critic, policy, init, 1, 0, rows, p->t_max, 0);
-        model_alloc_grads(&p->critic);
-        adamw_init(&p->opt_critic, policy->be, p->critic.n_params);
-        adamw_overlap_backward(&p->opt_critic, &p->critic);
-        if (shards_master(&p->critic, &p->opt_critic))
-            model_shard_master(&p->critic, p->critic.params, p->opt_critic.lo, p->opt_critic.hi);
-    }
-    const int ref16 = policy->mx.on && prime_ref_bf16_only();
-    clone_model(&p->ref, policy, init, 0, 1, rows, p->t_max, ref16);
-    if (ref16 && !p->ref.w16_only) model_keep_matrices_bf16(&p->ref);
+    make_models(p, policy, rows);
     generator_init(&p->gen, policy, prime_gen_rows(task, rc), p->t_max);
     rollout_init(&p->rollout, rc, task, &p->gen, p->t_max);
     groups_init(&p->groups, c->prompts_per_step, c->samples_per_prompt, p->t_max);
@@ -291,6 +322,17 @@ static void plan_rows(Prime *p, const Model *m, int r0, int n) {
     size_t cap = (size_t)prime_micro_rows(p->rc) * p->t_max;
     if (cap > act_capacity(m)) cap = act_capacity(m);
     microplan_build(&p->plan, len, r0, n, p->b.T, cap, p->align);
+}
+
+/* The backwards every rank runs for model m's update planned (p->plan) on each: its calls, or
+ * under ZeRO-2, whose window sums need every rank, the most calls of any rank. */
+static int calls_everywhere(const Prime *p, const Model *m) {
+    return m->gs.acc ? dist_max_int(p->plan.n_mb) : p->plan.n_mb;
+}
+
+/* After done backwards: model_backward_skip up to calls (calls_everywhere). */
+static void pad_backwards(Model *m, int done, int calls) {
+    for (int j = done; j < calls; j++) model_backward_skip(m);
 }
 
 /* This rank's rows of r0 .. r0+n-1: with calls at their own length a rank's work follows its
@@ -399,6 +441,7 @@ static void prm_update(Prime *p, StepStats *ss) {
         double l = 0;
         if (train) model_zero_grads(&p->prm);
         plan_rows(p, &p->prm, lo, hi - lo);
+        const int calls = train ? calls_everywhere(p, &p->prm) : 0;
         for (int j = 0; j < p->plan.n_mb; j++) {
             const MicroBatch *mb = &p->plan.mb[j];
             stage_inputs(p, mb, b->targets);
@@ -417,6 +460,7 @@ static void prm_update(Prime *p, StepStats *ss) {
             if (j == p->plan.n_mb - 1) adamw_arm(&p->opt_prm); /* the update's last backward */
             model_backward(&p->prm, st->tokens, st->targets, mb->n, mb->T, st->dlogp, NULL);
         }
+        pad_backwards(&p->prm, train ? p->plan.n_mb : 0, calls);
         dist_sum_f64(&l, 1);
         dist_complete_split_f32(b->score, r0, n, 1, lo, hi);
         if (fused) dist_complete_split_f32(b->logp_prm, r0, n, T, lo, hi);
@@ -528,6 +572,8 @@ static double ppo_minibatch(Prime *p, int r0, int n, double tok, int seqs, PpoSt
     model_zero_grads(m);
     rank_rows(p, r0, n, &lo, &hi);
     plan_rows(p, m, lo, hi - lo);
+    const int calls = calls_everywhere(p, m);
+    int backs = 0;
     /* fused: every call's forward runs (it gives logp_old), the backwards stop at a non-finite
      * loss; otherwise both stop there */
     for (int j = 0; j < p->plan.n_mb && (fused || isfinite(acc[0])); j++) {
@@ -560,7 +606,9 @@ static double ppo_minibatch(Prime *p, int r0, int n, double tok, int seqs, PpoSt
         if (!isfinite(acc[0])) continue;
         if (j == p->plan.n_mb - 1) adamw_arm(&p->opt_policy); /* the update's last backward */
         model_backward(m, sg->tokens, sg->targets, mb->n, mb->T, sg->dlogp, dent);
+        backs++;
     }
+    pad_backwards(m, backs, calls);
     if (fused) {
         dist_complete_split_f32(b->logp_old, r0, n, T, lo, hi);
         dist_complete_split_f32(b->entropy, r0, n, T, lo, hi);
@@ -646,6 +694,7 @@ static void critic_update(Prime *p, const int *no_targets, StepStats *ss) {
             rank_rows(p, r0, n, &lo, &hi);
             model_zero_grads(&p->critic);
             plan_rows(p, &p->critic, lo, hi - lo);
+            const int calls = calls_everywhere(p, &p->critic);
             for (int j = 0; j < p->plan.n_mb; j++) {
                 const MicroBatch *mb = &p->plan.mb[j];
                 stage_inputs(p, mb, no_targets);
@@ -659,6 +708,7 @@ static void critic_update(Prime *p, const int *no_targets, StepStats *ss) {
                 if (j == p->plan.n_mb - 1) adamw_arm(&p->opt_critic); /* last backward */
                 model_backward_values(&p->critic, st->tokens, mb->n, mb->T, st->dlogp);
             }
+            pad_backwards(&p->critic, p->plan.n_mb, calls);
             dist_sum_f64(&l, 1);
             double gn = NAN;
             if (isfinite(l))

@@ -104,7 +104,9 @@ int resume_save(const char *path, const Prime *p, int step, const RunReport *rep
         const size_t n = o[k]->n;
         float *hm = root ? xmalloc(sizeof(float) * (n ? n : 1)) : NULL;
         float *hv = root ? xmalloc(sizeof(float) * (n ? n : 1)) : NULL;
-        adamw_moments_to_host(o[k], m[k]->grads, hm, hv); /* every rank, under ZeRO-1 */
+        size_t cap;
+        float *scratch = model_gather_scratch(m[k], &cap);
+        adamw_moments_to_host(o[k], scratch, cap, hm, hv); /* every rank, under ZeRO */
         float *hp = root ? xmalloc(sizeof(float) * m[k]->n_params) : NULL;
         model_params_to_host(m[k], hp); /* every rank, for a sharded master */
         if (!root) continue;

@@ -7,9 +7,10 @@ import json
 import os
 import sys
 
-# wall-clock timings, and how generation was scheduled (rl.generation_rows), which changes
-# no sample
-TIMINGS = ("phases", "tokens_per_s", "elapsed_s", "gen_decode_steps", "gen_slot_use")
+# wall-clock timings, how generation was scheduled (rl.generation_rows) and how much the
+# ranks sent each other (zero_stage 2 sums each call), which change no result
+TIMINGS = ("phases", "tokens_per_s", "elapsed_s", "gen_decode_steps", "gen_slot_use",
+           "comm_bytes_per_rank")
 
 
 def lines(run):

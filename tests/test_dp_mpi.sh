@@ -2,8 +2,10 @@
 # Data parallelism on the CPU with MPI: the quick demo run by 1, 2 and 3 ranks must leave the
 # same checkpoints (SFT model, policy and PRM after RL) within 1e-5 relative, as must the
 # outcome-only baseline without a PRM (rl.prm_update off) on 1 and 2 ranks, and ZeRO-1 must
-# match ZeRO-0, and gradients summed in buckets during the backward (grad_bucket_mb) must
-# equal one sum at the update bit for bit; a rank that fails takes the whole job down.
+# match ZeRO-0, ZeRO-2 ZeRO-1 (bit for bit with one call a mini-batch per rank, within 1e-5 with
+# one-row calls on 3 ranks against 2), and gradients summed in buckets during the backward
+# (grad_bucket_mb) must equal one sum at the update bit for bit; a rank that fails takes the
+# whole job down.
 # Skipped (77) without mpirun.
 # The PRM's learning rate is lowered to the policy's: Adam's first step moves every weight by
 # about lr whatever the size of its gradient, so float-order differences of 1e-6 in the SFT
@@ -35,6 +37,11 @@ run r1 1
 run r2 2
 run r3 3
 run r2z 2 --set zero_stage=1
+run r2z2 2 --set zero_stage=2 # gradients summed into their owners a layer at a time
+# one-row calls: ZeRO-2 sums each call over the ranks, the ranks' calls unequal in number (the
+# shorter ones pad with empty sums)
+run r2zc 2 --set zero_stage=1 --set rl.micro_batch_rows=1
+run r3z2c 3 --set zero_stage=2 --set rl.micro_batch_rows=1
 run r2w 2 --set grad_bucket_mb=0     # one gradient sum at the update
 run r2s 2 --set grad_bucket_mb=0.05  # many small buckets started during the backward
 run r1f 1 --set rl.prm_minibatches=1 # one PRM mini-batch: its update's forwards give logp_prm
@@ -51,6 +58,7 @@ from st_reldiff import reldiff
 w = sys.argv[1]
 bad = 0
 for ref, other, tol in (("r1", "r2", 1e-5), ("r1", "r3", 1e-5), ("r2", "r2z", 1e-6),
+                        ("r2z", "r2z2", 0), ("r2zc", "r3z2c", 1e-5),
                         ("r2w", "r2", 0), ("r2w", "r2s", 0), ("r1f", "r2f", 1e-5),
                         ("r1o", "r2o", 1e-5)):
     for m in ("sft", "policy") + (("prm",) if ref != "r1o" else ()):

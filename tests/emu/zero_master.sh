@@ -4,7 +4,10 @@
 # one that keeps all of them on every rank (DENSERL_SHARDED_MASTER=0) bit for bit: metrics,
 # and the policy and PRM checkpoints, which gather the ranges; its memory plan covers its
 # peak, below the other's; a resume point written and read with the ranges gives the run that
-# went straight on. Skips without mpirun.
+# went straight on. zero_stage 2 (the gradients summed into their owners a layer at a time,
+# model_shard_grads): with one call a mini-batch per rank the same run as zero_stage 1 bit for
+# bit, with several calls and ranks of unequal calls within 1e-6 of it; its plan covers its
+# peak; its resume point gives the run that went straight on. Skips without mpirun.
 # Usage: zero_master.sh path/to/denserl
 set -u
 source "$(dirname "$0")/../shtest.sh"
@@ -62,6 +65,39 @@ run resumed --set rl.save_every=1 --resume
 run straight --set rl.save_every=1
 expect_eq "resumed with the master in ranges = straight on" ok \
     "$(python3 tests/same_run.py "$W/straight" "$W/resumed")"
+# zero_stage 2: one call a mini-batch on each rank (32-row calls) sums each element once, in
+# rank order, as zero_stage 1 does at the update
+run z1 --set rl.micro_batch_rows=32
+run z2 --set rl.micro_batch_rows=32 --set zero_stage=2
+expect_eq "zero_stage 2, one call a rank: the same run as zero_stage 1" ok \
+    "$(python3 tests/same_run.py "$W/z1" "$W/z2")"
+p2=$(mib plan z2) k2=$(mib peak z2)
+awk -v p="$p2" -v k="$k2" 'BEGIN { exit !(p != "" && p >= k) }' &&
+    ok "zero_stage 2: plan $p2 MiB covers the peak $k2 MiB" ||
+    bad "zero_stage 2: plan '$p2' MiB, peak '$k2' MiB"
+# 2-row calls: each rank sums over its calls after the ranks' sums (the other order), and the
+# token-balanced split gives the ranks unequal calls, the shorter one padding with empty sums
+run zm2 --set rl.micro_batch_rows=2 --set zero_stage=2
+expect_eq "zero_stage 2, 2-row calls: within 1e-6 of zero_stage 1 (checkpoints)" ok \
+    "$(python3 - "$W" <<'PY'
+import sys
+sys.path.insert(0, "tests")
+from st_reldiff import reldiff
+w = sys.argv[1]
+bad = [f"{m} {r:.2e}" for m in ("policy", "prm")
+       for r in [reldiff(f"{w}/sharded/{m}/model.safetensors", f"{w}/zm2/{m}/model.safetensors")]
+       if not r <= 1e-6]
+print("; ".join(bad) or "ok")
+PY
+)"
+grep -q "2 of 32 rows per model call" "$W/zm2.out" && ok "zero_stage 2: 2-row calls planned" ||
+    bad "zero_stage 2: $(grep 'memory plan' "$W/zm2.out")"
+run zfirst --set rl.steps=1 --set rl.save_every=1 --set zero_stage=2
+cp -r "$W/zfirst" "$W/zresumed"
+run zresumed --set rl.save_every=1 --set zero_stage=2 --resume
+run zstraight --set rl.save_every=1 --set zero_stage=2
+expect_eq "zero_stage 2: resumed = straight on" ok \
+    "$(python3 tests/same_run.py "$W/zstraight" "$W/zresumed")"
 # a model whose layers outweigh all else (16 layers of 1024, vocabulary 2048), made and not
 # trained (--dry-run, allocations untouched): while the step's models are made the peak stays
 # within the plan, with the policy's activations or each model's own. A PRM and reference made
@@ -69,16 +105,21 @@ expect_eq "resumed with the master in ranges = straight on" ok \
 sed 's/"hidden_size": 128/"hidden_size": 1024/; s/"num_hidden_layers": 8/"num_hidden_layers": 16/;
      s/"intermediate_size": 512/"intermediate_size": 4096/; s/"num_attention_heads": 2/"num_attention_heads": 16/;
      s/"num_key_value_heads": 1/"num_key_value_heads": 4/' "$W/run.json" >"$W/big.json"
-for sa in 1 0; do
-    TMPDIR=$W DENSERL_EMU_LAZY=1 DENSERL_SHARED_ACTIVATIONS=$sa "${MPI[@]}" "$BIN" train \
-        "$W/big.json" --set run_dir="$W/big" --set rl.micro_batch_rows=2 --dry-run \
-        >"$W/big$sa.out" 2>&1
+for case in "1 1" "0 1" "1 2"; do
+    set -- $case
+    TMPDIR=$W DENSERL_EMU_LAZY=1 DENSERL_SHARED_ACTIVATIONS=$1 "${MPI[@]}" "$BIN" train \
+        "$W/big.json" --set run_dir="$W/big" --set rl.micro_batch_rows=2 --set zero_stage=$2 \
+        --dry-run >"$W/big$1$2.out" 2>&1
     st=$?
-    p=$(mib plan "big$sa") k=$(mib peak "big$sa")
+    p=$(mib plan "big$1$2") k=$(mib peak "big$1$2")
     if [ $st -eq 0 ] && awk -v p="$p" -v k="$k" 'BEGIN { exit !(p != "" && p >= k) }'; then
-        ok "models made (shared activations $sa): peak $k MiB within the plan's $p MiB"
+        ok "models made (shared activations $1, zero_stage $2): peak $k MiB within the plan's $p MiB"
     else
-        bad "models made (shared activations $sa): status $st, plan '$p' MiB, peak '$k' MiB"
+        bad "models made (shared activations $1, zero_stage $2): status $st, plan '$p' MiB, peak '$k' MiB"
     fi
 done
+k1=$(mib peak big11) k2=$(mib peak big12)
+awk -v a="$k1" -v b="$k2" 'BEGIN { exit !(a != "" && b != "" && b < a) }' &&
+    ok "models made: zero_stage 2 peaks at $k2 MiB, below zero_stage 1's $k1 MiB" ||
+    bad "models made: zero_stage 2 peak '$k2' MiB, zero_stage 1's '$k1' MiB"
 finish
