@@ -42,6 +42,8 @@ run r2z2 2 --set zero_stage=2 # gradients summed into their owners a layer at a 
 # shorter ones pad with empty sums)
 run r2zc 2 --set zero_stage=1 --set rl.micro_batch_rows=1
 run r3z2c 3 --set zero_stage=2 --set rl.micro_batch_rows=1
+run r2gz 2 --set zero_stage=1 --set rl.estimator=gae # a critic, with its own windows
+run r2gz2 2 --set zero_stage=2 --set rl.estimator=gae
 run r2w 2 --set grad_bucket_mb=0     # one gradient sum at the update
 run r2s 2 --set grad_bucket_mb=0.05  # many small buckets started during the backward
 run r1f 1 --set rl.prm_minibatches=1 # one PRM mini-batch: its update's forwards give logp_prm
@@ -58,7 +60,7 @@ from st_reldiff import reldiff
 w = sys.argv[1]
 bad = 0
 for ref, other, tol in (("r1", "r2", 1e-5), ("r1", "r3", 1e-5), ("r2", "r2z", 1e-6),
-                        ("r2z", "r2z2", 0), ("r2zc", "r3z2c", 1e-5),
+                        ("r2z", "r2z2", 0), ("r2zc", "r3z2c", 1e-5), ("r2gz", "r2gz2", 0),
                         ("r2w", "r2", 0), ("r2w", "r2s", 0), ("r1f", "r2f", 1e-5),
                         ("r1o", "r2o", 1e-5)):
     for m in ("sft", "policy") + (("prm",) if ref != "r1o" else ()):

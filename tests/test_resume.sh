@@ -95,6 +95,23 @@ if command -v mpirun >/dev/null; then
     "$BIN" train configs/demo.json "${common[@]}" --set rl.steps=3 --set run_dir="$W/z_one" \
         --resume >"$W/z5.log" 2>&1 && ok "ZeRO-1 resume point: resumes on one rank" ||
         bad "ZeRO-1 point, one rank: $(tail -3 "$W/z5.log")"
+    # ZeRO-2: the gradients' windows serve as the gather's scratch; its point holds the same
+    # whole moments, and with the demo's one call a mini-batch per rank its run is ZeRO-1's
+    z2=(--set zero_stage=2)
+    "${MPI[@]}" "$BIN" train configs/demo.json "${common[@]}" "${z2[@]}" --set rl.steps=2 \
+        --set run_dir="$W/z2_resumed" >"$W/z6.log" 2>&1 ||
+        bad "ZeRO-2: first half failed: $(tail -3 "$W/z6.log")"
+    cp -r "$W/z2_resumed" "$W/z2_cross"
+    "${MPI[@]}" "$BIN" train configs/demo.json "${common[@]}" "${z2[@]}" --set rl.steps=4 \
+        --set run_dir="$W/z2_resumed" --resume >"$W/z7.log" 2>&1 ||
+        bad "ZeRO-2: resume failed: $(tail -3 "$W/z7.log")"
+    expect "ZeRO-2, 2 ranks: resumed = the ZeRO-1 run straight on" "ok" \
+        "$(same_run "$W/z_straight" "$W/z2_resumed" 2>&1)"
+    "${MPI[@]}" "$BIN" train configs/demo.json "${common[@]}" "${z[@]}" --set rl.steps=4 \
+        --set run_dir="$W/z2_cross" --resume >"$W/z8.log" 2>&1 ||
+        bad "ZeRO-2 point, zero_stage 1: $(tail -3 "$W/z8.log")"
+    expect "ZeRO-2 resume point, resumed with zero_stage 1 = straight" "ok" \
+        "$(same_run "$W/z_straight" "$W/z2_cross" 2>&1)"
 else
     echo "SKIP 2 ranks: mpirun not found"
 fi
