@@ -724,8 +724,8 @@ static void gather_chunk(const Model *m, float *buf, size_t at, size_t len) {
     dist_allgather_window(buf, at, len, m->n_params);
 }
 
-void model_fill_from_master(Model *dst, const Model *src) {
-    CHECK(src->master && dst->mx.on && dst->n_params >= src->n_params && !dst->master);
+/* dst's params and copies from src's master, a chunk at a time (dst may be src). */
+static void fill_chunks(Model *dst, const Model *src) {
     size_t cap;
     float *buf = model_gather_scratch(src, &cap);
     for (size_t at = 0; at < src->n_params; at += cap) {
@@ -736,15 +736,14 @@ void model_fill_from_master(Model *dst, const Model *src) {
     dst->mx.stale = !dst->w16_only; /* a whole model's copies are remade from its params */
 }
 
+void model_fill_from_master(Model *dst, const Model *src) {
+    CHECK(src->master && dst->mx.on && dst->n_params >= src->n_params && !dst->master);
+    fill_chunks(dst, src);
+}
+
 void model_gather_master(Model *m) {
-    size_t cap;
-    float *buf = model_gather_scratch(m, &cap);
-    for (size_t at = 0; at < m->n_params; at += cap) {
-        const size_t len = m->n_params - at < cap ? m->n_params - at : cap;
-        gather_chunk(m, buf, at, len);
-        model_params_from_range(m, buf, at, len);
-    }
-    m->mx.stale = 0;
+    CHECK(m->master && m->w16_only);
+    fill_chunks(m, m);
 }
 
 /* n bf16 values of device (or host) memory src as fp32 into host dst. */
