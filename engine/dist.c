@@ -184,6 +184,10 @@ void dist_allgather_window(float *buf, size_t at, size_t len, size_t n) {
     if (g_size > 1 && len) comm_allgather_window_f32(g_comm, buf, at, len, n);
 }
 
+void dist_allgather_window_u16(uint16_t *buf, size_t at, size_t len, size_t n) {
+    if (g_size > 1 && len) comm_allgather_window_u16(g_comm, buf, at, len, n);
+}
+
 int dist_max_int(int v) {
     if (g_size == 1) return v;
     float f = (float)v;

@@ -6,6 +6,7 @@
  * single-process run is unchanged bit for bit. */
 #pragma once
 #include <stddef.h>
+#include <stdint.h>
 #include "../runtime/backend.h"
 
 /* Starts the communicator ("auto": MPI under mpirun, a shared-file rendezvous when
@@ -47,7 +48,8 @@ void dist_wait_grads(void);
 
 /* ZeRO stage of the optimizers made from now on: 0 replicates the AdamW state, 1 shards it
  * (and the update) by contiguous ranges of the flat parameter buffer, 2 the gradients too
- * (the RL step's models: model_shard_grads). */
+ * (the RL step's models: model_shard_grads), 3 also the frozen reference's bf16 weights
+ * (model_shard_weights). */
 void dist_set_zero_stage(int stage);
 int dist_zero_stage(void);
 /* Gradient buckets of the optimizers made from now on (grad_sync.h), in bytes; 0 sums the
@@ -64,6 +66,8 @@ void dist_allgather_params(float *p, size_t n);
  * (comm_reduce_scatter_window_f32): ZeRO-2's gradients, a layer at a time. */
 void dist_reduce_scatter_window(float *buf, size_t at, size_t len, size_t n);
 void dist_allgather_window(float *buf, size_t at, size_t len, size_t n);
+/* The allgather over 2-byte elements: ZeRO-3's bf16 weights, a layer at a time. */
+void dist_allgather_window_u16(uint16_t *buf, size_t at, size_t len, size_t n);
 /* The largest v over ranks (|v| < 2^24). */
 int dist_max_int(int v);
 /* Bytes this rank has sent through the communicator so far (ring-schedule count). */

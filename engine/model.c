@@ -106,6 +106,13 @@ static void add_range(size_t a, size_t n, size_t *lo, size_t *hi, int *k) {
     ++*k;
 }
 
+/* The overlap [*x, *y) of [a, a + n) and [b, b + k); 0 when empty. */
+static int overlap(size_t a, size_t n, size_t b, size_t k, size_t *x, size_t *y) {
+    *x = a > b ? a : b;
+    *y = a + n < b + k ? a + n : b + k;
+    return *x < *y;
+}
+
 /* The tensors stacked by layer, in layout order, and the others. */
 #define LAYER_TENSORS(X)                                                                           \
     X(attn_norm)                                                                                   \
@@ -154,9 +161,31 @@ void model_param_views(const ModelConfig *c, float *buf, ParamViews *v) {
     layout(c, buf, v, NULL, NULL, 0);
 }
 
+/* ZeRO-3: the bf16 of the matrix at offset off in the windows: layer l's slice in its slot
+ * (which holds layer l while it runs), or in the rest window. */
+static uint16_t *window_weight(const Model *m, size_t off, size_t l, size_t n) {
+    const ParamOffsets sz = tensor_sizes(&m->cfg);
+    const size_t L = (size_t)m->cfg.n_layers;
+    size_t at = (l & 1) * m->ws.slot;
+#define SLOT(f)                                                                                    \
+    if (sz.f && off == m->off.f) return m->ws.win + at;                                            \
+    at += sz.f / L;
+    LAYER_TENSORS(SLOT)
+#undef SLOT
+    at = 2 * m->ws.slot;
+#define REST(f)                                                                                    \
+    if (sz.f && off == m->off.f) return m->ws.win + at + l * n;                                    \
+    at += sz.f;
+    OUTER_TENSORS(REST)
+#undef REST
+    CHECK(!"an offset of no tensor");
+    return NULL;
+}
+
 Weight model_weight(const Model *m, size_t off, size_t l, size_t n) {
     const size_t at = off + l * n;
     Weight w = {m->w16_only ? NULL : m->params + at, m->mx.w ? m->mx.w + at : NULL};
+    if (m->ws.win) w.h = window_weight(m, off, l, n);
     return w;
 }
 
@@ -454,6 +483,52 @@ void model_backward_skip(Model *m) {
     }
 }
 
+void model_shard_weights(Model *m, size_t lo, size_t hi) {
+    CHECK(m->mx.on && m->mx.w && m->w16_only == 1 && !model_has_grads(m) && !m->ws.win);
+    CHECK(lo <= hi && hi <= m->n_params);
+    WeightShard *s = &m->ws;
+    s->slot = range_floats(m, 0);
+    s->rest = range_floats(m, -1);
+    s->win = be_alloc(m->be, sizeof(uint16_t) * (2 * s->slot + s->rest));
+    s->shard = be_alloc(m->be, sizeof(uint16_t) * (hi > lo ? hi - lo : 1));
+    be_copy(m->be, s->shard, m->mx.w + lo, sizeof(uint16_t) * (hi - lo));
+    size_t a[MODEL_MAX_RANGES], b[MODEL_MAX_RANGES];
+    const int k = model_param_ranges(m, -1, a, b);
+    uint16_t *w = s->win + 2 * s->slot;
+    for (int i = 0; i < k; w += b[i] - a[i], i++)
+        be_copy(m->be, w, m->mx.w + a[i], sizeof(uint16_t) * (b[i] - a[i]));
+    s->lo = lo;
+    s->hi = hi;
+    be_free(m->be, m->mx.w);
+    m->mx.w = NULL;
+}
+
+/* ZeRO-3: layer l's bf16 weights gathered from the ranks into its slot. */
+static void gather_layer(const Model *m, int l) {
+    const WeightShard *s = &m->ws;
+    size_t a[MODEL_MAX_RANGES], b[MODEL_MAX_RANGES], x, y;
+    const int k = model_param_ranges(m, l, a, b);
+    uint16_t *w = s->win + (size_t)(l & 1) * s->slot;
+    for (int i = 0; i < k; w += b[i] - a[i], i++) {
+        if (overlap(a[i], b[i] - a[i], s->lo, s->hi - s->lo, &x, &y))
+            be_copy(m->be, w + (x - a[i]), s->shard + (x - s->lo), sizeof(uint16_t) * (y - x));
+        dist_allgather_window_u16(w, a[i], b[i] - a[i], m->n_params);
+    }
+}
+
+void model_forward_skip(Model *m) {
+    if (!m->ws.win) return;
+    for (int l = 0; l < m->cfg.n_layers; l++) gather_layer(m, l);
+}
+
+int model_backward_collective(const Model *m) {
+    return m->gs.acc != NULL;
+}
+
+int model_forward_collective(const Model *m) {
+    return m->ws.win != NULL;
+}
+
 float *model_gather_scratch(const Model *m, size_t *len) {
     if (m->gs.acc) {
         *len = 2 * m->gs.slot + m->gs.rest;
@@ -509,6 +584,10 @@ void model_free(Model *m) {
     if (m->gs.acc) {
         be_free(m->be, m->gs.win);
         be_free(m->be, m->gs.acc);
+    }
+    if (m->ws.win) {
+        be_free(m->be, m->ws.win);
+        be_free(m->be, m->ws.shard);
     }
     void *bufs[] = {m->params, m->grads,  m->rope_cos, m->rope_sin, a->x,       a->xn1,
                     a->rstd1,  a->q,      a->k,        a->v,        a->att,     a->lse,
@@ -688,15 +767,8 @@ void model_shard_master(Model *m, const float *range, size_t lo, size_t hi) {
     if (!m->w16_only) compact_params(m, 2); /* the fp16 lm_head copy: from the gathered whole */
 }
 
-/* The overlap [*x, *y) of [a, a + n) and [b, b + k); 0 when empty. */
-static int overlap(size_t a, size_t n, size_t b, size_t k, size_t *x, size_t *y) {
-    *x = a > b ? a : b;
-    *y = a + n < b + k ? a + n : b + k;
-    return *x < *y;
-}
-
 void model_params_from_range(Model *m, const float *buf, size_t at, size_t len) {
-    CHECK(m->mx.on && at + len <= m->n_params);
+    CHECK(m->mx.on && !m->ws.win && at + len <= m->n_params);
     const size_t V = (size_t)m->cfg.vocab, d = (size_t)m->cfg.d_model;
     size_t x, y;
     op_cast_bf16(m->be, m->mx.w + at, buf, (long)len);
@@ -768,6 +840,14 @@ void model_params_to_host(const Model *m, float *host) {
         }
         return;
     }
+    for (int l = 0; m->ws.win && l < m->cfg.n_layers; l++) { /* every rank: ZeRO-3's gathers */
+        size_t a[MODEL_MAX_RANGES], b[MODEL_MAX_RANGES];
+        const int k = model_param_ranges(m, l, a, b);
+        const uint16_t *w = m->ws.win + (size_t)(l & 1) * m->ws.slot;
+        gather_layer(m, l);
+        for (int i = 0; host && i < k; w += b[i] - a[i], i++)
+            widen_to_host(m->be, host + a[i], w, b[i] - a[i]); /* the fp32 ones follow */
+    }
     if (!host) return;
     if (!m->w16_only) {
         be_to_host(m->be, host, m->params, sizeof(float) * m->n_params);
@@ -776,9 +856,10 @@ void model_params_to_host(const Model *m, float *host) {
     ParamOffsets n;
     layout(&m->cfg, NULL, NULL, NULL, &n, 0);
 #define BACK(field, matrix)                                                                        \
-    if (n.field && SKIPPED(matrix, m->w16_only))                                                   \
-        widen_to_host(m->be, host + m->off.field, m->mx.w + m->off.field, n.field);                \
-    else if (n.field)                                                                              \
+    if (n.field && SKIPPED(matrix, m->w16_only)) {                                                 \
+        if (!m->ws.win)                                                                            \
+            widen_to_host(m->be, host + m->off.field, m->mx.w + m->off.field, n.field);            \
+    } else if (n.field)                                                                            \
         be_to_host(m->be, host + m->off.field, m->w.field, sizeof(float) * n.field);
     MODEL_TENSORS(BACK)
 #undef BACK
@@ -1245,6 +1326,7 @@ static LayerActs layer_acts(const Model *m, int l) {
 
 /* Layer l's forward for a (B, T) call: from its input x to the next layer's. */
 static void layer_fwd(Model *m, int l, int B, int T) {
+    if (m->ws.win) gather_layer(m, l);
     const ModelConfig *c = &m->cfg;
     const Backend be = m->be;
     const int N = B * T, d = c->d_model, F = c->d_ff, qd = c->n_heads * c->head_dim;

@@ -133,6 +133,17 @@ typedef struct {
     size_t lo, hi;
 } GradShard;
 
+/* ZeRO-3 for a frozen bf16 model (model_shard_weights): no whole bf16 copy. Each rank keeps
+ * its range [lo, hi) of the flat layout in bf16; a forward gathers each layer's matrices from
+ * the ranks into one of two slots just before the layer runs; the tensors outside the layers
+ * stay whole, in a third window. */
+typedef struct {
+    uint16_t *win;     /* slot 0, slot 1 (slot elements each), then rest elements */
+    size_t slot, rest; /* elements: one layer's parameters; the others' */
+    uint16_t *shard;   /* (hi - lo) */
+    size_t lo, hi;
+} WeightShard;
+
 /* Called by the backward as gradients become final (model_set_grad_ready). */
 typedef void (*ModelGradReady)(void *ctx, int layer);
 
@@ -141,9 +152,10 @@ typedef struct Model {
     Backend be;
     MixedState mx;
     size_t n_params;
-    float *params; /* (n_params) */
-    float *grads;  /* (n_params), allocated by model_alloc_grads; NULL under ZeRO-2 (gs) */
-    GradShard gs;  /* ZeRO-2's windows and range (gs.acc NULL: none) */
+    float *params;  /* (n_params) */
+    float *grads;   /* (n_params), allocated by model_alloc_grads; NULL under ZeRO-2 (gs) */
+    GradShard gs;   /* ZeRO-2's windows and range (gs.acc NULL: none) */
+    WeightShard ws; /* ZeRO-3's bf16 weights (ws.win NULL: none; mx.w then NULL) */
     ParamViews w, g;
     ParamOffsets off; /* the matrices' places, for their bf16 copies (model_weight) */
     int w16_only;  /* params holds no matrices, only what the kernels read in fp32: 1, or 2 without
@@ -230,6 +242,18 @@ void model_zero_grads(Model *m);
  * rank must run the same number of backwards between updates: a rank with fewer calls runs
  * model_backward_skip for each missing one. model_zero_grads zeroes the range. */
 void model_shard_grads(Model *m, size_t lo, size_t hi);
+/* ZeRO-3 for a frozen bf16 model whose params are compact (w16_only 1: model_keep_matrices_bf16,
+ * or made so): its whole bf16 copy becomes this rank's range [lo, hi) and the windows
+ * (WeightShard). Every forward then gathers each layer from the ranks, so every rank must run
+ * the same number of forwards: a rank with fewer calls runs model_forward_skip for each
+ * missing one. */
+void model_shard_weights(Model *m, size_t lo, size_t hi);
+/* A forward that computes nothing: under ZeRO-3 the layers' gathers (the other ranks' calls go
+ * on); otherwise nothing. */
+void model_forward_skip(Model *m);
+/* Whether m's backwards (ZeRO-2) or forwards (ZeRO-3) take part in collectives. */
+int model_backward_collective(const Model *m);
+int model_forward_collective(const Model *m);
 /* Whether m has gradients: a whole buffer or ZeRO-2's. */
 int model_has_grads(const Model *m);
 /* A backward that adds nothing: under ZeRO-2 the window sums of a backward with zero

@@ -186,7 +186,7 @@ static void make_models(Prime *p, Model *policy, int rows) {
     const RlConfig *c = &p->rc->rl;
     const AdamW *op = &p->opt_policy;
     adamw_init(&p->opt_policy, policy->be, policy->n_params);
-    const int zero2 = op->zero && dist_zero_stage() == 2;
+    const int zero2 = op->zero && dist_zero_stage() >= 2;
     if (zero2) /* first: the others may use its backward's scratch, and gather through it */
         model_shard_grads(policy, op->lo, op->hi);
     else
@@ -196,6 +196,16 @@ static void make_models(Prime *p, Model *policy, int rows) {
         init = zero2 ? NULL : policy->grads;
         if (init) be_copy(policy->be, policy->grads, policy->params, sizeof(float) * op->n);
         model_shard_master(policy, policy->params + op->lo, op->lo, op->hi);
+    }
+    /* the reference first: under ZeRO-3 its whole bf16 copy exists until it is sharded, while
+     * less is held than once the PRM is made */
+    const int ref16 = policy->mx.on && prime_ref_bf16_only();
+    clone_model(&p->ref, policy, init, 0, 1, rows, p->t_max, ref16);
+    if (ref16 && !p->ref.w16_only) model_keep_matrices_bf16(&p->ref);
+    if (zero2 && dist_zero_stage() == 3 && p->ref.w16_only == 1) {
+        size_t lo, hi;
+        dist_shard(p->ref.n_params, &lo, &hi);
+        model_shard_weights(&p->ref, lo, hi);
     }
     if (rl_has_prm(c)) { /* "off": no PRM at all */
         adamw_init(&p->opt_prm, policy->be, policy->n_params);
@@ -212,9 +222,6 @@ static void make_models(Prime *p, Model *policy, int rows) {
         if (shards_master(&p->critic, oc))
             model_shard_master(&p->critic, p->critic.params + oc->lo, oc->lo, oc->hi);
     }
-    const int ref16 = policy->mx.on && prime_ref_bf16_only();
-    clone_model(&p->ref, policy, init, 0, 1, rows, p->t_max, ref16);
-    if (ref16 && !p->ref.w16_only) model_keep_matrices_bf16(&p->ref);
     make_grads(p, zero2);
 }
 
@@ -324,10 +331,12 @@ static void plan_rows(Prime *p, const Model *m, int r0, int n) {
     microplan_build(&p->plan, len, r0, n, p->b.T, cap, p->align);
 }
 
-/* The backwards every rank runs for model m's update planned (p->plan) on each: its calls, or
- * under ZeRO-2, whose window sums need every rank, the most calls of any rank. */
-static int calls_everywhere(const Prime *p, const Model *m) {
-    return m->gs.acc ? dist_max_int(p->plan.n_mb) : p->plan.n_mb;
+/* The backwards (or with forward set, the forwards) every rank runs of model m's calls planned
+ * (p->plan) on each: its own, or under ZeRO-2 (ZeRO-3), whose sums (gathers) need every rank,
+ * the most of any rank. */
+static int calls_everywhere(const Prime *p, const Model *m, int forward) {
+    const int all = forward ? model_forward_collective(m) : model_backward_collective(m);
+    return all ? dist_max_int(p->plan.n_mb) : p->plan.n_mb;
 }
 
 /* After done backwards: model_backward_skip up to calls (calls_everywhere). */
@@ -353,6 +362,7 @@ static void forward_rows(Prime *p, Model *m, const int *targets, int r0, int n, 
     Stage *s = &p->st;
     const int T = p->b.T;
     plan_rows(p, m, r0, n);
+    const int calls = calls_everywhere(p, m, 1);
     for (int j = 0; j < p->plan.n_mb; j++) {
         const MicroBatch *mb = &p->plan.mb[j];
         stage_inputs(p, mb, targets);
@@ -364,6 +374,7 @@ static void forward_rows(Prime *p, Model *m, const int *targets, int r0, int n, 
             mb_scatter_f32(values, s->vals, T, mb);
         }
     }
+    for (int j = p->plan.n_mb; j < calls; j++) model_forward_skip(m); /* ZeRO-3's gathers */
 }
 
 /* The same over the whole batch, each rank taking its rows; every rank ends with all. */
@@ -441,7 +452,7 @@ static void prm_update(Prime *p, StepStats *ss) {
         double l = 0;
         if (train) model_zero_grads(&p->prm);
         plan_rows(p, &p->prm, lo, hi - lo);
-        const int calls = train ? calls_everywhere(p, &p->prm) : 0;
+        const int calls = train ? calls_everywhere(p, &p->prm, 0) : 0;
         for (int j = 0; j < p->plan.n_mb; j++) {
             const MicroBatch *mb = &p->plan.mb[j];
             stage_inputs(p, mb, b->targets);
@@ -572,7 +583,7 @@ static double ppo_minibatch(Prime *p, int r0, int n, double tok, int seqs, PpoSt
     model_zero_grads(m);
     rank_rows(p, r0, n, &lo, &hi);
     plan_rows(p, m, lo, hi - lo);
-    const int calls = calls_everywhere(p, m);
+    const int calls = calls_everywhere(p, m, 0);
     int backs = 0;
     /* fused: every call's forward runs (it gives logp_old), the backwards stop at a non-finite
      * loss; otherwise both stop there */
@@ -694,7 +705,7 @@ static void critic_update(Prime *p, const int *no_targets, StepStats *ss) {
             rank_rows(p, r0, n, &lo, &hi);
             model_zero_grads(&p->critic);
             plan_rows(p, &p->critic, lo, hi - lo);
-            const int calls = calls_everywhere(p, &p->critic);
+            const int calls = calls_everywhere(p, &p->critic, 0);
             for (int j = 0; j < p->plan.n_mb; j++) {
                 const MicroBatch *mb = &p->plan.mb[j];
                 stage_inputs(p, mb, no_targets);

@@ -94,10 +94,12 @@ int resume_save(const char *path, const Prime *p, int step, const RunReport *rep
     const int root = dist_is_root();
     Entries es = {0};
     char names[N_TRAINED][2][32];
-    if (root) { /* a bf16 reference's matrices as its bf16 copy holds them (the same run) */
-        float *h = xmalloc(sizeof(float) * p->ref.n_params);
+    /* a bf16 reference's matrices as its bf16 copy holds them (the same run); under ZeRO-3
+     * every rank takes part in their gathers */
+    if (root || model_forward_collective(&p->ref)) {
+        float *h = root ? xmalloc(sizeof(float) * p->ref.n_params) : NULL;
         model_params_to_host(&p->ref, h);
-        add(&es, "ref", ST_F32, h, (int64_t)p->ref.n_params, 0, h);
+        if (root) add(&es, "ref", ST_F32, h, (int64_t)p->ref.n_params, 0, h);
     }
     for (int k = 0; k < N_TRAINED; k++) {
         if (!m[k]) continue;

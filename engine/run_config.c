@@ -15,9 +15,10 @@ static const CfgField FIELDS[] = {
     F("run_dir", CFG_STRING, run_dir, 0, 0, NULL, "directory for metrics and checkpoints"),
     F("seed", CFG_INT, seed, 0, 2147483647, NULL, "fixes every random draw of the run"),
     F("device", CFG_STRING, device, 0, 0, "cpu|cuda|auto", "compute backend"),
-    F("zero_stage", CFG_INT, zero_stage, 0, 2, NULL,
+    F("zero_stage", CFG_INT, zero_stage, 0, 3, NULL,
       "1: AdamW moments and updates sharded over the ranks (ZeRO-1); 2: the RL step's "
-      "gradients too, summed into their owners as each layer's backward ends (ZeRO-2)"),
+      "gradients too, summed into their owners as each layer's backward ends (ZeRO-2); 3: in "
+      "bf16 also the reference's weights, gathered a layer at a time for its forward"),
     F("grad_bucket_mb", CFG_FLOAT, grad_bucket_mb, 0, 1e6, NULL,
       "several ranks, ZeRO-0: gradients summed in buckets of this many MB as the backward "
       "finishes them (0: one sum at the update)"),

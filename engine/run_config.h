@@ -53,9 +53,10 @@ typedef struct {
     char device[CFG_STR_LEN];
     char precision[CFG_STR_LEN]; /* "fp32" or "bf16" (mixed, GPU only) */
     char attention[CFG_STR_LEN]; /* "flash" or "cudnn" (bf16 only) */
-    int zero_stage;              /* 0: optimizer state on every rank; 1: sharded; 2: grads too */
-    double grad_bucket_mb;       /* gradient all-reduce buckets overlapping the backward */
-    int gradient_checkpointing;  /* trained models recompute their layers (MODEL_RECOMPUTE) */
+    int zero_stage; /* 0: optimizer state on every rank; 1: sharded; 2: grads too; 3: ref weights
+                       too */
+    double grad_bucket_mb;      /* gradient all-reduce buckets overlapping the backward */
+    int gradient_checkpointing; /* trained models recompute their layers (MODEL_RECOMPUTE) */
     int threads;
     char checkpoint_dtype[CFG_STR_LEN];
     struct {

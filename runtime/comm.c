@@ -445,21 +445,32 @@ void comm_reduce_scatter_sum_f32(Comm *c, float *buf, size_t n) {
     comm_reduce_scatter_window_f32(c, buf, 0, n, n);
 }
 
-void comm_allgather_window_f32(Comm *c, float *buf, size_t at, size_t len, size_t n) {
+/* The window allgather for elements of es bytes (4 or 2). */
+static void allgather_window(Comm *c, void *buf_, size_t at, size_t len, size_t n, size_t es) {
+    unsigned char *buf = buf_;
     size_t lo, hi;
     comm_window_part(n, at, len, c->rank, c->size, &lo, &hi);
-    count(c, COMM_OP_ALLGATHER, (uint64_t)(hi - lo) * (uint64_t)(c->size - 1) * 4);
+    count(c, COMM_OP_ALLGATHER, (uint64_t)(hi - lo) * (uint64_t)(c->size - 1) * es);
     if ((c->size == 1 && !c->nccl) || len == 0) return;
 #ifdef DENSERL_CUDA
     if (c->nccl) {
-        comm_nccl_allgather_f32(c, buf, at, len, n);
+        comm_nccl_allgather(c, buf, at, len, n, es);
         return;
     }
 #endif
-    float *h = host_view(c, buf, len, 0);
-    if (h != buf) be_to_host(c->be, h + lo, buf + lo, (hi - lo) * sizeof(float));
-    host_allgather(c, h, at, len, n, sizeof(float));
-    if (h != buf) be_to_device(c->be, buf, h, len * sizeof(float));
+    /* staged as floats: es divides 4 */
+    unsigned char *h = (unsigned char *)host_view(c, (float *)buf, (len * es + 3) / 4, 0);
+    if (h != buf) be_to_host(c->be, h + lo * es, buf + lo * es, (hi - lo) * es);
+    host_allgather(c, h, at, len, n, es);
+    if (h != buf) be_to_device(c->be, buf, h, len * es);
+}
+
+void comm_allgather_window_f32(Comm *c, float *buf, size_t at, size_t len, size_t n) {
+    allgather_window(c, buf, at, len, n, sizeof(float));
+}
+
+void comm_allgather_window_u16(Comm *c, uint16_t *buf, size_t at, size_t len, size_t n) {
+    allgather_window(c, buf, at, len, n, sizeof(uint16_t));
 }
 
 void comm_allgather_f32(Comm *c, float *buf, size_t n) {

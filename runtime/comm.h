@@ -86,6 +86,8 @@ void comm_allgather_f32(Comm *c, float *buf, size_t n);
  * at, len and n. With at = 0 and len = n they are the calls above. */
 void comm_reduce_scatter_window_f32(Comm *c, float *buf, size_t at, size_t len, size_t n);
 void comm_allgather_window_f32(Comm *c, float *buf, size_t at, size_t len, size_t n);
+/* The same over 2-byte elements (bf16 weights). */
+void comm_allgather_window_u16(Comm *c, uint16_t *buf, size_t at, size_t len, size_t n);
 /* Host buffers, for statistics: sum (f64) and maximum (f32; NaN wins over numbers). */
 void comm_allreduce_sum_f64(Comm *c, double *buf, size_t n);
 void comm_allreduce_max_f32(Comm *c, float *buf, size_t n);

@@ -81,7 +81,7 @@ void comm_nccl_close(Comm *c);
 void comm_nccl_allreduce_sum_f32(Comm *c, float *buf, size_t n);
 /* Windows [at, at + len) of a flat buffer of n (comm_reduce_scatter_window_f32). */
 void comm_nccl_reduce_scatter_sum_f32(Comm *c, float *buf, size_t at, size_t len, size_t n);
-void comm_nccl_allgather_f32(Comm *c, float *buf, size_t at, size_t len, size_t n);
+void comm_nccl_allgather(Comm *c, void *buf, size_t at, size_t len, size_t n, size_t es);
 void comm_nccl_broadcast(Comm *c, void *buf, size_t bytes);
 /* Started sums (comm_allreduce_sum_f32_start) on the communicator's own stream. */
 void comm_nccl_allreduce_start(Comm *c, float *buf, size_t n);

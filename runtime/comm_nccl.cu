@@ -168,18 +168,21 @@ extern "C" void comm_nccl_reduce_scatter_sum_f32(Comm *c, float *buf, size_t at,
     wait_done(c, "reduce-scatter");
 }
 
-extern "C" void comm_nccl_allgather_f32(Comm *c, float *buf, size_t at, size_t len, size_t n) {
+extern "C" void comm_nccl_allgather(Comm *c, void *buf_, size_t at, size_t len, size_t n,
+                                    size_t es) {
+    char *buf = (char *)buf_;
+    const ncclDataType_t t = es == 2 ? ncclFloat16 : ncclFloat; /* moved, never added */
     size_t lo, hi;
     comm_window_part(n, at, len, c->rank, c->size, &lo, &hi);
     if (equal_shards(c, at, len, n)) {
-        NCCL_OK(c, ncclAllGather(buf + lo, buf, hi - lo, ncclFloat, nccl_of(c), 0));
+        NCCL_OK(c, ncclAllGather(buf + lo * es, buf, hi - lo, t, nccl_of(c), 0));
     } else {
         NCCL_OK(c, ncclGroupStart());
         for (int r = 0; r < c->size; r++) {
             size_t a, b;
             comm_window_part(n, at, len, r, c->size, &a, &b);
             if (b > a)
-                NCCL_OK(c, ncclBroadcast(buf + a, buf + a, b - a, ncclFloat, r, nccl_of(c), 0));
+                NCCL_OK(c, ncclBroadcast(buf + a * es, buf + a * es, b - a, t, r, nccl_of(c), 0));
         }
         NCCL_OK(c, ncclGroupEnd());
     }
@@ -213,7 +216,7 @@ extern "C" void comm_nccl_allreduce_sum_f32(Comm *c, float *, size_t) {
 extern "C" void comm_nccl_reduce_scatter_sum_f32(Comm *c, float *, size_t, size_t, size_t) {
     no_nccl(c);
 }
-extern "C" void comm_nccl_allgather_f32(Comm *c, float *, size_t, size_t, size_t) {
+extern "C" void comm_nccl_allgather(Comm *c, void *, size_t, size_t, size_t, size_t) {
     no_nccl(c);
 }
 extern "C" void comm_nccl_broadcast(Comm *c, void *, size_t) {

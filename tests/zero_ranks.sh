@@ -5,7 +5,8 @@
 #   - zero_stage 1 with the fp32 master in ranges = the whole master on every rank, bit for bit
 #     (metrics and checkpoints);
 #   - zero_stage 2 with one call a mini-batch per rank = zero_stage 1, bit for bit;
-#   - zero_stage 2 with 2-row calls (unequal calls on the ranks) within 1e-6 of zero_stage 1.
+#   - zero_stage 2 with 2-row calls (unequal calls on the ranks) within 1e-6 of zero_stage 1;
+#   - zero_stage 3 (the reference's bf16 weights gathered a layer at a time) = zero_stage 2.
 # benchmarks/gpu_check.sh runs it through ctest (test_gpu_zero_ranks) on a GPU machine, where
 # the kernels are the hardware's. Usage: zero_ranks.sh path/to/denserl
 set -u
@@ -47,10 +48,13 @@ grep -q "2 ranks over file" "$W/ranges.0" && ok "two ranks over the file transpo
 DENSERL_SHARDED_MASTER=0 run full
 run z2 --set zero_stage=2
 run z2c --set zero_stage=2 --set rl.micro_batch_rows=2
+run z3c --set zero_stage=3 --set rl.micro_batch_rows=2
 expect_eq "zero_stage 1: the master in ranges = the whole master" ok \
     "$(python3 tests/same_run.py "$W/full" "$W/ranges")"
 expect_eq "zero_stage 2, one call a rank = zero_stage 1" ok \
     "$(python3 tests/same_run.py "$W/ranges" "$W/z2")"
 expect_eq "zero_stage 2, 2-row calls: within 1e-6 of zero_stage 1 (checkpoints)" ok \
     "$(python3 tests/same_run.py --within 1e-6 "$W/ranges" "$W/z2c")"
+expect_eq "zero_stage 3 (the reference's weights gathered by layer) = zero_stage 2" ok \
+    "$(python3 tests/same_run.py "$W/z2c" "$W/z3c")"
 finish

@@ -7,7 +7,9 @@
 # went straight on. zero_stage 2 (the gradients summed into their owners a layer at a time,
 # model_shard_grads): with one call a mini-batch per rank the same run as zero_stage 1 bit for
 # bit, with several calls and ranks of unequal calls within 1e-6 of it; its plan covers its
-# peak; its resume point gives the run that went straight on. Skips without mpirun.
+# peak. zero_stage 3 (the reference's weights in ranges too, model_shard_weights): the same
+# run as stage 2, at a lower peak its plan covers; its resume point gives the run that went
+# straight on. Skips without mpirun.
 # Usage: zero_master.sh path/to/denserl
 set -u
 source "$(dirname "$0")/../shtest.sh"
@@ -82,11 +84,21 @@ expect_eq "zero_stage 2, 2-row calls: within 1e-6 of zero_stage 1 (checkpoints)"
     "$(python3 tests/same_run.py --within 1e-6 "$W/sharded" "$W/zm2")"
 grep -q "2 of 32 rows per model call" "$W/zm2.out" && ok "zero_stage 2: 2-row calls planned" ||
     bad "zero_stage 2: $(grep 'memory plan' "$W/zm2.out")"
-run zfirst --set rl.steps=1 --set rl.save_every=1 --set zero_stage=2
+# zero_stage 3: the reference's bf16 weights in ranges, gathered a layer at a time for its
+# forwards (the ranks' unequal calls padded with gathers alone): the same bits as stage 2
+run zm3 --set rl.micro_batch_rows=2 --set zero_stage=3
+expect_eq "zero_stage 3 = zero_stage 2" ok "$(python3 tests/same_run.py "$W/zm2" "$W/zm3")"
+p3=$(mib plan zm3) k3=$(mib peak zm3) k2=$(mib peak zm2)
+awk -v p="$p3" -v k="$k3" -v k2="$k2" 'BEGIN { exit !(p != "" && p >= k && k < k2) }' &&
+    ok "zero_stage 3: plan $p3 MiB covers the peak $k3 MiB, below stage 2's $k2 MiB" ||
+    bad "zero_stage 3: plan '$p3' MiB, peak '$k3' MiB, stage 2's peak '$k2' MiB"
+# a resume point of stage 3 (the reference's matrices gathered into it) gives the run that
+# went straight on
+run zfirst --set rl.steps=1 --set rl.save_every=1 --set zero_stage=3
 cp -r "$W/zfirst" "$W/zresumed"
-run zresumed --set rl.save_every=1 --set zero_stage=2 --resume
-run zstraight --set rl.save_every=1 --set zero_stage=2
-expect_eq "zero_stage 2: resumed = straight on" ok \
+run zresumed --set rl.save_every=1 --set zero_stage=3 --resume
+run zstraight --set rl.save_every=1 --set zero_stage=3
+expect_eq "zero_stage 3: resumed = straight on" ok \
     "$(python3 tests/same_run.py "$W/zstraight" "$W/zresumed")"
 # a model whose layers outweigh all else (16 layers of 1024, vocabulary 2048), made and not
 # trained (--dry-run, allocations untouched): while the step's models are made the peak stays
@@ -95,7 +107,7 @@ expect_eq "zero_stage 2: resumed = straight on" ok \
 sed 's/"hidden_size": 128/"hidden_size": 1024/; s/"num_hidden_layers": 8/"num_hidden_layers": 16/;
      s/"intermediate_size": 512/"intermediate_size": 4096/; s/"num_attention_heads": 2/"num_attention_heads": 16/;
      s/"num_key_value_heads": 1/"num_key_value_heads": 4/' "$W/run.json" >"$W/big.json"
-for case in "1 1" "0 1" "1 2"; do
+for case in "1 1" "0 1" "1 2" "1 3"; do
     set -- $case
     TMPDIR=$W DENSERL_EMU_LAZY=1 DENSERL_SHARED_ACTIVATIONS=$1 "${MPI[@]}" "$BIN" train \
         "$W/big.json" --set run_dir="$W/big" --set rl.micro_batch_rows=2 --set zero_stage=$2 \
@@ -108,8 +120,8 @@ for case in "1 1" "0 1" "1 2"; do
         bad "models made (shared activations $1, zero_stage $2): status $st, plan '$p' MiB, peak '$k' MiB"
     fi
 done
-k1=$(mib peak big11) k2=$(mib peak big12)
-awk -v a="$k1" -v b="$k2" 'BEGIN { exit !(a != "" && b != "" && b < a) }' &&
-    ok "models made: zero_stage 2 peaks at $k2 MiB, below zero_stage 1's $k1 MiB" ||
-    bad "models made: zero_stage 2 peak '$k2' MiB, zero_stage 1's '$k1' MiB"
+k1=$(mib peak big11) k2=$(mib peak big12) k3=$(mib peak big13)
+awk -v a="$k1" -v b="$k2" -v c="$k3" 'BEGIN { exit !(a != "" && b != "" && c != "" && c < b && b < a) }' &&
+    ok "models made: peaks $k1, $k2, $k3 MiB at zero_stage 1, 2, 3" ||
+    bad "models made: peaks '$k1', '$k2', '$k3' MiB at zero_stage 1, 2, 3"
 finish
