@@ -38,10 +38,11 @@ static double logits_chunk(Backend be, double V, double N) {
 /* One model with activations for B rows of T tokens: kept layers (all, or 1 for a forward-only
  * model; 0 where they are another model's, model_init_shared), with gradients and AdamW state
  * over `shards` ranks if it trains (trains 2: its gradients in another model's buffer,
- * model_share_grads); with more, a trained model's gradients are sharded too
- * (model_shard_grads), a frozen one's bf16 weights (model_shard_weights). */
+ * model_share_grads); at ZeRO stage zero 2 or more a trained model's gradients are sharded too
+ * (model_shard_grads), at 3 its bf16 weights (MODEL_W16_SHARDED: the callers pass 3 only where
+ * the model is made so). */
 static void plan_model(MemPlan *p, const ModelConfig *c, Backend be, Precision pr, double B,
-                       double T, int kept, int trains, int shards, int more, int recompute) {
+                       double T, int kept, int trains, int shards, int zero, int recompute) {
     const double P = (double)model_param_count(c), N = B * T, L = kept > 0 ? kept : 1;
     const double d = c->d_model, F = c->d_ff, V = c->vocab, H = c->n_heads;
     const double qd = H * c->head_dim, kd = (double)c->n_kv_heads * c->head_dim;
@@ -73,14 +74,14 @@ static void plan_model(MemPlan *p, const ModelConfig *c, Backend be, Precision p
     /* ZeRO-2's and ZeRO-3's windows: two layers' slots and the rest, and the rank's range */
     const double rest = V * d * (c->tied ? 1 : 2) + d + (c->value_head ? d + 1 : 0);
     const double windows = 2 * (P - rest) / c->n_layers + rest + P / shards;
-    const double grads = more ? 4 * windows : 4 * P;
+    const double grads = zero >= 2 ? 4 * windows : 4 * P;
     if (trains) p->optimizer += (trains > 1 ? 0 : grads) + 8 * P / shards;
     if (kept > 0) p->activations += 4 * act;
     if (!pr.bf16) return;
     /* model_use_bf16's weight copies; the scratch slots grow to width x capacity: the product
      * inputs (slot 0, up to the lm_head's 2d-wide rows), output gradients (slot 1), the
      * attention's (slot 2) and the backward's workspace */
-    p->weights += 2 * (!trains && more ? windows : P) + (pr.logits16 ? 2 * V * d : 0);
+    p->weights += 2 * (zero == 3 ? windows : P) + (pr.logits16 ? 2 * V * d : 0);
     const double w = max3(2 * d, qd, F);
     double slots = 2 * N * w * (trains ? 2 : 1);
     if (pr.attn_bf16) {
@@ -129,10 +130,11 @@ void memplan_prime(const RunConfig *rc, const MemShape *s, MemPlan *p) {
     memset(p, 0, sizeof *p);
     const Precision pr = precision_of(rc, &s->mc);
     const int shards = rc->zero_stage >= 1 ? dist_size() : 1;
-    const int zero2 = rc->zero_stage >= 2 && shards > 1;
-    /* ZeRO-3: the reference's bf16 weights, where it keeps its matrices in bf16 alone */
-    const int ref_shards =
-        rc->zero_stage == 3 && shards > 1 && pr.bf16 && prime_ref_bf16_only() ? shards : 1;
+    const int zero = shards > 1 ? rc->zero_stage : 0, zero2 = zero < 2 ? zero : 2;
+    /* ZeRO-3: the bf16 weights of the reference, where it keeps its matrices in bf16 alone, and
+     * of the PRM, where its master is in ranges (prime.c's make_models) */
+    const int ref_zero = zero == 3 && pr.bf16 && prime_ref_bf16_only() ? 3 : 0;
+    const int prm_zero = zero == 3 && pr.bf16 && prime_sharded_master() ? 3 : zero2;
     const double R = s->rows, T = s->T;
     ModelConfig critic = s->mc;
     critic.value_head = 1;
@@ -144,8 +146,8 @@ void memplan_prime(const RunConfig *rc, const MemShape *s, MemPlan *p) {
     plan_model(p, &s->mc, s->be, pr, s->policy_rows, s->policy_T, L, 1, shards, zero2, recomp);
     if (rl_has_prm(&rc->rl)) /* the PRM ("off": none) */
         plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : L, prime_shared_grads() ? 2 : 1,
-                   shards, zero2, recomp);
-    plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : 1, 0, ref_shards, ref_shards > 1,
+                   shards, prm_zero, recomp);
+    plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : 1, 0, ref_zero ? shards : 1, ref_zero,
                0); /* the reference */
     if (!strcmp(rc->rl.estimator, "gae"))
         plan_model(p, &critic, s->be, pr, B, BT, shared ? 0 : L, 1, shards, zero2, recomp);

@@ -292,6 +292,8 @@ static void activations_init(Model *m, int B, int T, int keep, const MixedFlags 
  * model_params_from_full fills), with their views and the layout's offsets. */
 static void params_alloc(Model *m, int w16_level) {
     const ModelConfig *c = &m->cfg;
+    m->w16_sharded = (w16_level & MODEL_W16_SHARDED) != 0;
+    w16_level &= ~MODEL_W16_SHARDED;
     m->n_params = model_param_count(c);
     m->params = be_alloc(m->be, sizeof(float) * layout(c, NULL, NULL, NULL, NULL, w16_level));
     layout(c, m->params, &m->w, NULL, NULL, w16_level);
@@ -364,6 +366,7 @@ void model_init_shared(Model *m, const ModelConfig *c, Model *lender, int w16_le
 
 static void backward_scratch(Model *m);
 static void rest_views(Model *m);
+static void gather_layer(const Model *m, int l);
 
 void model_alloc_grads(Model *m) {
     if (model_has_grads(m)) return;
@@ -476,31 +479,36 @@ static void grads_final(Model *m, int l) {
 }
 
 void model_backward_skip(Model *m) {
-    if (!m->gs.acc) return;
-    for (int l = m->cfg.n_layers - 1; l >= -1; l--) { /* a sum leaves its result in place */
-        zero_window(m, l);
+    for (int l = m->cfg.n_layers - 1; l >= -1; l--) { /* the backward's order */
+        if (m->ws.win && l >= 0) gather_layer(m, l);
+        if (!m->gs.acc) continue;
+        zero_window(m, l); /* a sum leaves its result in place */
         reduce_window(m, l);
     }
 }
 
-void model_shard_weights(Model *m, size_t lo, size_t hi) {
-    CHECK(m->mx.on && m->mx.w && m->w16_only == 1 && !model_has_grads(m) && !m->ws.win);
-    CHECK(lo <= hi && hi <= m->n_params);
+/* ZeRO-3: the bf16 copy as this rank's range and the windows, instead of whole. */
+static void weights_windows(Model *m) {
     WeightShard *s = &m->ws;
+    dist_shard(m->n_params, &s->lo, &s->hi);
     s->slot = range_floats(m, 0);
     s->rest = range_floats(m, -1);
     s->win = be_alloc(m->be, sizeof(uint16_t) * (2 * s->slot + s->rest));
-    s->shard = be_alloc(m->be, sizeof(uint16_t) * (hi > lo ? hi - lo : 1));
-    be_copy(m->be, s->shard, m->mx.w + lo, sizeof(uint16_t) * (hi - lo));
-    size_t a[MODEL_MAX_RANGES], b[MODEL_MAX_RANGES];
+    s->shard = be_alloc(m->be, sizeof(uint16_t) * (s->hi > s->lo ? s->hi - s->lo : 1));
+}
+
+/* ZeRO-3: the bf16 of buf (elements [at, at + len) of the layout) where the windows keep it:
+ * this rank's range, and the tensors outside the layers. */
+static void cast_into_windows(Model *m, const float *buf, size_t at, size_t len) {
+    const WeightShard *s = &m->ws;
+    size_t a[MODEL_MAX_RANGES], b[MODEL_MAX_RANGES], x, y;
+    if (overlap(at, len, s->lo, s->hi - s->lo, &x, &y))
+        op_cast_bf16(m->be, s->shard + (x - s->lo), buf + (x - at), (long)(y - x));
     const int k = model_param_ranges(m, -1, a, b);
     uint16_t *w = s->win + 2 * s->slot;
     for (int i = 0; i < k; w += b[i] - a[i], i++)
-        be_copy(m->be, w, m->mx.w + a[i], sizeof(uint16_t) * (b[i] - a[i]));
-    s->lo = lo;
-    s->hi = hi;
-    be_free(m->be, m->mx.w);
-    m->mx.w = NULL;
+        if (overlap(at, len, a[i], b[i] - a[i], &x, &y))
+            op_cast_bf16(m->be, w + (x - a[i]), buf + (x - at), (long)(y - x));
 }
 
 /* ZeRO-3: layer l's bf16 weights gathered from the ranks into its slot. */
@@ -522,7 +530,7 @@ void model_forward_skip(Model *m) {
 }
 
 int model_backward_collective(const Model *m) {
-    return m->gs.acc != NULL;
+    return m->gs.acc != NULL || m->ws.win != NULL;
 }
 
 int model_forward_collective(const Model *m) {
@@ -723,7 +731,12 @@ int model_use_bf16(Model *m, const char *attention) {
                 D);
     m->mx.qkv_bf16 = f.qkv_bf16;
     if (!m->act_of) act_halve_bf16(m, &f);
-    m->mx.w = be_alloc(m->be, sizeof(uint16_t) * m->n_params);
+    if (m->w16_sharded) {
+        CHECK(m->w16_only); /* its products' fp32 matrices are not kept either */
+        weights_windows(m);
+    } else {
+        m->mx.w = be_alloc(m->be, sizeof(uint16_t) * m->n_params);
+    }
     if (f.logits16)
         m->mx.w16 = be_alloc(m->be, sizeof(uint16_t) * (size_t)m->cfg.vocab * m->cfg.d_model);
     m->mx.stale = 1;
@@ -768,10 +781,13 @@ void model_shard_master(Model *m, const float *range, size_t lo, size_t hi) {
 }
 
 void model_params_from_range(Model *m, const float *buf, size_t at, size_t len) {
-    CHECK(m->mx.on && !m->ws.win && at + len <= m->n_params);
+    CHECK(m->mx.on && at + len <= m->n_params);
     const size_t V = (size_t)m->cfg.vocab, d = (size_t)m->cfg.d_model;
     size_t x, y;
-    op_cast_bf16(m->be, m->mx.w + at, buf, (long)len);
+    if (m->ws.win)
+        cast_into_windows(m, buf, at, len);
+    else
+        op_cast_bf16(m->be, m->mx.w + at, buf, (long)len);
     if (m->mx.w16 && overlap(at, len, m->off.lm_head, V * d, &x, &y))
         op_cast_f16(m->be, m->mx.w16 + (x - m->off.lm_head), buf + (x - at), (long)(y - x));
     const ParamOffsets n = tensor_sizes(&m->cfg);
@@ -1489,7 +1505,10 @@ static void backward_trunk(Model *m, const int *tokens, int B, int T) {
                         a->x + x_slot(a, c->n_layers) * Ncap * d, w->final_norm, a->rstdf, N, d);
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
-        if (a->recompute) layer_fwd(m, l, B, T); /* its slot again, from its input x */
+        if (a->recompute)
+            layer_fwd(m, l, B, T); /* its slot again, from its input x (and weights) */
+        else if (m->ws.win)
+            gather_layer(m, l); /* ZeRO-3: its weights again */
         const LayerActs t = layer_acts(m, l);
         const ParamViews g = layer_grads(m, l);
         zero_window(m, l);

@@ -133,10 +133,10 @@ typedef struct {
     size_t lo, hi;
 } GradShard;
 
-/* ZeRO-3 for a frozen bf16 model (model_shard_weights): no whole bf16 copy. Each rank keeps
- * its range [lo, hi) of the flat layout in bf16; a forward gathers each layer's matrices from
- * the ranks into one of two slots just before the layer runs; the tensors outside the layers
- * stay whole, in a third window. */
+/* ZeRO-3 for a bf16 model (MODEL_W16_SHARDED): no whole bf16 copy. Each rank keeps its range
+ * [lo, hi) of the flat layout in bf16; a forward or backward gathers each layer's matrices
+ * from the ranks into one of two slots just before the layer runs; the tensors outside the
+ * layers stay whole, in a third window. */
 typedef struct {
     uint16_t *win;     /* slot 0, slot 1 (slot elements each), then rest elements */
     size_t slot, rest; /* elements: one layer's parameters; the others' */
@@ -152,10 +152,11 @@ typedef struct Model {
     Backend be;
     MixedState mx;
     size_t n_params;
-    float *params;  /* (n_params) */
-    float *grads;   /* (n_params), allocated by model_alloc_grads; NULL under ZeRO-2 (gs) */
-    GradShard gs;   /* ZeRO-2's windows and range (gs.acc NULL: none) */
-    WeightShard ws; /* ZeRO-3's bf16 weights (ws.win NULL: none; mx.w then NULL) */
+    float *params;   /* (n_params) */
+    float *grads;    /* (n_params), allocated by model_alloc_grads; NULL under ZeRO-2 (gs) */
+    GradShard gs;    /* ZeRO-2's windows and range (gs.acc NULL: none) */
+    WeightShard ws;  /* ZeRO-3's bf16 weights (ws.win NULL: none; mx.w then NULL) */
+    int w16_sharded; /* made with MODEL_W16_SHARDED: model_use_bf16 makes ws, not mx.w */
     ParamViews w, g;
     ParamOffsets off; /* the matrices' places, for their bf16 copies (model_weight) */
     int w16_only;  /* params holds no matrices, only what the kernels read in fp32: 1, or 2 without
@@ -210,6 +211,9 @@ enum { MODEL_KEEP_ALL = 0, MODEL_FORWARD_ONLY = 1, MODEL_RECOMPUTE = 2 };
 /* Added to keep (bf16 only): params compact from the start, as a w16_only model of that level
  * keeps them (see model_init_shared). */
 #define MODEL_W16_LEVEL(level) ((level)*16)
+/* Or-ed into a w16 level (bf16, several ranks): ZeRO-3, the bf16 copy made as this rank's range
+ * and the windows (WeightShard) instead of whole. */
+#define MODEL_W16_SHARDED 4
 /* Whether a model of config c on be can run in bf16 with this attention: DR_ERR with
  * model_use_bf16's error if not. */
 int model_bf16_check(const ModelConfig *c, Backend be, const char *attention);
@@ -242,14 +246,12 @@ void model_zero_grads(Model *m);
  * rank must run the same number of backwards between updates: a rank with fewer calls runs
  * model_backward_skip for each missing one. model_zero_grads zeroes the range. */
 void model_shard_grads(Model *m, size_t lo, size_t hi);
-/* ZeRO-3 for a frozen bf16 model whose params are compact (w16_only 1: model_keep_matrices_bf16,
- * or made so): its whole bf16 copy becomes this rank's range [lo, hi) and the windows
- * (WeightShard). Every forward then gathers each layer from the ranks, so every rank must run
- * the same number of forwards: a rank with fewer calls runs model_forward_skip for each
- * missing one. */
-void model_shard_weights(Model *m, size_t lo, size_t hi);
-/* A forward that computes nothing: under ZeRO-3 the layers' gathers (the other ranks' calls go
- * on); otherwise nothing. */
+/* A model made at a w16 level with MODEL_W16_SHARDED (ZeRO-3) keeps its bf16 copy as its
+ * range [lo, hi) of the flat layout (dist_shard) and the windows (WeightShard); every forward
+ * and backward gathers each layer from the ranks, so every rank must run the same number of
+ * them: a rank with fewer calls runs model_forward_skip (and model_backward_skip) for each
+ * missing one. A forward that computes nothing: under ZeRO-3 the layers' gathers; otherwise
+ * nothing. */
 void model_forward_skip(Model *m);
 /* Whether m's backwards (ZeRO-2) or forwards (ZeRO-3) take part in collectives. */
 int model_backward_collective(const Model *m);
@@ -257,7 +259,8 @@ int model_forward_collective(const Model *m);
 /* Whether m has gradients: a whole buffer or ZeRO-2's. */
 int model_has_grads(const Model *m);
 /* A backward that adds nothing: under ZeRO-2 the window sums of a backward with zero
- * gradients (the other ranks' calls go on); otherwise nothing. */
+ * gradients, under ZeRO-3 its layers' gathers (the other ranks' calls go on); otherwise
+ * nothing. */
 void model_backward_skip(Model *m);
 /* Device scratch for gathering a sharded master or optimizer state a chunk at a time: the
  * whole gradient buffer (n_params floats) or ZeRO-2's windows; its length in *len. Its contents

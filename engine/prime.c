@@ -197,20 +197,15 @@ static void make_models(Prime *p, Model *policy, int rows) {
         if (init) be_copy(policy->be, policy->grads, policy->params, sizeof(float) * op->n);
         model_shard_master(policy, policy->params + op->lo, op->lo, op->hi);
     }
-    /* the reference first: under ZeRO-3 its whole bf16 copy exists until it is sharded, while
-     * less is held than once the PRM is made */
+    /* ZeRO-3: the reference's and the PRM's bf16 copies in ranges, made so */
+    const int sharded = zero2 && dist_zero_stage() == 3 ? MODEL_W16_SHARDED : 0;
     const int ref16 = policy->mx.on && prime_ref_bf16_only();
-    clone_model(&p->ref, policy, init, 0, 1, rows, p->t_max, ref16);
+    clone_model(&p->ref, policy, init, 0, 1, rows, p->t_max, ref16 ? 1 | sharded : 0);
     if (ref16 && !p->ref.w16_only) model_keep_matrices_bf16(&p->ref);
-    if (zero2 && dist_zero_stage() == 3 && p->ref.w16_only == 1) {
-        size_t lo, hi;
-        dist_shard(p->ref.n_params, &lo, &hi);
-        model_shard_weights(&p->ref, lo, hi);
-    }
     if (rl_has_prm(c)) { /* "off": no PRM at all */
         adamw_init(&p->opt_prm, policy->be, policy->n_params);
         const int shard = shards_master(policy, &p->opt_prm);
-        clone_model(&p->prm, policy, init, 0, 0, rows, p->t_max, shard ? 2 : 0);
+        clone_model(&p->prm, policy, init, 0, 0, rows, p->t_max, shard ? 2 | sharded : 0);
         if (shard) /* the policy's range, the same as the PRM's */
             model_shard_master(&p->prm, init ? init + op->lo : policy->master, op->lo, op->hi);
     }
@@ -339,9 +334,13 @@ static int calls_everywhere(const Prime *p, const Model *m, int forward) {
     return all ? dist_max_int(p->plan.n_mb) : p->plan.n_mb;
 }
 
-/* After done backwards: model_backward_skip up to calls (calls_everywhere). */
+/* After done backwards: up to calls (calls_everywhere), a forward and a backward that compute
+ * nothing (model_forward_skip, model_backward_skip) for each call missing. */
 static void pad_backwards(Model *m, int done, int calls) {
-    for (int j = done; j < calls; j++) model_backward_skip(m);
+    for (int j = done; j < calls; j++) {
+        model_forward_skip(m);
+        model_backward_skip(m);
+    }
 }
 
 /* This rank's rows of r0 .. r0+n-1: with calls at their own length a rank's work follows its

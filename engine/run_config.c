@@ -18,7 +18,7 @@ static const CfgField FIELDS[] = {
     F("zero_stage", CFG_INT, zero_stage, 0, 3, NULL,
       "1: AdamW moments and updates sharded over the ranks (ZeRO-1); 2: the RL step's "
       "gradients too, summed into their owners as each layer's backward ends (ZeRO-2); 3: in "
-      "bf16 also the reference's weights, gathered a layer at a time for its forward"),
+      "bf16 also the reference's and the PRM's weights, gathered a layer at a time"),
     F("grad_bucket_mb", CFG_FLOAT, grad_bucket_mb, 0, 1e6, NULL,
       "several ranks, ZeRO-0: gradients summed in buckets of this many MB as the backward "
       "finishes them (0: one sum at the update)"),

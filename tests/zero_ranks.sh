@@ -6,7 +6,8 @@
 #     (metrics and checkpoints);
 #   - zero_stage 2 with one call a mini-batch per rank = zero_stage 1, bit for bit;
 #   - zero_stage 2 with 2-row calls (unequal calls on the ranks) within 1e-6 of zero_stage 1;
-#   - zero_stage 3 (the reference's bf16 weights gathered a layer at a time) = zero_stage 2.
+#   - zero_stage 3 (the reference's and the PRM's bf16 weights gathered a layer at a time)
+#     = zero_stage 2.
 # benchmarks/gpu_check.sh runs it through ctest (test_gpu_zero_ranks) on a GPU machine, where
 # the kernels are the hardware's. Usage: zero_ranks.sh path/to/denserl
 set -u
@@ -55,6 +56,6 @@ expect_eq "zero_stage 2, one call a rank = zero_stage 1" ok \
     "$(python3 tests/same_run.py "$W/ranges" "$W/z2")"
 expect_eq "zero_stage 2, 2-row calls: within 1e-6 of zero_stage 1 (checkpoints)" ok \
     "$(python3 tests/same_run.py --within 1e-6 "$W/ranges" "$W/z2c")"
-expect_eq "zero_stage 3 (the reference's weights gathered by layer) = zero_stage 2" ok \
+expect_eq "zero_stage 3 (weights gathered by layer) = zero_stage 2" ok \
     "$(python3 tests/same_run.py "$W/z2c" "$W/z3c")"
 finish

@@ -7,9 +7,9 @@
 # went straight on. zero_stage 2 (the gradients summed into their owners a layer at a time,
 # model_shard_grads): with one call a mini-batch per rank the same run as zero_stage 1 bit for
 # bit, with several calls and ranks of unequal calls within 1e-6 of it; its plan covers its
-# peak. zero_stage 3 (the reference's weights in ranges too, model_shard_weights): the same
-# run as stage 2, at a lower peak its plan covers; its resume point gives the run that went
-# straight on. Skips without mpirun.
+# peak. zero_stage 3 (the bf16 weights of the reference and the PRM in ranges too,
+# MODEL_W16_SHARDED): the same run as stage 2, at a lower peak its plan covers; its resume
+# point gives the run that went straight on. Skips without mpirun.
 # Usage: zero_master.sh path/to/denserl
 set -u
 source "$(dirname "$0")/../shtest.sh"
@@ -84,8 +84,9 @@ expect_eq "zero_stage 2, 2-row calls: within 1e-6 of zero_stage 1 (checkpoints)"
     "$(python3 tests/same_run.py --within 1e-6 "$W/sharded" "$W/zm2")"
 grep -q "2 of 32 rows per model call" "$W/zm2.out" && ok "zero_stage 2: 2-row calls planned" ||
     bad "zero_stage 2: $(grep 'memory plan' "$W/zm2.out")"
-# zero_stage 3: the reference's bf16 weights in ranges, gathered a layer at a time for its
-# forwards (the ranks' unequal calls padded with gathers alone): the same bits as stage 2
+# zero_stage 3: the reference's and the PRM's bf16 weights in ranges, gathered a layer at a
+# time for their forwards and backwards (the ranks' unequal calls padded with gathers alone):
+# the same bits as stage 2
 run zm3 --set rl.micro_batch_rows=2 --set zero_stage=3
 expect_eq "zero_stage 3 = zero_stage 2" ok "$(python3 tests/same_run.py "$W/zm2" "$W/zm3")"
 p3=$(mib plan zm3) k3=$(mib peak zm3) k2=$(mib peak zm2)
