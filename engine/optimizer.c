@@ -84,10 +84,12 @@ double adamw_step(AdamW *o, float *params, float *grads, AdamWParams hp, double 
 double adamw_step_model(AdamW *o, Model *m, AdamWParams hp, double max_norm) {
     CHECK(o->n == m->n_params);
     float *g = m->gs.acc; /* ZeRO-2: summed during the backwards */
-    if (g)
+    if (g) {
         CHECK(o->zero && m->gs.lo == o->lo && m->gs.hi == o->hi);
-    else
-        sum_grads(o, m->grads), g = m->grads + o->lo;
+    } else {
+        sum_grads(o, m->grads);
+        g = m->grads + o->lo;
+    }
     if (!m->master) {
         double norm = step_range(o, m->params + o->lo, g, hp, max_norm);
         if (isfinite(norm) && o->zero) dist_allgather_params(m->params, o->n);
