@@ -13,19 +13,11 @@
 set -u
 source "$(dirname "$0")/shtest.sh"
 cd "$ROOT"
-cat >"$W/run.json" <<'JSON'
-{"seed": 5, "device": "cuda", "threads": 1, "precision": "bf16", "zero_stage": 1,
- "model": {"init": "random", "model_type": "llama", "hidden_size": 128, "num_hidden_layers": 4,
-   "num_attention_heads": 2, "num_key_value_heads": 1, "intermediate_size": 512,
-   "max_position_embeddings": 128, "vocab_size": 2048},
- "task": {"name": "arith", "max_operands": 3, "max_value": 9, "eval_size": 4},
- "sft": {"steps": 0},
- "rl": {"steps": 2, "prompts_per_step": 8, "samples_per_prompt": 4, "max_response_tokens": 24,
-   "ppo_minibatches": 2, "prm_minibatches": 1, "acc_lo": 0.0, "acc_hi": 1.0,
-   "micro_batch_rows": 32}}
-JSON
+# the emulated tests' run (tests/emu/zero_master.sh), at 4 layers and 32-row calls
+cp tests/zero_run.json "$W/run.json"
+common=(--set model.num_hidden_layers=4 --set rl.micro_batch_rows=32)
 export DENSERL_SAMPLE_GROUP_KEYS=4096 DENSERL_NCCL=0 DENSERL_COMM_TIMEOUT=120
-"$BIN" train "$W/run.json" --set run_dir="$W/probe" --dry-run >"$W/probe.out" 2>&1
+"$BIN" train "$W/run.json" "${common[@]}" --set run_dir="$W/probe" --dry-run >"$W/probe.out" 2>&1
 if [ $? = 2 ] && grep -q 'no GPU answered\|without CUDA' "$W/probe.out"; then
     echo "SKIP $(head -1 "$W/probe.out"): nothing checked"
     exit 77
@@ -36,7 +28,7 @@ run() { # NAME ARGS...: both ranks, rank r's output in $W/NAME.r
     mkdir -p "$W/rdv_$name"
     for r in 0 1; do
         DENSERL_RANK=$r DENSERL_WORLD_SIZE=2 DENSERL_RENDEZVOUS_DIR="$W/rdv_$name" TMPDIR=$W \
-            DENSERL_RUN_ID=$name timeout 600 "$BIN" train "$W/run.json" \
+            DENSERL_RUN_ID=$name timeout 600 "$BIN" train "$W/run.json" "${common[@]}" \
             --set run_dir="$W/$name" "$@" >"$W/$name.$r" 2>&1 &
         pids+=($!)
     done

@@ -21,18 +21,9 @@ fi
 MPI=(mpirun --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none -np 2)
 [ "$(id -u)" = 0 ] && MPI+=(--allow-run-as-root)
 export DENSERL_SAMPLE_GROUP_KEYS=4096 DENSERL_EMU_PEAK=1
-# layers' matrices well over the embedding's, as in real models (what the ranges save)
-cat >"$W/run.json" <<'JSON'
-{"seed": 5, "device": "cuda", "threads": 1, "precision": "bf16", "zero_stage": 1,
- "model": {"init": "random", "model_type": "llama", "hidden_size": 128, "num_hidden_layers": 8,
-   "num_attention_heads": 2, "num_key_value_heads": 1, "intermediate_size": 512,
-   "max_position_embeddings": 128, "vocab_size": 2048},
- "task": {"name": "arith", "max_operands": 3, "max_value": 9, "eval_size": 4},
- "sft": {"steps": 0},
- "rl": {"steps": 2, "prompts_per_step": 8, "samples_per_prompt": 4, "max_response_tokens": 24,
-   "ppo_minibatches": 2, "prm_minibatches": 1, "acc_lo": 0.0, "acc_hi": 1.0,
-   "micro_batch_rows": 4}}
-JSON
+# bf16 on the emulated GPU, the layers' matrices well over the embedding's, as in real models
+# (what the ranges save); shared with tests/zero_ranks.sh
+cp tests/zero_run.json "$W/run.json"
 run() { # NAME ARGS...: status in $st, output in $W/NAME.out
     local name=$1
     shift
