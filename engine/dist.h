@@ -49,7 +49,7 @@ void dist_wait_grads(void);
 /* ZeRO stage of the optimizers made from now on: 0 replicates the AdamW state, 1 shards it
  * (and the update) by contiguous ranges of the flat parameter buffer, 2 the gradients too
  * (the RL step's models: model_shard_grads), 3 also the frozen reference's bf16 weights
- * (model_shard_weights). */
+ * (MODEL_W16_SHARDED). */
 void dist_set_zero_stage(int stage);
 int dist_zero_stage(void);
 /* Gradient buckets of the optimizers made from now on (grad_sync.h), in bytes; 0 sums the

@@ -70,8 +70,8 @@ static void plan_model(MemPlan *p, const ModelConfig *c, Backend be, Precision p
     if (gpu) act += N * (d + 4); /* lp_compact's gathered rows: idx, tgt, h, a, b */
     if (trains)                  /* model_alloc_grads: dx, dtmp, dq, dk, dv, datt, dgate, dup, dh */
         act += N * (d + (qd > d ? qd : d) + qd + 2 * kd) + at + 3 * mlp;
-    /* gradients: the whole buffer, or ZeRO-2's windows (two layers' and the rest) and range */
-    /* ZeRO-2's and ZeRO-3's windows: two layers' slots and the rest, and the rank's range */
+    /* gradients: the whole buffer, or ZeRO-2's windows (two layers' slots and the rest) and the
+     * rank's range; ZeRO-3's bf16 weights the same */
     const double rest = V * d * (c->tied ? 1 : 2) + d + (c->value_head ? d + 1 : 0);
     const double windows = 2 * (P - rest) / c->n_layers + rest + P / shards;
     const double grads = zero >= 2 ? 4 * windows : 4 * P;
@@ -130,11 +130,12 @@ void memplan_prime(const RunConfig *rc, const MemShape *s, MemPlan *p) {
     memset(p, 0, sizeof *p);
     const Precision pr = precision_of(rc, &s->mc);
     const int shards = rc->zero_stage >= 1 ? dist_size() : 1;
-    const int zero = shards > 1 ? rc->zero_stage : 0, zero2 = zero < 2 ? zero : 2;
+    /* the stage each model is made at: the policy's and critic's weights stay whole */
+    const int zero = shards > 1 ? rc->zero_stage : 0, whole = zero < 2 ? zero : 2;
     /* ZeRO-3: the bf16 weights of the reference, where it keeps its matrices in bf16 alone, and
      * of the PRM, where its master is in ranges (prime.c's make_models) */
     const int ref_zero = zero == 3 && pr.bf16 && prime_ref_bf16_only() ? 3 : 0;
-    const int prm_zero = zero == 3 && pr.bf16 && prime_sharded_master() ? 3 : zero2;
+    const int prm_zero = zero == 3 && pr.bf16 && prime_sharded_master() ? 3 : whole;
     const double R = s->rows, T = s->T;
     ModelConfig critic = s->mc;
     critic.value_head = 1;
@@ -143,14 +144,14 @@ void memplan_prime(const RunConfig *rc, const MemShape *s, MemPlan *p) {
     const int shared = prime_shared_activations(), L = s->mc.n_layers;
     const double B = shared ? s->policy_rows : R, BT = shared ? s->policy_T : T;
     const int recomp = rc->gradient_checkpointing;
-    plan_model(p, &s->mc, s->be, pr, s->policy_rows, s->policy_T, L, 1, shards, zero2, recomp);
+    plan_model(p, &s->mc, s->be, pr, s->policy_rows, s->policy_T, L, 1, shards, whole, recomp);
     if (rl_has_prm(&rc->rl)) /* the PRM ("off": none) */
         plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : L, prime_shared_grads() ? 2 : 1,
                    shards, prm_zero, recomp);
     plan_model(p, &s->mc, s->be, pr, B, BT, shared ? 0 : 1, 0, ref_zero ? shards : 1, ref_zero,
                0); /* the reference */
     if (!strcmp(rc->rl.estimator, "gae"))
-        plan_model(p, &critic, s->be, pr, B, BT, shared ? 0 : L, 1, shards, zero2, recomp);
+        plan_model(p, &critic, s->be, pr, B, BT, shared ? 0 : L, 1, shards, whole, recomp);
     plan_generator(p, &s->mc, pr, s->gen_rows, T, (double)s->policy_rows * s->policy_T);
     const double n_max =
         (double)s->policy_rows * s->policy_T > R * T ? (double)s->policy_rows * s->policy_T : R * T;

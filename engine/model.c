@@ -161,18 +161,39 @@ void model_param_views(const ModelConfig *c, float *buf, ParamViews *v) {
     layout(c, buf, v, NULL, NULL, 0);
 }
 
+/* Elements of layer l's ranges (l >= 0: any layer's), or with l = -1 of the rest. */
+static size_t range_floats(const Model *m, int l) {
+    size_t lo[MODEL_MAX_RANGES], hi[MODEL_MAX_RANGES], n = 0;
+    int k = model_param_ranges(m, l, lo, hi);
+    for (int i = 0; i < k; i++) n += hi[i] - lo[i];
+    return n;
+}
+
+/* ZeRO-2's and ZeRO-3's windows (GradShard, WeightShard), in elements: layer l's slot (layers
+ * take two in turn) or with l = -1 that of the tensors outside the layers, after them; where
+ * each starts, how long, and the whole. */
+static size_t win_at(const Model *m, int l) {
+    return l >= 0 ? (size_t)(l & 1) * m->win_slot : 2 * m->win_slot;
+}
+static size_t win_len(const Model *m, int l) {
+    return l >= 0 ? m->win_slot : m->win_rest;
+}
+static size_t win_total(const Model *m) {
+    return 2 * m->win_slot + m->win_rest;
+}
+
 /* ZeRO-3: the bf16 of the matrix at offset off in the windows: layer l's slice in its slot
  * (which holds layer l while it runs), or in the rest window. */
 static uint16_t *window_weight(const Model *m, size_t off, size_t l, size_t n) {
     const ParamOffsets sz = tensor_sizes(&m->cfg);
     const size_t L = (size_t)m->cfg.n_layers;
-    size_t at = (l & 1) * m->ws.slot;
+    size_t at = win_at(m, (int)l);
 #define SLOT(f)                                                                                    \
     if (sz.f && off == m->off.f) return m->ws.win + at;                                            \
     at += sz.f / L;
     LAYER_TENSORS(SLOT)
 #undef SLOT
-    at = 2 * m->ws.slot;
+    at = win_at(m, -1);
 #define REST(f)                                                                                    \
     if (sz.f && off == m->off.f) return m->ws.win + at + l * n;                                    \
     at += sz.f;
@@ -299,6 +320,8 @@ static void params_alloc(Model *m, int w16_level) {
     layout(c, m->params, &m->w, NULL, NULL, w16_level);
     m->w16_only = w16_level;
     layout(c, NULL, NULL, &m->off, NULL, 0);
+    m->win_slot = range_floats(m, 0);
+    m->win_rest = range_floats(m, -1);
 }
 
 static void init(Model *m, const ModelConfig *c, Backend be, int B, int T, int keep,
@@ -395,19 +418,11 @@ int model_has_grads(const Model *m) {
     return m->grads != NULL || m->gs.acc != NULL;
 }
 
-/* Floats of layer l's ranges (l >= 0: any layer's), or with l = -1 of the rest. */
-static size_t range_floats(const Model *m, int l) {
-    size_t lo[MODEL_MAX_RANGES], hi[MODEL_MAX_RANGES], n = 0;
-    int k = model_param_ranges(m, l, lo, hi);
-    for (int i = 0; i < k; i++) n += hi[i] - lo[i];
-    return n;
-}
-
 /* ZeRO-2: g's views of the tensors outside the layers, in the rest window in layout order
  * (that of model_param_ranges(m, -1)); the layers' views are layer_grads'. */
 static void rest_views(Model *m) {
     const ParamOffsets n = tensor_sizes(&m->cfg);
-    float *p = m->gs.win + 2 * m->gs.slot;
+    float *p = m->gs.win + win_at(m, -1);
     memset(&m->g, 0, sizeof m->g);
 #define REST(f) m->g.f = n.f ? p : NULL, p += n.f;
     OUTER_TENSORS(REST)
@@ -420,9 +435,7 @@ void model_shard_grads(Model *m, size_t lo, size_t hi) {
     const int had = m->grads != NULL;
     if (had) be_free(m->be, m->grads);
     m->grads = NULL;
-    m->gs.slot = range_floats(m, 0);
-    m->gs.rest = range_floats(m, -1);
-    m->gs.win = be_alloc(m->be, sizeof(float) * (2 * m->gs.slot + m->gs.rest));
+    m->gs.win = be_alloc(m->be, sizeof(float) * win_total(m));
     m->gs.acc = be_alloc(m->be, sizeof(float) * (hi > lo ? hi - lo : 1));
     m->gs.lo = lo;
     m->gs.hi = hi;
@@ -442,7 +455,7 @@ static ParamViews layer_grads(const Model *m, int l) {
 #undef WHOLE
         return g;
     }
-    float *p = m->gs.win + (size_t)(l & 1) * m->gs.slot;
+    float *p = m->gs.win + win_at(m, l);
 #define SLOT(f) g.f = n.f ? p : NULL, p += n.f / L;
     LAYER_TENSORS(SLOT)
 #undef SLOT
@@ -454,7 +467,7 @@ static ParamViews layer_grads(const Model *m, int l) {
 static void reduce_window(Model *m, int l) {
     size_t lo[MODEL_MAX_RANGES], hi[MODEL_MAX_RANGES];
     const int k = model_param_ranges(m, l, lo, hi);
-    float *w = m->gs.win + (l < 0 ? 2 * m->gs.slot : (size_t)(l & 1) * m->gs.slot);
+    float *w = m->gs.win + win_at(m, l);
     for (int i = 0; i < k; i++) {
         const size_t len = hi[i] - lo[i];
         dist_reduce_scatter_window(w, lo[i], len, m->n_params);
@@ -468,8 +481,7 @@ static void reduce_window(Model *m, int l) {
 /* ZeRO-2: a window is zeroed before the backward writes it (l = -1: the rest). */
 static void zero_window(Model *m, int l) {
     if (!m->gs.acc) return;
-    const size_t at = l < 0 ? 2 * m->gs.slot : (size_t)(l & 1) * m->gs.slot;
-    be_memset0(m->be, m->gs.win + at, sizeof(float) * (l < 0 ? m->gs.rest : m->gs.slot));
+    be_memset0(m->be, m->gs.win + win_at(m, l), sizeof(float) * win_len(m, l));
 }
 
 /* The backward's gradients of layer l (l = -1: the rest) are final. */
@@ -491,9 +503,7 @@ void model_backward_skip(Model *m) {
 static void weights_windows(Model *m) {
     WeightShard *s = &m->ws;
     dist_shard(m->n_params, &s->lo, &s->hi);
-    s->slot = range_floats(m, 0);
-    s->rest = range_floats(m, -1);
-    s->win = be_alloc(m->be, sizeof(uint16_t) * (2 * s->slot + s->rest));
+    s->win = be_alloc(m->be, sizeof(uint16_t) * win_total(m));
     s->shard = be_alloc(m->be, sizeof(uint16_t) * (s->hi > s->lo ? s->hi - s->lo : 1));
 }
 
@@ -505,7 +515,7 @@ static void cast_into_windows(Model *m, const float *buf, size_t at, size_t len)
     if (overlap(at, len, s->lo, s->hi - s->lo, &x, &y))
         op_cast_bf16(m->be, s->shard + (x - s->lo), buf + (x - at), (long)(y - x));
     const int k = model_param_ranges(m, -1, a, b);
-    uint16_t *w = s->win + 2 * s->slot;
+    uint16_t *w = s->win + win_at(m, -1);
     for (int i = 0; i < k; w += b[i] - a[i], i++)
         if (overlap(at, len, a[i], b[i] - a[i], &x, &y))
             op_cast_bf16(m->be, w + (x - a[i]), buf + (x - at), (long)(y - x));
@@ -516,7 +526,7 @@ static void gather_layer(const Model *m, int l) {
     const WeightShard *s = &m->ws;
     size_t a[MODEL_MAX_RANGES], b[MODEL_MAX_RANGES], x, y;
     const int k = model_param_ranges(m, l, a, b);
-    uint16_t *w = s->win + (size_t)(l & 1) * s->slot;
+    uint16_t *w = s->win + win_at(m, l);
     for (int i = 0; i < k; w += b[i] - a[i], i++) {
         if (overlap(a[i], b[i] - a[i], s->lo, s->hi - s->lo, &x, &y))
             be_copy(m->be, w + (x - a[i]), s->shard + (x - s->lo), sizeof(uint16_t) * (y - x));
@@ -539,7 +549,7 @@ int model_forward_collective(const Model *m) {
 
 float *model_gather_scratch(const Model *m, size_t *len) {
     if (m->gs.acc) {
-        *len = 2 * m->gs.slot + m->gs.rest;
+        *len = win_total(m);
         return m->gs.win;
     }
     CHECK(m->grads != NULL);
@@ -765,11 +775,6 @@ static void compact_params(Model *m, int level) {
     be_free(m->be, full);
 }
 
-void model_keep_matrices_bf16(Model *m) {
-    CHECK(m->mx.on && !model_has_grads(m) && !m->w16_only);
-    compact_params(m, 1);
-}
-
 void model_shard_master(Model *m, const float *range, size_t lo, size_t hi) {
     CHECK(m->mx.on && model_trainable(m) && !m->master && (m->w16_only == 0 || m->w16_only == 2));
     CHECK(lo <= hi && hi <= m->n_params);
@@ -859,7 +864,7 @@ void model_params_to_host(const Model *m, float *host) {
     for (int l = 0; m->ws.win && l < m->cfg.n_layers; l++) { /* every rank: ZeRO-3's gathers */
         size_t a[MODEL_MAX_RANGES], b[MODEL_MAX_RANGES];
         const int k = model_param_ranges(m, l, a, b);
-        const uint16_t *w = m->ws.win + (size_t)(l & 1) * m->ws.slot;
+        const uint16_t *w = m->ws.win + win_at(m, l);
         gather_layer(m, l);
         for (int i = 0; host && i < k; w += b[i] - a[i], i++)
             widen_to_host(m->be, host + a[i], w, b[i] - a[i]); /* the fp32 ones follow */

@@ -127,9 +127,8 @@ typedef struct {
  * owners (dist_reduce_scatter_window), and each rank adds its part to acc, its range [lo, hi)
  * of the flat layout, which gathers the calls' sums until the update. */
 typedef struct {
-    float *win;        /* slot 0, slot 1 (slot floats each), then rest floats */
-    size_t slot, rest; /* floats: one layer's parameters; the others' */
-    float *acc;        /* (hi - lo) */
+    float *win; /* slot 0, slot 1 (Model.win_slot floats each), then Model.win_rest floats */
+    float *acc; /* (hi - lo) */
     size_t lo, hi;
 } GradShard;
 
@@ -138,9 +137,8 @@ typedef struct {
  * from the ranks into one of two slots just before the layer runs; the tensors outside the
  * layers stay whole, in a third window. */
 typedef struct {
-    uint16_t *win;     /* slot 0, slot 1 (slot elements each), then rest elements */
-    size_t slot, rest; /* elements: one layer's parameters; the others' */
-    uint16_t *shard;   /* (hi - lo) */
+    uint16_t *win;   /* slot 0, slot 1 (Model.win_slot elements each), then Model.win_rest */
+    uint16_t *shard; /* (hi - lo) */
     size_t lo, hi;
 } WeightShard;
 
@@ -152,11 +150,12 @@ typedef struct Model {
     Backend be;
     MixedState mx;
     size_t n_params;
-    float *params;   /* (n_params) */
-    float *grads;    /* (n_params), allocated by model_alloc_grads; NULL under ZeRO-2 (gs) */
-    GradShard gs;    /* ZeRO-2's windows and range (gs.acc NULL: none) */
-    WeightShard ws;  /* ZeRO-3's bf16 weights (ws.win NULL: none; mx.w then NULL) */
-    int w16_sharded; /* made with MODEL_W16_SHARDED: model_use_bf16 makes ws, not mx.w */
+    float *params; /* (n_params) */
+    float *grads;  /* (n_params), allocated by model_alloc_grads; NULL under ZeRO-2 (gs) */
+    GradShard gs;  /* ZeRO-2's windows and range (gs.acc NULL: none) */
+    size_t win_slot, win_rest; /* windows' (gs, ws) slot, rest: a layer's elements; the others' */
+    WeightShard ws;            /* ZeRO-3's bf16 weights (ws.win NULL: none; mx.w then NULL) */
+    int w16_sharded;           /* made with MODEL_W16_SHARDED: model_use_bf16 makes ws, not mx.w */
     ParamViews w, g;
     ParamOffsets off; /* the matrices' places, for their bf16 copies (model_weight) */
     int w16_only;  /* params holds no matrices, only what the kernels read in fp32: 1, or 2 without
@@ -176,8 +175,8 @@ typedef struct Model {
 int model_config_validate(const ModelConfig *c, const char *what);
 /* Number of parameters the config implies, and pointers into buf laid out in order. */
 size_t model_param_count(const ModelConfig *c);
-/* The fp32 parameters a w16_only model of this level keeps: 1 for model_keep_matrices_bf16,
- * 2 for model_shard_master (which leaves out an untied lm_head too). */
+/* The fp32 parameters a w16_only model of this level keeps: 1 for a bf16 reference (its layers'
+ * weight matrices in bf16 alone), 2 for model_shard_master (an untied lm_head too). */
 size_t model_param_count_w16(const ModelConfig *c, int level);
 void model_param_views(const ModelConfig *c, float *buf, ParamViews *v);
 
@@ -300,11 +299,6 @@ void model_linear_again(Model *m, float *y, const float *x, Weight w, const floa
 /* Remakes the bf16 weight copy if it is stale (done by every forward; generation calls it
  * before its steps). */
 void model_refresh_weights(Model *m);
-/* Frees the fp32 copies of the layers' weight matrices of a bf16 model that only runs
- * forwards from now on (no gradients; model_params_changed is refused after): its products
- * read the bf16 copy, made here, and params keeps what the kernels read in fp32 (embedding,
- * norms, biases, lm_head, value head). 4 bytes a parameter of those matrices less. */
-void model_keep_matrices_bf16(Model *m);
 /* Makes the fp32 master weights this rank's range [lo, hi) of the flat layout (ZeRO's shard,
  * which this rank's AdamW updates), from range (those hi - lo fp32 values on the device), and
  * params compact (w16_only 2; a whole model's copies are remade from its params first): a

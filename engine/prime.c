@@ -201,7 +201,6 @@ static void make_models(Prime *p, Model *policy, int rows) {
     const int sharded = zero2 && dist_zero_stage() == 3 ? MODEL_W16_SHARDED : 0;
     const int ref16 = policy->mx.on && prime_ref_bf16_only();
     clone_model(&p->ref, policy, init, 0, 1, rows, p->t_max, ref16 ? 1 | sharded : 0);
-    if (ref16 && !p->ref.w16_only) model_keep_matrices_bf16(&p->ref);
     if (rl_has_prm(c)) { /* "off": no PRM at all */
         adamw_init(&p->opt_prm, policy->be, policy->n_params);
         const int shard = shards_master(policy, &p->opt_prm);
@@ -336,7 +335,7 @@ static int calls_everywhere(const Prime *p, const Model *m, int forward) {
 
 /* After done backwards: up to calls (calls_everywhere), a forward and a backward that compute
  * nothing (model_forward_skip, model_backward_skip) for each call missing. */
-static void pad_backwards(Model *m, int done, int calls) {
+static void pad_calls(Model *m, int done, int calls) {
     for (int j = done; j < calls; j++) {
         model_forward_skip(m);
         model_backward_skip(m);
@@ -470,7 +469,7 @@ static void prm_update(Prime *p, StepStats *ss) {
             if (j == p->plan.n_mb - 1) adamw_arm(&p->opt_prm); /* the update's last backward */
             model_backward(&p->prm, st->tokens, st->targets, mb->n, mb->T, st->dlogp, NULL);
         }
-        pad_backwards(&p->prm, train ? p->plan.n_mb : 0, calls);
+        pad_calls(&p->prm, train ? p->plan.n_mb : 0, calls);
         dist_sum_f64(&l, 1);
         dist_complete_split_f32(b->score, r0, n, 1, lo, hi);
         if (fused) dist_complete_split_f32(b->logp_prm, r0, n, T, lo, hi);
@@ -618,7 +617,7 @@ static double ppo_minibatch(Prime *p, int r0, int n, double tok, int seqs, PpoSt
         model_backward(m, sg->tokens, sg->targets, mb->n, mb->T, sg->dlogp, dent);
         backs++;
     }
-    pad_backwards(m, backs, calls);
+    pad_calls(m, backs, calls);
     if (fused) {
         dist_complete_split_f32(b->logp_old, r0, n, T, lo, hi);
         dist_complete_split_f32(b->entropy, r0, n, T, lo, hi);
@@ -718,7 +717,7 @@ static void critic_update(Prime *p, const int *no_targets, StepStats *ss) {
                 if (j == p->plan.n_mb - 1) adamw_arm(&p->opt_critic); /* last backward */
                 model_backward_values(&p->critic, st->tokens, mb->n, mb->T, st->dlogp);
             }
-            pad_backwards(&p->critic, p->plan.n_mb, calls);
+            pad_calls(&p->critic, p->plan.n_mb, calls);
             dist_sum_f64(&l, 1);
             double gn = NAN;
             if (isfinite(l))

@@ -345,16 +345,16 @@ static void host_broadcast(Comm *c, void *buf, size_t bytes) {
     }
 }
 
-/* A host view of a backend buffer of n floats: the buffer itself on the CPU, else the
+/* A host view of a backend buffer of the given bytes: the buffer itself on the CPU, else the
  * staging copy (filled from the device when fill is set). */
-static float *host_view(Comm *c, float *buf, size_t n, int fill) {
+static void *host_view(Comm *c, void *buf, size_t bytes, int fill) {
     if (c->be == BACKEND_CPU) return buf;
-    if (n > c->stage_cap) {
+    if (bytes > c->stage_cap) {
         free(c->stage);
-        c->stage = xmalloc(n * sizeof(float));
-        c->stage_cap = n;
+        c->stage = xmalloc(bytes);
+        c->stage_cap = bytes;
     }
-    if (fill) be_to_host(c->be, c->stage, buf, n * sizeof(float));
+    if (fill) be_to_host(c->be, c->stage, buf, bytes);
     return c->stage;
 }
 
@@ -369,7 +369,7 @@ void comm_allreduce_sum_f32(Comm *c, float *buf, size_t n) {
         return;
     }
 #endif
-    float *h = host_view(c, buf, n, 1);
+    float *h = host_view(c, buf, n * sizeof(float), 1);
     host_reduce_scatter(c, h, 0, n, n, sizeof(float), sum_f32);
     host_allgather(c, h, 0, n, n, sizeof(float));
     if (h != buf) be_to_device(c->be, buf, h, n * sizeof(float));
@@ -436,7 +436,7 @@ void comm_reduce_scatter_window_f32(Comm *c, float *buf, size_t at, size_t len, 
         return;
     }
 #endif
-    float *h = host_view(c, buf, len, 1);
+    float *h = host_view(c, buf, len * sizeof(float), 1);
     host_reduce_scatter(c, h, at, len, n, sizeof(float), sum_f32);
     if (h != buf) be_to_device(c->be, buf + lo, h + lo, (hi - lo) * sizeof(float));
 }
@@ -458,8 +458,7 @@ static void allgather_window(Comm *c, void *buf_, size_t at, size_t len, size_t 
         return;
     }
 #endif
-    /* staged as floats: es divides 4 */
-    unsigned char *h = (unsigned char *)host_view(c, (float *)buf, (len * es + 3) / 4, 0);
+    unsigned char *h = host_view(c, buf, len * es, 0);
     if (h != buf) be_to_host(c->be, h + lo * es, buf + lo * es, (hi - lo) * es);
     host_allgather(c, h, at, len, n, es);
     if (h != buf) be_to_device(c->be, buf, h, len * es);
@@ -510,8 +509,7 @@ void comm_broadcast_be(Comm *c, void *buf, size_t bytes) {
         return;
     }
 #endif
-    /* stage as floats: the staging buffer is counted in floats */
-    float *h = host_view(c, NULL, (bytes + sizeof(float) - 1) / sizeof(float), 0);
+    void *h = host_view(c, NULL, bytes, 0);
     if (c->rank == 0) be_to_host(c->be, h, buf, bytes);
     host_broadcast(c, h, bytes);
     if (c->rank != 0) be_to_device(c->be, buf, h, bytes);

@@ -50,7 +50,7 @@ struct Comm {
     unsigned char *sbuf, *rbuf; /* (round_cap) round buffers of the host path */
     size_t round_cap;           /* at most round_bytes */
     size_t round_bytes; /* COMM_ROUND_BYTES, or DENSERL_COMM_ROUND_BYTES (tests: many rounds) */
-    float *stage;       /* (stage_cap) host copy of a GPU buffer when staging */
+    void *stage;        /* (stage_cap bytes) host copy of a GPU buffer when staging */
     size_t stage_cap;
     size_t *cnt_a, *cnt_b; /* (size) per-rank byte counts of a round */
     uint64_t bytes[COMM_OP_N], calls[COMM_OP_N];
