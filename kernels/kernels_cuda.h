@@ -154,6 +154,8 @@ void cast_bf16_cuda(uint16_t *y, const float *x, long n);
 void cast_f16_cuda(uint16_t *y, const float *x, long n);
 void add_from_bf16_cuda(float *y, const uint16_t *x, long n);
 void widen_bf16_cuda(float *y, const uint16_t *x, long n);
+/* y (n, d) = the rows ids of the bf16 table (V, d), widened: a bf16 model's embedding lookup */
+void embedding_forward_bf16_cuda(float *y, const int *ids, const uint16_t *table, int n, int d);
 /* SwiGLU with bf16 results (elementwise_cuda.cu): h = bf16(silu(g) u); dg, du = bf16 of the
  * swiglu_backward terms for a bf16 dh, overwritten (not accumulated). */
 void swiglu_forward_bf16_cuda(uint16_t *h, const float *g, const float *u, long n);

@@ -124,6 +124,43 @@ extern "C" void widen_bf16_cuda(float *y, const uint16_t *x, long n) {
     LAUNCH_CHECK();
 }
 
+/* y[i, :] = table[ids[i], :] widened from bf16: the embedding lookup of a bf16 model, which
+ * reads the bf16 copy of the table. With VEC each thread takes 8 columns (d a multiple of 8,
+ * 16-byte aligned table and y), else one. */
+template <bool VEC>
+__global__ void mx_embed_kernel(float *__restrict__ y, const int *__restrict__ ids,
+                                const __nv_bfloat16 *__restrict__ table, long total, int d) {
+    const int per = VEC ? d / 8 : d;
+    const long t = blockIdx.x * (long)blockDim.x + threadIdx.x,
+               stride = (long)gridDim.x * blockDim.x;
+    for (long e = t; e < total; e += stride) {
+        const long i = e / per, c = e - i * per;
+        const long row = (long)ids[i] * d;
+        if (VEC) {
+            const uint4 u = reinterpret_cast<const uint4 *>(table + row)[c];
+            float4 *yi = reinterpret_cast<float4 *>(y + i * (long)d) + 2 * c;
+            yi[0] = make_float4(bf16_lo(u.x), bf16_hi(u.x), bf16_lo(u.y), bf16_hi(u.y));
+            yi[1] = make_float4(bf16_lo(u.z), bf16_hi(u.z), bf16_lo(u.w), bf16_hi(u.w));
+        } else {
+            y[i * (long)d + c] = __bfloat162float(table[row + c]);
+        }
+    }
+}
+
+extern "C" void embedding_forward_bf16_cuda(float *y, const int *ids, const uint16_t *table, int n,
+                                            int d) {
+    if (n <= 0 || d <= 0) return;
+    const __nv_bfloat16 *tb = (const __nv_bfloat16 *)table;
+    if (d % 8 == 0 && mx_vec_ok(y, table)) {
+        const long total = (long)n * (d / 8);
+        mx_embed_kernel<true><<<mx_blocks(total, 0), MX_THREADS>>>(y, ids, tb, total, d);
+    } else {
+        const long total = (long)n * d;
+        mx_embed_kernel<false><<<mx_blocks(total, 0), MX_THREADS>>>(y, ids, tb, total, d);
+    }
+    LAUNCH_CHECK();
+}
+
 /* ---- rotary into and out of bf16 ---- */
 
 /* V consecutive values at p as floats: fp32, or bf16 widened */

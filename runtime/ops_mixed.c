@@ -34,6 +34,7 @@ static void no_cuda(void) {
 #define attention_decode_prep_bf16_cuda(...) no_cuda()
 #define kv_cache_store_bf16_cuda(...)        no_cuda()
 #define widen_bf16_cuda(...)                 no_cuda()
+#define embedding_forward_bf16_cuda(...)     no_cuda()
 #define rope_bf16_cuda(...)                  no_cuda()
 #define rope_backward_bf16_cuda(...)         no_cuda()
 #define attention_forward_bf16in_cuda(...)   no_cuda()
@@ -93,6 +94,11 @@ void op_attention_decode_prep_bf16(Backend be, uint16_t *out, float *qo, const f
 
 void op_widen_bf16(Backend be, float *y, const uint16_t *x, long n) {
     MIXED_CALL(be, widen_bf16_cuda(y, x, n));
+}
+
+void op_embedding_forward_bf16(Backend be, float *y, const int *ids, const uint16_t *table, int n,
+                               int d) {
+    MIXED_CALL(be, embedding_forward_bf16_cuda(y, ids, table, n, d));
 }
 
 void op_rope_bf16(Backend be, uint16_t *y, const float *x, const int *pos, const float *cos_t,

@@ -20,6 +20,9 @@ void op_cast_f16(Backend be, uint16_t *y, const float *x, long n);
 /* generation's KV cache in bf16: op_attention_decode_prep / op_kv_cache_store over it */
 /* y = x widened from bf16 (overwritten) */
 void op_widen_bf16(Backend be, float *y, const uint16_t *x, long n);
+/* y (n, d) = the rows ids of the bf16 table, widened: the embedding lookup of a bf16 model */
+void op_embedding_forward_bf16(Backend be, float *y, const int *ids, const uint16_t *table, int n,
+                               int d);
 /* rotary into bf16 and its backward out of bf16 (kernels_cuda.h: rope_bf16_cuda) */
 void op_rope_bf16(Backend be, uint16_t *y, const float *x, const int *pos, const float *cos_t,
                   const float *sin_t, int n, int h, int D);

@@ -93,6 +93,31 @@ static void test_widen(long n, int off, int add) {
     free(y), free(xf), free(x), free(want), free(got);
 }
 
+/* The bf16 embedding lookup against the host's widening of the table's rows: ids at random
+ * with repeats and the last row, table and output off elements from the allocation (off > 0
+ * unaligns the 8-column path). */
+static void test_embed_bf16(int n, int V, int d, int off) {
+    float *tf = rand_host((long)V * d, 2.0);
+    uint16_t *t = round_bf16(tf, (long)V * d); /* tf now holds the bf16 values */
+    int *ids = malloc(sizeof(int) * (size_t)n);
+    for (int i = 0; i < n; i++) ids[i] = i == 0 ? V - 1 : (int)(rng_u01() * V) % V;
+    float *want = malloc(sizeof(float) * (size_t)n * d);
+    for (int i = 0; i < n; i++)
+        memcpy(want + (size_t)i * d, tf + (size_t)ids[i] * d, sizeof(float) * d);
+    float *dy = dev_poisoned((size_t)n * d + off, sizeof(float));
+    uint16_t *dt = dev_poisoned((size_t)V * d + off, sizeof(uint16_t));
+    int *di = dev_poisoned((size_t)n, sizeof(int));
+    be_to_device(BACKEND_CUDA, dt + off, t, sizeof(uint16_t) * (size_t)V * d);
+    be_to_device(BACKEND_CUDA, di, ids, sizeof(int) * (size_t)n);
+    embedding_forward_bf16_cuda(dy + off, di, dt + off, n, d);
+    float *got = HOST_F(dy + off, (long)n * d);
+    check(memcmp(got, want, sizeof(float) * (size_t)n * d) == 0,
+          "embedding_forward_bf16 n=%d V=%d d=%d off=%d: the rows widened, same bits", n, V, d,
+          off);
+    dev_free(dy), dev_free(dt), dev_free(di);
+    free(tf), free(t), free(ids), free(want), free(got);
+}
+
 /* y = x W^T (+ b) (+ r: linear_forward_res_mixed_cuda) against a double reference of the bf16
  * values; off > 0 shifts every device array by off elements (unaligned bias, weights, input,
  * output and residual: the cuBLASLt path must pick algorithms that allow them, or step aside). */
@@ -367,6 +392,9 @@ static void run_all(void) {
             test_widen(sizes[s], off, 0);
             test_widen(sizes[s], off, 1);
         }
+    const int emb[][3] = {{1, 3, 8}, {5, 7, 9}, {37, 50, 64}, {300, 1000, 896}, {17, 11, 12}};
+    for (int k = 0; k < 5; k++)
+        for (int off = 0; off < 3; off++) test_embed_bf16(emb[k][0], emb[k][1], emb[k][2], off);
     const int shapes[][3] = {
         {1, 8, 8}, {3, 64, 130}, {37, 96, 129}, {300, 896, 128}, {64, 200, 1000}};
     for (int lt = 1; lt >= 0; lt--) { /* through cuBLASLt's epilogues, then without */
