@@ -258,7 +258,7 @@ static void gen_layers(Generator *g, int n) {
     const ParamViews *w = &m->w;
     const Backend be = m->be;
     const int d = c->d_model;
-    op_embedding_forward(be, g->x, g->tok, w->embed, n, d);
+    model_embed(m, g->x, g->tok, n);
     if (!m->mx.on) {
         for (int l = 0; l < c->n_layers; l++) gen_layer_f32(g, l, n);
         op_rmsnorm_forward(be, g->xn, g->rstd, g->x, w->final_norm, n, d, c->norm_eps);

@@ -37,18 +37,23 @@ int model_config_validate(const ModelConfig *c, const char *what) {
     return DR_OK;
 }
 
-/* The tensors in layout order, each with whether a w16_only model keeps it in bf16 alone: 1 for
- * the layers' weight matrices, 2 for the lm_head, which only a sharded master drops (a
- * reference keeps its fp32 values, from which the fp16 copy is remade when it is resumed). */
+/* The tensors in layout order, each with the kind that says when a w16_only model keeps it in
+ * bf16 alone: 0 never; 1 (the layers' weight matrices) at every level; 2 (the lm_head) at level
+ * 2, a sharded master's (a reference keeps its fp32 values, from which the fp16 copy is remade
+ * when it is resumed); 3 (the embedding, whose lookup reads the bf16 copy) as 1 when untied and
+ * as 2 when tied, where it is the lm_head. */
 /* clang-format off */
 #define MODEL_TENSORS(X)                                                                           \
-    X(embed, 0) X(attn_norm, 0) X(wq, 1) X(bq, 0) X(wk, 1) X(bk, 0) X(wv, 1) X(bv, 0)             \
+    X(embed, 3) X(attn_norm, 0) X(wq, 1) X(bq, 0) X(wk, 1) X(bk, 0) X(wv, 1) X(bv, 0)             \
     X(wo, 1) X(bo, 0) X(mlp_norm, 0) X(w_gate, 1) X(w_up, 1) X(w_down, 1) X(final_norm, 0)        \
     X(lm_head, 2) X(value_w, 0) X(value_b, 0)
 /* clang-format on */
 
-/* Whether a tensor of MODEL_TENSORS' kind `matrix` is left out at w16_only level `skip`. */
-#define SKIPPED(matrix, skip) ((matrix) > 0 && (matrix) <= (skip))
+/* Whether a tensor of MODEL_TENSORS' kind k is left out at w16_only level `skip` of config c. */
+static int skipped(int k, int skip, const ModelConfig *c) {
+    if (k == 3) k = c->tied ? 2 : 1;
+    return k > 0 && k <= skip;
+}
 
 /* Walks the layout once; with buf == NULL it only counts. The views (v), offsets (o) and sizes
  * (sz, in floats) of each tensor; the tensors a w16_only model of level skip leaves out take
@@ -80,7 +85,7 @@ static size_t layout(const ModelConfig *c, float *buf, ParamViews *v, ParamOffse
     };
 #define TAKE(field, matrix)                                                                        \
     do {                                                                                           \
-        size_t n_ = SKIPPED(matrix, skip) ? 0 : n.field;                                           \
+        size_t n_ = skipped(matrix, skip, c) ? 0 : n.field;                                        \
         if (v) v->field = n_ ? buf + off : NULL;                                                   \
         if (o) o->field = off;                                                                     \
         off += n_;                                                                                 \
@@ -876,14 +881,19 @@ void model_params_to_host(const Model *m, float *host) {
     }
     ParamOffsets n;
     layout(&m->cfg, NULL, NULL, NULL, &n, 0);
+    /* what is kept in fp32, then the rest widened from its bf16 (ZeRO-3: the layers' done) */
 #define BACK(field, matrix)                                                                        \
-    if (n.field && SKIPPED(matrix, m->w16_only)) {                                                 \
-        if (!m->ws.win)                                                                            \
-            widen_to_host(m->be, host + m->off.field, m->mx.w + m->off.field, n.field);            \
-    } else if (n.field)                                                                            \
-        be_to_host(m->be, host + m->off.field, m->w.field, sizeof(float) * n.field);
+    if (n.field && m->w.field)                                                                     \
+        be_to_host(m->be, host + m->off.field, m->w.field, sizeof(float) * n.field);               \
+    else if (n.field && !m->ws.win)                                                                \
+        widen_to_host(m->be, host + m->off.field, m->mx.w + m->off.field, n.field);
     MODEL_TENSORS(BACK)
 #undef BACK
+#define REST(field)                                                                                \
+    if (n.field && !m->w.field && m->ws.win)                                                       \
+        widen_to_host(m->be, host + m->off.field, window_weight(m, m->off.field, 0, 0), n.field);
+    OUTER_TENSORS(REST)
+#undef REST
 }
 
 void model_params_from_host(Model *m, const float *host) {
@@ -1376,6 +1386,13 @@ static void layer_fwd(Model *m, int l, int B, int T) {
     }
 }
 
+void model_embed(Model *m, float *x, const int *tokens, int n) {
+    if (m->mx.on)
+        op_embedding_forward_bf16(m->be, x, tokens, MODEL_W(m, embed, 0, 0).h, n, m->cfg.d_model);
+    else
+        op_embedding_forward(m->be, x, tokens, m->w.embed, n, m->cfg.d_model);
+}
+
 static void forward(Model *m, const int *tokens, const int *targets, int B, int T, float *logp,
                     float *entropy) {
     const ModelConfig *c = &m->cfg;
@@ -1391,7 +1408,7 @@ static void forward(Model *m, const int *tokens, const int *targets, int B, int 
     be_to_device(be, a->pos, pos, sizeof(int) * N);
     free(pos);
 
-    op_embedding_forward(be, a->x, tokens, m->w.embed, N, d);
+    model_embed(m, a->x, tokens, N);
     for (int l = 0; l < c->n_layers; l++) layer_fwd(m, l, B, T);
     op_rmsnorm_forward(be, a->xf, a->rstdf, a->x + x_slot(a, c->n_layers) * Ncap * d,
                        m->w.final_norm, N, d, c->norm_eps);

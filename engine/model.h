@@ -288,6 +288,9 @@ void model_act_layout(Activations *a, const ModelConfig *c, size_t N, const Mixe
 /* Must follow every change of m->params made outside the model (optimizer steps, copies)
  * so that the bf16 copy is remade before the next forward. */
 void model_params_changed(Model *m);
+/* x (n, d_model) = the embedding's rows of the tokens (device memory on a GPU): in bf16 they
+ * are read from the bf16 copy, so a bf16 model needs no fp32 embedding to run. */
+void model_embed(Model *m, float *x, const int *tokens, int n);
 /* y (n, out) = x (n, in) W^T + b with W, b pointers into this model's parameters, in the
  * model's precision; for generation's steps. model_linear_again is the same for a product
  * that takes the input of the model_linear (or model_linear_again) call just before, unchanged
