@@ -260,6 +260,11 @@ static void bench_norm_rope(int quick) {
     snprintf(shape, sizeof shape, "n=%d d=%d V=%d", n, d, V);
     TIME_MS(ms, embedding_forward_cuda(y, ids, table, n, d));
     report("embedding fwd", shape, MEM, 8.0 * nd, ms);
+    uint16_t *tb = be_alloc(BACKEND_CUDA, sizeof(uint16_t) * (size_t)V * d);
+    cast_bf16_cuda(tb, table, (long)V * d);
+    TIME_MS(ms, embedding_forward_bf16_cuda(y, ids, tb, n, d));
+    report("embedding fwd (bf16 table)", shape, MEM, 6.0 * nd, ms); /* 2 read, 4 written */
+    be_free(BACKEND_CUDA, tb);
     TIME_MS(ms, embedding_backward_cuda(table, dy, ids, n, d));
     report("embedding bwd", shape, MEM, 12.0 * nd, ms); /* dy read, rows read+written */
     FREE(x, y, w, rstd, dy, dw, cs, sn, pos, table, ids);
