@@ -418,8 +418,8 @@ static int resume_from(Prime *p, const RunConfig *rc, const char *file, RunRepor
 /* The RL phase: greedy eval of the SFT model, rl.steps PRIME steps, periodic and final
  * eval, resume points, checkpoints of the policy and the PRM. resume_file: go on from it
  * when resuming, else where rl.save_every writes. */
-static int rl_run(Model *m, const RunConfig *rc, const Task *task, FILE *metrics, RunReport *rep,
-                  const char *resume_file, int resume, int *stopped) {
+static int rl_run(Model *m, const RunConfig *rc, const Task *task, FILE *metrics, TbLog *tb,
+                  RunReport *rep, const char *resume_file, int resume, int *stopped) {
     const RlConfig *c = &rc->rl;
     Prime p;
     prime_init(&p, rc, task, m, metrics);
@@ -427,6 +427,7 @@ static int rl_run(Model *m, const RunConfig *rc, const Task *task, FILE *metrics
     if (resume) {
         int done = resume_from(&p, rc, resume_file, rep);
         if (done < 0) st = DR_ERR;
+        if (st == DR_OK) st = tb_open(tb, rc->run_dir, tb->on); /* the metrics cut back */
         first = done + 1;
     } else {
         rep->sft_eval_accuracy = prime_eval(&p.gen, task, rc);
@@ -446,6 +447,8 @@ static int rl_run(Model *m, const RunConfig *rc, const Task *task, FILE *metrics
         step_report(rep, &pr, c, step, tokens, &rs, &ss);
         if (c->eval_every > 0 && step % c->eval_every == 0 && step < c->steps)
             eval_point(&p, rc, task, step, rep, metrics);
+        fflush(metrics);
+        if (st == DR_OK) st = tb_sync(tb);
         if (st == DR_OK) st = checkpoint_point(&p, m, rc, step);
         *stopped = st == DR_OK ? stop_signal() : 0;
         if (st == DR_OK)
@@ -567,6 +570,7 @@ int cmd_train(int argc, char **argv) {
     rep.rl_steps = rc.rl.steps;
     rep.sft_eval_accuracy = rep.rl_eval_accuracy = NAN;
     FILE *metrics = NULL;
+    TbLog tb = {0};
     /* the dump directory now, not at the first dump after SFT and a rollout */
     if (rc.debug_dump_dir[0] && make_dirs(rc.debug_dump_dir))
         st = dr_error("%s: 'debug_dump_dir': %s", cfg_path, dr_last_error());
@@ -585,7 +589,9 @@ int cmd_train(int argc, char **argv) {
         if (rc.rl.steps > 0) memplan_print(&plan);
         snprintf(path, sizeof path, "%s/metrics.jsonl", rc.run_dir);
         if (!resume) remove(path); /* a rerun into the same directory starts a fresh log */
-        if (rc.sft.steps > 0 && !resume) st = sft_run(&m, &rc, rc.run_dir);
+        tb.on = rc.tensorboard && dist_is_root(); /* a resumed run opens it in rl_run */
+        if (!resume) st = tb_open(&tb, rc.run_dir, tb.on);
+        if (st == DR_OK && rc.sft.steps > 0 && !resume) st = sft_run(&m, &rc, rc.run_dir, &tb);
         rep.sft_seconds = time_now() - t0;
         rep.final_sft_loss = last_sft_loss(rc.run_dir);
     }
@@ -599,7 +605,7 @@ int cmd_train(int argc, char **argv) {
         if (!metrics) st = dr_error("%s: cannot open for appending", path);
     }
     if (st == DR_OK && rc.rl.steps > 0) {
-        st = rl_run(&m, &rc, &task, metrics, &rep, resume_file, resume, &stopped);
+        st = rl_run(&m, &rc, &task, metrics, &tb, &rep, resume_file, resume, &stopped);
         if (st == DR_OK && !stopped)
             printf("checkpoints: %s/policy, %s/prm\n", rc.run_dir, rc.run_dir);
     } else if (st == DR_OK && resume) {
@@ -610,6 +616,8 @@ int cmd_train(int argc, char **argv) {
                100 * rep.sft_eval_accuracy, task.eval_n);
     }
     if (metrics) fclose(metrics);
+    if (st == DR_OK) st = tb_sync(&tb);
+    tb_close(&tb);
     if (st == DR_OK && stopped) { /* the resume point is the run's state; no report yet */
         model_free(&m);
         task_close(&task);

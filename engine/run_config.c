@@ -89,6 +89,9 @@ static const CfgField FIELDS[] = {
       "the minus sign (a flawed teacher for RL to correct); 0: exact demonstrations"),
     F("sft.log_every", CFG_INT, sft.log_every, 1, 1000000, NULL, "progress line interval"),
     F("sft.eval_every", CFG_INT, sft.eval_every, 0, 1000000, NULL, "held-out eval (0: end)"),
+    F("tensorboard", CFG_BOOL, tensorboard, 0, 1, NULL,
+      "run_dir/tensorboard: every number of metrics.jsonl as a TensorBoard scalar, written as "
+      "the run goes (tensorboard --logdir, wandb sync --sync-tensorboard)"),
     F("debug_dump_dir", CFG_STRING, debug_dump_dir, 0, 0, NULL, "per-step RL tensors (\"\": off)"),
     F("rl.steps", CFG_INT, rl.steps, 0, 10000000, NULL, "RL steps"),
     F("rl.prompts_per_step", CFG_INT, rl.prompts_per_step, 1, 1 << 20, NULL, "P"),
@@ -269,6 +272,7 @@ void run_config_default(RunConfig *c) {
     c->task.eval_seed = 777;
     snprintf(c->task.template_name, CFG_STR_LEN, "auto");
     c->task.max_bad_fraction = DATASET_MAX_BAD_DEFAULT;
+    c->tensorboard = 1;
     c->sft.steps = 200;
     c->sft.batch_size = 32;
     c->sft.lr = 3e-3;

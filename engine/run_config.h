@@ -58,6 +58,7 @@ typedef struct {
     double grad_bucket_mb;      /* gradient all-reduce buckets overlapping the backward */
     int gradient_checkpointing; /* trained models recompute their layers (MODEL_RECOMPUTE) */
     int threads;
+    int tensorboard; /* RUN_DIR/tensorboard mirrors metrics.jsonl (tb_log.h) */
     char checkpoint_dtype[CFG_STR_LEN];
     struct {
         char init[CFG_STR_LEN]; /* "random" or a Hugging Face model directory */

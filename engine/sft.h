@@ -2,6 +2,7 @@
 #pragma once
 #include "model.h"
 #include "run_config.h"
+#include "tb_log.h"
 #include "task_arith.h"
 
 /* A batch of tokenized problems, right-padded to the longest row. */
@@ -27,5 +28,6 @@ int sft_max_len(const ArithParams *ap);
 /* Mean cross-entropy over targets; with train set also its gradient into m->grads. */
 double sft_loss(Model *m, const SftBatch *b, int train, float *logp_buf, float *dlogp_buf);
 
-/* Runs the supervised phase of a train config on m, logging into run_dir. */
-int sft_run(Model *m, const RunConfig *rc, const char *run_dir);
+/* Runs the supervised phase of a train config on m, logging into run_dir (and its lines into
+ * tb, if not NULL, as they are written). */
+int sft_run(Model *m, const RunConfig *rc, const char *run_dir, TbLog *tb);

@@ -110,7 +110,7 @@ static void sft_model(Model *m, const RunConfig *rc) {
     model_init_random(m, 3, 0.1f);
     char sft_dir[] = "/tmp/denserl_rl_sft_XXXXXX";
     CHECK(mkdtemp(sft_dir) != NULL);
-    CHECK(sft_run(m, rc, sft_dir) == 0);
+    CHECK(sft_run(m, rc, sft_dir, NULL) == 0);
     char rm[300];
     snprintf(rm, sizeof rm, "rm -rf %s", sft_dir);
     CHECK(system(rm) == 0);
