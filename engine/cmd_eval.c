@@ -17,7 +17,7 @@
 #include "../runtime/log.h"
 
 static const char USAGE[] =
-    "usage: denserl eval --model DIR --data FILE --task gsm8k|math|custom [options]\n"
+    "usage: denserl eval --model DIR --data FILE --task gsm8k|math|verl|custom [options]\n"
     "  --samples K            replies per question (1); pass@1 and pass@K are reported\n"
     "  --temperature T        default 0 (greedy) for K = 1, 0.6 otherwise\n"
     "  --limit N              only the first N questions\n"
@@ -139,11 +139,13 @@ static int run(TextGenOptions *opt, const EvalArgs *a) {
         return DR_ERR;
     }
     const int n = a->limit > 0 && a->limit < ds.n ? a->limit : ds.n, K = a->samples;
-    const char **texts = xmalloc(sizeof(char *) * n);
+    const char **texts = xmalloc(sizeof(char *) * n), **systems = xmalloc(sizeof(char *) * n);
     int *lines = xmalloc(sizeof(int) * n);
-    for (int i = 0; i < n; i++) texts[i] = ds.items[i].prompt, lines[i] = ds.items[i].line;
+    for (int i = 0; i < n; i++)
+        texts[i] = ds.items[i].prompt, systems[i] = ds.items[i].system, lines[i] = ds.items[i].line;
     TextGenPrompts p;
-    int st = textgen_encode_all(&tg, n, texts, a->data, lines, &p);
+    int st = textgen_encode_all(&tg, n, texts, systems, a->data, lines, &p);
+    free(systems);
     const int rows = textgen_rows_per_call(opt->batch, n, K);
     if (st == DR_OK) st = textgen_start(&tg, p.max_len, rows);
     AtomicFile af = {0};
@@ -172,9 +174,10 @@ int cmd_eval(int argc, char **argv) {
     int st = textgen_parse_args(&opt, &a, 0, "eval", USAGE, argc, argv);
     if (st == 1) return 0; /* --help */
     if (st == DR_OK && (!opt.model_dir || !a.data || !a.task))
-        st = dr_error("eval: --model DIR, --data FILE and --task gsm8k|math|custom are required");
+        st = dr_error(
+            "eval: --model DIR, --data FILE and --task gsm8k|math|verl|custom are required");
     if (st == DR_OK && !dataset_preset_valid(a.task))
-        st = dr_error("--task: expected gsm8k, math or custom, got '%s'", a.task);
+        st = dr_error("--task: expected gsm8k, math, verl or custom, got '%s'", a.task);
     if (st == DR_OK && !opt.temperature_set) opt.sp.temperature = a.samples == 1 ? 0.0f : 0.6f;
     if (st == DR_OK) st = run(&opt, &a);
     if (st) {

@@ -14,7 +14,8 @@
 #include "../runtime/log.h"
 
 static const char USAGE[] =
-    "usage: denserl generate --model DIR (--prompt TEXT | --data FILE [--task gsm8k|math|custom])\n"
+    "usage: denserl generate --model DIR (--prompt TEXT | --data FILE [--task "
+    "gsm8k|math|verl|custom])\n"
     "                        [options]\n"
     "  --prompt TEXT          one prompt\n"
     "  --data FILE            a JSONL dataset; --task picks its fields (gsm8k by default)\n"
@@ -77,7 +78,7 @@ static int run(const TextGenOptions *opt, const GenArgs *a) {
     if (textgen_open(&tg, opt)) return DR_ERR;
     Dataset ds = {0};
     int n = 1;
-    const char **texts = NULL;
+    const char **texts = NULL, **systems = NULL;
     int *lines = NULL;
     if (a->data) {
         if (dataset_load(a->data, a->task, &a->fields, a->max_bad, &ds)) {
@@ -86,14 +87,18 @@ static int run(const TextGenOptions *opt, const GenArgs *a) {
         }
         n = a->limit > 0 && a->limit < ds.n ? a->limit : ds.n;
         texts = xmalloc(sizeof(char *) * n);
+        systems = xmalloc(sizeof(char *) * n);
         lines = xmalloc(sizeof(int) * n);
-        for (int i = 0; i < n; i++) texts[i] = ds.items[i].prompt, lines[i] = ds.items[i].line;
+        for (int i = 0; i < n; i++)
+            texts[i] = ds.items[i].prompt, systems[i] = ds.items[i].system,
+            lines[i] = ds.items[i].line;
     } else {
         texts = xmalloc(sizeof(char *));
         texts[0] = a->prompt;
     }
     TextGenPrompts p;
-    int st = textgen_encode_all(&tg, n, texts, a->data, lines, &p);
+    int st = textgen_encode_all(&tg, n, texts, systems, a->data, lines, &p);
+    free(systems);
     const int K = a->samples;
     const int rows = textgen_rows_per_call(opt->batch, n, K);
     if (st == DR_OK) st = textgen_start(&tg, p.max_len, rows);
@@ -129,7 +134,7 @@ int cmd_generate(int argc, char **argv) {
     if (st == DR_OK && !a.prompt == !a.data)
         st = dr_error("generate: give exactly one of --prompt TEXT and --data FILE");
     if (st == DR_OK && a.data && !dataset_preset_valid(a.task))
-        st = dr_error("--task: expected gsm8k, math or custom, got '%s'", a.task);
+        st = dr_error("--task: expected gsm8k, math, verl or custom, got '%s'", a.task);
     if (st == DR_OK) st = run(&opt, &a);
     if (st) {
         fprintf(stderr, "error: %s\n", dr_last_error());

@@ -114,7 +114,7 @@ static int parse_item(TextGen *tg, json_t *j, const char *path, int lineno, Scor
     it->response = strdup(resp);
     CHECK(it->response);
     int *pids, plen;
-    if (textgen_encode(tg, json_string_value(p), where, &pids, &plen)) return DR_ERR;
+    if (textgen_encode(tg, json_string_value(p), NULL, where, &pids, &plen)) return DR_ERR;
     const int ctx = tg->cfg.max_pos;
     /* textgen_encode's buffer holds ctx + 1 ids; it is cut to size below */
     it->ids = pids;

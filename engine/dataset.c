@@ -15,7 +15,7 @@
 /* bad lines printed as warnings when they are skipped; the rest are only counted */
 #define WARN_MAX 5
 
-typedef enum { PRESET_GSM8K, PRESET_MATH, PRESET_CUSTOM } Preset;
+typedef enum { PRESET_GSM8K, PRESET_MATH, PRESET_CUSTOM, PRESET_VERL } Preset;
 
 static int preset_parse(const char *name, Preset *p) {
     if (!name) return 0;
@@ -25,6 +25,8 @@ static int preset_parse(const char *name, Preset *p) {
         *p = PRESET_MATH;
     else if (!strcmp(name, "custom"))
         *p = PRESET_CUSTOM;
+    else if (!strcmp(name, "verl"))
+        *p = PRESET_VERL;
     else
         return 0;
     return 1;
@@ -100,6 +102,43 @@ static const char *answer_text(const json_t *v, char *num, size_t n) {
     return NULL;
 }
 
+/* Field NAME of object j: the key itself, else a path of keys through nested objects
+ * ("reward_model.ground_truth"); NULL when there is none. */
+static const json_t *field_get(const json_t *j, const char *name) {
+    const json_t *v = json_object_get(j, name);
+    char key[256];
+    for (const char *s = name; !v && json_is_object(j);) {
+        const char *dot = strchr(s, '.');
+        if (!dot || (size_t)(dot - s) >= sizeof key) return json_object_get(j, s);
+        memcpy(key, s, (size_t)(dot - s));
+        key[dot - s] = 0;
+        j = json_object_get(j, key);
+        s = dot + 1;
+    }
+    return v;
+}
+
+/* A prompt given as chat messages ([{"role", "content"}, ...], as verl's datasets hold it):
+ * at most one system message, then one user message. The user's text in *user and the
+ * system's (or NULL) in *system; NULL on success, else why not. */
+static const char *messages_parse(const json_t *msgs, const char **user, const char **system) {
+    size_t i;
+    const json_t *m;
+    *user = *system = NULL;
+    json_array_foreach(msgs, i, m) {
+        const char *role = json_string_value(json_object_get(m, "role"));
+        const char *text = json_string_value(json_object_get(m, "content"));
+        if (!role || !text) return "has a message without a string \"role\" and \"content\"";
+        if (!strcmp(role, "system") && !*system && !*user)
+            *system = text;
+        else if (!strcmp(role, "user") && !*user)
+            *user = text;
+        else
+            return "holds other turns than one system message (optional) and one user message";
+    }
+    return *user ? NULL : "has no user message";
+}
+
 /* Judges one line: DR_OK with the item filled, or DR_ERR with why in reason. */
 static int parse_line(const char *line, Preset p, const char *pf, const char *af, DatasetItem *it,
                       char *reason, size_t rn) {
@@ -111,14 +150,17 @@ static int parse_line(const char *line, Preset p, const char *pf, const char *af
     }
     int st = DR_ERR;
     char num[64];
-    const json_t *q = json_object_get(j, pf), *a = json_object_get(j, af);
+    const json_t *q = field_get(j, pf), *a = field_get(j, af);
     const char *qs = json_string_value(q), *as = a ? answer_text(a, num, sizeof num) : NULL;
+    const char *sys = NULL, *why = json_is_array(q) ? messages_parse(q, &qs, &sys) : NULL;
     if (!json_is_object(j)) {
         snprintf(reason, rn, "expected a JSON object");
     } else if (!q) {
         snprintf(reason, rn, "no '%s' field", pf);
+    } else if (why) {
+        snprintf(reason, rn, "'%s' %s", pf, why);
     } else if (!qs) {
-        snprintf(reason, rn, "'%s' is not a string", pf);
+        snprintf(reason, rn, "'%s' is not a string or a list of chat messages", pf);
     } else if (!*qs) {
         snprintf(reason, rn, "'%s' is empty", pf);
     } else if (!a) {
@@ -137,6 +179,7 @@ static int parse_line(const char *line, Preset p, const char *pf, const char *af
                      af);
         } else {
             it->prompt = dup_range(qs, 0, strlen(qs));
+            it->system = sys ? dup_range(sys, 0, strlen(sys)) : NULL;
             it->gold = gold;
             st = DR_OK;
         }
@@ -146,7 +189,8 @@ static int parse_line(const char *line, Preset p, const char *pf, const char *af
 }
 
 void dataset_free(Dataset *ds) {
-    for (int i = 0; i < ds->n; i++) free(ds->items[i].prompt), free(ds->items[i].gold);
+    for (int i = 0; i < ds->n; i++)
+        free(ds->items[i].prompt), free(ds->items[i].system), free(ds->items[i].gold);
     free(ds->items);
     memset(ds, 0, sizeof *ds);
 }
@@ -156,13 +200,19 @@ int dataset_load(const char *path, const char *preset, const DatasetFields *fiel
     memset(ds, 0, sizeof *ds);
     Preset p;
     if (!preset_parse(preset, &p))
-        return dr_error("%s: task '%s': expected gsm8k, math or custom", path,
+        return dr_error("%s: task '%s': expected gsm8k, math, verl or custom", path,
                         preset ? preset : "(none)");
     if (!(max_bad >= 0 && max_bad <= 1))
         return dr_error("%s: the allowed fraction of bad lines must be in [0, 1], got %g", path,
                         max_bad);
-    const char *pf = p == PRESET_GSM8K ? "question" : p == PRESET_MATH ? "problem" : NULL;
-    const char *af = p == PRESET_GSM8K ? "answer" : p == PRESET_MATH ? "solution" : NULL;
+    const char *pf = p == PRESET_GSM8K  ? "question"
+                     : p == PRESET_MATH ? "problem"
+                     : p == PRESET_VERL ? "prompt"
+                                        : NULL;
+    const char *af = p == PRESET_GSM8K  ? "answer"
+                     : p == PRESET_MATH ? "solution"
+                     : p == PRESET_VERL ? "reward_model.ground_truth"
+                                        : NULL;
     if (fields && fields->prompt_field) pf = fields->prompt_field;
     if (fields && fields->answer_field) af = fields->answer_field;
     if (!pf || !af || !*pf || !*af)

@@ -5,22 +5,23 @@
 #include "commands.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "denserl — RL training of language models with dense process rewards\n\n"
-               "usage:\n"
-               "  denserl train CONFIG.json [--set key.path=value ...]\n"
-               "  denserl logprobs --model DIR --data IN.jsonl --out OUT.jsonl\n"
-               "  denserl inspect DUMP.safetensors [--row I] [--rows N] [--plain]\n"
-               "  denserl plot SPEC.json OUT.svg\n"
-               "  denserl verify --task gsm8k|math (--answer A --response R | --data IN.jsonl)\n"
-               "  denserl generate --model DIR (--prompt TEXT | --data IN.jsonl [--task T]) "
-               "[options]\n"
-               "  denserl eval --model DIR --data IN.jsonl --task gsm8k|math [--samples K] "
-               "[options]\n"
-               "  denserl bench CONFIG.json [--set k=v ...] [--shape NAME | --model-config DIR] "
-               "[--warmup W] [--steps S] [--json OUT.json]\n"
-               "  denserl score --prm DIR --ref DIR --data IN.jsonl [--out OUT.jsonl] [options]\n"
-               "  (denserl generate --help and denserl eval --help list the options)\n"
-               "  denserl --help | --version\n");
+    fprintf(
+        f, "denserl — RL training of language models with dense process rewards\n\n"
+           "usage:\n"
+           "  denserl train CONFIG.json [--set key.path=value ...]\n"
+           "  denserl logprobs --model DIR --data IN.jsonl --out OUT.jsonl\n"
+           "  denserl inspect DUMP.safetensors [--row I] [--rows N] [--plain]\n"
+           "  denserl plot SPEC.json OUT.svg\n"
+           "  denserl verify --task gsm8k|math (--answer A --response R | --data IN.jsonl)\n"
+           "  denserl generate --model DIR (--prompt TEXT | --data IN.jsonl [--task T]) "
+           "[options]\n"
+           "  denserl eval --model DIR --data IN.jsonl --task gsm8k|math|verl|custom [--samples K] "
+           "[options]\n"
+           "  denserl bench CONFIG.json [--set k=v ...] [--shape NAME | --model-config DIR] "
+           "[--warmup W] [--steps S] [--json OUT.json]\n"
+           "  denserl score --prm DIR --ref DIR --data IN.jsonl [--out OUT.jsonl] [options]\n"
+           "  (denserl generate --help and denserl eval --help list the options)\n"
+           "  denserl --help | --version\n");
 }
 
 int main(int argc, char **argv) {

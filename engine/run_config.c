@@ -46,7 +46,7 @@ static const CfgField FIELDS[] = {
     F("model.tie_word_embeddings", CFG_BOOL, model.tie_word_embeddings, 0, 1, NULL, ""),
     F("model.init_std", CFG_FLOAT, model.init_std, 1e-6, 10, NULL, "std of random init"),
     F("model.rope_theta", CFG_FLOAT, model.rope_theta, 1, 1e9, NULL, ""),
-    F("task.name", CFG_STRING, task.name, 0, 0, "arith|gsm8k|math|custom",
+    F("task.name", CFG_STRING, task.name, 0, 0, "arith|gsm8k|math|verl|custom",
       "the training task: the embedded arithmetic, or a JSONL math dataset (custom: fields "
       "named by task.prompt_field and task.answer_field)"),
     F("task.prompt_field", CFG_STRING, task.prompt_field, 0, 0, NULL,

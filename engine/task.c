@@ -33,7 +33,7 @@ double rollout_verify(const int *row, int prompt_len, int resp_len) {
 }
 
 int task_is_dataset(const char *name) {
-    return !strcmp(name, "gsm8k") || !strcmp(name, "math") || !strcmp(name, "custom");
+    return dataset_preset_valid(name);
 }
 
 int task_open_arith(Task *t, const RunConfig *rc) {
@@ -121,7 +121,9 @@ static int load_prompts(Task *t, const RunConfig *rc, const char *key, const cha
     for (int i = 0; i < ds.n && p->n < n && st == DR_OK; i++) {
         const DatasetItem *it = &ds.items[i];
         snprintf(where, sizeof where, "%s:%d", path, it->line);
-        char *text = chat_format(&t->tpl, it->prompt);
+        ChatTemplate tpl = t->tpl; /* the item's own system message in place of task.system */
+        if (it->system) tpl.system = it->system;
+        char *text = chat_format(&tpl, it->prompt);
         const int k = p->n;
         st = encode_text(t->tok, text, bos, where, &p->ids[k], &p->len[k]);
         free(text);

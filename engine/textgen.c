@@ -139,11 +139,14 @@ int textgen_open(TextGen *tg, const TextGenOptions *o) {
     return DR_OK;
 }
 
-int textgen_encode(TextGen *tg, const char *user, const char *where, int **ids, int *n) {
+int textgen_encode(TextGen *tg, const char *user, const char *system, const char *where, int **ids,
+                   int *n) {
     *ids = NULL;
     *n = 0;
     const int ctx = tg->cfg.max_pos;
-    char *text = chat_format(&tg->tpl, user);
+    ChatTemplate tpl = tg->tpl;
+    if (system) tpl.system = system;
+    char *text = chat_format(&tpl, user);
     int bos = tg->tpl.kind == CHAT_RAW ? tok_bpe_bos_id(tg->tok) : -1;
     int *buf = xmalloc(sizeof(int) * ((size_t)ctx + 1));
     int off = bos >= 0 ? 1 : 0;
@@ -178,8 +181,8 @@ int textgen_encode(TextGen *tg, const char *user, const char *where, int **ids, 
     return DR_OK;
 }
 
-int textgen_encode_all(TextGen *tg, int n, const char *const *texts, const char *file,
-                       const int *lines, TextGenPrompts *p) {
+int textgen_encode_all(TextGen *tg, int n, const char *const *texts, const char *const *systems,
+                       const char *file, const int *lines, TextGenPrompts *p) {
     memset(p, 0, sizeof *p);
     p->ids = xcalloc(n > 0 ? n : 1, sizeof(int *));
     p->len = xcalloc(n > 0 ? n : 1, sizeof(int));
@@ -189,7 +192,8 @@ int textgen_encode_all(TextGen *tg, int n, const char *const *texts, const char 
             snprintf(where, sizeof where, "%s:%d", file, lines[i]);
         else
             snprintf(where, sizeof where, "--prompt");
-        if (textgen_encode(tg, texts[i], where, &p->ids[i], &p->len[i])) {
+        if (textgen_encode(tg, texts[i], systems ? systems[i] : NULL, where, &p->ids[i],
+                           &p->len[i])) {
             textgen_prompts_free(p);
             return DR_ERR;
         }

@@ -93,10 +93,12 @@ typedef struct {
 /* Validates the options, reads config.json and the tokenizer, resolves the template and its
  * stop tokens and picks the backend; the weights are not read yet. DR_OK or DR_ERR. */
 int textgen_open(TextGen *tg, const TextGenOptions *o);
-/* Formats USER with the template and encodes it: *ids (malloc'd, *n of them). WHERE names
- * the prompt in errors ("--prompt", "FILE:LINE"): a prompt with no tokens, one that leaves
- * no room for a reply in the model's context, or an id outside the model's vocabulary. */
-int textgen_encode(TextGen *tg, const char *user, const char *where, int **ids, int *n);
+/* Formats USER with the template (SYSTEM, when not NULL, in place of its system prompt) and
+ * encodes it: *ids (malloc'd, *n of them). WHERE names the prompt in errors ("--prompt",
+ * "FILE:LINE"): a prompt with no tokens, one that leaves no room for a reply in the model's
+ * context, or an id outside the model's vocabulary. */
+int textgen_encode(TextGen *tg, const char *user, const char *system, const char *where, int **ids,
+                   int *n);
 /* n encoded prompts, from textgen_encode_all. */
 typedef struct {
     int n;
@@ -105,10 +107,10 @@ typedef struct {
     int max_len; /* the longest */
 } TextGenPrompts;
 
-/* textgen_encode for each of texts (n); errors name "FILE:LINE" with lines[i] when file is
- * given, else "--prompt". *p is empty after an error. */
-int textgen_encode_all(TextGen *tg, int n, const char *const *texts, const char *file,
-                       const int *lines, TextGenPrompts *p);
+/* textgen_encode for each of texts (n), with systems[i] (systems may be NULL); errors name
+ * "FILE:LINE" with lines[i] when file is given, else "--prompt". *p is empty after an error. */
+int textgen_encode_all(TextGen *tg, int n, const char *const *texts, const char *const *systems,
+                       const char *file, const int *lines, TextGenPrompts *p);
 void textgen_prompts_free(TextGenPrompts *p);
 /* Rows per generate() call for n prompts of k samples each: whole prompts, about batch rows
  * (at least k). */

@@ -272,6 +272,79 @@ static void test_custom(void) {
            "every kind of bad line skipped, none left: %s", dr_last_error());
 }
 
+/* The error of loading TEXT, one bad line, as PRESET with fields f (NULL: the preset's). */
+static const char *one_bad_line(const char *text, const char *preset, const DatasetFields *f) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/bad.jsonl", g_tmp);
+    write_text(path, text);
+    Dataset ds;
+    if (dataset_load(path, preset, f, 0, &ds) == DR_OK) {
+        dataset_free(&ds);
+        return "(loaded)";
+    }
+    return dr_last_error();
+}
+
+/* verl's RL data: the prompt a list of chat messages, the answer at reward_model.ground_truth;
+ * field paths through nested objects for any preset. */
+static void test_verl(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/verl.jsonl", g_tmp);
+    write_text(
+        path,
+        "{\"data_source\": \"x\", \"prompt\": [{\"content\": \"Be exact.\", \"role\": "
+        "\"system\"}, {\"content\": \"What is 1/2?\", \"role\": \"user\"}], "
+        "\"reward_model\": {\"ground_truth\": \"\\\\frac{1}{2}\", \"style\": \"rule\"}}\n"
+        "{\"prompt\": [{\"role\": \"user\", \"content\": \"Six times seven?\"}], "
+        "\"reward_model\": {\"ground_truth\": 42}}\n"
+        "{\"prompt\": \"A plain prompt\", \"reward_model\": {\"ground_truth\": \"#### 7\"}}\n");
+    Dataset ds;
+    REQUIRE(dataset_load(path, "verl", NULL, 0, &ds) == DR_OK, "verl loads: %s", dr_last_error());
+    EXPECT(ds.n == 3 && !strcmp(ds.items[0].prompt, "What is 1/2?") &&
+               !strcmp(ds.items[0].system, "Be exact.") &&
+               !strcmp(ds.items[0].gold, "\\frac{1}{2}") &&
+               !strcmp(ds.items[1].prompt, "Six times seven?") && !ds.items[1].system &&
+               !strcmp(ds.items[1].gold, "42") && !strcmp(ds.items[2].prompt, "A plain prompt") &&
+               !ds.items[2].system && !strcmp(ds.items[2].gold, "7"),
+           "verl items: the user's text, the system message, the ground truth (number, ####)");
+    dataset_free(&ds);
+    /* one bad line each: the prompt's messages, then the rest of the line after them */
+    static const char *const bad[][3] = {
+        {"[{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": "
+         "\"b\"}]",
+         "", "bad.jsonl:1: 'prompt' holds other turns"},
+        {"[{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"user\", \"content\": \"b\"}]", "",
+         "'prompt' holds other turns"},
+        {"[{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"system\", \"content\": \"b\"}]",
+         "", "'prompt' holds other turns"},
+        {"[{\"role\": \"user\"}]", "", "without a string \"role\" and \"content\""},
+        {"[{\"role\": \"system\", \"content\": \"s\"}]", "", "'prompt' has no user message"},
+        {"[]", "", "'prompt' has no user message"},
+        {"[{\"role\": \"user\", \"content\": \"a\"}]", "{\"style\": \"rule\"}",
+         "no 'reward_model.ground_truth' field"},
+        {"{\"text\": \"a\"}", "", "'prompt' is not a string or a list of chat messages"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        char line[512];
+        snprintf(line, sizeof line, "{\"prompt\": %s, \"reward_model\": %s}\n", bad[k][0],
+                 *bad[k][1] ? bad[k][1] : "{\"ground_truth\": \"1\"}");
+        const char *e = one_bad_line(line, "verl", NULL);
+        EXPECT(strstr(e, bad[k][2]), "verl bad line %zu: %s", k, e);
+    }
+    DatasetFields paths = {"data.q", "a.b"}; /* a key with a dot in it is taken first */
+    write_text(path,
+               "{\"data\": {\"q\": \"nested\"}, \"a.b\": \"#### 5\", \"a\": {\"b\": \"9\"}}\n");
+    REQUIRE(dataset_load(path, "custom", &paths, 0, &ds) == DR_OK, "paths load: %s",
+            dr_last_error());
+    EXPECT(ds.n == 1 && !strcmp(ds.items[0].prompt, "nested") && !strcmp(ds.items[0].gold, "5"),
+           "custom fields: a path into nested objects, a key with a dot before a path");
+    dataset_free(&ds);
+    DatasetFields deep = {"data.q.r", "a.b"};
+    const char *e =
+        one_bad_line("{\"data\": {\"q\": \"nested\"}, \"a.b\": \"#### 5\"}\n", "custom", &deep);
+    EXPECT(strstr(e, "no 'data.q.r' field"), "a path through a string: %s", e);
+}
+
 /* The default fraction allows 1 bad line in 100 and not 2. */
 static void test_fraction(void) {
     char path[512];
@@ -371,6 +444,7 @@ int main(int argc, char **argv) {
     test_gsm8k();
     test_math();
     test_custom();
+    test_verl();
     test_fraction();
     test_lossy();
     test_rmtree(g_tmp);

@@ -133,6 +133,49 @@ bad_case "custom without fields" "needs 'task.prompt_field' and 'task.answer_fie
 bad_case "custom, a field the data lacks" "no 'query' field" --set task.name=custom \
     --set task.prompt_field=query --set task.answer_field=answer
 
+# task.name "verl": verl's RL data (PRIME's Eurus-2-RL-Data as JSONL), the prompt a list of
+# chat messages and the answer at reward_model.ground_truth. Each message list here carries a
+# long system message: with task.max_prompt_tokens 65, which 5 of the plain prompts fit, no
+# prompt fits once its system message is in it; without the system messages they fit again.
+python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    try:
+        j = json.loads(l)
+    except ValueError:
+        continue
+    msgs = [{"role": "user", "content": j["question"]}]
+    if sys.argv[2] == "system":
+        msgs.insert(0, {"role": "system", "content": "Think it through carefully. " * 12})
+    print(json.dumps({"data_source": "gsm8k", "prompt": msgs, "ability": "math",
+                      "reward_model": {"ground_truth": j["answer"].split("####")[-1].strip(),
+                                       "style": "rule"}}))
+' "$DATA" system >"$W/verl.jsonl"
+verl=(--set task.name=verl --set task.train_data="$W/verl.jsonl" --set task.eval_data="$W/verl.jsonl"
+    --set task.max_bad_fraction=0 --set rl.steps=1)
+out=$("$BIN" train "$W/c.json" "${common[@]}" "${verl[@]}" --set run_dir="$W/verl" 2>&1)
+expect_eq "verl: run exits 0 (no bad line allowed)" 0 "$?"
+expect "verl: every line read, eval on the verl file" "greedy, 4 problems" "$out"
+expect_eq "verl: one rl line" 1 "$(grep -c '"phase": *"rl"' "$W/verl/metrics.jsonl" 2>/dev/null)"
+bad_case "verl: the system messages are in the prompts" \
+    "every prompt is longer than task.max_prompt_tokens" "${verl[@]}" --set task.max_prompt_tokens=65
+sed 's/{"role": "system", "content": "[^"]*"}, //' "$W/verl.jsonl" >"$W/verl_user.jsonl"
+out=$("$BIN" train "$W/c.json" "${common[@]}" "${verl[@]}" --set task.max_prompt_tokens=65 \
+    --set task.train_data="$W/verl_user.jsonl" --set task.eval_data="$W/verl_user.jsonl" \
+    --set task.eval_size=8 --set run_dir="$W/verl_user" 2>&1)
+expect "verl: without them the same prompts fit" "skipped 2 prompts longer than 65 tokens" "$out"
+"$BIN" eval --model "$W/run/policy" --data "$W/verl.jsonl" --task verl --max-new-tokens 8 \
+    --limit 2 >"$W/veval.out" 2>&1 && ok "verl: eval reads it" ||
+    bad "verl: eval: $(tail -2 "$W/veval.out")"
+# eval formats each item with its own system message too: one the model's context of 512
+# cannot hold is an error naming the line
+sed '2,$d; s/\(Think it through carefully. \)\{12\}/&&&&&&&&&&&&/' "$W/verl.jsonl" >"$W/verl_long.jsonl"
+out=$("$BIN" eval --model "$W/run/policy" --data "$W/verl_long.jsonl" --task verl \
+    --max-new-tokens 8 2>&1)
+expect_eq "verl: eval, a system message past the context: exit 2" 2 "$?"
+expect "verl: eval, a system message past the context: names the line" \
+    "verl_long.jsonl:1: the prompt needs more than the model's context" "$out"
+
 # the shipped real-data config (configs/prime_math.json) is whole: with the test model and
 # data in place of the paths it names, and on this CPU, it passes --dry-run
 out=$("$BIN" train "$ROOT/configs/prime_math.json" --set model.init="$W/model" \

@@ -1,11 +1,12 @@
 /* libFuzzer harness for the loaders of user files: the first input byte picks one, the rest
  * is written to a file it then reads. Each must accept the file or refuse it with a message
  * (DR_ERR and a non-empty dr_last_error()); a crash, a hang or a sanitizer report is a bug.
- *   0-2  a JSONL dataset (dataset_load; gsm8k, math, custom presets)
+ *   0-2  a JSONL dataset (dataset_load; gsm8k, math, custom presets: custom's answer at "a.b")
  *   3    a safetensors file (st_open, then reading every tensor as fp32)
  *   4    a tokenizer.json (tok_bpe_load, then encoding a sample)
  *   5    a run config (run_config_load)
- *   6    a tokenizer_config.json (chat_template_kind "auto": which chat template it holds) */
+ *   6    a tokenizer_config.json (chat_template_kind "auto": which chat template it holds)
+ *   7    a JSONL dataset of the verl preset (chat-message prompts, a nested answer) */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +37,7 @@ static void refused_with_message(int st) {
 
 static void dataset(const char *preset) {
     Dataset ds;
-    DatasetFields fields = {"q", "a"};
+    DatasetFields fields = {"q", "a.b"}; /* "a.b": a key, else a path */
     int st = dataset_load(g_path, preset, strcmp(preset, "custom") ? NULL : &fields, 0.5, &ds);
     refused_with_message(st);
     if (st == DR_OK) {
@@ -78,13 +79,21 @@ static void run_config(void) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    const int which = data[0] % 6;
-    static const char *names[6] = {"d.jsonl",       "d.jsonl",        "d.jsonl",
-                                   "m.safetensors", "tokenizer.json", "c.json"};
+    const int which = data[0] % 8;
+    static const char *names[8] = {"d.jsonl",
+                                   "d.jsonl",
+                                   "d.jsonl",
+                                   "m.safetensors",
+                                   "tokenizer.json",
+                                   "c.json",
+                                   "tokenizer_config.json",
+                                   "d.jsonl"};
     write_input(data + 1, size - 1, names[which]);
     static const char *presets[3] = {"gsm8k", "math", "custom"};
     if (which < 3)
         dataset(presets[which]);
+    else if (which == 7)
+        dataset("verl");
     else if (which == 3)
         safetensors();
     else if (which == 4)

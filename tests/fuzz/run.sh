@@ -49,6 +49,10 @@ rd = lambda p: open(p, "rb").read()
 put("loaders", "gsm8k", b"\0" + rd("tests/fixtures/data/gsm8k_mini.jsonl"))
 put("loaders", "math", b"\1" + rd("tests/fixtures/data/math_mini.jsonl"))
 put("loaders", "custom", b"\2" + b'{"q": "1+1?", "a": 2}\n{"q": "x", "a": "\\\\boxed{3}"}\n')
+put("loaders", "custom_path", b"\2" + b'{"q": "2+2?", "a": {"b": "#### 4"}}\n')
+put("loaders", "verl", b"\7" + json.dumps({"prompt": [{"role": "system", "content": "Be exact."},
+    {"role": "user", "content": "1/2 + 1/2?"}], "reward_model": {"ground_truth": "1"}}).encode()
+    + b"\n" + b'{"prompt": "plain", "reward_model": {"ground_truth": 3}}\n')
 put("loaders", "safetensors", b"\3" + rd("tests/fixtures/hf/qwen2_tied/model.safetensors"))
 for t in ("split_contig", "split_next", "gpt2"):
     put("loaders", f"tok_{t}", b"\4" + rd(f"tests/fixtures/bpe/{t}/tokenizer.json"))
