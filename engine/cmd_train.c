@@ -256,13 +256,38 @@ static void step_report(RunReport *rep, Progress *pr, const RlConfig *c, int ste
                        len_s);
 }
 
-/* A held-out evaluation during RL: console, report curve and metrics line. */
+/* A held-out evaluation with its console line: "eval | WHEN | held-out accuracy A%" (the mean
+ * of the eval files' accuracies), the problem count when count is set, then each file's
+ * accuracy when there are several; those into per_set (TASK_MAX_EVAL_SETS) when not NULL. */
+static double held_out(Generator *g, const Task *task, const RunConfig *rc, const char *when,
+                       int count, double *per_set) {
+    double sets[TASK_MAX_EVAL_SETS];
+    const double a = prime_eval(g, task, rc, sets);
+    printf("eval | %s | held-out accuracy %.1f%%", when, 100 * a);
+    if (count) printf(" (greedy, %d problems)", task->eval_n);
+    for (int s = 0; task->n_eval_sets > 1 && s < task->n_eval_sets; s++)
+        printf("%s%s %.1f%%", s ? ", " : " | ", task->eval_sets[s].name, 100 * sets[s]);
+    printf("\n");
+    if (per_set) memcpy(per_set, sets, sizeof sets);
+    return a;
+}
+
+/* A held-out evaluation during RL: console, report curve and metrics line (with each eval
+ * file's accuracy under "eval_sets" when there are several). */
 static void eval_point(Prime *p, const RunConfig *rc, const Task *task, int step, RunReport *rep,
                        FILE *metrics) {
-    double a = prime_eval(&p->gen, task, rc);
-    printf("eval | rl step %d | held-out accuracy %.1f%%\n", step, 100 * a);
+    char when[32];
+    double sets[TASK_MAX_EVAL_SETS];
+    snprintf(when, sizeof when, "rl step %d", step);
+    double a = held_out(&p->gen, task, rc, when, 0, sets);
     curve_add(&rep->eval_step, &rep->eval_acc, &rep->n_eval, step, a);
     json_t *j = json_pack("{s:s, s:i, s:f}", "phase", "rl_eval", "step", step, "eval_accuracy", a);
+    if (task->n_eval_sets > 1) {
+        json_t *o = json_object();
+        for (int s = 0; s < task->n_eval_sets; s++)
+            json_object_set_new(o, task->eval_sets[s].name, json_real(sets[s]));
+        json_object_set_new(j, "eval_sets", o);
+    }
     json_dumpf(j, metrics, JSON_COMPACT);
     fputc('\n', metrics);
     json_decref(j);
@@ -290,8 +315,7 @@ static int save_model(const Model *m, const RunConfig *rc, const char *name) {
 /* The final evaluation and the checkpoints of the policy and the PRM (none with the PRM
  * off). */
 static int rl_finish(Prime *p, Model *m, const RunConfig *rc, const Task *task, RunReport *rep) {
-    rep->rl_eval_accuracy = prime_eval(&p->gen, task, rc);
-    printf("eval | after RL | held-out accuracy %.1f%%\n", 100 * rep->rl_eval_accuracy);
+    rep->rl_eval_accuracy = held_out(&p->gen, task, rc, "after RL", 0, NULL);
     curve_add(&rep->eval_step, &rep->eval_acc, &rep->n_eval, rc->rl.steps, rep->rl_eval_accuracy);
     int st = save_model(m, rc, "policy");
     if (st == DR_OK && rl_has_prm(&rc->rl)) st = save_model(&p->prm, rc, "prm");
@@ -430,9 +454,7 @@ static int rl_run(Model *m, const RunConfig *rc, const Task *task, FILE *metrics
         if (st == DR_OK) st = tb_open(tb, rc->run_dir, tb->on); /* the metrics cut back */
         first = done + 1;
     } else {
-        rep->sft_eval_accuracy = prime_eval(&p.gen, task, rc);
-        printf("eval | after SFT | held-out accuracy %.1f%% (greedy, %d problems)\n",
-               100 * rep->sft_eval_accuracy, task->eval_n);
+        rep->sft_eval_accuracy = held_out(&p.gen, task, rc, "after SFT", 1, NULL);
         curve_add(&rep->eval_step, &rep->eval_acc, &rep->n_eval, 0, rep->sft_eval_accuracy);
     }
     Progress pr;
@@ -470,7 +492,7 @@ static double eval_only(Model *m, const RunConfig *rc, const Task *task) {
     Generator g;
     int rows = task->eval_n < 256 ? task->eval_n : 256;
     generator_init(&g, m, rows, prime_max_len(task, rc));
-    double a = prime_eval(&g, task, rc);
+    double a = held_out(&g, task, rc, "after SFT", 1, NULL);
     generator_free(&g);
     return a;
 }
@@ -612,8 +634,6 @@ int cmd_train(int argc, char **argv) {
         st = dr_error("train --resume: rl.steps is 0, so there is nothing to go on with");
     } else if (st == DR_OK) {
         rep.sft_eval_accuracy = eval_only(&m, &rc, &task);
-        printf("eval | after SFT | held-out accuracy %.1f%% (greedy, %d problems)\n",
-               100 * rep.sft_eval_accuracy, task.eval_n);
     }
     if (metrics) fclose(metrics);
     if (st == DR_OK) st = tb_sync(&tb);

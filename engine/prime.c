@@ -980,7 +980,7 @@ int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss) {
     return DR_OK;
 }
 
-double prime_eval(Generator *gen, const Task *task, const RunConfig *rc) {
+double prime_eval(Generator *gen, const Task *task, const RunConfig *rc, double *per_set) {
     int n = task->eval_n, T = gen->T_cap, lo, hi;
     dist_rows(0, n, &lo, &hi); /* this rank's problems; greedy, so the same answers anywhere */
     /* every problem in one call: the generator decodes B_cap at a time and refills slots */
@@ -992,21 +992,30 @@ double prime_eval(Generator *gen, const Task *task, const RunConfig *rc) {
     SampleParams sp = sample_params_default();
     sp.temperature = 0; /* greedy */
     sp.max_new_tokens = rc->rl.max_response_tokens;
-    double correct = 0;
+    double correct[TASK_MAX_EVAL_SETS] = {0};
     for (int r = 0; r < hi - lo; r++) {
         plen[r] = task_eval_prompt(task, lo + r, prompts + (size_t)r * T, T);
         ids[r] = (unsigned long long)(lo + r);
     }
     generate(gen, prompts, plen, hi - lo, &sp, task->stop, task->n_stop, task->pad_id, 0, ids, out,
              rlen, eos, NULL);
-    for (int r = 0; r < hi - lo; r++)
-        correct += task_verify(task, 1, lo + r, out + (size_t)r * T, plen[r], rlen[r]);
+    for (int r = 0, s = 0; r < hi - lo; r++) {
+        while (lo + r >= task->eval_sets[s].end) s++;
+        correct[s] += task_verify(task, 1, lo + r, out + (size_t)r * T, plen[r], rlen[r]);
+    }
     free(prompts);
     free(plen);
     free(out);
     free(rlen);
     free(eos);
     free(ids);
-    dist_sum_f64(&correct, 1);
-    return correct / n;
+    dist_sum_f64(correct, task->n_eval_sets);
+    double mean = 0;
+    for (int s = 0; s < task->n_eval_sets; s++) {
+        const TaskEvalSet *e = &task->eval_sets[s];
+        const double a = correct[s] / (e->end - e->start > 0 ? e->end - e->start : 1);
+        if (per_set) per_set[s] = a;
+        mean += a / task->n_eval_sets;
+    }
+    return mean;
 }

@@ -75,8 +75,10 @@ void prime_free(Prime *p);
 /* One RL step; fills stats and writes a metrics line. step is 1-based. Returns DR_OK, or
  * DR_ERR if the debug dump could not be written. */
 int prime_step(Prime *p, int step, RolloutStats *rs, StepStats *ss);
-/* Greedy accuracy of a model on the task's fixed held-out set (task->eval_n problems). */
-double prime_eval(Generator *gen, const Task *task, const RunConfig *rc);
+/* Greedy accuracy of a model on the task's fixed held-out set (task->eval_n problems): the
+ * mean of its parts' accuracies (task->eval_sets), each into per_set[s] when per_set is not
+ * NULL. */
+double prime_eval(Generator *gen, const Task *task, const RunConfig *rc, double *per_set);
 /* Tokens of the packed step's rows (prompt + response each), the tokens a model call over
  * them computes; padding is not counted. */
 double prime_batch_tokens(const Prime *p);

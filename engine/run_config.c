@@ -62,7 +62,8 @@ static const CfgField FIELDS[] = {
     F("task.train_data", CFG_STRING, task.train_data, 0, 0, NULL,
       "dataset tasks: JSONL file of training prompts"),
     F("task.eval_data", CFG_STRING, task.eval_data, 0, 0, NULL,
-      "dataset tasks: JSONL file of held-out prompts (the first task.eval_size)"),
+      "dataset tasks: JSONL file of held-out prompts (the first task.eval_size), or several "
+      "separated by commas, each scored on its own (the mean is the held-out accuracy)"),
     F("task.template", CFG_STRING, task.template_name, 0, 0, "auto|chatml|llama3|raw",
       "dataset tasks: chat template (auto: from tokenizer_config.json)"),
     F("task.system", CFG_STRING, task.system, 0, 0, NULL,

@@ -44,6 +44,8 @@ int task_open_arith(Task *t, const RunConfig *rc) {
     t->seed = (unsigned long long)rc->seed;
     t->eval_seed = (unsigned long long)rc->task.eval_seed;
     t->eval_n = rc->task.eval_size;
+    t->n_eval_sets = 1;
+    t->eval_sets[0] = (TaskEvalSet){"arith", 0, t->eval_n};
     t->vocab = CHARTOK_VOCAB;
     t->stop[0] = CHARTOK_EOS;
     t->n_stop = 1;
@@ -152,6 +154,64 @@ static int load_prompts(Task *t, const RunConfig *rc, const char *key, const cha
     return st;
 }
 
+/* Moves src's prompts onto the end of dst (src is left empty). */
+static void prompts_append(TaskPrompts *dst, TaskPrompts *src) {
+    const size_t n = (size_t)dst->n + (size_t)src->n;
+    dst->ids = realloc(dst->ids, sizeof(int *) * (n ? n : 1));
+    dst->len = realloc(dst->len, sizeof(int) * (n ? n : 1));
+    dst->gold = realloc(dst->gold, sizeof(char *) * (n ? n : 1));
+    CHECK(dst->ids && dst->len && dst->gold);
+    memcpy(dst->ids + dst->n, src->ids, sizeof(int *) * (size_t)src->n);
+    memcpy(dst->len + dst->n, src->len, sizeof(int) * (size_t)src->n);
+    memcpy(dst->gold + dst->n, src->gold, sizeof(char *) * (size_t)src->n);
+    dst->n = (int)n;
+    free(src->ids), free(src->len), free(src->gold);
+    memset(src, 0, sizeof *src);
+}
+
+/* Whether a set before the one being added is called name. */
+static int eval_name_taken(const Task *t, const char *name) {
+    for (int s = 0; s < t->n_eval_sets; s++)
+        if (!strcmp(t->eval_sets[s].name, name)) return 1;
+    return 0;
+}
+
+/* The name of eval file PATH: its base name without its extension, made unique among the sets
+ * before it with "#2", "#3", ... */
+static void eval_set_name(const Task *t, const char *path, char *name, size_t cap) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    const size_t n = dot && dot > base ? (size_t)(dot - base) : strlen(base);
+    char stem[48];
+    snprintf(stem, sizeof stem, "%.*s", (int)(n < sizeof stem - 1 ? n : sizeof stem - 1), base);
+    snprintf(name, cap, "%s", stem);
+    for (int k = 2; eval_name_taken(t, name); k++) snprintf(name, cap, "%s#%d", stem, k);
+}
+
+/* The eval set: task.eval_data's files (separated by commas) one after the other. */
+static int load_eval_sets(Task *t, const RunConfig *rc) {
+    const char *list = rc->task.eval_data;
+    char path[CFG_STR_LEN];
+    for (const char *s = list;; s++) {
+        const size_t n = strcspn(s, ",");
+        if (n == 0) return dr_error("'task.eval_data': \"%s\": an empty file name", list);
+        if (t->n_eval_sets == TASK_MAX_EVAL_SETS)
+            return dr_error("'task.eval_data': more than %d files", TASK_MAX_EVAL_SETS);
+        snprintf(path, sizeof path, "%.*s", (int)n, s);
+        TaskPrompts p;
+        if (load_prompts(t, rc, "task.eval_data", path, rc->task.eval_size, &p)) return DR_ERR;
+        TaskEvalSet *set = &t->eval_sets[t->n_eval_sets];
+        eval_set_name(t, path, set->name, sizeof set->name);
+        set->start = t->eval.n;
+        prompts_append(&t->eval, &p);
+        set->end = t->eval.n;
+        t->n_eval_sets++;
+        s += n;
+        if (!*s) return DR_OK;
+    }
+}
+
 static unsigned long long splitmix64(unsigned long long *s) {
     unsigned long long z = (*s += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -194,8 +254,7 @@ static int open_dataset(Task *t, const RunConfig *rc, const char *cfg_path) {
                 delim, nd < 0 ? "more than 8" : "several", d[0]);
     t->delim_id = d[0];
     if (load_prompts(t, rc, "task.train_data", rc->task.train_data, -1, &t->train)) return DR_ERR;
-    if (load_prompts(t, rc, "task.eval_data", rc->task.eval_data, rc->task.eval_size, &t->eval))
-        return DR_ERR;
+    if (load_eval_sets(t, rc)) return DR_ERR;
     t->eval_n = t->eval.n;
     /* a Fisher-Yates permutation of the training items, fixed by the seed */
     t->perm = xcalloc(t->train.n, sizeof(long long));

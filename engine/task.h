@@ -4,8 +4,8 @@
  *   arith        the embedded chain-arithmetic task (task_arith.h) with the character
  *                tokenizer; the functions below wrap task_prompt_tokens / rollout_verify
  *                exactly, so arithmetic runs are bit-identical to what they were.
- *   gsm8k, math  a JSONL dataset (dataset.h presets; custom names its fields in
- *   custom       task.prompt_field / task.answer_field, which may also override a preset's)
+ *   gsm8k, math, a JSONL dataset (dataset.h presets; custom names its fields in
+ *   verl, custom task.prompt_field / task.answer_field, which may also override a preset's)
  *                with the Hugging Face tokenizer of model.init, a chat template
  *                (chat_template.h, task.template / task.system / task.suffix) and the math
  *                verifier (math_verify.h).
@@ -14,7 +14,10 @@
  * once, when the task is opened (a prompt that cannot be encoded is an error naming
  * FILE:LINE). Stream index i of the training stream is item perm[i mod n] of the train file,
  * perm a permutation of the items fixed by the run's seed; the eval set is the first
- * task.eval_size items of the eval file (fewer when the file is shorter). A response ends at
+ * task.eval_size items of the eval file (fewer when the file is shorter). task.eval_data may
+ * name several files, separated by commas (benchmarks: "math500.jsonl,aime24.jsonl"): the eval
+ * set is then their first task.eval_size items each, one after the other, and each file is a
+ * named part of it (eval_sets), scored on its own. A response ends at
  * any of the template's stop tokens (<|im_end|>, <|eot_id|>, the tokenizer's eos for raw, and
  * the end-of-text tokens <|endoftext|>, <|end_of_text|>); rows are padded with the tokenizer's eos
  * token (the primary stop token when there is none); pad positions are masked out anyway. A
@@ -31,6 +34,14 @@
 
 typedef enum { TASK_ARITH = 0, TASK_DATASET = 1 } TaskKind;
 
+#define TASK_MAX_EVAL_SETS 16
+
+/* A named part of the held-out set: items [start, end). */
+typedef struct {
+    char name[64]; /* the file's name without folder and extension ("arith" for arith) */
+    int start, end;
+} TaskEvalSet;
+
 /* Encoded prompts of one dataset file. */
 typedef struct {
     int n;
@@ -41,7 +52,9 @@ typedef struct {
 
 typedef struct {
     TaskKind kind;
-    int eval_n;                      /* held-out problems */
+    int eval_n; /* held-out problems */
+    TaskEvalSet eval_sets[TASK_MAX_EVAL_SETS];
+    int n_eval_sets;                 /* one per eval file (at least one) */
     int vocab;                       /* tokens the model must have (ids below vocab) */
     int pad_id;                      /* fills rows past their end */
     int delim_id;                    /* the step delimiter token */
@@ -57,7 +70,7 @@ typedef struct {
     long long *perm; /* (train.n) the training order */
 } Task;
 
-/* 1 when NAME is a dataset task (gsm8k, math, custom). */
+/* 1 when NAME is a dataset task (gsm8k, math, verl, custom). */
 int task_is_dataset(const char *name);
 /* The arithmetic task of rc (task.min_operands ...). DR_ERR when rl.step_delimiter is not one
  * of the character tokenizer's tokens. */

@@ -133,6 +133,28 @@ bad_case "custom without fields" "needs 'task.prompt_field' and 'task.answer_fie
 bad_case "custom, a field the data lacks" "no 'query' field" --set task.name=custom \
     --set task.prompt_field=query --set task.answer_field=answer
 
+# several eval files (benchmarks), separated by commas: task.eval_size items of each, every
+# file's accuracy on the console and under "eval_sets" in the metrics (the same file twice gets
+# "#2"), eval_accuracy their mean; the TensorBoard mirror holds them too
+out=$("$BIN" train "$W/c.json" "${common[@]}" --set rl.steps=2 --set rl.eval_every=1 \
+    --set task.eval_data="$DATA,$W/good.jsonl,$DATA" --set run_dir="$W/multi" 2>&1)
+expect_eq "several eval files: run exits 0" 0 "$?"
+expect "several eval files: 4 problems of each" "greedy, 12 problems" "$out"
+expect "several eval files: each file's accuracy" "| gsm8k_mini 0.0%, good 0.0%, gsm8k_mini#2 0.0%" "$out"
+expect_eq "several eval files: eval_sets in the metrics, eval_accuracy their mean" ok "$(python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    j = json.loads(l)
+    if j.get("phase") == "rl_eval":
+        s = j["eval_sets"]
+        ok = list(s) == ["gsm8k_mini", "good", "gsm8k_mini#2"] and \
+            abs(j["eval_accuracy"] - sum(s.values()) / 3) < 1e-9
+        print("ok" if ok else l)' "$W/multi/metrics.jsonl" 2>&1)"
+expect_eq "several eval files: the TensorBoard mirror" ok "$(python3 "$ROOT/tests/tfevents_check.py" "$W/multi")"
+bad_case "an empty name among the eval files" "an empty file name" --set task.eval_data="$DATA,,$DATA"
+bad_case "a missing eval file among several" "$W/nope.jsonl: no such readable file" \
+    --set task.eval_data="$DATA,$W/nope.jsonl"
+
 # task.name "verl": verl's RL data (PRIME's Eurus-2-RL-Data as JSONL), the prompt a list of
 # chat messages and the answer at reward_model.ground_truth. Each message list here carries a
 # long system message: with task.max_prompt_tokens 65, which 5 of the plain prompts fit, no
