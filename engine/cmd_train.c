@@ -470,7 +470,7 @@ static int rl_run(Model *m, const RunConfig *rc, const Task *task, FILE *metrics
         if (c->eval_every > 0 && step % c->eval_every == 0 && step < c->steps)
             eval_point(&p, rc, task, step, rep, metrics);
         fflush(metrics);
-        if (st == DR_OK) st = tb_sync(tb);
+        tb_sync(tb);
         if (st == DR_OK) st = checkpoint_point(&p, m, rc, step);
         *stopped = st == DR_OK ? stop_signal() : 0;
         if (st == DR_OK)
@@ -636,7 +636,7 @@ int cmd_train(int argc, char **argv) {
         rep.sft_eval_accuracy = eval_only(&m, &rc, &task);
     }
     if (metrics) fclose(metrics);
-    if (st == DR_OK) st = tb_sync(&tb);
+    tb_sync(&tb);
     tb_close(&tb);
     if (st == DR_OK && stopped) { /* the resume point is the run's state; no report yet */
         model_free(&m);

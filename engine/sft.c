@@ -175,7 +175,7 @@ int sft_run(Model *m, const RunConfig *rc, const char *run_dir, TbLog *tb) {
                                        "grad_norm", json_finite(gn), "tokens_per_s",
                                        tokens / (time_now() - pr.t0), "skipped_steps", skipped,
                                        "elapsed_s", time_now() - pr.t0));
-            if (tb) st = tb_sync(tb);
+            if (tb) tb_sync(tb);
             loss_acc = 0;
             loss_n = 0;
         }
@@ -184,9 +184,8 @@ int sft_run(Model *m, const RunConfig *rc, const char *run_dir, TbLog *tb) {
             printf("sft eval | step %d | held-out loss %.4f\n", step + 1, el);
             metrics_line(mf, json_pack("{s:s, s:i, s:o}", "phase", "sft_eval", "step", step + 1,
                                        "eval_loss", json_finite(el)));
-            if (tb && st == DR_OK) st = tb_sync(tb);
+            if (tb) tb_sync(tb);
         }
-        if (st) break; /* the TensorBoard mirror could not be written */
     }
     adamw_free(&opt);
     free(logp);

@@ -44,8 +44,9 @@ static int mirror_line(TbLog *t, const char *line) {
     return st;
 }
 
-int tb_sync(TbLog *t) {
-    if (!t->on) return DR_OK;
+/* The whole metrics lines past t->done into the event file; DR_ERR when it cannot be
+ * written. */
+static int mirror_new_lines(TbLog *t) {
     FILE *f = fopen(t->metrics, "rb");
     if (!f) return DR_OK; /* nothing written yet */
     int st = fseek(f, t->done, SEEK_SET) == 0 ? DR_OK : DR_ERR;
@@ -58,8 +59,15 @@ int tb_sync(TbLog *t) {
     }
     free(line);
     fclose(f);
-    return st ? dr_error("%s: cannot write (the TensorBoard mirror of %s)", t->path, t->metrics)
-              : DR_OK;
+    return st;
+}
+
+void tb_sync(TbLog *t) {
+    if (!t->on || mirror_new_lines(t) == DR_OK) return;
+    /* metrics.jsonl stays the record: a full disk or a lost mount stops the mirror, not the run */
+    fprintf(stderr, "warning: %s: cannot write; TensorBoard's mirror of %s stops here\n", t->path,
+            t->metrics);
+    t->on = 0;
 }
 
 /* Removes DIR's event files. */
@@ -91,7 +99,7 @@ int tb_open(TbLog *t, const char *run_dir, int on) {
     if (!t->fp) return dr_error("%s: cannot open for writing", tmp);
     tfevents_init(&t->ev, t->fp, 1);
     t->on = 1;
-    if (tb_sync(t) || rename(tmp, t->path) != 0) {
+    if (mirror_new_lines(t) || rename(tmp, t->path) != 0) {
         const int err = dr_error("%s: cannot write the TensorBoard event file", t->path);
         tb_close(t);
         remove(tmp);

@@ -20,6 +20,7 @@ typedef struct {
  * writes a new one with the metrics' lines so far (under a temporary name, renamed once
  * whole). DR_OK, or DR_ERR naming the path. */
 int tb_open(TbLog *t, const char *run_dir, int on);
-/* Mirrors the whole lines written to the metrics since the last call. DR_OK or DR_ERR. */
-int tb_sync(TbLog *t);
+/* Mirrors the whole lines written to the metrics since the last call. When the event file
+ * cannot be written, says so once on stderr and mirrors nothing more: the run goes on. */
+void tb_sync(TbLog *t);
 void tb_close(TbLog *t);
