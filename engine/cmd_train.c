@@ -258,7 +258,7 @@ static void step_report(RunReport *rep, Progress *pr, const RlConfig *c, int ste
 
 /* A held-out evaluation with its console line: "eval | WHEN | held-out accuracy A%" (the mean
  * of the eval files' accuracies), the problem count when count is set, then each file's
- * accuracy when there are several; those into per_set (TASK_MAX_EVAL_SETS) when not NULL. */
+ * accuracy when there are several; those into per_set (n_eval_sets) when not NULL. */
 static double held_out(Generator *g, const Task *task, const RunConfig *rc, const char *when,
                        int count, double *per_set) {
     double sets[TASK_MAX_EVAL_SETS];
@@ -268,7 +268,7 @@ static double held_out(Generator *g, const Task *task, const RunConfig *rc, cons
     for (int s = 0; task->n_eval_sets > 1 && s < task->n_eval_sets; s++)
         printf("%s%s %.1f%%", s ? ", " : " | ", task->eval_sets[s].name, 100 * sets[s]);
     printf("\n");
-    if (per_set) memcpy(per_set, sets, sizeof sets);
+    if (per_set) memcpy(per_set, sets, sizeof(double) * (size_t)task->n_eval_sets);
     return a;
 }
 
